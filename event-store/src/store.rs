@@ -1,0 +1,532 @@
+//! Appending to and reading from the PostgreSQL event store.
+
+use std::collections::HashSet;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{AppendError, InvalidAppend, StoreError};
+use crate::event::{
+    AppendRequest, AppendResult, AppendedEvent, GlobalCursor, ReadAllPage, RecordedEvent,
+    StreamAppended,
+};
+use crate::stream_id::{Prefecture, StreamId};
+
+/// Longest actor (principal id) and event type accepted.
+const MAX_NAME_LEN: usize = 200;
+
+/// Bounds on what one append may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Largest payload of one event. The default, 1 MiB, leaves room for the metadata
+    /// headers under a 2 MiB NATS `max_payload` (see `ops/nats/`).
+    pub max_payload_bytes: usize,
+    /// Most events in one append, over all its streams.
+    pub max_events_per_append: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 1024 * 1024,
+            max_events_per_append: 1000,
+        }
+    }
+}
+
+/// The event store: a handle over a PostgreSQL pool, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    pool: PgPool,
+    limits: StoreLimits,
+}
+
+/// SQLSTATE raised by `append_events` on a version mismatch.
+const WRONG_EXPECTED_VERSION: &str = "NR409";
+/// SQLSTATE of a unique violation.
+const UNIQUE_VIOLATION: &str = "23505";
+
+const APPEND: &str = "SELECT event_id, stream_id, version, event_position, replayed \
+     FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+macro_rules! event_columns {
+    () => {
+        "e.event_id, e.stream_id, e.version, e.position, e.event_type, e.schema_version, \
+         e.occurred_at, e.recorded_at, e.command_id, e.correlation_id, e.causation_id, \
+         e.actor, e.prefecture, e.payload"
+    };
+}
+pub(crate) use event_columns;
+
+const READ_STREAM: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events e WHERE e.stream_id = $1 AND e.version >= $2 ORDER BY e.version LIMIT $3"
+);
+
+const STREAM_VERSION: &str = "SELECT version FROM event_streams WHERE stream_id = $1";
+
+/// Only transactions older than every running one are final: nothing can commit
+/// behind them any more.
+const READ_ALL: &str = concat!(
+    "SELECT e.transaction_id::text AS transaction_id, ",
+    event_columns!(),
+    " FROM events e \
+      WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2) \
+        AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+      ORDER BY e.transaction_id, e.position \
+      LIMIT $3"
+);
+
+impl EventStore {
+    pub fn new(pool: PgPool, limits: StoreLimits) -> Self {
+        Self { pool, limits }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    /// Appends every stream write of `request` atomically, or nothing.
+    #[tracing::instrument(skip_all, fields(command_id = %request.command_id, correlation_id = %request.correlation_id))]
+    pub async fn append(&self, request: &AppendRequest) -> Result<AppendResult, AppendError> {
+        validate(request, self.limits)?;
+        let mut conn = self.pool.acquire().await?;
+        append_validated(&mut conn, request).await
+    }
+
+    /// Like [`Self::append`], on a connection the caller controls, e.g. inside a
+    /// transaction that also writes other rows. The append then commits with that
+    /// transaction, and a failure leaves the transaction aborted.
+    pub async fn append_on(
+        &self,
+        conn: &mut PgConnection,
+        request: &AppendRequest,
+    ) -> Result<AppendResult, AppendError> {
+        validate(request, self.limits)?;
+        append_validated(conn, request).await
+    }
+
+    /// The current version of a stream, `None` when it has no events.
+    pub async fn stream_version(&self, stream_id: &StreamId) -> Result<Option<u64>, StoreError> {
+        let version: Option<i64> = sqlx::query_scalar(STREAM_VERSION)
+            .bind(stream_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        version.map(to_u64).transpose()
+    }
+
+    /// Events of one stream from `from_version` (inclusive), in version order.
+    pub async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from_version: u64,
+        max_count: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(READ_STREAM)
+            .bind(stream_id.as_str())
+            .bind(to_i64(from_version.max(1)))
+            .bind(i64::from(max_count))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(recorded_event).collect()
+    }
+
+    /// Up to `limit` events after `after`, in commit-safe order, never skipping an event
+    /// whose transaction commits late: such an event is held back until every older
+    /// transaction has finished, then returned after the cursor.
+    pub async fn read_all(
+        &self,
+        after: GlobalCursor,
+        limit: u32,
+    ) -> Result<ReadAllPage, StoreError> {
+        let rows = sqlx::query(READ_ALL)
+            .bind(after.transaction_id.to_string())
+            .bind(to_i64(after.position))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut next = after;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let transaction_id: String = row.try_get("transaction_id")?;
+            let event = recorded_event(row)?;
+            next = GlobalCursor {
+                transaction_id: transaction_id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("transaction id {transaction_id}")))?,
+                position: event.position,
+            };
+            events.push(event);
+        }
+        Ok(ReadAllPage { events, next })
+    }
+}
+
+/// Refuses anything the store must not accept, before touching the database.
+fn validate(request: &AppendRequest, limits: StoreLimits) -> Result<(), InvalidAppend> {
+    if request.streams.is_empty() {
+        return Err(InvalidAppend::EmptyBatch);
+    }
+    let actor = &request.actor;
+    if actor.is_empty()
+        || actor.chars().count() > MAX_NAME_LEN
+        || actor.chars().any(char::is_control)
+    {
+        return Err(InvalidAppend::InvalidActor);
+    }
+    let count: usize = request.streams.iter().map(|s| s.events.len()).sum();
+    if count > limits.max_events_per_append {
+        return Err(InvalidAppend::TooManyEvents {
+            count,
+            limit: limits.max_events_per_append,
+        });
+    }
+    let mut streams = HashSet::new();
+    let mut event_ids = HashSet::new();
+    for write in &request.streams {
+        let stream_id = &write.stream_id;
+        if !streams.insert(stream_id) {
+            return Err(InvalidAppend::DuplicateStream {
+                stream_id: stream_id.clone(),
+            });
+        }
+        if write.events.is_empty() {
+            return Err(InvalidAppend::EmptyStream {
+                stream_id: stream_id.clone(),
+            });
+        }
+        for (index, event) in write.events.iter().enumerate() {
+            if event.payload.len() > limits.max_payload_bytes {
+                return Err(InvalidAppend::PayloadTooLarge {
+                    stream_id: stream_id.clone(),
+                    index,
+                    size: event.payload.len(),
+                    limit: limits.max_payload_bytes,
+                });
+            }
+            if !is_event_type(&event.event_type) {
+                return Err(InvalidAppend::InvalidEventType {
+                    stream_id: stream_id.clone(),
+                    index,
+                });
+            }
+            if event.schema_version == 0 {
+                return Err(InvalidAppend::InvalidSchemaVersion {
+                    stream_id: stream_id.clone(),
+                    index,
+                });
+            }
+            if !event_ids.insert(event.event_id) {
+                return Err(InvalidAppend::DuplicateEventId {
+                    event_id: event.event_id,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A protobuf full name: dot-separated identifiers.
+fn is_event_type(name: &str) -> bool {
+    name.len() <= MAX_NAME_LEN
+        && name.split('.').all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+async fn append_validated(
+    conn: &mut PgConnection,
+    request: &AppendRequest,
+) -> Result<AppendResult, AppendError> {
+    // Lock streams in one global order so that two multi-stream appends cannot deadlock.
+    let mut order: Vec<usize> = (0..request.streams.len()).collect();
+    order.sort_by(|&a, &b| {
+        request.streams[a]
+            .stream_id
+            .cmp(&request.streams[b].stream_id)
+    });
+
+    let event_count: usize = request.streams.iter().map(|s| s.events.len()).sum();
+    let mut stream_ids = Vec::with_capacity(order.len());
+    let mut expected = Vec::with_capacity(order.len());
+    let mut counts = Vec::with_capacity(order.len());
+    let mut event_ids = Vec::with_capacity(event_count);
+    let mut event_types = Vec::with_capacity(event_count);
+    let mut schema_versions = Vec::with_capacity(event_count);
+    let mut occurred_at: Vec<OffsetDateTime> = Vec::with_capacity(event_count);
+    let mut payloads: Vec<&[u8]> = Vec::with_capacity(event_count);
+    for &index in &order {
+        let write = &request.streams[index];
+        stream_ids.push(write.stream_id.as_str());
+        expected.push(write.expected.to_sql());
+        counts.push(i32::try_from(write.events.len()).unwrap_or(i32::MAX));
+        for event in &write.events {
+            event_ids.push(event.event_id);
+            event_types.push(event.event_type.as_str());
+            schema_versions.push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
+            occurred_at.push(event.occurred_at);
+            payloads.push(&event.payload);
+        }
+    }
+
+    let rows = sqlx::query(APPEND)
+        .bind(request.command_id)
+        .bind(request.correlation_id)
+        .bind(request.causation_id)
+        .bind(&request.actor)
+        .bind(request.prefecture.code())
+        .bind(&stream_ids)
+        .bind(&expected)
+        .bind(&counts)
+        .bind(&event_ids)
+        .bind(&event_types)
+        .bind(&schema_versions)
+        .bind(&occurred_at)
+        .bind(&payloads)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|error| append_failure(error, request))?;
+
+    append_result(request, &rows)
+}
+
+/// Turns the database's refusal into the caller's error.
+fn append_failure(error: sqlx::Error, request: &AppendRequest) -> AppendError {
+    let Some(db) = error.as_database_error() else {
+        return error.into();
+    };
+    match db.code().as_deref() {
+        Some(WRONG_EXPECTED_VERSION) => {
+            let detail = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|pg| pg.detail())
+                .unwrap_or_default();
+            let conflict = detail.split_once(' ').and_then(|(actual, stream)| {
+                let write = request
+                    .streams
+                    .iter()
+                    .find(|w| w.stream_id.as_str() == stream)?;
+                Some((write, actual.parse::<u64>().ok()?))
+            });
+            match conflict {
+                Some((write, actual)) => AppendError::WrongExpectedVersion {
+                    stream_id: write.stream_id.clone(),
+                    expected: write.expected,
+                    actual,
+                },
+                None => error.into(),
+            }
+        }
+        Some(UNIQUE_VIOLATION) if db.constraint() == Some("events_event_id_key") => {
+            // DETAIL reads `Key (event_id)=(<uuid>) already exists.`
+            let event_id = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|pg| pg.detail())
+                .and_then(|detail| detail.split_once(")=(")?.1.split_once(')'))
+                .and_then(|(id, _)| Uuid::parse_str(id).ok())
+                .unwrap_or_default();
+            InvalidAppend::DuplicateEventId { event_id }.into()
+        }
+        _ => error.into(),
+    }
+}
+
+/// Groups the rows returned by `append_events` by stream, in the request's order.
+fn append_result(request: &AppendRequest, rows: &[PgRow]) -> Result<AppendResult, AppendError> {
+    let mut replayed = false;
+    let mut streams: Vec<StreamAppended> = request
+        .streams
+        .iter()
+        .map(|w| StreamAppended {
+            stream_id: w.stream_id.clone(),
+            version: 0,
+            position: 0,
+            events: Vec::with_capacity(w.events.len()),
+        })
+        .collect();
+    for row in rows {
+        replayed |= row
+            .try_get::<bool, _>("replayed")
+            .map_err(StoreError::from)?;
+        let stream: String = row.try_get("stream_id").map_err(StoreError::from)?;
+        let Some(slot) = streams.iter_mut().find(|s| s.stream_id.as_str() == stream) else {
+            // A replay whose streams differ from this request's: a reused command id.
+            return Err(AppendError::CommandIdReused {
+                command_id: request.command_id,
+            });
+        };
+        let event = AppendedEvent {
+            event_id: row.try_get("event_id").map_err(StoreError::from)?,
+            version: to_u64(row.try_get("version").map_err(StoreError::from)?)?,
+            position: to_u64(row.try_get("event_position").map_err(StoreError::from)?)?,
+        };
+        slot.version = slot.version.max(event.version);
+        slot.position = slot.position.max(event.position);
+        slot.events.push(event);
+    }
+    if streams.iter().any(|s| s.events.is_empty()) {
+        if replayed {
+            return Err(AppendError::CommandIdReused {
+                command_id: request.command_id,
+            });
+        }
+        return Err(StoreError::Corrupt("append returned no events for a stream".into()).into());
+    }
+    Ok(AppendResult {
+        command_id: request.command_id,
+        streams,
+        replayed,
+    })
+}
+
+/// Decodes a row selected with `event_columns!()`.
+pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let stream_id: String = row.try_get("stream_id")?;
+    let prefecture: String = row.try_get("prefecture")?;
+    let schema_version: i32 = row.try_get("schema_version")?;
+    let payload: Vec<u8> = row.try_get("payload")?;
+    Ok(RecordedEvent {
+        event_id: row.try_get("event_id")?,
+        stream_id: StreamId::parse(&stream_id)
+            .map_err(|_| StoreError::Corrupt(format!("stream id {stream_id:?}")))?,
+        version: to_u64(row.try_get("version")?)?,
+        position: to_u64(row.try_get("position")?)?,
+        event_type: row.try_get("event_type")?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| StoreError::Corrupt(format!("schema version {schema_version}")))?,
+        occurred_at: row.try_get("occurred_at")?,
+        recorded_at: row.try_get("recorded_at")?,
+        command_id: row.try_get("command_id")?,
+        correlation_id: row.try_get("correlation_id")?,
+        causation_id: row.try_get("causation_id")?,
+        actor: row.try_get("actor")?,
+        prefecture: Prefecture::parse(&prefecture)
+            .map_err(|_| StoreError::Corrupt(format!("prefecture {prefecture:?}")))?,
+        payload: payload.into(),
+    })
+}
+
+fn to_u64(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative counter {value}")))
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::event::{ExpectedVersion, NewEvent, StreamWrite};
+
+    fn request(streams: Vec<StreamWrite>) -> AppendRequest {
+        AppendRequest {
+            command_id: Uuid::now_v7(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            actor: "user-1".into(),
+            prefecture: Prefecture::parse("35").unwrap(),
+            streams,
+        }
+    }
+
+    fn write(stream: &str, payloads: &[usize]) -> StreamWrite {
+        StreamWrite {
+            stream_id: StreamId::parse(stream).unwrap(),
+            expected: ExpectedVersion::Any,
+            events: payloads
+                .iter()
+                .map(|&size| {
+                    NewEvent::new(
+                        "noroshi.v1.Test",
+                        OffsetDateTime::UNIX_EPOCH,
+                        Bytes::from(vec![0; size]),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn refuses_empty_and_duplicate_streams() {
+        let limits = StoreLimits::default();
+        assert_eq!(
+            validate(&request(vec![]), limits),
+            Err(InvalidAppend::EmptyBatch)
+        );
+        assert!(matches!(
+            validate(&request(vec![write("case-a", &[])]), limits),
+            Err(InvalidAppend::EmptyStream { .. })
+        ));
+        assert!(matches!(
+            validate(
+                &request(vec![write("case-a", &[1]), write("case-a", &[1])]),
+                limits
+            ),
+            Err(InvalidAppend::DuplicateStream { .. })
+        ));
+    }
+
+    #[test]
+    fn enforces_payload_and_count_limits() {
+        let limits = StoreLimits {
+            max_payload_bytes: 10,
+            max_events_per_append: 3,
+        };
+        assert!(validate(&request(vec![write("case-a", &[10, 10])]), limits).is_ok());
+        assert_eq!(
+            validate(&request(vec![write("case-a", &[10, 11])]), limits),
+            Err(InvalidAppend::PayloadTooLarge {
+                stream_id: StreamId::parse("case-a").unwrap(),
+                index: 1,
+                size: 11,
+                limit: 10
+            })
+        );
+        assert_eq!(
+            validate(
+                &request(vec![write("case-a", &[1, 1]), write("case-b", &[1, 1])]),
+                limits
+            ),
+            Err(InvalidAppend::TooManyEvents { count: 4, limit: 3 })
+        );
+    }
+
+    #[test]
+    fn event_types_are_protobuf_full_names() {
+        assert!(is_event_type("noroshi.v1.CapacityDeclared"));
+        for bad in [
+            "",
+            "noroshi..x",
+            ".x",
+            "x.",
+            "a b",
+            "noroshi.v1.Capacity-Declared",
+            "1a.b",
+        ] {
+            assert!(!is_event_type(bad), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_actors() {
+        let limits = StoreLimits::default();
+        for actor in ["".to_string(), "a\nb".to_string(), "x".repeat(201)] {
+            let mut req = request(vec![write("case-a", &[1])]);
+            req.actor = actor;
+            assert_eq!(validate(&req, limits), Err(InvalidAppend::InvalidActor));
+        }
+    }
+}

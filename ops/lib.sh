@@ -1,0 +1,54 @@
+# Shared set-up for ops/dev, ops/test and ops/bench: installs what is missing and
+# finds (or starts) PostgreSQL. Sourced, not run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="${NOROSHI_DATA_DIR:-$ROOT/.noroshi}"
+export PATH="$PATH:/usr/sbin:/usr/local/sbin"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+apt_install() {
+  if ! command -v apt-get >/dev/null; then
+    log "missing $*, and no apt-get to install it; install it and retry"; exit 1
+  fi
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "installing $*"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_tools() {
+  command -v cargo >/dev/null || { log "cargo not found: install Rust (rustup) first"; exit 1; }
+  local missing=()
+  command -v nats-server >/dev/null || missing+=(nats-server)
+  command -v psql >/dev/null || missing+=(postgresql-client)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
+# Exports NOROSHI_ADMIN_DATABASE_URL: a superuser connection to database `postgres`.
+# Uses $NOROSHI_ADMIN_DATABASE_URL when set, else PostgreSQL on 127.0.0.1:5432 when it
+# answers, else a private cluster under $DATA/pg.
+ensure_postgres() {
+  if [ -n "${NOROSHI_ADMIN_DATABASE_URL:-}" ]; then return; fi
+  local local_url="postgres://postgres@127.0.0.1:5432/postgres"
+  if psql "$local_url" -qAtc 'select 1' >/dev/null 2>&1; then
+    export NOROSHI_ADMIN_DATABASE_URL="$local_url"; return
+  fi
+  local port="${NOROSHI_PRIVATE_PG_PORT:-55432}"
+  local dir="$DATA/pg"
+  local bin; bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+  local as=(); [ "$(id -u)" -ne 0 ] || as=(runuser -u postgres --)
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    log "creating a private PostgreSQL cluster in $dir"
+    mkdir -p "$dir"; [ "$(id -u)" -ne 0 ] || chown -R postgres "$DATA" "$dir"
+    "${as[@]}" "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  if ! psql "postgres://postgres@127.0.0.1:$port/postgres" -qAtc 'select 1' >/dev/null 2>&1; then
+    log "starting the private PostgreSQL on 127.0.0.1:$port"
+    "${as[@]}" "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300" start >/dev/null
+  fi
+  export NOROSHI_ADMIN_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}

@@ -1,0 +1,32 @@
+//! Compiles `noroshi/v1/*.proto` with the pure-Rust `protox` compiler, so no system
+//! `protoc` is needed, and keeps the file descriptor set for gRPC reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "noroshi/v1/common.proto",
+    "noroshi/v1/envelope.proto",
+    "noroshi/v1/facility_events.proto",
+    "noroshi/v1/case_events.proto",
+    "noroshi/v1/placement_events.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=noroshi");
+    let descriptors = protox::compile(PROTOS, ["."])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("noroshi_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+
+    let mut config = tonic_prost_build::Config::new();
+    // Event types are stored as the protobuf full name (`prost::Name::full_name`).
+    config.enable_type_names();
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .compile_fds_with_config(descriptors, config)?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Command line and environment. Every flag can also be set as `NOROSHI_<FLAG>`.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "noroshi",
+    version,
+    about = "Event-sourced regional information sharing for surge coordination"
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create or update the database schema.
+    Migrate(DatabaseArgs),
+    /// Run the chosen components until SIGTERM or Ctrl-C.
+    Serve(Box<ServeArgs>),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogArgs {
+    /// Log filter, in `tracing` env-filter syntax (e.g. `info,noroshi_event_store=debug`).
+    #[arg(
+        long = "log",
+        env = "NOROSHI_LOG",
+        default_value = "info",
+        global = true
+    )]
+    pub(crate) filter: String,
+    /// Log line format.
+    #[arg(long, env = "NOROSHI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DatabaseArgs {
+    /// PostgreSQL URL of this prefecture's event store.
+    #[arg(long, env = "NOROSHI_DATABASE_URL")]
+    pub(crate) database_url: String,
+    /// Connections in the pool.
+    #[arg(long, env = "NOROSHI_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub(crate) database_max_connections: u32,
+    /// How long to wait for a pooled connection before reporting the store unavailable.
+    #[arg(long, env = "NOROSHI_DATABASE_ACQUIRE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub(crate) database_acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub(crate) enum Component {
+    /// Publishes committed events from the outbox to JetStream.
+    Relay,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+    #[command(flatten)]
+    pub(crate) relay: RelayArgs,
+    /// Components to run in this process.
+    #[arg(
+        long,
+        env = "NOROSHI_COMPONENTS",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "relay"
+    )]
+    pub(crate) components: Vec<Component>,
+    /// Largest event payload the store accepts, in bytes.
+    #[arg(long, env = "NOROSHI_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
+    pub(crate) max_event_bytes: usize,
+    /// How long to wait for components to finish their work after SIGTERM.
+    #[arg(long, env = "NOROSHI_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub(crate) shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NatsArgs {
+    /// NATS server URL(s), comma-separated.
+    #[arg(
+        long,
+        env = "NOROSHI_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub(crate) nats_url: String,
+    /// First tokens of every subject: `<prefix>.<prefecture>.events.<type>.<id>`.
+    #[arg(long, env = "NOROSHI_NATS_SUBJECT_PREFIX", default_value = "noroshi")]
+    pub(crate) nats_subject_prefix: String,
+    /// JetStream stream that carries the events.
+    #[arg(long, env = "NOROSHI_NATS_STREAM", default_value = "NOROSHI_EVENTS")]
+    pub(crate) nats_stream: String,
+    /// Replicas of the stream (1 on one node, 3 in a cluster).
+    #[arg(long, env = "NOROSHI_NATS_REPLICAS", default_value_t = 1)]
+    pub(crate) nats_replicas: usize,
+    /// How long events stay on the stream; `0s` keeps them.
+    #[arg(long, env = "NOROSHI_NATS_MAX_AGE", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub(crate) nats_max_age: Duration,
+    /// Largest size of the stream in bytes; -1 for no limit.
+    #[arg(long, env = "NOROSHI_NATS_MAX_BYTES", default_value_t = -1, allow_negative_numbers = true)]
+    pub(crate) nats_max_bytes: i64,
+    /// Window in which JetStream drops a republished event id.
+    #[arg(long, env = "NOROSHI_NATS_DUPLICATE_WINDOW", value_parser = humantime::parse_duration, default_value = "10m")]
+    pub(crate) nats_duplicate_window: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RelayArgs {
+    /// Most events the relay publishes per round.
+    #[arg(long, env = "NOROSHI_RELAY_BATCH_SIZE", default_value_t = 500)]
+    pub(crate) relay_batch_size: u32,
+    /// Longest the relay sleeps without a commit notification.
+    #[arg(long, env = "NOROSHI_RELAY_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
+    pub(crate) relay_poll_interval: Duration,
+    /// How often a standby relay tries to take over.
+    #[arg(long, env = "NOROSHI_RELAY_LEADER_RETRY", value_parser = humantime::parse_duration, default_value = "1s")]
+    pub(crate) relay_leader_retry: Duration,
+    /// How long to wait for one JetStream ack.
+    #[arg(long, env = "NOROSHI_RELAY_PUBLISH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub(crate) relay_publish_timeout: Duration,
+}

@@ -1,0 +1,47 @@
+//! Test harness: starts the real things noroshi runs on.
+//!
+//! - [`TestDatabase`]: a freshly created and migrated PostgreSQL database per test,
+//!   dropped afterwards; tests run in parallel without sharing state.
+//! - [`NatsServer`]: a private `nats-server` with JetStream on a free port and a temporary
+//!   store, killed on drop; it can be stopped and started again on the same port.
+//! - [`NoroshiProcess`]: the real `noroshi` binary as a child process.
+//!
+//! Configuration: `NOROSHI_TEST_DATABASE_URL` (an admin connection, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `NOROSHI_NATS_SERVER` (the
+//! nats-server binary; default `nats-server` on `PATH`, then `/usr/sbin/nats-server`).
+//! `ops/test` sets both up on a fresh machine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod fixtures;
+mod nats;
+mod postgres;
+mod process;
+
+pub use nats::{NatsServer, read_all_events};
+pub use postgres::TestDatabase;
+pub use process::{NoroshiProcess, noroshi_bin};
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `condition` every 20 ms until it holds; panics with `what` after `limit`.
+///
+/// For waiting on an outcome that other processes produce; never a fixed sleep.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

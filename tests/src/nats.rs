@@ -1,0 +1,162 @@
+//! A private nats-server per test.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use noroshi_event_store::RecordedEvent;
+use noroshi_event_store::wire::decode_event;
+use tempfile::TempDir;
+
+/// A nats-server with JetStream on a free loopback port, with its own store directory.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: TempDir,
+    config: PathBuf,
+}
+
+fn server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("NOROSHI_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+impl NatsServer {
+    /// Starts a server that accepts messages of up to 2 MiB, as `ops/nats/` configures.
+    pub async fn start() -> Self {
+        Self::with_max_payload(2 * 1024 * 1024).await
+    }
+
+    pub async fn with_max_payload(max_payload: usize) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("noroshi-nats-")
+            .tempdir()
+            .expect("temp dir for nats-server");
+        let port = free_port();
+        let config = dir.path().join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}\nmax_payload: {max_payload}\n\
+                 jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 64MB\n  max_file_store: 2GB\n}}\n",
+                dir.path().join("jetstream").display()
+            ),
+        )
+        .expect("write nats config");
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+            config,
+        };
+        server.launch().await;
+        server
+    }
+
+    async fn launch(&mut self) {
+        let log =
+            std::fs::File::create(self.dir.path().join("nats-server.log")).expect("nats log file");
+        let binary = server_binary();
+        let child = Command::new(&binary)
+            .arg("-c")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}); run ops/test or set NOROSHI_NATS_SERVER",
+                    binary.display()
+                )
+            });
+        self.child = Some(child);
+        let url = self.url();
+        crate::eventually(
+            "nats-server to accept clients",
+            Duration::from_secs(15),
+            || {
+                let url = url.clone();
+                async move {
+                    match async_nats::connect(url).await {
+                        Ok(client) => jetstream::new(client).query_account().await.is_ok(),
+                        Err(_) => false,
+                    }
+                }
+            },
+        )
+        .await;
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url())
+            .await
+            .expect("connect to test nats-server")
+    }
+
+    /// Shuts the server down gracefully (SIGTERM) and waits for it to exit.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            tokio::task::spawn_blocking(move || child.wait())
+                .await
+                .expect("join")
+                .expect("wait for nats-server");
+        }
+    }
+
+    /// Starts the server again on the same port with the same store.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.launch().await;
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every message of a JetStream stream, in stream order, decoded as events.
+pub async fn read_all_events(client: &async_nats::Client, stream: &str) -> Vec<RecordedEvent> {
+    let context = jetstream::new(client.clone());
+    let mut stream = context
+        .get_stream(stream)
+        .await
+        .expect("open jetstream stream");
+    let state = stream.info().await.expect("stream info").state.clone();
+    let mut events = Vec::with_capacity(usize::try_from(state.messages).unwrap_or_default());
+    if state.messages == 0 {
+        return events;
+    }
+    for sequence in state.first_sequence..=state.last_sequence {
+        let message = stream.get_raw_message(sequence).await.expect("get message");
+        events.push(decode_event(&message.headers, message.payload).expect("a noroshi event"));
+    }
+    events
+}
