@@ -86,16 +86,30 @@ impl NatsServer {
             });
         self.child = Some(child);
         let url = self.url();
+        let log_path = self.dir.path().join("nats-server.log");
+        let exited = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        assert!(
+            exited.is_none(),
+            "nats-server exited at once: {}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
         crate::eventually(
             "nats-server to accept clients",
             Duration::from_secs(15),
             || {
                 let url = url.clone();
+                // The server accepts clients only once JetStream is up.
                 async move {
-                    match async_nats::connect(url).await {
-                        Ok(client) => jetstream::new(client).query_account().await.is_ok(),
-                        Err(_) => false,
-                    }
+                    let connect = async_nats::ConnectOptions::new()
+                        .connection_timeout(Duration::from_millis(500))
+                        .connect(url);
+                    matches!(
+                        tokio::time::timeout(Duration::from_secs(1), connect).await,
+                        Ok(Ok(_))
+                    )
                 }
             },
         )
