@@ -1,8 +1,8 @@
 -- The event store: PostgreSQL is the source of truth.
 --
 -- One append is one transaction (one call of append_events): optimistic concurrency per
--- stream, permanent idempotency by command id, the events, their outbox rows and the
--- wake-up notification for the relay. All or nothing.
+-- stream, permanent idempotency by command id, the events and their outbox rows.
+-- All or nothing.
 
 -- Every stream that has events, with its current version. Appends lock the row, which
 -- serialises writers of one stream and makes `position` increase with `version` inside it.
@@ -167,8 +167,7 @@ BEGIN
 
         first_event := first_event + p_counts[i];
     END LOOP;
-
-    -- Delivered at commit, so the relay wakes only for committed events.
-    PERFORM pg_notify('noroshi_outbox', '');
+    -- No NOTIFY here: NOTIFY holds a cluster-wide lock through commit and would serialise
+    -- every append. The store wakes the relay after commit instead (EventStore::append).
 END
 $$;

@@ -1,10 +1,12 @@
 //! Appending to and reading from the PostgreSQL event store.
 
 use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::{AppendError, InvalidAppend, StoreError};
@@ -12,6 +14,7 @@ use crate::event::{
     AppendRequest, AppendResult, AppendedEvent, GlobalCursor, ReadAllPage, RecordedEvent,
     StreamAppended,
 };
+use crate::relay::OUTBOX_CHANNEL;
 use crate::stream_id::{Prefecture, StreamId};
 
 /// Longest actor (principal id) and event type accepted.
@@ -41,7 +44,22 @@ impl Default for StoreLimits {
 pub struct EventStore {
     pool: PgPool,
     limits: StoreLimits,
+    wake: Arc<RelayWake>,
 }
+
+/// Wakes the relay after commits, outside the append transactions.
+///
+/// A NOTIFY inside the append would hold PostgreSQL's cluster-wide notify lock through
+/// each commit and serialise all appends. Instead, appends signal this, and one task
+/// sends a single `pg_notify` per burst of commits. A lost wake-up only delays the relay
+/// until its next poll; it never loses an event (the outbox is the record).
+#[derive(Debug, Default)]
+struct RelayWake {
+    pending: Notify,
+    started: OnceLock<()>,
+}
+
+const WAKE_RELAY: &str = "SELECT pg_notify($1, '')";
 
 /// SQLSTATE raised by `append_events` on a version mismatch.
 const WRONG_EXPECTED_VERSION: &str = "NR409";
@@ -82,7 +100,35 @@ const READ_ALL: &str = concat!(
 
 impl EventStore {
     pub fn new(pool: PgPool, limits: StoreLimits) -> Self {
-        Self { pool, limits }
+        Self {
+            pool,
+            limits,
+            wake: Arc::default(),
+        }
+    }
+
+    /// Tells the relay that events were committed. [`Self::append`] calls it; callers of
+    /// [`Self::append_on`] call it after their transaction commits.
+    pub fn notify_committed(&self) {
+        self.wake.started.get_or_init(|| {
+            let pool = self.pool.clone();
+            let wake = Arc::downgrade(&self.wake);
+            tokio::spawn(async move {
+                loop {
+                    let Some(wake) = wake.upgrade() else { return };
+                    wake.pending.notified().await;
+                    drop(wake);
+                    if let Err(error) = sqlx::query(WAKE_RELAY)
+                        .bind(OUTBOX_CHANNEL)
+                        .execute(&pool)
+                        .await
+                    {
+                        tracing::debug!(error = %error, "cannot wake the relay; it will poll");
+                    }
+                }
+            });
+        });
+        self.wake.pending.notify_one();
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -98,7 +144,12 @@ impl EventStore {
     pub async fn append(&self, request: &AppendRequest) -> Result<AppendResult, AppendError> {
         validate(request, self.limits)?;
         let mut conn = self.pool.acquire().await?;
-        append_validated(&mut conn, request).await
+        let result = append_validated(&mut conn, request).await?;
+        drop(conn);
+        if !result.replayed {
+            self.notify_committed();
+        }
+        Ok(result)
     }
 
     /// Like [`Self::append`], on a connection the caller controls, e.g. inside a

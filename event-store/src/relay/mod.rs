@@ -27,7 +27,7 @@ use crate::error::StoreError;
 use crate::wire::SubjectPrefix;
 use jetstream::Publisher;
 
-/// Channel the `append_events` function notifies at each commit.
+/// Channel on which the event store wakes the relay after commits.
 pub const OUTBOX_CHANNEL: &str = "noroshi_outbox";
 
 /// Room left in a NATS message for the metadata headers of one event.
