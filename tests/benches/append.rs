@@ -11,21 +11,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use noroshi_event_store::{AppendRequest, ExpectedVersion, NewEvent, StreamWrite};
-use noroshi_tests::TestDatabase;
 use noroshi_tests::fixtures::{stream, yamaguchi};
+use noroshi_tests::{TestDatabase, bench_option};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 const PAYLOAD_BYTES: usize = 256;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Runs `work` on `concurrency` tasks for `duration`; returns ops and latencies in µs.
 async fn drive<F, Fut>(concurrency: u64, duration: Duration, work: F) -> (u64, Histogram<u64>)
@@ -71,8 +62,8 @@ fn report(name: &str, ops: u64, seconds: f64, histogram: &Histogram<u64>) -> f64
 
 #[tokio::main]
 async fn main() {
-    let seconds = arg("--seconds", 10);
-    let concurrency = arg("--concurrency", 64);
+    let seconds = bench_option("--seconds", 10);
+    let concurrency = bench_option("--concurrency", 64);
     let duration = Duration::from_secs(seconds);
     let db = TestDatabase::with_pool_size(concurrency as u32).await;
     sqlx::query(

@@ -16,23 +16,14 @@ use noroshi_event_store::ExpectedVersion;
 use noroshi_event_store::relay::{self, RelayConfig};
 use noroshi_event_store::wire::SubjectPrefix;
 use noroshi_tests::fixtures::{append, write};
-use noroshi_tests::{NatsServer, TestDatabase};
+use noroshi_tests::{NatsServer, TestDatabase, bench_option};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() {
-    let seconds = arg("--seconds", 10);
-    let rate = arg("--rate", 1000);
+    let seconds = bench_option("--seconds", 10);
+    let rate = bench_option("--rate", 1000);
     let db = TestDatabase::with_pool_size(32).await;
     let nats = NatsServer::start().await;
     let shutdown = CancellationToken::new();

@@ -42,6 +42,17 @@ fn spawn_relay(
     (shutdown, task)
 }
 
+/// `count` single-event appends spread round-robin over `streams` streams `<kind>-<n>`.
+async fn append_round_robin(store: &EventStore, kind: &str, streams: usize, count: usize) {
+    for i in 0..count {
+        let stream = format!("{kind}-{}", i % streams);
+        store
+            .append(&append(vec![write(&stream, ExpectedVersion::Any, 1)]))
+            .await
+            .unwrap();
+    }
+}
+
 /// Every stored event, in position order.
 async fn stored(store: &EventStore) -> Vec<RecordedEvent> {
     let mut all = Vec::new();
@@ -159,30 +170,12 @@ async fn a_backlog_survives_nats_being_down_and_drains_when_it_returns() {
         .unwrap();
     let (shutdown, relay_task) = spawn_relay(&db, client);
     let store = db.store();
-    for i in 0..100 {
-        store
-            .append(&append(vec![write(
-                &format!("case-{}", i % 10),
-                ExpectedVersion::Any,
-                1,
-            )]))
-            .await
-            .unwrap();
-    }
+    append_round_robin(&store, "case", 10, 100).await;
     wait_drained(&db).await;
 
     nats.stop().await;
     // Appends go on while NATS is down; they wait in the outbox.
-    for i in 0..300 {
-        store
-            .append(&append(vec![write(
-                &format!("case-{}", i % 13),
-                ExpectedVersion::Any,
-                1,
-            )]))
-            .await
-            .unwrap();
-    }
+    append_round_robin(&store, "case", 13, 300).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         relay::pending(db.pool()).await.unwrap() > 0,
@@ -190,16 +183,7 @@ async fn a_backlog_survives_nats_being_down_and_drains_when_it_returns() {
     );
 
     nats.restart().await;
-    for i in 0..100 {
-        store
-            .append(&append(vec![write(
-                &format!("case-{}", i % 10),
-                ExpectedVersion::Any,
-                1,
-            )]))
-            .await
-            .unwrap();
-    }
+    append_round_robin(&store, "case", 10, 100).await;
     wait_drained(&db).await;
     assert_relayed_exactly_once(&db, &nats).await;
     assert_eq!(db.event_count().await, 500);
@@ -338,16 +322,7 @@ async fn a_standby_relay_takes_over_when_the_leader_dies() {
     })
     .await;
     let mut b = relay_process(&db, &nats, "relay_b");
-    for i in 0..50 {
-        store
-            .append(&append(vec![write(
-                &format!("facility-{}", i % 3),
-                ExpectedVersion::Any,
-                1,
-            )]))
-            .await
-            .unwrap();
-    }
+    append_round_robin(&store, "facility", 3, 50).await;
     wait_drained(&db).await;
     assert!(
         b.is_running(),
@@ -365,16 +340,7 @@ async fn a_standby_relay_takes_over_when_the_leader_dies() {
         leader(&db).await.as_deref() == Some("relay_b")
     })
     .await;
-    for i in 0..50 {
-        store
-            .append(&append(vec![write(
-                &format!("facility-{}", i % 3),
-                ExpectedVersion::Any,
-                1,
-            )]))
-            .await
-            .unwrap();
-    }
+    append_round_robin(&store, "facility", 3, 50).await;
     wait_drained(&db).await;
     assert_relayed_exactly_once(&db, &nats).await;
     assert_eq!(published_count(&nats).await, 100);
