@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use time::OffsetDateTime;
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::error::{AppendError, InvalidAppend, StoreError};
@@ -50,14 +50,11 @@ pub struct EventStore {
 /// Wakes the relay after commits, outside the append transactions.
 ///
 /// A NOTIFY inside the append would hold PostgreSQL's cluster-wide notify lock through
-/// each commit and serialise all appends. Instead, appends signal this, and one task
-/// sends a single `pg_notify` per burst of commits. A lost wake-up only delays the relay
-/// until its next poll; it never loses an event (the outbox is the record).
-#[derive(Debug, Default)]
-struct RelayWake {
-    pending: Notify,
-    started: OnceLock<()>,
-}
+/// each commit and serialise all appends. Instead, appends post to a one-slot channel and
+/// one task sends a single `pg_notify` per burst of commits; the task ends when the last
+/// clone of the store is dropped. A lost wake-up only delays the relay until its next
+/// poll; it never loses an event (the outbox is the record).
+type RelayWake = OnceLock<mpsc::Sender<()>>;
 
 const WAKE_RELAY: &str = "SELECT pg_notify($1, '')";
 
@@ -110,25 +107,24 @@ impl EventStore {
     /// Tells the relay that events were committed. [`Self::append`] calls it; callers of
     /// [`Self::append_on`] call it after their transaction commits.
     pub fn notify_committed(&self) {
-        self.wake.started.get_or_init(|| {
+        let wake = self.wake.get_or_init(|| {
+            let (wake, mut woken) = mpsc::channel::<()>(1);
             let pool = self.pool.clone();
-            let wake = Arc::downgrade(&self.wake);
             tokio::spawn(async move {
-                loop {
-                    let Some(wake) = wake.upgrade() else { return };
-                    wake.pending.notified().await;
-                    drop(wake);
-                    if let Err(error) = sqlx::query(WAKE_RELAY)
+                while woken.recv().await.is_some() {
+                    let notified = sqlx::query(WAKE_RELAY)
                         .bind(OUTBOX_CHANNEL)
                         .execute(&pool)
-                        .await
-                    {
+                        .await;
+                    if let Err(error) = notified {
                         tracing::debug!(error = %error, "cannot wake the relay; it will poll");
                     }
                 }
             });
+            wake
         });
-        self.wake.pending.notify_one();
+        // A full slot means a wake-up is already pending; this commit rides on it.
+        let _ = wake.try_send(());
     }
 
     pub fn pool(&self) -> &PgPool {
