@@ -11,6 +11,10 @@ const PROTOS: &[&str] = &[
     "noroshi/v1/facility_events.proto",
     "noroshi/v1/case_events.proto",
     "noroshi/v1/placement_events.proto",
+    "noroshi/v1/commands.proto",
+    "noroshi/v1/facility_service.proto",
+    "noroshi/v1/case_service.proto",
+    "noroshi/v1/placement_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

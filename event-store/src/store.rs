@@ -81,6 +81,8 @@ const READ_STREAM: &str = concat!(
     " FROM events e WHERE e.stream_id = $1 AND e.version >= $2 ORDER BY e.version LIMIT $3"
 );
 
+const COMMAND_EVENTS: &str = "SELECT event_id, stream_id, version, position FROM events WHERE command_id = $1 ORDER BY position";
+
 const STREAM_VERSION: &str = "SELECT version FROM event_streams WHERE stream_id = $1";
 
 /// Only transactions older than every running one are final: nothing can commit
@@ -158,6 +160,51 @@ impl EventStore {
     ) -> Result<AppendResult, AppendError> {
         validate(request, self.limits)?;
         append_validated(conn, request).await
+    }
+
+    /// The result of a committed command, as a retry of it would return it (`replayed`
+    /// set), or `None` when no such command was committed. Streams come in the order of
+    /// their first event.
+    pub async fn command_result(
+        &self,
+        command_id: Uuid,
+    ) -> Result<Option<AppendResult>, StoreError> {
+        let rows = sqlx::query(COMMAND_EVENTS)
+            .bind(command_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut streams: Vec<StreamAppended> = Vec::new();
+        for row in &rows {
+            let stream: String = row.try_get("stream_id")?;
+            let event = AppendedEvent {
+                event_id: row.try_get("event_id")?,
+                version: to_u64(row.try_get("version")?)?,
+                position: to_u64(row.try_get("position")?)?,
+            };
+            let index = match streams.iter().position(|s| s.stream_id.as_str() == stream) {
+                Some(index) => index,
+                None => {
+                    let stream_id = StreamId::parse(&stream)
+                        .map_err(|e| StoreError::Corrupt(format!("stream id {stream:?}: {e}")))?;
+                    streams.push(StreamAppended {
+                        stream_id,
+                        version: 0,
+                        position: 0,
+                        events: Vec::new(),
+                    });
+                    streams.len() - 1
+                }
+            };
+            let slot = &mut streams[index];
+            slot.version = slot.version.max(event.version);
+            slot.position = slot.position.max(event.position);
+            slot.events.push(event);
+        }
+        Ok((!streams.is_empty()).then_some(AppendResult {
+            command_id,
+            streams,
+            replayed: true,
+        }))
     }
 
     /// The current version of a stream, `None` when it has no events.

@@ -1,6 +1,11 @@
-//! The noroshi APIs: tonic gRPC command and query services, the axum HTTP/JSON mirror
-//! under `/api/v1`, Server-Sent Events and the web UI. Conversions between protobuf and
-//! domain types live here, at the edge.
-//!
-//! Populated by the command-API and view work; the crate exists now so the workspace
-//! has its final shape.
+//! The API of noroshi: command handling over the event store, and the gRPC front end
+//! (DESIGN.md §8). Conversions between protobuf and domain types live here, at the edge.
+
+pub mod auth;
+pub mod commands;
+pub mod convert;
+pub mod error;
+pub mod grpc;
+pub mod timers;
+
+pub use error::ApiError;

@@ -1,6 +1,16 @@
-//! The noroshi domain: facility, case and placement aggregates as pure
-//! `decide(&state, command) -> events` and `evolve(state, &event) -> state` functions,
-//! their value objects, and the authorization rules of DESIGN.md §7.
+//! The domain of noroshi (DESIGN.md §5 and §7): facilities and their beds, cases, and
+//! placements, as pure `decide`/`evolve` functions, plus the authorization rules.
 //!
-//! Pure and synchronous: no I/O, no clock reads, no randomness. Populated by the
-//! domain-and-command-API work; the crate exists now so the workspace has its final shape.
+//! Nothing here does I/O, reads a clock or draws a random number: the time and every new
+//! id are passed in, so each rule is tested as given events, when a command, then events
+//! or an error.
+
+pub mod authz;
+pub mod case;
+pub mod error;
+pub mod facility;
+pub mod placement;
+pub mod priority;
+pub mod values;
+
+pub use error::{DomainError, Violation, Violations};

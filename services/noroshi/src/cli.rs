@@ -63,6 +63,10 @@ pub(crate) struct DatabaseArgs {
 pub(crate) enum Component {
     /// Publishes committed events from the outbox to JetStream.
     Relay,
+    /// The gRPC command API.
+    Api,
+    /// Appends `OfferExpired` when an offer's deadline passes.
+    Timers,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +77,8 @@ pub(crate) struct ServeArgs {
     pub(crate) nats: NatsArgs,
     #[command(flatten)]
     pub(crate) relay: RelayArgs,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
     /// Components to run in this process.
     #[arg(
         long,
@@ -133,4 +139,35 @@ pub(crate) struct RelayArgs {
     /// How long to wait for one JetStream ack.
     #[arg(long, env = "NOROSHI_RELAY_PUBLISH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
     pub(crate) relay_publish_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApiArgs {
+    /// Address the gRPC API listens on.
+    #[arg(long, env = "NOROSHI_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub(crate) grpc_addr: String,
+    /// TOML file of bearer tokens (`[[token]]` entries); see docs/api.md.
+    #[arg(long, env = "NOROSHI_TOKENS_FILE")]
+    pub(crate) tokens_file: Option<std::path::PathBuf>,
+    /// JIS X 0401 code of the prefecture this deployment serves.
+    #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
+    pub(crate) prefecture: String,
+    /// How long a facility has to answer an offer.
+    #[arg(long, env = "NOROSHI_OFFER_DEADLINE", value_parser = humantime::parse_duration, default_value = "30m")]
+    pub(crate) offer_deadline: Duration,
+    /// How long an accepted placement holds a bed before HQ is alerted.
+    #[arg(long, env = "NOROSHI_HOLD_DEADLINE", value_parser = humantime::parse_duration, default_value = "6h")]
+    pub(crate) hold_deadline: Duration,
+    /// Largest gRPC request message, in bytes.
+    #[arg(long, env = "NOROSHI_MAX_REQUEST_BYTES", default_value_t = 1024 * 1024)]
+    pub(crate) max_request_bytes: usize,
+    /// Attempts of one command under concurrency conflicts before ABORTED.
+    #[arg(long, env = "NOROSHI_COMMAND_ATTEMPTS", default_value_t = 32)]
+    pub(crate) command_attempts: u32,
+    /// Aggregate states cached in memory per aggregate type.
+    #[arg(long, env = "NOROSHI_STATE_CACHE", default_value_t = 100_000)]
+    pub(crate) state_cache: usize,
+    /// How often the offer timer looks for new offers.
+    #[arg(long, env = "NOROSHI_TIMER_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
+    pub(crate) timer_poll_interval: Duration,
 }

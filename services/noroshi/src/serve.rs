@@ -2,9 +2,18 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use noroshi_api::auth::Tokens;
+use noroshi_api::commands::{CommandHandler, CommandSettings, system_clock};
+use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
+use noroshi_api::timers::{self, TimerSettings};
+use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::relay::{self, RelayConfig, StreamSettings};
 use noroshi_event_store::wire::{InvalidSubjectPrefix, SubjectPrefix};
+use noroshi_event_store::{EventStore, Prefecture, StoreLimits};
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +31,21 @@ pub(crate) enum ServeError {
     SubjectPrefix(#[source] InvalidSubjectPrefix),
     #[error("relay failed")]
     Relay(#[source] relay::RelayError),
+    #[error("invalid --prefecture")]
+    Prefecture(#[source] noroshi_event_store::InvalidPrefecture),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot load the token file")]
+    Tokens(#[source] noroshi_api::auth::TokenFileError),
+    #[error("invalid duration {0:?}")]
+    Duration(Duration),
+    #[error("cannot set up the offer timer")]
+    Timers(#[source] noroshi_api::ApiError),
+    #[error("grpc api failed")]
+    Grpc(#[source] noroshi_api::grpc::GrpcError),
     #[error("components did not stop within {0:?}")]
     ShutdownTimeout(Duration),
     #[error("a component panicked")]
@@ -85,6 +109,57 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
                 .map_err(ServeError::Relay)
         });
     }
+    if args
+        .components
+        .iter()
+        .any(|c| matches!(c, Component::Api | Component::Timers))
+    {
+        let handler = Arc::new(command_handler(&args, pool.clone())?);
+        if args.components.contains(&Component::Api) {
+            let tokens = match &args.api.tokens_file {
+                Some(path) => Tokens::load(path).map_err(ServeError::Tokens)?,
+                None => Tokens::default(),
+            };
+            if tokens.is_empty() {
+                tracing::warn!(
+                    "no bearer tokens configured; every request will be UNAUTHENTICATED"
+                );
+            }
+            let addr = &args.api.grpc_addr;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Listen {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            tracing::info!(addr = %listener.local_addr().map_err(|source| ServeError::Listen { addr: addr.clone(), source })?, tokens = tokens.len(), "grpc api listening");
+            let context = GrpcContext {
+                handler: handler.clone(),
+                tokens: Arc::new(tokens),
+            };
+            let settings = GrpcSettings {
+                max_message_bytes: args.api.max_request_bytes,
+            };
+            let token = shutdown.clone();
+            components.spawn(async move {
+                grpc::serve(listener, context, settings, token)
+                    .await
+                    .map_err(ServeError::Grpc)
+            });
+        }
+        if args.components.contains(&Component::Timers) {
+            let system = timers::system_principal().map_err(ServeError::Timers)?;
+            let settings = TimerSettings {
+                poll_interval: args.api.timer_poll_interval,
+                ..TimerSettings::default()
+            };
+            let token = shutdown.clone();
+            components.spawn(async move {
+                timers::run(handler, system, settings, token).await;
+                Ok(())
+            });
+        }
+    }
     tracing::info!(components = ?args.components, "noroshi running");
 
     let mut outcome = tokio::select! {
@@ -106,6 +181,29 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     }
     pool.close().await;
     outcome
+}
+
+fn command_handler(args: &ServeArgs, pool: PgPool) -> Result<CommandHandler, ServeError> {
+    let prefecture = Prefecture::parse(&args.api.prefecture).map_err(ServeError::Prefecture)?;
+    let ttl = |d: Duration| time::Duration::try_from(d).map_err(|_| ServeError::Duration(d));
+    let settings = CommandSettings {
+        prefecture,
+        policy: PlacementPolicy {
+            offer_ttl: ttl(args.api.offer_deadline)?,
+            hold_ttl: ttl(args.api.hold_deadline)?,
+        },
+        max_attempts: args.api.command_attempts,
+        cache_capacity: args.api.state_cache,
+    };
+    let limits = StoreLimits {
+        max_payload_bytes: args.max_event_bytes,
+        ..StoreLimits::default()
+    };
+    Ok(CommandHandler::new(
+        EventStore::new(pool, limits),
+        settings,
+        system_clock(),
+    ))
 }
 
 fn flatten(

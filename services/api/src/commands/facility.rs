@@ -1,0 +1,272 @@
+//! `FacilityService` commands: registration (ADMIN), capacity and acceptance.
+
+use std::collections::BTreeSet;
+
+use noroshi_domain::Violations;
+use noroshi_domain::authz::{Action, Principal, Role, Target};
+use noroshi_domain::facility::{
+    CategoryFigures, Facility, FacilityChanges, FacilityCommand, FacilityProfile, ProxyEntry,
+};
+use noroshi_domain::values::{
+    FacilityId, MedicalAreaCode, MunicipalityCode, Name, PrefectureCode, Reason, bed_count,
+};
+use noroshi_proto::v1 as pb;
+
+use crate::commands::{Changes, CommandHandler, CommandMeta, FacilityRef, Needs, Session};
+use crate::convert::fields::{command_id, enum_set, enum_value, finish, optional};
+use crate::error::ApiError;
+
+fn meta(command_id: uuid::Uuid, expected_version: Option<u64>) -> CommandMeta {
+    CommandMeta {
+        command_id,
+        expected_version,
+        addressed: "facility",
+    }
+}
+
+fn municipalities(
+    values: &[String],
+    field: &str,
+    violations: &mut Violations,
+) -> BTreeSet<MunicipalityCode> {
+    values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| violations.check(format!("{field}[{i}]"), MunicipalityCode::parse(v)))
+        .collect()
+}
+
+/// The proxy entry of a declaration: required from HQ, refused from anyone else.
+fn proxy_entry(
+    principal: &Principal,
+    reason: &str,
+    violations: &mut Violations,
+) -> Option<ProxyEntry> {
+    if principal.role != Role::Hq {
+        if !reason.trim().is_empty() {
+            violations.add(
+                "proxy_reason",
+                "only HQ enters figures on behalf of a facility",
+            );
+        }
+        return None;
+    }
+    violations
+        .check(
+            "proxy_reason",
+            Reason::parse(reason)
+                .map_err(|_| "is required when HQ enters figures on behalf of a facility"),
+        )
+        .map(|reason| ProxyEntry {
+            entered_by: principal.organisation_id.clone(),
+            reason,
+        })
+}
+
+/// Authorizes `action` on the loaded facility and decides `command`.
+fn decide(
+    session: &Session<'_>,
+    action: Action,
+    command: FacilityCommand,
+) -> Result<Changes, ApiError> {
+    let Some((facility_id, facility)) = session.facility() else {
+        return Err(ApiError::NotFound("facility".into()));
+    };
+    let target = Target {
+        facility: Some(facility_id),
+        ..Target::UNKNOWN
+    };
+    let creates = matches!(command, FacilityCommand::Register(_));
+    session.authorize(action, creates || facility.exists(), &target, "facility")?;
+    let events = facility.decide(command, session.now)?;
+    Changes::default().add::<Facility>(facility_id.as_str(), events)
+}
+
+fn needs(facility_id: &FacilityId) -> Needs {
+    Needs {
+        facility: Some(FacilityRef::Id(facility_id.clone())),
+        ..Needs::default()
+    }
+}
+
+pub async fn register(
+    handler: &CommandHandler,
+    principal: &Principal,
+    r: pb::RegisterFacilityRequest,
+) -> Result<pb::CommandResult, ApiError> {
+    let mut v = Violations::new();
+    let id = command_id(&r.command_id, &mut v);
+    let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
+    let name = v.check("name", Name::parse(&r.name));
+    let name_en = optional(&r.name_en, "name_en", Name::parse, &mut v);
+    let kind = enum_value(r.kind, "kind", &mut v);
+    let prefecture = v.check("prefecture", PrefectureCode::parse(&r.prefecture));
+    let medical_area = optional(
+        &r.medical_area,
+        "medical_area",
+        MedicalAreaCode::parse,
+        &mut v,
+    );
+    let municipality = v.check("municipality", MunicipalityCode::parse(&r.municipality));
+    let jurisdiction = municipalities(&r.jurisdiction, "jurisdiction", &mut v);
+    let capabilities = enum_set(&r.capabilities, "capabilities", &mut v);
+    let parsed = (|| {
+        Some((
+            id?,
+            FacilityProfile {
+                facility_id: facility_id?,
+                name: name?,
+                name_en,
+                kind: kind?,
+                prefecture: prefecture?,
+                medical_area,
+                municipality: municipality?,
+                jurisdiction,
+                capabilities,
+                active: true,
+            },
+        ))
+    })();
+    let (id, profile) = finish(v, parsed)?;
+    let facility_id = profile.facility_id.clone();
+    handler
+        .execute(
+            principal,
+            meta(id, r.expected_version),
+            &needs(&facility_id),
+            |s| {
+                decide(
+                    s,
+                    Action::RegisterFacility,
+                    FacilityCommand::Register(profile.clone()),
+                )
+            },
+        )
+        .await
+}
+
+pub async fn update(
+    handler: &CommandHandler,
+    principal: &Principal,
+    r: pb::UpdateFacilityRequest,
+) -> Result<pb::CommandResult, ApiError> {
+    let mut v = Violations::new();
+    let id = command_id(&r.command_id, &mut v);
+    let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
+    let name = v.check("name", Name::parse(&r.name));
+    let name_en = optional(&r.name_en, "name_en", Name::parse, &mut v);
+    let medical_area = optional(
+        &r.medical_area,
+        "medical_area",
+        MedicalAreaCode::parse,
+        &mut v,
+    );
+    let municipality = v.check("municipality", MunicipalityCode::parse(&r.municipality));
+    let jurisdiction = municipalities(&r.jurisdiction, "jurisdiction", &mut v);
+    let capabilities = enum_set(&r.capabilities, "capabilities", &mut v);
+    let parsed = (|| {
+        Some((
+            id?,
+            facility_id?,
+            FacilityChanges {
+                name: name?,
+                name_en,
+                medical_area,
+                municipality: municipality?,
+                jurisdiction,
+                capabilities,
+                active: r.active,
+            },
+        ))
+    })();
+    let (id, facility_id, changes) = finish(v, parsed)?;
+    handler
+        .execute(
+            principal,
+            meta(id, r.expected_version),
+            &needs(&facility_id),
+            |s| {
+                decide(
+                    s,
+                    Action::UpdateFacility,
+                    FacilityCommand::Update(changes.clone()),
+                )
+            },
+        )
+        .await
+}
+
+pub async fn declare_capacity(
+    handler: &CommandHandler,
+    principal: &Principal,
+    r: pb::DeclareCapacityRequest,
+) -> Result<pb::CommandResult, ApiError> {
+    let mut v = Violations::new();
+    let id = command_id(&r.command_id, &mut v);
+    let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
+    let mut categories = Vec::with_capacity(r.categories.len());
+    for (i, c) in r.categories.iter().enumerate() {
+        let category = enum_value(c.category, &format!("categories[{i}].category"), &mut v);
+        let secured = v.check(format!("categories[{i}].secured"), bed_count(c.secured));
+        let ready = v.check(format!("categories[{i}].ready"), bed_count(c.ready));
+        let occupied = v.check(format!("categories[{i}].occupied"), bed_count(c.occupied));
+        if let (Some(category), Some(secured), Some(ready), Some(occupied)) =
+            (category, secured, ready, occupied)
+        {
+            categories.push(CategoryFigures {
+                category,
+                secured,
+                ready,
+                occupied,
+            });
+        }
+    }
+    let proxy = proxy_entry(principal, &r.proxy_reason, &mut v);
+    let (id, facility_id) = finish(v, id.zip(facility_id))?;
+    handler
+        .execute(
+            principal,
+            meta(id, r.expected_version),
+            &needs(&facility_id),
+            |s| {
+                let command = FacilityCommand::DeclareCapacity {
+                    categories: categories.clone(),
+                    proxy: proxy.clone(),
+                };
+                decide(s, Action::DeclareCapacity, command)
+            },
+        )
+        .await
+}
+
+pub async fn set_acceptance(
+    handler: &CommandHandler,
+    principal: &Principal,
+    r: pb::SetAcceptanceRequest,
+) -> Result<pb::CommandResult, ApiError> {
+    let mut v = Violations::new();
+    let id = command_id(&r.command_id, &mut v);
+    let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
+    let category = enum_value(r.category, "category", &mut v);
+    let acceptance = enum_value(r.acceptance, "acceptance", &mut v);
+    let constraints = enum_set(&r.constraints, "constraints", &mut v);
+    let proxy = proxy_entry(principal, &r.proxy_reason, &mut v);
+    let parsed = (|| Some((id?, facility_id?, category?, acceptance?)))();
+    let (id, facility_id, category, acceptance) = finish(v, parsed)?;
+    handler
+        .execute(
+            principal,
+            meta(id, r.expected_version),
+            &needs(&facility_id),
+            |s| {
+                let command = FacilityCommand::SetAcceptance {
+                    category,
+                    acceptance,
+                    constraints: constraints.clone(),
+                    proxy: proxy.clone(),
+                };
+                decide(s, Action::SetAcceptance, command)
+            },
+        )
+        .await
+}

@@ -1,0 +1,107 @@
+//! Parsing request fields into domain values, collecting every violation with the
+//! field's path in the request.
+
+use std::collections::BTreeSet;
+
+use noroshi_domain::Violations;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::convert::enums::WireEnum;
+use crate::error::ApiError;
+
+/// Parses the mandatory idempotency key.
+pub(crate) fn command_id(value: &str, violations: &mut Violations) -> Option<Uuid> {
+    if value.is_empty() {
+        violations.add("command_id", "is required (a UUID chosen by the client)");
+        return None;
+    }
+    uuid(value, "command_id", violations)
+}
+
+/// Parses a mandatory UUID field.
+pub(crate) fn uuid(value: &str, field: &str, violations: &mut Violations) -> Option<Uuid> {
+    if value.is_empty() {
+        violations.add(field, "is required");
+        return None;
+    }
+    match Uuid::try_parse(value) {
+        Ok(id) if !id.is_nil() => Some(id),
+        _ => {
+            violations.add(field, "must be a UUID");
+            None
+        }
+    }
+}
+
+pub(crate) fn enum_value<T: WireEnum>(
+    value: i32,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<T> {
+    violations.check(field, T::from_wire(value))
+}
+
+/// A set of enum values; a repeated value is allowed and counted once.
+pub(crate) fn enum_set<T: WireEnum>(
+    values: &[i32],
+    field: &str,
+    violations: &mut Violations,
+) -> BTreeSet<T> {
+    values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &v)| enum_value(v, &format!("{field}[{i}]"), violations))
+        .collect()
+}
+
+/// An optional text field: empty means absent.
+pub(crate) fn optional<T, E: std::fmt::Display>(
+    value: &str,
+    field: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    violations: &mut Violations,
+) -> Option<T> {
+    if value.trim().is_empty() {
+        None
+    } else {
+        violations.check(field, parse(value))
+    }
+}
+
+pub(crate) fn timestamp(
+    value: &prost_types::Timestamp,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<OffsetDateTime> {
+    let parsed = i128::from(value.seconds)
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(i128::from(value.nanos)))
+        .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+        .filter(|_| (0..1_000_000_000).contains(&value.nanos));
+    if parsed.is_none() {
+        violations.add(field, "is not a valid timestamp");
+    }
+    parsed
+}
+
+pub(crate) fn to_timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
+    let nanos = at.unix_timestamp_nanos();
+    prost_types::Timestamp {
+        seconds: i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX),
+        nanos: i32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
+    }
+}
+
+/// Finishes parsing: the value when every field was valid, else every violation.
+pub(crate) fn finish<T>(violations: Violations, value: Option<T>) -> Result<T, ApiError> {
+    match value {
+        Some(value) if violations.is_empty() => Ok(value),
+        _ if violations.is_empty() => Err(ApiError::internal(MissingValue)),
+        _ => Err(ApiError::Invalid(violations)),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a request parsed without violations yielded no value")]
+struct MissingValue;

@@ -1,0 +1,144 @@
+//! The one error table of the API: every failure kind with its gRPC code (and, for the
+//! HTTP API, its status). Internal failures are logged with their cause chain and shown
+//! to the caller only as "internal error".
+
+use noroshi_domain::authz::Denied;
+use noroshi_domain::{DomainError, Violations};
+use noroshi_event_store::{AppendError, InvalidAppend, StoreError};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid bearer token")]
+    Unauthenticated,
+    /// Says nothing about whether the target exists.
+    #[error("permission denied")]
+    PermissionDenied,
+    #[error("invalid argument: {0}")]
+    Invalid(Violations),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A concurrency conflict that survived the retries, or a stale `expected_version`.
+    #[error("{0}")]
+    Aborted(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::Invalid(Violations::one(field, description))
+    }
+
+    pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(error))
+    }
+
+    /// The gRPC code of this kind of failure.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Unauthenticated => Code::Unauthenticated,
+            Self::PermissionDenied => Code::PermissionDenied,
+            Self::Invalid(_) => Code::InvalidArgument,
+            Self::NotFound(_) => Code::NotFound,
+            Self::AlreadyExists(_) => Code::AlreadyExists,
+            Self::FailedPrecondition(_) => Code::FailedPrecondition,
+            Self::Aborted(_) => Code::Aborted,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::Unavailable(_) => Code::Unavailable,
+            Self::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The HTTP status of this kind of failure.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::Unauthenticated => 401,
+            Self::PermissionDenied => 403,
+            Self::Invalid(_) => 400,
+            Self::NotFound(_) => 404,
+            Self::AlreadyExists(_) | Self::Aborted(_) => 409,
+            Self::FailedPrecondition(_) => 412,
+            Self::ResourceExhausted(_) => 429,
+            Self::Unavailable(_) => 503,
+            Self::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        match error {
+            DomainError::Invalid(violations) => Self::Invalid(violations),
+            DomainError::NotFound(what) => Self::NotFound(what),
+            DomainError::AlreadyExists(what) => Self::AlreadyExists(what),
+            DomainError::Precondition(message) => Self::FailedPrecondition(message),
+        }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(_: Denied) -> Self {
+        Self::PermissionDenied
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %error, "event store unavailable");
+                Self::Unavailable("the event store cannot be reached; retry later".into())
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<AppendError> for ApiError {
+    fn from(error: AppendError) -> Self {
+        match error {
+            AppendError::Invalid(
+                invalid @ (InvalidAppend::PayloadTooLarge { .. }
+                | InvalidAppend::TooManyEvents { .. }),
+            ) => Self::ResourceExhausted(invalid.to_string()),
+            AppendError::Invalid(invalid) => Self::internal(invalid),
+            AppendError::WrongExpectedVersion { .. } => {
+                Self::Aborted(format!("concurrent change: {error}"))
+            }
+            AppendError::CommandIdReused { command_id } => {
+                Self::AlreadyExists(format!("command {command_id} (used for another command)"))
+            }
+            AppendError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        match error {
+            ApiError::Invalid(violations) => {
+                let mut details = ErrorDetails::new();
+                for violation in violations.iter() {
+                    details.add_bad_request_violation(&violation.field, &violation.description);
+                }
+                Status::with_error_details(code, format!("invalid argument: {violations}"), details)
+            }
+            ApiError::Internal(source) => {
+                tracing::error!(error = %source, cause = ?source, "internal error");
+                Status::new(code, "internal error")
+            }
+            other => Status::new(code, other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Who may do what (DESIGN.md §7), as pure functions the API calls before deciding.
+//!
+//! A denial says nothing about the target: the API asks [`may`] about a target that does
+//! not exist with [`Target::UNKNOWN`], and reports "not found" only to a principal who
+//! may act on every target of that kind.
+
+use std::fmt;
+
+use crate::values::{FacilityId, PrincipalId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Hq,
+    HealthCenter,
+    Hospital,
+    Hotel,
+    Public,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: &'static [Self] = &[
+        Self::Hq,
+        Self::HealthCenter,
+        Self::Hospital,
+        Self::Hotel,
+        Self::Public,
+        Self::Admin,
+    ];
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|r| r.as_str() == value)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hq => "HQ",
+            Self::HealthCenter => "HEALTH_CENTER",
+            Self::Hospital => "HOSPITAL",
+            Self::Hotel => "HOTEL",
+            Self::Public => "PUBLIC",
+            Self::Admin => "ADMIN",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who is asking: a user or API client of one organisation, in one role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub principal_id: PrincipalId,
+    pub organisation_id: FacilityId,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    RegisterFacility,
+    UpdateFacility,
+    DeclareCapacity,
+    SetAcceptance,
+    ReportCase,
+    TriageCase,
+    OverridePriority,
+    RecordObservation,
+    StartHomeCare,
+    CloseCase,
+    RequestPlacement,
+    OfferPlacement,
+    CancelPlacement,
+    AcceptPlacement,
+    DeclinePlacement,
+    RecordArrival,
+    ArrangeTransport,
+    RecordDeparture,
+    RecordDischarge,
+    /// Reading a patient's identity.
+    ReadPatient,
+}
+
+/// The facts about a target that the rules look at; `None` where they do not apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The facility acted on (capacity, acceptance, registration).
+    pub facility: Option<&'a FacilityId>,
+    /// The health center that owns the case.
+    pub case_owner: Option<&'a FacilityId>,
+    /// The facility where the patient is now.
+    pub patient_at: Option<&'a FacilityId>,
+    /// The facility of the open offer.
+    pub offered_to: Option<&'a FacilityId>,
+    /// The facility that accepted the placement.
+    pub accepted_by: Option<&'a FacilityId>,
+    /// The facility a transfer leaves from.
+    pub transfer_from: Option<&'a FacilityId>,
+}
+
+impl Target<'_> {
+    /// A target that does not exist: only role-wide rights match it.
+    pub const UNKNOWN: Target<'static> = Target {
+        facility: None,
+        case_owner: None,
+        patient_at: None,
+        offered_to: None,
+        accepted_by: None,
+        transfer_from: None,
+    };
+}
+
+/// A refusal; deliberately carries nothing about the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{role} may not {action:?} here")]
+pub struct Denied {
+    pub role: Role,
+    pub action: Action,
+}
+
+/// The matrix of DESIGN.md §7.
+pub fn may(principal: &Principal, action: Action, target: &Target<'_>) -> Result<(), Denied> {
+    use Action::*;
+    use Role::*;
+    let own = |facility: Option<&FacilityId>| facility == Some(&principal.organisation_id);
+    let allowed = match (action, principal.role) {
+        (RegisterFacility | UpdateFacility, Admin) => true,
+        (DeclareCapacity | SetAcceptance, Hq) => true,
+        (DeclareCapacity | SetAcceptance, Hospital | Hotel) => own(target.facility),
+        (ReportCase | TriageCase | RecordObservation | StartHomeCare | CloseCase, HealthCenter) => {
+            own(target.case_owner)
+        }
+        (OverridePriority | OfferPlacement, Hq) => true,
+        (RequestPlacement | CancelPlacement | ArrangeTransport | RecordDeparture, Hq) => true,
+        (RequestPlacement | CancelPlacement | ArrangeTransport | RecordDeparture, HealthCenter) => {
+            own(target.case_owner)
+        }
+        (RequestPlacement, Hospital | Hotel) => own(target.patient_at),
+        (ArrangeTransport | RecordDeparture, Hospital | Hotel) => own(target.transfer_from),
+        (AcceptPlacement | DeclinePlacement, Hospital | Hotel) => own(target.offered_to),
+        (RecordArrival | RecordDischarge, Hospital | Hotel) => own(target.accepted_by),
+        (ReadPatient, Hq) => true,
+        (ReadPatient, HealthCenter) => own(target.case_owner),
+        (ReadPatient, Hospital | Hotel) => own(target.accepted_by) || own(target.patient_at),
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Denied {
+            role: principal.role,
+            action,
+        })
+    }
+}

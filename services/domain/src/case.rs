@@ -1,0 +1,395 @@
+//! The case aggregate, stream `case-<case_id>` (DESIGN.md §5.2): one patient's episode,
+//! owned by the health center whose jurisdiction reported it.
+
+use std::collections::BTreeSet;
+
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::error::{DomainError, Violations};
+use crate::facility::Facility;
+use crate::priority::{self, PRIORITY_RULE_VERSION};
+use crate::values::{
+    Capability, CaseOutcome, CaseStatus, ExternalRef, FacilityId, FacilityKind, MunicipalityCode,
+    Name, Phone, Priority, Reason, RiskFactor, Severity, Sex, Spo2, Temperature, Text,
+};
+
+/// Longest time an observation may lie in the future (clock skew between devices).
+const OBSERVATION_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// Personally identifying data; visible only within the rights of DESIGN.md §7.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patient {
+    pub name: Name,
+    pub name_kana: Option<Name>,
+    pub birth_date: Date,
+    pub sex: Sex,
+    pub phone: Option<Phone>,
+    pub address: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseReport {
+    pub health_center_id: FacilityId,
+    pub external_ref: Option<ExternalRef>,
+    pub patient: Patient,
+    pub municipality: MunicipalityCode,
+    pub risk_factors: BTreeSet<RiskFactor>,
+    pub severity: Severity,
+    pub needs: BTreeSet<Capability>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub observed_at: OffsetDateTime,
+    pub temperature: Option<Temperature>,
+    pub spo2: Option<Spo2>,
+    pub on_oxygen: bool,
+    pub symptoms: Vec<Name>,
+    pub note: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseEvent {
+    Reported {
+        report: CaseReport,
+        priority: Priority,
+        priority_rule_version: u32,
+        reported_at: OffsetDateTime,
+    },
+    Triaged {
+        severity: Severity,
+        risk_factors: BTreeSet<RiskFactor>,
+        needs: BTreeSet<Capability>,
+        priority: Priority,
+        priority_rule_version: u32,
+        note: Text,
+    },
+    PriorityOverridden {
+        priority: Priority,
+        computed_priority: Priority,
+        reason: Reason,
+    },
+    ObservationRecorded(Observation),
+    DeteriorationFlagged {
+        observed_at: OffsetDateTime,
+        spo2: Spo2,
+        severity: Severity,
+        band_floor: Spo2,
+    },
+    HomeCareStarted {
+        started_at: OffsetDateTime,
+        note: Text,
+    },
+    /// Appended by placement commands in the same transaction as the placement event.
+    StatusChanged {
+        from: CaseStatus,
+        to: CaseStatus,
+        placement_id: Uuid,
+        facility_id: Option<FacilityId>,
+    },
+    Closed {
+        outcome: CaseOutcome,
+        closed_at: OffsetDateTime,
+        note: Text,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseCommand {
+    Triage {
+        severity: Severity,
+        risk_factors: BTreeSet<RiskFactor>,
+        needs: BTreeSet<Capability>,
+        note: Text,
+    },
+    OverridePriority {
+        priority: Priority,
+        reason: Reason,
+    },
+    RecordObservation(Observation),
+    StartHomeCare {
+        note: Text,
+    },
+    Close {
+        outcome: CaseOutcome,
+        note: Text,
+    },
+}
+
+/// A reported case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRecord {
+    pub report: CaseReport,
+    pub severity: Severity,
+    pub risk_factors: BTreeSet<RiskFactor>,
+    pub needs: BTreeSet<Capability>,
+    pub priority: Priority,
+    pub priority_overridden: bool,
+    pub status: CaseStatus,
+    /// The status to return to when the live placement is cancelled.
+    pub status_before_placement: Option<CaseStatus>,
+    /// At most one live placement per case.
+    pub live_placement: Option<Uuid>,
+    /// The placement and facility where the patient is now.
+    pub stay: Option<(Uuid, FacilityId)>,
+    pub last_observation: Option<Observation>,
+    pub deteriorated: bool,
+}
+
+/// State of one case stream. `record` is `None` until the case is reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Case {
+    pub record: Option<CaseRecord>,
+}
+
+/// The lowest SpO₂ the severity band allows; below it the case is flagged as
+/// deteriorating. MILD ≥ 96 %, MODERATE_I 93–96 %, MODERATE_II ≤ 93 % (below 90 %
+/// suggests SEVERE); SEVERE cases are already under intensive care.
+pub fn spo2_band_floor(severity: Severity) -> Option<Spo2> {
+    let floor = match severity {
+        Severity::Asymptomatic | Severity::Mild => 96,
+        Severity::ModerateI => 93,
+        Severity::ModerateII => 90,
+        Severity::Severe => return None,
+    };
+    Spo2::new(floor).ok()
+}
+
+/// Decides `ReportCase` for the health center `reporter`, which must own the
+/// municipality of the patient.
+pub fn report(
+    case: &Case,
+    reporter: &Facility,
+    report: CaseReport,
+    now: OffsetDateTime,
+) -> Result<Vec<CaseEvent>, DomainError> {
+    if case.record.is_some() {
+        return Err(DomainError::AlreadyExists(match &report.external_ref {
+            Some(reference) => format!("a case with external_ref {reference}"),
+            None => "case".into(),
+        }));
+    }
+    let mut violations = Violations::new();
+    match &reporter.profile {
+        Some(hc) if hc.kind == FacilityKind::HealthCenter => {
+            if !hc.jurisdiction.contains(&report.municipality) {
+                violations.add(
+                    "municipality",
+                    format!(
+                        "{} is outside the jurisdiction of {}",
+                        report.municipality, hc.facility_id
+                    ),
+                );
+            }
+        }
+        _ => violations.add("health_center_id", "is not a registered health center"),
+    }
+    if report.patient.birth_date > now.date() {
+        violations.add("patient.birth_date", "must not be in the future");
+    }
+    violations.into_result()?;
+    let priority = priority::compute(report.severity, &report.risk_factors);
+    Ok(vec![CaseEvent::Reported {
+        report,
+        priority,
+        priority_rule_version: PRIORITY_RULE_VERSION,
+        reported_at: now,
+    }])
+}
+
+impl Case {
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a CaseEvent>) -> Self {
+        events
+            .into_iter()
+            .fold(Self::default(), |mut state, event| {
+                state.evolve(event);
+                state
+            })
+    }
+
+    /// The record of a reported case that is not closed.
+    pub fn open(&self) -> Result<&CaseRecord, DomainError> {
+        let record = self
+            .record
+            .as_ref()
+            .ok_or_else(|| DomainError::NotFound("case".into()))?;
+        if record.status.is_terminal() {
+            return Err(DomainError::precondition(format!(
+                "case is {}; a closed case does not change",
+                record.status
+            )));
+        }
+        Ok(record)
+    }
+
+    pub fn decide(
+        &self,
+        command: CaseCommand,
+        now: OffsetDateTime,
+    ) -> Result<Vec<CaseEvent>, DomainError> {
+        let record = self.open()?;
+        match command {
+            CaseCommand::Triage {
+                severity,
+                risk_factors,
+                needs,
+                note,
+            } => {
+                let priority = priority::compute(severity, &risk_factors);
+                Ok(vec![CaseEvent::Triaged {
+                    severity,
+                    risk_factors,
+                    needs,
+                    priority,
+                    priority_rule_version: PRIORITY_RULE_VERSION,
+                    note,
+                }])
+            }
+            CaseCommand::OverridePriority { priority, reason } => {
+                Ok(vec![CaseEvent::PriorityOverridden {
+                    priority,
+                    computed_priority: priority::compute(record.severity, &record.risk_factors),
+                    reason,
+                }])
+            }
+            CaseCommand::RecordObservation(observation) => {
+                if observation.observed_at > now + OBSERVATION_CLOCK_SKEW {
+                    return Err(DomainError::invalid(
+                        "observed_at",
+                        "must not be in the future",
+                    ));
+                }
+                if observation.spo2.is_none()
+                    && observation.temperature.is_none()
+                    && observation.symptoms.is_empty()
+                    && observation.note.as_str().is_empty()
+                {
+                    return Err(DomainError::invalid(
+                        "spo2_percent",
+                        "an observation needs a measurement, a symptom or a note",
+                    ));
+                }
+                let flag = observation.spo2.and_then(|spo2| {
+                    let floor = spo2_band_floor(record.severity)?;
+                    (spo2 < floor).then_some(CaseEvent::DeteriorationFlagged {
+                        observed_at: observation.observed_at,
+                        spo2,
+                        severity: record.severity,
+                        band_floor: floor,
+                    })
+                });
+                let mut events = vec![CaseEvent::ObservationRecorded(observation)];
+                events.extend(flag);
+                Ok(events)
+            }
+            CaseCommand::StartHomeCare { note } => match record.status {
+                CaseStatus::Reported | CaseStatus::AwaitingPlacement => {
+                    Ok(vec![CaseEvent::HomeCareStarted {
+                        started_at: now,
+                        note,
+                    }])
+                }
+                status => Err(DomainError::precondition(format!(
+                    "case is {status}; home care starts from REPORTED or AWAITING_PLACEMENT"
+                ))),
+            },
+            CaseCommand::Close { outcome, note } => {
+                if record.status == CaseStatus::PlacementInProgress {
+                    return Err(DomainError::precondition(
+                        "case is PLACEMENT_IN_PROGRESS; cancel the placement before closing",
+                    ));
+                }
+                Ok(vec![CaseEvent::Closed {
+                    outcome,
+                    closed_at: now,
+                    note,
+                }])
+            }
+        }
+    }
+
+    pub fn evolve(&mut self, event: &CaseEvent) {
+        if let CaseEvent::Reported {
+            report, priority, ..
+        } = event
+        {
+            self.record = Some(CaseRecord {
+                severity: report.severity,
+                risk_factors: report.risk_factors.clone(),
+                needs: report.needs.clone(),
+                report: report.clone(),
+                priority: *priority,
+                priority_overridden: false,
+                status: CaseStatus::Reported,
+                status_before_placement: None,
+                live_placement: None,
+                stay: None,
+                last_observation: None,
+                deteriorated: false,
+            });
+            return;
+        }
+        let Some(record) = &mut self.record else {
+            return;
+        };
+        match event {
+            CaseEvent::Reported { .. } => {}
+            CaseEvent::Triaged {
+                severity,
+                risk_factors,
+                needs,
+                priority,
+                ..
+            } => {
+                record.severity = *severity;
+                record.risk_factors = risk_factors.clone();
+                record.needs = needs.clone();
+                record.priority = *priority;
+                record.priority_overridden = false;
+                record.deteriorated = false;
+            }
+            CaseEvent::PriorityOverridden { priority, .. } => {
+                record.priority = *priority;
+                record.priority_overridden = true;
+            }
+            CaseEvent::ObservationRecorded(observation) => {
+                record.last_observation = Some(observation.clone());
+            }
+            CaseEvent::DeteriorationFlagged { .. } => record.deteriorated = true,
+            CaseEvent::HomeCareStarted { .. } => record.status = CaseStatus::HomeCare,
+            CaseEvent::StatusChanged {
+                from,
+                to,
+                placement_id,
+                facility_id,
+            } => {
+                match to {
+                    CaseStatus::PlacementInProgress => {
+                        record.status_before_placement = Some(*from);
+                        record.live_placement = Some(*placement_id);
+                    }
+                    CaseStatus::Hospitalized | CaseStatus::InHotel => {
+                        record.live_placement = None;
+                        record.status_before_placement = None;
+                        record.stay = facility_id.clone().map(|f| (*placement_id, f));
+                    }
+                    _ => {
+                        if record.live_placement == Some(*placement_id) {
+                            record.live_placement = None;
+                            record.status_before_placement = None;
+                        }
+                        if record.stay.as_ref().is_some_and(|(p, _)| p == placement_id) {
+                            record.stay = None;
+                        }
+                    }
+                }
+                record.status = *to;
+            }
+            CaseEvent::Closed { outcome, .. } => {
+                record.status = CaseStatus::from(*outcome);
+                record.live_placement = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The gRPC API in-process on a free port, over a fresh database, with one token per
+//! kind of principal and a small synthetic Yamaguchi world to act on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use noroshi_api::auth::{TokenEntry, Tokens};
+use noroshi_api::commands::{Clock, CommandHandler, CommandSettings, system_clock};
+use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
+use noroshi_domain::placement::PlacementPolicy;
+use noroshi_event_store::{EventStore, StoreLimits};
+use noroshi_proto::v1 as pb;
+use pb::case_service_client::CaseServiceClient;
+use pb::facility_service_client::FacilityServiceClient;
+use pb::placement_service_client::PlacementServiceClient;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::TestDatabase;
+
+/// A principal of the test world: its bearer token and organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub token: &'static str,
+    pub organisation: &'static str,
+    pub role: &'static str,
+}
+
+pub const ADMIN: Actor = Actor {
+    token: "test-token-admin-0001",
+    organisation: "noroshi-admin",
+    role: "ADMIN",
+};
+pub const HQ: Actor = Actor {
+    token: "test-token-hq-000000001",
+    organisation: "yamaguchi-hq",
+    role: "HQ",
+};
+/// Health center of Hofu (防府市 352063).
+pub const HC: Actor = Actor {
+    token: "test-token-hc-hofu-0001",
+    organisation: "hofu-hc",
+    role: "HEALTH_CENTER",
+};
+/// Health center of Ube and Sanyo-Onoda.
+pub const HC_OTHER: Actor = Actor {
+    token: "test-token-hc-ube-00001",
+    organisation: "ube-hc",
+    role: "HEALTH_CENTER",
+};
+/// A hospital with oxygen and ventilators.
+pub const HOSPITAL: Actor = Actor {
+    token: "test-token-hosp-hofu-01",
+    organisation: "hofu-central",
+    role: "HOSPITAL",
+};
+/// A hospital with oxygen only.
+pub const HOSPITAL_OTHER: Actor = Actor {
+    token: "test-token-hosp-ube-001",
+    organisation: "ube-medical",
+    role: "HOSPITAL",
+};
+pub const HOTEL: Actor = Actor {
+    token: "test-token-hotel-yuda-01",
+    organisation: "yuda-hotel",
+    role: "HOTEL",
+};
+pub const PUBLIC: Actor = Actor {
+    token: "test-token-public-00001",
+    organisation: "public",
+    role: "PUBLIC",
+};
+
+pub const ACTORS: &[Actor] = &[
+    ADMIN,
+    HQ,
+    HC,
+    HC_OTHER,
+    HOSPITAL,
+    HOSPITAL_OTHER,
+    HOTEL,
+    PUBLIC,
+];
+
+/// Municipality codes used by the world.
+pub const HOFU: &str = "352063";
+pub const UBE: &str = "352021";
+
+/// Knobs of a test API; `Clock` has no `Debug`.
+#[allow(missing_debug_implementations)]
+#[derive(Clone)]
+pub struct ApiOptions {
+    pub policy: PlacementPolicy,
+    pub clock: Clock,
+    pub pool_size: u32,
+    pub max_message_bytes: usize,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            policy: PlacementPolicy::default(),
+            clock: system_clock(),
+            pool_size: 16,
+            max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A running gRPC API; stopped on drop.
+pub struct TestApi {
+    pub db: TestDatabase,
+    pub addr: SocketAddr,
+    pub handler: Arc<CommandHandler>,
+    channel: Channel,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for TestApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApi")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn tokens() -> Tokens {
+    let entries: Vec<TokenEntry> = ACTORS
+        .iter()
+        .map(|a| TokenEntry {
+            token: a.token.into(),
+            principal_id: format!("{}-user", a.organisation),
+            organisation_id: a.organisation.into(),
+            role: a.role.into(),
+        })
+        .collect();
+    Tokens::from_entries(&entries).expect("test tokens are valid")
+}
+
+/// `message` with `authorization: Bearer <token>` of `actor`.
+pub fn authed<T>(actor: Actor, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", actor.token)
+            .parse()
+            .expect("ascii token"),
+    );
+    request
+}
+
+/// A fresh command id.
+pub fn cid() -> String {
+    Uuid::new_v4().to_string()
+}
+
+impl TestApi {
+    pub async fn start() -> Self {
+        Self::with(ApiOptions::default()).await
+    }
+
+    pub async fn with(options: ApiOptions) -> Self {
+        let db = TestDatabase::with_pool_size(options.pool_size).await;
+        let settings = CommandSettings {
+            prefecture: crate::fixtures::yamaguchi(),
+            policy: options.policy,
+            max_attempts: 32,
+            cache_capacity: 10_000,
+        };
+        let store = EventStore::new(db.pool().clone(), StoreLimits::default());
+        let handler = Arc::new(CommandHandler::new(store, settings, options.clock));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let addr = listener.local_addr().expect("bound address");
+        let shutdown = CancellationToken::new();
+        let context = GrpcContext {
+            handler: handler.clone(),
+            tokens: Arc::new(tokens()),
+        };
+        let settings = GrpcSettings {
+            max_message_bytes: options.max_message_bytes,
+        };
+        tokio::spawn(grpc::serve(listener, context, settings, shutdown.clone()));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect_lazy();
+        Self {
+            db,
+            addr,
+            handler,
+            channel,
+            shutdown,
+        }
+    }
+
+    pub fn facilities(&self) -> FacilityServiceClient<Channel> {
+        FacilityServiceClient::new(self.channel.clone()).max_encoding_message_size(64 * 1024 * 1024)
+    }
+
+    pub fn cases(&self) -> CaseServiceClient<Channel> {
+        CaseServiceClient::new(self.channel.clone()).max_encoding_message_size(64 * 1024 * 1024)
+    }
+
+    pub fn placements(&self) -> PlacementServiceClient<Channel> {
+        PlacementServiceClient::new(self.channel.clone())
+    }
+
+    /// Registers the world's organisations and facilities through the API.
+    pub async fn seed(&self) {
+        use pb::{Capability as C, FacilityKind as K};
+        // (id, name, kind, medical area, municipality, jurisdiction, capabilities)
+        type Entry<'a> = (
+            &'a str,
+            &'a str,
+            K,
+            &'a str,
+            &'a str,
+            &'a [&'a str],
+            &'a [C],
+        );
+        let world: &[Entry<'_>] = &[
+            (
+                "yamaguchi-hq",
+                "山口県入院調整本部",
+                K::Hq,
+                "",
+                "352039",
+                &[],
+                &[],
+            ),
+            (
+                "hofu-hc",
+                "防府健康福祉センター",
+                K::HealthCenter,
+                "3504",
+                HOFU,
+                &[HOFU],
+                &[],
+            ),
+            (
+                "ube-hc",
+                "宇部健康福祉センター",
+                K::HealthCenter,
+                "3505",
+                UBE,
+                &[UBE, "352161"],
+                &[],
+            ),
+            (
+                "hofu-central",
+                "防府中央みらい病院",
+                K::Hospital,
+                "3504",
+                HOFU,
+                &[],
+                &[C::Oxygen, C::Ventilator],
+            ),
+            (
+                "ube-medical",
+                "宇部あおば医療センター",
+                K::Hospital,
+                "3505",
+                UBE,
+                &[],
+                &[C::Oxygen],
+            ),
+            (
+                "yuda-hotel",
+                "湯田ひだまりホテル",
+                K::Hotel,
+                "3504",
+                "352039",
+                &[],
+                &[],
+            ),
+        ];
+        for (id, name, kind, area, municipality, jurisdiction, capabilities) in world {
+            self.facilities()
+                .register_facility(authed(
+                    ADMIN,
+                    pb::RegisterFacilityRequest {
+                        command_id: cid(),
+                        facility_id: (*id).into(),
+                        name: (*name).into(),
+                        name_en: String::new(),
+                        kind: *kind as i32,
+                        prefecture: "35".into(),
+                        medical_area: (*area).into(),
+                        municipality: (*municipality).into(),
+                        jurisdiction: jurisdiction.iter().map(|s| (*s).into()).collect(),
+                        capabilities: capabilities.iter().map(|c| *c as i32).collect(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+                .unwrap_or_else(|e| panic!("register {id}: {e:?}"));
+        }
+    }
+
+    /// `facility` declares absolute figures for one category.
+    pub async fn declare(
+        &self,
+        actor: Actor,
+        facility: &str,
+        category: pb::BedCategory,
+        secured: i64,
+        ready: i64,
+        occupied: i64,
+    ) -> pb::CommandResult {
+        self.facilities()
+            .declare_capacity(authed(
+                actor,
+                pb::DeclareCapacityRequest {
+                    command_id: cid(),
+                    facility_id: facility.into(),
+                    categories: vec![pb::DeclaredFigures {
+                        category: category as i32,
+                        secured,
+                        ready,
+                        occupied,
+                    }],
+                    proxy_reason: if actor.role == "HQ" {
+                        "電話で確認".into()
+                    } else {
+                        String::new()
+                    },
+                    expected_version: None,
+                },
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("declare {facility}: {e:?}"))
+            .into_inner()
+    }
+
+    /// The Hofu health center reports a synthetic patient; returns the case id.
+    pub async fn report_case(&self, severity: pb::Severity) -> String {
+        let result = self
+            .cases()
+            .report_case(authed(HC, report_request(severity)))
+            .await
+            .expect("report case")
+            .into_inner();
+        result.stream_id.trim_start_matches("case-").to_owned()
+    }
+
+    /// Requests a placement for `case_id` as the Hofu health center; returns its id.
+    pub async fn request_placement(&self, case_id: &str, category: pb::BedCategory) -> String {
+        let result = self
+            .placements()
+            .request_placement(authed(
+                HC,
+                pb::RequestPlacementRequest {
+                    command_id: cid(),
+                    case_id: case_id.into(),
+                    category: category as i32,
+                    needs: vec![],
+                    note: String::new(),
+                    expected_version: None,
+                },
+            ))
+            .await
+            .expect("request placement")
+            .into_inner();
+        result.stream_id.trim_start_matches("placement-").to_owned()
+    }
+
+    /// HQ offers a placement to `facility`.
+    pub async fn offer(&self, placement_id: &str, facility: &str) -> pb::CommandResult {
+        self.placements()
+            .offer_placement(authed(
+                HQ,
+                pb::OfferPlacementRequest {
+                    command_id: cid(),
+                    placement_id: placement_id.into(),
+                    facility_id: facility.into(),
+                    expected_version: None,
+                },
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("offer to {facility}: {e:?}"))
+            .into_inner()
+    }
+
+    /// Event types of a stream, in order.
+    pub async fn event_types(&self, stream: &str) -> Vec<String> {
+        let events = self
+            .db
+            .store()
+            .read_stream(&crate::fixtures::stream(stream), 1, 10_000)
+            .await
+            .expect("read stream");
+        events
+            .into_iter()
+            .map(|e| e.event_type.trim_start_matches("noroshi.v1.").to_owned())
+            .collect()
+    }
+}
+
+/// A synthetic, fictional patient living in Hofu.
+pub fn report_request(severity: pb::Severity) -> pb::ReportCaseRequest {
+    pb::ReportCaseRequest {
+        command_id: cid(),
+        external_ref: String::new(),
+        patient: Some(pb::PatientIdentity {
+            name: "試験 花子".into(),
+            name_kana: "シケン ハナコ".into(),
+            birth_date: "1950-04-01".into(),
+            sex: pb::Sex::Female as i32,
+            phone: "0835-00-0000".into(),
+            address: "防府市 架空町 1-2-3".into(),
+        }),
+        municipality: HOFU.into(),
+        risk_factors: vec![pb::RiskFactor::Age65Plus as i32],
+        severity: severity as i32,
+        needs: vec![],
+        expected_version: None,
+    }
+}
