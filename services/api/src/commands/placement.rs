@@ -29,7 +29,14 @@ fn meta(command_id: Uuid, expected_version: Option<u64>) -> CommandMeta {
 }
 
 /// The facts about a placement that the access rules look at.
-fn target<'a>(placement: &'a PlacementRecord, case: Option<&'a CaseRecord>) -> Target<'a> {
+/// A facility that was offered the patient before (and declined or let the offer
+/// expire) still counts as addressed, so that a late answer learns that the offer is
+/// gone rather than being told it has no rights.
+fn target<'a>(
+    placement: &'a PlacementRecord,
+    case: Option<&'a CaseRecord>,
+    asking: &FacilityId,
+) -> Target<'a> {
     let accepted = matches!(
         placement.status,
         PlacementStatus::Accepted
@@ -44,7 +51,8 @@ fn target<'a>(placement: &'a PlacementRecord, case: Option<&'a CaseRecord>) -> T
         offered_to: placement
             .target
             .as_ref()
-            .filter(|_| placement.status == PlacementStatus::Offered),
+            .filter(|_| placement.status == PlacementStatus::Offered)
+            .or_else(|| placement.declined_by.iter().find(|f| *f == asking)),
         accepted_by: placement.target.as_ref().filter(|_| accepted),
         transfer_from: match &placement.origin {
             Origin::Facility(facility) => Some(facility),
@@ -66,7 +74,12 @@ fn authorized<'s>(
         return Err(ApiError::NotFound("placement".into()));
     };
     let case = s.case().and_then(|(_, c)| c.record.as_ref());
-    s.authorize(action, true, &target(record, case), "placement")?;
+    s.authorize(
+        action,
+        true,
+        &target(record, case, &s.principal.organisation_id),
+        "placement",
+    )?;
     Ok((placement_id, placement, record))
 }
 

@@ -1,0 +1,600 @@
+//! Every cell of the access matrix of DESIGN.md §7, through the gRPC API with real
+//! tokens: allowed principals succeed, every other one gets PERMISSION_DENIED and
+//! nothing is appended.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use noroshi_proto::v1 as pb;
+use noroshi_tests::api::{
+    ACTORS, ADMIN, Actor, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, UBE, authed, cid,
+    report_request,
+};
+use pb::{BedCategory as Bed, Severity};
+use tonic::Code;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Reported,
+    Requested,
+    Offered,
+    Accepted,
+    TransportArranged,
+    InTransit,
+    Arrived,
+    /// Hospitalized at hofu-central, then a transfer requested by the hospital and
+    /// accepted by ube-medical.
+    TransferAccepted,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    RegisterFacility,
+    UpdateFacility,
+    DeclareCapacity,
+    SetAcceptance,
+    ReportCase,
+    TriageCase,
+    RecordObservation,
+    StartHomeCare,
+    CloseCase,
+    OverridePriority,
+    RequestPlacement,
+    RequestTransfer,
+    OfferPlacement,
+    CancelPlacement,
+    AcceptPlacement,
+    DeclinePlacement,
+    ArrangeTransport,
+    ArrangeTransferTransport,
+    RecordDeparture,
+    RecordArrival,
+    RecordDischarge,
+}
+
+/// The matrix: each action, the stage it needs, and who may do it.
+const MATRIX: &[(Act, Option<Stage>, &[Actor])] = &[
+    (Act::RegisterFacility, None, &[ADMIN]),
+    (Act::UpdateFacility, None, &[ADMIN]),
+    (Act::DeclareCapacity, None, &[HQ, HOSPITAL]),
+    (Act::SetAcceptance, None, &[HQ, HOSPITAL]),
+    (Act::ReportCase, None, &[HC, HC_OTHER]),
+    (Act::TriageCase, Some(Stage::Reported), &[HC]),
+    (Act::RecordObservation, Some(Stage::Reported), &[HC]),
+    (Act::StartHomeCare, Some(Stage::Reported), &[HC]),
+    (Act::CloseCase, Some(Stage::Reported), &[HC]),
+    (Act::OverridePriority, Some(Stage::Reported), &[HQ]),
+    (Act::RequestPlacement, Some(Stage::Reported), &[HQ, HC]),
+    (
+        Act::RequestTransfer,
+        Some(Stage::Arrived),
+        &[HQ, HC, HOSPITAL],
+    ),
+    (Act::OfferPlacement, Some(Stage::Requested), &[HQ]),
+    (Act::CancelPlacement, Some(Stage::Requested), &[HQ, HC]),
+    (Act::AcceptPlacement, Some(Stage::Offered), &[HOSPITAL]),
+    (Act::DeclinePlacement, Some(Stage::Offered), &[HOSPITAL]),
+    (Act::ArrangeTransport, Some(Stage::Accepted), &[HQ, HC]),
+    (
+        Act::ArrangeTransferTransport,
+        Some(Stage::TransferAccepted),
+        &[HQ, HC, HOSPITAL],
+    ),
+    (
+        Act::RecordDeparture,
+        Some(Stage::TransportArranged),
+        &[HQ, HC],
+    ),
+    (Act::RecordArrival, Some(Stage::InTransit), &[HOSPITAL]),
+    (Act::RecordDischarge, Some(Stage::Arrived), &[HOSPITAL]),
+];
+
+#[derive(Debug, Default, Clone)]
+struct Ctx {
+    case_id: String,
+    placement_id: String,
+}
+
+async fn ok(
+    result: Result<tonic::Response<pb::CommandResult>, tonic::Status>,
+) -> pb::CommandResult {
+    result.unwrap().into_inner()
+}
+
+/// A fresh Hofu case whose placement (to hofu-central) is at `stage`.
+async fn setup(api: &TestApi, stage: Stage) -> Ctx {
+    let case_id = api.report_case(Severity::ModerateI).await;
+    let mut ctx = Ctx {
+        case_id: case_id.clone(),
+        placement_id: String::new(),
+    };
+    if stage == Stage::Reported {
+        return ctx;
+    }
+    ctx.placement_id = api.request_placement(&case_id, Bed::Moderate).await;
+    let p = ctx.placement_id.clone();
+    let steps = [
+        Stage::Offered,
+        Stage::Accepted,
+        Stage::TransportArranged,
+        Stage::InTransit,
+        Stage::Arrived,
+    ];
+    let until = if stage == Stage::TransferAccepted {
+        Stage::Arrived
+    } else {
+        stage
+    };
+    for step in steps {
+        if step == Stage::Offered && until != Stage::Requested {
+            api.offer(&p, "hofu-central").await;
+        }
+        let placements = api.placements();
+        let mut placements = placements;
+        match step {
+            Stage::Accepted if reaches(until, step) => {
+                ok(placements
+                    .accept_placement(authed(
+                        HOSPITAL,
+                        pb::AcceptPlacementRequest {
+                            command_id: cid(),
+                            placement_id: p.clone(),
+                            override_capacity: false,
+                            override_reason: String::new(),
+                            expected_version: None,
+                        },
+                    ))
+                    .await)
+                .await;
+            }
+            Stage::TransportArranged if reaches(until, step) => {
+                ok(placements
+                    .arrange_transport(authed(
+                        HQ,
+                        pb::ArrangeTransportRequest {
+                            command_id: cid(),
+                            placement_id: p.clone(),
+                            vehicle: pb::Vehicle::Ambulance as i32,
+                            pickup_at: None,
+                            note: String::new(),
+                            expected_version: None,
+                        },
+                    ))
+                    .await)
+                .await;
+            }
+            Stage::InTransit if reaches(until, step) => {
+                ok(placements
+                    .record_departure(authed(
+                        HQ,
+                        pb::RecordDepartureRequest {
+                            command_id: cid(),
+                            placement_id: p.clone(),
+                            expected_version: None,
+                        },
+                    ))
+                    .await)
+                .await;
+            }
+            Stage::Arrived if reaches(until, step) => {
+                ok(placements
+                    .record_arrival(authed(
+                        HOSPITAL,
+                        pb::RecordArrivalRequest {
+                            command_id: cid(),
+                            placement_id: p.clone(),
+                            expected_version: None,
+                        },
+                    ))
+                    .await)
+                .await;
+            }
+            _ => {}
+        }
+        if step == until {
+            break;
+        }
+    }
+    if stage == Stage::TransferAccepted {
+        let transfer = ok(api
+            .placements()
+            .request_placement(authed(
+                HOSPITAL,
+                pb::RequestPlacementRequest {
+                    command_id: cid(),
+                    case_id: case_id.clone(),
+                    category: Bed::Moderate as i32,
+                    needs: vec![],
+                    note: "転院".into(),
+                    expected_version: None,
+                },
+            ))
+            .await)
+        .await;
+        ctx.placement_id = transfer
+            .stream_id
+            .trim_start_matches("placement-")
+            .to_owned();
+        api.offer(&ctx.placement_id, "ube-medical").await;
+        ok(api
+            .placements()
+            .accept_placement(authed(
+                HOSPITAL_OTHER,
+                pb::AcceptPlacementRequest {
+                    command_id: cid(),
+                    placement_id: ctx.placement_id.clone(),
+                    override_capacity: false,
+                    override_reason: String::new(),
+                    expected_version: None,
+                },
+            ))
+            .await)
+        .await;
+    }
+    ctx
+}
+
+fn reaches(until: Stage, step: Stage) -> bool {
+    let order = [
+        Stage::Reported,
+        Stage::Requested,
+        Stage::Offered,
+        Stage::Accepted,
+        Stage::TransportArranged,
+        Stage::InTransit,
+        Stage::Arrived,
+    ];
+    let rank = |s: Stage| order.iter().position(|o| *o == s).unwrap_or(usize::MAX);
+    rank(step) <= rank(until)
+}
+
+/// Performs `act` as `actor` on the target of `ctx`.
+async fn perform(
+    api: &TestApi,
+    act: Act,
+    actor: Actor,
+    ctx: &Ctx,
+) -> Result<pb::CommandResult, tonic::Status> {
+    let (c, p) = (ctx.case_id.clone(), ctx.placement_id.clone());
+    let proxy = if actor.role == "HQ" {
+        "電話で代理入力".to_owned()
+    } else {
+        String::new()
+    };
+    let r = match act {
+        Act::RegisterFacility => {
+            api.facilities()
+                .register_facility(authed(
+                    actor,
+                    pb::RegisterFacilityRequest {
+                        command_id: cid(),
+                        facility_id: format!("new-{}", &cid()[..8]),
+                        name: "新設病院".into(),
+                        name_en: String::new(),
+                        kind: pb::FacilityKind::Hospital as i32,
+                        prefecture: "35".into(),
+                        medical_area: "3505".into(),
+                        municipality: UBE.into(),
+                        jurisdiction: vec![],
+                        capabilities: vec![],
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::UpdateFacility => {
+            api.facilities()
+                .update_facility(authed(
+                    actor,
+                    pb::UpdateFacilityRequest {
+                        command_id: cid(),
+                        facility_id: "ube-medical".into(),
+                        name: "宇部あおば医療センター".into(),
+                        name_en: "Ube Aoba Medical Center".into(),
+                        medical_area: "3505".into(),
+                        municipality: UBE.into(),
+                        jurisdiction: vec![],
+                        capabilities: vec![pb::Capability::Oxygen as i32],
+                        active: true,
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::DeclareCapacity => {
+            api.facilities()
+                .declare_capacity(authed(
+                    actor,
+                    pb::DeclareCapacityRequest {
+                        command_id: cid(),
+                        facility_id: "hofu-central".into(),
+                        categories: vec![pb::DeclaredFigures {
+                            category: Bed::Mild as i32,
+                            secured: 3,
+                            ready: 3,
+                            occupied: 0,
+                        }],
+                        proxy_reason: proxy,
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::SetAcceptance => {
+            api.facilities()
+                .set_acceptance(authed(
+                    actor,
+                    pb::SetAcceptanceRequest {
+                        command_id: cid(),
+                        facility_id: "hofu-central".into(),
+                        category: Bed::Mild as i32,
+                        acceptance: pb::Acceptance::Limited as i32,
+                        constraints: vec![pb::AcceptanceConstraint::Staff as i32],
+                        proxy_reason: proxy,
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::ReportCase => {
+            let mut report = report_request(Severity::Mild);
+            if actor == HC_OTHER {
+                report.municipality = UBE.into();
+            }
+            api.cases().report_case(authed(actor, report)).await
+        }
+        Act::TriageCase => {
+            api.cases()
+                .triage_case(authed(
+                    actor,
+                    pb::TriageCaseRequest {
+                        command_id: cid(),
+                        case_id: c,
+                        severity: Severity::Mild as i32,
+                        risk_factors: vec![],
+                        needs: vec![],
+                        note: String::new(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::RecordObservation => {
+            api.cases()
+                .record_observation(authed(
+                    actor,
+                    pb::RecordObservationRequest {
+                        command_id: cid(),
+                        case_id: c,
+                        observed_at: None,
+                        temperature_decicelsius: 372,
+                        spo2_percent: 97,
+                        on_oxygen: false,
+                        symptoms: vec![],
+                        note: String::new(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::StartHomeCare => {
+            api.cases()
+                .start_home_care(authed(
+                    actor,
+                    pb::StartHomeCareRequest {
+                        command_id: cid(),
+                        case_id: c,
+                        note: String::new(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::CloseCase => {
+            api.cases()
+                .close_case(authed(
+                    actor,
+                    pb::CloseCaseRequest {
+                        command_id: cid(),
+                        case_id: c,
+                        outcome: pb::CaseOutcome::Recovered as i32,
+                        note: String::new(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::OverridePriority => {
+            api.cases()
+                .override_priority(authed(
+                    actor,
+                    pb::OverridePriorityRequest {
+                        command_id: cid(),
+                        case_id: c,
+                        priority: 1,
+                        reason: "妊娠後期".into(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::RequestPlacement | Act::RequestTransfer => {
+            api.placements()
+                .request_placement(authed(
+                    actor,
+                    pb::RequestPlacementRequest {
+                        command_id: cid(),
+                        case_id: c,
+                        category: Bed::Moderate as i32,
+                        needs: vec![],
+                        note: String::new(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::OfferPlacement => {
+            api.placements()
+                .offer_placement(authed(
+                    actor,
+                    pb::OfferPlacementRequest {
+                        command_id: cid(),
+                        placement_id: p,
+                        facility_id: "hofu-central".into(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::CancelPlacement => {
+            api.placements()
+                .cancel_placement(authed(
+                    actor,
+                    pb::CancelPlacementRequest {
+                        command_id: cid(),
+                        placement_id: p,
+                        reason: "自宅療養へ".into(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::AcceptPlacement => {
+            api.placements()
+                .accept_placement(authed(
+                    actor,
+                    pb::AcceptPlacementRequest {
+                        command_id: cid(),
+                        placement_id: p,
+                        override_capacity: false,
+                        override_reason: String::new(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::DeclinePlacement => {
+            api.placements()
+                .decline_placement(authed(
+                    actor,
+                    pb::DeclinePlacementRequest {
+                        command_id: cid(),
+                        placement_id: p,
+                        reason: "満床".into(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::ArrangeTransport | Act::ArrangeTransferTransport => {
+            api.placements()
+                .arrange_transport(authed(
+                    actor,
+                    pb::ArrangeTransportRequest {
+                        command_id: cid(),
+                        placement_id: p,
+                        vehicle: pb::Vehicle::Ambulance as i32,
+                        pickup_at: None,
+                        note: String::new(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::RecordDeparture => {
+            api.placements()
+                .record_departure(authed(
+                    actor,
+                    pb::RecordDepartureRequest {
+                        command_id: cid(),
+                        placement_id: p,
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::RecordArrival => {
+            api.placements()
+                .record_arrival(authed(
+                    actor,
+                    pb::RecordArrivalRequest {
+                        command_id: cid(),
+                        placement_id: p,
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::RecordDischarge => {
+            api.placements()
+                .record_discharge(authed(
+                    actor,
+                    pb::RecordDischargeRequest {
+                        command_id: cid(),
+                        placement_id: p,
+                        outcome: pb::DischargeOutcome::Recovered as i32,
+                        note: String::new(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+    };
+    r.map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn every_cell_of_the_access_matrix_holds() {
+    let api = TestApi::start().await;
+    api.seed().await;
+    api.declare(HOSPITAL, "hofu-central", Bed::Moderate, 500, 500, 0)
+        .await;
+    api.declare(HOSPITAL_OTHER, "ube-medical", Bed::Moderate, 500, 500, 0)
+        .await;
+    let mut cells = 0;
+    for &(act, stage, allowed) in MATRIX {
+        // Denied principals, on one shared target: nothing may be written.
+        let ctx = match stage {
+            Some(stage) => setup(&api, stage).await,
+            None => Ctx::default(),
+        };
+        for &actor in ACTORS.iter().filter(|a| !allowed.contains(a)) {
+            let before = api.db.event_count().await;
+            let status = perform(&api, act, actor, &ctx)
+                .await
+                .expect_err(&format!("{act:?} by {} must be denied", actor.organisation));
+            assert_eq!(
+                status.code(),
+                Code::PermissionDenied,
+                "{act:?} by {}: {status:?}",
+                actor.organisation
+            );
+            assert_eq!(
+                status.message(),
+                "permission denied",
+                "a denial reveals nothing"
+            );
+            assert_eq!(
+                api.db.event_count().await,
+                before,
+                "{act:?} by {} wrote events",
+                actor.organisation
+            );
+            cells += 1;
+        }
+        // Allowed principals, each on its own target.
+        for &actor in allowed {
+            let ctx = match stage {
+                Some(stage) => setup(&api, stage).await,
+                None => Ctx::default(),
+            };
+            let result = perform(&api, act, actor, &ctx).await;
+            assert!(
+                result.is_ok(),
+                "{act:?} by {} must succeed: {result:?}",
+                actor.organisation
+            );
+            cells += 1;
+        }
+    }
+    assert_eq!(cells, MATRIX.len() * ACTORS.len());
+}

@@ -1,0 +1,174 @@
+//! The offer timer: each passed deadline becomes exactly one `OfferExpired`, with two
+//! timers running, and deadlines are recomputed from the store after a restart. The
+//! clock is moved instead of waiting for 30 minutes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use noroshi_api::commands::{CommandHandler, CommandSettings};
+use noroshi_api::timers::{self, TimerSettings};
+use noroshi_domain::placement::PlacementPolicy;
+use noroshi_event_store::{EventStore, StoreLimits};
+use noroshi_proto::v1 as pb;
+use noroshi_tests::api::{ApiOptions, HOSPITAL, TestApi};
+use noroshi_tests::eventually;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A clock that can be moved forward, shared by the API and the timers.
+fn movable_clock() -> (Arc<AtomicI64>, noroshi_api::commands::Clock) {
+    let offset = Arc::new(AtomicI64::new(0));
+    let read = offset.clone();
+    let clock = Arc::new(move || {
+        OffsetDateTime::now_utc() + time::Duration::seconds(read.load(Ordering::SeqCst))
+    });
+    (offset, clock)
+}
+
+/// A second command handler on the same database, as another process would have.
+fn another_process(api: &TestApi, clock: noroshi_api::commands::Clock) -> Arc<CommandHandler> {
+    let settings = CommandSettings {
+        prefecture: noroshi_tests::fixtures::yamaguchi(),
+        policy: PlacementPolicy::default(),
+        max_attempts: 32,
+        cache_capacity: 1000,
+    };
+    Arc::new(CommandHandler::new(
+        EventStore::new(api.db.pool().clone(), StoreLimits::default()),
+        settings,
+        clock,
+    ))
+}
+
+fn start_timer(
+    handler: Arc<CommandHandler>,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let settings = TimerSettings {
+        poll_interval: Duration::from_millis(50),
+        page_size: 100,
+    };
+    tokio::spawn(timers::run(
+        handler,
+        timers::system_principal().unwrap(),
+        settings,
+        shutdown.clone(),
+    ))
+}
+
+async fn expiries(api: &TestApi, placement_id: &str) -> usize {
+    api.event_types(&format!("placement-{placement_id}"))
+        .await
+        .iter()
+        .filter(|t| *t == "OfferExpired")
+        .count()
+}
+
+#[tokio::test]
+async fn a_passed_deadline_expires_once_with_two_timers_and_after_a_restart() {
+    let (offset, clock) = movable_clock();
+    let api = TestApi::with(ApiOptions {
+        clock: clock.clone(),
+        ..ApiOptions::default()
+    })
+    .await;
+    api.seed().await;
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        10,
+        10,
+        0,
+    )
+    .await;
+    let case_id = api.report_case(pb::Severity::ModerateI).await;
+    let placement_id = api
+        .request_placement(&case_id, pb::BedCategory::Moderate)
+        .await;
+    api.offer(&placement_id, "hofu-central").await;
+
+    let shutdown = CancellationToken::new();
+    let first = start_timer(another_process(&api, clock.clone()), &shutdown);
+    let second = start_timer(another_process(&api, clock.clone()), &shutdown);
+    // Before the deadline nothing expires, however often the timers look.
+    offset.store(29 * 60, Ordering::SeqCst);
+    let handler = another_process(&api, clock.clone());
+    let early = timers_expire_directly(&handler, &placement_id, 1).await;
+    assert_eq!(early.unwrap_err().code(), tonic::Code::FailedPrecondition);
+
+    offset.store(31 * 60, Ordering::SeqCst);
+    eventually("the offer expires", Duration::from_secs(20), || async {
+        expiries(&api, &placement_id).await == 1
+    })
+    .await;
+    // The same expiry again, as a racing timer would send it: the original answer, nothing new.
+    let again = timers_expire_directly(&handler, &placement_id, 1)
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(expiries(&api, &placement_id).await, 1);
+    shutdown.cancel();
+    first.await.unwrap();
+    second.await.unwrap();
+
+    // With no timer running, the placement is offered again and its deadline passes.
+    api.offer(&placement_id, "hofu-central").await;
+    offset.store(62 * 60, Ordering::SeqCst);
+    let restarted = CancellationToken::new();
+    let third = start_timer(another_process(&api, clock.clone()), &restarted);
+    eventually(
+        "the second offer expires after a restart",
+        Duration::from_secs(20),
+        || async { expiries(&api, &placement_id).await == 2 },
+    )
+    .await;
+    // An accept after the deadline is refused.
+    let late = api
+        .placements()
+        .accept_placement(noroshi_tests::api::authed(
+            HOSPITAL,
+            pb::AcceptPlacementRequest {
+                command_id: Uuid::new_v4().to_string(),
+                placement_id: placement_id.clone(),
+                override_capacity: false,
+                override_reason: String::new(),
+                expected_version: None,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), tonic::Code::FailedPrecondition, "{late:?}");
+    restarted.cancel();
+    third.await.unwrap();
+    assert_eq!(
+        api.event_types(&format!("placement-{placement_id}")).await,
+        [
+            "PlacementRequested",
+            "PlacementOffered",
+            "OfferExpired",
+            "PlacementOffered",
+            "OfferExpired"
+        ]
+    );
+}
+
+async fn timers_expire_directly(
+    handler: &CommandHandler,
+    placement_id: &str,
+    offer: u32,
+) -> Result<pb::CommandResult, tonic::Status> {
+    let placement_id = Uuid::parse_str(placement_id).unwrap();
+    noroshi_api::commands::placement::expire_offer(
+        handler,
+        &timers::system_principal().unwrap(),
+        placement_id,
+        offer,
+    )
+    .await
+    .map_err(tonic::Status::from)
+}
