@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;
+pub mod bench;
 pub mod fixtures;
 mod nats;
 mod postgres;
