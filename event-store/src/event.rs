@@ -105,6 +105,15 @@ pub struct StreamAppended {
     pub events: Vec<AppendedEvent>,
 }
 
+impl StreamAppended {
+    /// Adds one of the stream's appended events; version and position become the last.
+    pub(crate) fn record(&mut self, event: AppendedEvent) {
+        self.version = self.version.max(event.version);
+        self.position = self.position.max(event.position);
+        self.events.push(event);
+    }
+}
+
 /// The outcome of an append, identical when a committed command id is retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendResult {

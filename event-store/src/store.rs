@@ -196,9 +196,7 @@ impl EventStore {
                 }
             };
             let slot = &mut streams[index];
-            slot.version = slot.version.max(event.version);
-            slot.position = slot.position.max(event.position);
-            slot.events.push(event);
+            slot.record(event);
         }
         Ok((!streams.is_empty()).then_some(AppendResult {
             command_id,
@@ -464,9 +462,7 @@ fn append_result(request: &AppendRequest, rows: &[PgRow]) -> Result<AppendResult
             version: to_u64(row.try_get("version").map_err(StoreError::from)?)?,
             position: to_u64(row.try_get("event_position").map_err(StoreError::from)?)?,
         };
-        slot.version = slot.version.max(event.version);
-        slot.position = slot.position.max(event.position);
-        slot.events.push(event);
+        slot.record(event);
     }
     if streams.iter().any(|s| s.events.is_empty()) {
         if replayed {

@@ -24,7 +24,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::convert::enums::{WireEnum, to_wire_all};
-use crate::convert::fields::to_timestamp;
+use crate::convert::fields::{from_timestamp, to_timestamp};
 
 const DATE: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
@@ -429,8 +429,7 @@ fn wire_set<T: WireEnum>(name: &str, values: &[i32]) -> Decoded<BTreeSet<T>> {
 
 fn at(name: &str, value: Option<&prost_types::Timestamp>) -> Decoded<OffsetDateTime> {
     let ts = value.ok_or_else(|| format!("{name}: missing"))?;
-    let nanos = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
-    field(name, OffsetDateTime::from_unix_timestamp_nanos(nanos))
+    from_timestamp(ts).ok_or_else(|| format!("{name}: not a valid timestamp"))
 }
 
 fn id(name: &str, value: &str) -> Decoded<Uuid> {

@@ -69,16 +69,22 @@ pub(crate) fn optional<T, E: std::fmt::Display>(
     }
 }
 
+/// A protobuf timestamp as a time, `None` when it is out of range or its nanos are not
+/// within one second.
+pub(crate) fn from_timestamp(value: &prost_types::Timestamp) -> Option<OffsetDateTime> {
+    if !(0..1_000_000_000).contains(&value.nanos) {
+        return None;
+    }
+    let nanos = i128::from(value.seconds) * 1_000_000_000 + i128::from(value.nanos);
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}
+
 pub(crate) fn timestamp(
     value: &prost_types::Timestamp,
     field: &str,
     violations: &mut Violations,
 ) -> Option<OffsetDateTime> {
-    let parsed = i128::from(value.seconds)
-        .checked_mul(1_000_000_000)
-        .and_then(|n| n.checked_add(i128::from(value.nanos)))
-        .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
-        .filter(|_| (0..1_000_000_000).contains(&value.nanos));
+    let parsed = from_timestamp(value);
     if parsed.is_none() {
         violations.add(field, "is not a valid timestamp");
     }
