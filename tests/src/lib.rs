@@ -27,6 +27,45 @@ pub use process::{NoroshiProcess, noroshi_bin};
 use std::future::Future;
 use std::time::Duration;
 
+use noroshi_event_store::{EventStore, GlobalCursor, RecordedEvent};
+
+/// Reads with `read_all` after `cursor`, `page` events at a time, until `want` events were
+/// read or 30 s passed; returns them and the cursor after them.
+///
+/// Tests share one PostgreSQL cluster, and a transaction of another test that is still
+/// running holds the cluster-wide snapshot xmin back: `read_all` then rightly withholds
+/// later commits until it ends. An empty page is therefore only the end once `want`
+/// events were read; stopping earlier would make a test fail for another's transaction.
+/// After the bound it returns what it has, so the caller's assertion shows the gap.
+pub async fn read_all_to(
+    store: &EventStore,
+    mut cursor: GlobalCursor,
+    page: u32,
+    want: usize,
+) -> (Vec<RecordedEvent>, GlobalCursor) {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut read = Vec::new();
+    while read.len() < want {
+        let next = store.read_all(cursor, page).await.unwrap();
+        assert!(
+            next.events.len() <= page as usize,
+            "a page holds at most its limit"
+        );
+        if next.events.is_empty() {
+            assert_eq!(next.next, cursor, "an empty page keeps the cursor");
+            if tokio::time::Instant::now() > give_up {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        assert!(next.next > cursor, "the cursor advances");
+        read.extend(next.events);
+        cursor = next.next;
+    }
+    (read, cursor)
+}
+
 /// Polls `condition` every 20 ms until it holds; panics with `what` after `limit`.
 ///
 /// For waiting on an outcome that other processes produce; never a fixed sleep.

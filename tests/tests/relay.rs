@@ -9,7 +9,9 @@ use noroshi_event_store::relay::{self, RelayConfig, RelayError};
 use noroshi_event_store::wire::SubjectPrefix;
 use noroshi_event_store::{EventStore, ExpectedVersion, GlobalCursor, RecordedEvent};
 use noroshi_tests::fixtures::{append, write};
-use noroshi_tests::{NatsServer, NoroshiProcess, TestDatabase, eventually, read_all_events};
+use noroshi_tests::{
+    NatsServer, NoroshiProcess, TestDatabase, eventually, read_all_events, read_all_to,
+};
 use tokio_util::sync::CancellationToken;
 
 const STREAM: &str = "NOROSHI_EVENTS";
@@ -54,17 +56,9 @@ async fn append_round_robin(store: &EventStore, kind: &str, streams: usize, coun
 }
 
 /// Every stored event, in position order.
-async fn stored(store: &EventStore) -> Vec<RecordedEvent> {
-    let mut all = Vec::new();
-    let mut cursor = GlobalCursor::START;
-    loop {
-        let page = store.read_all(cursor, 1000).await.unwrap();
-        if page.events.is_empty() {
-            break;
-        }
-        all.extend(page.events);
-        cursor = page.next;
-    }
+async fn stored(db: &TestDatabase) -> Vec<RecordedEvent> {
+    let total = usize::try_from(db.event_count().await).unwrap();
+    let (mut all, _) = read_all_to(&db.store(), GlobalCursor::START, 1000, total).await;
     all.sort_by_key(|e| e.position);
     all
 }
@@ -81,7 +75,7 @@ async fn wait_drained(db: &TestDatabase) {
 /// JetStream holds every stored event exactly once, identical to the stored one, with
 /// each stream's versions in order.
 async fn assert_relayed_exactly_once(db: &TestDatabase, nats: &NatsServer) {
-    let stored = stored(&db.store()).await;
+    let stored = stored(db).await;
     let published = read_all_events(&nats.client().await, STREAM).await;
     assert_eq!(
         published.len(),
