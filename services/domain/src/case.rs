@@ -183,7 +183,12 @@ pub fn report(
                 );
             }
         }
-        _ => violations.add("health_center_id", "is not a registered health center"),
+        _ => {
+            return Err(DomainError::precondition(format!(
+                "the reporting organisation {} is not a registered health center",
+                report.health_center_id
+            )));
+        }
     }
     if report.patient.birth_date > now.date() {
         violations.add("patient.birth_date", "must not be in the future");

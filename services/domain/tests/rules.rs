@@ -302,6 +302,11 @@ fn a_report_computes_priority_and_checks_the_jurisdiction() {
         case::report(&existing, &hc, report(), NOW),
         Err(DomainError::AlreadyExists(_))
     ));
+    let unregistered = Facility::default();
+    precondition(
+        case::report(&Case::default(), &unregistered, report(), NOW).unwrap_err(),
+        "hofu-hc is not a registered health center",
+    );
 }
 
 #[test]

@@ -108,10 +108,7 @@ pub async fn report(
             };
             s.authorize(Action::ReportCase, true, &target, "case")?;
             let (Some((_, reporter)), Some((_, case))) = (s.facility(), s.case()) else {
-                return Err(ApiError::invalid(
-                    "health_center_id",
-                    "is not a registered health center",
-                ));
+                return Err(ApiError::internal(Unresolved("the reporter or the case")));
             };
             let events = rules::report(case, reporter, case_report.clone(), s.now)?;
             Changes::default().add::<Case>(&case_id.to_string(), events)
@@ -293,3 +290,8 @@ pub async fn close(
     )
     .await
 }
+
+/// A command's needs resolved to nothing, which `Needs` rules out.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} was not loaded")]
+struct Unresolved(&'static str);
