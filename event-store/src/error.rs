@@ -92,7 +92,10 @@ impl From<sqlx::Error> for AppendError {
 /// "the database refused this statement".
 fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
+        // A connection that breaks while it is being set up or used shows up as I/O
+        // or, when it ends in the middle of a message, as a protocol error.
         sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed

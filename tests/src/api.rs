@@ -2,7 +2,9 @@
 //! kind of principal and a small synthetic Yamaguchi world to act on.
 
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use noroshi_api::auth::{TokenEntry, Tokens};
 use noroshi_api::commands::{Clock, CommandHandler, CommandSettings, system_clock};
@@ -13,12 +15,31 @@ use noroshi_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 use pb::facility_service_client::FacilityServiceClient;
 use pb::placement_service_client::PlacementServiceClient;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::TestDatabase;
+use crate::proxy::TcpProxy;
+
+/// A pool on `db` through a new proxy; a cut proxy makes a connection wait at most 2 s.
+async fn pool_through_proxy(db: &TestDatabase, size: u32) -> (PgPool, TcpProxy) {
+    let direct = PgConnectOptions::from_str(db.url()).expect("test database url");
+    let target = tokio::net::lookup_host((direct.get_host(), direct.get_port()))
+        .await
+        .expect("resolve PostgreSQL")
+        .next()
+        .expect("an address for PostgreSQL");
+    let proxy = TcpProxy::start(target).await;
+    let options = direct.host("127.0.0.1").port(proxy.addr().port());
+    let pool = PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(options);
+    (pool, proxy)
+}
 
 /// A principal of the test world: its bearer token and organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +117,10 @@ pub struct ApiOptions {
     pub clock: Clock,
     pub pool_size: u32,
     pub max_message_bytes: usize,
+    /// The bearer tokens the API accepts; those of [`ACTORS`] by default.
+    pub tokens: Tokens,
+    /// Reach PostgreSQL through a [`TcpProxy`] that the test can cut.
+    pub through_proxy: bool,
 }
 
 impl Default for ApiOptions {
@@ -105,6 +130,8 @@ impl Default for ApiOptions {
             clock: system_clock(),
             pool_size: 16,
             max_message_bytes: 1024 * 1024,
+            tokens: tokens(),
+            through_proxy: false,
         }
     }
 }
@@ -114,6 +141,8 @@ pub struct TestApi {
     pub db: TestDatabase,
     pub addr: SocketAddr,
     pub handler: Arc<CommandHandler>,
+    /// The cuttable path to PostgreSQL, with [`ApiOptions::through_proxy`].
+    pub proxy: Option<TcpProxy>,
     channel: Channel,
     shutdown: CancellationToken,
 }
@@ -175,7 +204,13 @@ impl TestApi {
             max_attempts: 32,
             cache_capacity: 10_000,
         };
-        let store = EventStore::new(db.pool().clone(), StoreLimits::default());
+        let (pool, proxy) = if options.through_proxy {
+            let (pool, proxy) = pool_through_proxy(&db, options.pool_size).await;
+            (pool, Some(proxy))
+        } else {
+            (db.pool().clone(), None)
+        };
+        let store = EventStore::new(pool, StoreLimits::default());
         let handler = Arc::new(CommandHandler::new(store, settings, options.clock));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -184,7 +219,7 @@ impl TestApi {
         let shutdown = CancellationToken::new();
         let context = GrpcContext {
             handler: handler.clone(),
-            tokens: Arc::new(tokens()),
+            tokens: Arc::new(options.tokens),
         };
         let settings = GrpcSettings {
             max_message_bytes: options.max_message_bytes,
@@ -197,6 +232,7 @@ impl TestApi {
             db,
             addr,
             handler,
+            proxy,
             channel,
             shutdown,
         }
@@ -316,26 +352,12 @@ impl TestApi {
         ready: i64,
         occupied: i64,
     ) -> pb::CommandResult {
+        let mut request = declare_request(facility, category, secured, ready, occupied);
+        if actor.role == "HQ" {
+            request.proxy_reason = "電話で確認".into();
+        }
         self.facilities()
-            .declare_capacity(authed(
-                actor,
-                pb::DeclareCapacityRequest {
-                    command_id: cid(),
-                    facility_id: facility.into(),
-                    categories: vec![pb::DeclaredFigures {
-                        category: category as i32,
-                        secured,
-                        ready,
-                        occupied,
-                    }],
-                    proxy_reason: if actor.role == "HQ" {
-                        "電話で確認".into()
-                    } else {
-                        String::new()
-                    },
-                    expected_version: None,
-                },
-            ))
+            .declare_capacity(authed(actor, request))
             .await
             .unwrap_or_else(|e| panic!("declare {facility}: {e:?}"))
             .into_inner()
@@ -402,6 +424,28 @@ impl TestApi {
             .into_iter()
             .map(|e| e.event_type.trim_start_matches("noroshi.v1.").to_owned())
             .collect()
+    }
+}
+
+/// A declaration of one category's figures by the facility itself, with a fresh command id.
+pub fn declare_request(
+    facility: &str,
+    category: pb::BedCategory,
+    secured: i64,
+    ready: i64,
+    occupied: i64,
+) -> pb::DeclareCapacityRequest {
+    pb::DeclareCapacityRequest {
+        command_id: cid(),
+        facility_id: facility.into(),
+        categories: vec![pb::DeclaredFigures {
+            category: category as i32,
+            secured,
+            ready,
+            occupied,
+        }],
+        proxy_reason: String::new(),
+        expected_version: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`NatsServer`]: a private `nats-server` with JetStream on a free port and a temporary
 //!   store, killed on drop; it can be stopped and started again on the same port.
 //! - [`NoroshiProcess`]: the real `noroshi` binary as a child process.
+//! - [`proxy::TcpProxy`]: a TCP path to a real server that a test can cut and restore.
 //!
 //! Configuration: `NOROSHI_TEST_DATABASE_URL` (an admin connection, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `NOROSHI_NATS_SERVER` (the
@@ -19,6 +20,7 @@ pub mod fixtures;
 mod nats;
 mod postgres;
 mod process;
+pub mod proxy;
 
 pub use nats::{NatsServer, read_all_events};
 pub use postgres::TestDatabase;
