@@ -5,7 +5,7 @@
 
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{
-    HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi, authed, cid, report_request,
+    ADMIN, HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi, UBE, authed, cid, report_request,
 };
 use pb::{BedCategory as Bed, Severity};
 use tonic::Code;
@@ -741,6 +741,32 @@ async fn bad_input_is_invalid_argument_naming_the_field_and_appends_nothing() {
         api.db.event_count().await,
         before,
         "no bad input appended anything"
+    );
+
+    // Once the hospital has a ventilator on record, the same offer is accepted.
+    api.facilities()
+        .update_facility(authed(
+            ADMIN,
+            pb::UpdateFacilityRequest {
+                command_id: cid(),
+                facility_id: "ube-medical".into(),
+                name: "宇部あおば医療センター".into(),
+                medical_area: "3505".into(),
+                municipality: UBE.into(),
+                capabilities: vec![
+                    pb::Capability::Oxygen as i32,
+                    pb::Capability::Ventilator as i32,
+                ],
+                active: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("ADMIN records the new capability");
+    api.offer(&placement_id, "ube-medical").await;
+    assert_eq!(
+        api.event_types(&format!("placement-{placement_id}")).await,
+        ["PlacementRequested", "PlacementOffered"]
     );
 }
 

@@ -1,6 +1,7 @@
 //! The API of noroshi: command handling over the event store, and the gRPC front end
 //! (DESIGN.md §8). Conversions between protobuf and domain types live here, at the edge.
 
+pub mod admin;
 pub mod auth;
 pub mod commands;
 pub mod convert;

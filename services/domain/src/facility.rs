@@ -30,6 +30,21 @@ pub struct FacilityProfile {
     pub active: bool,
 }
 
+impl FacilityProfile {
+    /// The mutable part of this profile, as an update would set it.
+    pub fn changes(&self) -> FacilityChanges {
+        FacilityChanges {
+            name: self.name.clone(),
+            name_en: self.name_en.clone(),
+            medical_area: self.medical_area.clone(),
+            municipality: self.municipality.clone(),
+            jurisdiction: self.jurisdiction.clone(),
+            capabilities: self.capabilities.clone(),
+            active: self.active,
+        }
+    }
+}
+
 /// The mutable part of a profile; an update replaces all of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FacilityChanges {

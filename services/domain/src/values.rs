@@ -223,6 +223,11 @@ macro_rules! domain_enum {
 
         impl $name {
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The value named `name` in UPPER_SNAKE case, as DESIGN.md writes it.
+            pub fn parse(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.to_string() == name)
+            }
         }
 
         impl fmt::Display for $name {
@@ -408,6 +413,14 @@ mod tests {
             "PLACEMENT_IN_PROGRESS"
         );
         assert_eq!(FacilityKind::Hq.to_string(), "HQ");
+        for &kind in FacilityKind::ALL {
+            assert_eq!(FacilityKind::parse(&kind.to_string()), Some(kind));
+        }
+        assert_eq!(
+            Capability::parse("DEMENTIA_CARE"),
+            Some(Capability::DementiaCare)
+        );
+        assert_eq!(Capability::parse("dementia_care"), None);
     }
 
     #[test]

@@ -23,6 +23,38 @@ pub(crate) enum Command {
     Migrate(DatabaseArgs),
     /// Run the chosen components until SIGTERM or Ctrl-C.
     Serve(Box<ServeArgs>),
+    /// Administration of organisations, facilities and tokens.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    #[command(subcommand)]
+    pub(crate) command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Register or update the facilities of a file and check its tokens; applying the
+    /// same file twice changes nothing.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    /// TOML file of `[[facility]]` and `[[token]]` entries (see docs/admin.md).
+    pub(crate) file: std::path::PathBuf,
+    /// JIS X 0401 code of the deployment's prefecture, for entries that name none.
+    #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
+    pub(crate) prefecture: String,
+    /// Principal recorded as the actor of the changes.
+    #[arg(long, env = "NOROSHI_ADMIN_ACTOR", default_value = "noroshi-admin")]
+    pub(crate) actor: String,
+    /// Print what would change without changing anything.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! `noroshi`: one binary for every component. This file only parses the command line
 //! and wires the libraries together.
 
+mod admin;
 mod cli;
 mod serve;
 mod telemetry;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Migrate(args) => serve::migrate(&args).await,
             Command::Serve(args) => serve::serve(*args).await,
+            Command::Admin(args) => admin::run(args).await,
         }
     });
     match outcome {

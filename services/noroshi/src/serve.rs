@@ -50,11 +50,15 @@ pub(crate) enum ServeError {
     ShutdownTimeout(Duration),
     #[error("a component panicked")]
     Panicked(#[source] tokio::task::JoinError),
+    #[error("admin")]
+    Admin(#[source] noroshi_api::admin::AdminError),
+    #[error("cannot write the report")]
+    Output(#[source] std::io::Error),
     #[error("cannot listen for shutdown signals")]
     Signals(#[source] std::io::Error),
 }
 
-fn pool(args: &DatabaseArgs) -> Result<PgPool, ServeError> {
+pub(crate) fn pool(args: &DatabaseArgs) -> Result<PgPool, ServeError> {
     PgPoolOptions::new()
         .max_connections(args.database_max_connections)
         .acquire_timeout(args.database_acquire_timeout)

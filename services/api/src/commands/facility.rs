@@ -11,12 +11,13 @@ use noroshi_domain::values::{
     FacilityId, MedicalAreaCode, MunicipalityCode, Name, PrefectureCode, Reason, bed_count,
 };
 use noroshi_proto::v1 as pb;
+use uuid::Uuid;
 
 use crate::commands::{Changes, CommandHandler, CommandMeta, FacilityRef, Needs, Session};
 use crate::convert::fields::{command_id, enum_set, enum_value, finish, optional};
 use crate::error::ApiError;
 
-fn meta(command_id: uuid::Uuid, expected_version: Option<u64>) -> CommandMeta {
+fn meta(command_id: Uuid, expected_version: Option<u64>) -> CommandMeta {
     CommandMeta {
         command_id,
         expected_version,
@@ -89,51 +90,122 @@ fn needs(facility_id: &FacilityId) -> Needs {
     }
 }
 
+/// A `RegisterFacilityRequest` whose fields passed their checks.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub command_id: Uuid,
+    pub expected_version: Option<u64>,
+    pub profile: FacilityProfile,
+}
+
+impl Registration {
+    pub fn parse(r: &pb::RegisterFacilityRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let id = command_id(&r.command_id, &mut v);
+        let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
+        let name = v.check("name", Name::parse(&r.name));
+        let name_en = optional(&r.name_en, "name_en", Name::parse, &mut v);
+        let kind = enum_value(r.kind, "kind", &mut v);
+        let prefecture = v.check("prefecture", PrefectureCode::parse(&r.prefecture));
+        let medical_area = optional(
+            &r.medical_area,
+            "medical_area",
+            MedicalAreaCode::parse,
+            &mut v,
+        );
+        let municipality = v.check("municipality", MunicipalityCode::parse(&r.municipality));
+        let jurisdiction = municipalities(&r.jurisdiction, "jurisdiction", &mut v);
+        let capabilities = enum_set(&r.capabilities, "capabilities", &mut v);
+        let parsed = (|| {
+            Some(Self {
+                command_id: id?,
+                expected_version: r.expected_version,
+                profile: FacilityProfile {
+                    facility_id: facility_id?,
+                    name: name?,
+                    name_en,
+                    kind: kind?,
+                    prefecture: prefecture?,
+                    medical_area,
+                    municipality: municipality?,
+                    jurisdiction,
+                    capabilities,
+                    active: true,
+                },
+            })
+        })();
+        finish(v, parsed)
+    }
+}
+
+/// An `UpdateFacilityRequest` whose fields passed their checks.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub command_id: Uuid,
+    pub expected_version: Option<u64>,
+    pub facility_id: FacilityId,
+    pub changes: FacilityChanges,
+}
+
+impl Update {
+    pub fn parse(r: &pb::UpdateFacilityRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let id = command_id(&r.command_id, &mut v);
+        let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
+        let name = v.check("name", Name::parse(&r.name));
+        let name_en = optional(&r.name_en, "name_en", Name::parse, &mut v);
+        let medical_area = optional(
+            &r.medical_area,
+            "medical_area",
+            MedicalAreaCode::parse,
+            &mut v,
+        );
+        let municipality = v.check("municipality", MunicipalityCode::parse(&r.municipality));
+        let jurisdiction = municipalities(&r.jurisdiction, "jurisdiction", &mut v);
+        let capabilities = enum_set(&r.capabilities, "capabilities", &mut v);
+        let parsed = (|| {
+            Some(Self {
+                command_id: id?,
+                expected_version: r.expected_version,
+                facility_id: facility_id?,
+                changes: FacilityChanges {
+                    name: name?,
+                    name_en,
+                    medical_area,
+                    municipality: municipality?,
+                    jurisdiction,
+                    capabilities,
+                    active: r.active,
+                },
+            })
+        })();
+        finish(v, parsed)
+    }
+}
+
 pub async fn register(
     handler: &CommandHandler,
     principal: &Principal,
     r: pb::RegisterFacilityRequest,
 ) -> Result<pb::CommandResult, ApiError> {
-    let mut v = Violations::new();
-    let id = command_id(&r.command_id, &mut v);
-    let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
-    let name = v.check("name", Name::parse(&r.name));
-    let name_en = optional(&r.name_en, "name_en", Name::parse, &mut v);
-    let kind = enum_value(r.kind, "kind", &mut v);
-    let prefecture = v.check("prefecture", PrefectureCode::parse(&r.prefecture));
-    let medical_area = optional(
-        &r.medical_area,
-        "medical_area",
-        MedicalAreaCode::parse,
-        &mut v,
-    );
-    let municipality = v.check("municipality", MunicipalityCode::parse(&r.municipality));
-    let jurisdiction = municipalities(&r.jurisdiction, "jurisdiction", &mut v);
-    let capabilities = enum_set(&r.capabilities, "capabilities", &mut v);
-    let parsed = (|| {
-        Some((
-            id?,
-            FacilityProfile {
-                facility_id: facility_id?,
-                name: name?,
-                name_en,
-                kind: kind?,
-                prefecture: prefecture?,
-                medical_area,
-                municipality: municipality?,
-                jurisdiction,
-                capabilities,
-                active: true,
-            },
-        ))
-    })();
-    let (id, profile) = finish(v, parsed)?;
-    let facility_id = profile.facility_id.clone();
+    register_checked(handler, principal, Registration::parse(&r)?).await
+}
+
+pub async fn register_checked(
+    handler: &CommandHandler,
+    principal: &Principal,
+    registration: Registration,
+) -> Result<pb::CommandResult, ApiError> {
+    let Registration {
+        command_id,
+        expected_version,
+        profile,
+    } = registration;
     handler
         .execute(
             principal,
-            meta(id, r.expected_version),
-            &needs(&facility_id),
+            meta(command_id, expected_version),
+            &needs(&profile.facility_id),
             |s| {
                 decide(
                     s,
@@ -150,40 +222,24 @@ pub async fn update(
     principal: &Principal,
     r: pb::UpdateFacilityRequest,
 ) -> Result<pb::CommandResult, ApiError> {
-    let mut v = Violations::new();
-    let id = command_id(&r.command_id, &mut v);
-    let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
-    let name = v.check("name", Name::parse(&r.name));
-    let name_en = optional(&r.name_en, "name_en", Name::parse, &mut v);
-    let medical_area = optional(
-        &r.medical_area,
-        "medical_area",
-        MedicalAreaCode::parse,
-        &mut v,
-    );
-    let municipality = v.check("municipality", MunicipalityCode::parse(&r.municipality));
-    let jurisdiction = municipalities(&r.jurisdiction, "jurisdiction", &mut v);
-    let capabilities = enum_set(&r.capabilities, "capabilities", &mut v);
-    let parsed = (|| {
-        Some((
-            id?,
-            facility_id?,
-            FacilityChanges {
-                name: name?,
-                name_en,
-                medical_area,
-                municipality: municipality?,
-                jurisdiction,
-                capabilities,
-                active: r.active,
-            },
-        ))
-    })();
-    let (id, facility_id, changes) = finish(v, parsed)?;
+    update_checked(handler, principal, Update::parse(&r)?).await
+}
+
+pub async fn update_checked(
+    handler: &CommandHandler,
+    principal: &Principal,
+    update: Update,
+) -> Result<pb::CommandResult, ApiError> {
+    let Update {
+        command_id,
+        expected_version,
+        facility_id,
+        changes,
+    } = update;
     handler
         .execute(
             principal,
-            meta(id, r.expected_version),
+            meta(command_id, expected_version),
             &needs(&facility_id),
             |s| {
                 decide(

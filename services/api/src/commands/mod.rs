@@ -328,6 +328,15 @@ impl CommandHandler {
         (self.clock)()
     }
 
+    /// A facility's state and the version of its stream, read up to the store's tail.
+    pub async fn facility(&self, id: &FacilityId) -> Result<(Facility, u64), ApiError> {
+        let stream = stream_id(Facility::TYPE, id.as_str())?;
+        let start = self.facilities.get(id.as_str()).unwrap_or_default();
+        let loaded = self.catch_up::<Facility>(&stream, start).await?;
+        self.facilities.put(id.as_str(), loaded.clone());
+        Ok((loaded.state.clone(), loaded.version))
+    }
+
     /// Reads the events of `stream` after `start` and applies them.
     async fn catch_up<A: Aggregate>(
         &self,
