@@ -1,6 +1,23 @@
 //! Projections: consume the JetStream event log and maintain the PostgreSQL read models
-//! (`bed_board`, `placement_queue`, `case_board`, `facility_inbox`, `timeline`,
-//! `public_stats`), committing each batch with its checkpoint in one transaction.
+//! (DESIGN.md §6), committing each batch with its checkpoint in one transaction.
 //!
-//! Populated by the projections work; the crate exists now so the workspace has its
-//! final shape.
+//! Built so far: the runner ([`runner`]) and `bed_board` ([`bed_board`]).
+
+pub mod bed_board;
+pub mod runner;
+
+use sqlx::PgPool;
+use sqlx::migrate::{MigrateError, Migrator};
+
+/// The read models' migrations (`projections/migrations`), recorded in their own table so
+/// that they never mix with the event store's.
+pub fn migrator() -> Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.dangerous_set_table_name("_sqlx_migrations_projections");
+    migrator
+}
+
+/// Brings the read-model schema up to date. Safe to run concurrently and repeatedly.
+pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
+    migrator().run(pool).await
+}

@@ -70,6 +70,9 @@ impl TestDatabase {
         noroshi_event_store::migrate(&pool)
             .await
             .expect("migrate test database");
+        noroshi_projections::migrate(&pool)
+            .await
+            .expect("migrate the read models of the test database");
         Self { name, url, pool }
     }
 

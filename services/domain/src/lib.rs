@@ -14,3 +14,11 @@ pub mod priority;
 pub mod values;
 
 pub use error::{DomainError, Violation, Violations};
+
+/// An event of any aggregate, as decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainEvent {
+    Facility(facility::FacilityEvent),
+    Case(case::CaseEvent),
+    Placement(placement::PlacementEvent),
+}

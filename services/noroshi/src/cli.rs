@@ -99,6 +99,8 @@ pub(crate) enum Component {
     Api,
     /// Appends `OfferExpired` when an offer's deadline passes.
     Timers,
+    /// Maintains the read models from the JetStream stream (so far `bed_board`).
+    Projections,
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +173,9 @@ pub(crate) struct RelayArgs {
     /// How long to wait for one JetStream ack.
     #[arg(long, env = "NOROSHI_RELAY_PUBLISH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
     pub(crate) relay_publish_timeout: Duration,
+    /// Most events a projection applies in one transaction.
+    #[arg(long, env = "NOROSHI_PROJECTION_BATCH_SIZE", default_value_t = 500)]
+    pub(crate) projection_batch_size: usize,
 }
 
 #[derive(Debug, Args)]

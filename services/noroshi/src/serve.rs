@@ -1,5 +1,6 @@
 //! `noroshi migrate` and `noroshi serve`.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::relay::{self, RelayConfig, StreamSettings};
 use noroshi_event_store::wire::{InvalidSubjectPrefix, SubjectPrefix};
 use noroshi_event_store::{EventStore, Prefecture, StoreLimits};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use noroshi_projections::bed_board::BedBoard;
+use noroshi_projections::runner::{self, BoxError, Decoder, ProjectionStatus, RunnerConfig};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -71,6 +74,9 @@ pub(crate) async fn migrate(args: &DatabaseArgs) -> Result<(), ServeError> {
     noroshi_event_store::migrate(&pool)
         .await
         .map_err(ServeError::Migrate)?;
+    noroshi_projections::migrate(&pool)
+        .await
+        .map_err(ServeError::Migrate)?;
     tracing::info!("database schema is up to date");
     Ok(())
 }
@@ -80,17 +86,26 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
     let mut components = JoinSet::new();
 
-    if args.components.contains(&Component::Relay) {
-        let prefix = SubjectPrefix::parse(&args.nats.nats_subject_prefix)
-            .map_err(ServeError::SubjectPrefix)?;
-        let nats = async_nats::ConnectOptions::new()
-            .name("noroshi-relay")
+    let nats = if args
+        .components
+        .iter()
+        .any(|c| matches!(c, Component::Relay | Component::Projections))
+    {
+        let client = async_nats::ConnectOptions::new()
+            .name("noroshi")
             .retry_on_initial_connect()
             .connect(args.nats.nats_url.as_str())
             .await
             .map_err(ServeError::NatsUrl)?;
+        Some(client)
+    } else {
+        None
+    };
+    let prefix =
+        SubjectPrefix::parse(&args.nats.nats_subject_prefix).map_err(ServeError::SubjectPrefix)?;
+    if let (true, Some(nats)) = (args.components.contains(&Component::Relay), nats.clone()) {
         let config = RelayConfig {
-            subject_prefix: prefix,
+            subject_prefix: prefix.clone(),
             stream: StreamSettings {
                 name: args.nats.nats_stream.clone(),
                 replicas: args.nats.nats_replicas,
@@ -163,6 +178,26 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
                 Ok(())
             });
         }
+    }
+    if let (true, Some(nats)) = (args.components.contains(&Component::Projections), nats) {
+        let database = PgConnectOptions::from_str(&args.database.database_url)
+            .map_err(ServeError::DatabaseUrl)?;
+        let config = RunnerConfig {
+            stream: args.nats.nats_stream.clone(),
+            filter_subject: prefix.all_events_filter(),
+            max_batch: args.relay.projection_batch_size.max(1),
+            leader_retry_interval: args.relay.relay_leader_retry,
+            max_backoff: Duration::from_secs(5),
+        };
+        let decoder: Decoder = Arc::new(|event| {
+            noroshi_api::convert::events::decode(event).map_err(|e| Box::new(e) as BoxError)
+        });
+        let status = Arc::new(ProjectionStatus::default());
+        let token = shutdown.clone();
+        components.spawn(async move {
+            runner::run(database, nats, config, BedBoard, decoder, status, token).await;
+            Ok(())
+        });
     }
     tracing::info!(components = ?args.components, "noroshi running");
 

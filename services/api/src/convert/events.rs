@@ -28,13 +28,7 @@ use crate::convert::fields::{from_timestamp, to_timestamp};
 
 const DATE: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
-/// An event of any aggregate, as decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DomainEvent {
-    Facility(FacilityEvent),
-    Case(CaseEvent),
-    Placement(PlacementEvent),
-}
+pub use noroshi_domain::DomainEvent;
 
 /// A stored event that cannot be turned back into a domain event.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,309 @@
+//! The projection runner: reads the JetStream event stream from the projection's
+//! checkpoint and applies each batch, with the new checkpoint, in one PostgreSQL
+//! transaction.
+//!
+//! - The last applied version of every source stream is kept with the read model, so
+//!   a redelivered or duplicated event (the relay republishing after the duplicate
+//!   window, say) is skipped, never applied twice. A version beyond the next expected
+//!   one means an event is missing from the stream; the runner stops applying and
+//!   says so rather than build a view on a hole.
+//! - Batches are whatever has arrived, up to `max_batch`: large under backlog, one
+//!   event at a time when live.
+//! - One leader per projection, through a PostgreSQL advisory lock; copies stand by.
+//! - Lag (stream messages not yet applied) is published in [`ProjectionStatus`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use futures_util::{FutureExt, StreamExt};
+use noroshi_domain::DomainEvent;
+use noroshi_event_store::RecordedEvent;
+use noroshi_event_store::relay::Leadership;
+use noroshi_event_store::wire::decode_event;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use tokio_util::sync::CancellationToken;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Turns a stored event into a domain event; supplied by the API layer, which owns the
+/// wire format of payloads.
+pub type Decoder = Arc<dyn Fn(&RecordedEvent) -> Result<DomainEvent, BoxError> + Send + Sync>;
+
+/// A read model maintained from the event log.
+pub trait Projection: Send + Sync + 'static {
+    /// Its name, which keys its checkpoint and its leadership.
+    const NAME: &'static str;
+    /// Its tables, emptied (in this order) by a rebuild.
+    const TABLES: &'static [&'static str];
+
+    /// Applies one event inside the batch's transaction.
+    fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &RecordedEvent,
+        decoded: &DomainEvent,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// JetStream stream the relay publishes to.
+    pub stream: String,
+    /// Subject filter, e.g. `noroshi.*.events.>`.
+    pub filter_subject: String,
+    pub max_batch: usize,
+    pub leader_retry_interval: Duration,
+    /// Longest pause between retries after failures.
+    pub max_backoff: Duration,
+}
+
+/// What a running projection reports; shared with health endpoints.
+#[derive(Debug, Default)]
+pub struct ProjectionStatus {
+    /// Stream sequence of the last applied batch.
+    pub checkpoint: AtomicU64,
+    /// Messages on the stream not yet applied, as of the last look.
+    pub lag: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database")]
+    Database(#[from] sqlx::Error),
+    #[error("jetstream: {0}")]
+    Nats(String),
+    #[error("message at stream sequence {sequence} is not a noroshi event: {reason}")]
+    Malformed { sequence: u64, reason: String },
+    #[error("event {stream_id} v{version} does not decode")]
+    Decode {
+        stream_id: String,
+        version: u64,
+        source: BoxError,
+    },
+    #[error(
+        "event {stream_id} v{version} arrived but v{expected} was never applied: the stream has a hole; rebuild the view"
+    )]
+    Gap {
+        stream_id: String,
+        version: u64,
+        expected: u64,
+    },
+}
+
+/// Runs `projection` until `shutdown`, leading when no other copy does.
+pub async fn run<P: Projection>(
+    database: PgConnectOptions,
+    nats: async_nats::Client,
+    config: RunnerConfig,
+    projection: P,
+    decoder: Decoder,
+    status: Arc<ProjectionStatus>,
+    shutdown: CancellationToken,
+) {
+    let key = lock_key(P::NAME);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(mut leadership) =
+            Leadership::acquire(&database, key, config.leader_retry_interval, &shutdown).await
+        else {
+            return;
+        };
+        let outcome = lead(
+            leadership.connection(),
+            &nats,
+            &config,
+            &projection,
+            &decoder,
+            &status,
+            &shutdown,
+        )
+        .await;
+        leadership.release().await;
+        match outcome {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(projection = P::NAME, error = %error_chain(&error), "projection stopped; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(config.max_backoff);
+            }
+        }
+    }
+}
+
+/// Advisory-lock key of a projection: `"noroshi\x02"` and a hash of its name.
+fn lock_key(name: &str) -> i64 {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    i64::from_be_bytes(*b"noroshi\x02") ^ (hash & 0xffff_ffff) as i64
+}
+
+async fn lead<P: Projection>(
+    conn: &mut PgConnection,
+    nats: &async_nats::Client,
+    config: &RunnerConfig,
+    projection: &P,
+    decoder: &Decoder,
+    status: &ProjectionStatus,
+    shutdown: &CancellationToken,
+) -> Result<(), ProjectionError> {
+    let checkpoint: i64 = sqlx::query_scalar(
+        "SELECT coalesce(max(stream_sequence), 0) FROM projection_checkpoints WHERE projection = $1",
+    )
+    .bind(P::NAME)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut checkpoint = u64::try_from(checkpoint).unwrap_or_default();
+    status.checkpoint.store(checkpoint, Ordering::Relaxed);
+    let context = jetstream::new(nats.clone());
+    let stream = context
+        .get_stream(&config.stream)
+        .await
+        .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: config.filter_subject.clone(),
+            deliver_policy: if checkpoint == 0 {
+                DeliverPolicy::All
+            } else {
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: checkpoint + 1,
+                }
+            },
+            ..OrderedConfig::default()
+        })
+        .await
+        .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    tracing::info!(projection = P::NAME, checkpoint, "projection running");
+
+    loop {
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            next = messages.next() => next,
+        };
+        let Some(first) = first else {
+            return Err(ProjectionError::Nats("the consumer ended".into()));
+        };
+        let mut batch = vec![first.map_err(|e| ProjectionError::Nats(e.to_string()))?];
+        while batch.len() < config.max_batch {
+            match messages.next().now_or_never() {
+                Some(Some(message)) => {
+                    batch.push(message.map_err(|e| ProjectionError::Nats(e.to_string()))?)
+                }
+                _ => break,
+            }
+        }
+
+        let mut applied = versions.clone();
+        let mut tx = conn.begin().await?;
+        let mut last_sequence = checkpoint;
+        for message in &batch {
+            let info = message
+                .info()
+                .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+            let sequence = info.stream_sequence;
+            let pending = info.pending;
+            let headers = message.headers.clone().unwrap_or_default();
+            let recorded = decode_event(&headers, message.payload.clone()).map_err(|e| {
+                ProjectionError::Malformed {
+                    sequence,
+                    reason: e.to_string(),
+                }
+            })?;
+            last_sequence = sequence;
+            status.lag.store(pending, Ordering::Relaxed);
+            let stream_id = recorded.stream_id.to_string();
+            let last = match applied.get(&stream_id) {
+                Some(&version) => version,
+                None => {
+                    let stored: Option<i64> = sqlx::query_scalar(
+                        "SELECT version FROM projection_stream_versions \
+                         WHERE projection = $1 AND stream_id = $2",
+                    )
+                    .bind(P::NAME)
+                    .bind(&stream_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    stored.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
+                }
+            };
+            if recorded.version <= last {
+                tracing::debug!(
+                    projection = P::NAME,
+                    stream_id,
+                    version = recorded.version,
+                    "skipping an event applied before"
+                );
+                applied.insert(stream_id, last);
+                continue;
+            }
+            if recorded.version != last + 1 {
+                return Err(ProjectionError::Gap {
+                    stream_id,
+                    version: recorded.version,
+                    expected: last + 1,
+                });
+            }
+            let decoded = decoder(&recorded).map_err(|source| ProjectionError::Decode {
+                stream_id: stream_id.clone(),
+                version: recorded.version,
+                source,
+            })?;
+            projection.apply(&mut tx, &recorded, &decoded).await?;
+            sqlx::query(
+                "INSERT INTO projection_stream_versions (projection, stream_id, version, position) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version, position = excluded.position",
+            )
+            .bind(P::NAME)
+            .bind(&stream_id)
+            .bind(i64::try_from(recorded.version).unwrap_or(i64::MAX))
+            .bind(i64::try_from(recorded.position).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+            applied.insert(stream_id, recorded.version);
+        }
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (projection, stream_sequence) VALUES ($1, $2) \
+             ON CONFLICT (projection) DO UPDATE SET stream_sequence = excluded.stream_sequence, updated_at = now()",
+        )
+        .bind(P::NAME)
+        .bind(i64::try_from(last_sequence).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        versions = applied;
+        checkpoint = last_sequence;
+        status.checkpoint.store(checkpoint, Ordering::Relaxed);
+        tracing::debug!(
+            projection = P::NAME,
+            events = batch.len(),
+            checkpoint,
+            "batch applied"
+        );
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

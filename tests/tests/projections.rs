@@ -1,0 +1,341 @@
+//! Projections fed by the real relay through a real nats-server: the read models equal
+//! an independent recomputation from the event store, also after the runner is killed
+//! mid-scenario and restarted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use noroshi_api::convert::events::decode;
+use noroshi_domain::DomainEvent;
+use noroshi_domain::facility::{Facility, FacilityEvent};
+use noroshi_event_store::relay::{self, RelayConfig};
+use noroshi_event_store::wire::SubjectPrefix;
+use noroshi_event_store::{EventStore, StoreLimits, StreamId};
+use noroshi_projections::bed_board::{self, BedBoard};
+use noroshi_projections::runner::{self, BoxError, Decoder, ProjectionStatus, RunnerConfig};
+use noroshi_proto::v1 as pb;
+use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, authed, cid};
+use noroshi_tests::{NatsServer, TestDatabase, eventually};
+use sqlx::postgres::PgConnectOptions;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+fn decoder() -> Decoder {
+    Arc::new(|event| decode(event).map_err(|e| Box::new(e) as BoxError))
+}
+
+fn spawn_relay(db: &TestDatabase, client: async_nats::Client, shutdown: &CancellationToken) {
+    let mut config = RelayConfig::new(SubjectPrefix::parse("noroshi").unwrap());
+    config.poll_interval = Duration::from_millis(100);
+    config.leader_retry_interval = Duration::from_millis(100);
+    config.max_backoff = Duration::from_millis(500);
+    tokio::spawn(relay::run(
+        db.pool().clone(),
+        client,
+        config,
+        shutdown.clone(),
+    ));
+}
+
+fn spawn_bed_board(
+    db: &TestDatabase,
+    client: async_nats::Client,
+    shutdown: &CancellationToken,
+) -> (JoinHandle<()>, Arc<ProjectionStatus>) {
+    let status = Arc::new(ProjectionStatus::default());
+    let config = RunnerConfig {
+        stream: RelayConfig::new(SubjectPrefix::parse("noroshi").unwrap())
+            .stream
+            .name,
+        filter_subject: "noroshi.*.events.>".into(),
+        max_batch: 200,
+        leader_retry_interval: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(500),
+    };
+    let task = tokio::spawn(runner::run(
+        PgConnectOptions::from_str(db.url()).unwrap(),
+        client,
+        config,
+        BedBoard,
+        decoder(),
+        status.clone(),
+        shutdown.clone(),
+    ));
+    (task, status)
+}
+
+/// Waits until the projection has applied every committed event of every stream.
+async fn caught_up(db: &TestDatabase, projection: &str) {
+    let pool = db.pool().clone();
+    let projection = projection.to_owned();
+    eventually("the projection catches up", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        let projection = projection.clone();
+        async move {
+            let behind: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM event_streams s LEFT JOIN projection_stream_versions p \
+                 ON p.stream_id = s.stream_id AND p.projection = $1 \
+                 WHERE p.version IS DISTINCT FROM s.version",
+            )
+            .bind(&projection)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            behind == 0
+        }
+    })
+    .await;
+}
+
+/// (facility, category) → (secured, ready, occupied, held, acceptance, constraints,
+/// declared_at in µs), recomputed from the store with the domain's own `evolve`.
+type Figures = (u32, u32, u32, u32, String, Vec<String>, Option<i128>);
+
+async fn recomputed(db: &TestDatabase) -> BTreeMap<(String, String), Figures> {
+    let store = EventStore::new(db.pool().clone(), StoreLimits::default());
+    let streams: Vec<String> = sqlx::query_scalar(
+        "SELECT stream_id FROM event_streams WHERE stream_id LIKE 'facility-%' ORDER BY 1",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let mut expected = BTreeMap::new();
+    for stream in streams {
+        let stream_id = StreamId::parse(&stream).unwrap();
+        let events: Vec<FacilityEvent> = store
+            .read_stream(&stream_id, 1, 100_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| match decode(e).unwrap() {
+                DomainEvent::Facility(event) => event,
+                other => panic!("{other:?} on a facility stream"),
+            })
+            .collect();
+        let facility = Facility::from_events(&events);
+        for (category, beds) in &facility.beds {
+            expected.insert(
+                (stream_id.aggregate_id().to_owned(), category.to_string()),
+                (
+                    beds.secured,
+                    beds.ready,
+                    beds.occupied,
+                    beds.held,
+                    beds.acceptance.to_string(),
+                    beds.constraints.iter().map(ToString::to_string).collect(),
+                    beds.declared_at.map(|at| at.unix_timestamp_nanos() / 1000),
+                ),
+            );
+        }
+    }
+    expected
+}
+
+async fn projected(db: &TestDatabase) -> BTreeMap<(String, String), Figures> {
+    bed_board::rows(db.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            (
+                (row.facility_id.clone(), row.category.clone()),
+                (
+                    row.secured,
+                    row.ready,
+                    row.occupied,
+                    row.held,
+                    row.acceptance.clone(),
+                    row.constraints.clone(),
+                    row.declared_at.map(|at| at.unix_timestamp_nanos() / 1000),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// One patient's way through the system; `n` picks the hospital and how far it goes.
+async fn episode(api: Arc<TestApi>, n: usize) {
+    let (hospital, facility) = if n.is_multiple_of(2) {
+        (HOSPITAL, "hofu-central")
+    } else {
+        (HOSPITAL_OTHER, "ube-medical")
+    };
+    let case_id = api.report_case(pb::Severity::ModerateI).await;
+    let placement_id = api
+        .request_placement(&case_id, pb::BedCategory::Moderate)
+        .await;
+    api.offer(&placement_id, facility).await;
+    let accepted = api
+        .placements()
+        .accept_placement(authed(
+            hospital,
+            pb::AcceptPlacementRequest {
+                command_id: cid(),
+                placement_id: placement_id.clone(),
+                override_capacity: false,
+                override_reason: String::new(),
+                expected_version: None,
+            },
+        ))
+        .await;
+    if accepted.is_err() {
+        // No free bed left: HQ withdraws the request.
+        cancel(&api, &placement_id).await;
+        return;
+    }
+    match n % 4 {
+        0 => cancel(&api, &placement_id).await,
+        1 => {} // The bed stays held.
+        _ => {
+            api.placements()
+                .arrange_transport(authed(
+                    HC,
+                    pb::ArrangeTransportRequest {
+                        command_id: cid(),
+                        placement_id: placement_id.clone(),
+                        vehicle: pb::Vehicle::Ambulance as i32,
+                        pickup_at: None,
+                        note: String::new(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+                .unwrap();
+            api.placements()
+                .record_departure(authed(
+                    HC,
+                    pb::RecordDepartureRequest {
+                        command_id: cid(),
+                        placement_id: placement_id.clone(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+                .unwrap();
+            api.placements()
+                .record_arrival(authed(
+                    hospital,
+                    pb::RecordArrivalRequest {
+                        command_id: cid(),
+                        placement_id: placement_id.clone(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+                .unwrap();
+            if n % 4 == 3 {
+                api.placements()
+                    .record_discharge(authed(
+                        hospital,
+                        pb::RecordDischargeRequest {
+                            command_id: cid(),
+                            placement_id: placement_id.clone(),
+                            outcome: pb::DischargeOutcome::Recovered as i32,
+                            note: String::new(),
+                            expected_version: None,
+                        },
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+async fn cancel(api: &TestApi, placement_id: &str) {
+    api.placements()
+        .cancel_placement(authed(
+            HQ,
+            pb::CancelPlacementRequest {
+                command_id: cid(),
+                placement_id: placement_id.into(),
+                reason: "調整終了".into(),
+                expected_version: None,
+            },
+        ))
+        .await
+        .unwrap();
+}
+
+async fn run_episodes(api: &Arc<TestApi>, range: std::ops::Range<usize>) {
+    let mut episodes = tokio::task::JoinSet::new();
+    for n in range {
+        episodes.spawn(episode(api.clone(), n));
+    }
+    while let Some(done) = episodes.join_next().await {
+        done.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
+    let nats = NatsServer::start().await;
+    let api = Arc::new(TestApi::start().await);
+    api.seed().await;
+    let shutdown = CancellationToken::new();
+    spawn_relay(&api.db, nats.client().await, &shutdown);
+    let (runner, _) = spawn_bed_board(&api.db, nats.client().await, &shutdown);
+
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        30,
+        12,
+        3,
+    )
+    .await;
+    api.declare(
+        HOSPITAL_OTHER,
+        "ube-medical",
+        pb::BedCategory::Moderate,
+        20,
+        9,
+        1,
+    )
+    .await;
+    api.declare(HQ, "hofu-central", pb::BedCategory::Severe, 6, 4, 4)
+        .await;
+    run_episodes(&api, 0..16).await;
+
+    // Killed while events keep coming: its open batch rolls back with it.
+    let more = {
+        let api = api.clone();
+        tokio::spawn(async move { run_episodes(&api, 16..32).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    runner.abort();
+    assert!(runner.await.unwrap_err().is_cancelled());
+    more.await.unwrap();
+    let (_runner, status) = spawn_bed_board(&api.db, nats.client().await, &shutdown);
+    caught_up(&api.db, "bed_board").await;
+
+    let expected = recomputed(&api.db).await;
+    assert!(expected.len() >= 3, "{expected:?}");
+    assert_eq!(projected(&api.db).await, expected);
+    let held: u32 = expected.values().map(|f| f.3).sum();
+    assert!(held > 0, "the scenario leaves beds held");
+    assert!(status.checkpoint.load(std::sync::atomic::Ordering::Relaxed) > 0);
+
+    // Totals add the rows up; the HQ's proxy entry is recorded.
+    let rows = bed_board::rows(api.db.pool()).await.unwrap();
+    let (areas, prefecture) = bed_board::totals(&rows);
+    assert_eq!(
+        prefecture.secured,
+        rows.iter().map(|r| u64::from(r.secured)).sum::<u64>()
+    );
+    assert_eq!(
+        areas.values().map(|t| t.occupied).sum::<u64>(),
+        prefecture.occupied
+    );
+    let severe = rows
+        .iter()
+        .find(|r| r.facility_id == "hofu-central" && r.category == "SEVERE")
+        .unwrap();
+    assert_eq!(severe.proxy_by.as_deref(), Some("yamaguchi-hq"));
+    shutdown.cancel();
+}
