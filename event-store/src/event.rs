@@ -20,7 +20,7 @@ pub enum ExpectedVersion {
 }
 
 impl ExpectedVersion {
-    /// Encoding used by the `append_events` SQL function.
+    /// Encoding used by the append statement.
     pub(crate) fn to_sql(self) -> i64 {
         match self {
             Self::Any => -1,

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::error::{AppendError, InvalidAppend, StoreError};
 use crate::event::{
-    AppendRequest, AppendResult, AppendedEvent, GlobalCursor, ReadAllPage, RecordedEvent,
-    StreamAppended,
+    AppendRequest, AppendResult, AppendedEvent, ExpectedVersion, GlobalCursor, ReadAllPage,
+    RecordedEvent, StreamAppended,
 };
 use crate::relay::OUTBOX_CHANNEL;
 use crate::stream_id::{Prefecture, StreamId};
@@ -58,13 +58,64 @@ type RelayWake = OnceLock<mpsc::Sender<()>>;
 
 const WAKE_RELAY: &str = "SELECT pg_notify($1, '')";
 
-/// SQLSTATE raised by `append_events` on a version mismatch.
+/// SQLSTATE of a version mismatch (`noroshi_wrong_expected_version`).
 const WRONG_EXPECTED_VERSION: &str = "NR409";
 /// SQLSTATE of a unique violation.
 const UNIQUE_VIOLATION: &str = "23505";
+/// The unique index that refuses a second event at one version of a stream.
+const STREAM_VERSION_KEY: &str = "events_stream_id_version_key";
+/// The unique index that refuses a second commit of one command.
+const COMMAND_ONCE_KEY: &str = "events_command_once";
 
-const APPEND: &str = "SELECT event_id, stream_id, version, event_position, replayed \
-     FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+/// One append, one statement, one round trip.
+///
+/// - `previous`: the command's events if it was committed before; then nothing is
+///   written and they are returned with `replayed`.
+/// - `streams`: each stream's current version, checked against the expected one (-1 any,
+///   0 no stream, n exactly n). A mismatch raises NR409, which rolls everything back.
+/// - `inserted`: the events, at the versions after the current ones, in the request's
+///   order (streams sorted by id, so that two multi-stream appends wait on each other's
+///   versions in one order and cannot deadlock). A writer that took a version since
+///   this statement's snapshot makes the insert fail on `events_stream_id_version_key`;
+///   a concurrent commit of the same command makes it fail on `events_command_once`.
+/// - `outboxed`: the outbox rows for the relay.
+const APPEND: &str = "\
+WITH previous AS (
+    SELECT e.event_id, e.stream_id, e.version, e.position FROM events e WHERE e.command_id = $1
+), streams AS (
+    SELECT r.ord, r.stream_id, r.expected,
+           coalesce((SELECT max(e.version) FROM events e WHERE e.stream_id = r.stream_id), 0) AS current
+    FROM unnest($6::text[], $7::bigint[]) WITH ORDINALITY AS r(stream_id, expected, ord)
+    WHERE NOT EXISTS (SELECT 1 FROM previous)
+), inserted AS (
+    INSERT INTO events (event_id, stream_id, version, event_type, schema_version, occurred_at,
+                        command_id, command_seq, correlation_id, causation_id, actor, prefecture, payload)
+    SELECT n.event_id, s.stream_id,
+           CASE WHEN s.expected = -1 OR s.expected = s.current THEN s.current + n.seq
+                ELSE noroshi_wrong_expected_version(s.current, s.stream_id) END,
+           n.event_type, n.schema_version, n.occurred_at,
+           $1, n.ord, $2, $3, $4, $5, n.payload
+    FROM unnest($8::uuid[], $9::text[], $10::int[], $11::timestamptz[], $12::bytea[], $13::int[], $14::int[])
+         WITH ORDINALITY AS n(event_id, event_type, schema_version, occurred_at, payload, stream_ord, seq, ord)
+    JOIN streams s ON s.ord = n.stream_ord
+    ORDER BY n.ord
+    RETURNING event_id, stream_id, version, position
+), outboxed AS (
+    INSERT INTO event_outbox (position) SELECT position FROM inserted
+)
+SELECT event_id, stream_id, version, position AS event_position, false AS replayed FROM inserted
+UNION ALL
+SELECT event_id, stream_id, version, position, true FROM previous
+ORDER BY event_position";
+
+/// Queued attempts of an append that expects any version and keeps losing the next
+/// version to concurrent writers.
+const ANY_VERSION_ATTEMPTS: usize = 16;
+
+/// A transaction lock per stream for queued appends. The two-key form keeps these apart
+/// from the single-key session locks that elect the relay and projection leaders; the
+/// first key, `"nrsq"`, marks the class.
+const QUEUE_ON_STREAM: &str = "SELECT pg_advisory_xact_lock(1852994417, hashtext($1))";
 
 macro_rules! event_columns {
     () => {
@@ -83,7 +134,7 @@ const READ_STREAM: &str = concat!(
 
 const COMMAND_EVENTS: &str = "SELECT event_id, stream_id, version, position FROM events WHERE command_id = $1 ORDER BY position";
 
-const STREAM_VERSION: &str = "SELECT version FROM event_streams WHERE stream_id = $1";
+const STREAM_VERSION: &str = "SELECT max(version) FROM events WHERE stream_id = $1";
 
 /// Only transactions older than every running one are final: nothing can commit
 /// behind them any more.
@@ -142,8 +193,19 @@ impl EventStore {
     pub async fn append(&self, request: &AppendRequest) -> Result<AppendResult, AppendError> {
         validate(request, self.limits)?;
         let mut conn = self.pool.acquire().await?;
-        let result = append_validated(&mut conn, request).await?;
+        let mut outcome = append_validated(&mut conn, request).await;
         drop(conn);
+        let mut attempts = 0;
+        // Writers that expect any version and lost it to another writer queue up on the
+        // stream instead of racing again, so a hot stream cannot starve them.
+        while let Err(Refused::VersionTaken(stream_id)) = &outcome {
+            if !expects_any(request, stream_id) || attempts >= ANY_VERSION_ATTEMPTS {
+                break;
+            }
+            attempts += 1;
+            outcome = self.append_queued(request).await;
+        }
+        let result = self.settle(request, outcome).await?;
         if !result.replayed {
             self.notify_committed();
         }
@@ -152,14 +214,95 @@ impl EventStore {
 
     /// Like [`Self::append`], on a connection the caller controls, e.g. inside a
     /// transaction that also writes other rows. The append then commits with that
-    /// transaction, and a failure leaves the transaction aborted.
+    /// transaction, and a failure leaves the transaction aborted: that includes losing a
+    /// version to a concurrent writer (also with [`ExpectedVersion::Any`], which is not
+    /// retried here) and a concurrent commit of the same command, whose committed result
+    /// is returned although the caller's transaction can no longer commit.
     pub async fn append_on(
         &self,
         conn: &mut PgConnection,
         request: &AppendRequest,
     ) -> Result<AppendResult, AppendError> {
         validate(request, self.limits)?;
-        append_validated(conn, request).await
+        let outcome = append_validated(conn, request).await;
+        self.settle(request, outcome).await
+    }
+
+    /// The append in a transaction that first takes, in stream order, a transaction lock
+    /// on every stream it expects any version of. Only writers that lost a race take these
+    /// locks, so they take turns; the append itself still checks versions as always.
+    async fn append_queued(&self, request: &AppendRequest) -> Result<AppendResult, Refused> {
+        let mut tx = self.pool.begin().await?;
+        let mut queued: Vec<&str> = request
+            .streams
+            .iter()
+            .filter(|w| w.expected == ExpectedVersion::Any)
+            .map(|w| w.stream_id.as_str())
+            .collect();
+        queued.sort_unstable();
+        for stream_id in queued {
+            sqlx::query(QUEUE_ON_STREAM)
+                .bind(stream_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let result = append_validated(&mut tx, request).await?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// Turns a refused statement into the caller's answer, asking the store what won.
+    ///
+    /// A concurrent commit of the same command can surface on any of the unique indexes
+    /// (its event ids, its versions, its command id), so every refusal first asks whether
+    /// this command is now committed; if so, that is the answer.
+    async fn settle(
+        &self,
+        request: &AppendRequest,
+        outcome: Result<AppendResult, Refused>,
+    ) -> Result<AppendResult, AppendError> {
+        let refused = match outcome {
+            Ok(result) => return Ok(result),
+            Err(Refused::Error(error)) => return Err(error),
+            Err(refused) => refused,
+        };
+        if let Some(committed) = self.command_result(request.command_id).await? {
+            let same_streams = committed.streams.len() == request.streams.len()
+                && request
+                    .streams
+                    .iter()
+                    .all(|w| committed.streams.iter().any(|s| s.stream_id == w.stream_id));
+            return if same_streams {
+                Ok(committed)
+            } else {
+                Err(AppendError::CommandIdReused {
+                    command_id: request.command_id,
+                })
+            };
+        }
+        match refused {
+            Refused::VersionTaken(stream_id) => {
+                let expected = request
+                    .streams
+                    .iter()
+                    .find(|w| w.stream_id == stream_id)
+                    .map_or(ExpectedVersion::Any, |w| w.expected);
+                let actual = self.stream_version(&stream_id).await?.unwrap_or(0);
+                Err(AppendError::WrongExpectedVersion {
+                    stream_id,
+                    expected,
+                    actual,
+                })
+            }
+            Refused::EventIdTaken(event_id) => {
+                Err(InvalidAppend::DuplicateEventId { event_id }.into())
+            }
+            Refused::CommandCommitted | Refused::Error(_) => Err(StoreError::Corrupt(format!(
+                "command {} was refused as committed but has no events",
+                request.command_id
+            ))
+            .into()),
+        }
     }
 
     /// The result of a committed command, as a retry of it would return it (`replayed`
@@ -209,7 +352,7 @@ impl EventStore {
     pub async fn stream_version(&self, stream_id: &StreamId) -> Result<Option<u64>, StoreError> {
         let version: Option<i64> = sqlx::query_scalar(STREAM_VERSION)
             .bind(stream_id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_one(&self.pool)
             .await?;
         version.map(to_u64).transpose()
     }
@@ -336,11 +479,36 @@ fn is_event_type(name: &str) -> bool {
         })
 }
 
+/// Why one append statement wrote nothing.
+#[derive(Debug)]
+enum Refused {
+    /// A concurrent writer took a version of this stream after the statement's snapshot.
+    VersionTaken(StreamId),
+    /// A concurrent append of the same command committed first.
+    CommandCommitted,
+    /// An event id is taken: by a concurrent commit of this command, or by another.
+    EventIdTaken(Uuid),
+    Error(AppendError),
+}
+
+impl<E: Into<AppendError>> From<E> for Refused {
+    fn from(error: E) -> Self {
+        Self::Error(error.into())
+    }
+}
+
+fn expects_any(request: &AppendRequest, stream_id: &StreamId) -> bool {
+    request
+        .streams
+        .iter()
+        .any(|w| &w.stream_id == stream_id && w.expected == ExpectedVersion::Any)
+}
+
 async fn append_validated(
     conn: &mut PgConnection,
     request: &AppendRequest,
-) -> Result<AppendResult, AppendError> {
-    // Lock streams in one global order so that two multi-stream appends cannot deadlock.
+) -> Result<AppendResult, Refused> {
+    // Streams in one global order, so that two multi-stream appends cannot deadlock.
     let mut order: Vec<usize> = (0..request.streams.len()).collect();
     order.sort_by(|&a, &b| {
         request.streams[a]
@@ -351,23 +519,25 @@ async fn append_validated(
     let event_count: usize = request.streams.iter().map(|s| s.events.len()).sum();
     let mut stream_ids = Vec::with_capacity(order.len());
     let mut expected = Vec::with_capacity(order.len());
-    let mut counts = Vec::with_capacity(order.len());
     let mut event_ids = Vec::with_capacity(event_count);
     let mut event_types = Vec::with_capacity(event_count);
     let mut schema_versions = Vec::with_capacity(event_count);
     let mut occurred_at: Vec<OffsetDateTime> = Vec::with_capacity(event_count);
     let mut payloads: Vec<&[u8]> = Vec::with_capacity(event_count);
-    for &index in &order {
+    let mut stream_ords: Vec<i32> = Vec::with_capacity(event_count);
+    let mut seqs: Vec<i32> = Vec::with_capacity(event_count);
+    for (ord, &index) in order.iter().enumerate() {
         let write = &request.streams[index];
         stream_ids.push(write.stream_id.as_str());
         expected.push(write.expected.to_sql());
-        counts.push(i32::try_from(write.events.len()).unwrap_or(i32::MAX));
-        for event in &write.events {
+        for (seq, event) in write.events.iter().enumerate() {
             event_ids.push(event.event_id);
             event_types.push(event.event_type.as_str());
             schema_versions.push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
             occurred_at.push(event.occurred_at);
             payloads.push(&event.payload);
+            stream_ords.push(i32::try_from(ord + 1).unwrap_or(i32::MAX));
+            seqs.push(i32::try_from(seq + 1).unwrap_or(i32::MAX));
         }
     }
 
@@ -379,30 +549,32 @@ async fn append_validated(
         .bind(request.prefecture.code())
         .bind(&stream_ids)
         .bind(&expected)
-        .bind(&counts)
         .bind(&event_ids)
         .bind(&event_types)
         .bind(&schema_versions)
         .bind(&occurred_at)
         .bind(&payloads)
+        .bind(&stream_ords)
+        .bind(&seqs)
         .fetch_all(&mut *conn)
         .await
         .map_err(|error| append_failure(error, request))?;
 
-    append_result(request, &rows)
+    Ok(append_result(request, &rows)?)
 }
 
-/// Turns the database's refusal into the caller's error.
-fn append_failure(error: sqlx::Error, request: &AppendRequest) -> AppendError {
+/// Turns the database's refusal into what happened.
+fn append_failure(error: sqlx::Error, request: &AppendRequest) -> Refused {
     let Some(db) = error.as_database_error() else {
         return error.into();
     };
-    match db.code().as_deref() {
-        Some(WRONG_EXPECTED_VERSION) => {
-            let detail = db
-                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                .and_then(|pg| pg.detail())
-                .unwrap_or_default();
+    let detail = db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .and_then(|pg| pg.detail())
+        .unwrap_or_default()
+        .to_owned();
+    match (db.code().as_deref(), db.constraint()) {
+        (Some(WRONG_EXPECTED_VERSION), _) => {
             let conflict = detail.split_once(' ').and_then(|(actual, stream)| {
                 let write = request
                     .streams
@@ -411,29 +583,44 @@ fn append_failure(error: sqlx::Error, request: &AppendRequest) -> AppendError {
                 Some((write, actual.parse::<u64>().ok()?))
             });
             match conflict {
-                Some((write, actual)) => AppendError::WrongExpectedVersion {
+                Some((write, actual)) => Refused::Error(AppendError::WrongExpectedVersion {
                     stream_id: write.stream_id.clone(),
                     expected: write.expected,
                     actual,
-                },
+                }),
                 None => error.into(),
             }
         }
-        Some(UNIQUE_VIOLATION) if db.constraint() == Some("events_event_id_key") => {
+        (Some(UNIQUE_VIOLATION), Some(STREAM_VERSION_KEY)) => {
+            // DETAIL reads `Key (stream_id, version)=(<stream>, <n>) already exists.`
+            let stream = detail
+                .split_once(")=(")
+                .and_then(|(_, rest)| rest.rsplit_once(", "))
+                .map(|(stream, _)| stream);
+            match request
+                .streams
+                .iter()
+                .find(|w| Some(w.stream_id.as_str()) == stream)
+            {
+                Some(write) => Refused::VersionTaken(write.stream_id.clone()),
+                None => error.into(),
+            }
+        }
+        (Some(UNIQUE_VIOLATION), Some(COMMAND_ONCE_KEY)) => Refused::CommandCommitted,
+        (Some(UNIQUE_VIOLATION), Some("events_event_id_key")) => {
             // DETAIL reads `Key (event_id)=(<uuid>) already exists.`
-            let event_id = db
-                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                .and_then(|pg| pg.detail())
-                .and_then(|detail| detail.split_once(")=(")?.1.split_once(')'))
+            let event_id = detail
+                .split_once(")=(")
+                .and_then(|(_, rest)| rest.split_once(')'))
                 .and_then(|(id, _)| Uuid::parse_str(id).ok())
                 .unwrap_or_default();
-            InvalidAppend::DuplicateEventId { event_id }.into()
+            Refused::EventIdTaken(event_id)
         }
         _ => error.into(),
     }
 }
 
-/// Groups the rows returned by `append_events` by stream, in the request's order.
+/// Groups the rows returned by [`APPEND`] by stream, in the request's order.
 fn append_result(request: &AppendRequest, rows: &[PgRow]) -> Result<AppendResult, AppendError> {
     let mut replayed = false;
     let mut streams: Vec<StreamAppended> = request
