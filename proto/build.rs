@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "noroshi/v1/facility_service.proto",
     "noroshi/v1/case_service.proto",
     "noroshi/v1/placement_service.proto",
+    "noroshi/v1/view_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

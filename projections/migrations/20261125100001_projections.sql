@@ -17,6 +17,8 @@ CREATE TABLE projection_stream_versions (
     position   bigint NOT NULL,
     PRIMARY KEY (projection, stream_id)
 );
+-- The highest position a projection reflects, for its lag.
+CREATE INDEX projection_stream_versions_position ON projection_stream_versions (projection, position);
 
 -- bed_board: one row per facility, one per (facility, category).
 CREATE TABLE bed_board_facilities (

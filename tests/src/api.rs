@@ -9,6 +9,8 @@ use std::time::Duration;
 use noroshi_api::auth::{TokenEntry, Tokens};
 use noroshi_api::commands::{Clock, CommandHandler, CommandSettings, system_clock};
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
+use noroshi_api::http::{self, HttpContext};
+use noroshi_api::views::{ViewSettings, Views};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::{EventStore, StoreLimits};
 use noroshi_proto::v1 as pb;
@@ -121,6 +123,7 @@ pub struct ApiOptions {
     pub tokens: Tokens,
     /// Reach PostgreSQL through a [`TcpProxy`] that the test can cut.
     pub through_proxy: bool,
+    pub views: ViewSettings,
 }
 
 impl Default for ApiOptions {
@@ -132,6 +135,7 @@ impl Default for ApiOptions {
             max_message_bytes: 1024 * 1024,
             tokens: tokens(),
             through_proxy: false,
+            views: ViewSettings::default(),
         }
     }
 }
@@ -140,6 +144,8 @@ impl Default for ApiOptions {
 pub struct TestApi {
     pub db: TestDatabase,
     pub addr: SocketAddr,
+    /// The HTTP API's address.
+    pub http_addr: SocketAddr,
     pub handler: Arc<CommandHandler>,
     /// The cuttable path to PostgreSQL, with [`ApiOptions::through_proxy`].
     pub proxy: Option<TcpProxy>,
@@ -217,9 +223,24 @@ impl TestApi {
             .expect("bind a free port");
         let addr = listener.local_addr().expect("bound address");
         let shutdown = CancellationToken::new();
+        let tokens = Arc::new(options.tokens);
+        let views = Arc::new(Views::new(db.pool().clone(), options.views));
+        let http_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let http_addr = http_listener.local_addr().expect("bound address");
+        tokio::spawn(http::serve(
+            http_listener,
+            HttpContext {
+                tokens: tokens.clone(),
+                views: views.clone(),
+            },
+            shutdown.clone(),
+        ));
         let context = GrpcContext {
             handler: handler.clone(),
-            tokens: Arc::new(options.tokens),
+            tokens,
+            views,
         };
         let settings = GrpcSettings {
             max_message_bytes: options.max_message_bytes,
@@ -231,11 +252,42 @@ impl TestApi {
         Self {
             db,
             addr,
+            http_addr,
             handler,
             proxy,
             channel,
             shutdown,
         }
+    }
+
+    pub fn views(&self) -> pb::view_service_client::ViewServiceClient<Channel> {
+        pb::view_service_client::ViewServiceClient::new(self.channel.clone())
+    }
+
+    /// `GET <path>` on the HTTP API as `actor` (or anonymously): status and JSON body.
+    pub async fn http_get(&self, actor: Option<Actor>, path: &str) -> (u16, serde_json::Value) {
+        use http_body_util::BodyExt;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        let mut request = ::http::Request::get(format!("http://{}{path}", self.http_addr));
+        if let Some(actor) = actor {
+            request = request.header("authorization", format!("Bearer {}", actor.token));
+        }
+        let response = client
+            .request(request.body(http_body_util::Empty::new()).expect("request"))
+            .await
+            .expect("http request");
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("http body")
+            .to_bytes();
+        let json = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
+        (status, json)
     }
 
     pub fn facilities(&self) -> FacilityServiceClient<Channel> {

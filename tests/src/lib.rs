@@ -18,6 +18,7 @@ pub mod api;
 pub mod bench;
 pub mod fixtures;
 mod nats;
+pub mod pipeline;
 mod postgres;
 mod process;
 pub mod proxy;

@@ -5,68 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use noroshi_api::convert::events::decode;
 use noroshi_domain::DomainEvent;
 use noroshi_domain::facility::{Facility, FacilityEvent};
-use noroshi_event_store::relay::{self, RelayConfig};
-use noroshi_event_store::wire::SubjectPrefix;
 use noroshi_event_store::{EventStore, StoreLimits, StreamId};
-use noroshi_projections::bed_board::{self, BedBoard};
-use noroshi_projections::runner::{self, BoxError, Decoder, ProjectionStatus, RunnerConfig};
+use noroshi_projections::bed_board;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, authed, cid};
+use noroshi_tests::pipeline::Pipeline;
 use noroshi_tests::{NatsServer, TestDatabase, eventually};
-use sqlx::postgres::PgConnectOptions;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-fn decoder() -> Decoder {
-    Arc::new(|event| decode(event).map_err(|e| Box::new(e) as BoxError))
-}
-
-fn spawn_relay(db: &TestDatabase, client: async_nats::Client, shutdown: &CancellationToken) {
-    let mut config = RelayConfig::new(SubjectPrefix::parse("noroshi").unwrap());
-    config.poll_interval = Duration::from_millis(100);
-    config.leader_retry_interval = Duration::from_millis(100);
-    config.max_backoff = Duration::from_millis(500);
-    tokio::spawn(relay::run(
-        db.pool().clone(),
-        client,
-        config,
-        shutdown.clone(),
-    ));
-}
-
-fn spawn_bed_board(
-    db: &TestDatabase,
-    client: async_nats::Client,
-    shutdown: &CancellationToken,
-) -> (JoinHandle<()>, Arc<ProjectionStatus>) {
-    let status = Arc::new(ProjectionStatus::default());
-    let config = RunnerConfig {
-        stream: RelayConfig::new(SubjectPrefix::parse("noroshi").unwrap())
-            .stream
-            .name,
-        filter_subject: "noroshi.*.events.>".into(),
-        max_batch: 200,
-        leader_retry_interval: Duration::from_millis(100),
-        max_backoff: Duration::from_millis(500),
-    };
-    let task = tokio::spawn(runner::run(
-        PgConnectOptions::from_str(db.url()).unwrap(),
-        client,
-        config,
-        BedBoard,
-        decoder(),
-        status.clone(),
-        shutdown.clone(),
-    ));
-    (task, status)
-}
 
 /// Waits until the projection has applied every committed event of every stream.
 async fn caught_up(db: &TestDatabase, projection: &str) {
@@ -277,9 +227,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     let nats = NatsServer::start().await;
     let api = Arc::new(TestApi::start().await);
     api.seed().await;
-    let shutdown = CancellationToken::new();
-    spawn_relay(&api.db, nats.client().await, &shutdown);
-    let (runner, _) = spawn_bed_board(&api.db, nats.client().await, &shutdown);
+    let (pipeline, runner) = Pipeline::start(&api.db, &nats).await;
 
     api.declare(
         HOSPITAL,
@@ -312,7 +260,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     runner.abort();
     assert!(runner.await.unwrap_err().is_cancelled());
     more.await.unwrap();
-    let (_runner, status) = spawn_bed_board(&api.db, nats.client().await, &shutdown);
+    let (_runner, status) = pipeline.spawn_bed_board().await;
     caught_up(&api.db, "bed_board").await;
 
     let expected = recomputed(&api.db).await;
@@ -338,5 +286,4 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
         .find(|r| r.facility_id == "hofu-central" && r.category == "SEVERE")
         .unwrap();
     assert_eq!(severe.proxy_by.as_deref(), Some("yamaguchi-hq"));
-    shutdown.cancel();
 }

@@ -118,10 +118,12 @@ impl Tokens {
 
     /// The principal of a gRPC request's `authorization: Bearer <token>`.
     pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ApiError> {
-        let header = metadata
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthenticated)?;
+        self.bearer(metadata.get("authorization").and_then(|v| v.to_str().ok()))
+    }
+
+    /// The principal of an `Authorization: Bearer <token>` header value.
+    pub fn bearer(&self, header: Option<&str>) -> Result<Principal, ApiError> {
+        let header = header.ok_or(ApiError::Unauthenticated)?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))

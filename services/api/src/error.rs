@@ -59,6 +59,22 @@ impl ApiError {
         }
     }
 
+    /// The name of the gRPC code, which the HTTP API's error body carries as `code`.
+    pub fn code_name(&self) -> &'static str {
+        match self.code() {
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::NotFound => "NOT_FOUND",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::Aborted => "ABORTED",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::Unavailable => "UNAVAILABLE",
+            _ => "INTERNAL",
+        }
+    }
+
     /// The HTTP status of this kind of failure.
     pub fn http_status(&self) -> u16 {
         match self {

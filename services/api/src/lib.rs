@@ -7,6 +7,8 @@ pub mod commands;
 pub mod convert;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod timers;
+pub mod views;
 
 pub use error::ApiError;

@@ -155,3 +155,55 @@ pub fn may(principal: &Principal, action: Action, target: &Target<'_>) -> Result
         })
     }
 }
+
+/// Which rows of a facility-keyed view a principal may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewScope {
+    /// Every row.
+    All,
+    /// Only the rows of this facility.
+    Own(FacilityId),
+    /// Nothing: the view is refused.
+    None,
+}
+
+/// The `bed_board` row of DESIGN.md §7: HQ and health centers see the whole board,
+/// hospitals and hotels their own capacity, the public only `public_stats`. The operator
+/// (ADMIN) manages registrations and sees no operational view.
+pub fn bed_board_scope(principal: &Principal) -> ViewScope {
+    match principal.role {
+        Role::Hq | Role::HealthCenter => ViewScope::All,
+        Role::Hospital | Role::Hotel => ViewScope::Own(principal.organisation_id.clone()),
+        Role::Public | Role::Admin => ViewScope::None,
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    fn principal(role: Role) -> Principal {
+        Principal {
+            principal_id: crate::values::PrincipalId::parse("p").unwrap(),
+            organisation_id: FacilityId::parse("hofu-central").unwrap(),
+            role,
+        }
+    }
+
+    #[test]
+    fn the_bed_board_is_scoped_by_role() {
+        assert_eq!(bed_board_scope(&principal(Role::Hq)), ViewScope::All);
+        assert_eq!(
+            bed_board_scope(&principal(Role::HealthCenter)),
+            ViewScope::All
+        );
+        for role in [Role::Hospital, Role::Hotel] {
+            assert_eq!(
+                bed_board_scope(&principal(role)),
+                ViewScope::Own(FacilityId::parse("hofu-central").unwrap())
+            );
+        }
+        assert_eq!(bed_board_scope(&principal(Role::Public)), ViewScope::None);
+        assert_eq!(bed_board_scope(&principal(Role::Admin)), ViewScope::None);
+    }
+}

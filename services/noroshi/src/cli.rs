@@ -95,7 +95,7 @@ pub(crate) struct DatabaseArgs {
 pub(crate) enum Component {
     /// Publishes committed events from the outbox to JetStream.
     Relay,
-    /// The gRPC command API.
+    /// The gRPC and HTTP APIs.
     Api,
     /// Appends `OfferExpired` when an offer's deadline passes.
     Timers,
@@ -183,6 +183,15 @@ pub(crate) struct ApiArgs {
     /// Address the gRPC API listens on.
     #[arg(long, env = "NOROSHI_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub(crate) grpc_addr: String,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "NOROSHI_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) http_addr: String,
+    /// Longest a read waits for the `min_versions` it names before UNAVAILABLE.
+    #[arg(long, env = "NOROSHI_READ_YOUR_WRITES_WAIT", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub(crate) read_your_writes_wait: Duration,
+    /// Capacity figures declared longer ago than this are shown as stale.
+    #[arg(long, env = "NOROSHI_STALE_AFTER", value_parser = humantime::parse_duration, default_value = "12h")]
+    pub(crate) stale_after: Duration,
     /// TOML file of bearer tokens (`[[token]]` entries); see docs/api.md.
     #[arg(long, env = "NOROSHI_TOKENS_FILE")]
     pub(crate) tokens_file: Option<std::path::PathBuf>,

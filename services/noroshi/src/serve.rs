@@ -8,7 +8,9 @@ use std::sync::Arc;
 use noroshi_api::auth::Tokens;
 use noroshi_api::commands::{CommandHandler, CommandSettings, system_clock};
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
+use noroshi_api::http::{self, HttpContext};
 use noroshi_api::timers::{self, TimerSettings};
+use noroshi_api::views::{ViewSettings, Views};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::relay::{self, RelayConfig, StreamSettings};
 use noroshi_event_store::wire::{InvalidSubjectPrefix, SubjectPrefix};
@@ -47,6 +49,8 @@ pub(crate) enum ServeError {
     Duration(Duration),
     #[error("cannot set up the offer timer")]
     Timers(#[source] noroshi_api::ApiError),
+    #[error("http api failed")]
+    Http(#[source] std::io::Error),
     #[error("grpc api failed")]
     Grpc(#[source] noroshi_api::grpc::GrpcError),
     #[error("components did not stop within {0:?}")]
@@ -152,9 +156,38 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
                     source,
                 })?;
             tracing::info!(addr = %listener.local_addr().map_err(|source| ServeError::Listen { addr: addr.clone(), source })?, tokens = tokens.len(), "grpc api listening");
+            let tokens = Arc::new(tokens);
+            let views = Arc::new(Views::new(
+                pool.clone(),
+                ViewSettings {
+                    read_your_writes_wait: args.api.read_your_writes_wait,
+                    stale_after: time::Duration::try_from(args.api.stale_after)
+                        .map_err(|_| ServeError::Duration(args.api.stale_after))?,
+                },
+            ));
+            let http_addr = &args.api.http_addr;
+            let http_listener =
+                TcpListener::bind(http_addr)
+                    .await
+                    .map_err(|source| ServeError::Listen {
+                        addr: http_addr.clone(),
+                        source,
+                    })?;
+            tracing::info!(addr = %http_addr, "http api listening");
+            let http_context = HttpContext {
+                tokens: tokens.clone(),
+                views: views.clone(),
+            };
+            let token = shutdown.clone();
+            components.spawn(async move {
+                http::serve(http_listener, http_context, token)
+                    .await
+                    .map_err(ServeError::Http)
+            });
             let context = GrpcContext {
                 handler: handler.clone(),
-                tokens: Arc::new(tokens),
+                tokens,
+                views,
             };
             let settings = GrpcSettings {
                 max_message_bytes: args.api.max_request_bytes,

@@ -1,15 +1,18 @@
-//! The gRPC front end: `FacilityService`, `CaseService`, `PlacementService`, plus
+//! The gRPC front end: `FacilityService`, `CaseService`, `PlacementService`,
+//! `ViewService`, plus
 //! `grpc.health.v1.Health` and server reflection.
 
 mod case;
 mod facility;
 mod placement;
+mod views;
 
 use std::sync::Arc;
 
 use noroshi_proto::v1::case_service_server::CaseServiceServer;
 use noroshi_proto::v1::facility_service_server::FacilityServiceServer;
 use noroshi_proto::v1::placement_service_server::PlacementServiceServer;
+use noroshi_proto::v1::view_service_server::ViewServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -17,12 +20,14 @@ use tonic::codegen::http;
 
 use crate::auth::Tokens;
 use crate::commands::CommandHandler;
+use crate::views::Views;
 
 /// Shared by every service.
 #[derive(Debug, Clone)]
 pub struct GrpcContext {
     pub handler: Arc<CommandHandler>,
     pub tokens: Arc<Tokens>,
+    pub views: Arc<Views>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +59,9 @@ pub async fn serve(
     health
         .set_serving::<PlacementServiceServer<placement::Placements>>()
         .await;
+    health
+        .set_serving::<ViewServiceServer<views::Views>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(noroshi_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -74,9 +82,10 @@ pub async fn serve(
             CaseServiceServer::new(case::Cases(context.clone())).max_decoding_message_size(limit),
         )
         .add_service(
-            PlacementServiceServer::new(placement::Placements(context))
+            PlacementServiceServer::new(placement::Placements(context.clone()))
                 .max_decoding_message_size(limit),
         )
+        .add_service(ViewServiceServer::new(views::Views(context)).max_decoding_message_size(limit))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await
         .map_err(GrpcError::Transport)

@@ -1,0 +1,123 @@
+//! `ViewService`: the read models over gRPC, with the same content as the HTTP API.
+
+use noroshi_domain::Violations;
+use noroshi_domain::values::{
+    Acceptance, AcceptanceConstraint, BedCategory, FacilityKind, MedicalAreaCode,
+};
+use noroshi_event_store::StreamId;
+use noroshi_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::convert::enums::WireEnum;
+use crate::convert::fields::{enum_set, finish, optional, to_timestamp};
+use crate::views::{BedBoardFilter, BedBoardView, BedTotalsView};
+
+#[derive(Debug)]
+pub(super) struct Views(pub(super) super::GrpcContext);
+
+#[tonic::async_trait]
+impl pb::view_service_server::ViewService for Views {
+    async fn get_bed_board(
+        &self,
+        request: Request<pb::GetBedBoardRequest>,
+    ) -> Result<Response<pb::BedBoard>, Status> {
+        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let filter = BedBoardFilter {
+            medical_area: optional(
+                &r.medical_area,
+                "medical_area",
+                MedicalAreaCode::parse,
+                &mut v,
+            ),
+            categories: enum_set(&r.categories, "categories", &mut v),
+        };
+        let min_versions = min_versions(r.min_versions.as_ref(), &mut v);
+        let (filter, min_versions) = finish(v, Some((filter, min_versions)))?;
+        let view = self
+            .0
+            .views
+            .bed_board(&principal, &filter, &min_versions)
+            .await?;
+        Ok(Response::new(bed_board(view)))
+    }
+}
+
+/// The `(stream, version)` pairs of a request, each checked.
+fn min_versions(
+    min_versions: Option<&pb::MinVersions>,
+    violations: &mut Violations,
+) -> Vec<(StreamId, u64)> {
+    min_versions
+        .map(|m| m.streams.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            violations
+                .check(
+                    format!("min_versions.streams[{i}].stream_id"),
+                    StreamId::parse(&s.stream_id),
+                )
+                .map(|stream| (stream, s.version))
+        })
+        .collect()
+}
+
+/// The wire number of a domain enum named as the read model stores it.
+fn wire<T: WireEnum>(name: &str, parse: impl Fn(&str) -> Option<T>) -> i32 {
+    parse(name).map_or(0, WireEnum::to_wire)
+}
+
+fn totals(t: BedTotalsView) -> pb::BedTotals {
+    pb::BedTotals {
+        medical_area: t.medical_area.unwrap_or_default(),
+        secured: t.secured,
+        ready: t.ready,
+        occupied: t.occupied,
+        held: t.held,
+        available: t.available,
+        occupancy_rate: t.occupancy_rate,
+    }
+}
+
+fn bed_board(view: BedBoardView) -> pb::BedBoard {
+    pb::BedBoard {
+        rows: view
+            .rows
+            .into_iter()
+            .map(|row| pb::BedBoardRow {
+                kind: wire(&row.kind, FacilityKind::parse),
+                category: wire(&row.category, BedCategory::parse),
+                acceptance: wire(&row.acceptance, Acceptance::parse),
+                constraints: row
+                    .constraints
+                    .iter()
+                    .map(|c| wire(c, AcceptanceConstraint::parse))
+                    .collect(),
+                declared_at: row.declared_at.map(to_timestamp),
+                facility_id: row.facility_id,
+                name: row.name,
+                name_en: row.name_en.unwrap_or_default(),
+                medical_area: row.medical_area.unwrap_or_default(),
+                municipality: row.municipality,
+                active: row.active,
+                secured: row.secured,
+                ready: row.ready,
+                occupied: row.occupied,
+                held: row.held,
+                available: row.available,
+                stale: row.stale,
+                overflow: row.overflow,
+                proxy_by: row.proxy_by.unwrap_or_default(),
+            })
+            .collect(),
+        areas: view.areas.into_iter().map(totals).collect(),
+        prefecture: Some(totals(view.prefecture)),
+        occupancy_definition: view.occupancy_definition.into(),
+        stream_sequence: view.stream_sequence,
+        stale_after_seconds: u64::try_from(view.stale_after_seconds).unwrap_or_default(),
+        generated_at: Some(to_timestamp(view.generated_at)),
+    }
+}

@@ -1,0 +1,138 @@
+//! The HTTP/JSON API (axum): the views under `/api/v1/views/…` with the same content as
+//! `ViewService`, `/healthz` and `/readyz`. Errors follow the one table, as
+//! `{"code", "message", "violations"}`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use noroshi_domain::Violations;
+use noroshi_domain::values::{BedCategory, MedicalAreaCode};
+use noroshi_event_store::StreamId;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Tokens;
+use crate::error::ApiError;
+use crate::views::{BedBoardFilter, Views};
+
+/// What the HTTP handlers share.
+#[derive(Debug, Clone)]
+pub struct HttpContext {
+    pub tokens: Arc<Tokens>,
+    pub views: Arc<Views>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let violations: Vec<serde_json::Value> = match &self {
+            ApiError::Invalid(violations) => violations
+                .iter()
+                .map(|v| json!({"field": v.field, "description": v.description}))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let message = match &self {
+            ApiError::Internal(source) => {
+                tracing::error!(error = %source, cause = ?source, "internal error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = json!({"code": self.code_name(), "message": message, "violations": violations});
+        (status, Json(body)).into_response()
+    }
+}
+
+pub fn router(context: HttpContext) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/views/bed_board", get(bed_board))
+        .with_state(context)
+}
+
+/// Serves HTTP on `listener` until `shutdown`, then finishes requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    context: HttpContext,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(context))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn readyz(State(context): State<HttpContext>) -> Result<Json<serde_json::Value>, ApiError> {
+    let lag = context.views.lag().await?;
+    let projections: Vec<serde_json::Value> = lag
+        .into_iter()
+        .map(|(name, lag)| json!({"projection": name, "lag_positions": lag}))
+        .collect();
+    Ok(Json(json!({"status": "ready", "projections": projections})))
+}
+
+/// `?medical_area=3504&category=MODERATE&category=SEVERE&min_versions=facility-x:3,case-y:2`
+async fn bed_board(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = context.tokens.bearer(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    let mut v = Violations::new();
+    let mut filter = BedBoardFilter::default();
+    let mut min_versions = Vec::new();
+    for (key, value) in &params {
+        match key.as_str() {
+            "medical_area" => {
+                filter.medical_area = v.check("medical_area", MedicalAreaCode::parse(value));
+            }
+            "category" => match BedCategory::parse(value) {
+                Some(category) => {
+                    filter.categories.insert(category);
+                }
+                None => v.add("category", format!("unknown bed category {value:?}")),
+            },
+            "min_versions" => min_versions.extend(parse_min_versions(value, &mut v)),
+            other => v.add(other, "is not a parameter of this view"),
+        }
+    }
+    if !v.is_empty() {
+        return Err(ApiError::Invalid(v));
+    }
+    let view = context
+        .views
+        .bed_board(&principal, &filter, &min_versions)
+        .await?;
+    Ok(Json(view).into_response())
+}
+
+/// `stream:version` pairs separated by commas, as commands return them.
+fn parse_min_versions(value: &str, violations: &mut Violations) -> Vec<(StreamId, u64)> {
+    value
+        .split(',')
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| {
+            let parsed = pair.rsplit_once(':').and_then(|(stream, version)| {
+                Some((StreamId::parse(stream).ok()?, version.parse::<u64>().ok()?))
+            });
+            if parsed.is_none() {
+                violations.add(
+                    "min_versions",
+                    format!("{pair:?} is not <stream_id>:<version>"),
+                );
+            }
+            parsed
+        })
+        .collect()
+}

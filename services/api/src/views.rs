@@ -1,0 +1,271 @@
+//! Queries on the read models, shared by the gRPC `ViewService` and the HTTP API: the
+//! caller's scope (DESIGN.md §7) applied to every row, and read-your-writes through
+//! `min_versions`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use noroshi_domain::authz::{Principal, ViewScope, bed_board_scope};
+use noroshi_domain::values::{BedCategory, MedicalAreaCode};
+use noroshi_event_store::StreamId;
+use noroshi_projections::bed_board::{self, BedRow, OCCUPANCY_DEFINITION, Totals};
+use noroshi_projections::runner::Projection;
+use serde::Serialize;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+
+/// How often a read waiting for `min_versions` looks again.
+const WAIT_POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy)]
+pub struct ViewSettings {
+    /// Longest wait for `min_versions` before UNAVAILABLE.
+    pub read_your_writes_wait: Duration,
+    /// Declarations older than this are stale (DESIGN.md §5.1, default 12 h).
+    pub stale_after: time::Duration,
+}
+
+impl Default for ViewSettings {
+    fn default() -> Self {
+        Self {
+            read_your_writes_wait: Duration::from_secs(5),
+            stale_after: time::Duration::hours(12),
+        }
+    }
+}
+
+/// Reads the views.
+#[derive(Debug, Clone)]
+pub struct Views {
+    pool: PgPool,
+    settings: ViewSettings,
+}
+
+/// The rows a caller asks for.
+#[derive(Debug, Clone, Default)]
+pub struct BedBoardFilter {
+    pub medical_area: Option<MedicalAreaCode>,
+    /// Empty: every category.
+    pub categories: BTreeSet<BedCategory>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BedBoardRowView {
+    pub facility_id: String,
+    pub name: String,
+    pub name_en: Option<String>,
+    pub kind: String,
+    pub medical_area: Option<String>,
+    pub municipality: String,
+    pub active: bool,
+    pub category: String,
+    pub secured: u32,
+    pub ready: u32,
+    pub occupied: u32,
+    pub held: u32,
+    pub available: u32,
+    pub acceptance: String,
+    pub constraints: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub declared_at: Option<OffsetDateTime>,
+    pub stale: bool,
+    pub overflow: bool,
+    pub proxy_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BedTotalsView {
+    /// `None` for the prefecture.
+    pub medical_area: Option<String>,
+    pub secured: u64,
+    pub ready: u64,
+    pub occupied: u64,
+    pub held: u64,
+    pub available: u64,
+    pub occupancy_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BedBoardView {
+    pub rows: Vec<BedBoardRowView>,
+    pub areas: Vec<BedTotalsView>,
+    pub prefecture: BedTotalsView,
+    pub occupancy_definition: &'static str,
+    /// The JetStream stream sequence the view reflects.
+    pub stream_sequence: u64,
+    pub stale_after_seconds: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+}
+
+fn totals_view(medical_area: Option<String>, totals: &Totals) -> BedTotalsView {
+    BedTotalsView {
+        medical_area,
+        secured: totals.secured,
+        ready: totals.ready,
+        occupied: totals.occupied,
+        held: totals.held,
+        available: totals.available,
+        occupancy_rate: totals.occupancy_rate(),
+    }
+}
+
+impl Views {
+    pub fn new(pool: PgPool, settings: ViewSettings) -> Self {
+        Self { pool, settings }
+    }
+
+    /// `bed_board` as `principal` may see it.
+    pub async fn bed_board(
+        &self,
+        principal: &Principal,
+        filter: &BedBoardFilter,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<BedBoardView, ApiError> {
+        let scope = bed_board_scope(principal);
+        if scope == ViewScope::None {
+            return Err(ApiError::PermissionDenied);
+        }
+        self.wait_for(bed_board::BedBoard::NAME, min_versions)
+            .await?;
+        let stream_sequence = self.checkpoint(bed_board::BedBoard::NAME).await?;
+        let now = OffsetDateTime::now_utc();
+        let rows: Vec<BedRow> = bed_board::rows(&self.pool)
+            .await
+            .map_err(store_failure)?
+            .into_iter()
+            .filter(|row| match &scope {
+                ViewScope::All => true,
+                ViewScope::Own(own) => row.facility_id == own.as_str(),
+                ViewScope::None => false,
+            })
+            .filter(|row| {
+                filter
+                    .medical_area
+                    .as_ref()
+                    .is_none_or(|area| row.medical_area.as_deref() == Some(area.as_str()))
+            })
+            .filter(|row| {
+                filter.categories.is_empty()
+                    || filter
+                        .categories
+                        .iter()
+                        .any(|c| c.to_string() == row.category)
+            })
+            .collect();
+        let (areas, prefecture) = bed_board::totals(&rows);
+        Ok(BedBoardView {
+            rows: rows
+                .iter()
+                .map(|row| BedBoardRowView {
+                    facility_id: row.facility_id.clone(),
+                    name: row.name.clone(),
+                    name_en: row.name_en.clone(),
+                    kind: row.kind.clone(),
+                    medical_area: row.medical_area.clone(),
+                    municipality: row.municipality.clone(),
+                    active: row.active,
+                    category: row.category.clone(),
+                    secured: row.secured,
+                    ready: row.ready,
+                    occupied: row.occupied,
+                    held: row.held,
+                    available: row.available(),
+                    acceptance: row.acceptance.clone(),
+                    constraints: row.constraints.clone(),
+                    declared_at: row.declared_at,
+                    stale: row.stale(now, self.settings.stale_after),
+                    overflow: row.overflow(),
+                    proxy_by: row.proxy_by.clone(),
+                })
+                .collect(),
+            areas: areas
+                .iter()
+                .map(|(area, totals)| totals_view(Some(area.clone()), totals))
+                .collect(),
+            prefecture: totals_view(None, &prefecture),
+            occupancy_definition: OCCUPANCY_DEFINITION,
+            stream_sequence,
+            stale_after_seconds: self.settings.stale_after.whole_seconds(),
+            generated_at: now,
+        })
+    }
+
+    /// Waits until `projection` has applied every `(stream, version)`, at most the
+    /// configured time; then UNAVAILABLE rather than an answer older than the caller's
+    /// own writes.
+    async fn wait_for(
+        &self,
+        projection: &str,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<(), ApiError> {
+        if min_versions.is_empty() {
+            return Ok(());
+        }
+        let streams: Vec<&str> = min_versions.iter().map(|(s, _)| s.as_str()).collect();
+        let versions: Vec<i64> = min_versions
+            .iter()
+            .map(|(_, v)| i64::try_from(*v).unwrap_or(i64::MAX))
+            .collect();
+        let deadline = tokio::time::Instant::now() + self.settings.read_your_writes_wait;
+        loop {
+            let behind: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM unnest($2::text[], $3::bigint[]) AS w(stream_id, version) \
+                 LEFT JOIN projection_stream_versions p \
+                   ON p.projection = $1 AND p.stream_id = w.stream_id \
+                 WHERE coalesce(p.version, 0) < w.version",
+            )
+            .bind(projection)
+            .bind(&streams)
+            .bind(&versions)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_failure)?;
+            if behind == 0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::Unavailable(format!(
+                    "{projection} has not applied the requested versions within {:?}; retry",
+                    self.settings.read_your_writes_wait
+                )));
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
+    async fn checkpoint(&self, projection: &str) -> Result<u64, ApiError> {
+        let sequence: Option<i64> = sqlx::query_scalar(
+            "SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1",
+        )
+        .bind(projection)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_failure)?;
+        Ok(sequence.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+    }
+
+    /// How far each projection is behind the event store, in event positions.
+    pub async fn lag(&self) -> Result<Vec<(String, u64)>, ApiError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT c.projection, \
+                    greatest(coalesce((SELECT max(position) FROM events), 0) \
+                      - coalesce((SELECT max(p.position) FROM projection_stream_versions p \
+                                  WHERE p.projection = c.projection), 0), 0) \
+             FROM projection_checkpoints c ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_failure)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, lag)| (name, u64::try_from(lag).unwrap_or_default()))
+            .collect())
+    }
+}
+
+fn store_failure(error: sqlx::Error) -> ApiError {
+    noroshi_event_store::StoreError::from(error).into()
+}

@@ -1,0 +1,84 @@
+//! The read side in-process: the outbox relay into a private nats-server and the
+//! projection runner out of it, as `serve --components relay,projections` runs them.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use noroshi_event_store::relay::{self, RelayConfig};
+use noroshi_event_store::wire::SubjectPrefix;
+use noroshi_projections::bed_board::BedBoard;
+use noroshi_projections::runner::{self, BoxError, Decoder, ProjectionStatus, RunnerConfig};
+use sqlx::postgres::PgConnectOptions;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{NatsServer, TestDatabase};
+
+/// The stored-event decoder of the API, as the binary wires it.
+pub fn decoder() -> Decoder {
+    Arc::new(|event| {
+        noroshi_api::convert::events::decode(event).map_err(|e| Box::new(e) as BoxError)
+    })
+}
+
+/// Relay and projections running on `db` through `nats` until dropped.
+#[derive(Debug)]
+pub struct Pipeline {
+    db_url: String,
+    nats_url: String,
+    shutdown: CancellationToken,
+}
+
+impl Pipeline {
+    pub async fn start(db: &TestDatabase, nats: &NatsServer) -> (Self, JoinHandle<()>) {
+        let pipeline = Self {
+            db_url: db.url().to_owned(),
+            nats_url: nats.url(),
+            shutdown: CancellationToken::new(),
+        };
+        let mut config = RelayConfig::new(SubjectPrefix::parse("noroshi").unwrap());
+        config.poll_interval = Duration::from_millis(100);
+        config.leader_retry_interval = Duration::from_millis(100);
+        config.max_backoff = Duration::from_millis(500);
+        tokio::spawn(relay::run(
+            db.pool().clone(),
+            nats.client().await,
+            config,
+            pipeline.shutdown.clone(),
+        ));
+        let (projection, _) = pipeline.spawn_bed_board().await;
+        (pipeline, projection)
+    }
+
+    /// Another copy of the `bed_board` runner (it leads when no other copy does).
+    pub async fn spawn_bed_board(&self) -> (JoinHandle<()>, Arc<ProjectionStatus>) {
+        let status = Arc::new(ProjectionStatus::default());
+        let config = RunnerConfig {
+            stream: RelayConfig::new(SubjectPrefix::parse("noroshi").unwrap())
+                .stream
+                .name,
+            filter_subject: "noroshi.*.events.>".into(),
+            max_batch: 200,
+            leader_retry_interval: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+        };
+        let client = async_nats::connect(&self.nats_url).await.unwrap();
+        let task = tokio::spawn(runner::run(
+            PgConnectOptions::from_str(&self.db_url).unwrap(),
+            client,
+            config,
+            BedBoard,
+            decoder(),
+            status.clone(),
+            self.shutdown.clone(),
+        ));
+        (task, status)
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,307 @@
+//! `bed_board` through `ViewService` and `/api/v1/views/bed_board`: the same content,
+//! filtered for the caller, fresh with `min_versions`, and UNAVAILABLE rather than stale
+//! when the view cannot catch up in time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use noroshi_api::views::ViewSettings;
+use noroshi_proto::v1 as pb;
+use noroshi_tests::NatsServer;
+use noroshi_tests::api::{ApiOptions, HC, HOSPITAL, HOSPITAL_OTHER, HQ, PUBLIC, TestApi, authed};
+use noroshi_tests::pipeline::Pipeline;
+use serde_json::Value;
+use tonic::Code;
+
+/// `min_versions` of a command's result, for gRPC and for the HTTP query string.
+fn after(result: &pb::CommandResult) -> (pb::MinVersions, String) {
+    let grpc = pb::MinVersions {
+        streams: result.streams.clone(),
+    };
+    let http = result
+        .streams
+        .iter()
+        .map(|s| format!("{}:{}", s.stream_id, s.version))
+        .collect::<Vec<_>>()
+        .join(",");
+    (grpc, http)
+}
+
+/// (facility, category) → (secured, ready, occupied, held, available) of a JSON answer.
+fn json_rows(view: &Value) -> BTreeMap<(String, String), [u64; 5]> {
+    view["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let n = |k: &str| r[k].as_u64().expect(k);
+            (
+                (
+                    r["facility_id"].as_str().unwrap().to_owned(),
+                    r["category"].as_str().unwrap().to_owned(),
+                ),
+                [
+                    n("secured"),
+                    n("ready"),
+                    n("occupied"),
+                    n("held"),
+                    n("available"),
+                ],
+            )
+        })
+        .collect()
+}
+
+fn grpc_rows(view: &pb::BedBoard) -> BTreeMap<(String, String), [u64; 5]> {
+    view.rows
+        .iter()
+        .map(|r| {
+            let category = pb::BedCategory::try_from(r.category)
+                .unwrap()
+                .as_str_name()
+                .trim_start_matches("BED_CATEGORY_")
+                .to_owned();
+            (
+                (r.facility_id.clone(), category),
+                [r.secured, r.ready, r.occupied, r.held, r.available].map(u64::from),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
+    let nats = NatsServer::start().await;
+    let api = TestApi::with(ApiOptions {
+        views: ViewSettings {
+            read_your_writes_wait: Duration::from_millis(500),
+            ..ViewSettings::default()
+        },
+        ..ApiOptions::default()
+    })
+    .await;
+    api.seed().await;
+    let _pipeline = Pipeline::start(&api.db, &nats).await;
+
+    api.declare(
+        HOSPITAL_OTHER,
+        "ube-medical",
+        pb::BedCategory::Moderate,
+        8,
+        6,
+        7,
+    )
+    .await;
+    let declared = api
+        .declare(HQ, "hofu-central", pb::BedCategory::Moderate, 20, 12, 5)
+        .await;
+    let (grpc_after, http_after) = after(&declared);
+
+    // Read your writes: no sleeping, the answer waits for the declaration.
+    let view = api
+        .views()
+        .get_bed_board(authed(
+            HQ,
+            pb::GetBedBoardRequest {
+                min_versions: Some(grpc_after.clone()),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let rows = grpc_rows(&view);
+    assert_eq!(
+        rows[&("hofu-central".into(), "MODERATE".into())],
+        [20, 12, 5, 0, 7]
+    );
+    let hofu = view
+        .rows
+        .iter()
+        .find(|r| r.facility_id == "hofu-central")
+        .unwrap();
+    assert_eq!(hofu.proxy_by, "yamaguchi-hq");
+    assert!(!hofu.stale && !hofu.overflow);
+    assert!(view.stream_sequence > 0);
+
+    let (status, json) = api
+        .http_get(
+            Some(HQ),
+            &format!("/api/v1/views/bed_board?min_versions={http_after}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json_rows(&json), rows, "HTTP and gRPC give the same rows");
+    assert_eq!(json["occupancy_definition"], "v1: occupied / secured");
+    // Ube declared more patients than usable beds: flagged, and nothing available.
+    let ube = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["facility_id"] == "ube-medical")
+        .unwrap();
+    assert_eq!(ube["overflow"], true);
+    assert_eq!(ube["available"], 0);
+    // Totals per area and for the prefecture, with the occupancy rate.
+    assert_eq!(json["prefecture"]["secured"], 28);
+    assert_eq!(json["prefecture"]["occupied"], 12);
+    assert!((json["prefecture"]["occupancy_rate"].as_f64().unwrap() - 12.0 / 28.0).abs() < 1e-9);
+    let areas: Vec<&str> = json["areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["medical_area"].as_str().unwrap())
+        .collect();
+    assert_eq!(areas, ["3504", "3505"]);
+
+    // Filters.
+    let (_, only_ube_area) = api
+        .http_get(Some(HC), "/api/v1/views/bed_board?medical_area=3505")
+        .await;
+    assert_eq!(
+        json_rows(&only_ube_area).keys().collect::<Vec<_>>(),
+        [&("ube-medical".to_owned(), "MODERATE".to_owned())]
+    );
+    let (_, severe) = api
+        .http_get(Some(HQ), "/api/v1/views/bed_board?category=SEVERE")
+        .await;
+    assert!(json_rows(&severe).is_empty());
+
+    // Scope: a hospital sees its own capacity only; a health center the whole board.
+    let (_, own) = api
+        .http_get(Some(HOSPITAL), "/api/v1/views/bed_board")
+        .await;
+    assert_eq!(
+        json_rows(&own)
+            .keys()
+            .map(|(f, _)| f.as_str())
+            .collect::<Vec<_>>(),
+        ["hofu-central"]
+    );
+    let own = api
+        .views()
+        .get_bed_board(authed(HOSPITAL_OTHER, pb::GetBedBoardRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(own.rows.iter().all(|r| r.facility_id == "ube-medical"));
+    assert_eq!(
+        own.prefecture.unwrap().secured,
+        8,
+        "totals of what it may see"
+    );
+    let (_, all) = api.http_get(Some(HC), "/api/v1/views/bed_board").await;
+    assert_eq!(json_rows(&all).len(), 2);
+}
+
+#[tokio::test]
+async fn bed_board_refusals_have_their_codes() {
+    let nats = NatsServer::start().await;
+    let api = TestApi::with(ApiOptions {
+        views: ViewSettings {
+            read_your_writes_wait: Duration::from_millis(300),
+            ..ViewSettings::default()
+        },
+        ..ApiOptions::default()
+    })
+    .await;
+    api.seed().await;
+    let _pipeline = Pipeline::start(&api.db, &nats).await;
+
+    // The public sees public_stats only; nobody reads without a token.
+    let (status, json) = api.http_get(Some(PUBLIC), "/api/v1/views/bed_board").await;
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
+    let denied = api
+        .views()
+        .get_bed_board(authed(PUBLIC, pb::GetBedBoardRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let (status, json) = api.http_get(None, "/api/v1/views/bed_board").await;
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+
+    // A version the view will never reach: UNAVAILABLE after the bounded wait, not
+    // an answer that silently misses the caller's write.
+    let (status, json) = api
+        .http_get(
+            Some(HQ),
+            "/api/v1/views/bed_board?min_versions=facility-hofu-central:999",
+        )
+        .await;
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (503, Some("UNAVAILABLE")),
+        "{json}"
+    );
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("bed_board has not applied")
+    );
+    let unavailable = api
+        .views()
+        .get_bed_board(authed(
+            HQ,
+            pb::GetBedBoardRequest {
+                min_versions: Some(pb::MinVersions {
+                    streams: vec![pb::StreamVersion {
+                        stream_id: "facility-hofu-central".into(),
+                        version: 999,
+                        position: 0,
+                    }],
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unavailable.code(), Code::Unavailable);
+
+    // Bad parameters name themselves.
+    let (status, json) = api
+        .http_get(
+            Some(HQ),
+            "/api/v1/views/bed_board?medical_area=35&category=HUGE&min_versions=nonsense&color=red",
+        )
+        .await;
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+    let fields: Vec<&str> = json["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["medical_area", "category", "min_versions", "color"]
+    );
+    let invalid = api
+        .views()
+        .get_bed_board(authed(
+            HQ,
+            pb::GetBedBoardRequest {
+                categories: vec![42],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+
+    let (status, json) = api.http_get(None, "/readyz").await;
+    assert_eq!(status, 200, "{json}");
+    let (status, _) = api.http_get(None, "/healthz").await;
+    assert_eq!(status, 200);
+}
