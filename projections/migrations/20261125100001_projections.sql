@@ -5,6 +5,8 @@
 CREATE TABLE projection_checkpoints (
     projection      text PRIMARY KEY,
     stream_sequence bigint NOT NULL CHECK (stream_sequence >= 0),
+    -- Set while `noroshi rebuild` replays the log; views refuse to answer meanwhile.
+    rebuilding      boolean NOT NULL DEFAULT false,
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 

@@ -146,6 +146,165 @@ fn lock_key(name: &str) -> i64 {
     i64::from_be_bytes(*b"noroshi\x02") ^ (hash & 0xffff_ffff) as i64
 }
 
+type Messages = async_nats::jetstream::consumer::pull::Ordered;
+
+/// The stream's messages after `checkpoint`, in order.
+async fn open(
+    nats: &async_nats::Client,
+    config: &RunnerConfig,
+    checkpoint: u64,
+) -> Result<Messages, ProjectionError> {
+    let nats_error = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
+    let stream = jetstream::new(nats.clone())
+        .get_stream(&config.stream)
+        .await
+        .map_err(|e| nats_error(&e))?;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: config.filter_subject.clone(),
+            deliver_policy: if checkpoint == 0 {
+                DeliverPolicy::All
+            } else {
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: checkpoint + 1,
+                }
+            },
+            ..OrderedConfig::default()
+        })
+        .await
+        .map_err(|e| nats_error(&e))?;
+    consumer.messages().await.map_err(|e| nats_error(&e))
+}
+
+/// The next batch: waits for one message, then takes whatever else has arrived, up to
+/// `max`. `None` at shutdown.
+async fn next_batch(
+    messages: &mut Messages,
+    max: usize,
+    shutdown: &CancellationToken,
+) -> Result<Option<Vec<jetstream::Message>>, ProjectionError> {
+    let first = tokio::select! {
+        () = shutdown.cancelled() => return Ok(None),
+        next = messages.next() => next,
+    };
+    let Some(first) = first else {
+        return Err(ProjectionError::Nats("the consumer ended".into()));
+    };
+    let mut batch = vec![first.map_err(|e| ProjectionError::Nats(e.to_string()))?];
+    while batch.len() < max {
+        match messages.next().now_or_never() {
+            Some(Some(message)) => {
+                batch.push(message.map_err(|e| ProjectionError::Nats(e.to_string()))?);
+            }
+            _ => break,
+        }
+    }
+    Ok(Some(batch))
+}
+
+/// Where a projection is: the last applied stream sequence, the versions applied per
+/// source stream (read from the database on first use), and how many messages the
+/// stream held beyond the last batch when it was delivered.
+#[derive(Debug, Default)]
+struct Position {
+    checkpoint: u64,
+    versions: HashMap<String, u64>,
+    pending: u64,
+}
+
+/// Applies `batch` and the new checkpoint in one transaction. On failure nothing is
+/// applied and `position` is unchanged.
+async fn apply_batch<P: Projection>(
+    conn: &mut PgConnection,
+    projection: &P,
+    decoder: &Decoder,
+    batch: &[jetstream::Message],
+    position: &mut Position,
+) -> Result<(), ProjectionError> {
+    let mut applied = position.versions.clone();
+    let mut tx = conn.begin().await?;
+    let mut last_sequence = position.checkpoint;
+    let mut pending = position.pending;
+    for message in batch {
+        let info = message
+            .info()
+            .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+        let sequence = info.stream_sequence;
+        pending = info.pending;
+        let headers = message.headers.clone().unwrap_or_default();
+        let recorded = decode_event(&headers, message.payload.clone()).map_err(|e| {
+            ProjectionError::Malformed {
+                sequence,
+                reason: e.to_string(),
+            }
+        })?;
+        last_sequence = sequence;
+        let stream_id = recorded.stream_id.to_string();
+        let last = match applied.get(&stream_id) {
+            Some(&version) => version,
+            None => {
+                let stored: Option<i64> = sqlx::query_scalar(
+                    "SELECT version FROM projection_stream_versions \
+                     WHERE projection = $1 AND stream_id = $2",
+                )
+                .bind(P::NAME)
+                .bind(&stream_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                stored.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
+            }
+        };
+        if recorded.version <= last {
+            tracing::debug!(
+                projection = P::NAME,
+                stream_id,
+                version = recorded.version,
+                "skipping an event applied before"
+            );
+            applied.insert(stream_id, last);
+            continue;
+        }
+        if recorded.version != last + 1 {
+            return Err(ProjectionError::Gap {
+                stream_id,
+                version: recorded.version,
+                expected: last + 1,
+            });
+        }
+        let decoded = decoder(&recorded).map_err(|source| ProjectionError::Decode {
+            stream_id: stream_id.clone(),
+            version: recorded.version,
+            source,
+        })?;
+        projection.apply(&mut tx, &recorded, &decoded).await?;
+        sqlx::query(
+            "INSERT INTO projection_stream_versions (projection, stream_id, version, position) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version, position = excluded.position",
+        )
+        .bind(P::NAME)
+        .bind(&stream_id)
+        .bind(i64::try_from(recorded.version).unwrap_or(i64::MAX))
+        .bind(i64::try_from(recorded.position).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        applied.insert(stream_id, recorded.version);
+    }
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, stream_sequence) VALUES ($1, $2) \
+         ON CONFLICT (projection) DO UPDATE SET stream_sequence = excluded.stream_sequence, updated_at = now()",
+    )
+    .bind(P::NAME)
+    .bind(i64::try_from(last_sequence).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    position.versions = applied;
+    position.checkpoint = last_sequence;
+    position.pending = pending;
+    Ok(())
+}
+
 async fn lead<P: Projection>(
     conn: &mut PgConnection,
     nats: &async_nats::Client,
@@ -161,140 +320,146 @@ async fn lead<P: Projection>(
     .bind(P::NAME)
     .fetch_one(&mut *conn)
     .await?;
-    let mut checkpoint = u64::try_from(checkpoint).unwrap_or_default();
-    status.checkpoint.store(checkpoint, Ordering::Relaxed);
-    let context = jetstream::new(nats.clone());
-    let stream = context
-        .get_stream(&config.stream)
-        .await
-        .map_err(|e| ProjectionError::Nats(e.to_string()))?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: config.filter_subject.clone(),
-            deliver_policy: if checkpoint == 0 {
-                DeliverPolicy::All
-            } else {
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: checkpoint + 1,
-                }
-            },
-            ..OrderedConfig::default()
-        })
-        .await
-        .map_err(|e| ProjectionError::Nats(e.to_string()))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| ProjectionError::Nats(e.to_string()))?;
-    let mut versions: HashMap<String, u64> = HashMap::new();
-    tracing::info!(projection = P::NAME, checkpoint, "projection running");
-
-    loop {
-        let first = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            next = messages.next() => next,
-        };
-        let Some(first) = first else {
-            return Err(ProjectionError::Nats("the consumer ended".into()));
-        };
-        let mut batch = vec![first.map_err(|e| ProjectionError::Nats(e.to_string()))?];
-        while batch.len() < config.max_batch {
-            match messages.next().now_or_never() {
-                Some(Some(message)) => {
-                    batch.push(message.map_err(|e| ProjectionError::Nats(e.to_string()))?)
-                }
-                _ => break,
-            }
-        }
-
-        let mut applied = versions.clone();
-        let mut tx = conn.begin().await?;
-        let mut last_sequence = checkpoint;
-        for message in &batch {
-            let info = message
-                .info()
-                .map_err(|e| ProjectionError::Nats(e.to_string()))?;
-            let sequence = info.stream_sequence;
-            let pending = info.pending;
-            let headers = message.headers.clone().unwrap_or_default();
-            let recorded = decode_event(&headers, message.payload.clone()).map_err(|e| {
-                ProjectionError::Malformed {
-                    sequence,
-                    reason: e.to_string(),
-                }
-            })?;
-            last_sequence = sequence;
-            status.lag.store(pending, Ordering::Relaxed);
-            let stream_id = recorded.stream_id.to_string();
-            let last = match applied.get(&stream_id) {
-                Some(&version) => version,
-                None => {
-                    let stored: Option<i64> = sqlx::query_scalar(
-                        "SELECT version FROM projection_stream_versions \
-                         WHERE projection = $1 AND stream_id = $2",
-                    )
-                    .bind(P::NAME)
-                    .bind(&stream_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    stored.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
-                }
-            };
-            if recorded.version <= last {
-                tracing::debug!(
-                    projection = P::NAME,
-                    stream_id,
-                    version = recorded.version,
-                    "skipping an event applied before"
-                );
-                applied.insert(stream_id, last);
-                continue;
-            }
-            if recorded.version != last + 1 {
-                return Err(ProjectionError::Gap {
-                    stream_id,
-                    version: recorded.version,
-                    expected: last + 1,
-                });
-            }
-            let decoded = decoder(&recorded).map_err(|source| ProjectionError::Decode {
-                stream_id: stream_id.clone(),
-                version: recorded.version,
-                source,
-            })?;
-            projection.apply(&mut tx, &recorded, &decoded).await?;
+    let mut position = Position {
+        checkpoint: u64::try_from(checkpoint).unwrap_or_default(),
+        ..Position::default()
+    };
+    status
+        .checkpoint
+        .store(position.checkpoint, Ordering::Relaxed);
+    let mut messages = open(nats, config, position.checkpoint).await?;
+    tracing::info!(
+        projection = P::NAME,
+        checkpoint = position.checkpoint,
+        "projection running"
+    );
+    let mut marked = true;
+    while let Some(batch) = next_batch(&mut messages, config.max_batch, shutdown).await? {
+        apply_batch(conn, projection, decoder, &batch, &mut position).await?;
+        if marked && position.pending == 0 {
+            // An interrupted rebuild left its mark; caught up, the view is whole again.
             sqlx::query(
-                "INSERT INTO projection_stream_versions (projection, stream_id, version, position) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version, position = excluded.position",
+                "UPDATE projection_checkpoints SET rebuilding = false \
+                 WHERE projection = $1 AND rebuilding",
             )
             .bind(P::NAME)
-            .bind(&stream_id)
-            .bind(i64::try_from(recorded.version).unwrap_or(i64::MAX))
-            .bind(i64::try_from(recorded.position).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            applied.insert(stream_id, recorded.version);
+            marked = false;
         }
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (projection, stream_sequence) VALUES ($1, $2) \
-             ON CONFLICT (projection) DO UPDATE SET stream_sequence = excluded.stream_sequence, updated_at = now()",
-        )
-        .bind(P::NAME)
-        .bind(i64::try_from(last_sequence).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        versions = applied;
-        checkpoint = last_sequence;
-        status.checkpoint.store(checkpoint, Ordering::Relaxed);
+        status
+            .checkpoint
+            .store(position.checkpoint, Ordering::Relaxed);
+        status.lag.store(position.pending, Ordering::Relaxed);
         tracing::debug!(
             projection = P::NAME,
             events = batch.len(),
-            checkpoint,
+            checkpoint = position.checkpoint,
             "batch applied"
         );
     }
+    Ok(())
+}
+
+/// Progress of a rebuild: messages applied, of how many the stream held at the start.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// Rebuilds `projection` from the start of the stream: takes its leadership (waiting
+/// while a running copy leads), empties its tables and versions, marks it as being
+/// rebuilt (views answer UNAVAILABLE meanwhile), replays every event up to the end of
+/// the stream, and clears the mark. Returns the events applied.
+pub async fn rebuild<P: Projection>(
+    database: PgConnectOptions,
+    nats: async_nats::Client,
+    config: RunnerConfig,
+    projection: P,
+    decoder: Decoder,
+    progress: Progress<'_>,
+    shutdown: CancellationToken,
+) -> Result<u64, ProjectionError> {
+    let key = lock_key(P::NAME);
+    let Some(mut leadership) =
+        Leadership::acquire(&database, key, config.leader_retry_interval, &shutdown).await
+    else {
+        return Ok(0);
+    };
+    let outcome = replay(
+        leadership.connection(),
+        &nats,
+        &config,
+        &projection,
+        &decoder,
+        progress,
+        &shutdown,
+    )
+    .await;
+    leadership.release().await;
+    outcome
+}
+
+async fn replay<P: Projection>(
+    conn: &mut PgConnection,
+    nats: &async_nats::Client,
+    config: &RunnerConfig,
+    projection: &P,
+    decoder: &Decoder,
+    progress: Progress<'_>,
+    shutdown: &CancellationToken,
+) -> Result<u64, ProjectionError> {
+    let total = jetstream::new(nats.clone())
+        .get_stream(&config.stream)
+        .await
+        .map_err(|e| ProjectionError::Nats(e.to_string()))?
+        .get_info()
+        .await
+        .map_err(|e| ProjectionError::Nats(e.to_string()))?
+        .state
+        .messages;
+    let mut tx = conn.begin().await?;
+    for table in P::TABLES {
+        // Table names are constants of the projection, never input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM projection_stream_versions WHERE projection = $1")
+        .bind(P::NAME)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, stream_sequence, rebuilding) VALUES ($1, 0, true) \
+         ON CONFLICT (projection) DO UPDATE SET stream_sequence = 0, rebuilding = true, updated_at = now()",
+    )
+    .bind(P::NAME)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(projection = P::NAME, messages = total, "rebuilding");
+
+    let mut position = Position::default();
+    let mut applied = 0;
+    progress(0, total);
+    if total > 0 {
+        let mut messages = open(nats, config, 0).await?;
+        loop {
+            let Some(batch) = next_batch(&mut messages, config.max_batch, shutdown).await? else {
+                // Interrupted: the mark stays, and views say the rebuild is unfinished.
+                return Ok(applied);
+            };
+            apply_batch(conn, projection, decoder, &batch, &mut position).await?;
+            applied += batch.len() as u64;
+            progress(applied, total.max(applied));
+            if position.pending == 0 {
+                break;
+            }
+        }
+    }
+    sqlx::query("UPDATE projection_checkpoints SET rebuilding = false WHERE projection = $1")
+        .bind(P::NAME)
+        .execute(&mut *conn)
+        .await?;
+    tracing::info!(projection = P::NAME, applied, "rebuilt");
+    Ok(applied)
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

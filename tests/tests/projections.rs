@@ -16,7 +16,7 @@ use noroshi_projections::bed_board;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, authed, cid};
 use noroshi_tests::pipeline::Pipeline;
-use noroshi_tests::{NatsServer, TestDatabase, eventually};
+use noroshi_tests::{NatsServer, TestDatabase, eventually, noroshi_bin};
 
 /// Waits until the projection has applied every committed event of every stream.
 async fn caught_up(db: &TestDatabase, projection: &str) {
@@ -260,7 +260,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     runner.abort();
     assert!(runner.await.unwrap_err().is_cancelled());
     more.await.unwrap();
-    let (_runner, status) = pipeline.spawn_bed_board().await;
+    let (live, status) = pipeline.spawn_bed_board().await;
     caught_up(&api.db, "bed_board").await;
 
     let expected = recomputed(&api.db).await;
@@ -286,4 +286,33 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
         .find(|r| r.facility_id == "hofu-central" && r.category == "SEVERE")
         .unwrap();
     assert_eq!(severe.proxy_by.as_deref(), Some("yamaguchi-hq"));
+
+    // `noroshi rebuild bed_board`, the real binary, once the live runner has stopped:
+    // the rebuilt view equals the live one, and a new runner carries on from it.
+    let live_view = projected(&api.db).await;
+    live.abort();
+    let _ = live.await;
+    let output = std::process::Command::new(noroshi_bin())
+        .args(["--log", "info", "rebuild", "bed_board"])
+        .env("NOROSHI_DATABASE_URL", api.db.url())
+        .env("NOROSHI_NATS_URL", nats.url())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("view rebuilt"), "{log}");
+    let rebuilt = projected(&api.db).await;
+    assert_eq!(rebuilt, live_view, "a rebuilt view equals the live one");
+    let rebuilding: bool = sqlx::query_scalar(
+        "SELECT rebuilding FROM projection_checkpoints WHERE projection = 'bed_board'",
+    )
+    .fetch_one(api.db.pool())
+    .await
+    .unwrap();
+    assert!(!rebuilding);
+
+    let (_live, _) = pipeline.spawn_bed_board().await;
+    run_episodes(&api, 32..40).await;
+    caught_up(&api.db, "bed_board").await;
+    assert_eq!(projected(&api.db).await, recomputed(&api.db).await);
 }

@@ -236,15 +236,22 @@ impl Views {
         }
     }
 
+    /// The stream sequence `projection` reflects; UNAVAILABLE while it is being rebuilt.
     async fn checkpoint(&self, projection: &str) -> Result<u64, ApiError> {
-        let sequence: Option<i64> = sqlx::query_scalar(
-            "SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1",
+        let checkpoint: Option<(i64, bool)> = sqlx::query_as(
+            "SELECT stream_sequence, rebuilding FROM projection_checkpoints WHERE projection = $1",
         )
         .bind(projection)
         .fetch_optional(&self.pool)
         .await
         .map_err(store_failure)?;
-        Ok(sequence.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+        match checkpoint {
+            Some((_, true)) => Err(ApiError::Unavailable(format!(
+                "{projection} is being rebuilt; retry shortly"
+            ))),
+            Some((sequence, false)) => Ok(u64::try_from(sequence).unwrap_or_default()),
+            None => Ok(0),
+        }
     }
 
     /// How far each projection is behind the event store, in event positions.

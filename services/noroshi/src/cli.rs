@@ -25,6 +25,31 @@ pub(crate) enum Command {
     Serve(Box<ServeArgs>),
     /// Administration of organisations, facilities and tokens.
     Admin(AdminArgs),
+    /// Rebuild read models from the event log, with a progress bar.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum View {
+    #[value(name = "bed_board")]
+    BedBoard,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RebuildArgs {
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+    /// Views to rebuild.
+    #[arg(value_enum, required_unless_present = "all")]
+    pub(crate) views: Vec<View>,
+    /// Rebuild every view.
+    #[arg(long, conflicts_with = "views")]
+    pub(crate) all: bool,
+    /// Most events applied per transaction.
+    #[arg(long, env = "NOROSHI_PROJECTION_BATCH_SIZE", default_value_t = 500)]
+    pub(crate) batch_size: usize,
 }
 
 #[derive(Debug, Args)]

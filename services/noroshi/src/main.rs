@@ -3,6 +3,7 @@
 
 mod admin;
 mod cli;
+mod rebuild;
 mod serve;
 mod telemetry;
 
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => serve::migrate(&args).await,
             Command::Serve(args) => serve::serve(*args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Rebuild(args) => rebuild::run(args).await,
         }
     });
     match outcome {

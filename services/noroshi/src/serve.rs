@@ -49,6 +49,8 @@ pub(crate) enum ServeError {
     Duration(Duration),
     #[error("cannot set up the offer timer")]
     Timers(#[source] noroshi_api::ApiError),
+    #[error("rebuild failed")]
+    Rebuild(#[source] noroshi_projections::runner::ProjectionError),
     #[error("http api failed")]
     Http(#[source] std::io::Error),
     #[error("grpc api failed")]

@@ -1,0 +1,94 @@
+//! `noroshi rebuild <view>… | --all`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use noroshi_event_store::wire::SubjectPrefix;
+use noroshi_projections::bed_board::BedBoard;
+use noroshi_projections::runner::{self, BoxError, Decoder, RunnerConfig};
+use sqlx::postgres::PgConnectOptions;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{RebuildArgs, View};
+use crate::serve::ServeError;
+
+/// Every view, in the order `--all` rebuilds them.
+const ALL: &[View] = &[View::BedBoard];
+
+pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
+    let views = if args.all {
+        ALL.to_vec()
+    } else {
+        args.views.clone()
+    };
+    let database =
+        PgConnectOptions::from_str(&args.database.database_url).map_err(ServeError::DatabaseUrl)?;
+    let prefix =
+        SubjectPrefix::parse(&args.nats.nats_subject_prefix).map_err(ServeError::SubjectPrefix)?;
+    let nats = async_nats::ConnectOptions::new()
+        .name("noroshi-rebuild")
+        .connect(args.nats.nats_url.as_str())
+        .await
+        .map_err(ServeError::NatsUrl)?;
+    let config = RunnerConfig {
+        stream: args.nats.nats_stream.clone(),
+        filter_subject: prefix.all_events_filter(),
+        max_batch: args.batch_size.max(1),
+        leader_retry_interval: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(5),
+    };
+    let decoder: Decoder = Arc::new(|event| {
+        noroshi_api::convert::events::decode(event).map_err(|e| Box::new(e) as BoxError)
+    });
+    let shutdown = CancellationToken::new();
+    let interrupt = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            interrupt.cancel();
+        }
+    });
+    for view in views {
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "{msg:>12} [{bar:40}] {pos}/{len} events  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        let progress = {
+            let bar = bar.clone();
+            move |done: u64, total: u64| {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+        };
+        let applied = match view {
+            View::BedBoard => {
+                bar.set_message("bed_board");
+                runner::rebuild(
+                    database.clone(),
+                    nats.clone(),
+                    config.clone(),
+                    BedBoard,
+                    decoder.clone(),
+                    &progress,
+                    shutdown.clone(),
+                )
+                .await
+            }
+        }
+        .map_err(ServeError::Rebuild)?;
+        bar.finish();
+        if shutdown.is_cancelled() {
+            tracing::warn!(
+                applied,
+                "rebuild interrupted; the view stays marked as rebuilding until a projection catches up"
+            );
+            break;
+        }
+        tracing::info!(view = ?view, applied, "view rebuilt");
+    }
+    Ok(())
+}
