@@ -123,15 +123,13 @@ impl Projection for BedBoard {
                 placement_id,
                 ..
             } => {
-                sqlx::query(
-                    "INSERT INTO bed_board_placements (facility_id, placement_id, category, state) \
-                     VALUES ($1, $2, $3, 'HELD') ON CONFLICT (facility_id, placement_id) \
-                     DO UPDATE SET category = excluded.category, state = 'HELD'",
+                place(
+                    tx,
+                    facility_id,
+                    *placement_id,
+                    &category.to_string(),
+                    "HELD",
                 )
-                .bind(facility_id)
-                .bind(placement_id)
-                .bind(category.to_string())
-                .execute(&mut *tx)
                 .await?;
                 add(tx, facility_id, &category.to_string(), 1, 0).await?;
             }
@@ -153,15 +151,13 @@ impl Projection for BedBoard {
                 } else {
                     0
                 };
-                sqlx::query(
-                    "INSERT INTO bed_board_placements (facility_id, placement_id, category, state) \
-                     VALUES ($1, $2, $3, 'OCCUPIED') ON CONFLICT (facility_id, placement_id) \
-                     DO UPDATE SET category = excluded.category, state = 'OCCUPIED'",
+                place(
+                    tx,
+                    facility_id,
+                    *placement_id,
+                    &category.to_string(),
+                    "OCCUPIED",
                 )
-                .bind(facility_id)
-                .bind(placement_id)
-                .bind(category.to_string())
-                .execute(&mut *tx)
                 .await?;
                 add(tx, facility_id, &category.to_string(), held, 1).await?;
             }
@@ -185,6 +181,28 @@ fn names<T: ToString>(values: impl IntoIterator<Item = T>) -> Vec<String> {
 
 fn count(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// Records the placement as holding or occupying a bed of `category`.
+async fn place(
+    tx: &mut PgConnection,
+    facility_id: &str,
+    placement_id: uuid::Uuid,
+    category: &str,
+    state: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bed_board_placements (facility_id, placement_id, category, state) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (facility_id, placement_id) \
+         DO UPDATE SET category = excluded.category, state = excluded.state",
+    )
+    .bind(facility_id)
+    .bind(placement_id)
+    .bind(category)
+    .bind(state)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Removes the placement's row if it is in `state`; whether it was.
@@ -229,8 +247,8 @@ async fn add(
     Ok(())
 }
 
-/// One (facility, category) of the board.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One (facility, category) of the board, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BedRow {
     pub facility_id: String,
     pub name: String,
@@ -246,6 +264,7 @@ pub struct BedRow {
     pub held: u32,
     pub acceptance: String,
     pub constraints: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub declared_at: Option<OffsetDateTime>,
     pub proxy_by: Option<String>,
 }

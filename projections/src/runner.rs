@@ -127,7 +127,11 @@ pub async fn run<P: Projection>(
         match outcome {
             Ok(()) => return,
             Err(error) => {
-                tracing::error!(projection = P::NAME, error = %error_chain(&error), "projection stopped; retrying");
+                tracing::error!(
+                    projection = P::NAME,
+                    error = &error as &dyn std::error::Error,
+                    "projection stopped; retrying"
+                );
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
@@ -460,15 +464,4 @@ async fn replay<P: Projection>(
         .await?;
     tracing::info!(projection = P::NAME, applied, "rebuilt");
     Ok(applied)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

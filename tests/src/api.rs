@@ -464,6 +464,101 @@ impl TestApi {
             .into_inner()
     }
 
+    /// `actor` accepts the offer of `placement_id`.
+    pub async fn accept(
+        &self,
+        actor: Actor,
+        placement_id: &str,
+    ) -> Result<pb::CommandResult, tonic::Status> {
+        let request = pb::AcceptPlacementRequest {
+            command_id: cid(),
+            placement_id: placement_id.into(),
+            override_capacity: false,
+            override_reason: String::new(),
+            expected_version: None,
+        };
+        self.placements()
+            .accept_placement(authed(actor, request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The health center arranges an ambulance and records the departure.
+    pub async fn transport(&self, placement_id: &str) {
+        let mut placements = self.placements();
+        let transport = pb::ArrangeTransportRequest {
+            command_id: cid(),
+            placement_id: placement_id.into(),
+            vehicle: pb::Vehicle::Ambulance as i32,
+            pickup_at: None,
+            note: String::new(),
+            expected_version: None,
+        };
+        placements
+            .arrange_transport(authed(HC, transport))
+            .await
+            .expect("arrange transport");
+        let departure = pb::RecordDepartureRequest {
+            command_id: cid(),
+            placement_id: placement_id.into(),
+            expected_version: None,
+        };
+        placements
+            .record_departure(authed(HC, departure))
+            .await
+            .expect("record departure");
+    }
+
+    /// `actor`, the receiving facility, records the arrival.
+    pub async fn arrive(&self, actor: Actor, placement_id: &str) -> pb::CommandResult {
+        let request = pb::RecordArrivalRequest {
+            command_id: cid(),
+            placement_id: placement_id.into(),
+            expected_version: None,
+        };
+        self.placements()
+            .record_arrival(authed(actor, request))
+            .await
+            .expect("record arrival")
+            .into_inner()
+    }
+
+    /// `actor` discharges the patient of `placement_id`.
+    pub async fn discharge(
+        &self,
+        actor: Actor,
+        placement_id: &str,
+        outcome: pb::DischargeOutcome,
+    ) -> pb::CommandResult {
+        let request = pb::RecordDischargeRequest {
+            command_id: cid(),
+            placement_id: placement_id.into(),
+            outcome: outcome as i32,
+            note: String::new(),
+            expected_version: None,
+        };
+        self.placements()
+            .record_discharge(authed(actor, request))
+            .await
+            .expect("record discharge")
+            .into_inner()
+    }
+
+    /// HQ cancels the placement.
+    pub async fn cancel(&self, placement_id: &str) -> pb::CommandResult {
+        let request = pb::CancelPlacementRequest {
+            command_id: cid(),
+            placement_id: placement_id.into(),
+            reason: "調整終了".into(),
+            expected_version: None,
+        };
+        self.placements()
+            .cancel_placement(authed(HQ, request))
+            .await
+            .expect("cancel placement")
+            .into_inner()
+    }
+
     /// Event types of a stream, in order.
     pub async fn event_types(&self, stream: &str) -> Vec<String> {
         let events = self

@@ -14,7 +14,7 @@ use noroshi_domain::facility::{Facility, FacilityEvent};
 use noroshi_event_store::{EventStore, StoreLimits, StreamId};
 use noroshi_projections::bed_board;
 use noroshi_proto::v1 as pb;
-use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, authed, cid};
+use noroshi_tests::api::{HOSPITAL, HOSPITAL_OTHER, HQ, TestApi};
 use noroshi_tests::pipeline::Pipeline;
 use noroshi_tests::{NatsServer, TestDatabase, eventually, noroshi_bin};
 
@@ -120,96 +120,25 @@ async fn episode(api: Arc<TestApi>, n: usize) {
         .request_placement(&case_id, pb::BedCategory::Moderate)
         .await;
     api.offer(&placement_id, facility).await;
-    let accepted = api
-        .placements()
-        .accept_placement(authed(
-            hospital,
-            pb::AcceptPlacementRequest {
-                command_id: cid(),
-                placement_id: placement_id.clone(),
-                override_capacity: false,
-                override_reason: String::new(),
-                expected_version: None,
-            },
-        ))
-        .await;
-    if accepted.is_err() {
+    if api.accept(hospital, &placement_id).await.is_err() {
         // No free bed left: HQ withdraws the request.
-        cancel(&api, &placement_id).await;
+        api.cancel(&placement_id).await;
         return;
     }
     match n % 4 {
-        0 => cancel(&api, &placement_id).await,
+        0 => {
+            api.cancel(&placement_id).await;
+        }
         1 => {} // The bed stays held.
         _ => {
-            api.placements()
-                .arrange_transport(authed(
-                    HC,
-                    pb::ArrangeTransportRequest {
-                        command_id: cid(),
-                        placement_id: placement_id.clone(),
-                        vehicle: pb::Vehicle::Ambulance as i32,
-                        pickup_at: None,
-                        note: String::new(),
-                        expected_version: None,
-                    },
-                ))
-                .await
-                .unwrap();
-            api.placements()
-                .record_departure(authed(
-                    HC,
-                    pb::RecordDepartureRequest {
-                        command_id: cid(),
-                        placement_id: placement_id.clone(),
-                        expected_version: None,
-                    },
-                ))
-                .await
-                .unwrap();
-            api.placements()
-                .record_arrival(authed(
-                    hospital,
-                    pb::RecordArrivalRequest {
-                        command_id: cid(),
-                        placement_id: placement_id.clone(),
-                        expected_version: None,
-                    },
-                ))
-                .await
-                .unwrap();
+            api.transport(&placement_id).await;
+            api.arrive(hospital, &placement_id).await;
             if n % 4 == 3 {
-                api.placements()
-                    .record_discharge(authed(
-                        hospital,
-                        pb::RecordDischargeRequest {
-                            command_id: cid(),
-                            placement_id: placement_id.clone(),
-                            outcome: pb::DischargeOutcome::Recovered as i32,
-                            note: String::new(),
-                            expected_version: None,
-                        },
-                    ))
-                    .await
-                    .unwrap();
+                api.discharge(hospital, &placement_id, pb::DischargeOutcome::Recovered)
+                    .await;
             }
         }
     }
-}
-
-async fn cancel(api: &TestApi, placement_id: &str) {
-    api.placements()
-        .cancel_placement(authed(
-            HQ,
-            pb::CancelPlacementRequest {
-                command_id: cid(),
-                placement_id: placement_id.into(),
-                reason: "調整終了".into(),
-                expected_version: None,
-            },
-        ))
-        .await
-        .unwrap();
 }
 
 async fn run_episodes(api: &Arc<TestApi>, range: std::ops::Range<usize>) {

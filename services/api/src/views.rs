@@ -51,28 +51,14 @@ pub struct BedBoardFilter {
     pub categories: BTreeSet<BedCategory>,
 }
 
+/// A row as stored, with what is derived at read time.
 #[derive(Debug, Clone, Serialize)]
 pub struct BedBoardRowView {
-    pub facility_id: String,
-    pub name: String,
-    pub name_en: Option<String>,
-    pub kind: String,
-    pub medical_area: Option<String>,
-    pub municipality: String,
-    pub active: bool,
-    pub category: String,
-    pub secured: u32,
-    pub ready: u32,
-    pub occupied: u32,
-    pub held: u32,
+    #[serde(flatten)]
+    pub row: BedRow,
     pub available: u32,
-    pub acceptance: String,
-    pub constraints: Vec<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub declared_at: Option<OffsetDateTime>,
     pub stale: bool,
     pub overflow: bool,
-    pub proxy_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,27 +144,12 @@ impl Views {
         let (areas, prefecture) = bed_board::totals(&rows);
         Ok(BedBoardView {
             rows: rows
-                .iter()
+                .into_iter()
                 .map(|row| BedBoardRowView {
-                    facility_id: row.facility_id.clone(),
-                    name: row.name.clone(),
-                    name_en: row.name_en.clone(),
-                    kind: row.kind.clone(),
-                    medical_area: row.medical_area.clone(),
-                    municipality: row.municipality.clone(),
-                    active: row.active,
-                    category: row.category.clone(),
-                    secured: row.secured,
-                    ready: row.ready,
-                    occupied: row.occupied,
-                    held: row.held,
                     available: row.available(),
-                    acceptance: row.acceptance.clone(),
-                    constraints: row.constraints.clone(),
-                    declared_at: row.declared_at,
                     stale: row.stale(now, self.settings.stale_after),
                     overflow: row.overflow(),
-                    proxy_by: row.proxy_by.clone(),
+                    row,
                 })
                 .collect(),
             areas: areas

@@ -90,6 +90,35 @@ fn needs(facility_id: &FacilityId) -> Needs {
     }
 }
 
+/// The profile fields a registration and an update share, as the request holds them.
+struct Fields<'r> {
+    name: &'r str,
+    name_en: &'r str,
+    medical_area: &'r str,
+    municipality: &'r str,
+    jurisdiction: &'r [String],
+    capabilities: &'r [i32],
+}
+
+/// Checks the shared profile fields; `None` when one is invalid (it is then in `v`).
+fn changes(f: Fields<'_>, active: bool, v: &mut Violations) -> Option<FacilityChanges> {
+    let name = v.check("name", Name::parse(f.name));
+    let name_en = optional(f.name_en, "name_en", Name::parse, v);
+    let medical_area = optional(f.medical_area, "medical_area", MedicalAreaCode::parse, v);
+    let municipality = v.check("municipality", MunicipalityCode::parse(f.municipality));
+    let jurisdiction = municipalities(f.jurisdiction, "jurisdiction", v);
+    let capabilities = enum_set(f.capabilities, "capabilities", v);
+    Some(FacilityChanges {
+        name: name?,
+        name_en,
+        medical_area,
+        municipality: municipality?,
+        jurisdiction,
+        capabilities,
+        active,
+    })
+}
+
 /// A `RegisterFacilityRequest` whose fields passed their checks.
 #[derive(Debug, Clone)]
 pub struct Registration {
@@ -103,33 +132,35 @@ impl Registration {
         let mut v = Violations::new();
         let id = command_id(&r.command_id, &mut v);
         let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
-        let name = v.check("name", Name::parse(&r.name));
-        let name_en = optional(&r.name_en, "name_en", Name::parse, &mut v);
         let kind = enum_value(r.kind, "kind", &mut v);
         let prefecture = v.check("prefecture", PrefectureCode::parse(&r.prefecture));
-        let medical_area = optional(
-            &r.medical_area,
-            "medical_area",
-            MedicalAreaCode::parse,
+        let changes = changes(
+            Fields {
+                name: &r.name,
+                name_en: &r.name_en,
+                medical_area: &r.medical_area,
+                municipality: &r.municipality,
+                jurisdiction: &r.jurisdiction,
+                capabilities: &r.capabilities,
+            },
+            true,
             &mut v,
         );
-        let municipality = v.check("municipality", MunicipalityCode::parse(&r.municipality));
-        let jurisdiction = municipalities(&r.jurisdiction, "jurisdiction", &mut v);
-        let capabilities = enum_set(&r.capabilities, "capabilities", &mut v);
         let parsed = (|| {
+            let c = changes?;
             Some(Self {
                 command_id: id?,
                 expected_version: r.expected_version,
                 profile: FacilityProfile {
                     facility_id: facility_id?,
-                    name: name?,
-                    name_en,
+                    name: c.name,
+                    name_en: c.name_en,
                     kind: kind?,
                     prefecture: prefecture?,
-                    medical_area,
-                    municipality: municipality?,
-                    jurisdiction,
-                    capabilities,
+                    medical_area: c.medical_area,
+                    municipality: c.municipality,
+                    jurisdiction: c.jurisdiction,
+                    capabilities: c.capabilities,
                     active: true,
                 },
             })
@@ -152,31 +183,24 @@ impl Update {
         let mut v = Violations::new();
         let id = command_id(&r.command_id, &mut v);
         let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
-        let name = v.check("name", Name::parse(&r.name));
-        let name_en = optional(&r.name_en, "name_en", Name::parse, &mut v);
-        let medical_area = optional(
-            &r.medical_area,
-            "medical_area",
-            MedicalAreaCode::parse,
+        let changes = changes(
+            Fields {
+                name: &r.name,
+                name_en: &r.name_en,
+                medical_area: &r.medical_area,
+                municipality: &r.municipality,
+                jurisdiction: &r.jurisdiction,
+                capabilities: &r.capabilities,
+            },
+            r.active,
             &mut v,
         );
-        let municipality = v.check("municipality", MunicipalityCode::parse(&r.municipality));
-        let jurisdiction = municipalities(&r.jurisdiction, "jurisdiction", &mut v);
-        let capabilities = enum_set(&r.capabilities, "capabilities", &mut v);
         let parsed = (|| {
             Some(Self {
                 command_id: id?,
                 expected_version: r.expected_version,
                 facility_id: facility_id?,
-                changes: FacilityChanges {
-                    name: name?,
-                    name_en,
-                    medical_area,
-                    municipality: municipality?,
-                    jurisdiction,
-                    capabilities,
-                    active: r.active,
-                },
+                changes: changes?,
             })
         })();
         finish(v, parsed)

@@ -87,30 +87,33 @@ fn bed_board(view: BedBoardView) -> pb::BedBoard {
         rows: view
             .rows
             .into_iter()
-            .map(|row| pb::BedBoardRow {
-                kind: wire(&row.kind, FacilityKind::parse),
-                category: wire(&row.category, BedCategory::parse),
-                acceptance: wire(&row.acceptance, Acceptance::parse),
-                constraints: row
-                    .constraints
-                    .iter()
-                    .map(|c| wire(c, AcceptanceConstraint::parse))
-                    .collect(),
-                declared_at: row.declared_at.map(to_timestamp),
-                facility_id: row.facility_id,
-                name: row.name,
-                name_en: row.name_en.unwrap_or_default(),
-                medical_area: row.medical_area.unwrap_or_default(),
-                municipality: row.municipality,
-                active: row.active,
-                secured: row.secured,
-                ready: row.ready,
-                occupied: row.occupied,
-                held: row.held,
-                available: row.available,
-                stale: row.stale,
-                overflow: row.overflow,
-                proxy_by: row.proxy_by.unwrap_or_default(),
+            .map(|view| {
+                let row = view.row;
+                pb::BedBoardRow {
+                    kind: wire(&row.kind, FacilityKind::parse),
+                    category: wire(&row.category, BedCategory::parse),
+                    acceptance: wire(&row.acceptance, Acceptance::parse),
+                    constraints: row
+                        .constraints
+                        .iter()
+                        .map(|c| wire(c, AcceptanceConstraint::parse))
+                        .collect(),
+                    declared_at: row.declared_at.map(to_timestamp),
+                    facility_id: row.facility_id,
+                    name: row.name,
+                    name_en: row.name_en.unwrap_or_default(),
+                    medical_area: row.medical_area.unwrap_or_default(),
+                    municipality: row.municipality,
+                    active: row.active,
+                    secured: row.secured,
+                    ready: row.ready,
+                    occupied: row.occupied,
+                    held: row.held,
+                    available: view.available,
+                    stale: view.stale,
+                    overflow: view.overflow,
+                    proxy_by: row.proxy_by.unwrap_or_default(),
+                }
             })
             .collect(),
         areas: view.areas.into_iter().map(totals).collect(),
