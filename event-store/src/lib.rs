@@ -24,5 +24,5 @@ pub use event::{
     ReadAllPage, RecordedEvent, StreamAppended, StreamWrite,
 };
 pub use migrate::{MIGRATOR, migrate};
-pub use store::{EventStore, StoreLimits};
+pub use store::{EventStore, SESSION_SETTINGS, StoreLimits, connect_options};
 pub use stream_id::{InvalidPrefecture, InvalidStreamId, Prefecture, StreamId};

@@ -1,10 +1,11 @@
 //! Appending to and reading from the PostgreSQL event store.
 
 use std::collections::HashSet;
+use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
 use sqlx::Row;
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -147,6 +148,21 @@ const READ_ALL: &str = concat!(
       ORDER BY e.transaction_id, e.position \
       LIMIT $3"
 );
+
+/// Session settings the store's statements are written for; apply them to the pool's
+/// connections with [`connect_options`].
+///
+/// `plan_cache_mode = force_generic_plan`: every query of the store is an equality lookup
+/// or insert whose best plan does not depend on its parameters, but with array
+/// parameters PostgreSQL keeps choosing custom plans and plans the append again on every
+/// execution. Measured with `ops/bench append`: 4,864 appends/s with the default, 5,553
+/// with generic plans.
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[("plan_cache_mode", "force_generic_plan")];
+
+/// Connection options for a pool the event store uses: `url` with [`SESSION_SETTINGS`].
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(url)?.options(SESSION_SETTINGS.iter().copied()))
+}
 
 impl EventStore {
     pub fn new(pool: PgPool, limits: StoreLimits) -> Self {

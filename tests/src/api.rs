@@ -2,7 +2,6 @@
 //! kind of principal and a small synthetic Yamaguchi world to act on.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use noroshi_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 use pb::facility_service_client::FacilityServiceClient;
 use pb::placement_service_client::PlacementServiceClient;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -28,7 +27,7 @@ use crate::proxy::TcpProxy;
 
 /// A pool on `db` through a new proxy; a cut proxy makes a connection wait at most 2 s.
 async fn pool_through_proxy(db: &TestDatabase, size: u32) -> (PgPool, TcpProxy) {
-    let direct = PgConnectOptions::from_str(db.url()).expect("test database url");
+    let direct = noroshi_event_store::connect_options(db.url()).expect("test database url");
     let target = tokio::net::lookup_host((direct.get_host(), direct.get_port()))
         .await
         .expect("resolve PostgreSQL")

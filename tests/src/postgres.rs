@@ -64,7 +64,7 @@ impl TestDatabase {
         let url = with_database(&admin, &name);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .connect(&url)
+            .connect_with(noroshi_event_store::connect_options(&url).expect("test database url"))
             .await
             .expect("connect to test database");
         noroshi_event_store::migrate(&pool)

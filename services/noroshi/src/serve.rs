@@ -68,11 +68,12 @@ pub(crate) enum ServeError {
 }
 
 pub(crate) fn pool(args: &DatabaseArgs) -> Result<PgPool, ServeError> {
-    PgPoolOptions::new()
+    let options = noroshi_event_store::connect_options(&args.database_url)
+        .map_err(ServeError::DatabaseUrl)?;
+    Ok(PgPoolOptions::new()
         .max_connections(args.database_max_connections)
         .acquire_timeout(args.database_acquire_timeout)
-        .connect_lazy(&args.database_url)
-        .map_err(ServeError::DatabaseUrl)
+        .connect_lazy_with(options))
 }
 
 pub(crate) async fn migrate(args: &DatabaseArgs) -> Result<(), ServeError> {
