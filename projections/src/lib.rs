@@ -1,9 +1,11 @@
 //! Projections: consume the JetStream event log and maintain the PostgreSQL read models
 //! (DESIGN.md §6), committing each batch with its checkpoint in one transaction.
 //!
-//! Built so far: the runner ([`runner`]) and `bed_board` ([`bed_board`]).
+//! Built so far: the runner ([`runner`]), `bed_board` ([`bed_board`]) and
+//! `placement_queue` ([`placement_queue`]).
 
 pub mod bed_board;
+pub mod placement_queue;
 pub mod runner;
 
 use sqlx::PgPool;

@@ -482,6 +482,21 @@ impl TestApi {
             .map(tonic::Response::into_inner)
     }
 
+    /// `actor` declines the offer of `placement_id`.
+    pub async fn decline(&self, actor: Actor, placement_id: &str) -> pb::CommandResult {
+        let request = pb::DeclinePlacementRequest {
+            command_id: cid(),
+            placement_id: placement_id.into(),
+            reason: "満床のため".into(),
+            expected_version: None,
+        };
+        self.placements()
+            .decline_placement(authed(actor, request))
+            .await
+            .expect("decline")
+            .into_inner()
+    }
+
     /// The health center arranges an ambulance and records the departure.
     pub async fn transport(&self, placement_id: &str) {
         let mut placements = self.placements();

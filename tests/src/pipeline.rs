@@ -8,19 +8,13 @@ use std::time::Duration;
 use noroshi_event_store::relay::{self, RelayConfig};
 use noroshi_event_store::wire::SubjectPrefix;
 use noroshi_projections::bed_board::BedBoard;
-use noroshi_projections::runner::{self, BoxError, Decoder, ProjectionStatus, RunnerConfig};
+use noroshi_projections::placement_queue::PlacementQueue;
+use noroshi_projections::runner::{self, Projection, ProjectionStatus, RunnerConfig};
 use sqlx::postgres::PgConnectOptions;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{NatsServer, TestDatabase};
-
-/// The stored-event decoder of the API, as the binary wires it.
-pub fn decoder() -> Decoder {
-    Arc::new(|event| {
-        noroshi_api::convert::events::decode(event).map_err(|e| Box::new(e) as BoxError)
-    })
-}
 
 /// Relay and projections running on `db` through `nats` until dropped.
 #[derive(Debug)]
@@ -48,11 +42,20 @@ impl Pipeline {
             pipeline.shutdown.clone(),
         ));
         let (projection, _) = pipeline.spawn_bed_board().await;
+        pipeline.spawn(PlacementQueue).await;
         (pipeline, projection)
     }
 
     /// Another copy of the `bed_board` runner (it leads when no other copy does).
     pub async fn spawn_bed_board(&self) -> (JoinHandle<()>, Arc<ProjectionStatus>) {
+        self.spawn(BedBoard).await
+    }
+
+    /// A runner of `projection` (it leads when no other copy does).
+    pub async fn spawn<P: Projection>(
+        &self,
+        projection: P,
+    ) -> (JoinHandle<()>, Arc<ProjectionStatus>) {
         let status = Arc::new(ProjectionStatus::default());
         let config = RunnerConfig {
             stream: RelayConfig::new(SubjectPrefix::parse("noroshi").unwrap())
@@ -68,8 +71,8 @@ impl Pipeline {
             PgConnectOptions::from_str(&self.db_url).unwrap(),
             client,
             config,
-            BedBoard,
-            decoder(),
+            projection,
+            noroshi_api::convert::events::decoder(),
             status.clone(),
             self.shutdown.clone(),
         ));

@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use noroshi_api::convert::events::decode;
 use noroshi_domain::DomainEvent;
+use noroshi_domain::case::CaseEvent;
 use noroshi_domain::facility::{Facility, FacilityEvent};
+use noroshi_domain::placement::Placement;
 use noroshi_event_store::{EventStore, StoreLimits, StreamId};
-use noroshi_projections::bed_board;
+use noroshi_projections::{bed_board, placement_queue};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{HOSPITAL, HOSPITAL_OTHER, HQ, TestApi};
 use noroshi_tests::pipeline::Pipeline;
 use noroshi_tests::{NatsServer, TestDatabase, eventually, noroshi_bin};
+use uuid::Uuid;
 
 /// Waits until the projection has applied every committed event of every stream.
 async fn caught_up(db: &TestDatabase, projection: &str) {
@@ -86,6 +89,90 @@ async fn recomputed(db: &TestDatabase) -> BTreeMap<(String, String), Figures> {
     expected
 }
 
+/// placement id → (status, target, declined by, priority, case owner, offer and hold
+/// deadlines in µs) of every live placement, recomputed from the store with the domain's
+/// own `evolve`.
+type QueueEntry = (
+    String,
+    Option<String>,
+    Vec<String>,
+    i32,
+    Option<String>,
+    Option<i128>,
+    Option<i128>,
+);
+
+async fn recomputed_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
+    let store = EventStore::new(db.pool().clone(), StoreLimits::default());
+    let streams: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT stream_id FROM events WHERE stream_id LIKE 'placement-%' OR stream_id LIKE 'case-%'",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let mut owners = BTreeMap::new();
+    let mut placements = BTreeMap::new();
+    for stream in streams {
+        let stream_id = StreamId::parse(&stream).unwrap();
+        let id = Uuid::parse_str(stream_id.aggregate_id()).unwrap();
+        let mut placement = Placement::default();
+        for recorded in store.read_stream(&stream_id, 1, 100_000).await.unwrap() {
+            match decode(&recorded).unwrap() {
+                DomainEvent::Case(CaseEvent::Reported { report, .. }) => {
+                    owners.insert(id, report.health_center_id.to_string());
+                }
+                DomainEvent::Placement(event) => placement.evolve(&event),
+                _ => {}
+            }
+        }
+        if let Some(record) = placement.record {
+            placements.insert(id, record);
+        }
+    }
+    let micros = |at: Option<time::OffsetDateTime>| at.map(|at| at.unix_timestamp_nanos() / 1000);
+    placements
+        .into_iter()
+        .filter(|(_, record)| record.status.is_live())
+        .map(|(id, record)| {
+            (
+                id,
+                (
+                    record.status.to_string(),
+                    record.target.map(|t| t.to_string()),
+                    record.declined_by.iter().map(ToString::to_string).collect(),
+                    i32::from(record.priority.get()),
+                    owners.get(&record.case_id).cloned(),
+                    micros(record.offer_deadline),
+                    micros(record.hold_deadline),
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn projected_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
+    let micros = |at: Option<time::OffsetDateTime>| at.map(|at| at.unix_timestamp_nanos() / 1000);
+    placement_queue::rows(db.pool(), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            (
+                row.placement_id,
+                (
+                    row.status,
+                    row.target,
+                    row.declined_by,
+                    row.priority,
+                    row.case_owner,
+                    micros(row.offer_deadline),
+                    micros(row.hold_deadline),
+                ),
+            )
+        })
+        .collect()
+}
+
 async fn projected(db: &TestDatabase) -> BTreeMap<(String, String), Figures> {
     bed_board::rows(db.pool())
         .await
@@ -110,15 +197,24 @@ async fn projected(db: &TestDatabase) -> BTreeMap<(String, String), Figures> {
 
 /// One patient's way through the system; `n` picks the hospital and how far it goes.
 async fn episode(api: Arc<TestApi>, n: usize) {
-    let (hospital, facility) = if n.is_multiple_of(2) {
-        (HOSPITAL, "hofu-central")
+    let ((hospital, facility), (other, other_facility)) = if n.is_multiple_of(2) {
+        ((HOSPITAL, "hofu-central"), (HOSPITAL_OTHER, "ube-medical"))
     } else {
-        (HOSPITAL_OTHER, "ube-medical")
+        ((HOSPITAL_OTHER, "ube-medical"), (HOSPITAL, "hofu-central"))
     };
     let case_id = api.report_case(pb::Severity::ModerateI).await;
     let placement_id = api
         .request_placement(&case_id, pb::BedCategory::Moderate)
         .await;
+    if n.is_multiple_of(3) {
+        // First offered elsewhere, and declined there.
+        api.offer(&placement_id, other_facility).await;
+        api.decline(other, &placement_id).await;
+        if n.is_multiple_of(6) {
+            // Left waiting for a new offer, with the decline on record.
+            return;
+        }
+    }
     api.offer(&placement_id, facility).await;
     if api.accept(hospital, &placement_id).await.is_err() {
         // No free bed left: HQ withdraws the request.
@@ -194,6 +290,10 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
 
     let expected = recomputed(&api.db).await;
     assert!(expected.len() >= 3, "{expected:?}");
+    caught_up(&api.db, "placement_queue").await;
+    let queue = recomputed_queue(&api.db).await;
+    assert!(!queue.is_empty(), "the scenario leaves live placements");
+    assert_eq!(projected_queue(&api.db).await, queue);
     assert_eq!(projected(&api.db).await, expected);
     let held: u32 = expected.values().map(|f| f.3).sum();
     assert!(held > 0, "the scenario leaves beds held");
@@ -244,4 +344,9 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     run_episodes(&api, 32..40).await;
     caught_up(&api.db, "bed_board").await;
     assert_eq!(projected(&api.db).await, recomputed(&api.db).await);
+    caught_up(&api.db, "placement_queue").await;
+    assert_eq!(
+        projected_queue(&api.db).await,
+        recomputed_queue(&api.db).await
+    );
 }

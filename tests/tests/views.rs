@@ -10,7 +10,9 @@ use std::time::Duration;
 use noroshi_api::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
-use noroshi_tests::api::{ApiOptions, HC, HOSPITAL, HOSPITAL_OTHER, HQ, PUBLIC, TestApi, authed};
+use noroshi_tests::api::{
+    ApiOptions, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HQ, PUBLIC, TestApi, authed,
+};
 use noroshi_tests::pipeline::Pipeline;
 use serde_json::Value;
 use tonic::Code;
@@ -304,4 +306,83 @@ async fn bed_board_refusals_have_their_codes() {
     assert_eq!(status, 200, "{json}");
     let (status, _) = api.http_get(None, "/healthz").await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases() {
+    let nats = NatsServer::start().await;
+    let api = TestApi::start().await;
+    api.seed().await;
+    let _pipeline = Pipeline::start(&api.db, &nats).await;
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        10,
+        5,
+        0,
+    )
+    .await;
+    let case_id = api.report_case(pb::Severity::ModerateIi).await;
+    let placement_id = api
+        .request_placement(&case_id, pb::BedCategory::Moderate)
+        .await;
+    let offered = api.offer(&placement_id, "hofu-central").await;
+    let (grpc_after, http_after) = after(&offered);
+
+    let (status, queue) = api
+        .http_get(
+            Some(HQ),
+            &format!("/api/v1/views/placement_queue?min_versions={http_after}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{queue}");
+    let rows = queue["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row["placement_id"], placement_id.as_str());
+    assert_eq!(row["case_id"], case_id.as_str());
+    assert_eq!(row["case_owner"], "hofu-hc");
+    assert_eq!(row["status"], "OFFERED");
+    assert_eq!(row["target"], "hofu-central");
+    assert!(row["offer_deadline"].is_string());
+    assert_eq!(row["hold_overdue"], false);
+
+    // The same over gRPC, for the health center that owns the case.
+    let own = api
+        .views()
+        .get_placement_queue(authed(
+            HC,
+            pb::GetPlacementQueueRequest {
+                min_versions: Some(grpc_after),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(own.rows.len(), 1);
+    assert_eq!(own.rows[0].placement_id, placement_id);
+    assert_eq!(own.rows[0].status, pb::PlacementStatus::Offered as i32);
+    // Another health center sees none of it; a hospital works from its inbox.
+    let (_, other) = api
+        .http_get(Some(HC_OTHER), "/api/v1/views/placement_queue")
+        .await;
+    assert_eq!(other["rows"].as_array().unwrap().len(), 0);
+    let (status, _) = api
+        .http_get(Some(HOSPITAL), "/api/v1/views/placement_queue")
+        .await;
+    assert_eq!(status, 403);
+
+    // Arrival takes the placement out of the queue.
+    api.accept(HOSPITAL, &placement_id).await.unwrap();
+    api.transport(&placement_id).await;
+    let arrived = api.arrive(HOSPITAL, &placement_id).await;
+    let (_, http_after) = after(&arrived);
+    let (_, queue) = api
+        .http_get(
+            Some(HQ),
+            &format!("/api/v1/views/placement_queue?min_versions={http_after}"),
+        )
+        .await;
+    assert_eq!(queue["rows"].as_array().unwrap().len(), 0, "{queue}");
 }

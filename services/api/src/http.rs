@@ -55,6 +55,7 @@ pub fn router(context: HttpContext) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/views/bed_board", get(bed_board))
+        .route("/api/v1/views/placement_queue", get(placement_queue))
         .with_state(context)
 }
 
@@ -84,11 +85,7 @@ async fn bed_board(
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = context.tokens.bearer(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    )?;
+    let principal = principal(&context, &headers)?;
     let mut v = Violations::new();
     let mut filter = BedBoardFilter::default();
     let mut min_versions = Vec::new();
@@ -115,6 +112,42 @@ async fn bed_board(
         .bed_board(&principal, &filter, &min_versions)
         .await?;
     Ok(Json(view).into_response())
+}
+
+/// `?min_versions=placement-x:3`
+async fn placement_queue(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&context, &headers)?;
+    let mut v = Violations::new();
+    let mut min_versions = Vec::new();
+    for (key, value) in &params {
+        match key.as_str() {
+            "min_versions" => min_versions.extend(parse_min_versions(value, &mut v)),
+            other => v.add(other, "is not a parameter of this view"),
+        }
+    }
+    if !v.is_empty() {
+        return Err(ApiError::Invalid(v));
+    }
+    let view = context
+        .views
+        .placement_queue(&principal, &min_versions)
+        .await?;
+    Ok(Json(view).into_response())
+}
+
+fn principal(
+    context: &HttpContext,
+    headers: &HeaderMap,
+) -> Result<noroshi_domain::authz::Principal, ApiError> {
+    context.tokens.bearer(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// `stream:version` pairs separated by commas, as commands return them.

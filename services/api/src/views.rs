@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use noroshi_domain::authz::{Principal, ViewScope, bed_board_scope};
+use noroshi_domain::authz::{Principal, ViewScope, bed_board_scope, placement_queue_scope};
 use noroshi_domain::values::{BedCategory, MedicalAreaCode};
 use noroshi_event_store::StreamId;
 use noroshi_projections::bed_board::{self, BedRow, OCCUPANCY_DEFINITION, Totals};
+use noroshi_projections::placement_queue::{self, PlacementQueue, QueueRow};
 use noroshi_projections::runner::Projection;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -98,6 +99,26 @@ fn totals_view(medical_area: Option<String>, totals: &Totals) -> BedTotalsView {
     }
 }
 
+/// A live placement with what is derived at read time.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueRowView {
+    #[serde(flatten)]
+    pub row: QueueRow,
+    /// Seconds since the request.
+    pub waiting_seconds: i64,
+    /// The accepted bed is held past its deadline and the patient has not arrived.
+    pub hold_overdue: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlacementQueueView {
+    /// Most urgent first, then longest waiting.
+    pub rows: Vec<QueueRowView>,
+    pub stream_sequence: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+}
+
 impl Views {
     pub fn new(pool: PgPool, settings: ViewSettings) -> Self {
         Self { pool, settings }
@@ -160,6 +181,37 @@ impl Views {
             occupancy_definition: OCCUPANCY_DEFINITION,
             stream_sequence,
             stale_after_seconds: self.settings.stale_after.whole_seconds(),
+            generated_at: now,
+        })
+    }
+
+    /// `placement_queue` as `principal` may see it.
+    pub async fn placement_queue(
+        &self,
+        principal: &Principal,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<PlacementQueueView, ApiError> {
+        let owner = match placement_queue_scope(principal) {
+            ViewScope::All => None,
+            ViewScope::Own(owner) => Some(owner),
+            ViewScope::None => return Err(ApiError::PermissionDenied),
+        };
+        self.wait_for(PlacementQueue::NAME, min_versions).await?;
+        let stream_sequence = self.checkpoint(PlacementQueue::NAME).await?;
+        let now = OffsetDateTime::now_utc();
+        let rows = placement_queue::rows(&self.pool, owner.as_ref().map(|o| o.as_str()))
+            .await
+            .map_err(store_failure)?;
+        Ok(PlacementQueueView {
+            rows: rows
+                .into_iter()
+                .map(|row| QueueRowView {
+                    waiting_seconds: (now - row.requested_at).whole_seconds(),
+                    hold_overdue: row.hold_overdue(now),
+                    row,
+                })
+                .collect(),
+            stream_sequence,
             generated_at: now,
         })
     }

@@ -207,3 +207,36 @@ mod view_tests {
         assert_eq!(bed_board_scope(&principal(Role::Admin)), ViewScope::None);
     }
 }
+
+/// The `placement_queue` row of DESIGN.md §7: HQ sees every live placement, a health
+/// center those of its own cases; hospitals and hotels work from their inbox instead.
+/// For a health center the scope names the case owner, not a facility of the rows.
+pub fn placement_queue_scope(principal: &Principal) -> ViewScope {
+    match principal.role {
+        Role::Hq => ViewScope::All,
+        Role::HealthCenter => ViewScope::Own(principal.organisation_id.clone()),
+        Role::Hospital | Role::Hotel | Role::Public | Role::Admin => ViewScope::None,
+    }
+}
+
+#[cfg(test)]
+mod queue_scope_tests {
+    use super::*;
+
+    #[test]
+    fn the_placement_queue_is_hq_s_and_each_health_center_s_own() {
+        let principal = |role| Principal {
+            principal_id: crate::values::PrincipalId::parse("p").unwrap(),
+            organisation_id: FacilityId::parse("hofu-hc").unwrap(),
+            role,
+        };
+        assert_eq!(placement_queue_scope(&principal(Role::Hq)), ViewScope::All);
+        assert_eq!(
+            placement_queue_scope(&principal(Role::HealthCenter)),
+            ViewScope::Own(FacilityId::parse("hofu-hc").unwrap())
+        );
+        for role in [Role::Hospital, Role::Hotel, Role::Public, Role::Admin] {
+            assert_eq!(placement_queue_scope(&principal(role)), ViewScope::None);
+        }
+    }
+}

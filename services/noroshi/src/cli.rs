@@ -33,6 +33,8 @@ pub(crate) enum Command {
 pub(crate) enum View {
     #[value(name = "bed_board")]
     BedBoard,
+    #[value(name = "placement_queue")]
+    PlacementQueue,
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +126,7 @@ pub(crate) enum Component {
     Api,
     /// Appends `OfferExpired` when an offer's deadline passes.
     Timers,
-    /// Maintains the read models from the JetStream stream (so far `bed_board`).
+    /// Maintains the read models from the JetStream stream (`bed_board`, `placement_queue`).
     Projections,
 }
 

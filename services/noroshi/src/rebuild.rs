@@ -1,13 +1,13 @@
 //! `noroshi rebuild <view>… | --all`.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use noroshi_event_store::wire::SubjectPrefix;
 use noroshi_projections::bed_board::BedBoard;
-use noroshi_projections::runner::{self, BoxError, Decoder, RunnerConfig};
+use noroshi_projections::placement_queue::PlacementQueue;
+use noroshi_projections::runner::{self, RunnerConfig};
 use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +15,7 @@ use crate::cli::{RebuildArgs, View};
 use crate::serve::ServeError;
 
 /// Every view, in the order `--all` rebuilds them.
-const ALL: &[View] = &[View::BedBoard];
+const ALL: &[View] = &[View::BedBoard, View::PlacementQueue];
 
 pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
     let views = if args.all {
@@ -39,9 +39,7 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
         leader_retry_interval: Duration::from_secs(1),
         max_backoff: Duration::from_secs(5),
     };
-    let decoder: Decoder = Arc::new(|event| {
-        noroshi_api::convert::events::decode(event).map_err(|e| Box::new(e) as BoxError)
-    });
+    let decoder = noroshi_api::convert::events::decoder();
     let shutdown = CancellationToken::new();
     let interrupt = shutdown.clone();
     tokio::spawn(async move {
@@ -64,17 +62,28 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
                 bar.set_position(done);
             }
         };
+        let (database, nats, config, decoder, token) = (
+            database.clone(),
+            nats.clone(),
+            config.clone(),
+            decoder.clone(),
+            shutdown.clone(),
+        );
         let applied = match view {
             View::BedBoard => {
                 bar.set_message("bed_board");
+                runner::rebuild(database, nats, config, BedBoard, decoder, &progress, token).await
+            }
+            View::PlacementQueue => {
+                bar.set_message("placement_queue");
                 runner::rebuild(
-                    database.clone(),
-                    nats.clone(),
-                    config.clone(),
-                    BedBoard,
-                    decoder.clone(),
+                    database,
+                    nats,
+                    config,
+                    PlacementQueue,
+                    decoder,
                     &progress,
-                    shutdown.clone(),
+                    token,
                 )
                 .await
             }

@@ -16,7 +16,8 @@ use noroshi_event_store::relay::{self, RelayConfig, StreamSettings};
 use noroshi_event_store::wire::{InvalidSubjectPrefix, SubjectPrefix};
 use noroshi_event_store::{EventStore, Prefecture, StoreLimits};
 use noroshi_projections::bed_board::BedBoard;
-use noroshi_projections::runner::{self, BoxError, Decoder, ProjectionStatus, RunnerConfig};
+use noroshi_projections::placement_queue::PlacementQueue;
+use noroshi_projections::runner::{self, ProjectionStatus, RunnerConfig};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -225,15 +226,32 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             leader_retry_interval: args.relay.relay_leader_retry,
             max_backoff: Duration::from_secs(5),
         };
-        let decoder: Decoder = Arc::new(|event| {
-            noroshi_api::convert::events::decode(event).map_err(|e| Box::new(e) as BoxError)
-        });
-        let status = Arc::new(ProjectionStatus::default());
-        let token = shutdown.clone();
-        components.spawn(async move {
-            runner::run(database, nats, config, BedBoard, decoder, status, token).await;
-            Ok(())
-        });
+        for projection in [Projections::BedBoard, Projections::PlacementQueue] {
+            let (database, nats, config) = (database.clone(), nats.clone(), config.clone());
+            let decoder = noroshi_api::convert::events::decoder();
+            let status = Arc::new(ProjectionStatus::default());
+            let token = shutdown.clone();
+            components.spawn(async move {
+                match projection {
+                    Projections::BedBoard => {
+                        runner::run(database, nats, config, BedBoard, decoder, status, token).await;
+                    }
+                    Projections::PlacementQueue => {
+                        runner::run(
+                            database,
+                            nats,
+                            config,
+                            PlacementQueue,
+                            decoder,
+                            status,
+                            token,
+                        )
+                        .await;
+                    }
+                }
+                Ok(())
+            });
+        }
     }
     tracing::info!(components = ?args.components, "noroshi running");
 
@@ -302,4 +320,11 @@ async fn shutdown_signal() -> Result<(), ServeError> {
         }
     }
     Ok(())
+}
+
+/// The projections `serve --components projections` runs, each with its own leader.
+#[derive(Debug, Clone, Copy)]
+enum Projections {
+    BedBoard,
+    PlacementQueue,
 }

@@ -456,6 +456,13 @@ fn set<T: Ord, E: std::fmt::Display>(
     values.iter().map(|v| field(name, parse(v))).collect()
 }
 
+/// [`decode`] as the projection runner takes it.
+pub fn decoder() -> noroshi_projections::runner::Decoder {
+    std::sync::Arc::new(|event| {
+        decode(event).map_err(|e| Box::new(e) as noroshi_projections::runner::BoxError)
+    })
+}
+
 /// The domain event stored as `recorded`.
 pub fn decode(recorded: &RecordedEvent) -> Result<DomainEvent, CorruptEvent> {
     decode_payload(&recorded.event_type, &recorded.payload).map_err(|reason| CorruptEvent {

@@ -2,7 +2,8 @@
 
 use noroshi_domain::Violations;
 use noroshi_domain::values::{
-    Acceptance, AcceptanceConstraint, BedCategory, FacilityKind, MedicalAreaCode,
+    Acceptance, AcceptanceConstraint, BedCategory, Capability, FacilityKind, MedicalAreaCode,
+    PlacementStatus, Vehicle,
 };
 use noroshi_event_store::StreamId;
 use noroshi_proto::v1 as pb;
@@ -10,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::convert::enums::WireEnum;
 use crate::convert::fields::{enum_set, finish, optional, to_timestamp};
-use crate::views::{BedBoardFilter, BedBoardView, BedTotalsView};
+use crate::views::{BedBoardFilter, BedBoardView, BedTotalsView, PlacementQueueView};
 
 #[derive(Debug)]
 pub(super) struct Views(pub(super) super::GrpcContext);
@@ -41,6 +42,23 @@ impl pb::view_service_server::ViewService for Views {
             .bed_board(&principal, &filter, &min_versions)
             .await?;
         Ok(Response::new(bed_board(view)))
+    }
+
+    async fn get_placement_queue(
+        &self,
+        request: Request<pb::GetPlacementQueueRequest>,
+    ) -> Result<Response<pb::PlacementQueue>, Status> {
+        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let min_versions = min_versions(r.min_versions.as_ref(), &mut v);
+        let min_versions = finish(v, Some(min_versions))?;
+        let view = self
+            .0
+            .views
+            .placement_queue(&principal, &min_versions)
+            .await?;
+        Ok(Response::new(placement_queue(view)))
     }
 }
 
@@ -121,6 +139,48 @@ fn bed_board(view: BedBoardView) -> pb::BedBoard {
         occupancy_definition: view.occupancy_definition.into(),
         stream_sequence: view.stream_sequence,
         stale_after_seconds: u64::try_from(view.stale_after_seconds).unwrap_or_default(),
+        generated_at: Some(to_timestamp(view.generated_at)),
+    }
+}
+
+fn placement_queue(view: PlacementQueueView) -> pb::PlacementQueue {
+    pb::PlacementQueue {
+        rows: view
+            .rows
+            .into_iter()
+            .map(|view| {
+                let row = view.row;
+                pb::PlacementQueueRow {
+                    placement_id: row.placement_id.to_string(),
+                    case_id: row.case_id.to_string(),
+                    case_owner: row.case_owner.unwrap_or_default(),
+                    requested_by: row.requested_by,
+                    category: wire(&row.category, BedCategory::parse),
+                    needs: row
+                        .needs
+                        .iter()
+                        .map(|n| wire(n, Capability::parse))
+                        .collect(),
+                    priority: u32::try_from(row.priority).unwrap_or_default(),
+                    origin_kind: row.origin_kind,
+                    origin: row.origin,
+                    requested_at: Some(to_timestamp(row.requested_at)),
+                    status: wire(&row.status, PlacementStatus::parse),
+                    target: row.target.unwrap_or_default(),
+                    offered_at: row.offered_at.map(to_timestamp),
+                    offer_deadline: row.offer_deadline.map(to_timestamp),
+                    hold_deadline: row.hold_deadline.map(to_timestamp),
+                    declined_by: row.declined_by,
+                    vehicle: row
+                        .vehicle
+                        .as_deref()
+                        .map_or(0, |v| wire(v, Vehicle::parse)),
+                    waiting_seconds: view.waiting_seconds,
+                    hold_overdue: view.hold_overdue,
+                }
+            })
+            .collect(),
+        stream_sequence: view.stream_sequence,
         generated_at: Some(to_timestamp(view.generated_at)),
     }
 }
