@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use noroshi_domain::DomainEvent;
 use noroshi_domain::facility::FacilityEvent;
+use noroshi_domain::values::{Acceptance, FacilityKind};
 use noroshi_event_store::RecordedEvent;
 use sqlx::postgres::PgConnection;
 use sqlx::{PgPool, Row};
@@ -349,6 +350,63 @@ pub async fn rows(pool: &PgPool) -> Result<Vec<BedRow>, sqlx::Error> {
             })
         })
         .collect()
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct FacilityRow {
+    facility_id: String,
+    name: String,
+    name_en: Option<String>,
+    kind: String,
+    medical_area: Option<String>,
+    municipality: String,
+    active: bool,
+}
+
+/// The whole board: every stored row, plus a row of zeros, never declared and therefore
+/// stale, for each category a registered facility's kind can have but has not declared.
+/// HQ can then see who has never reported, not only who has.
+pub async fn board(pool: &PgPool) -> Result<Vec<BedRow>, sqlx::Error> {
+    let mut rows = rows(pool).await?;
+    let facilities: Vec<FacilityRow> = sqlx::query_as(
+        "SELECT facility_id, name, name_en, kind, medical_area, municipality, active \
+         FROM bed_board_facilities",
+    )
+    .fetch_all(pool)
+    .await?;
+    let declared: std::collections::HashSet<(String, String)> = rows
+        .iter()
+        .map(|r| (r.facility_id.clone(), r.category.clone()))
+        .collect();
+    for f in facilities {
+        let categories = FacilityKind::parse(&f.kind).map_or(&[][..], FacilityKind::bed_categories);
+        for category in categories {
+            let category = category.to_string();
+            if declared.contains(&(f.facility_id.clone(), category.clone())) {
+                continue;
+            }
+            rows.push(BedRow {
+                facility_id: f.facility_id.clone(),
+                name: f.name.clone(),
+                name_en: f.name_en.clone(),
+                kind: f.kind.clone(),
+                medical_area: f.medical_area.clone(),
+                municipality: f.municipality.clone(),
+                active: f.active,
+                category,
+                secured: 0,
+                ready: 0,
+                occupied: 0,
+                held: 0,
+                acceptance: Acceptance::Accepting.to_string(),
+                constraints: Vec::new(),
+                declared_at: None,
+                proxy_by: None,
+            });
+        }
+    }
+    rows.sort_by(|a, b| (&a.facility_id, &a.category).cmp(&(&b.facility_id, &b.category)));
+    Ok(rows)
 }
 
 /// Totals per medical area (facilities without one, such as the HQ, count only in the

@@ -122,7 +122,7 @@ async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
     let hofu = view
         .rows
         .iter()
-        .find(|r| r.facility_id == "hofu-central")
+        .find(|r| r.facility_id == "hofu-central" && r.category == pb::BedCategory::Moderate as i32)
         .unwrap();
     assert_eq!(hofu.proxy_by, "yamaguchi-hq");
     assert!(!hofu.stale && !hofu.overflow);
@@ -138,14 +138,33 @@ async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
     assert_eq!(json_rows(&json), rows, "HTTP and gRPC give the same rows");
     assert_eq!(json["occupancy_definition"], "v1: occupied / secured");
     // Ube declared more patients than usable beds: flagged, and nothing available.
-    let ube = json["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["facility_id"] == "ube-medical")
-        .unwrap();
+    let json_row = |facility: &str, category: &str| {
+        json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["facility_id"] == facility && r["category"] == category)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {facility} {category} row"))
+    };
+    let ube = json_row("ube-medical", "MODERATE");
     assert_eq!(ube["overflow"], true);
     assert_eq!(ube["available"], 0);
+    // Categories a facility has never declared are on the board too, as stale zeros, so
+    // HQ sees who has not reported.
+    let never = json_row("ube-medical", "SEVERE");
+    assert_eq!(
+        (never["secured"].as_u64(), never["stale"].as_bool()),
+        (Some(0), Some(true))
+    );
+    assert!(never["declared_at"].is_null());
+    let hotel = json_row("yuda-hotel", "HOTEL_ROOM");
+    assert_eq!(hotel["stale"], true);
+    assert_eq!(
+        json["rows"].as_array().unwrap().len(),
+        7,
+        "3 categories for each of the 2 hospitals, 1 for the hotel"
+    );
     // Totals per area and for the prefecture, with the occupancy rate.
     assert_eq!(json["prefecture"]["secured"], 28);
     assert_eq!(json["prefecture"]["occupied"], 12);
@@ -162,25 +181,30 @@ async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
     let (_, only_ube_area) = api
         .http_get(Some(HC), "/api/v1/views/bed_board?medical_area=3505")
         .await;
-    assert_eq!(
-        json_rows(&only_ube_area).keys().collect::<Vec<_>>(),
-        [&("ube-medical".to_owned(), "MODERATE".to_owned())]
+    assert!(
+        json_rows(&only_ube_area)
+            .keys()
+            .all(|(facility, _)| facility == "ube-medical"),
+        "{only_ube_area}"
     );
     let (_, severe) = api
         .http_get(Some(HQ), "/api/v1/views/bed_board?category=SEVERE")
         .await;
-    assert!(json_rows(&severe).is_empty());
+    assert_eq!(
+        json_rows(&severe).keys().collect::<Vec<_>>(),
+        [
+            &("hofu-central".to_owned(), "SEVERE".to_owned()),
+            &("ube-medical".to_owned(), "SEVERE".to_owned())
+        ]
+    );
 
     // Scope: a hospital sees its own capacity only; a health center the whole board.
     let (_, own) = api
         .http_get(Some(HOSPITAL), "/api/v1/views/bed_board")
         .await;
-    assert_eq!(
-        json_rows(&own)
-            .keys()
-            .map(|(f, _)| f.as_str())
-            .collect::<Vec<_>>(),
-        ["hofu-central"]
+    assert!(
+        json_rows(&own).keys().all(|(f, _)| f == "hofu-central"),
+        "{own}"
     );
     let own = api
         .views()
@@ -195,7 +219,7 @@ async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
         "totals of what it may see"
     );
     let (_, all) = api.http_get(Some(HC), "/api/v1/views/bed_board").await;
-    assert_eq!(json_rows(&all).len(), 2);
+    assert_eq!(json_rows(&all).len(), 7);
 }
 
 #[tokio::test]

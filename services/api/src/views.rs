@@ -139,7 +139,7 @@ impl Views {
             .await?;
         let stream_sequence = self.checkpoint(bed_board::BedBoard::NAME).await?;
         let now = OffsetDateTime::now_utc();
-        let rows: Vec<BedRow> = bed_board::rows(&self.pool)
+        let rows: Vec<BedRow> = bed_board::board(&self.pool)
             .await
             .map_err(store_failure)?
             .into_iter()
