@@ -79,6 +79,28 @@ async fn readyz(State(context): State<HttpContext>) -> Result<Json<serde_json::V
     Ok(Json(json!({"status": "ready", "projections": projections})))
 }
 
+/// Reads a view's query string: `min_versions` for every view, and the view's own
+/// filters through `filter`, which returns false for a parameter the view does not know.
+fn view_params(
+    params: &[(String, String)],
+    mut filter: impl FnMut(&str, &str, &mut Violations) -> bool,
+) -> Result<Vec<(StreamId, u64)>, ApiError> {
+    let mut v = Violations::new();
+    let mut min_versions = Vec::new();
+    for (key, value) in params {
+        if key == "min_versions" {
+            min_versions.extend(parse_min_versions(value, &mut v));
+        } else if !filter(key, value, &mut v) {
+            v.add(key.as_str(), "is not a parameter of this view");
+        }
+    }
+    if v.is_empty() {
+        Ok(min_versions)
+    } else {
+        Err(ApiError::Invalid(v))
+    }
+}
+
 /// `?medical_area=3504&category=MODERATE&category=SEVERE&min_versions=facility-x:3,case-y:2`
 async fn bed_board(
     State(context): State<HttpContext>,
@@ -86,11 +108,9 @@ async fn bed_board(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let principal = principal(&context, &headers)?;
-    let mut v = Violations::new();
     let mut filter = BedBoardFilter::default();
-    let mut min_versions = Vec::new();
-    for (key, value) in &params {
-        match key.as_str() {
+    let min_versions = view_params(&params, |key, value, v| {
+        match key {
             "medical_area" => {
                 filter.medical_area = v.check("medical_area", MedicalAreaCode::parse(value));
             }
@@ -100,13 +120,10 @@ async fn bed_board(
                 }
                 None => v.add("category", format!("unknown bed category {value:?}")),
             },
-            "min_versions" => min_versions.extend(parse_min_versions(value, &mut v)),
-            other => v.add(other, "is not a parameter of this view"),
+            _ => return false,
         }
-    }
-    if !v.is_empty() {
-        return Err(ApiError::Invalid(v));
-    }
+        true
+    })?;
     let view = context
         .views
         .bed_board(&principal, &filter, &min_versions)
@@ -121,17 +138,7 @@ async fn placement_queue(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let principal = principal(&context, &headers)?;
-    let mut v = Violations::new();
-    let mut min_versions = Vec::new();
-    for (key, value) in &params {
-        match key.as_str() {
-            "min_versions" => min_versions.extend(parse_min_versions(value, &mut v)),
-            other => v.add(other, "is not a parameter of this view"),
-        }
-    }
-    if !v.is_empty() {
-        return Err(ApiError::Invalid(v));
-    }
+    let min_versions = view_params(&params, |_, _, _| false)?;
     let view = context
         .views
         .placement_queue(&principal, &min_versions)
