@@ -2,10 +2,11 @@
 //! (DESIGN.md §6), committing each batch with its checkpoint in one transaction.
 //!
 //! Built so far: the runner ([`runner`]), `bed_board` ([`bed_board`]) and
-//! `placement_queue` ([`placement_queue`]).
+//! `placement_queue` ([`placement_queue`]) and `public_stats` ([`public_stats`]).
 
 pub mod bed_board;
 pub mod placement_queue;
+pub mod public_stats;
 pub mod runner;
 
 use sqlx::PgPool;

@@ -9,6 +9,7 @@ use noroshi_event_store::relay::{self, RelayConfig};
 use noroshi_event_store::wire::SubjectPrefix;
 use noroshi_projections::bed_board::BedBoard;
 use noroshi_projections::placement_queue::PlacementQueue;
+use noroshi_projections::public_stats::PublicStats;
 use noroshi_projections::runner::{self, Projection, ProjectionStatus, RunnerConfig};
 use sqlx::postgres::PgConnectOptions;
 use tokio::task::JoinHandle;
@@ -43,6 +44,7 @@ impl Pipeline {
         ));
         let (projection, _) = pipeline.spawn_bed_board().await;
         pipeline.spawn(PlacementQueue).await;
+        pipeline.spawn(PublicStats).await;
         (pipeline, projection)
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use noroshi_api::convert::events::decode;
 use noroshi_domain::DomainEvent;
-use noroshi_domain::case::CaseEvent;
+use noroshi_domain::case::{Case, CaseEvent};
 use noroshi_domain::facility::{Facility, FacilityEvent};
 use noroshi_domain::placement::Placement;
 use noroshi_event_store::{EventStore, StoreLimits, StreamId};
@@ -147,6 +147,46 @@ async fn recomputed_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
                 ),
             )
         })
+        .collect()
+}
+
+/// case id → (owner, status) of every case, recomputed with `Case::evolve`.
+async fn recomputed_case_status(db: &TestDatabase) -> BTreeMap<Uuid, (String, String)> {
+    let store = EventStore::new(db.pool().clone(), StoreLimits::default());
+    let streams: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT stream_id FROM events WHERE stream_id LIKE 'case-%'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let mut cases = BTreeMap::new();
+    for stream in streams {
+        let stream_id = StreamId::parse(&stream).unwrap();
+        let mut case = Case::default();
+        for recorded in store.read_stream(&stream_id, 1, 100_000).await.unwrap() {
+            if let DomainEvent::Case(event) = decode(&recorded).unwrap() {
+                case.evolve(&event);
+            }
+        }
+        let record = case.record.unwrap();
+        cases.insert(
+            Uuid::parse_str(stream_id.aggregate_id()).unwrap(),
+            (
+                record.report.health_center_id.to_string(),
+                record.status.to_string(),
+            ),
+        );
+    }
+    cases
+}
+
+async fn projected_case_status(db: &TestDatabase) -> BTreeMap<Uuid, (String, String)> {
+    let rows: Vec<(Uuid, String, String)> =
+        sqlx::query_as("SELECT case_id, health_center_id, status FROM case_status")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    rows.into_iter()
+        .map(|(id, owner, status)| (id, (owner, status)))
         .collect()
 }
 
@@ -349,4 +389,13 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
         projected_queue(&api.db).await,
         recomputed_queue(&api.db).await
     );
+    caught_up(&api.db, "public_stats").await;
+    let statuses = recomputed_case_status(&api.db).await;
+    assert_eq!(statuses.len(), 40);
+    assert!(
+        statuses.values().any(|(_, s)| s == "HOSPITALIZED")
+            && statuses.values().any(|(_, s)| s == "PLACEMENT_IN_PROGRESS"),
+        "{statuses:?}"
+    );
+    assert_eq!(projected_case_status(&api.db).await, statuses);
 }

@@ -11,7 +11,8 @@ use noroshi_api::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
 use noroshi_tests::api::{
-    ApiOptions, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HQ, PUBLIC, TestApi, authed,
+    ApiOptions, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HQ, PUBLIC, TestApi, UBE, authed,
+    report_request,
 };
 use noroshi_tests::pipeline::Pipeline;
 use serde_json::Value;
@@ -409,4 +410,134 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
         )
         .await;
     assert_eq!(queue["rows"].as_array().unwrap().len(), 0, "{queue}");
+}
+
+#[tokio::test]
+async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
+    let nats = NatsServer::start().await;
+    let api = TestApi::start().await;
+    api.seed().await;
+    let _pipeline = Pipeline::start(&api.db, &nats).await;
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        30,
+        20,
+        10,
+    )
+    .await;
+    api.declare(
+        HOSPITAL_OTHER,
+        "ube-medical",
+        pb::BedCategory::Moderate,
+        8,
+        6,
+        3,
+    )
+    .await;
+    // Hofu (3504): 7 cases, 2 of them with a placement requested. Ube (3505): 1 case.
+    let mut hofu = Vec::new();
+    for _ in 0..7 {
+        hofu.push(api.report_case(pb::Severity::Mild).await);
+    }
+    for case_id in &hofu[..2] {
+        api.request_placement(case_id, pb::BedCategory::Moderate)
+            .await;
+    }
+    let mut ube_case = report_request(pb::Severity::Mild);
+    ube_case.municipality = UBE.into();
+    let last = api
+        .cases()
+        .report_case(authed(HC_OTHER, ube_case))
+        .await
+        .unwrap()
+        .into_inner();
+    let (grpc_after, http_after) = after(&last);
+
+    let (status, stats) = api
+        .http_get(
+            Some(PUBLIC),
+            &format!("/api/v1/views/public_stats?min_versions={http_after}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["suppress_below"], 5);
+    let area = |code: &str| {
+        stats["areas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["medical_area"] == code)
+            .cloned()
+            .unwrap_or_else(|| panic!("no area {code}: {stats}"))
+    };
+    let cases = |area: &Value| -> BTreeMap<String, Value> {
+        area["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["status"].as_str().unwrap().to_owned(), c["count"].clone()))
+            .collect()
+    };
+    let moderate = |area: &Value| {
+        area["beds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["category"] == "MODERATE")
+            .cloned()
+            .unwrap()
+    };
+
+    let hofu_area = area("3504");
+    assert_eq!(cases(&hofu_area)["REPORTED"], 5);
+    assert!(
+        cases(&hofu_area)["PLACEMENT_IN_PROGRESS"].is_null(),
+        "2 is suppressed"
+    );
+    let beds = moderate(&hofu_area);
+    assert_eq!(
+        (beds["secured"].clone(), beds["occupied"].clone()),
+        (30.into(), 10.into())
+    );
+    assert_eq!(beds["available"], 10);
+    assert!((hofu_area["occupancy_rate"].as_f64().unwrap() - 10.0 / 30.0).abs() < 1e-9);
+
+    let ube_area = area("3505");
+    assert!(cases(&ube_area)["REPORTED"].is_null(), "1 is suppressed");
+    let beds = moderate(&ube_area);
+    assert_eq!(beds["secured"], 8, "capacity is not a count of people");
+    assert!(beds["occupied"].is_null() && beds["available"].is_null());
+    assert!(ube_area["occupancy_rate"].is_null());
+
+    let prefecture = &stats["prefecture"];
+    assert_eq!(cases(prefecture)["REPORTED"], 6);
+    assert!(cases(prefecture)["PLACEMENT_IN_PROGRESS"].is_null());
+    assert_eq!(moderate(prefecture)["occupied"], 13);
+    // Nothing in it names a patient or a case.
+    let text = stats.to_string();
+    assert!(!text.contains("試験") && !text.contains(&hofu[0]), "{text}");
+
+    // The same over gRPC, for any principal.
+    let grpc = api
+        .views()
+        .get_public_stats(authed(
+            PUBLIC,
+            pb::GetPublicStatsRequest {
+                min_versions: Some(grpc_after),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let prefecture = grpc.prefecture.unwrap();
+    let reported = prefecture
+        .cases
+        .iter()
+        .find(|c| c.status == pb::CaseStatus::Reported as i32)
+        .unwrap();
+    assert_eq!(reported.count, Some(6));
+    let (status, _) = api.http_get(None, "/api/v1/views/public_stats").await;
+    assert_eq!(status, 401);
 }

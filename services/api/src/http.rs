@@ -56,6 +56,7 @@ pub fn router(context: HttpContext) -> axum::Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/views/bed_board", get(bed_board))
         .route("/api/v1/views/placement_queue", get(placement_queue))
+        .route("/api/v1/views/public_stats", get(public_stats))
         .with_state(context)
 }
 
@@ -143,6 +144,18 @@ async fn placement_queue(
         .views
         .placement_queue(&principal, &min_versions)
         .await?;
+    Ok(Json(view).into_response())
+}
+
+/// `?min_versions=…`; the same for every principal.
+async fn public_stats(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    principal(&context, &headers)?;
+    let min_versions = view_params(&params, |_, _, _| false)?;
+    let view = context.views.public_stats(&min_versions).await?;
     Ok(Json(view).into_response())
 }
 

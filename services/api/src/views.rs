@@ -10,6 +10,7 @@ use noroshi_domain::values::{BedCategory, MedicalAreaCode};
 use noroshi_event_store::StreamId;
 use noroshi_projections::bed_board::{self, BedRow, OCCUPANCY_DEFINITION, Totals};
 use noroshi_projections::placement_queue::{self, PlacementQueue, QueueRow};
+use noroshi_projections::public_stats::{self, PublicStats};
 use noroshi_projections::runner::Projection;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -26,6 +27,8 @@ pub struct ViewSettings {
     pub read_your_writes_wait: Duration,
     /// Declarations older than this are stale (DESIGN.md §5.1, default 12 h).
     pub stale_after: time::Duration,
+    /// `public_stats` suppresses counts of people from 1 up to this, exclusive (default 5).
+    pub suppress_below: u64,
 }
 
 impl Default for ViewSettings {
@@ -33,6 +36,7 @@ impl Default for ViewSettings {
         Self {
             read_your_writes_wait: Duration::from_secs(5),
             stale_after: time::Duration::hours(12),
+            suppress_below: 5,
         }
     }
 }
@@ -117,6 +121,89 @@ pub struct PlacementQueueView {
     pub stream_sequence: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub generated_at: OffsetDateTime,
+}
+
+/// Beds of one category in one area. Counts of people (occupied, and what reveals it)
+/// are `None` when suppressed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryStats {
+    pub category: String,
+    pub secured: u64,
+    pub ready: u64,
+    pub occupied: Option<u64>,
+    pub available: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusCount {
+    pub status: String,
+    /// `None` when suppressed.
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AreaStats {
+    /// `None` for the prefecture.
+    pub medical_area: Option<String>,
+    pub beds: Vec<CategoryStats>,
+    /// Over every category; `None` when nothing is secured or occupied is suppressed.
+    pub occupancy_rate: Option<f64>,
+    pub cases: Vec<StatusCount>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicStatsView {
+    pub areas: Vec<AreaStats>,
+    pub prefecture: AreaStats,
+    pub occupancy_definition: &'static str,
+    /// Counts of people from 1 up to this (exclusive) are suppressed.
+    pub suppress_below: u64,
+    pub stream_sequence: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+}
+
+/// Sums beds per category and cases per status for one area, then suppresses.
+#[derive(Debug, Default)]
+struct AreaSums {
+    beds: std::collections::BTreeMap<String, Totals>,
+    cases: std::collections::BTreeMap<String, u64>,
+}
+
+impl AreaSums {
+    fn stats(&self, medical_area: Option<String>, suppress_below: u64) -> AreaStats {
+        let shown = |count: u64| (count == 0 || count >= suppress_below).then_some(count);
+        let mut all = Totals::default();
+        let beds = self
+            .beds
+            .iter()
+            .map(|(category, t)| {
+                all.secured += t.secured;
+                all.occupied += t.occupied;
+                let occupied = shown(t.occupied);
+                CategoryStats {
+                    category: category.clone(),
+                    secured: t.secured,
+                    ready: t.ready,
+                    occupied,
+                    available: occupied.map(|_| t.available),
+                }
+            })
+            .collect();
+        AreaStats {
+            medical_area,
+            beds,
+            occupancy_rate: shown(all.occupied).and(all.occupancy_rate()),
+            cases: self
+                .cases
+                .iter()
+                .map(|(status, &count)| StatusCount {
+                    status: status.clone(),
+                    count: shown(count),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Views {
@@ -213,6 +300,58 @@ impl Views {
                 .collect(),
             stream_sequence,
             generated_at: now,
+        })
+    }
+
+    /// `public_stats`, the same for every principal: nothing in it identifies anyone.
+    pub async fn public_stats(
+        &self,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<PublicStatsView, ApiError> {
+        self.wait_for(bed_board::BedBoard::NAME, min_versions)
+            .await?;
+        self.wait_for(PublicStats::NAME, min_versions).await?;
+        let stream_sequence = self
+            .checkpoint(bed_board::BedBoard::NAME)
+            .await?
+            .min(self.checkpoint(PublicStats::NAME).await?);
+        let mut areas: std::collections::BTreeMap<String, AreaSums> = Default::default();
+        let mut prefecture = AreaSums::default();
+        for row in bed_board::board(&self.pool).await.map_err(store_failure)? {
+            let add = |sums: &mut AreaSums| {
+                sums.beds.entry(row.category.clone()).or_default().add(&row);
+            };
+            add(&mut prefecture);
+            if let Some(area) = &row.medical_area {
+                add(areas.entry(area.clone()).or_default());
+            }
+        }
+        for (area, status, count) in public_stats::case_counts(&self.pool)
+            .await
+            .map_err(store_failure)?
+        {
+            let count = u64::try_from(count).unwrap_or_default();
+            *prefecture.cases.entry(status.clone()).or_default() += count;
+            if let Some(area) = area {
+                *areas
+                    .entry(area)
+                    .or_default()
+                    .cases
+                    .entry(status)
+                    .or_default() += count;
+            }
+        }
+        let suppress_below = self.settings.suppress_below;
+        Ok(PublicStatsView {
+            areas: areas
+                .iter()
+                .map(|(area, sums)| sums.stats(Some(area.clone()), suppress_below))
+                .collect(),
+            prefecture: prefecture.stats(None, suppress_below),
+            occupancy_definition: OCCUPANCY_DEFINITION,
+            suppress_below,
+            stream_sequence,
+            generated_at: OffsetDateTime::now_utc(),
         })
     }
 

@@ -35,6 +35,8 @@ pub(crate) enum View {
     BedBoard,
     #[value(name = "placement_queue")]
     PlacementQueue,
+    #[value(name = "public_stats")]
+    PublicStats,
 }
 
 #[derive(Debug, Args)]
@@ -126,7 +128,7 @@ pub(crate) enum Component {
     Api,
     /// Appends `OfferExpired` when an offer's deadline passes.
     Timers,
-    /// Maintains the read models from the JetStream stream (`bed_board`, `placement_queue`).
+    /// Maintains the read models from the JetStream stream (`bed_board`, `placement_queue`, `public_stats`).
     Projections,
 }
 
@@ -219,6 +221,9 @@ pub(crate) struct ApiArgs {
     /// Capacity figures declared longer ago than this are shown as stale.
     #[arg(long, env = "NOROSHI_STALE_AFTER", value_parser = humantime::parse_duration, default_value = "12h")]
     pub(crate) stale_after: Duration,
+    /// `public_stats` suppresses counts of people from 1 up to this (exclusive).
+    #[arg(long, env = "NOROSHI_PUBLIC_STATS_SUPPRESS_BELOW", default_value_t = 5)]
+    pub(crate) suppress_below: u64,
     /// TOML file of bearer tokens (`[[token]]` entries); see docs/api.md.
     #[arg(long, env = "NOROSHI_TOKENS_FILE")]
     pub(crate) tokens_file: Option<std::path::PathBuf>,

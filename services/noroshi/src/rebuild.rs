@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use noroshi_event_store::wire::SubjectPrefix;
 use noroshi_projections::bed_board::BedBoard;
 use noroshi_projections::placement_queue::PlacementQueue;
+use noroshi_projections::public_stats::PublicStats;
 use noroshi_projections::runner::{self, RunnerConfig};
 use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,7 @@ use crate::cli::{RebuildArgs, View};
 use crate::serve::ServeError;
 
 /// Every view, in the order `--all` rebuilds them.
-const ALL: &[View] = &[View::BedBoard, View::PlacementQueue];
+const ALL: &[View] = &[View::BedBoard, View::PlacementQueue, View::PublicStats];
 
 pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
     let views = if args.all {
@@ -81,6 +82,19 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
                     nats,
                     config,
                     PlacementQueue,
+                    decoder,
+                    &progress,
+                    token,
+                )
+                .await
+            }
+            View::PublicStats => {
+                bar.set_message("public_stats");
+                runner::rebuild(
+                    database,
+                    nats,
+                    config,
+                    PublicStats,
                     decoder,
                     &progress,
                     token,

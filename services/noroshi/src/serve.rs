@@ -17,7 +17,8 @@ use noroshi_event_store::wire::{InvalidSubjectPrefix, SubjectPrefix};
 use noroshi_event_store::{EventStore, Prefecture, StoreLimits};
 use noroshi_projections::bed_board::BedBoard;
 use noroshi_projections::placement_queue::PlacementQueue;
-use noroshi_projections::runner::{self, ProjectionStatus, RunnerConfig};
+use noroshi_projections::public_stats::PublicStats;
+use noroshi_projections::runner::{self, Projection, ProjectionStatus, RunnerConfig};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -167,6 +168,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
                     read_your_writes_wait: args.api.read_your_writes_wait,
                     stale_after: time::Duration::try_from(args.api.stale_after)
                         .map_err(|_| ServeError::Duration(args.api.stale_after))?,
+                    suppress_below: args.api.suppress_below,
                 },
             ));
             let http_addr = &args.api.http_addr;
@@ -226,32 +228,30 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             leader_retry_interval: args.relay.relay_leader_retry,
             max_backoff: Duration::from_secs(5),
         };
-        for projection in [Projections::BedBoard, Projections::PlacementQueue] {
-            let (database, nats, config) = (database.clone(), nats.clone(), config.clone());
-            let decoder = noroshi_api::convert::events::decoder();
-            let status = Arc::new(ProjectionStatus::default());
-            let token = shutdown.clone();
-            components.spawn(async move {
-                match projection {
-                    Projections::BedBoard => {
-                        runner::run(database, nats, config, BedBoard, decoder, status, token).await;
-                    }
-                    Projections::PlacementQueue => {
-                        runner::run(
-                            database,
-                            nats,
-                            config,
-                            PlacementQueue,
-                            decoder,
-                            status,
-                            token,
-                        )
-                        .await;
-                    }
-                }
-                Ok(())
-            });
-        }
+        spawn_projection(
+            &mut components,
+            BedBoard,
+            &database,
+            &nats,
+            &config,
+            &shutdown,
+        );
+        spawn_projection(
+            &mut components,
+            PlacementQueue,
+            &database,
+            &nats,
+            &config,
+            &shutdown,
+        );
+        spawn_projection(
+            &mut components,
+            PublicStats,
+            &database,
+            &nats,
+            &config,
+            &shutdown,
+        );
     }
     tracing::info!(components = ?args.components, "noroshi running");
 
@@ -322,9 +322,25 @@ async fn shutdown_signal() -> Result<(), ServeError> {
     Ok(())
 }
 
-/// The projections `serve --components projections` runs, each with its own leader.
-#[derive(Debug, Clone, Copy)]
-enum Projections {
-    BedBoard,
-    PlacementQueue,
+/// Runs `projection` as a component; it leads when no other copy does.
+fn spawn_projection<P: Projection>(
+    components: &mut JoinSet<Result<(), ServeError>>,
+    projection: P,
+    database: &PgConnectOptions,
+    nats: &async_nats::Client,
+    config: &RunnerConfig,
+    shutdown: &CancellationToken,
+) {
+    let (database, nats, config, token) = (
+        database.clone(),
+        nats.clone(),
+        config.clone(),
+        shutdown.clone(),
+    );
+    let decoder = noroshi_api::convert::events::decoder();
+    let status = Arc::new(ProjectionStatus::default());
+    components.spawn(async move {
+        runner::run(database, nats, config, projection, decoder, status, token).await;
+        Ok(())
+    });
 }

@@ -2,8 +2,8 @@
 
 use noroshi_domain::Violations;
 use noroshi_domain::values::{
-    Acceptance, AcceptanceConstraint, BedCategory, Capability, FacilityKind, MedicalAreaCode,
-    PlacementStatus, Vehicle,
+    Acceptance, AcceptanceConstraint, BedCategory, Capability, CaseStatus, FacilityKind,
+    MedicalAreaCode, PlacementStatus, Vehicle,
 };
 use noroshi_event_store::StreamId;
 use noroshi_proto::v1 as pb;
@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status};
 
 use crate::convert::enums::WireEnum;
 use crate::convert::fields::{enum_set, finish, optional, to_timestamp};
-use crate::views::{BedBoardFilter, BedBoardView, BedTotalsView, PlacementQueueView};
+use crate::views::{
+    AreaStats, BedBoardFilter, BedBoardView, BedTotalsView, PlacementQueueView, PublicStatsView,
+};
 
 #[derive(Debug)]
 pub(super) struct Views(pub(super) super::GrpcContext);
@@ -59,6 +61,19 @@ impl pb::view_service_server::ViewService for Views {
             .placement_queue(&principal, &min_versions)
             .await?;
         Ok(Response::new(placement_queue(view)))
+    }
+
+    async fn get_public_stats(
+        &self,
+        request: Request<pb::GetPublicStatsRequest>,
+    ) -> Result<Response<pb::PublicStats>, Status> {
+        self.0.tokens.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let min_versions = min_versions(r.min_versions.as_ref(), &mut v);
+        let min_versions = finish(v, Some(min_versions))?;
+        let view = self.0.views.public_stats(&min_versions).await?;
+        Ok(Response::new(public_stats(view)))
     }
 }
 
@@ -180,6 +195,43 @@ fn placement_queue(view: PlacementQueueView) -> pb::PlacementQueue {
                 }
             })
             .collect(),
+        stream_sequence: view.stream_sequence,
+        generated_at: Some(to_timestamp(view.generated_at)),
+    }
+}
+
+fn area_stats(area: AreaStats) -> pb::AreaStats {
+    pb::AreaStats {
+        medical_area: area.medical_area.unwrap_or_default(),
+        beds: area
+            .beds
+            .into_iter()
+            .map(|b| pb::CategoryStats {
+                category: wire(&b.category, BedCategory::parse),
+                secured: b.secured,
+                ready: b.ready,
+                occupied: b.occupied,
+                available: b.available,
+            })
+            .collect(),
+        occupancy_rate: area.occupancy_rate,
+        cases: area
+            .cases
+            .into_iter()
+            .map(|c| pb::StatusCount {
+                status: wire(&c.status, CaseStatus::parse),
+                count: c.count,
+            })
+            .collect(),
+    }
+}
+
+fn public_stats(view: PublicStatsView) -> pb::PublicStats {
+    pb::PublicStats {
+        areas: view.areas.into_iter().map(area_stats).collect(),
+        prefecture: Some(area_stats(view.prefecture)),
+        occupancy_definition: view.occupancy_definition.into(),
+        suppress_below: view.suppress_below,
         stream_sequence: view.stream_sequence,
         generated_at: Some(to_timestamp(view.generated_at)),
     }
