@@ -74,19 +74,26 @@ fn grpc_rows(view: &pb::BedBoard) -> BTreeMap<(String, String), [u64; 5]> {
         .collect()
 }
 
-#[tokio::test]
-async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
+/// The seeded test world with its read side (relay, nats-server, projections), whose
+/// reads wait at most `wait` for `min_versions`.
+async fn world(wait: Duration) -> (TestApi, (Pipeline, NatsServer)) {
     let nats = NatsServer::start().await;
     let api = TestApi::with(ApiOptions {
         views: ViewSettings {
-            read_your_writes_wait: Duration::from_millis(500),
+            read_your_writes_wait: wait,
             ..ViewSettings::default()
         },
         ..ApiOptions::default()
     })
     .await;
     api.seed().await;
-    let _pipeline = Pipeline::start(&api.db, &nats).await;
+    let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    (api, (pipeline, nats))
+}
+
+#[tokio::test]
+async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
+    let (api, _read_side) = world(Duration::from_millis(500)).await;
 
     api.declare(
         HOSPITAL_OTHER,
@@ -225,17 +232,7 @@ async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
 
 #[tokio::test]
 async fn bed_board_refusals_have_their_codes() {
-    let nats = NatsServer::start().await;
-    let api = TestApi::with(ApiOptions {
-        views: ViewSettings {
-            read_your_writes_wait: Duration::from_millis(300),
-            ..ViewSettings::default()
-        },
-        ..ApiOptions::default()
-    })
-    .await;
-    api.seed().await;
-    let _pipeline = Pipeline::start(&api.db, &nats).await;
+    let (api, _read_side) = world(Duration::from_millis(300)).await;
 
     // The public sees public_stats only; nobody reads without a token.
     let (status, json) = api.http_get(Some(PUBLIC), "/api/v1/views/bed_board").await;
@@ -335,10 +332,7 @@ async fn bed_board_refusals_have_their_codes() {
 
 #[tokio::test]
 async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases() {
-    let nats = NatsServer::start().await;
-    let api = TestApi::start().await;
-    api.seed().await;
-    let _pipeline = Pipeline::start(&api.db, &nats).await;
+    let (api, _read_side) = world(ViewSettings::default().read_your_writes_wait).await;
     api.declare(
         HOSPITAL,
         "hofu-central",
@@ -414,10 +408,7 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
 
 #[tokio::test]
 async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
-    let nats = NatsServer::start().await;
-    let api = TestApi::start().await;
-    api.seed().await;
-    let _pipeline = Pipeline::start(&api.db, &nats).await;
+    let (api, _read_side) = world(ViewSettings::default().read_your_writes_wait).await;
     api.declare(
         HOSPITAL,
         "hofu-central",
