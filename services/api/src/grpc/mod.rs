@@ -86,9 +86,25 @@ pub async fn serve(
                 .max_decoding_message_size(limit),
         )
         .add_service(ViewServiceServer::new(views::Views(context)).max_decoding_message_size(limit))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned())
         .await
         .map_err(GrpcError::Transport)
+}
+
+/// Accepted connections with Nagle's algorithm off: a response is a few small HTTP/2
+/// frames, and holding the last one back for the peer's delayed ACK adds tens of
+/// milliseconds to a request. (tonic sets this only for listeners it binds itself.)
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(error = %error, "cannot set TCP_NODELAY");
+        }
+        Ok(stream)
+    })
 }
 
 /// tonic refuses a request message above the limit with OUT_OF_RANGE; the API's error
