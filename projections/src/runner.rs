@@ -30,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Channel on which a committed batch names its projection, for live view streams.
+pub const VIEWS_CHANNEL: &str = "noroshi_views";
+
 /// Turns a stored event into a domain event; supplied by the API layer, which owns the
 /// wire format of payloads.
 pub type Decoder = Arc<dyn Fn(&RecordedEvent) -> Result<DomainEvent, BoxError> + Send + Sync>;
@@ -302,6 +305,13 @@ async fn apply_batch<P: Projection>(
     .bind(i64::try_from(last_sequence).unwrap_or(i64::MAX))
     .execute(&mut *tx)
     .await?;
+    // Inside the transaction: PostgreSQL delivers the notification at commit, never for
+    // a batch that rolled back. Live view streams re-read on it.
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(VIEWS_CHANNEL)
+        .bind(P::NAME)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     position.versions = applied;
     position.checkpoint = last_sequence;

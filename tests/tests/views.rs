@@ -532,3 +532,188 @@ async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
     let (status, _) = api.http_get(None, "/api/v1/views/public_stats").await;
     assert_eq!(status, 401);
 }
+
+/// A Server-Sent Events subscription over real HTTP.
+struct Events {
+    body: hyper::body::Incoming,
+    buffer: String,
+}
+
+impl Events {
+    async fn open(api: &TestApi, actor: noroshi_tests::api::Actor, path: &str) -> Self {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        let request = http::Request::get(format!("http://{}{path}", api.http_addr))
+            .header("authorization", format!("Bearer {}", actor.token))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "an SSE stream"
+        );
+        Self {
+            body: response.into_body(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event and its JSON data; `None` if none comes within `wait`.
+    async fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
+        use http_body_util::BodyExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        name = Some(value.trim().to_owned());
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                match name {
+                    Some(name) => return Some((name, serde_json::from_str(&data).unwrap())),
+                    None => continue, // a keep-alive comment
+                }
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??;
+            if let Ok(data) = frame.unwrap().into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+}
+
+/// Applies one `snapshot` or `delta` event to a board.
+fn apply(board: &mut BTreeMap<(String, String), [u64; 5]>, name: &str, data: &Value) {
+    if name == "snapshot" {
+        *board = json_rows(data);
+        return;
+    }
+    assert_eq!(name, "delta", "{data}");
+    board.extend(json_rows(data));
+    for removed in data["removed"].as_array().unwrap() {
+        board.remove(&(
+            removed[0].as_str().unwrap().to_owned(),
+            removed[1].as_str().unwrap().to_owned(),
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_live_bed_board_ends_as_a_fresh_read_and_never_shows_another_s_rows() {
+    let (api, _read_side) = world(ViewSettings::default().read_your_writes_wait).await;
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        10,
+        8,
+        2,
+    )
+    .await;
+    let first = api
+        .declare(
+            HOSPITAL_OTHER,
+            "ube-medical",
+            pb::BedCategory::Moderate,
+            6,
+            6,
+            1,
+        )
+        .await;
+    let (_, after_first) = after(&first);
+    let stream = format!("/api/v1/views/bed_board/stream?min_versions={after_first}");
+    let mut hq = Events::open(&api, HQ, &stream).await;
+    let mut hospital = Events::open(&api, HOSPITAL, &stream).await;
+    let mut hq_board = BTreeMap::new();
+    let mut hospital_board = BTreeMap::new();
+    for (events, board) in [
+        (&mut hq, &mut hq_board),
+        (&mut hospital, &mut hospital_board),
+    ] {
+        let (name, data) = events
+            .next(Duration::from_secs(10))
+            .await
+            .expect("a snapshot");
+        assert_eq!(name, "snapshot");
+        apply(board, &name, &data);
+    }
+    assert_eq!(
+        hq_board[&("ube-medical".into(), "MODERATE".into())],
+        [6, 6, 1, 0, 5]
+    );
+
+    // Changes arrive as deltas while the subscribers stay connected.
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        12,
+        9,
+        4,
+    )
+    .await;
+    api.declare(
+        HOSPITAL_OTHER,
+        "ube-medical",
+        pb::BedCategory::Moderate,
+        6,
+        5,
+        5,
+    )
+    .await;
+    api.declare(HQ, "hofu-central", pb::BedCategory::Severe, 4, 3, 3)
+        .await;
+    let case_id = api.report_case(pb::Severity::ModerateI).await;
+    let placement_id = api
+        .request_placement(&case_id, pb::BedCategory::Moderate)
+        .await;
+    api.offer(&placement_id, "hofu-central").await;
+    let accepted = api.accept(HOSPITAL, &placement_id).await.unwrap();
+    let (_, after_all) = after(&accepted);
+
+    for (actor, events, board) in [
+        (HQ, &mut hq, &mut hq_board),
+        (HOSPITAL, &mut hospital, &mut hospital_board),
+    ] {
+        let (_, fresh) = api
+            .http_get(
+                Some(actor),
+                &format!("/api/v1/views/bed_board?min_versions={after_all}"),
+            )
+            .await;
+        let fresh = json_rows(&fresh);
+        while *board != fresh {
+            let (name, data) = events
+                .next(Duration::from_secs(20))
+                .await
+                .unwrap_or_else(|| panic!("the stream stopped short of {fresh:?} at {board:?}"));
+            if actor.organisation == "hofu-central" {
+                for row in data["rows"].as_array().into_iter().flatten() {
+                    assert_eq!(row["facility_id"], "hofu-central", "a delta leaked {row}");
+                }
+            }
+            apply(board, &name, &data);
+        }
+    }
+    assert_eq!(
+        hq_board[&("hofu-central".into(), "MODERATE".into())],
+        [12, 9, 4, 1, 4]
+    );
+    assert_eq!(
+        hospital_board
+            .keys()
+            .filter(|(f, _)| f != "hofu-central")
+            .count(),
+        0
+    );
+}

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use noroshi_domain::Violations;
 use noroshi_domain::values::{BedCategory, MedicalAreaCode};
 use noroshi_event_store::StreamId;
@@ -18,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tokens;
 use crate::error::ApiError;
-use crate::views::{BedBoardFilter, Views};
+use crate::views::{BedBoardFilter, BedBoardUpdate, Views};
 
 /// What the HTTP handlers share.
 #[derive(Debug, Clone)]
@@ -55,6 +57,7 @@ pub fn router(context: HttpContext) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/views/bed_board", get(bed_board))
+        .route("/api/v1/views/bed_board/stream", get(bed_board_stream))
         .route("/api/v1/views/placement_queue", get(placement_queue))
         .route("/api/v1/views/public_stats", get(public_stats))
         .with_state(context)
@@ -102,15 +105,12 @@ fn view_params(
     }
 }
 
-/// `?medical_area=3504&category=MODERATE&category=SEVERE&min_versions=facility-x:3,case-y:2`
-async fn bed_board(
-    State(context): State<HttpContext>,
-    headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+/// The filters and `min_versions` of `bed_board` and its stream.
+fn bed_board_params(
+    params: &[(String, String)],
+) -> Result<(BedBoardFilter, Vec<(StreamId, u64)>), ApiError> {
     let mut filter = BedBoardFilter::default();
-    let min_versions = view_params(&params, |key, value, v| {
+    let min_versions = view_params(params, |key, value, v| {
         match key {
             "medical_area" => {
                 filter.medical_area = v.check("medical_area", MedicalAreaCode::parse(value));
@@ -125,11 +125,52 @@ async fn bed_board(
         }
         true
     })?;
+    Ok((filter, min_versions))
+}
+
+/// `?medical_area=3504&category=MODERATE&category=SEVERE&min_versions=facility-x:3,case-y:2`
+async fn bed_board(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&context, &headers)?;
+    let (filter, min_versions) = bed_board_params(&params)?;
     let view = context
         .views
         .bed_board(&principal, &filter, &min_versions)
         .await?;
     Ok(Json(view).into_response())
+}
+
+/// The same parameters as `bed_board`; Server-Sent Events: `snapshot`, then `delta`s
+/// (and `error` if a read fails, e.g. during a rebuild; the stream goes on).
+async fn bed_board_stream(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&context, &headers)?;
+    let (filter, min_versions) = bed_board_params(&params)?;
+    let updates = context
+        .views
+        .watch_bed_board(principal, filter, &min_versions)
+        .await?;
+    let events = updates.map(|update| {
+        let event = match update {
+            Ok(BedBoardUpdate::Snapshot(view)) => {
+                Event::default().event("snapshot").json_data(view)
+            }
+            Ok(BedBoardUpdate::Delta(delta)) => Event::default().event("delta").json_data(delta),
+            Err(error) => Event::default()
+                .event("error")
+                .json_data(json!({"code": error.code_name(), "message": error.to_string()})),
+        };
+        Ok::<_, std::convert::Infallible>(event.unwrap_or_else(|_| Event::default().event("error")))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// `?min_versions=placement-x:3`

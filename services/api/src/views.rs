@@ -2,8 +2,11 @@
 //! caller's scope (DESIGN.md §7) applied to every row, and read-your-writes through
 //! `min_versions`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use futures_util::Stream;
 
 use noroshi_domain::authz::{Principal, ViewScope, bed_board_scope, placement_queue_scope};
 use noroshi_domain::values::{BedCategory, MedicalAreaCode};
@@ -11,10 +14,12 @@ use noroshi_event_store::StreamId;
 use noroshi_projections::bed_board::{self, BedRow, OCCUPANCY_DEFINITION, Totals};
 use noroshi_projections::placement_queue::{self, PlacementQueue, QueueRow};
 use noroshi_projections::public_stats::{self, PublicStats};
-use noroshi_projections::runner::Projection;
+use noroshi_projections::runner::{Projection, VIEWS_CHANNEL};
 use serde::Serialize;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use time::OffsetDateTime;
+use tokio::sync::broadcast;
 
 use crate::error::ApiError;
 
@@ -46,6 +51,70 @@ impl Default for ViewSettings {
 pub struct Views {
     pool: PgPool,
     settings: ViewSettings,
+    /// Names of projections that committed a batch, from `LISTEN noroshi_views`; started
+    /// by the first live stream.
+    changes: Arc<OnceLock<broadcast::Sender<String>>>,
+}
+
+/// How often a live stream looks again without a notification: staleness changes with
+/// the clock alone, and a lost notification is made good.
+const WATCH_REFRESH: Duration = Duration::from_secs(15);
+
+/// An update of a live `bed_board` stream: first the snapshot, then deltas.
+#[derive(Debug, Clone, Serialize)]
+pub enum BedBoardUpdate {
+    Snapshot(BedBoardView),
+    Delta(BedBoardDelta),
+}
+
+/// What changed in the caller's board since the last update.
+#[derive(Debug, Clone, Serialize)]
+pub struct BedBoardDelta {
+    /// New or changed rows, whole.
+    pub rows: Vec<BedBoardRowView>,
+    /// `(facility_id, category)` of rows that left the board.
+    pub removed: Vec<(String, String)>,
+    pub areas: Vec<BedTotalsView>,
+    pub prefecture: BedTotalsView,
+    pub stream_sequence: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+}
+
+type RowKey = (String, String);
+
+fn keyed(rows: &[BedBoardRowView]) -> BTreeMap<RowKey, BedBoardRowView> {
+    rows.iter()
+        .map(|r| {
+            (
+                (r.row.facility_id.clone(), r.row.category.clone()),
+                r.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The delta from `before` to `view`; `None` when no row changed.
+fn delta(before: &BTreeMap<RowKey, BedBoardRowView>, view: BedBoardView) -> Option<BedBoardDelta> {
+    let after = keyed(&view.rows);
+    let rows: Vec<BedBoardRowView> = after
+        .iter()
+        .filter(|(key, row)| before.get(*key) != Some(row))
+        .map(|(_, row)| row.clone())
+        .collect();
+    let removed: Vec<RowKey> = before
+        .keys()
+        .filter(|key| !after.contains_key(*key))
+        .cloned()
+        .collect();
+    (!rows.is_empty() || !removed.is_empty()).then_some(BedBoardDelta {
+        rows,
+        removed,
+        areas: view.areas,
+        prefecture: view.prefecture,
+        stream_sequence: view.stream_sequence,
+        generated_at: view.generated_at,
+    })
 }
 
 /// The rows a caller asks for.
@@ -57,7 +126,7 @@ pub struct BedBoardFilter {
 }
 
 /// A row as stored, with what is derived at read time.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BedBoardRowView {
     #[serde(flatten)]
     pub row: BedRow,
@@ -208,7 +277,97 @@ impl AreaSums {
 
 impl Views {
     pub fn new(pool: PgPool, settings: ViewSettings) -> Self {
-        Self { pool, settings }
+        Self {
+            pool,
+            settings,
+            changes: Arc::default(),
+        }
+    }
+
+    /// Notifications of committed projection batches.
+    fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.changes
+            .get_or_init(|| {
+                let (sender, _) = broadcast::channel(256);
+                let pool = self.pool.clone();
+                let forward = sender.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let listened = async {
+                            let mut listener = PgListener::connect_with(&pool).await?;
+                            listener.listen(VIEWS_CHANNEL).await?;
+                            loop {
+                                let notification = listener.recv().await?;
+                                // No receivers left is fine: a stream subscribes later.
+                                let _ = forward.send(notification.payload().to_owned());
+                            }
+                        };
+                        let result: Result<(), sqlx::Error> = listened.await;
+                        if let Err(error) = result {
+                            tracing::warn!(error = %error, "view change listener failed; live streams fall back to polling");
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                });
+                sender
+            })
+            .subscribe()
+    }
+
+    /// A live `bed_board` for `principal`: the snapshot, then a delta whenever a committed
+    /// batch changed the caller's own filtered board. Deltas are computed from the
+    /// caller's view, so they never carry a row the caller may not see.
+    pub async fn watch_bed_board(
+        &self,
+        principal: Principal,
+        filter: BedBoardFilter,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<impl Stream<Item = Result<BedBoardUpdate, ApiError>> + Send + 'static, ApiError>
+    {
+        // Subscribed before the snapshot is read, so no change falls in between.
+        let changes = self.subscribe();
+        let snapshot = self.bed_board(&principal, &filter, min_versions).await?;
+        let state = Watch {
+            views: self.clone(),
+            principal,
+            filter,
+            before: keyed(&snapshot.rows),
+            changes,
+            first: Some(snapshot),
+        };
+        Ok(futures_util::stream::unfold(
+            state,
+            |mut watch| async move {
+                if let Some(snapshot) = watch.first.take() {
+                    return Some((Ok(BedBoardUpdate::Snapshot(snapshot)), watch));
+                }
+                loop {
+                    tokio::select! {
+                        changed = watch.changes.recv() => match changed {
+                            Ok(name) if name != bed_board::BedBoard::NAME => continue,
+                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(broadcast::error::RecvError::Closed) => return None,
+                        },
+                        () = tokio::time::sleep(WATCH_REFRESH) => {}
+                    }
+                    match watch
+                        .views
+                        .bed_board(&watch.principal, &watch.filter, &[])
+                        .await
+                    {
+                        Ok(view) => {
+                            let after = keyed(&view.rows);
+                            let update = delta(&watch.before, view);
+                            watch.before = after;
+                            if let Some(update) = update {
+                                return Some((Ok(BedBoardUpdate::Delta(update)), watch));
+                            }
+                        }
+                        Err(error) => return Some((Err(error), watch)),
+                    }
+                }
+            },
+        ))
     }
 
     /// `bed_board` as `principal` may see it.
@@ -437,4 +596,14 @@ impl Views {
 
 fn store_failure(error: sqlx::Error) -> ApiError {
     noroshi_event_store::StoreError::from(error).into()
+}
+
+/// The state of one live `bed_board` stream.
+struct Watch {
+    views: Views,
+    principal: Principal,
+    filter: BedBoardFilter,
+    before: BTreeMap<RowKey, BedBoardRowView>,
+    changes: broadcast::Receiver<String>,
+    first: Option<BedBoardView>,
 }
