@@ -717,3 +717,80 @@ async fn a_live_bed_board_ends_as_a_fresh_read_and_never_shows_another_s_rows() 
         0
     );
 }
+
+#[tokio::test]
+async fn a_grpc_watch_gets_the_snapshot_then_only_its_own_deltas() {
+    let (api, _read_side) = world(ViewSettings::default().read_your_writes_wait).await;
+    let declared = api
+        .declare(
+            HOSPITAL_OTHER,
+            "ube-medical",
+            pb::BedCategory::Moderate,
+            6,
+            6,
+            1,
+        )
+        .await;
+    let (grpc_after, _) = after(&declared);
+    let mut updates = api
+        .views()
+        .watch_bed_board(authed(
+            HOSPITAL_OTHER,
+            pb::GetBedBoardRequest {
+                min_versions: Some(grpc_after),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = updates.message().await.unwrap().unwrap();
+    let Some(pb::bed_board_update::Update::Snapshot(snapshot)) = first.update else {
+        panic!("first comes the snapshot: {first:?}");
+    };
+    assert!(snapshot.rows.iter().all(|r| r.facility_id == "ube-medical"));
+
+    // Another hospital's change reaches nobody else; then its own change arrives.
+    api.declare(HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 9, 9, 9)
+        .await;
+    api.declare(
+        HOSPITAL_OTHER,
+        "ube-medical",
+        pb::BedCategory::Moderate,
+        6,
+        4,
+        2,
+    )
+    .await;
+    let next = tokio::time::timeout(Duration::from_secs(20), updates.message())
+        .await
+        .expect("a delta")
+        .unwrap()
+        .unwrap();
+    let Some(pb::bed_board_update::Update::Delta(delta)) = next.update else {
+        panic!("then deltas: {next:?}");
+    };
+    assert_eq!(delta.rows.len(), 1, "{delta:?}");
+    let row = &delta.rows[0];
+    assert_eq!(
+        (
+            row.facility_id.as_str(),
+            row.ready,
+            row.occupied,
+            row.available
+        ),
+        ("ube-medical", 4, 2, 2)
+    );
+    assert_eq!(
+        delta.prefecture.unwrap().secured,
+        6,
+        "totals over its own rows"
+    );
+
+    let denied = api
+        .views()
+        .watch_bed_board(authed(PUBLIC, pb::GetBedBoardRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+}

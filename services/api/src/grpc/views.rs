@@ -11,33 +11,43 @@ use tonic::{Request, Response, Status};
 
 use crate::convert::enums::WireEnum;
 use crate::convert::fields::{enum_set, finish, optional, to_timestamp};
+use crate::error::ApiError;
 use crate::views::{
-    AreaStats, BedBoardFilter, BedBoardView, BedTotalsView, PlacementQueueView, PublicStatsView,
+    AreaStats, BedBoardDelta, BedBoardFilter, BedBoardRowView, BedBoardUpdate, BedBoardView,
+    BedTotalsView, PlacementQueueView, PublicStatsView,
 };
 
 #[derive(Debug)]
 pub(super) struct Views(pub(super) super::GrpcContext);
 
+type Updates<T> = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl pb::view_service_server::ViewService for Views {
+    type WatchBedBoardStream = Updates<pb::BedBoardUpdate>;
+
+    async fn watch_bed_board(
+        &self,
+        request: Request<pb::GetBedBoardRequest>,
+    ) -> Result<Response<Self::WatchBedBoardStream>, Status> {
+        use futures_util::StreamExt;
+        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let (filter, min_versions) = bed_board_request(&request.into_inner())?;
+        let updates = self
+            .0
+            .views
+            .watch_bed_board(principal, filter, &min_versions)
+            .await?;
+        let updates = updates.map(|update| update.map(bed_board_update).map_err(Status::from));
+        Ok(Response::new(Box::pin(updates)))
+    }
+
     async fn get_bed_board(
         &self,
         request: Request<pb::GetBedBoardRequest>,
     ) -> Result<Response<pb::BedBoard>, Status> {
         let principal = self.0.tokens.authenticate(request.metadata())?;
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        let filter = BedBoardFilter {
-            medical_area: optional(
-                &r.medical_area,
-                "medical_area",
-                MedicalAreaCode::parse,
-                &mut v,
-            ),
-            categories: enum_set(&r.categories, "categories", &mut v),
-        };
-        let min_versions = min_versions(r.min_versions.as_ref(), &mut v);
-        let (filter, min_versions) = finish(v, Some((filter, min_versions)))?;
+        let (filter, min_versions) = bed_board_request(&request.into_inner())?;
         let view = self
             .0
             .views
@@ -74,6 +84,53 @@ impl pb::view_service_server::ViewService for Views {
         let min_versions = finish(v, Some(min_versions))?;
         let view = self.0.views.public_stats(&min_versions).await?;
         Ok(Response::new(public_stats(view)))
+    }
+}
+
+/// The filters and `min_versions` of a bed board request, each checked.
+fn bed_board_request(
+    r: &pb::GetBedBoardRequest,
+) -> Result<(BedBoardFilter, Vec<(StreamId, u64)>), ApiError> {
+    let mut v = Violations::new();
+    let filter = BedBoardFilter {
+        medical_area: optional(
+            &r.medical_area,
+            "medical_area",
+            MedicalAreaCode::parse,
+            &mut v,
+        ),
+        categories: enum_set(&r.categories, "categories", &mut v),
+    };
+    let min_versions = min_versions(r.min_versions.as_ref(), &mut v);
+    finish(v, Some((filter, min_versions)))
+}
+
+fn bed_board_update(update: BedBoardUpdate) -> pb::BedBoardUpdate {
+    use pb::bed_board_update::Update;
+    let update = match update {
+        BedBoardUpdate::Snapshot(view) => Update::Snapshot(bed_board(view)),
+        BedBoardUpdate::Delta(delta) => Update::Delta(bed_board_delta(delta)),
+    };
+    pb::BedBoardUpdate {
+        update: Some(update),
+    }
+}
+
+fn bed_board_delta(delta: BedBoardDelta) -> pb::BedBoardDelta {
+    pb::BedBoardDelta {
+        rows: delta.rows.into_iter().map(bed_board_row).collect(),
+        removed: delta
+            .removed
+            .into_iter()
+            .map(|(facility_id, category)| pb::BedBoardKey {
+                facility_id,
+                category: wire(&category, BedCategory::parse),
+            })
+            .collect(),
+        areas: delta.areas.into_iter().map(totals).collect(),
+        prefecture: Some(totals(delta.prefecture)),
+        stream_sequence: delta.stream_sequence,
+        generated_at: Some(to_timestamp(delta.generated_at)),
     }
 }
 
@@ -115,40 +172,38 @@ fn totals(t: BedTotalsView) -> pb::BedTotals {
     }
 }
 
+fn bed_board_row(view: BedBoardRowView) -> pb::BedBoardRow {
+    let row = view.row;
+    pb::BedBoardRow {
+        kind: wire(&row.kind, FacilityKind::parse),
+        category: wire(&row.category, BedCategory::parse),
+        acceptance: wire(&row.acceptance, Acceptance::parse),
+        constraints: row
+            .constraints
+            .iter()
+            .map(|c| wire(c, AcceptanceConstraint::parse))
+            .collect(),
+        declared_at: row.declared_at.map(to_timestamp),
+        facility_id: row.facility_id,
+        name: row.name,
+        name_en: row.name_en.unwrap_or_default(),
+        medical_area: row.medical_area.unwrap_or_default(),
+        municipality: row.municipality,
+        active: row.active,
+        secured: row.secured,
+        ready: row.ready,
+        occupied: row.occupied,
+        held: row.held,
+        available: view.available,
+        stale: view.stale,
+        overflow: view.overflow,
+        proxy_by: row.proxy_by.unwrap_or_default(),
+    }
+}
+
 fn bed_board(view: BedBoardView) -> pb::BedBoard {
     pb::BedBoard {
-        rows: view
-            .rows
-            .into_iter()
-            .map(|view| {
-                let row = view.row;
-                pb::BedBoardRow {
-                    kind: wire(&row.kind, FacilityKind::parse),
-                    category: wire(&row.category, BedCategory::parse),
-                    acceptance: wire(&row.acceptance, Acceptance::parse),
-                    constraints: row
-                        .constraints
-                        .iter()
-                        .map(|c| wire(c, AcceptanceConstraint::parse))
-                        .collect(),
-                    declared_at: row.declared_at.map(to_timestamp),
-                    facility_id: row.facility_id,
-                    name: row.name,
-                    name_en: row.name_en.unwrap_or_default(),
-                    medical_area: row.medical_area.unwrap_or_default(),
-                    municipality: row.municipality,
-                    active: row.active,
-                    secured: row.secured,
-                    ready: row.ready,
-                    occupied: row.occupied,
-                    held: row.held,
-                    available: view.available,
-                    stale: view.stale,
-                    overflow: view.overflow,
-                    proxy_by: row.proxy_by.unwrap_or_default(),
-                }
-            })
-            .collect(),
+        rows: view.rows.into_iter().map(bed_board_row).collect(),
         areas: view.areas.into_iter().map(totals).collect(),
         prefecture: Some(totals(view.prefecture)),
         occupancy_definition: view.occupancy_definition.into(),
