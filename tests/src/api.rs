@@ -166,16 +166,18 @@ impl Drop for TestApi {
     }
 }
 
+/// The token file entry of `actor`.
+pub fn token_entry(actor: &Actor) -> TokenEntry {
+    TokenEntry {
+        token: actor.token.into(),
+        principal_id: format!("{}-user", actor.organisation),
+        organisation_id: actor.organisation.into(),
+        role: actor.role.into(),
+    }
+}
+
 pub fn tokens() -> Tokens {
-    let entries: Vec<TokenEntry> = ACTORS
-        .iter()
-        .map(|a| TokenEntry {
-            token: a.token.into(),
-            principal_id: format!("{}-user", a.organisation),
-            organisation_id: a.organisation.into(),
-            role: a.role.into(),
-        })
-        .collect();
+    let entries: Vec<TokenEntry> = ACTORS.iter().map(token_entry).collect();
     Tokens::from_entries(&entries).expect("test tokens are valid")
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use noroshi_api::auth::{TokenEntry, Tokens};
 use noroshi_api::convert::events::decode;
 use noroshi_domain::DomainEvent;
 use noroshi_domain::case::{Case, CaseEvent};
@@ -16,7 +17,10 @@ use noroshi_domain::placement::Placement;
 use noroshi_event_store::{EventStore, StoreLimits, StreamId};
 use noroshi_projections::{bed_board, placement_queue};
 use noroshi_proto::v1 as pb;
-use noroshi_tests::api::{HOSPITAL, HOSPITAL_OTHER, HQ, TestApi};
+use noroshi_tests::api::{
+    ACTORS, ADMIN, Actor, ApiOptions, HOFU, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, UBE, authed,
+    cid, token_entry,
+};
 use noroshi_tests::pipeline::Pipeline;
 use noroshi_tests::{NatsServer, TestDatabase, eventually, noroshi_bin};
 use uuid::Uuid;
@@ -235,13 +239,12 @@ async fn projected(db: &TestDatabase) -> BTreeMap<(String, String), Figures> {
         .collect()
 }
 
-/// One patient's way through the system; `n` picks the hospital and how far it goes.
-async fn episode(api: Arc<TestApi>, n: usize) {
-    let ((hospital, facility), (other, other_facility)) = if n.is_multiple_of(2) {
-        ((HOSPITAL, "hofu-central"), (HOSPITAL_OTHER, "ube-medical"))
-    } else {
-        ((HOSPITAL_OTHER, "ube-medical"), (HOSPITAL, "hofu-central"))
-    };
+/// One patient's way through the system; `n` picks the hospital among `hospitals` and
+/// how far it goes.
+async fn episode(api: Arc<TestApi>, hospitals: Arc<Vec<Actor>>, n: usize) {
+    let hospital = hospitals[n % hospitals.len()];
+    let other = hospitals[(n + 7) % hospitals.len()];
+    let (facility, other_facility) = (hospital.organisation, other.organisation);
     let case_id = api.report_case(pb::Severity::ModerateI).await;
     let placement_id = api
         .request_placement(&case_id, pb::BedCategory::Moderate)
@@ -277,10 +280,14 @@ async fn episode(api: Arc<TestApi>, n: usize) {
     }
 }
 
-async fn run_episodes(api: &Arc<TestApi>, range: std::ops::Range<usize>) {
+async fn run_episodes(
+    api: &Arc<TestApi>,
+    hospitals: &Arc<Vec<Actor>>,
+    range: std::ops::Range<usize>,
+) {
     let mut episodes = tokio::task::JoinSet::new();
     for n in range {
-        episodes.spawn(episode(api.clone(), n));
+        episodes.spawn(episode(api.clone(), hospitals.clone(), n));
     }
     while let Some(done) = episodes.join_next().await {
         done.unwrap();
@@ -290,8 +297,57 @@ async fn run_episodes(api: &Arc<TestApi>, range: std::ops::Range<usize>) {
 #[tokio::test]
 async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     let nats = NatsServer::start().await;
-    let api = Arc::new(TestApi::start().await);
+    // Twenty hospitals: the two of the seed and eighteen more, each with its own token.
+    let extra: Vec<Actor> = (0..18)
+        .map(|i| Actor {
+            token: Box::leak(format!("test-token-extra-hospital-{i:02}").into_boxed_str()),
+            organisation: Box::leak(format!("extra-hospital-{i:02}").into_boxed_str()),
+            role: "HOSPITAL",
+        })
+        .collect();
+    let entries: Vec<TokenEntry> = ACTORS.iter().chain(&extra).map(token_entry).collect();
+    let api = Arc::new(
+        TestApi::with(ApiOptions {
+            tokens: Tokens::from_entries(&entries).unwrap(),
+            ..ApiOptions::default()
+        })
+        .await,
+    );
     api.seed().await;
+    for (i, hospital) in extra.iter().enumerate() {
+        api.facilities()
+            .register_facility(authed(
+                ADMIN,
+                pb::RegisterFacilityRequest {
+                    command_id: cid(),
+                    facility_id: hospital.organisation.into(),
+                    name: format!("試験病院 {i}"),
+                    kind: pb::FacilityKind::Hospital as i32,
+                    prefecture: "35".into(),
+                    medical_area: if i % 2 == 0 { "3504" } else { "3505" }.into(),
+                    municipality: if i % 2 == 0 { HOFU } else { UBE }.into(),
+                    capabilities: vec![pb::Capability::Oxygen as i32],
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+        api.declare(
+            HQ,
+            hospital.organisation,
+            pb::BedCategory::Moderate,
+            20,
+            5 + i as i64 % 10,
+            i as i64 % 4,
+        )
+        .await;
+    }
+    let hospitals = Arc::new(
+        [HOSPITAL, HOSPITAL_OTHER]
+            .into_iter()
+            .chain(extra)
+            .collect::<Vec<_>>(),
+    );
     let (pipeline, runner) = Pipeline::start(&api.db, &nats).await;
 
     api.declare(
@@ -314,12 +370,13 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     .await;
     api.declare(HQ, "hofu-central", pb::BedCategory::Severe, 6, 4, 4)
         .await;
-    run_episodes(&api, 0..16).await;
+    run_episodes(&api, &hospitals, 0..100).await;
 
     // Killed while events keep coming: its open batch rolls back with it.
     let more = {
         let api = api.clone();
-        tokio::spawn(async move { run_episodes(&api, 16..32).await })
+        let hospitals = hospitals.clone();
+        tokio::spawn(async move { run_episodes(&api, &hospitals, 100..200).await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     runner.abort();
@@ -381,7 +438,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     assert!(!rebuilding);
 
     let (_live, _) = pipeline.spawn_bed_board().await;
-    run_episodes(&api, 32..40).await;
+    run_episodes(&api, &hospitals, 200..210).await;
     caught_up(&api.db, "bed_board").await;
     assert_eq!(projected(&api.db).await, recomputed(&api.db).await);
     caught_up(&api.db, "placement_queue").await;
@@ -391,7 +448,12 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     );
     caught_up(&api.db, "public_stats").await;
     let statuses = recomputed_case_status(&api.db).await;
-    assert_eq!(statuses.len(), 40);
+    assert_eq!(statuses.len(), 210);
+    let events = api.db.event_count().await;
+    assert!(
+        events > 2_000,
+        "a scenario of thousands of events, not {events}"
+    );
     assert!(
         statuses.values().any(|(_, s)| s == "HOSPITALIZED")
             && statuses.values().any(|(_, s)| s == "PLACEMENT_IN_PROGRESS"),
