@@ -794,3 +794,85 @@ async fn a_grpc_watch_gets_the_snapshot_then_only_its_own_deltas() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 }
+
+/// placement id → status of a placement_queue answer or delta.
+fn queue_rows(data: &Value) -> BTreeMap<String, String> {
+    data["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["placement_id"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_live_placement_queue_follows_placements_in_and_out() {
+    let (api, _read_side) = world(ViewSettings::default().read_your_writes_wait).await;
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        10,
+        8,
+        0,
+    )
+    .await;
+    let mut hq = Events::open(&api, HQ, "/api/v1/views/placement_queue/stream").await;
+    let mut other = Events::open(&api, HC_OTHER, "/api/v1/views/placement_queue/stream").await;
+    let mut queue = BTreeMap::new();
+    for events in [&mut hq, &mut other] {
+        let (name, data) = events
+            .next(Duration::from_secs(10))
+            .await
+            .expect("a snapshot");
+        assert_eq!(name, "snapshot");
+        assert!(queue_rows(&data).is_empty());
+    }
+
+    let mut placements = Vec::new();
+    for _ in 0..3 {
+        let case_id = api.report_case(pb::Severity::ModerateI).await;
+        placements.push(
+            api.request_placement(&case_id, pb::BedCategory::Moderate)
+                .await,
+        );
+    }
+    api.offer(&placements[0], "hofu-central").await;
+    api.accept(HOSPITAL, &placements[0]).await.unwrap();
+    api.transport(&placements[0]).await;
+    api.arrive(HOSPITAL, &placements[0]).await;
+    api.offer(&placements[1], "hofu-central").await;
+    let last = api.cancel(&placements[2]).await;
+    let (_, after_all) = after(&last);
+    let (_, fresh) = api
+        .http_get(
+            Some(HQ),
+            &format!("/api/v1/views/placement_queue?min_versions={after_all}"),
+        )
+        .await;
+    let fresh = queue_rows(&fresh);
+    assert_eq!(
+        fresh.len(),
+        1,
+        "arrived and cancelled placements left: {fresh:?}"
+    );
+    assert_eq!(fresh[&placements[1]], "OFFERED");
+    while queue != fresh {
+        let (name, data) = hq
+            .next(Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("the stream stopped short of {fresh:?} at {queue:?}"));
+        assert_eq!(name, "delta", "{data}");
+        queue.extend(queue_rows(&data));
+        for removed in data["removed"].as_array().unwrap() {
+            queue.remove(removed.as_str().unwrap());
+        }
+    }
+    // The Ube health center owns none of these cases: nothing reached it.
+    assert!(other.next(Duration::from_secs(2)).await.is_none());
+}

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tokens;
 use crate::error::ApiError;
-use crate::views::{BedBoardFilter, BedBoardUpdate, Views};
+use crate::views::{BedBoardFilter, BedBoardUpdate, PlacementQueueUpdate, Views};
 
 /// What the HTTP handlers share.
 #[derive(Debug, Clone)]
@@ -59,6 +59,10 @@ pub fn router(context: HttpContext) -> axum::Router {
         .route("/api/v1/views/bed_board", get(bed_board))
         .route("/api/v1/views/bed_board/stream", get(bed_board_stream))
         .route("/api/v1/views/placement_queue", get(placement_queue))
+        .route(
+            "/api/v1/views/placement_queue/stream",
+            get(placement_queue_stream),
+        )
         .route("/api/v1/views/public_stats", get(public_stats))
         .with_state(context)
 }
@@ -156,21 +160,61 @@ async fn bed_board_stream(
         .views
         .watch_bed_board(principal, filter, &min_versions)
         .await?;
+    Ok(sse(updates.map(|update| {
+        update.map(|update| match update {
+            BedBoardUpdate::Snapshot(view) => ("snapshot", json_value(view)),
+            BedBoardUpdate::Delta(delta) => ("delta", json_value(delta)),
+        })
+    })))
+}
+
+/// `?min_versions=…`; Server-Sent Events as for `bed_board`.
+async fn placement_queue_stream(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&context, &headers)?;
+    let min_versions = view_params(&params, |_, _, _| false)?;
+    let updates = context
+        .views
+        .watch_placement_queue(principal, &min_versions)
+        .await?;
+    Ok(sse(updates.map(|update| {
+        update.map(|update| match update {
+            PlacementQueueUpdate::Snapshot(view) => ("snapshot", json_value(view)),
+            PlacementQueueUpdate::Delta(delta) => ("delta", json_value(delta)),
+        })
+    })))
+}
+
+fn json_value(value: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|error| json!({"error": error.to_string()}))
+}
+
+/// Named JSON events; a failed read becomes an `error` event and the stream goes on.
+fn sse(
+    updates: impl futures_util::Stream<Item = Result<(&'static str, serde_json::Value), ApiError>>
+    + Send
+    + 'static,
+) -> Response {
     let events = updates.map(|update| {
-        let event = match update {
-            Ok(BedBoardUpdate::Snapshot(view)) => {
-                Event::default().event("snapshot").json_data(view)
-            }
-            Ok(BedBoardUpdate::Delta(delta)) => Event::default().event("delta").json_data(delta),
-            Err(error) => Event::default()
-                .event("error")
-                .json_data(json!({"code": error.code_name(), "message": error.to_string()})),
-        };
-        Ok::<_, std::convert::Infallible>(event.unwrap_or_else(|_| Event::default().event("error")))
+        let (name, data) = update.unwrap_or_else(|error| {
+            (
+                "error",
+                json!({"code": error.code_name(), "message": error.to_string()}),
+            )
+        });
+        Ok::<_, std::convert::Infallible>(
+            Event::default()
+                .event(name)
+                .json_data(data)
+                .unwrap_or_else(|_| Event::default().event("error")),
+        )
     });
-    Ok(Sse::new(events)
+    Sse::new(events)
         .keep_alive(KeepAlive::default())
-        .into_response())
+        .into_response()
 }
 
 /// `?min_versions=placement-x:3`

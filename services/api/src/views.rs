@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use std::future::Future;
+
 use futures_util::Stream;
+use uuid::Uuid;
 
 use noroshi_domain::authz::{Principal, ViewScope, bed_board_scope, placement_queue_scope};
 use noroshi_domain::values::{BedCategory, MedicalAreaCode};
@@ -65,6 +68,25 @@ const WATCH_REFRESH: Duration = Duration::from_secs(15);
 pub enum BedBoardUpdate {
     Snapshot(BedBoardView),
     Delta(BedBoardDelta),
+}
+
+/// An update of a live `placement_queue` stream: first the snapshot, then deltas.
+#[derive(Debug, Clone, Serialize)]
+pub enum PlacementQueueUpdate {
+    Snapshot(PlacementQueueView),
+    Delta(PlacementQueueDelta),
+}
+
+/// The placements that changed in, or left, the caller's queue since the last update.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlacementQueueDelta {
+    /// New or changed placements, whole.
+    pub rows: Vec<QueueRowView>,
+    /// Placements that left the queue: arrived, cancelled, or out of the caller's scope.
+    pub removed: Vec<Uuid>,
+    pub stream_sequence: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
 }
 
 /// What changed in the caller's board since the last update.
@@ -327,46 +349,77 @@ impl Views {
         // Subscribed before the snapshot is read, so no change falls in between.
         let changes = self.subscribe();
         let snapshot = self.bed_board(&principal, &filter, min_versions).await?;
-        let state = Watch {
-            views: self.clone(),
-            principal,
-            filter,
-            before: keyed(&snapshot.rows),
-            changes,
-            first: Some(snapshot),
+        let mut before = keyed(&snapshot.rows);
+        let views = self.clone();
+        let read = move || {
+            let (views, principal, filter) = (views.clone(), principal.clone(), filter.clone());
+            async move { views.bed_board(&principal, &filter, &[]).await }
         };
-        Ok(futures_util::stream::unfold(
-            state,
-            |mut watch| async move {
-                if let Some(snapshot) = watch.first.take() {
-                    return Some((Ok(BedBoardUpdate::Snapshot(snapshot)), watch));
-                }
-                loop {
-                    tokio::select! {
-                        changed = watch.changes.recv() => match changed {
-                            Ok(name) if name != bed_board::BedBoard::NAME => continue,
-                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                            Err(broadcast::error::RecvError::Closed) => return None,
-                        },
-                        () = tokio::time::sleep(WATCH_REFRESH) => {}
-                    }
-                    match watch
-                        .views
-                        .bed_board(&watch.principal, &watch.filter, &[])
-                        .await
-                    {
-                        Ok(view) => {
-                            let after = keyed(&view.rows);
-                            let update = delta(&watch.before, view);
-                            watch.before = after;
-                            if let Some(update) = update {
-                                return Some((Ok(BedBoardUpdate::Delta(update)), watch));
-                            }
-                        }
-                        Err(error) => return Some((Err(error), watch)),
-                    }
-                }
-            },
+        let next = move |view: BedBoardView| {
+            let after = keyed(&view.rows);
+            let update = delta(&before, view);
+            before = after;
+            update.map(BedBoardUpdate::Delta)
+        };
+        Ok(follow(
+            changes,
+            bed_board::BedBoard::NAME,
+            BedBoardUpdate::Snapshot(snapshot),
+            read,
+            next,
+        ))
+    }
+
+    /// A live `placement_queue` for `principal`, as [`Self::watch_bed_board`] follows the
+    /// board: the snapshot, then the placements that changed or left the caller's queue.
+    pub async fn watch_placement_queue(
+        &self,
+        principal: Principal,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<impl Stream<Item = Result<PlacementQueueUpdate, ApiError>> + Send + 'static, ApiError>
+    {
+        let changes = self.subscribe();
+        let snapshot = self.placement_queue(&principal, min_versions).await?;
+        // Waiting time grows by itself; only what the queue says about a placement counts.
+        let state = |rows: &[QueueRowView]| -> BTreeMap<Uuid, (QueueRow, bool)> {
+            rows.iter()
+                .map(|r| (r.row.placement_id, (r.row.clone(), r.hold_overdue)))
+                .collect()
+        };
+        let mut before = state(&snapshot.rows);
+        let views = self.clone();
+        let read = move || {
+            let (views, principal) = (views.clone(), principal.clone());
+            async move { views.placement_queue(&principal, &[]).await }
+        };
+        let next = move |view: PlacementQueueView| {
+            let after = state(&view.rows);
+            let rows: Vec<QueueRowView> = view
+                .rows
+                .into_iter()
+                .filter(|r| before.get(&r.row.placement_id) != after.get(&r.row.placement_id))
+                .collect();
+            let removed: Vec<Uuid> = before
+                .keys()
+                .filter(|id| !after.contains_key(*id))
+                .copied()
+                .collect();
+            before = after;
+            (!rows.is_empty() || !removed.is_empty()).then_some(PlacementQueueUpdate::Delta(
+                PlacementQueueDelta {
+                    rows,
+                    removed,
+                    stream_sequence: view.stream_sequence,
+                    generated_at: view.generated_at,
+                },
+            ))
+        };
+        Ok(follow(
+            changes,
+            PlacementQueue::NAME,
+            PlacementQueueUpdate::Snapshot(snapshot),
+            read,
+            next,
         ))
     }
 
@@ -598,12 +651,48 @@ fn store_failure(error: sqlx::Error) -> ApiError {
     noroshi_event_store::StoreError::from(error).into()
 }
 
-/// The state of one live `bed_board` stream.
-struct Watch {
-    views: Views,
-    principal: Principal,
-    filter: BedBoardFilter,
-    before: BTreeMap<RowKey, BedBoardRowView>,
+/// Follows a view: `first`, then, after each committed batch of `projection` (or every
+/// [`WATCH_REFRESH`]), a fresh `read` turned by `next` into an update, or into nothing
+/// when the caller's view did not change.
+fn follow<V, U, R, F, N>(
     changes: broadcast::Receiver<String>,
-    first: Option<BedBoardView>,
+    projection: &'static str,
+    first: U,
+    read: R,
+    next: N,
+) -> impl Stream<Item = Result<U, ApiError>> + Send + 'static
+where
+    V: Send + 'static,
+    U: Send + 'static,
+    R: FnMut() -> F + Send + 'static,
+    F: Future<Output = Result<V, ApiError>> + Send,
+    N: FnMut(V) -> Option<U> + Send + 'static,
+{
+    let state = (changes, read, next, Some(first));
+    futures_util::stream::unfold(
+        state,
+        move |(mut changes, mut read, mut next, first)| async move {
+            if let Some(first) = first {
+                return Some((Ok(first), (changes, read, next, None)));
+            }
+            loop {
+                tokio::select! {
+                    changed = changes.recv() => match changed {
+                        Ok(name) if name != projection => continue,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    () = tokio::time::sleep(WATCH_REFRESH) => {}
+                }
+                match read().await {
+                    Ok(view) => {
+                        if let Some(update) = next(view) {
+                            return Some((Ok(update), (changes, read, next, None)));
+                        }
+                    }
+                    Err(error) => return Some((Err(error), (changes, read, next, None))),
+                }
+            }
+        },
+    )
 }
