@@ -876,3 +876,46 @@ async fn a_live_placement_queue_follows_placements_in_and_out() {
     // The Ube health center owns none of these cases: nothing reached it.
     assert!(other.next(Duration::from_secs(2)).await.is_none());
 }
+
+#[tokio::test]
+async fn live_public_stats_update_only_when_a_published_figure_changes() {
+    let (api, _read_side) = world(ViewSettings::default().read_your_writes_wait).await;
+    let mut public = Events::open(&api, PUBLIC, "/api/v1/views/public_stats/stream").await;
+    let (name, _) = public
+        .next(Duration::from_secs(10))
+        .await
+        .expect("a snapshot");
+    assert_eq!(name, "snapshot");
+    let reported = |data: &Value| {
+        data["areas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["medical_area"] == "3504")
+            .flat_map(|a| a["cases"].as_array().unwrap().clone())
+            .find(|c| c["status"] == "REPORTED")
+            .map(|c| c["count"].clone())
+    };
+
+    // The first case makes the status appear, its count suppressed.
+    api.report_case(pb::Severity::Mild).await;
+    let (name, data) = public
+        .next(Duration::from_secs(20))
+        .await
+        .expect("an update");
+    assert_eq!(name, "update");
+    assert_eq!(reported(&data), Some(Value::Null));
+    // Cases two to four change nothing that is published: no update reveals them.
+    for _ in 0..3 {
+        api.report_case(pb::Severity::Mild).await;
+    }
+    assert!(public.next(Duration::from_secs(2)).await.is_none());
+    // The fifth makes the count public.
+    api.report_case(pb::Severity::Mild).await;
+    let (name, data) = public
+        .next(Duration::from_secs(20))
+        .await
+        .expect("an update");
+    assert_eq!(name, "update");
+    assert_eq!(reported(&data), Some(Value::from(5)));
+}

@@ -64,6 +64,10 @@ pub fn router(context: HttpContext) -> axum::Router {
             get(placement_queue_stream),
         )
         .route("/api/v1/views/public_stats", get(public_stats))
+        .route(
+            "/api/v1/views/public_stats/stream",
+            get(public_stats_stream),
+        )
         .with_state(context)
 }
 
@@ -185,6 +189,27 @@ async fn placement_queue_stream(
             PlacementQueueUpdate::Snapshot(view) => ("snapshot", json_value(view)),
             PlacementQueueUpdate::Delta(delta) => ("delta", json_value(delta)),
         })
+    })))
+}
+
+/// `?min_versions=…`; Server-Sent Events: `snapshot`, then `update` with the whole
+/// statistics whenever a figure changed.
+async fn public_stats_stream(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    principal(&context, &headers)?;
+    let min_versions = view_params(&params, |_, _, _| false)?;
+    let updates = context.views.watch_public_stats(&min_versions).await?;
+    let mut first = true;
+    Ok(sse(updates.map(move |update| {
+        let name = if std::mem::take(&mut first) {
+            "snapshot"
+        } else {
+            "update"
+        };
+        update.map(|stats| (name, json_value(stats)))
     })))
 }
 

@@ -63,6 +63,9 @@ pub struct Views {
 /// the clock alone, and a lost notification is made good.
 const WATCH_REFRESH: Duration = Duration::from_secs(15);
 
+/// For [`follow`]: a view read from several projections looks again after any batch.
+const ANY_PROJECTION: &str = "*";
+
 /// An update of a live `bed_board` stream: first the snapshot, then deltas.
 #[derive(Debug, Clone, Serialize)]
 pub enum BedBoardUpdate {
@@ -216,7 +219,7 @@ pub struct PlacementQueueView {
 
 /// Beds of one category in one area. Counts of people (occupied, and what reveals it)
 /// are `None` when suppressed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CategoryStats {
     pub category: String,
     pub secured: u64,
@@ -225,14 +228,14 @@ pub struct CategoryStats {
     pub available: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusCount {
     pub status: String,
     /// `None` when suppressed.
     pub count: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AreaStats {
     /// `None` for the prefecture.
     pub medical_area: Option<String>,
@@ -567,6 +570,32 @@ impl Views {
         })
     }
 
+    /// A live `public_stats`: the statistics, then the whole (small) statistics again
+    /// whenever a figure changed.
+    pub async fn watch_public_stats(
+        &self,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<impl Stream<Item = Result<PublicStatsView, ApiError>> + Send + 'static, ApiError>
+    {
+        let changes = self.subscribe();
+        let first = self.public_stats(min_versions).await?;
+        let figures = |v: &PublicStatsView| (v.areas.clone(), v.prefecture.clone());
+        let mut before = figures(&first);
+        let views = self.clone();
+        let read = move || {
+            let views = views.clone();
+            async move { views.public_stats(&[]).await }
+        };
+        let next = move |view: PublicStatsView| {
+            let after = figures(&view);
+            let changed = after != before;
+            before = after;
+            changed.then_some(view)
+        };
+        // Beds come from bed_board, cases from public_stats: either may change them.
+        Ok(follow(changes, ANY_PROJECTION, first, read, next))
+    }
+
     /// Waits until `projection` has applied every `(stream, version)`, at most the
     /// configured time; then UNAVAILABLE rather than an answer older than the caller's
     /// own writes.
@@ -678,7 +707,7 @@ where
             loop {
                 tokio::select! {
                     changed = changes.recv() => match changed {
-                        Ok(name) if name != projection => continue,
+                        Ok(name) if projection != ANY_PROJECTION && name != projection => continue,
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => return None,
                     },
