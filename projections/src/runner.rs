@@ -228,7 +228,8 @@ async fn apply_batch<P: Projection>(
     batch: &[jetstream::Message],
     position: &mut Position,
 ) -> Result<(), ProjectionError> {
-    let mut applied = position.versions.clone();
+    // This batch's versions; merged into `position` only once the batch has committed.
+    let mut applied: HashMap<String, u64> = HashMap::new();
     let mut tx = conn.begin().await?;
     let mut last_sequence = position.checkpoint;
     let mut pending = position.pending;
@@ -247,7 +248,10 @@ async fn apply_batch<P: Projection>(
         })?;
         last_sequence = sequence;
         let stream_id = recorded.stream_id.to_string();
-        let last = match applied.get(&stream_id) {
+        let known = applied
+            .get(&stream_id)
+            .or_else(|| position.versions.get(&stream_id));
+        let last = match known {
             Some(&version) => version,
             None => {
                 let stored: Option<i64> = sqlx::query_scalar(
@@ -313,7 +317,7 @@ async fn apply_batch<P: Projection>(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    position.versions = applied;
+    position.versions.extend(applied);
     position.checkpoint = last_sequence;
     position.pending = pending;
     Ok(())
