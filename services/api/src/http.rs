@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tokens;
 use crate::error::ApiError;
-use crate::views::{BedBoardFilter, BedBoardUpdate, PlacementQueueUpdate, Views};
+use crate::views::{BedBoardFilter, Views, to_json};
 
 /// What the HTTP handlers share.
 #[derive(Debug, Clone)]
@@ -164,12 +164,7 @@ async fn bed_board_stream(
         .views
         .watch_bed_board(principal, filter, &min_versions)
         .await?;
-    Ok(sse(updates.map(|update| {
-        update.map(|update| match update {
-            BedBoardUpdate::Snapshot(view) => ("snapshot", json_value(view)),
-            BedBoardUpdate::Delta(delta) => ("delta", json_value(delta)),
-        })
-    })))
+    Ok(sse(updates.map(|update| update.map(|u| u.named_json()))))
 }
 
 /// `?min_versions=…`; Server-Sent Events as for `bed_board`.
@@ -184,12 +179,7 @@ async fn placement_queue_stream(
         .views
         .watch_placement_queue(principal, &min_versions)
         .await?;
-    Ok(sse(updates.map(|update| {
-        update.map(|update| match update {
-            PlacementQueueUpdate::Snapshot(view) => ("snapshot", json_value(view)),
-            PlacementQueueUpdate::Delta(delta) => ("delta", json_value(delta)),
-        })
-    })))
+    Ok(sse(updates.map(|update| update.map(|u| u.named_json()))))
 }
 
 /// `?min_versions=…`; Server-Sent Events: `snapshot`, then `update` with the whole
@@ -209,12 +199,8 @@ async fn public_stats_stream(
         } else {
             "update"
         };
-        update.map(|stats| (name, json_value(stats)))
+        update.map(|stats| (name, to_json(stats)))
     })))
-}
-
-fn json_value(value: impl serde::Serialize) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_else(|error| json!({"error": error.to_string()}))
 }
 
 /// Named JSON events; a failed read becomes an `error` event and the stream goes on.

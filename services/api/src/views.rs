@@ -66,19 +66,32 @@ const WATCH_REFRESH: Duration = Duration::from_secs(15);
 /// For [`follow`]: a view read from several projections looks again after any batch.
 const ANY_PROJECTION: &str = "*";
 
-/// An update of a live `bed_board` stream: first the snapshot, then deltas.
+/// An update of a live view stream: first the snapshot, then deltas.
 #[derive(Debug, Clone, Serialize)]
-pub enum BedBoardUpdate {
-    Snapshot(BedBoardView),
-    Delta(BedBoardDelta),
+pub enum Update<S, D> {
+    Snapshot(S),
+    Delta(D),
 }
 
-/// An update of a live `placement_queue` stream: first the snapshot, then deltas.
-#[derive(Debug, Clone, Serialize)]
-pub enum PlacementQueueUpdate {
-    Snapshot(PlacementQueueView),
-    Delta(PlacementQueueDelta),
+impl<S: Serialize, D: Serialize> Update<S, D> {
+    /// The event name (`snapshot` or `delta`) and the JSON of what it carries.
+    pub fn named_json(&self) -> (&'static str, serde_json::Value) {
+        match self {
+            Self::Snapshot(view) => ("snapshot", to_json(view)),
+            Self::Delta(delta) => ("delta", to_json(delta)),
+        }
+    }
 }
+
+/// A view as JSON. The views hold only strings, numbers and timestamps, which always
+/// serialize; should one ever fail, the event says so instead of vanishing.
+pub fn to_json(value: impl Serialize) -> serde_json::Value {
+    serde_json::to_value(value)
+        .unwrap_or_else(|error| serde_json::json!({"error": error.to_string()}))
+}
+
+pub type BedBoardUpdate = Update<BedBoardView, BedBoardDelta>;
+pub type PlacementQueueUpdate = Update<PlacementQueueView, PlacementQueueDelta>;
 
 /// The placements that changed in, or left, the caller's queue since the last update.
 #[derive(Debug, Clone, Serialize)]
@@ -362,12 +375,12 @@ impl Views {
             let after = keyed(&view.rows);
             let update = delta(&before, view);
             before = after;
-            update.map(BedBoardUpdate::Delta)
+            update.map(Update::Delta)
         };
         Ok(follow(
             changes,
             bed_board::BedBoard::NAME,
-            BedBoardUpdate::Snapshot(snapshot),
+            Update::Snapshot(snapshot),
             read,
             next,
         ))
@@ -408,7 +421,7 @@ impl Views {
                 .copied()
                 .collect();
             before = after;
-            (!rows.is_empty() || !removed.is_empty()).then_some(PlacementQueueUpdate::Delta(
+            (!rows.is_empty() || !removed.is_empty()).then_some(Update::Delta(
                 PlacementQueueDelta {
                     rows,
                     removed,
@@ -420,7 +433,7 @@ impl Views {
         Ok(follow(
             changes,
             PlacementQueue::NAME,
-            PlacementQueueUpdate::Snapshot(snapshot),
+            Update::Snapshot(snapshot),
             read,
             next,
         ))

@@ -108,8 +108,8 @@ fn bed_board_request(
 fn bed_board_update(update: BedBoardUpdate) -> pb::BedBoardUpdate {
     use pb::bed_board_update::Update;
     let update = match update {
-        BedBoardUpdate::Snapshot(view) => Update::Snapshot(bed_board(view)),
-        BedBoardUpdate::Delta(delta) => Update::Delta(bed_board_delta(delta)),
+        crate::views::Update::Snapshot(view) => Update::Snapshot(bed_board(view)),
+        crate::views::Update::Delta(delta) => Update::Delta(bed_board_delta(delta)),
     };
     pb::BedBoardUpdate {
         update: Some(update),
