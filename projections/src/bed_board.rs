@@ -411,7 +411,9 @@ pub async fn board(pool: &PgPool) -> Result<Vec<BedRow>, sqlx::Error> {
 
 /// Totals per medical area (facilities without one, such as the HQ, count only in the
 /// prefecture), and for the whole prefecture.
-pub fn totals(rows: &[BedRow]) -> (BTreeMap<String, Totals>, Totals) {
+pub fn totals<'a>(
+    rows: impl IntoIterator<Item = &'a BedRow>,
+) -> (BTreeMap<String, Totals>, Totals) {
     let mut areas: BTreeMap<String, Totals> = BTreeMap::new();
     let mut prefecture = Totals::default();
     for row in rows {

@@ -1,13 +1,18 @@
 //! Projections: consume the JetStream event log and maintain the PostgreSQL read models
 //! (DESIGN.md §6), committing each batch with its checkpoint in one transaction.
 //!
-//! Built so far: the runner ([`runner`]), `bed_board` ([`bed_board`]) and
-//! `placement_queue` ([`placement_queue`]) and `public_stats` ([`public_stats`]).
+//! The runner ([`runner`]) and one module per view: [`bed_board`], [`placement_queue`],
+//! [`case_board`], [`facility_inbox`], [`timeline`] and [`public_stats`].
 
 pub mod bed_board;
+pub mod case_board;
+pub mod facility_inbox;
 pub mod placement_queue;
 pub mod public_stats;
 pub mod runner;
+pub mod timeline;
+
+use noroshi_event_store::RecordedEvent;
 
 use sqlx::PgPool;
 use sqlx::migrate::{MigrateError, Migrator};
@@ -23,4 +28,67 @@ pub fn migrator() -> Migrator {
 /// Brings the read-model schema up to date. Safe to run concurrently and repeatedly.
 pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
     migrator().run(pool).await
+}
+
+/// The id of the case or placement an event belongs to.
+pub(crate) fn aggregate_uuid(event: &RecordedEvent) -> Result<uuid::Uuid, sqlx::Error> {
+    uuid::Uuid::parse_str(event.stream_id.aggregate_id())
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// Every view with a read model of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    BedBoard,
+    PlacementQueue,
+    CaseBoard,
+    FacilityInbox,
+    Timeline,
+    PublicStats,
+}
+
+/// Something to do with one projection, whatever its type (see [`View::visit`]).
+pub trait Visitor {
+    type Output;
+    fn visit<P: runner::Projection + Copy>(self, projection: P) -> Self::Output;
+}
+
+impl View {
+    /// Every view, in the order `noroshi rebuild --all` rebuilds them.
+    pub const ALL: &'static [Self] = &[
+        Self::BedBoard,
+        Self::PlacementQueue,
+        Self::CaseBoard,
+        Self::FacilityInbox,
+        Self::Timeline,
+        Self::PublicStats,
+    ];
+
+    pub fn name(self) -> &'static str {
+        use runner::Projection;
+        match self {
+            Self::BedBoard => bed_board::BedBoard::NAME,
+            Self::PlacementQueue => placement_queue::PlacementQueue::NAME,
+            Self::CaseBoard => case_board::CaseBoard::NAME,
+            Self::FacilityInbox => facility_inbox::FacilityInbox::NAME,
+            Self::Timeline => timeline::Timeline::NAME,
+            Self::PublicStats => public_stats::PublicStats::NAME,
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|view| view.name() == name)
+    }
+
+    /// Calls `visitor` with this view's projection.
+    pub fn visit<V: Visitor>(self, visitor: V) -> V::Output {
+        match self {
+            Self::BedBoard => visitor.visit(bed_board::BedBoard),
+            Self::PlacementQueue => visitor.visit(placement_queue::PlacementQueue),
+            Self::CaseBoard => visitor.visit(case_board::CaseBoard),
+            Self::FacilityInbox => visitor.visit(facility_inbox::FacilityInbox),
+            Self::Timeline => visitor.visit(timeline::Timeline),
+            Self::PublicStats => visitor.visit(public_stats::PublicStats),
+        }
+    }
 }

@@ -16,6 +16,7 @@ use sqlx::{FromRow, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::aggregate_uuid;
 use crate::runner::Projection;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,23 +38,27 @@ impl Projection for PlacementQueue {
                     "INSERT INTO placement_queue_cases (case_id, health_center_id) VALUES ($1, $2) \
                      ON CONFLICT (case_id) DO NOTHING",
                 )
-                .bind(uuid(event)?)
+                .bind(aggregate_uuid(event)?)
+                .bind(report.health_center_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                // Streams are ordered each on its own: the placement may have come first.
+                sqlx::query(
+                    "UPDATE placement_queue SET case_owner = $2 \
+                     WHERE case_id = $1 AND case_owner IS NULL",
+                )
+                .bind(aggregate_uuid(event)?)
                 .bind(report.health_center_id.as_str())
                 .execute(&mut *tx)
                 .await?;
                 Ok(())
             }
             DomainEvent::Placement(placement_event) => {
-                apply_placement(tx, uuid(event)?, placement_event).await
+                apply_placement(tx, aggregate_uuid(event)?, placement_event).await
             }
             _ => Ok(()),
         }
     }
-}
-
-/// The id of the aggregate an event belongs to.
-fn uuid(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
-    Uuid::parse_str(event.stream_id.aggregate_id()).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 async fn set_status(

@@ -11,8 +11,8 @@ use noroshi_domain::values::CaseStatus;
 use noroshi_event_store::RecordedEvent;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
-use uuid::Uuid;
 
+use crate::aggregate_uuid;
 use crate::runner::Projection;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,8 +31,7 @@ impl Projection for PublicStats {
         let DomainEvent::Case(case_event) = decoded else {
             return Ok(());
         };
-        let case_id = Uuid::parse_str(event.stream_id.aggregate_id())
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let case_id = aggregate_uuid(event)?;
         let status = match case_event {
             CaseEvent::Reported { report, .. } => {
                 sqlx::query(

@@ -8,9 +8,12 @@ use std::time::Duration;
 use noroshi_event_store::relay::{self, RelayConfig};
 use noroshi_event_store::wire::SubjectPrefix;
 use noroshi_projections::bed_board::BedBoard;
+use noroshi_projections::case_board::CaseBoard;
+use noroshi_projections::facility_inbox::FacilityInbox;
 use noroshi_projections::placement_queue::PlacementQueue;
 use noroshi_projections::public_stats::PublicStats;
 use noroshi_projections::runner::{self, Projection, ProjectionStatus, RunnerConfig};
+use noroshi_projections::timeline::Timeline;
 use sqlx::postgres::PgConnectOptions;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +47,9 @@ impl Pipeline {
         ));
         let (projection, _) = pipeline.spawn_bed_board().await;
         pipeline.spawn(PlacementQueue).await;
+        pipeline.spawn(CaseBoard).await;
+        pipeline.spawn(FacilityInbox).await;
+        pipeline.spawn(Timeline).await;
         pipeline.spawn(PublicStats).await;
         (pipeline, projection)
     }

@@ -14,8 +14,10 @@ use noroshi_domain::DomainEvent;
 use noroshi_domain::case::{Case, CaseEvent};
 use noroshi_domain::facility::{Facility, FacilityEvent};
 use noroshi_domain::placement::Placement;
+use noroshi_domain::placement::PlacementRecord;
+use noroshi_domain::values::PlacementStatus;
 use noroshi_event_store::{EventStore, StoreLimits, StreamId};
-use noroshi_projections::{bed_board, placement_queue};
+use noroshi_projections::{bed_board, case_board, facility_inbox, placement_queue};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{
     ACTORS, ADMIN, Actor, ApiOptions, HOFU, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, UBE, authed,
@@ -239,6 +241,197 @@ async fn projected(db: &TestDatabase) -> BTreeMap<(String, String), Figures> {
         .collect()
 }
 
+/// Every placement and every case, folded from the store with the domain's `evolve`.
+async fn folded(db: &TestDatabase) -> (BTreeMap<Uuid, PlacementRecord>, BTreeMap<Uuid, Case>) {
+    let store = EventStore::new(db.pool().clone(), StoreLimits::default());
+    let streams: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT stream_id FROM events WHERE stream_id LIKE 'placement-%' OR stream_id LIKE 'case-%'",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let (mut placements, mut cases) = (BTreeMap::new(), BTreeMap::new());
+    for stream in streams {
+        let stream_id = StreamId::parse(&stream).unwrap();
+        let id = Uuid::parse_str(stream_id.aggregate_id()).unwrap();
+        let (mut placement, mut case) = (Placement::default(), Case::default());
+        for recorded in store.read_stream(&stream_id, 1, 100_000).await.unwrap() {
+            match decode(&recorded).unwrap() {
+                DomainEvent::Case(event) => case.evolve(&event),
+                DomainEvent::Placement(event) => placement.evolve(&event),
+                DomainEvent::Facility(_) => {}
+            }
+        }
+        if let Some(record) = placement.record {
+            placements.insert(id, record);
+        }
+        if case.record.is_some() {
+            cases.insert(id, case);
+        }
+    }
+    (placements, cases)
+}
+
+/// case → (owner, status, severity, priority, latest placement, its state).
+type CaseEntry = (String, String, String, i32, Option<Uuid>, Option<String>);
+
+async fn recomputed_case_board(db: &TestDatabase) -> BTreeMap<Uuid, CaseEntry> {
+    let (placements, cases) = folded(db).await;
+    cases
+        .into_iter()
+        .map(|(id, case)| {
+            let record = case.record.unwrap();
+            let latest = placements
+                .iter()
+                .filter(|(_, p)| p.case_id == id)
+                .max_by_key(|(_, p)| p.requested_at);
+            let state = latest.map(|(_, p)| {
+                if p.discharged {
+                    "DISCHARGED".to_owned()
+                } else {
+                    p.status.to_string()
+                }
+            });
+            (
+                id,
+                (
+                    record.report.health_center_id.to_string(),
+                    record.status.to_string(),
+                    record.severity.to_string(),
+                    i32::from(record.priority.get()),
+                    latest.map(|(pid, _)| *pid),
+                    state,
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn projected_case_board(db: &TestDatabase) -> BTreeMap<Uuid, CaseEntry> {
+    case_board::all(db.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.case_id,
+                (
+                    r.health_center_id,
+                    r.status,
+                    r.severity,
+                    r.priority,
+                    r.placement_id,
+                    r.placement_status,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// placement → (facility, state, case) of everything in some facility's inbox.
+type InboxEntry = (String, String, Uuid);
+
+async fn recomputed_inbox(db: &TestDatabase) -> BTreeMap<Uuid, InboxEntry> {
+    let (placements, _) = folded(db).await;
+    placements
+        .into_iter()
+        .filter(|(_, p)| {
+            !p.discharged
+                && !matches!(
+                    p.status,
+                    PlacementStatus::Requested | PlacementStatus::Cancelled
+                )
+        })
+        .map(|(id, p)| {
+            (
+                id,
+                (
+                    p.target.unwrap().to_string(),
+                    p.status.to_string(),
+                    p.case_id,
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn projected_inbox(db: &TestDatabase) -> BTreeMap<Uuid, InboxEntry> {
+    facility_inbox::rows(db.pool(), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.placement_id, (r.target, r.status, r.case_id)))
+        .collect()
+}
+
+/// position → (stream, case) of every case and placement event.
+async fn recomputed_timeline(db: &TestDatabase) -> BTreeMap<i64, (String, Option<Uuid>)> {
+    let (placements, _) = folded(db).await;
+    let events: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT position, stream_id FROM events \
+         WHERE stream_id LIKE 'placement-%' OR stream_id LIKE 'case-%'",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    events
+        .into_iter()
+        .map(|(position, stream)| {
+            let id = StreamId::parse(&stream).unwrap().aggregate_id().to_owned();
+            let id = Uuid::parse_str(&id).unwrap();
+            let case = if stream.starts_with("case-") {
+                Some(id)
+            } else {
+                placements.get(&id).map(|p| p.case_id)
+            };
+            (position, (stream, case))
+        })
+        .collect()
+}
+
+async fn projected_timeline(db: &TestDatabase) -> BTreeMap<i64, (String, Option<Uuid>)> {
+    let rows: Vec<(i64, String, Option<Uuid>)> =
+        sqlx::query_as("SELECT position, stream_id, case_id FROM timeline_events")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    rows.into_iter()
+        .map(|(position, stream, case)| (position, (stream, case)))
+        .collect()
+}
+
+/// Every read model as comparable values, to check a rebuild against the live views.
+async fn every_view(db: &TestDatabase) -> String {
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        projected(db).await,
+        projected_queue(db).await,
+        case_board::all(db.pool()).await.unwrap(),
+        facility_inbox::rows(db.pool(), None).await.unwrap(),
+        sqlx::query_as::<
+            _,
+            (
+                i64,
+                String,
+                i64,
+                Option<Uuid>,
+                Option<Uuid>,
+                String,
+                String,
+                Option<String>,
+                Option<String>
+            ),
+        >(
+            "SELECT position, stream_id, version, case_id, placement_id, event_type, actor, \
+             facility_id, status FROM timeline_events ORDER BY position"
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap(),
+        projected_case_status(db).await,
+    )
+}
+
 /// One patient's way through the system; `n` picks the hospital among `hospitals` and
 /// how far it goes.
 async fn episode(api: Arc<TestApi>, hospitals: Arc<Vec<Actor>>, n: usize) {
@@ -413,31 +606,49 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
         .unwrap();
     assert_eq!(severe.proxy_by.as_deref(), Some("yamaguchi-hq"));
 
-    // `noroshi rebuild bed_board`, the real binary, once the live runner has stopped:
-    // the rebuilt view equals the live one, and a new runner carries on from it.
-    let live_view = projected(&api.db).await;
+    // The patients' views equal their recomputation too.
+    for projection in ["case_board", "facility_inbox", "timeline", "public_stats"] {
+        caught_up(&api.db, projection).await;
+    }
+    assert_eq!(
+        projected_case_board(&api.db).await,
+        recomputed_case_board(&api.db).await
+    );
+    let inbox = recomputed_inbox(&api.db).await;
+    assert!(inbox.values().any(|(_, state, _)| state == "ARRIVED"));
+    assert_eq!(projected_inbox(&api.db).await, inbox);
+    assert_eq!(
+        projected_timeline(&api.db).await,
+        recomputed_timeline(&api.db).await
+    );
+
+    // `noroshi rebuild --all`, the real binary, once the live runners have stopped:
+    // every rebuilt view equals the live one, and new runners carry on from them.
+    let live_views = every_view(&api.db).await;
     live.abort();
     let _ = live.await;
-    let output = std::process::Command::new(noroshi_bin())
-        .args(["--log", "info", "rebuild", "bed_board"])
+    drop(pipeline);
+    // Asynchronously: the stopping runners release their leadership on this runtime.
+    let output = tokio::process::Command::new(noroshi_bin())
+        .args(["--log", "info", "rebuild", "--all"])
         .env("NOROSHI_DATABASE_URL", api.db.url())
         .env("NOROSHI_NATS_URL", nats.url())
         .output()
+        .await
         .unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");
-    assert!(log.contains("view rebuilt"), "{log}");
-    let rebuilt = projected(&api.db).await;
-    assert_eq!(rebuilt, live_view, "a rebuilt view equals the live one");
-    let rebuilding: bool = sqlx::query_scalar(
-        "SELECT rebuilding FROM projection_checkpoints WHERE projection = 'bed_board'",
-    )
-    .fetch_one(api.db.pool())
-    .await
-    .unwrap();
-    assert!(!rebuilding);
+    assert_eq!(log.matches("view rebuilt").count(), 6, "{log}");
+    let rebuilt = every_view(&api.db).await;
+    assert!(rebuilt == live_views, "a rebuilt view equals the live one");
+    let rebuilding: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM projection_checkpoints WHERE rebuilding")
+            .fetch_one(api.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(rebuilding, 0);
 
-    let (_live, _) = pipeline.spawn_bed_board().await;
+    let (_pipeline, _) = Pipeline::start(&api.db, &nats).await;
     run_episodes(&api, &hospitals, 200..210).await;
     caught_up(&api.db, "bed_board").await;
     assert_eq!(projected(&api.db).await, recomputed(&api.db).await);
@@ -460,4 +671,19 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
         "{statuses:?}"
     );
     assert_eq!(projected_case_status(&api.db).await, statuses);
+    for projection in ["case_board", "facility_inbox", "timeline"] {
+        caught_up(&api.db, projection).await;
+    }
+    assert_eq!(
+        projected_case_board(&api.db).await,
+        recomputed_case_board(&api.db).await
+    );
+    assert_eq!(
+        projected_inbox(&api.db).await,
+        recomputed_inbox(&api.db).await
+    );
+    assert_eq!(
+        projected_timeline(&api.db).await,
+        recomputed_timeline(&api.db).await
+    );
 }

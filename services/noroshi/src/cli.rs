@@ -35,8 +35,28 @@ pub(crate) enum View {
     BedBoard,
     #[value(name = "placement_queue")]
     PlacementQueue,
+    #[value(name = "case_board")]
+    CaseBoard,
+    #[value(name = "facility_inbox")]
+    FacilityInbox,
+    #[value(name = "timeline")]
+    Timeline,
     #[value(name = "public_stats")]
     PublicStats,
+}
+
+impl View {
+    pub(crate) fn projection(self) -> noroshi_projections::View {
+        use noroshi_projections::View as P;
+        match self {
+            Self::BedBoard => P::BedBoard,
+            Self::PlacementQueue => P::PlacementQueue,
+            Self::CaseBoard => P::CaseBoard,
+            Self::FacilityInbox => P::FacilityInbox,
+            Self::Timeline => P::Timeline,
+            Self::PublicStats => P::PublicStats,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -3,26 +3,22 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 use noroshi_event_store::wire::SubjectPrefix;
-use noroshi_projections::bed_board::BedBoard;
-use noroshi_projections::placement_queue::PlacementQueue;
-use noroshi_projections::public_stats::PublicStats;
-use noroshi_projections::runner::{self, RunnerConfig};
+use noroshi_projections::runner::{self, Projection, ProjectionError, RunnerConfig};
+use noroshi_projections::{View, Visitor};
 use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{RebuildArgs, View};
+use crate::cli::RebuildArgs;
 use crate::serve::ServeError;
 
-/// Every view, in the order `--all` rebuilds them.
-const ALL: &[View] = &[View::BedBoard, View::PlacementQueue, View::PublicStats];
-
 pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
-    let views = if args.all {
-        ALL.to_vec()
+    let views: Vec<View> = if args.all {
+        View::ALL.to_vec()
     } else {
-        args.views.clone()
+        args.views.iter().map(|view| view.projection()).collect()
     };
     let database =
         PgConnectOptions::from_str(&args.database.database_url).map_err(ServeError::DatabaseUrl)?;
@@ -63,46 +59,18 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
                 bar.set_position(done);
             }
         };
-        let (database, nats, config, decoder, token) = (
-            database.clone(),
-            nats.clone(),
-            config.clone(),
-            decoder.clone(),
-            shutdown.clone(),
-        );
-        let applied = match view {
-            View::BedBoard => {
-                bar.set_message("bed_board");
-                runner::rebuild(database, nats, config, BedBoard, decoder, &progress, token).await
-            }
-            View::PlacementQueue => {
-                bar.set_message("placement_queue");
-                runner::rebuild(
-                    database,
-                    nats,
-                    config,
-                    PlacementQueue,
-                    decoder,
-                    &progress,
-                    token,
-                )
-                .await
-            }
-            View::PublicStats => {
-                bar.set_message("public_stats");
-                runner::rebuild(
-                    database,
-                    nats,
-                    config,
-                    PublicStats,
-                    decoder,
-                    &progress,
-                    token,
-                )
-                .await
-            }
-        }
-        .map_err(ServeError::Rebuild)?;
+        bar.set_message(view.name());
+        let applied = view
+            .visit(Rebuild {
+                database: database.clone(),
+                nats: nats.clone(),
+                config: config.clone(),
+                decoder: decoder.clone(),
+                progress: &progress,
+                shutdown: shutdown.clone(),
+            })
+            .await
+            .map_err(ServeError::Rebuild)?;
         bar.finish();
         if shutdown.is_cancelled() {
             tracing::warn!(
@@ -111,7 +79,33 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
             );
             break;
         }
-        tracing::info!(view = ?view, applied, "view rebuilt");
+        tracing::info!(view = view.name(), applied, "view rebuilt");
     }
     Ok(())
+}
+
+/// Rebuilds one view.
+struct Rebuild<'a> {
+    database: PgConnectOptions,
+    nats: async_nats::Client,
+    config: RunnerConfig,
+    decoder: runner::Decoder,
+    progress: runner::Progress<'a>,
+    shutdown: CancellationToken,
+}
+
+impl<'a> Visitor for Rebuild<'a> {
+    type Output = BoxFuture<'a, Result<u64, ProjectionError>>;
+
+    fn visit<P: Projection + Copy>(self, projection: P) -> Self::Output {
+        Box::pin(runner::rebuild(
+            self.database,
+            self.nats,
+            self.config,
+            projection,
+            self.decoder,
+            self.progress,
+            self.shutdown,
+        ))
+    }
 }
