@@ -225,7 +225,12 @@ impl TestApi {
         let addr = listener.local_addr().expect("bound address");
         let shutdown = CancellationToken::new();
         let tokens = Arc::new(options.tokens);
-        let views = Arc::new(Views::new(db.pool().clone(), options.views));
+        let views = Arc::new(Views::new(
+            db.pool().clone(),
+            options.views,
+            handler.clone(),
+        ));
+        let metrics = Arc::new(noroshi_api::metrics::Metrics::default());
         let http_listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
@@ -235,6 +240,9 @@ impl TestApi {
             HttpContext {
                 tokens: tokens.clone(),
                 views: views.clone(),
+                metrics: metrics.clone(),
+                handler: handler.clone(),
+                max_body_bytes: 4 * 1024 * 1024,
             },
             shutdown.clone(),
         ));
@@ -242,6 +250,7 @@ impl TestApi {
             handler: handler.clone(),
             tokens,
             views,
+            metrics,
         };
         let settings = GrpcSettings {
             max_message_bytes: options.max_message_bytes,
@@ -267,16 +276,45 @@ impl TestApi {
 
     /// `GET <path>` on the HTTP API as `actor` (or anonymously): status and JSON body.
     pub async fn http_get(&self, actor: Option<Actor>, path: &str) -> (u16, serde_json::Value) {
+        self.http(::http::Method::GET, actor, path, Vec::new())
+            .await
+    }
+
+    /// `POST <path>` with `body` on the HTTP API as `actor`: status and JSON body.
+    pub async fn http_post(
+        &self,
+        actor: Option<Actor>,
+        path: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> (u16, serde_json::Value) {
+        self.http(::http::Method::POST, actor, path, body.into())
+            .await
+    }
+
+    async fn http(
+        &self,
+        method: ::http::Method,
+        actor: Option<Actor>,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
         use http_body_util::BodyExt;
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Empty<bytes::Bytes>>();
-        let mut request = ::http::Request::get(format!("http://{}{path}", self.http_addr));
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let mut request = ::http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.http_addr))
+            .header("content-type", "application/json");
         if let Some(actor) = actor {
             request = request.header("authorization", format!("Bearer {}", actor.token));
         }
         let response = client
-            .request(request.body(http_body_util::Empty::new()).expect("request"))
+            .request(
+                request
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .expect("request"),
+            )
             .await
             .expect("http request");
         let status = response.status().as_u16();

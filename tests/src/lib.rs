@@ -22,6 +22,7 @@ pub mod pipeline;
 mod postgres;
 mod process;
 pub mod proxy;
+pub mod sse;
 
 pub use nats::{NatsServer, read_all_events};
 pub use postgres::TestDatabase;

@@ -15,6 +15,7 @@ use noroshi_tests::api::{
     report_request,
 };
 use noroshi_tests::pipeline::Pipeline;
+use noroshi_tests::sse::Events;
 use serde_json::Value;
 use tonic::Code;
 
@@ -446,11 +447,16 @@ async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
         .into_inner();
     let (grpc_after, http_after) = after(&last);
 
+    // The writer waits for its write; the public may not follow a case's stream.
     let (status, stats) = api
         .http_get(
-            Some(PUBLIC),
+            Some(HC_OTHER),
             &format!("/api/v1/views/public_stats?min_versions={http_after}"),
         )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let (status, stats) = api
+        .http_get(Some(PUBLIC), "/api/v1/views/public_stats")
         .await;
     assert_eq!(status, 200, "{stats}");
     assert_eq!(stats["suppress_below"], 5);
@@ -510,8 +516,8 @@ async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
     let text = stats.to_string();
     assert!(!text.contains("試験") && !text.contains(&hofu[0]), "{text}");
 
-    // The same over gRPC, for any principal.
-    let grpc = api
+    // The same over gRPC, for any principal; the public may not follow a case.
+    let refused = api
         .views()
         .get_public_stats(authed(
             PUBLIC,
@@ -519,6 +525,12 @@ async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
                 min_versions: Some(grpc_after),
             },
         ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let grpc = api
+        .views()
+        .get_public_stats(authed(PUBLIC, pb::GetPublicStatsRequest::default()))
         .await
         .unwrap()
         .into_inner();
@@ -531,65 +543,6 @@ async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
     assert_eq!(reported.count, Some(6));
     let (status, _) = api.http_get(None, "/api/v1/views/public_stats").await;
     assert_eq!(status, 401);
-}
-
-/// A Server-Sent Events subscription over real HTTP.
-struct Events {
-    body: hyper::body::Incoming,
-    buffer: String,
-}
-
-impl Events {
-    async fn open(api: &TestApi, actor: noroshi_tests::api::Actor, path: &str) -> Self {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Empty<bytes::Bytes>>();
-        let request = http::Request::get(format!("http://{}{path}", api.http_addr))
-            .header("authorization", format!("Bearer {}", actor.token))
-            .body(http_body_util::Empty::new())
-            .unwrap();
-        let response = client.request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            response.headers()["content-type"],
-            "text/event-stream",
-            "an SSE stream"
-        );
-        Self {
-            body: response.into_body(),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event and its JSON data; `None` if none comes within `wait`.
-    async fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
-        use http_body_util::BodyExt;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut name = None;
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("event:") {
-                        name = Some(value.trim().to_owned());
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        data.push_str(value.trim_start());
-                    }
-                }
-                match name {
-                    Some(name) => return Some((name, serde_json::from_str(&data).unwrap())),
-                    None => continue, // a keep-alive comment
-                }
-            }
-            let frame = tokio::time::timeout_at(deadline, self.body.frame())
-                .await
-                .ok()??;
-            if let Ok(data) = frame.unwrap().into_data() {
-                self.buffer.push_str(&String::from_utf8_lossy(&data));
-            }
-        }
-    }
 }
 
 /// Applies one `snapshot` or `delta` event to a board.
@@ -633,7 +586,8 @@ async fn a_live_bed_board_ends_as_a_fresh_read_and_never_shows_another_s_rows() 
     let (_, after_first) = after(&first);
     let stream = format!("/api/v1/views/bed_board/stream?min_versions={after_first}");
     let mut hq = Events::open(&api, HQ, &stream).await;
-    let mut hospital = Events::open(&api, HOSPITAL, &stream).await;
+    // The hospital may not follow another facility's stream: it subscribes without.
+    let mut hospital = Events::open(&api, HOSPITAL, "/api/v1/views/bed_board/stream").await;
     let mut hq_board = BTreeMap::new();
     let mut hospital_board = BTreeMap::new();
     for (events, board) in [
@@ -880,6 +834,24 @@ async fn a_live_placement_queue_follows_placements_in_and_out() {
 #[tokio::test]
 async fn live_public_stats_update_only_when_a_published_figure_changes() {
     let (api, _read_side) = world(ViewSettings::default().read_your_writes_wait).await;
+    // The seeded facilities are in the statistics before the stream opens.
+    let seeded = [
+        "yamaguchi-hq",
+        "hofu-hc",
+        "ube-hc",
+        "hofu-central",
+        "ube-medical",
+        "yuda-hotel",
+    ]
+    .map(|f| format!("facility-{f}:1"))
+    .join(",");
+    let (status, _) = api
+        .http_get(
+            Some(PUBLIC),
+            &format!("/api/v1/views/public_stats?min_versions={seeded}"),
+        )
+        .await;
+    assert_eq!(status, 200);
     let mut public = Events::open(&api, PUBLIC, "/api/v1/views/public_stats/stream").await;
     let (name, _) = public
         .next(Duration::from_secs(10))

@@ -240,3 +240,109 @@ mod queue_scope_tests {
         }
     }
 }
+
+/// The `case_board` of DESIGN.md §6: a health center sees its own cases, HQ every case
+/// (it may read any patient, §7); nobody else.
+pub fn case_board_scope(principal: &Principal) -> ViewScope {
+    match principal.role {
+        Role::Hq => ViewScope::All,
+        Role::HealthCenter => ViewScope::Own(principal.organisation_id.clone()),
+        Role::Hospital | Role::Hotel | Role::Public | Role::Admin => ViewScope::None,
+    }
+}
+
+/// The `facility_inbox` of DESIGN.md §6: a hospital or hotel sees its own; HQ, which
+/// may act for any facility (proxy entry), any facility's; nobody else.
+pub fn facility_inbox_scope(principal: &Principal) -> ViewScope {
+    match principal.role {
+        Role::Hq => ViewScope::All,
+        Role::Hospital | Role::Hotel => ViewScope::Own(principal.organisation_id.clone()),
+        Role::HealthCenter | Role::Public | Role::Admin => ViewScope::None,
+    }
+}
+
+/// Who may read the `timeline` of a case or placement (DESIGN.md §6, "within their
+/// rights"): HQ any; a health center those of its own cases; a hospital or hotel those
+/// it is `involved` in (offered the placement, accepted the patient, or a transfer's
+/// origin).
+pub fn may_read_timeline(
+    principal: &Principal,
+    case_owner: Option<&FacilityId>,
+    involved: &[&str],
+) -> bool {
+    let own = principal.organisation_id.as_str();
+    match principal.role {
+        Role::Hq => true,
+        Role::HealthCenter => case_owner.is_some_and(|owner| owner.as_str() == own),
+        Role::Hospital | Role::Hotel => involved.contains(&own),
+        Role::Public | Role::Admin => false,
+    }
+}
+
+#[cfg(test)]
+mod case_view_tests {
+    use super::*;
+
+    fn principal(role: Role) -> Principal {
+        Principal {
+            principal_id: crate::values::PrincipalId::parse("p").unwrap(),
+            organisation_id: FacilityId::parse("hofu-x").unwrap(),
+            role,
+        }
+    }
+
+    #[test]
+    fn the_case_board_is_the_health_center_s_own_and_hq_s() {
+        let own = ViewScope::Own(FacilityId::parse("hofu-x").unwrap());
+        assert_eq!(case_board_scope(&principal(Role::Hq)), ViewScope::All);
+        assert_eq!(case_board_scope(&principal(Role::HealthCenter)), own);
+        for role in [Role::Hospital, Role::Hotel, Role::Public, Role::Admin] {
+            assert_eq!(case_board_scope(&principal(role)), ViewScope::None);
+        }
+    }
+
+    #[test]
+    fn the_inbox_is_the_facility_s_own_and_hq_s() {
+        let own = ViewScope::Own(FacilityId::parse("hofu-x").unwrap());
+        assert_eq!(facility_inbox_scope(&principal(Role::Hq)), ViewScope::All);
+        assert_eq!(facility_inbox_scope(&principal(Role::Hospital)), own);
+        assert_eq!(facility_inbox_scope(&principal(Role::Hotel)), own);
+        for role in [Role::HealthCenter, Role::Public, Role::Admin] {
+            assert_eq!(facility_inbox_scope(&principal(role)), ViewScope::None);
+        }
+    }
+
+    #[test]
+    fn a_timeline_is_read_within_the_reader_s_rights() {
+        let owner = FacilityId::parse("hofu-x").unwrap();
+        let other = FacilityId::parse("ube-y").unwrap();
+        assert!(may_read_timeline(&principal(Role::Hq), Some(&other), &[]));
+        assert!(may_read_timeline(
+            &principal(Role::HealthCenter),
+            Some(&owner),
+            &[]
+        ));
+        assert!(!may_read_timeline(
+            &principal(Role::HealthCenter),
+            Some(&other),
+            &["hofu-x"]
+        ));
+        assert!(may_read_timeline(
+            &principal(Role::Hospital),
+            Some(&other),
+            &["hofu-x"]
+        ));
+        assert!(!may_read_timeline(
+            &principal(Role::Hotel),
+            Some(&owner),
+            &["ube-y"]
+        ));
+        for role in [Role::Public, Role::Admin] {
+            assert!(!may_read_timeline(
+                &principal(role),
+                Some(&owner),
+                &["hofu-x"]
+            ));
+        }
+    }
+}

@@ -9,16 +9,15 @@ use noroshi_api::auth::Tokens;
 use noroshi_api::commands::{CommandHandler, CommandSettings, system_clock};
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
+use noroshi_api::metrics::Metrics;
 use noroshi_api::timers::{self, TimerSettings};
 use noroshi_api::views::{ViewSettings, Views};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::relay::{self, RelayConfig, StreamSettings};
 use noroshi_event_store::wire::{InvalidSubjectPrefix, SubjectPrefix};
 use noroshi_event_store::{EventStore, Prefecture, StoreLimits};
-use noroshi_projections::bed_board::BedBoard;
-use noroshi_projections::placement_queue::PlacementQueue;
-use noroshi_projections::public_stats::PublicStats;
 use noroshi_projections::runner::{self, Projection, ProjectionStatus, RunnerConfig};
+use noroshi_projections::{View, Visitor};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -170,6 +169,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
                         .map_err(|_| ServeError::Duration(args.api.stale_after))?,
                     suppress_below: args.api.suppress_below,
                 },
+                handler.clone(),
             ));
             let http_addr = &args.api.http_addr;
             let http_listener =
@@ -180,9 +180,13 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
                         source,
                     })?;
             tracing::info!(addr = %http_addr, "http api listening");
+            let metrics = Arc::new(Metrics::default());
             let http_context = HttpContext {
                 tokens: tokens.clone(),
                 views: views.clone(),
+                metrics: metrics.clone(),
+                handler: handler.clone(),
+                max_body_bytes: args.api.max_request_bytes,
             };
             let token = shutdown.clone();
             components.spawn(async move {
@@ -194,6 +198,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
                 handler: handler.clone(),
                 tokens,
                 views,
+                metrics,
             };
             let settings = GrpcSettings {
                 max_message_bytes: args.api.max_request_bytes,
@@ -228,30 +233,15 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             leader_retry_interval: args.relay.relay_leader_retry,
             max_backoff: Duration::from_secs(5),
         };
-        spawn_projection(
-            &mut components,
-            BedBoard,
-            &database,
-            &nats,
-            &config,
-            &shutdown,
-        );
-        spawn_projection(
-            &mut components,
-            PlacementQueue,
-            &database,
-            &nats,
-            &config,
-            &shutdown,
-        );
-        spawn_projection(
-            &mut components,
-            PublicStats,
-            &database,
-            &nats,
-            &config,
-            &shutdown,
-        );
+        for view in View::ALL {
+            view.visit(SpawnProjection {
+                components: &mut components,
+                database: &database,
+                nats: &nats,
+                config: &config,
+                shutdown: &shutdown,
+            });
+        }
     }
     tracing::info!(components = ?args.components, "noroshi running");
 
@@ -323,24 +313,30 @@ async fn shutdown_signal() -> Result<(), ServeError> {
 }
 
 /// Runs `projection` as a component; it leads when no other copy does.
-fn spawn_projection<P: Projection>(
-    components: &mut JoinSet<Result<(), ServeError>>,
-    projection: P,
-    database: &PgConnectOptions,
-    nats: &async_nats::Client,
-    config: &RunnerConfig,
-    shutdown: &CancellationToken,
-) {
-    let (database, nats, config, token) = (
-        database.clone(),
-        nats.clone(),
-        config.clone(),
-        shutdown.clone(),
-    );
-    let decoder = noroshi_api::convert::events::decoder();
-    let status = Arc::new(ProjectionStatus::default());
-    components.spawn(async move {
-        runner::run(database, nats, config, projection, decoder, status, token).await;
-        Ok(())
-    });
+/// Runs one projection as a component.
+struct SpawnProjection<'a> {
+    components: &'a mut JoinSet<Result<(), ServeError>>,
+    database: &'a PgConnectOptions,
+    nats: &'a async_nats::Client,
+    config: &'a RunnerConfig,
+    shutdown: &'a CancellationToken,
+}
+
+impl Visitor for SpawnProjection<'_> {
+    type Output = ();
+
+    fn visit<P: Projection + Copy>(self, projection: P) {
+        let (database, nats, config, token) = (
+            self.database.clone(),
+            self.nats.clone(),
+            self.config.clone(),
+            self.shutdown.clone(),
+        );
+        let decoder = noroshi_api::convert::events::decoder();
+        let status = Arc::new(ProjectionStatus::default());
+        self.components.spawn(async move {
+            runner::run(database, nats, config, projection, decoder, status, token).await;
+            Ok(())
+        });
+    }
 }

@@ -337,6 +337,78 @@ impl CommandHandler {
         Ok((loaded.state.clone(), loaded.version))
     }
 
+    /// The current state of an aggregate, from the cache brought up to the store's tail.
+    async fn current<A: Aggregate>(
+        &self,
+        cache: &StateCache<A>,
+        id: &str,
+    ) -> Result<Arc<Loaded<A>>, ApiError> {
+        let stream = stream_id(A::TYPE, id)?;
+        let loaded = self
+            .catch_up::<A>(&stream, cache.get(id).unwrap_or_default())
+            .await?;
+        cache.put(id, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Whether `principal` may follow `stream`, i.e. wait for its writes to reach a view
+    /// (`min_versions`): a facility whose figures it may see, a case whose patient it may
+    /// read, a placement it may act on. An unknown stream is not visible, so the answer
+    /// says nothing about what exists.
+    pub async fn stream_visible(
+        &self,
+        principal: &Principal,
+        stream: &StreamId,
+    ) -> Result<bool, ApiError> {
+        use authz::Role;
+        let id = stream.aggregate_id();
+        let own = |facility: &FacilityId| facility == &principal.organisation_id;
+        Ok(match stream.aggregate_type() {
+            Facility::TYPE => match principal.role {
+                Role::Hq | Role::HealthCenter | Role::Public => true,
+                Role::Hospital | Role::Hotel => principal.organisation_id.as_str() == id,
+                Role::Admin => false,
+            },
+            Case::TYPE => {
+                let case = self.current(&self.cases, id).await?;
+                case.state.record.as_ref().is_some_and(|record| {
+                    let target = Target {
+                        case_owner: Some(&record.report.health_center_id),
+                        patient_at: record.stay.as_ref().map(|(_, facility)| facility),
+                        ..Target::UNKNOWN
+                    };
+                    authz::may(principal, Action::ReadPatient, &target).is_ok()
+                })
+            }
+            Placement::TYPE => {
+                let placement = self.current(&self.placements, id).await?;
+                let Some(record) = placement.state.record.as_ref() else {
+                    return Ok(false);
+                };
+                let case = self
+                    .current(&self.cases, &record.case_id.to_string())
+                    .await?;
+                let target = placement::target(
+                    record,
+                    case.state.record.as_ref(),
+                    &principal.organisation_id,
+                );
+                principal.role == Role::Hq
+                    || [
+                        target.case_owner,
+                        target.offered_to,
+                        target.accepted_by,
+                        target.transfer_from,
+                        target.patient_at,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .any(own)
+            }
+            _ => false,
+        })
+    }
+
     /// Reads the events of `stream` after `start` and applies them.
     async fn catch_up<A: Aggregate>(
         &self,

@@ -32,7 +32,7 @@ fn meta(command_id: Uuid, expected_version: Option<u64>) -> CommandMeta {
 /// A facility that was offered the patient before (and declined or let the offer
 /// expire) still counts as addressed, so that a late answer learns that the offer is
 /// gone rather than being told it has no rights.
-fn target<'a>(
+pub(crate) fn target<'a>(
     placement: &'a PlacementRecord,
     case: Option<&'a CaseRecord>,
     asking: &FacilityId,

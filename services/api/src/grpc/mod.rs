@@ -20,6 +20,7 @@ use tonic::codegen::http;
 
 use crate::auth::Tokens;
 use crate::commands::CommandHandler;
+use crate::metrics::{Metrics, MetricsLayer};
 use crate::views::Views;
 
 /// Shared by every service.
@@ -28,6 +29,7 @@ pub struct GrpcContext {
     pub handler: Arc<CommandHandler>,
     pub tokens: Arc<Tokens>,
     pub views: Arc<Views>,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +71,7 @@ pub async fn serve(
         .map_err(GrpcError::Reflection)?;
     let limit = settings.max_message_bytes;
     tonic::transport::Server::builder()
+        .layer(MetricsLayer(context.metrics.clone()))
         .layer(tower::util::MapResponseLayer::new(
             oversize_is_resource_exhausted,
         ))

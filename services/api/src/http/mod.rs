@@ -1,32 +1,46 @@
 //! The HTTP/JSON API (axum): the views under `/api/v1/views/…` with the same content as
-//! `ViewService`, `/healthz` and `/readyz`. Errors follow the one table, as
-//! `{"code", "message", "violations"}`.
+//! `ViewService`, the commands under `/api/v1/commands/…`, `/healthz`, `/readyz` and
+//! `/metrics`. Errors follow the one table, as `{"code", "message", "violations"}`.
+
+mod commands;
+mod openapi;
+
+pub use commands::COMMANDS;
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures_util::StreamExt;
 use noroshi_domain::Violations;
-use noroshi_domain::values::{BedCategory, MedicalAreaCode};
+use noroshi_domain::values::{BedCategory, CaseStatus, FacilityId, MedicalAreaCode};
 use noroshi_event_store::StreamId;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tokens;
+use crate::commands::CommandHandler;
 use crate::error::ApiError;
-use crate::views::{BedBoardFilter, Views, to_json};
+use crate::metrics::{self as prometheus, Metrics, MetricsLayer};
+use crate::views::{
+    BedBoardFilter, CaseBoardFilter, MinVersions, Page, TimelineSubject, Views, to_json,
+};
 
 /// What the HTTP handlers share.
 #[derive(Debug, Clone)]
 pub struct HttpContext {
     pub tokens: Arc<Tokens>,
     pub views: Arc<Views>,
+    pub metrics: Arc<Metrics>,
+    /// Runs the commands of `/api/v1/commands/…`.
+    pub handler: Arc<CommandHandler>,
+    /// Longest accepted request body; more is RESOURCE_EXHAUSTED.
+    pub max_body_bytes: usize,
 }
 
 impl IntoResponse for ApiError {
@@ -56,6 +70,7 @@ pub fn router(context: HttpContext) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/views/bed_board", get(bed_board))
         .route("/api/v1/views/bed_board/stream", get(bed_board_stream))
         .route("/api/v1/views/placement_queue", get(placement_queue))
@@ -68,6 +83,20 @@ pub fn router(context: HttpContext) -> axum::Router {
             "/api/v1/views/public_stats/stream",
             get(public_stats_stream),
         )
+        .route("/api/v1/views/case_board", get(case_board))
+        .route("/api/v1/views/case_board/stream", get(case_board_stream))
+        .route("/api/v1/views/facility_inbox", get(facility_inbox))
+        .route(
+            "/api/v1/views/facility_inbox/stream",
+            get(facility_inbox_stream),
+        )
+        .route("/api/v1/views/timeline", get(timeline))
+        .route("/api/v1/views/timeline/stream", get(timeline_stream))
+        .route("/api/v1/views/{view}", get(unknown_view))
+        .route("/api/v1/views/{view}/stream", get(unknown_view))
+        .route("/api/v1/commands/{name}", post(commands::command))
+        .route("/api/v1/openapi.json", get(openapi_document))
+        .layer(MetricsLayer(context.metrics.clone()))
         .with_state(context)
 }
 
@@ -80,6 +109,12 @@ pub async fn serve(
     axum::serve(listener, router(context))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// Prometheus metrics; open to the scraper, as `/healthz` is (they hold no patient data).
+async fn metrics(State(context): State<HttpContext>) -> Result<Response, ApiError> {
+    let text = context.metrics.render(context.views.pool()).await?;
+    Ok(([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response())
 }
 
 async fn readyz(State(context): State<HttpContext>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -116,7 +151,7 @@ fn view_params(
 /// The filters and `min_versions` of `bed_board` and its stream.
 fn bed_board_params(
     params: &[(String, String)],
-) -> Result<(BedBoardFilter, Vec<(StreamId, u64)>), ApiError> {
+) -> Result<(BedBoardFilter, MinVersions), ApiError> {
     let mut filter = BedBoardFilter::default();
     let min_versions = view_params(params, |key, value, v| {
         match key {
@@ -189,9 +224,12 @@ async fn public_stats_stream(
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    principal(&context, &headers)?;
+    let principal = principal(&context, &headers)?;
     let min_versions = view_params(&params, |_, _, _| false)?;
-    let updates = context.views.watch_public_stats(&min_versions).await?;
+    let updates = context
+        .views
+        .watch_public_stats(principal, &min_versions)
+        .await?;
     let mut first = true;
     Ok(sse(updates.map(move |update| {
         let name = if std::mem::take(&mut first) {
@@ -249,9 +287,12 @@ async fn public_stats(
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    principal(&context, &headers)?;
+    let principal = principal(&context, &headers)?;
     let min_versions = view_params(&params, |_, _, _| false)?;
-    let view = context.views.public_stats(&min_versions).await?;
+    let view = context
+        .views
+        .public_stats(&principal, &min_versions)
+        .await?;
     Ok(Json(view).into_response())
 }
 
@@ -284,4 +325,274 @@ fn parse_min_versions(value: &str, violations: &mut Violations) -> Vec<(StreamId
             parsed
         })
         .collect()
+}
+
+/// The OpenAPI document, open like `/healthz`: it describes, it reveals no data.
+async fn openapi_document() -> Result<Json<serde_json::Value>, ApiError> {
+    openapi::document().map(Json)
+}
+
+/// The query parameters of each view besides `min_versions`: (view, parameter, whether
+/// it repeats, what it does). Streams take the same, without paging.
+pub const VIEW_PARAMETERS: &[(&str, &str, bool, &str)] = &[
+    (
+        "bed_board",
+        "medical_area",
+        false,
+        "only this medical area (二次医療圏 code)",
+    ),
+    ("bed_board", "category", true, "only these bed categories"),
+    ("case_board", "status", true, "only these case statuses"),
+    (
+        "case_board",
+        "health_center_id",
+        false,
+        "HQ: one health center's cases",
+    ),
+    (
+        "case_board",
+        "page_size",
+        false,
+        "rows per page, at most 500 (default 100)",
+    ),
+    (
+        "case_board",
+        "page_token",
+        false,
+        "next_page_token of the previous page",
+    ),
+    (
+        "facility_inbox",
+        "facility_id",
+        false,
+        "the facility (required for HQ)",
+    ),
+    (
+        "timeline",
+        "case_id",
+        false,
+        "a case's history (or placement_id)",
+    ),
+    (
+        "timeline",
+        "placement_id",
+        false,
+        "a placement's history (or case_id)",
+    ),
+    (
+        "timeline",
+        "page_size",
+        false,
+        "entries per page, at most 500 (default 100)",
+    ),
+    (
+        "timeline",
+        "page_token",
+        false,
+        "next_page_token of the previous page",
+    ),
+];
+
+/// Every view served under `/api/v1/views/`.
+pub const VIEW_NAMES: &[&str] = &[
+    "bed_board",
+    "placement_queue",
+    "case_board",
+    "facility_inbox",
+    "timeline",
+    "public_stats",
+];
+
+async fn unknown_view(Path(view): Path<String>) -> ApiError {
+    ApiError::invalid(
+        "view",
+        format!(
+            "unknown view {view:?}; the views are {}",
+            VIEW_NAMES.join(", ")
+        ),
+    )
+}
+
+/// Reads `page_size` and `page_token`; true when `key` was one of them.
+fn page_param(page: &mut (u32, String), key: &str, value: &str, v: &mut Violations) -> bool {
+    match key {
+        "page_size" => match value.parse::<u32>() {
+            Ok(size) => page.0 = size,
+            Err(_) => v.add("page_size", format!("{value:?} is not a whole number")),
+        },
+        "page_token" => page.1 = value.to_owned(),
+        _ => return false,
+    }
+    true
+}
+
+fn facility_param(value: &str, field: &str, v: &mut Violations) -> Option<FacilityId> {
+    v.check(field, FacilityId::parse(value))
+}
+
+/// The filters of `case_board` (and, without paging, of its stream).
+fn case_board_params(
+    params: &[(String, String)],
+    paged: bool,
+) -> Result<(CaseBoardFilter, Page, MinVersions), ApiError> {
+    let mut filter = CaseBoardFilter::default();
+    let mut page = (0, String::new());
+    let mut v = Violations::new();
+    let min_versions = view_params(params, |key, value, violations| {
+        match key {
+            "status" => match CaseStatus::parse(value) {
+                Some(status) => {
+                    filter.statuses.insert(status);
+                }
+                None => violations.add("status", format!("unknown case status {value:?}")),
+            },
+            "health_center_id" => {
+                filter.health_center = facility_param(value, "health_center_id", violations);
+            }
+            _ => return paged && page_param(&mut page, key, value, violations),
+        }
+        true
+    })?;
+    let page = Page::parse(page.0, &page.1, &mut v);
+    if v.is_empty() {
+        Ok((filter, page, min_versions))
+    } else {
+        Err(ApiError::Invalid(v))
+    }
+}
+
+/// `?status=AWAITING_PLACEMENT&health_center_id=…&page_size=100&page_token=…&min_versions=…`
+async fn case_board(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&context, &headers)?;
+    let (filter, page, min_versions) = case_board_params(&params, true)?;
+    let view = context
+        .views
+        .case_board(&principal, &filter, &page, &min_versions)
+        .await?;
+    Ok(Json(view).into_response())
+}
+
+/// The filters of `case_board` without paging: every matching case, then deltas.
+async fn case_board_stream(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&context, &headers)?;
+    let (filter, _, min_versions) = case_board_params(&params, false)?;
+    let updates = context
+        .views
+        .watch_case_board(principal, filter, &min_versions)
+        .await?;
+    Ok(sse(updates.map(|update| update.map(|u| u.named_json()))))
+}
+
+fn facility_inbox_params(
+    params: &[(String, String)],
+) -> Result<(Option<FacilityId>, MinVersions), ApiError> {
+    let mut facility = None;
+    let min_versions = view_params(params, |key, value, v| {
+        if key != "facility_id" {
+            return false;
+        }
+        facility = facility_param(value, "facility_id", v);
+        true
+    })?;
+    Ok((facility, min_versions))
+}
+
+/// `?facility_id=…&min_versions=…` (a hospital or hotel may leave out its own id).
+async fn facility_inbox(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&context, &headers)?;
+    let (facility, min_versions) = facility_inbox_params(&params)?;
+    let view = context
+        .views
+        .facility_inbox(&principal, facility.as_ref(), &min_versions)
+        .await?;
+    Ok(Json(view).into_response())
+}
+
+/// As `facility_inbox`; `snapshot`, then `delta` with the whole inbox when it changed.
+async fn facility_inbox_stream(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&context, &headers)?;
+    let (facility, min_versions) = facility_inbox_params(&params)?;
+    let updates = context
+        .views
+        .watch_facility_inbox(principal, facility, &min_versions)
+        .await?;
+    Ok(sse(updates.map(|update| update.map(|u| u.named_json()))))
+}
+
+fn timeline_params(
+    params: &[(String, String)],
+    paged: bool,
+) -> Result<(TimelineSubject, Page, MinVersions), ApiError> {
+    let mut subjects = Vec::new();
+    let mut page = (0, String::new());
+    let min_versions = view_params(params, |key, value, v| {
+        let subject: fn(uuid::Uuid) -> TimelineSubject = match key {
+            "case_id" => TimelineSubject::Case,
+            "placement_id" => TimelineSubject::Placement,
+            _ => return paged && page_param(&mut page, key, value, v),
+        };
+        match uuid::Uuid::parse_str(value) {
+            Ok(id) => subjects.push(subject(id)),
+            Err(_) => v.add(key, format!("{value:?} is not a UUID")),
+        }
+        true
+    })?;
+    let mut v = Violations::new();
+    let page = Page::parse(page.0, &page.1, &mut v);
+    if subjects.len() != 1 {
+        v.add(
+            "case_id",
+            "name exactly one case_id or placement_id whose timeline to read",
+        );
+    }
+    match subjects.pop() {
+        Some(subject) if v.is_empty() => Ok((subject, page, min_versions)),
+        _ => Err(ApiError::Invalid(v)),
+    }
+}
+
+/// `?case_id=…` or `?placement_id=…`, with `page_size`, `page_token`, `min_versions`.
+async fn timeline(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&context, &headers)?;
+    let (subject, page, min_versions) = timeline_params(&params, true)?;
+    let view = context
+        .views
+        .timeline(&principal, subject, &page, &min_versions)
+        .await?;
+    Ok(Json(view).into_response())
+}
+
+/// `?case_id=…` or `?placement_id=…`: the history so far, then each new page of entries.
+async fn timeline_stream(
+    State(context): State<HttpContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&context, &headers)?;
+    let (subject, _, min_versions) = timeline_params(&params, false)?;
+    let updates = context
+        .views
+        .watch_timeline(principal, subject, &min_versions)
+        .await?;
+    Ok(sse(updates.map(|update| update.map(|u| u.named_json()))))
 }

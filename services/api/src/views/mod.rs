@@ -24,7 +24,15 @@ use sqlx::postgres::PgListener;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
+use crate::commands::CommandHandler;
 use crate::error::ApiError;
+
+mod cases;
+
+pub use cases::*;
+
+/// `(stream, version)` pairs a read waits for (read your writes).
+pub type MinVersions = Vec<(StreamId, u64)>;
 
 /// How often a read waiting for `min_versions` looks again.
 const WAIT_POLL: Duration = Duration::from_millis(20);
@@ -50,10 +58,12 @@ impl Default for ViewSettings {
 }
 
 /// Reads the views.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Views {
     pool: PgPool,
     settings: ViewSettings,
+    /// Loads the streams named in `min_versions`, to check the caller may follow them.
+    streams: Arc<CommandHandler>,
     /// Names of projections that committed a batch, from `LISTEN noroshi_views`; started
     /// by the first live stream.
     changes: Arc<OnceLock<broadcast::Sender<String>>>,
@@ -313,13 +323,63 @@ impl AreaSums {
     }
 }
 
+impl std::fmt::Debug for Views {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Views")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Views {
-    pub fn new(pool: PgPool, settings: ViewSettings) -> Self {
+    pub fn new(pool: PgPool, settings: ViewSettings, streams: Arc<CommandHandler>) -> Self {
         Self {
             pool,
             settings,
+            streams,
             changes: Arc::default(),
         }
+    }
+
+    /// Refuses a `min_versions` entry for a stream the caller may not follow, before any
+    /// waiting, so that neither the answer nor its timing says whether it exists.
+    async fn check_min_versions(
+        &self,
+        principal: &Principal,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<(), ApiError> {
+        let mut violations = noroshi_domain::Violations::new();
+        for (stream, _) in min_versions {
+            if !self.streams.stream_visible(principal, stream).await? {
+                violations.add(
+                    "min_versions",
+                    format!("{stream} is not a stream this caller may follow"),
+                );
+            }
+        }
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Invalid(violations))
+        }
+    }
+
+    /// Checks `min_versions` for `principal`, then waits until every projection in
+    /// `projections` has applied them.
+    async fn ready(
+        &self,
+        principal: &Principal,
+        projections: &[&str],
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<(), ApiError> {
+        if min_versions.is_empty() {
+            return Ok(());
+        }
+        self.check_min_versions(principal, min_versions).await?;
+        for projection in projections {
+            self.wait_for(projection, min_versions).await?;
+        }
+        Ok(())
     }
 
     /// Notifications of committed projection batches.
@@ -450,15 +510,37 @@ impl Views {
         if scope == ViewScope::None {
             return Err(ApiError::PermissionDenied);
         }
-        self.wait_for(bed_board::BedBoard::NAME, min_versions)
+        self.ready(principal, &[bed_board::BedBoard::NAME], min_versions)
             .await?;
         let stream_sequence = self.checkpoint(bed_board::BedBoard::NAME).await?;
+        let rows = self.bed_board_rows(&scope, filter).await?;
+        let (areas, prefecture) = bed_board::totals(rows.iter().map(|r| &r.row));
+        Ok(BedBoardView {
+            rows,
+            areas: areas
+                .iter()
+                .map(|(area, totals)| totals_view(Some(area.clone()), totals))
+                .collect(),
+            prefecture: totals_view(None, &prefecture),
+            occupancy_definition: OCCUPANCY_DEFINITION,
+            stream_sequence,
+            stale_after_seconds: self.settings.stale_after.whole_seconds(),
+            generated_at: OffsetDateTime::now_utc(),
+        })
+    }
+
+    /// The `bed_board` rows in `scope` that match `filter`, with what is derived now.
+    async fn bed_board_rows(
+        &self,
+        scope: &ViewScope,
+        filter: &BedBoardFilter,
+    ) -> Result<Vec<BedBoardRowView>, ApiError> {
         let now = OffsetDateTime::now_utc();
-        let rows: Vec<BedRow> = bed_board::board(&self.pool)
+        Ok(bed_board::board(&self.pool)
             .await
             .map_err(store_failure)?
             .into_iter()
-            .filter(|row| match &scope {
+            .filter(|row| match scope {
                 ViewScope::All => true,
                 ViewScope::Own(own) => row.facility_id == own.as_str(),
                 ViewScope::None => false,
@@ -476,28 +558,13 @@ impl Views {
                         .iter()
                         .any(|c| c.to_string() == row.category)
             })
-            .collect();
-        let (areas, prefecture) = bed_board::totals(&rows);
-        Ok(BedBoardView {
-            rows: rows
-                .into_iter()
-                .map(|row| BedBoardRowView {
-                    available: row.available(),
-                    stale: row.stale(now, self.settings.stale_after),
-                    overflow: row.overflow(),
-                    row,
-                })
-                .collect(),
-            areas: areas
-                .iter()
-                .map(|(area, totals)| totals_view(Some(area.clone()), totals))
-                .collect(),
-            prefecture: totals_view(None, &prefecture),
-            occupancy_definition: OCCUPANCY_DEFINITION,
-            stream_sequence,
-            stale_after_seconds: self.settings.stale_after.whole_seconds(),
-            generated_at: now,
-        })
+            .map(|row| BedBoardRowView {
+                available: row.available(),
+                stale: row.stale(now, self.settings.stale_after),
+                overflow: row.overflow(),
+                row,
+            })
+            .collect())
     }
 
     /// `placement_queue` as `principal` may see it.
@@ -511,7 +578,8 @@ impl Views {
             ViewScope::Own(owner) => Some(owner),
             ViewScope::None => return Err(ApiError::PermissionDenied),
         };
-        self.wait_for(PlacementQueue::NAME, min_versions).await?;
+        self.ready(principal, &[PlacementQueue::NAME], min_versions)
+            .await?;
         let stream_sequence = self.checkpoint(PlacementQueue::NAME).await?;
         let now = OffsetDateTime::now_utc();
         let rows = placement_queue::rows(&self.pool, owner.as_ref().map(|o| o.as_str()))
@@ -534,11 +602,15 @@ impl Views {
     /// `public_stats`, the same for every principal: nothing in it identifies anyone.
     pub async fn public_stats(
         &self,
+        principal: &Principal,
         min_versions: &[(StreamId, u64)],
     ) -> Result<PublicStatsView, ApiError> {
-        self.wait_for(bed_board::BedBoard::NAME, min_versions)
-            .await?;
-        self.wait_for(PublicStats::NAME, min_versions).await?;
+        self.ready(
+            principal,
+            &[bed_board::BedBoard::NAME, PublicStats::NAME],
+            min_versions,
+        )
+        .await?;
         let stream_sequence = self
             .checkpoint(bed_board::BedBoard::NAME)
             .await?
@@ -587,17 +659,18 @@ impl Views {
     /// whenever a figure changed.
     pub async fn watch_public_stats(
         &self,
+        principal: Principal,
         min_versions: &[(StreamId, u64)],
     ) -> Result<impl Stream<Item = Result<PublicStatsView, ApiError>> + Send + 'static, ApiError>
     {
         let changes = self.subscribe();
-        let first = self.public_stats(min_versions).await?;
+        let first = self.public_stats(&principal, min_versions).await?;
         let figures = |v: &PublicStatsView| (v.areas.clone(), v.prefecture.clone());
         let mut before = figures(&first);
         let views = self.clone();
         let read = move || {
-            let views = views.clone();
-            async move { views.public_stats(&[]).await }
+            let (views, principal) = (views.clone(), principal.clone());
+            async move { views.public_stats(&principal, &[]).await }
         };
         let next = move |view: PublicStatsView| {
             let after = figures(&view);
@@ -617,9 +690,6 @@ impl Views {
         projection: &str,
         min_versions: &[(StreamId, u64)],
     ) -> Result<(), ApiError> {
-        if min_versions.is_empty() {
-            return Ok(());
-        }
         let streams: Vec<&str> = min_versions.iter().map(|(s, _)| s.as_str()).collect();
         let versions: Vec<i64> = min_versions
             .iter()
@@ -672,21 +742,30 @@ impl Views {
 
     /// How far each projection is behind the event store, in event positions.
     pub async fn lag(&self) -> Result<Vec<(String, u64)>, ApiError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT c.projection, \
-                    greatest(coalesce((SELECT max(position) FROM events), 0) \
-                      - coalesce((SELECT max(p.position) FROM projection_stream_versions p \
-                                  WHERE p.projection = c.projection), 0), 0) \
-             FROM projection_checkpoints c ORDER BY 1",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_failure)?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, lag)| (name, u64::try_from(lag).unwrap_or_default()))
-            .collect())
+        projection_lag(&self.pool).await
     }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// How far each projection is behind the event store, in event positions.
+pub async fn projection_lag(pool: &PgPool) -> Result<Vec<(String, u64)>, ApiError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT c.projection, \
+                greatest(coalesce((SELECT max(position) FROM events), 0) \
+                  - coalesce((SELECT max(p.position) FROM projection_stream_versions p \
+                              WHERE p.projection = c.projection), 0), 0) \
+         FROM projection_checkpoints c ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(store_failure)?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, lag)| (name, u64::try_from(lag).unwrap_or_default()))
+        .collect())
 }
 
 fn store_failure(error: sqlx::Error) -> ApiError {

@@ -1,0 +1,208 @@
+//! Prometheus metrics at `/metrics`: request counts and latencies of both APIs (one
+//! tower layer on the HTTP router and on the gRPC server), and, read from PostgreSQL
+//! when scraped, the event store's head position (its rate is the append rate), the
+//! relay's backlog, and each projection's lag.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sqlx::PgPool;
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// `http` or `grpc`.
+    transport: &'static str,
+    /// The route (`/api/v1/views/bed_board`) or gRPC method (`/noroshi.v1.X/Y`).
+    route: String,
+    /// The HTTP status, or the gRPC status code.
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProjectionLabels {
+    projection: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The process's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    head_position: Gauge,
+    relay_backlog: Gauge,
+    projection_lag: Family<ProjectionLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("noroshi");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered by the HTTP and gRPC APIs",
+            requests.clone(),
+        );
+        let latency = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to answer a request (for a stream: to start answering)",
+            latency.clone(),
+        );
+        let head_position = Gauge::default();
+        registry.register(
+            "event_store_head_position",
+            "Global position of the newest committed event; its rate is the append rate",
+            head_position.clone(),
+        );
+        let relay_backlog = Gauge::default();
+        registry.register(
+            "relay_backlog_events",
+            "Committed events not yet acknowledged by JetStream",
+            relay_backlog.clone(),
+        );
+        let projection_lag = Family::<ProjectionLabels, Gauge>::default();
+        registry.register(
+            "projection_lag_positions",
+            "How far each projection is behind the event store, in event positions",
+            projection_lag.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            head_position,
+            relay_backlog,
+            projection_lag,
+        }
+    }
+}
+
+impl Metrics {
+    fn observe(&self, labels: RequestLabels, started: Instant) {
+        self.latency
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// The metrics in the OpenMetrics text format, the store's figures read now.
+    pub async fn render(&self, pool: &PgPool) -> Result<String, ApiError> {
+        let (head, backlog): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce((SELECT max(position) FROM events), 0), \
+                    (SELECT count(*) FROM event_outbox)",
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(|e| ApiError::from(noroshi_event_store::StoreError::from(e)))?;
+        self.head_position.set(head);
+        self.relay_backlog.set(backlog);
+        for (projection, lag) in crate::views::projection_lag(pool).await? {
+            self.projection_lag
+                .get_or_create(&ProjectionLabels { projection })
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .map_err(ApiError::internal)?;
+        Ok(text)
+    }
+}
+
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Counts and times every request of the service it wraps.
+#[derive(Debug, Clone)]
+pub struct MetricsLayer(pub Arc<Metrics>);
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = Metered<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Metered {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Metered<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Metered<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        // A route pattern, never the raw path: ids in paths would make labels unbounded.
+        let route = if grpc {
+            request.uri().path().to_owned()
+        } else {
+            request
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned())
+        };
+        let started = Instant::now();
+        let metrics = self.metrics.clone();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            // gRPC errors come as trailers-only responses, their status in the headers.
+            let status = if grpc {
+                response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("0")
+                    .to_owned()
+            } else {
+                response.status().as_u16().to_string()
+            };
+            let transport = if grpc { "grpc" } else { "http" };
+            metrics.observe(
+                RequestLabels {
+                    transport,
+                    route,
+                    status,
+                },
+                started,
+            );
+            Ok(response)
+        })
+    }
+}

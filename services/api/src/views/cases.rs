@@ -1,0 +1,751 @@
+//! The views about patients: `case_board`, `facility_inbox` and `timeline`. Each answer
+//! is cut to the caller's rights (DESIGN.md §7) and every patient identity it carries is
+//! written to the audit log before it leaves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::{Stream, StreamExt};
+use noroshi_domain::Violations;
+use noroshi_domain::authz::{
+    Principal, ViewScope, case_board_scope, facility_inbox_scope, may_read_timeline,
+};
+use noroshi_domain::values::{CaseStatus, FacilityId};
+use noroshi_event_store::StreamId;
+use noroshi_projections::bed_board::BedBoard;
+use noroshi_projections::case_board::{self, CaseBoard, CaseQuery, CaseRow};
+use noroshi_projections::facility_inbox::{self, FacilityInbox, InboxRow};
+use noroshi_projections::runner::Projection;
+use noroshi_projections::timeline::{self, Timeline, TimelineEntry};
+use serde::Serialize;
+use time::{Date, OffsetDateTime, UtcOffset};
+use uuid::Uuid;
+
+use super::{BedBoardFilter, BedBoardRowView, Update, Views, follow, store_failure};
+use crate::audit;
+use crate::error::ApiError;
+
+/// Rows per page when the caller does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// The most rows one page may hold.
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Japan Standard Time, in which ages and dates are reckoned.
+const JST: UtcOffset = match UtcOffset::from_hms(9, 0, 0) {
+    Ok(offset) => offset,
+    Err(_) => UtcOffset::UTC,
+};
+
+/// A page: how many rows, and where to start (an opaque token from the previous page).
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub size: u32,
+    pub token: Option<String>,
+}
+
+impl Page {
+    /// Checks the size against [`MAX_PAGE_SIZE`]; 0 means the default.
+    pub fn parse(size: u32, token: &str, violations: &mut Violations) -> Self {
+        if size > MAX_PAGE_SIZE {
+            violations.add(
+                "page_size",
+                format!("must be at most {MAX_PAGE_SIZE}, was {size}"),
+            );
+        }
+        let token = (!token.is_empty()).then(|| token.to_owned());
+        if token.as_deref().is_some_and(|t| decode_token(t).is_none()) {
+            violations.add("page_token", "is not a token this API returned");
+        }
+        Self { size, token }
+    }
+
+    fn limit(&self) -> i64 {
+        i64::from(if self.size == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            self.size.min(MAX_PAGE_SIZE)
+        })
+    }
+
+    fn start(&self) -> i64 {
+        self.token.as_deref().and_then(decode_token).unwrap_or(0)
+    }
+}
+
+/// Page tokens carry a number (an offset or a position), marked so that a mistyped token
+/// is refused rather than read as a different page.
+fn encode_token(value: i64) -> String {
+    format!("p{value}")
+}
+
+fn decode_token(token: &str) -> Option<i64> {
+    token
+        .strip_prefix('p')?
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0)
+}
+
+/// Whole years from `birth` to `today`.
+pub fn age_on(birth: Date, today: Date) -> u32 {
+    let years = today.year() - birth.year();
+    let before_birthday = (today.month() as u8, today.day()) < (birth.month() as u8, birth.day());
+    u32::try_from(years - i32::from(before_birthday)).unwrap_or(0)
+}
+
+/// The ten-year band an offer shows instead of a birth date: `"40-49"`, or `"90+"`.
+pub fn age_band(age: u32) -> String {
+    if age >= 90 {
+        "90+".to_owned()
+    } else {
+        let low = age / 10 * 10;
+        format!("{low}-{}", low + 9)
+    }
+}
+
+fn today() -> Date {
+    OffsetDateTime::now_utc().to_offset(JST).date()
+}
+
+/// The cases a caller asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CaseBoardFilter {
+    /// Empty: every status.
+    pub statuses: BTreeSet<CaseStatus>,
+    /// HQ only: one health center's cases.
+    pub health_center: Option<FacilityId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseRowView {
+    #[serde(flatten)]
+    pub row: CaseRow,
+    pub age: u32,
+    pub deteriorated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseBoardView {
+    /// By status, then most urgent, then longest known.
+    pub rows: Vec<CaseRowView>,
+    /// Cases matching the filter, on every page.
+    pub total: i64,
+    /// The next page, if there is one.
+    pub next_page_token: Option<String>,
+    pub stream_sequence: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+}
+
+/// The cases that changed in, or left, the caller's board.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseBoardDelta {
+    pub rows: Vec<CaseRowView>,
+    pub removed: Vec<Uuid>,
+    pub stream_sequence: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+}
+
+pub type CaseBoardUpdate = Update<CaseBoardView, CaseBoardDelta>;
+
+/// An offer as the facility sees it: no identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OfferView {
+    pub placement_id: Uuid,
+    pub category: String,
+    pub needs: Vec<String>,
+    pub priority: i32,
+    pub age_band: String,
+    pub sex: String,
+    pub severity: String,
+    pub origin_kind: String,
+    pub origin_area: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub offered_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub offer_deadline: Option<OffsetDateTime>,
+}
+
+/// A patient the facility accepted: on the way, or placed with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboundView {
+    pub placement_id: Uuid,
+    pub case_id: Uuid,
+    pub status: String,
+    pub category: String,
+    pub needs: Vec<String>,
+    pub priority: i32,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub birth_date: Date,
+    pub age: u32,
+    pub sex: String,
+    pub phone: Option<String>,
+    pub severity: String,
+    pub origin_kind: String,
+    pub origin_area: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub accepted_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub hold_deadline: Option<OffsetDateTime>,
+    /// The bed is held past its deadline and the patient has not arrived.
+    pub hold_overdue: bool,
+    pub vehicle: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub pickup_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub arrived_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FacilityInboxView {
+    pub facility_id: String,
+    /// Open offers, nearest deadline first.
+    pub offers: Vec<OfferView>,
+    /// Accepted patients not yet arrived.
+    pub inbound: Vec<InboundView>,
+    /// Patients placed here through the system and not yet discharged.
+    pub placed: Vec<InboundView>,
+    /// The facility's own beds, as `bed_board` shows them.
+    pub capacity: Vec<BedBoardRowView>,
+    pub stream_sequence: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+}
+
+impl FacilityInboxView {
+    fn identified(&self) -> Vec<Uuid> {
+        self.inbound
+            .iter()
+            .chain(&self.placed)
+            .map(|p| p.case_id)
+            .collect()
+    }
+}
+
+pub type FacilityInboxUpdate = Update<FacilityInboxView, FacilityInboxView>;
+
+/// Whose history: a case (with its placements) or one placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimelineSubject {
+    Case(Uuid),
+    Placement(Uuid),
+}
+
+impl TimelineSubject {
+    fn id(self) -> Uuid {
+        match self {
+            Self::Case(id) | Self::Placement(id) => id,
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Case(_) => "CASE",
+            Self::Placement(_) => "PLACEMENT",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineView {
+    pub kind: &'static str,
+    pub subject_id: Uuid,
+    /// Oldest first.
+    pub entries: Vec<TimelineEntry>,
+    pub next_page_token: Option<String>,
+    pub stream_sequence: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+}
+
+pub type TimelineUpdate = Update<TimelineView, TimelineView>;
+
+/// Audits the patients each update identifies, before it is sent.
+fn audited<U, S>(
+    updates: S,
+    views: &Views,
+    principal: Principal,
+    via: &'static str,
+    identified: fn(&U) -> Vec<Uuid>,
+) -> impl Stream<Item = Result<U, ApiError>> + Send + 'static
+where
+    U: Send + 'static,
+    S: Stream<Item = Result<U, ApiError>> + Send + 'static,
+{
+    let pool = views.pool.clone();
+    updates.then(move |update| {
+        let (pool, principal) = (pool.clone(), principal.clone());
+        async move {
+            let update = update?;
+            audit::pii_reads(&pool, &principal, via, &identified(&update)).await?;
+            Ok(update)
+        }
+    })
+}
+
+impl Views {
+    /// `case_board` as `principal` may see it; audits every case on the page.
+    pub async fn case_board(
+        &self,
+        principal: &Principal,
+        filter: &CaseBoardFilter,
+        page: &Page,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<CaseBoardView, ApiError> {
+        let view = self
+            .case_board_page(principal, filter, page.start(), page.limit(), min_versions)
+            .await?;
+        let cases: Vec<Uuid> = view.rows.iter().map(|r| r.row.case_id).collect();
+        audit::pii_reads(&self.pool, principal, CaseBoard::NAME, &cases).await?;
+        Ok(view)
+    }
+
+    async fn case_board_page(
+        &self,
+        principal: &Principal,
+        filter: &CaseBoardFilter,
+        offset: i64,
+        limit: i64,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<CaseBoardView, ApiError> {
+        let owner = match (case_board_scope(principal), &filter.health_center) {
+            (ViewScope::All, requested) => requested.clone(),
+            (ViewScope::Own(own), None) => Some(own),
+            (ViewScope::Own(own), Some(requested)) if *requested == own => Some(own),
+            _ => return Err(ApiError::PermissionDenied),
+        };
+        self.ready(principal, &[CaseBoard::NAME], min_versions)
+            .await?;
+        let stream_sequence = self.checkpoint(CaseBoard::NAME).await?;
+        let query = CaseQuery {
+            owner: owner.as_ref().map(|o| o.as_str()),
+            statuses: filter.statuses.iter().map(ToString::to_string).collect(),
+            offset,
+            limit,
+        };
+        let (rows, total) = case_board::rows(&self.pool, &query)
+            .await
+            .map_err(store_failure)?;
+        let next = offset.saturating_add(i64::try_from(rows.len()).unwrap_or_default());
+        let today = today();
+        Ok(CaseBoardView {
+            rows: rows
+                .into_iter()
+                .map(|row| CaseRowView {
+                    age: age_on(row.birth_date, today),
+                    deteriorated: row.deteriorated_at.is_some(),
+                    row,
+                })
+                .collect(),
+            total,
+            next_page_token: (next < total).then(|| encode_token(next)),
+            stream_sequence,
+            generated_at: OffsetDateTime::now_utc(),
+        })
+    }
+
+    /// A live `case_board`: every case matching the filter (no paging), then the cases
+    /// that changed in or left it. Every case sent is audited.
+    pub async fn watch_case_board(
+        &self,
+        principal: Principal,
+        filter: CaseBoardFilter,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<impl Stream<Item = Result<CaseBoardUpdate, ApiError>> + Send + 'static, ApiError>
+    {
+        let changes = self.subscribe();
+        let snapshot = self
+            .case_board_page(&principal, &filter, 0, i64::MAX, min_versions)
+            .await?;
+        let state = |rows: &[CaseRowView]| -> BTreeMap<Uuid, CaseRowView> {
+            rows.iter().map(|r| (r.row.case_id, r.clone())).collect()
+        };
+        let mut before = state(&snapshot.rows);
+        let read = {
+            let (views, principal) = (self.clone(), principal.clone());
+            move || {
+                let (views, principal, filter) = (views.clone(), principal.clone(), filter.clone());
+                async move {
+                    views
+                        .case_board_page(&principal, &filter, 0, i64::MAX, &[])
+                        .await
+                }
+            }
+        };
+        let next = move |view: CaseBoardView| {
+            let after = state(&view.rows);
+            let rows: Vec<CaseRowView> = view
+                .rows
+                .into_iter()
+                .filter(|r| before.get(&r.row.case_id) != Some(r))
+                .collect();
+            let removed: Vec<Uuid> = before
+                .keys()
+                .filter(|id| !after.contains_key(*id))
+                .copied()
+                .collect();
+            before = after;
+            (!rows.is_empty() || !removed.is_empty()).then_some(Update::Delta(CaseBoardDelta {
+                rows,
+                removed,
+                stream_sequence: view.stream_sequence,
+                generated_at: view.generated_at,
+            }))
+        };
+        let updates = follow(
+            changes,
+            CaseBoard::NAME,
+            Update::Snapshot(snapshot),
+            read,
+            next,
+        );
+        Ok(audited(
+            updates,
+            self,
+            principal,
+            CaseBoard::NAME,
+            |update| {
+                let rows = match update {
+                    Update::Snapshot(view) => &view.rows,
+                    Update::Delta(delta) => &delta.rows,
+                };
+                rows.iter().map(|r| r.row.case_id).collect()
+            },
+        ))
+    }
+
+    /// The facility whose inbox `principal` asks for: its own, or for HQ the one named.
+    fn inbox_facility(
+        principal: &Principal,
+        requested: Option<&FacilityId>,
+    ) -> Result<FacilityId, ApiError> {
+        match (facility_inbox_scope(principal), requested) {
+            (ViewScope::All, Some(requested)) => Ok(requested.clone()),
+            (ViewScope::All, None) => Err(ApiError::invalid(
+                "facility_id",
+                "is required: name the facility whose inbox to read",
+            )),
+            (ViewScope::Own(own), None) => Ok(own),
+            (ViewScope::Own(own), Some(requested)) if *requested == own => Ok(own),
+            _ => Err(ApiError::PermissionDenied),
+        }
+    }
+
+    /// `facility_inbox` as `principal` may see it; audits every identified patient.
+    pub async fn facility_inbox(
+        &self,
+        principal: &Principal,
+        facility: Option<&FacilityId>,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<FacilityInboxView, ApiError> {
+        let view = self
+            .facility_inbox_unaudited(principal, facility, min_versions)
+            .await?;
+        audit::pii_reads(
+            &self.pool,
+            principal,
+            FacilityInbox::NAME,
+            &view.identified(),
+        )
+        .await?;
+        Ok(view)
+    }
+
+    async fn facility_inbox_unaudited(
+        &self,
+        principal: &Principal,
+        facility: Option<&FacilityId>,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<FacilityInboxView, ApiError> {
+        let facility = Self::inbox_facility(principal, facility)?;
+        self.ready(
+            principal,
+            &[FacilityInbox::NAME, BedBoard::NAME],
+            min_versions,
+        )
+        .await?;
+        let stream_sequence = self
+            .checkpoint(FacilityInbox::NAME)
+            .await?
+            .min(self.checkpoint(BedBoard::NAME).await?);
+        let rows = facility_inbox::rows(&self.pool, Some(facility.as_str()))
+            .await
+            .map_err(store_failure)?;
+        let capacity = self
+            .bed_board_rows(
+                &ViewScope::Own(facility.clone()),
+                &BedBoardFilter::default(),
+            )
+            .await?;
+        let (now, today) = (OffsetDateTime::now_utc(), today());
+        let mut view = FacilityInboxView {
+            facility_id: facility.to_string(),
+            offers: Vec::new(),
+            inbound: Vec::new(),
+            placed: Vec::new(),
+            capacity,
+            stream_sequence,
+            generated_at: now,
+        };
+        for row in rows {
+            match row.status.as_str() {
+                "OFFERED" => view.offers.push(offer(row, today)),
+                "ARRIVED" => view.placed.push(inbound(row, now, today)),
+                _ => view.inbound.push(inbound(row, now, today)),
+            }
+        }
+        Ok(view)
+    }
+
+    /// A live `facility_inbox`: the inbox, then the whole (small) inbox again whenever
+    /// it changed. Every identified patient sent is audited.
+    pub async fn watch_facility_inbox(
+        &self,
+        principal: Principal,
+        facility: Option<FacilityId>,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<impl Stream<Item = Result<FacilityInboxUpdate, ApiError>> + Send + 'static, ApiError>
+    {
+        let changes = self.subscribe();
+        let snapshot = self
+            .facility_inbox_unaudited(&principal, facility.as_ref(), min_versions)
+            .await?;
+        let contents = |v: &FacilityInboxView| {
+            (
+                v.offers.clone(),
+                v.inbound.clone(),
+                v.placed.clone(),
+                v.capacity.clone(),
+            )
+        };
+        let mut before = contents(&snapshot);
+        let read = {
+            let (views, principal) = (self.clone(), principal.clone());
+            move || {
+                let (views, principal, facility) =
+                    (views.clone(), principal.clone(), facility.clone());
+                async move {
+                    views
+                        .facility_inbox_unaudited(&principal, facility.as_ref(), &[])
+                        .await
+                }
+            }
+        };
+        let next = move |view: FacilityInboxView| {
+            let after = contents(&view);
+            let changed = after != before;
+            before = after;
+            changed.then_some(Update::Delta(view))
+        };
+        // Offers come from facility_inbox, capacity from bed_board.
+        let updates = follow(
+            changes,
+            super::ANY_PROJECTION,
+            Update::Snapshot(snapshot),
+            read,
+            next,
+        );
+        Ok(audited(
+            updates,
+            self,
+            principal,
+            FacilityInbox::NAME,
+            |update| match update {
+                Update::Snapshot(view) | Update::Delta(view) => view.identified(),
+            },
+        ))
+    }
+
+    /// The `timeline` of a case or placement, within the caller's rights. Reveals
+    /// nothing about a subject the caller may not read.
+    pub async fn timeline(
+        &self,
+        principal: &Principal,
+        subject: TimelineSubject,
+        page: &Page,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<TimelineView, ApiError> {
+        self.ready(principal, &[Timeline::NAME], min_versions)
+            .await?;
+        let stream_sequence = self.checkpoint(Timeline::NAME).await?;
+        let found = timeline::subject(&self.pool, subject.id())
+            .await
+            .map_err(store_failure)?
+            .filter(|s| s.kind == subject.kind());
+        let Some(found) = found else {
+            // Only a reader of every timeline learns that it does not exist.
+            return if may_read_timeline(principal, None, &[]) {
+                Err(ApiError::NotFound(subject.kind().to_lowercase()))
+            } else {
+                Err(ApiError::PermissionDenied)
+            };
+        };
+        let owner = found
+            .case_owner
+            .as_deref()
+            .and_then(|o| FacilityId::parse(o).ok());
+        let involved: Vec<&str> = found.facilities.iter().map(String::as_str).collect();
+        if !may_read_timeline(principal, owner.as_ref(), &involved) {
+            return Err(ApiError::PermissionDenied);
+        }
+        let entries = timeline::entries(
+            &self.pool,
+            subject.id(),
+            subject.kind(),
+            page.start(),
+            page.limit(),
+        )
+        .await
+        .map_err(store_failure)?;
+        let full = i64::try_from(entries.len()).unwrap_or_default() == page.limit();
+        Ok(TimelineView {
+            kind: subject.kind(),
+            subject_id: subject.id(),
+            next_page_token: entries
+                .last()
+                .filter(|_| full)
+                .map(|last| encode_token(last.position)),
+            entries,
+            stream_sequence,
+            generated_at: OffsetDateTime::now_utc(),
+        })
+    }
+
+    /// A live `timeline`: the history so far, then each new page of entries.
+    pub async fn watch_timeline(
+        &self,
+        principal: Principal,
+        subject: TimelineSubject,
+        min_versions: &[(StreamId, u64)],
+    ) -> Result<impl Stream<Item = Result<TimelineUpdate, ApiError>> + Send + 'static, ApiError>
+    {
+        let changes = self.subscribe();
+        let everything = Page {
+            size: MAX_PAGE_SIZE,
+            token: None,
+        };
+        let mut snapshot = self
+            .timeline(&principal, subject, &everything, min_versions)
+            .await?;
+        // A long history arrives in full before the first delta.
+        while let Some(token) = snapshot.next_page_token.take() {
+            let page = Page {
+                size: MAX_PAGE_SIZE,
+                token: Some(token),
+            };
+            let more = self.timeline(&principal, subject, &page, &[]).await?;
+            snapshot.entries.extend(more.entries);
+            snapshot.next_page_token = more.next_page_token;
+            snapshot.stream_sequence = more.stream_sequence;
+        }
+        let mut after = snapshot.entries.last().map_or(0, |e| e.position);
+        let last = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(after));
+        let read = {
+            let (views, last) = (self.clone(), last.clone());
+            move || {
+                let (views, principal) = (views.clone(), principal.clone());
+                let from = last.load(std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    let page = Page {
+                        size: MAX_PAGE_SIZE,
+                        token: Some(encode_token(from)),
+                    };
+                    views.timeline(&principal, subject, &page, &[]).await
+                }
+            }
+        };
+        let next = move |view: TimelineView| {
+            let newest = view.entries.last().map_or(after, |e| e.position);
+            if newest <= after {
+                return None;
+            }
+            after = newest;
+            last.store(newest, std::sync::atomic::Ordering::Relaxed);
+            Some(Update::Delta(view))
+        };
+        Ok(follow(
+            changes,
+            Timeline::NAME,
+            Update::Snapshot(snapshot),
+            read,
+            next,
+        ))
+    }
+}
+
+fn offer(row: InboxRow, today: Date) -> OfferView {
+    OfferView {
+        placement_id: row.placement_id,
+        category: row.category,
+        needs: row.needs,
+        priority: row.priority,
+        age_band: age_band(age_on(row.birth_date, today)),
+        sex: row.sex,
+        severity: row.severity,
+        origin_kind: row.origin_kind,
+        origin_area: row.origin_area,
+        offered_at: row.offered_at,
+        offer_deadline: row.offer_deadline,
+    }
+}
+
+fn inbound(row: InboxRow, now: OffsetDateTime, today: Date) -> InboundView {
+    InboundView {
+        placement_id: row.placement_id,
+        case_id: row.case_id,
+        age: age_on(row.birth_date, today),
+        hold_overdue: row.arrived_at.is_none() && row.hold_deadline.is_some_and(|d| d < now),
+        status: row.status,
+        category: row.category,
+        needs: row.needs,
+        priority: row.priority,
+        name: row.name,
+        name_kana: row.name_kana,
+        birth_date: row.birth_date,
+        sex: row.sex,
+        phone: row.phone,
+        severity: row.severity,
+        origin_kind: row.origin_kind,
+        origin_area: row.origin_area,
+        accepted_at: row.accepted_at,
+        hold_deadline: row.hold_deadline,
+        vehicle: row.vehicle,
+        pickup_at: row.pickup_at,
+        arrived_at: row.arrived_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn ages_count_whole_years_and_bands_hide_the_birth_date() {
+        assert_eq!(age_on(date!(1950 - 03 - 15), date!(2026 - 03 - 14)), 75);
+        assert_eq!(age_on(date!(1950 - 03 - 15), date!(2026 - 03 - 15)), 76);
+        assert_eq!(age_band(0), "0-9");
+        assert_eq!(age_band(47), "40-49");
+        assert_eq!(age_band(89), "80-89");
+        assert_eq!(age_band(90), "90+");
+        assert_eq!(age_band(104), "90+");
+    }
+
+    #[test]
+    fn page_sizes_are_bounded_and_tokens_checked() {
+        let mut v = Violations::new();
+        let page = Page::parse(0, "", &mut v);
+        assert!(v.is_empty());
+        assert_eq!(
+            (page.limit(), page.start()),
+            (i64::from(DEFAULT_PAGE_SIZE), 0)
+        );
+        let page = Page::parse(MAX_PAGE_SIZE, "p200", &mut v);
+        assert!(v.is_empty());
+        assert_eq!(page.start(), 200);
+        Page::parse(MAX_PAGE_SIZE + 1, "200", &mut v);
+        let fields: Vec<&str> = v.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["page_size", "page_token"]);
+    }
+}
