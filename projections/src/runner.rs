@@ -230,6 +230,8 @@ async fn apply_batch<P: Projection>(
 ) -> Result<(), ProjectionError> {
     // This batch's versions; merged into `position` only once the batch has committed.
     let mut applied: HashMap<String, u64> = HashMap::new();
+    // What this batch applied, per stream: the last version and its position.
+    let mut written: HashMap<String, (u64, u64)> = HashMap::new();
     let mut tx = conn.begin().await?;
     let mut last_sequence = position.checkpoint;
     let mut pending = position.pending;
@@ -288,34 +290,37 @@ async fn apply_batch<P: Projection>(
             source,
         })?;
         projection.apply(&mut tx, &recorded, &decoded).await?;
-        sqlx::query(
-            "INSERT INTO projection_stream_versions (projection, stream_id, version, position) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version, position = excluded.position",
-        )
-        .bind(P::NAME)
-        .bind(&stream_id)
-        .bind(i64::try_from(recorded.version).unwrap_or(i64::MAX))
-        .bind(i64::try_from(recorded.position).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
+        written.insert(stream_id.clone(), (recorded.version, recorded.position));
         applied.insert(stream_id, recorded.version);
     }
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (projection, stream_sequence) VALUES ($1, $2) \
-         ON CONFLICT (projection) DO UPDATE SET stream_sequence = excluded.stream_sequence, updated_at = now()",
-    )
-    .bind(P::NAME)
-    .bind(i64::try_from(last_sequence).unwrap_or(i64::MAX))
-    .execute(&mut *tx)
-    .await?;
+    // The batch's versions, its checkpoint and the notification in one statement.
     // Inside the transaction: PostgreSQL delivers the notification at commit, never for
     // a batch that rolled back. Live view streams re-read on it.
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(VIEWS_CHANNEL)
-        .bind(P::NAME)
-        .execute(&mut *tx)
-        .await?;
+    let count = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let (streams, (versions, positions)): (Vec<&str>, (Vec<i64>, Vec<i64>)) = written
+        .iter()
+        .map(|(stream, (version, position))| (stream.as_str(), (count(*version), count(*position))))
+        .unzip();
+    sqlx::query(
+        "WITH versions AS ( \
+           INSERT INTO projection_stream_versions (projection, stream_id, version, position) \
+           SELECT $1, * FROM unnest($3::text[], $4::bigint[], $5::bigint[]) \
+           ON CONFLICT (projection, stream_id) DO UPDATE \
+             SET version = excluded.version, position = excluded.position), \
+         checkpoint AS ( \
+           INSERT INTO projection_checkpoints (projection, stream_sequence) VALUES ($1, $2) \
+           ON CONFLICT (projection) DO UPDATE \
+             SET stream_sequence = excluded.stream_sequence, updated_at = now()) \
+         SELECT pg_notify($6, $1)",
+    )
+    .bind(P::NAME)
+    .bind(count(last_sequence))
+    .bind(&streams)
+    .bind(&versions)
+    .bind(&positions)
+    .bind(VIEWS_CHANNEL)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     position.versions.extend(applied);
     position.checkpoint = last_sequence;

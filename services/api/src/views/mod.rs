@@ -805,6 +805,11 @@ where
                     },
                     () = tokio::time::sleep(WATCH_REFRESH) => {}
                 }
+                // One read covers every batch committed so far: skip the notifications
+                // that queued up meanwhile rather than read once for each.
+                while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) =
+                    changes.try_recv()
+                {}
                 match read().await {
                     Ok(view) => {
                         if let Some(update) = next(view) {
