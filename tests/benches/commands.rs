@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use noroshi_proto::v1 as pb;
-use noroshi_tests::api::{ADMIN, ApiOptions, HQ, TestApi, authed, cid};
-use noroshi_tests::bench::{drive, raw_insert_rate, report};
+use noroshi_tests::api::{ApiOptions, HQ, TestApi, authed, cid};
+use noroshi_tests::bench::{drive, raw_insert_rate, register_hospitals, report};
 use noroshi_tests::bench_option;
 
 #[tokio::main]
@@ -28,37 +28,7 @@ async fn main() {
     println!(
         "commands benchmark: DeclareCapacity over gRPC, {facilities} facilities, {concurrency} clients, {seconds} s per phase"
     );
-    let mut registering = tokio::task::JoinSet::new();
-    for i in 0..facilities {
-        let mut client = api.facilities();
-        registering.spawn(async move {
-            client
-                .register_facility(authed(
-                    ADMIN,
-                    pb::RegisterFacilityRequest {
-                        command_id: cid(),
-                        facility_id: format!("bench-hospital-{i}"),
-                        name: format!("ベンチ病院 {i}"),
-                        name_en: String::new(),
-                        kind: pb::FacilityKind::Hospital as i32,
-                        prefecture: "35".into(),
-                        medical_area: "3504".into(),
-                        municipality: "352063".into(),
-                        jurisdiction: vec![],
-                        capabilities: vec![pb::Capability::Oxygen as i32],
-                        expected_version: None,
-                    },
-                ))
-                .await
-                .unwrap();
-        });
-        if registering.len() >= 32 {
-            registering.join_next().await.unwrap().unwrap();
-        }
-    }
-    while let Some(done) = registering.join_next().await {
-        done.unwrap();
-    }
+    register_hospitals(&api, facilities).await;
 
     let raw_rate = raw_insert_rate(&api.db, concurrency, duration).await;
 

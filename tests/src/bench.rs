@@ -57,6 +57,43 @@ pub fn report(name: &str, ops: u64, seconds: f64, histogram: &Histogram<u64>) ->
     rate
 }
 
+/// Registers `count` synthetic hospitals `bench-hospital-<i>` in area 3504, 32 at a time.
+pub async fn register_hospitals(api: &crate::api::TestApi, count: u64) {
+    use crate::api::{ADMIN, authed, cid};
+    use noroshi_proto::v1 as pb;
+    let mut registering = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let mut client = api.facilities();
+        registering.spawn(async move {
+            client
+                .register_facility(authed(
+                    ADMIN,
+                    pb::RegisterFacilityRequest {
+                        command_id: cid(),
+                        facility_id: format!("bench-hospital-{i}"),
+                        name: format!("ベンチ病院 {i}"),
+                        name_en: String::new(),
+                        kind: pb::FacilityKind::Hospital as i32,
+                        prefecture: "35".into(),
+                        medical_area: "3504".into(),
+                        municipality: "352063".into(),
+                        jurisdiction: vec![],
+                        capabilities: vec![pb::Capability::Oxygen as i32],
+                        expected_version: None,
+                    },
+                ))
+                .await
+                .unwrap();
+        });
+        if registering.len() >= 32 {
+            registering.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(done) = registering.join_next().await {
+        done.unwrap();
+    }
+}
+
 /// Single-row INSERT commits/s at `concurrency` connections on `db`: the baseline.
 pub async fn raw_insert_rate(db: &TestDatabase, concurrency: u64, duration: Duration) -> f64 {
     sqlx::query(

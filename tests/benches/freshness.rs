@@ -1,0 +1,198 @@
+//! `ops/bench freshness`: at a steady rate of commands (`DeclareCapacity` over gRPC, HQ
+//! entering figures for many hospitals), the time from each command's reply to the
+//! `bed_board` delta carrying its figures arriving on a Server-Sent Events subscriber,
+//! through the whole read side: outbox relay, JetStream, projection runner, the views'
+//! change notification and the SSE stream. One second of warm-up is not measured.
+//! Prints figures; asserts nothing.
+//!
+//! A figure overwritten by the next declaration for the same hospital before the
+//! subscriber's view was read is never shown, by design; such commands are counted as
+//! superseded, not measured.
+//!
+//! Options: `--seconds N` (default 10), `--rate N` commands/s (default 1000),
+//! `--facilities N` (default 500).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use noroshi_proto::v1 as pb;
+use noroshi_tests::api::{ApiOptions, HQ, TestApi, authed, cid};
+use noroshi_tests::bench::register_hospitals;
+use noroshi_tests::pipeline::Pipeline;
+use noroshi_tests::sse::Events;
+use noroshi_tests::{NatsServer, bench_option};
+
+/// (facility, ready) of each measured command -> when it was answered, once it was.
+type Replies = HashMap<(String, u64), Option<Instant>>;
+
+/// Each hospital's declarations are told apart by `ready`, counting up below this.
+const SECURED: u64 = 100_000;
+
+#[tokio::main]
+async fn main() {
+    let seconds = bench_option("--seconds", 10);
+    let rate = bench_option("--rate", 1000);
+    let facilities = bench_option("--facilities", 500);
+    let nats = NatsServer::start().await;
+    let api = Arc::new(
+        TestApi::with(ApiOptions {
+            pool_size: 48,
+            ..ApiOptions::default()
+        })
+        .await,
+    );
+    register_hospitals(&api, facilities).await;
+    let (_pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    println!(
+        "freshness benchmark: {rate} DeclareCapacity/s over {facilities} hospitals for {seconds} s, reply -> SSE delta"
+    );
+
+    let mut events =
+        Events::open(&api, HQ, "/api/v1/views/bed_board/stream?category=MODERATE").await;
+    let (name, _) = events
+        .next(Duration::from_secs(30))
+        .await
+        .expect("a snapshot");
+    assert_eq!(name, "snapshot");
+
+    let replied: Arc<Mutex<Replies>> = Arc::default();
+    let warmup = rate;
+    let total = warmup + seconds * rate;
+    let commands = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
+    let producer = {
+        let (api, replied, commands) = (api.clone(), replied.clone(), commands.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut sent = tokio::task::JoinSet::new();
+            for i in 0..total {
+                tick.tick().await;
+                let facility = format!("bench-hospital-{}", i % facilities);
+                let ready = (i / facilities + 1) % SECURED;
+                if i >= warmup {
+                    replied
+                        .lock()
+                        .unwrap()
+                        .insert((facility.clone(), ready), None);
+                }
+                let mut client = api.facilities();
+                let (replied, commands) = (replied.clone(), commands.clone());
+                sent.spawn(async move {
+                    let start = Instant::now();
+                    client
+                        .declare_capacity(authed(
+                            HQ,
+                            pb::DeclareCapacityRequest {
+                                command_id: cid(),
+                                facility_id: facility.clone(),
+                                categories: vec![pb::DeclaredFigures {
+                                    category: pb::BedCategory::Moderate as i32,
+                                    secured: SECURED as i64,
+                                    ready: ready as i64,
+                                    occupied: 0,
+                                }],
+                                proxy_reason: "ベンチマーク".into(),
+                                expected_version: None,
+                            },
+                        ))
+                        .await
+                        .unwrap();
+                    if i >= warmup {
+                        let answered = Instant::now();
+                        if let Some(at) = replied.lock().unwrap().get_mut(&(facility, ready)) {
+                            *at = Some(answered);
+                        }
+                        commands
+                            .lock()
+                            .unwrap()
+                            .record(start.elapsed().as_micros() as u64)
+                            .unwrap();
+                    }
+                });
+                while let Some(done) = sent.try_join_next() {
+                    done.unwrap();
+                }
+            }
+            while let Some(done) = sent.join_next().await {
+                done.unwrap();
+            }
+        })
+    };
+
+    // Where a backlog builds up, if one does: sampled each second while the load runs.
+    let sampler = {
+        let pool = api.db.pool().clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let (outbox, behind): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM event_outbox), \
+                       coalesce((SELECT max(position) FROM events), 0) \
+                       - coalesce((SELECT max(position) FROM projection_stream_versions \
+                                   WHERE projection = 'bed_board'), 0)",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                println!("  backlog: relay {outbox} events, bed_board {behind} positions");
+            }
+        })
+    };
+
+    // Follow the stream until the last command's figures are shown.
+    let last = (
+        format!("bench-hospital-{}", (total - 1) % facilities),
+        ((total - 1) / facilities + 1) % SECURED,
+    );
+    let mut fresh = Histogram::<u64>::new(3).unwrap();
+    let mut seen_last = false;
+    while !seen_last {
+        let (name, delta) = events
+            .next(Duration::from_secs(60))
+            .await
+            .expect("deltas keep coming");
+        assert_eq!(name, "delta", "{delta}");
+        let now = Instant::now();
+        for row in delta["rows"].as_array().unwrap() {
+            let key = (
+                row["facility_id"].as_str().unwrap().to_owned(),
+                row["ready"].as_u64().unwrap(),
+            );
+            seen_last |= key == last;
+            // A delta can come before the client has processed the reply; those are
+            // fresher than the reply itself and count as zero.
+            let answered = replied.lock().unwrap().remove(&key);
+            match answered {
+                Some(Some(at)) => fresh
+                    .record(now.saturating_duration_since(at).as_micros() as u64)
+                    .unwrap(),
+                Some(None) => fresh.record(0).unwrap(),
+                None => {} // warm-up
+            }
+        }
+    }
+    producer.await.unwrap();
+    sampler.abort();
+    let measured = fresh.len();
+    let superseded = (seconds * rate).saturating_sub(measured);
+    let commands = commands.lock().unwrap();
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "commands answered: p50 {:.1} ms   p99 {:.1} ms",
+        ms(&commands, 0.5),
+        ms(&commands, 0.99)
+    );
+    println!(
+        "reply -> SSE delta: {measured} measured, {superseded} superseded   p50 {:.1} ms   p90 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+        ms(&fresh, 0.5),
+        ms(&fresh, 0.9),
+        ms(&fresh, 0.99),
+        fresh.max() as f64 / 1000.0
+    );
+    println!("freshness_p50_ms={:.1}", ms(&fresh, 0.5));
+    println!("freshness_p99_ms={:.1}", ms(&fresh, 0.99));
+}
