@@ -1,0 +1,260 @@
+//! `ops/bench rebuild`: preloads N events (default 1,000,000) and rebuilds every view
+//! from them, as `noroshi rebuild --all` does, printing events/s; then measures a raw
+//! `COPY` of as many rows of the same size into PostgreSQL. Prints figures; asserts
+//! nothing.
+//!
+//! The events are real: a scenario of episodes is driven through the command API
+//! (reports, triage, requests, offers, declines, acceptances, transport, arrivals,
+//! discharges), and its case and placement streams are then copied under new ids until
+//! the log holds N events. The relay publishes them all to JetStream before the clock
+//! starts.
+//!
+//! Options: `--events N` (default 1000000), `--episodes N` in the template scenario
+//! (default 200).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use noroshi_event_store::relay::{self, RelayConfig};
+use noroshi_event_store::wire::SubjectPrefix;
+use noroshi_projections::runner::{self, Projection, ProjectionError, RunnerConfig};
+use noroshi_projections::{View, Visitor};
+use noroshi_proto::v1 as pb;
+use noroshi_tests::api::{ApiOptions, HOSPITAL, HOSPITAL_OTHER, TestApi};
+use noroshi_tests::{NatsServer, bench_option};
+use sqlx::postgres::PgConnectOptions;
+use tokio_util::sync::CancellationToken;
+
+/// Copies of the template's case and placement streams, per statement.
+const COPIES_PER_STATEMENT: i64 = 20;
+
+#[tokio::main]
+async fn main() {
+    let target = bench_option("--events", 1_000_000);
+    let episodes = bench_option("--episodes", 200);
+    let nats = NatsServer::start().await;
+    let api = TestApi::with(ApiOptions {
+        pool_size: 16,
+        ..ApiOptions::default()
+    })
+    .await;
+    api.seed().await;
+    println!("rebuild benchmark: {target} events, every view rebuilt, against a raw COPY");
+
+    // The template: real episodes through the API.
+    let started = Instant::now();
+    for (hospital, facility) in [(HOSPITAL, "hofu-central"), (HOSPITAL_OTHER, "ube-medical")] {
+        api.declare(
+            hospital,
+            facility,
+            pb::BedCategory::Moderate,
+            100_000,
+            100_000,
+            0,
+        )
+        .await;
+    }
+    for n in 0..episodes {
+        let (hospital, facility, other) = if n % 2 == 0 {
+            (HOSPITAL, "hofu-central", HOSPITAL_OTHER)
+        } else {
+            (HOSPITAL_OTHER, "ube-medical", HOSPITAL)
+        };
+        let case_id = api.report_case(pb::Severity::ModerateI).await;
+        let placement_id = api
+            .request_placement(&case_id, pb::BedCategory::Moderate)
+            .await;
+        if n % 3 == 0 {
+            let other_facility = if n % 2 == 0 {
+                "ube-medical"
+            } else {
+                "hofu-central"
+            };
+            api.offer(&placement_id, other_facility).await;
+            api.decline(other, &placement_id).await;
+        }
+        api.offer(&placement_id, facility).await;
+        api.accept(hospital, &placement_id).await.unwrap();
+        if n % 5 == 0 {
+            api.cancel(&placement_id).await;
+            continue;
+        }
+        api.transport(&placement_id).await;
+        api.arrive(hospital, &placement_id).await;
+        if n % 2 == 1 {
+            api.discharge(hospital, &placement_id, pb::DischargeOutcome::Recovered)
+                .await;
+        }
+    }
+    let template: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE stream_id LIKE 'case-%' OR stream_id LIKE 'placement-%'",
+    )
+    .fetch_one(api.db.pool())
+    .await
+    .unwrap();
+    println!(
+        "template: {episodes} episodes, {} events ({template} in case and placement streams) in {:.1} s",
+        api.db.event_count().await,
+        started.elapsed().as_secs_f64()
+    );
+
+    // Copies under new stream and command ids, with their outbox rows; only the
+    // template is copied, never a copy.
+    let template_end: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(api.db.pool())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut copy = 0_i64;
+    while (api.db.event_count().await as u64) < target {
+        let missing = target - api.db.event_count().await as u64;
+        let copies = (i64::try_from(missing).unwrap() / template).clamp(1, COPIES_PER_STATEMENT);
+        sqlx::query(
+            "WITH inserted AS ( \
+               INSERT INTO events (event_id, stream_id, version, event_type, schema_version, \
+                 occurred_at, command_id, command_seq, correlation_id, causation_id, actor, \
+                 prefecture, payload) \
+               SELECT gen_random_uuid(), \
+                 regexp_replace(e.stream_id, '[0-9a-f-]{36}$', md5(e.stream_id || c)::uuid::text), \
+                 e.version, e.event_type, e.schema_version, e.occurred_at, \
+                 md5(e.command_id::text || c)::uuid, e.command_seq, e.correlation_id, \
+                 e.causation_id, e.actor, e.prefecture, e.payload \
+               FROM events e, generate_series($1::bigint, $2::bigint) AS c \
+               WHERE (e.stream_id LIKE 'case-%' OR e.stream_id LIKE 'placement-%') \
+                 AND e.position <= $3 \
+               ORDER BY c, e.position \
+               RETURNING position) \
+             INSERT INTO event_outbox (position) SELECT position FROM inserted",
+        )
+        .bind(copy + 1)
+        .bind(copy + copies)
+        .bind(template_end)
+        .execute(api.db.pool())
+        .await
+        .unwrap();
+        copy += copies;
+    }
+    let events = api.db.event_count().await as u64;
+    println!(
+        "preloaded {events} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Everything to JetStream before the clock starts.
+    let started = Instant::now();
+    let shutdown = CancellationToken::new();
+    let config = RelayConfig::new(SubjectPrefix::parse("noroshi").unwrap());
+    let relaying = tokio::spawn(relay::run(
+        api.db.pool().clone(),
+        nats.client().await,
+        config.clone(),
+        shutdown.clone(),
+    ));
+    while relay::pending(api.db.pool()).await.unwrap() > 0 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shutdown.cancel();
+    relaying.await.unwrap().unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "relayed to JetStream in {seconds:.1} s ({:.0} events/s)",
+        events as f64 / seconds
+    );
+
+    // Every view, one after the other, as `noroshi rebuild --all`.
+    let runner_config = RunnerConfig {
+        stream: config.stream.name.clone(),
+        filter_subject: "noroshi.*.events.>".into(),
+        max_batch: 1000,
+        leader_retry_interval: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+    };
+    let database = PgConnectOptions::from_str(api.db.url()).unwrap();
+    let started = Instant::now();
+    for view in View::ALL {
+        let view_started = Instant::now();
+        let applied = view
+            .visit(Rebuild {
+                database: database.clone(),
+                nats: nats.client().await,
+                config: runner_config.clone(),
+            })
+            .await
+            .unwrap();
+        let seconds = view_started.elapsed().as_secs_f64();
+        println!(
+            "  {:<16} {applied} events in {seconds:.1} s ({:.0} events/s)",
+            view.name(),
+            applied as f64 / seconds
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let rebuild_rate = events as f64 / seconds;
+    println!(
+        "rebuild of all {} views: {seconds:.1} s, {rebuild_rate:.0} events/s",
+        View::ALL.len()
+    );
+
+    // The baseline: COPY of as many rows of the same size (the events' own columns).
+    let mut conn = api.db.pool().acquire().await.unwrap();
+    sqlx::query("CREATE TABLE bench_copy (LIKE events)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let mut data = Vec::new();
+    {
+        let mut out = conn
+            .copy_out_raw("COPY (SELECT * FROM events) TO STDOUT (FORMAT binary)")
+            .await
+            .unwrap();
+        while let Some(chunk) = out.next().await {
+            data.extend_from_slice(&chunk.unwrap());
+        }
+    }
+    let started = Instant::now();
+    let mut copy_in = conn
+        .copy_in_raw("COPY bench_copy FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    for chunk in data.chunks(1 << 20) {
+        copy_in.send(chunk).await.unwrap();
+    }
+    let rows = copy_in.finish().await.unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let copy_rate = rows as f64 / seconds;
+    println!(
+        "raw COPY: {rows} rows ({} MB) in {seconds:.1} s, {copy_rate:.0} rows/s",
+        data.len() / 1_000_000
+    );
+    println!("rebuild_vs_raw_copy_ratio={:.2}", rebuild_rate / copy_rate);
+}
+
+/// Rebuilds one view.
+struct Rebuild {
+    database: PgConnectOptions,
+    nats: async_nats::Client,
+    config: RunnerConfig,
+}
+
+impl Visitor for Rebuild {
+    type Output =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, ProjectionError>> + Send>>;
+
+    fn visit<P: Projection + Copy>(self, projection: P) -> Self::Output {
+        Box::pin(async move {
+            runner::rebuild(
+                self.database,
+                self.nats,
+                self.config,
+                projection,
+                noroshi_api::convert::events::decoder(),
+                &|_, _| {},
+                CancellationToken::new(),
+            )
+            .await
+        })
+    }
+}
