@@ -62,10 +62,7 @@ impl pb::view_service_server::ViewService for Views {
         request: Request<pb::GetPlacementQueueRequest>,
     ) -> Result<Response<pb::PlacementQueue>, Status> {
         let principal = self.0.tokens.authenticate(request.metadata())?;
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        let min_versions = min_versions(r.min_versions.as_ref(), &mut v);
-        let min_versions = finish(v, Some(min_versions))?;
+        let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let view = self
             .0
             .views
@@ -81,9 +78,7 @@ impl pb::view_service_server::ViewService for Views {
         request: Request<pb::GetPlacementQueueRequest>,
     ) -> Result<Response<Self::WatchPlacementQueueStream>, Status> {
         let principal = self.0.tokens.authenticate(request.metadata())?;
-        let mut v = Violations::new();
-        let min_versions = min_versions(request.get_ref().min_versions.as_ref(), &mut v);
-        let min_versions = finish(v, Some(min_versions))?;
+        let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let updates = self
             .0
             .views
@@ -189,9 +184,7 @@ impl pb::view_service_server::ViewService for Views {
         request: Request<pb::GetPublicStatsRequest>,
     ) -> Result<Response<Self::WatchPublicStatsStream>, Status> {
         let principal = self.0.tokens.authenticate(request.metadata())?;
-        let mut v = Violations::new();
-        let min_versions = min_versions(request.get_ref().min_versions.as_ref(), &mut v);
-        let min_versions = finish(v, Some(min_versions))?;
+        let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let updates = self
             .0
             .views
@@ -205,13 +198,17 @@ impl pb::view_service_server::ViewService for Views {
         request: Request<pb::GetPublicStatsRequest>,
     ) -> Result<Response<pb::PublicStats>, Status> {
         let principal = self.0.tokens.authenticate(request.metadata())?;
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        let min_versions = min_versions(r.min_versions.as_ref(), &mut v);
-        let min_versions = finish(v, Some(min_versions))?;
+        let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let view = self.0.views.public_stats(&principal, &min_versions).await?;
         Ok(Response::new(public_stats(view)))
     }
+}
+
+/// The `min_versions` of a request that has nothing else, checked.
+fn only_min_versions(requested: Option<&pb::MinVersions>) -> Result<MinVersions, ApiError> {
+    let mut v = Violations::new();
+    let checked = min_versions(requested, &mut v);
+    finish(v, Some(checked))
 }
 
 /// A view's updates as a gRPC server stream.

@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use noroshi_domain::Violations;
 use noroshi_domain::values::{BedCategory, CaseStatus, FacilityId, MedicalAreaCode};
 use noroshi_event_store::StreamId;
+use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +29,7 @@ use crate::commands::CommandHandler;
 use crate::error::ApiError;
 use crate::metrics::{self as prometheus, Metrics, MetricsLayer};
 use crate::views::{
-    BedBoardFilter, CaseBoardFilter, MinVersions, Page, TimelineSubject, Views, to_json,
+    BedBoardFilter, CaseBoardFilter, MinVersions, Page, TimelineSubject, Update, Views, to_json,
 };
 
 /// What the HTTP handlers share.
@@ -199,7 +200,7 @@ async fn bed_board_stream(
         .views
         .watch_bed_board(principal, filter, &min_versions)
         .await?;
-    Ok(sse(updates.map(|update| update.map(|u| u.named_json()))))
+    Ok(sse_updates(updates))
 }
 
 /// `?min_versions=…`; Server-Sent Events as for `bed_board`.
@@ -214,7 +215,7 @@ async fn placement_queue_stream(
         .views
         .watch_placement_queue(principal, &min_versions)
         .await?;
-    Ok(sse(updates.map(|update| update.map(|u| u.named_json()))))
+    Ok(sse_updates(updates))
 }
 
 /// `?min_versions=…`; Server-Sent Events: `snapshot`, then `update` with the whole
@@ -239,6 +240,13 @@ async fn public_stats_stream(
         };
         update.map(|stats| (name, to_json(stats)))
     })))
+}
+
+/// A view's `snapshot` and `delta` updates as Server-Sent Events.
+fn sse_updates<S: Serialize, D: Serialize>(
+    updates: impl futures_util::Stream<Item = Result<Update<S, D>, ApiError>> + Send + 'static,
+) -> Response {
+    sse(updates.map(|update| update.map(|u| u.named_json())))
 }
 
 /// Named JSON events; a failed read becomes an `error` event and the stream goes on.
@@ -488,7 +496,7 @@ async fn case_board_stream(
         .views
         .watch_case_board(principal, filter, &min_versions)
         .await?;
-    Ok(sse(updates.map(|update| update.map(|u| u.named_json()))))
+    Ok(sse_updates(updates))
 }
 
 fn facility_inbox_params(
@@ -532,7 +540,7 @@ async fn facility_inbox_stream(
         .views
         .watch_facility_inbox(principal, facility, &min_versions)
         .await?;
-    Ok(sse(updates.map(|update| update.map(|u| u.named_json()))))
+    Ok(sse_updates(updates))
 }
 
 fn timeline_params(
@@ -594,5 +602,5 @@ async fn timeline_stream(
         .views
         .watch_timeline(principal, subject, &min_versions)
         .await?;
-    Ok(sse(updates.map(|update| update.map(|u| u.named_json()))))
+    Ok(sse_updates(updates))
 }
