@@ -354,7 +354,7 @@ impl Views {
         min_versions: &[(StreamId, u64)],
     ) -> Result<impl Stream<Item = Result<CaseBoardUpdate, ApiError>> + Send + 'static, ApiError>
     {
-        let changes = self.subscribe();
+        let changes = self.subscribe().await;
         let snapshot = self
             .case_board_page(&principal, &filter, 0, i64::MAX, min_versions)
             .await?;
@@ -507,7 +507,7 @@ impl Views {
         min_versions: &[(StreamId, u64)],
     ) -> Result<impl Stream<Item = Result<FacilityInboxUpdate, ApiError>> + Send + 'static, ApiError>
     {
-        let changes = self.subscribe();
+        let changes = self.subscribe().await;
         let snapshot = self
             .facility_inbox_unaudited(&principal, facility.as_ref(), min_versions)
             .await?;
@@ -620,7 +620,7 @@ impl Views {
         min_versions: &[(StreamId, u64)],
     ) -> Result<impl Stream<Item = Result<TimelineUpdate, ApiError>> + Send + 'static, ApiError>
     {
-        let changes = self.subscribe();
+        let changes = self.subscribe().await;
         let everything = Page {
             size: MAX_PAGE_SIZE,
             token: None,

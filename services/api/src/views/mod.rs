@@ -66,8 +66,16 @@ pub struct Views {
     streams: Arc<CommandHandler>,
     /// Names of projections that committed a batch, from `LISTEN noroshi_views`; started
     /// by the first live stream.
-    changes: Arc<OnceLock<broadcast::Sender<String>>>,
+    changes: Arc<
+        OnceLock<(
+            broadcast::Sender<String>,
+            tokio::sync::watch::Receiver<bool>,
+        )>,
+    >,
 }
+
+/// Longest wait for the change listener to start listening.
+const LISTEN_READY_WAIT: Duration = Duration::from_secs(5);
 
 /// How often a live stream looks again without a notification: staleness changes with
 /// the clock alone, and a lost notification is made good.
@@ -382,11 +390,15 @@ impl Views {
         Ok(())
     }
 
-    /// Notifications of committed projection batches.
-    fn subscribe(&self) -> broadcast::Receiver<String> {
-        self.changes
+    /// Notifications of committed projection batches. The first call starts the
+    /// listener and waits (at most [`LISTEN_READY_WAIT`]) until it listens, so that no
+    /// batch committed after the caller's snapshot goes unnoticed.
+    async fn subscribe(&self) -> broadcast::Receiver<String> {
+        let (sender, mut listening) = self
+            .changes
             .get_or_init(|| {
                 let (sender, _) = broadcast::channel(256);
+                let (ready, listening) = tokio::sync::watch::channel(false);
                 let pool = self.pool.clone();
                 let forward = sender.clone();
                 tokio::spawn(async move {
@@ -394,6 +406,7 @@ impl Views {
                         let listened = async {
                             let mut listener = PgListener::connect_with(&pool).await?;
                             listener.listen(VIEWS_CHANNEL).await?;
+                            ready.send_replace(true);
                             loop {
                                 let notification = listener.recv().await?;
                                 // No receivers left is fine: a stream subscribes later.
@@ -407,9 +420,13 @@ impl Views {
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 });
-                sender
+                (sender, listening)
             })
-            .subscribe()
+            .clone();
+        let changes = sender.subscribe();
+        // Without a listener the streams still refresh every WATCH_REFRESH.
+        let _ = tokio::time::timeout(LISTEN_READY_WAIT, listening.wait_for(|ready| *ready)).await;
+        changes
     }
 
     /// A live `bed_board` for `principal`: the snapshot, then a delta whenever a committed
@@ -423,7 +440,7 @@ impl Views {
     ) -> Result<impl Stream<Item = Result<BedBoardUpdate, ApiError>> + Send + 'static, ApiError>
     {
         // Subscribed before the snapshot is read, so no change falls in between.
-        let changes = self.subscribe();
+        let changes = self.subscribe().await;
         let snapshot = self.bed_board(&principal, &filter, min_versions).await?;
         let mut before = keyed(&snapshot.rows);
         let views = self.clone();
@@ -454,7 +471,7 @@ impl Views {
         min_versions: &[(StreamId, u64)],
     ) -> Result<impl Stream<Item = Result<PlacementQueueUpdate, ApiError>> + Send + 'static, ApiError>
     {
-        let changes = self.subscribe();
+        let changes = self.subscribe().await;
         let snapshot = self.placement_queue(&principal, min_versions).await?;
         // Waiting time grows by itself; only what the queue says about a placement counts.
         let state = |rows: &[QueueRowView]| -> BTreeMap<Uuid, (QueueRow, bool)> {
@@ -663,7 +680,7 @@ impl Views {
         min_versions: &[(StreamId, u64)],
     ) -> Result<impl Stream<Item = Result<PublicStatsView, ApiError>> + Send + 'static, ApiError>
     {
-        let changes = self.subscribe();
+        let changes = self.subscribe().await;
         let first = self.public_stats(&principal, min_versions).await?;
         let figures = |v: &PublicStatsView| (v.areas.clone(), v.prefecture.clone());
         let mut before = figures(&first);
