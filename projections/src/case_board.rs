@@ -191,6 +191,7 @@ pub struct CaseRow {
     pub external_ref: Option<String>,
     pub name: String,
     pub name_kana: Option<String>,
+    #[serde(with = "crate::iso_date")]
     pub birth_date: Date,
     pub sex: String,
     pub municipality: String,

@@ -210,6 +210,7 @@ pub struct InboxRow {
     pub arrived_at: Option<OffsetDateTime>,
     pub sex: String,
     pub severity: String,
+    #[serde(with = "crate::iso_date")]
     pub birth_date: Date,
     pub name: String,
     pub name_kana: Option<String>,

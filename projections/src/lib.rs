@@ -30,6 +30,9 @@ pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
     migrator().run(pool).await
 }
 
+// Dates in the views' JSON as ISO 8601 (`1950-04-01`), not serde's default tuple.
+time::serde::format_description!(pub iso_date, Date, "[year]-[month]-[day]");
+
 /// The id of the case or placement an event belongs to.
 pub(crate) fn aggregate_uuid(event: &RecordedEvent) -> Result<uuid::Uuid, sqlx::Error> {
     uuid::Uuid::parse_str(event.stream_id.aggregate_id())

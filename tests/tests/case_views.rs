@@ -138,6 +138,7 @@ async fn each_role_sees_only_its_cases_offers_and_timelines() {
     assert_eq!(row["placement_status"], "OFFERED");
     assert_eq!(row["placement_target"], "hofu-central");
     assert_eq!(row["severity"], "MODERATE_I");
+    assert_eq!(row["birth_date"], "1950-04-01");
     assert_eq!(board["total"], 1);
     assert_eq!(audits(&api, HC, &case_id, "case_board").await, 1);
 
@@ -308,6 +309,7 @@ async fn each_role_sees_only_its_cases_offers_and_timelines() {
     assert!(inbox["offers"].as_array().unwrap().is_empty());
     assert_eq!(ids(&inbox["inbound"], "case_id"), [case_id.as_str()]);
     assert_eq!(inbox["inbound"][0]["name"], PATIENT_NAME);
+    assert_eq!(inbox["inbound"][0]["birth_date"], "1950-04-01");
     assert_eq!(inbox["inbound"][0]["status"], "ACCEPTED");
     assert_eq!(moderate(&inbox)["held"], 1);
     assert_eq!(audits(&api, HOSPITAL, &case_id, "facility_inbox").await, 1);

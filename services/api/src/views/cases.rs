@@ -177,6 +177,7 @@ pub struct InboundView {
     pub priority: i32,
     pub name: String,
     pub name_kana: Option<String>,
+    #[serde(with = "noroshi_projections::iso_date")]
     pub birth_date: Date,
     pub age: u32,
     pub sex: String,
