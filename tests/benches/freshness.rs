@@ -47,6 +47,26 @@ async fn main() {
     );
     register_hospitals(&api, facilities).await;
     let (_pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    // The read side has caught up with the registrations before the load starts.
+    loop {
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM projection_checkpoints c \
+             WHERE coalesce((SELECT max(position) FROM events), 0) \
+                   > coalesce((SELECT max(position) FROM projection_stream_versions p \
+                               WHERE p.projection = c.projection), 0)",
+        )
+        .fetch_one(api.db.pool())
+        .await
+        .unwrap();
+        let running: i64 = sqlx::query_scalar("SELECT count(*) FROM projection_checkpoints")
+            .fetch_one(api.db.pool())
+            .await
+            .unwrap();
+        if behind == 0 && running == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     println!(
         "freshness benchmark: {rate} DeclareCapacity/s over {facilities} hospitals for {seconds} s, reply -> SSE delta"
     );
