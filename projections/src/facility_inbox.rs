@@ -9,7 +9,7 @@
 use noroshi_domain::DomainEvent;
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::facility::FacilityEvent;
-use noroshi_domain::placement::{Origin, PlacementEvent};
+use noroshi_domain::placement::PlacementEvent;
 use noroshi_event_store::RecordedEvent;
 use sqlx::postgres::PgConnection;
 use sqlx::{FromRow, PgPool};
@@ -108,10 +108,7 @@ async fn apply_placement(
             requested_at,
             ..
         } => {
-            let (origin_kind, origin) = match origin {
-                Origin::Home(municipality) => ("HOME", municipality.to_string()),
-                Origin::Facility(facility) => ("FACILITY", facility.to_string()),
-            };
+            let (origin_kind, origin) = crate::origin_columns(origin);
             sqlx::query(
                 "INSERT INTO facility_inbox (placement_id, case_id, category, needs, priority, \
                  origin_kind, origin, requested_at, status) \

@@ -33,6 +33,16 @@ pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
 // Dates in the views' JSON as ISO 8601 (`1950-04-01`), not serde's default tuple.
 time::serde::format_description!(pub iso_date, Date, "[year]-[month]-[day]");
 
+/// A placement's origin as the read models store it: `HOME` with the municipality code,
+/// or `FACILITY` with the facility a transfer leaves.
+pub(crate) fn origin_columns(origin: &noroshi_domain::placement::Origin) -> (&'static str, String) {
+    use noroshi_domain::placement::Origin;
+    match origin {
+        Origin::Home(municipality) => ("HOME", municipality.to_string()),
+        Origin::Facility(facility) => ("FACILITY", facility.to_string()),
+    }
+}
+
 /// The id of the case or placement an event belongs to.
 pub(crate) fn aggregate_uuid(event: &RecordedEvent) -> Result<uuid::Uuid, sqlx::Error> {
     uuid::Uuid::parse_str(event.stream_id.aggregate_id())
