@@ -93,6 +93,51 @@ impl View {
         Self::ALL.iter().copied().find(|view| view.name() == name)
     }
 
+    /// Rebuilds this view from the start of the stream: [`runner::rebuild`] with its
+    /// projection. Returns the events applied.
+    pub async fn rebuild(
+        self,
+        database: sqlx::postgres::PgConnectOptions,
+        nats: async_nats::Client,
+        config: runner::RunnerConfig,
+        decoder: runner::Decoder,
+        progress: runner::Progress<'_>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<u64, runner::ProjectionError> {
+        struct Rebuild<'a> {
+            database: sqlx::postgres::PgConnectOptions,
+            nats: async_nats::Client,
+            config: runner::RunnerConfig,
+            decoder: runner::Decoder,
+            progress: runner::Progress<'a>,
+            shutdown: tokio_util::sync::CancellationToken,
+        }
+        impl<'a> Visitor for Rebuild<'a> {
+            type Output = futures_util::future::BoxFuture<'a, Result<u64, runner::ProjectionError>>;
+
+            fn visit<P: runner::Projection + Copy>(self, projection: P) -> Self::Output {
+                Box::pin(runner::rebuild(
+                    self.database,
+                    self.nats,
+                    self.config,
+                    projection,
+                    self.decoder,
+                    self.progress,
+                    self.shutdown,
+                ))
+            }
+        }
+        self.visit(Rebuild {
+            database,
+            nats,
+            config,
+            decoder,
+            progress,
+            shutdown,
+        })
+        .await
+    }
+
     /// Calls `visitor` with this view's projection.
     pub fn visit<V: Visitor>(self, visitor: V) -> V::Output {
         match self {

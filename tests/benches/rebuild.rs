@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use noroshi_event_store::relay::{self, RelayConfig};
 use noroshi_event_store::wire::SubjectPrefix;
-use noroshi_projections::runner::{self, Projection, ProjectionError, RunnerConfig};
-use noroshi_projections::{View, Visitor};
+use noroshi_projections::View;
+use noroshi_projections::runner::RunnerConfig;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{ApiOptions, HOSPITAL, HOSPITAL_OTHER, TestApi};
 use noroshi_tests::{NatsServer, bench_option};
@@ -177,11 +177,14 @@ async fn main() {
     for view in View::ALL {
         let view_started = Instant::now();
         let applied = view
-            .visit(Rebuild {
-                database: database.clone(),
-                nats: nats.client().await,
-                config: runner_config.clone(),
-            })
+            .rebuild(
+                database.clone(),
+                nats.client().await,
+                runner_config.clone(),
+                noroshi_api::convert::events::decoder(),
+                &|_, _| {},
+                CancellationToken::new(),
+            )
             .await
             .unwrap();
         let seconds = view_started.elapsed().as_secs_f64();
@@ -230,31 +233,4 @@ async fn main() {
         data.len() / 1_000_000
     );
     println!("rebuild_vs_raw_copy_ratio={:.2}", rebuild_rate / copy_rate);
-}
-
-/// Rebuilds one view.
-struct Rebuild {
-    database: PgConnectOptions,
-    nats: async_nats::Client,
-    config: RunnerConfig,
-}
-
-impl Visitor for Rebuild {
-    type Output =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, ProjectionError>> + Send>>;
-
-    fn visit<P: Projection + Copy>(self, projection: P) -> Self::Output {
-        Box::pin(async move {
-            runner::rebuild(
-                self.database,
-                self.nats,
-                self.config,
-                projection,
-                noroshi_api::convert::events::decoder(),
-                &|_, _| {},
-                CancellationToken::new(),
-            )
-            .await
-        })
-    }
 }

@@ -3,11 +3,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 use noroshi_event_store::wire::SubjectPrefix;
-use noroshi_projections::runner::{self, Projection, ProjectionError, RunnerConfig};
-use noroshi_projections::{View, Visitor};
+use noroshi_projections::View;
+use noroshi_projections::runner::RunnerConfig;
 use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -61,14 +60,14 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
         };
         bar.set_message(view.name());
         let applied = view
-            .visit(Rebuild {
-                database: database.clone(),
-                nats: nats.clone(),
-                config: config.clone(),
-                decoder: decoder.clone(),
-                progress: &progress,
-                shutdown: shutdown.clone(),
-            })
+            .rebuild(
+                database.clone(),
+                nats.clone(),
+                config.clone(),
+                decoder.clone(),
+                &progress,
+                shutdown.clone(),
+            )
             .await
             .map_err(ServeError::Rebuild)?;
         bar.finish();
@@ -82,30 +81,4 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
         tracing::info!(view = view.name(), applied, "view rebuilt");
     }
     Ok(())
-}
-
-/// Rebuilds one view.
-struct Rebuild<'a> {
-    database: PgConnectOptions,
-    nats: async_nats::Client,
-    config: RunnerConfig,
-    decoder: runner::Decoder,
-    progress: runner::Progress<'a>,
-    shutdown: CancellationToken,
-}
-
-impl<'a> Visitor for Rebuild<'a> {
-    type Output = BoxFuture<'a, Result<u64, ProjectionError>>;
-
-    fn visit<P: Projection + Copy>(self, projection: P) -> Self::Output {
-        Box::pin(runner::rebuild(
-            self.database,
-            self.nats,
-            self.config,
-            projection,
-            self.decoder,
-            self.progress,
-            self.shutdown,
-        ))
-    }
 }
