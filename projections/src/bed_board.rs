@@ -314,15 +314,22 @@ impl Totals {
     }
 }
 
-/// Every row of the board, by facility then category.
+/// Every stored row of the board, by facility then category.
 pub async fn rows(pool: &PgPool) -> Result<Vec<BedRow>, sqlx::Error> {
+    stored_rows(pool, None).await
+}
+
+/// The stored rows of `facility`, or of every facility.
+async fn stored_rows(pool: &PgPool, facility: Option<&str>) -> Result<Vec<BedRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT f.facility_id, f.name, f.name_en, f.kind, f.medical_area, f.municipality, f.active, \
          b.category, b.secured, b.ready, b.occupied, b.held, b.acceptance, b.constraints, \
          b.declared_at, b.proxy_by \
          FROM bed_board_beds b JOIN bed_board_facilities f USING (facility_id) \
+         WHERE $1::text IS NULL OR f.facility_id = $1 \
          ORDER BY f.facility_id, b.category",
     )
+    .bind(facility)
     .fetch_all(pool)
     .await?;
     let figure = |row: &sqlx::postgres::PgRow, name: &str| -> Result<u32, sqlx::Error> {
@@ -365,13 +372,15 @@ struct FacilityRow {
 
 /// The whole board: every stored row, plus a row of zeros, never declared and therefore
 /// stale, for each category a registered facility's kind can have but has not declared.
-/// HQ can then see who has never reported, not only who has.
-pub async fn board(pool: &PgPool) -> Result<Vec<BedRow>, sqlx::Error> {
-    let mut rows = rows(pool).await?;
+/// HQ can then see who has never reported, not only who has. Only `facility`'s rows
+/// when given.
+pub async fn board(pool: &PgPool, facility: Option<&str>) -> Result<Vec<BedRow>, sqlx::Error> {
+    let mut rows = stored_rows(pool, facility).await?;
     let facilities: Vec<FacilityRow> = sqlx::query_as(
         "SELECT facility_id, name, name_en, kind, medical_area, municipality, active \
-         FROM bed_board_facilities",
+         FROM bed_board_facilities WHERE $1::text IS NULL OR facility_id = $1",
     )
+    .bind(facility)
     .fetch_all(pool)
     .await?;
     let declared: std::collections::HashSet<(String, String)> = rows

@@ -5,7 +5,7 @@ use noroshi_domain::authz::Principal;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, store_failure};
 
 /// The kind of a record of a patient's identity being read.
 pub const PII_READ: &str = "PII_READ";
@@ -33,6 +33,6 @@ pub async fn pii_reads(
     .bind(cases)
     .execute(pool)
     .await
-    .map_err(|error| ApiError::from(noroshi_event_store::StoreError::from(error)))?;
+    .map_err(store_failure)?;
     Ok(())
 }

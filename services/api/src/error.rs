@@ -139,6 +139,12 @@ impl From<AppendError> for ApiError {
     }
 }
 
+/// A failed query on the store or a read model, classified as the store classifies it
+/// (UNAVAILABLE while PostgreSQL is unreachable).
+pub(crate) fn store_failure(error: sqlx::Error) -> ApiError {
+    StoreError::from(error).into()
+}
+
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         let code = error.code();

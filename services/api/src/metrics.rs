@@ -16,7 +16,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, store_failure};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -111,7 +111,7 @@ impl Metrics {
         )
         .fetch_one(pool)
         .await
-        .map_err(|e| ApiError::from(noroshi_event_store::StoreError::from(e)))?;
+        .map_err(store_failure)?;
         self.head_position.set(head);
         self.relay_backlog.set(backlog);
         for (projection, lag) in crate::views::projection_lag(pool).await? {

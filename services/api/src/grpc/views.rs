@@ -275,11 +275,7 @@ fn timeline_request(
     };
     let page = Page::parse(r.page_size, &r.page_token, &mut v);
     let min_versions = min_versions(r.min_versions.as_ref(), &mut v);
-    let checked = finish(v, Some((page, min_versions)))?;
-    match subject {
-        Some(subject) => Ok((subject, checked.0, checked.1)),
-        None => Err(ApiError::invalid("case_id", "is required")),
-    }
+    finish(v, subject.map(|subject| (subject, page, min_versions)))
 }
 
 fn timestamp_opt(at: Option<time::OffsetDateTime>) -> Option<prost_types::Timestamp> {

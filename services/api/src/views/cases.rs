@@ -20,9 +20,10 @@ use serde::Serialize;
 use time::{Date, OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
-use super::{BedBoardFilter, BedBoardRowView, Update, Views, follow, store_failure};
+use super::{BedBoardFilter, BedBoardRowView, Update, Views, diff, follow};
 use crate::audit;
 use crate::error::ApiError;
+use crate::error::store_failure;
 
 /// Rows per page when the caller does not say.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -376,19 +377,15 @@ impl Views {
         };
         let next = move |view: CaseBoardView| {
             let after = state(&view.rows);
-            let rows: Vec<CaseRowView> = view
-                .rows
-                .into_iter()
-                .filter(|r| before.get(&r.row.case_id) != Some(r))
-                .collect();
-            let removed: Vec<Uuid> = before
-                .keys()
-                .filter(|id| !after.contains_key(*id))
-                .copied()
-                .collect();
+            let changes = diff(&before, &after);
             before = after;
-            (!rows.is_empty() || !removed.is_empty()).then_some(Update::Delta(CaseBoardDelta {
-                rows,
+            let (changed, removed) = changes?;
+            Some(Update::Delta(CaseBoardDelta {
+                rows: view
+                    .rows
+                    .into_iter()
+                    .filter(|r| changed.contains(&r.row.case_id))
+                    .collect(),
                 removed,
                 stream_sequence: view.stream_sequence,
                 generated_at: view.generated_at,

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
 use crate::commands::CommandHandler;
-use crate::error::ApiError;
+use crate::error::{ApiError, store_failure};
 
 mod cases;
 
@@ -150,20 +150,35 @@ fn keyed(rows: &[BedBoardRowView]) -> BTreeMap<RowKey, BedBoardRowView> {
         .collect()
 }
 
-/// The delta from `before` to `view`; `None` when no row changed.
-fn delta(before: &BTreeMap<RowKey, BedBoardRowView>, view: BedBoardView) -> Option<BedBoardDelta> {
-    let after = keyed(&view.rows);
-    let rows: Vec<BedBoardRowView> = after
+/// What a live view's delta carries: the keys in `after` that are new or whose value
+/// changed since `before`, and the keys of `before` that left. `None` when nothing did.
+fn diff<K: Ord + Clone, V: PartialEq>(
+    before: &BTreeMap<K, V>,
+    after: &BTreeMap<K, V>,
+) -> Option<(BTreeSet<K>, Vec<K>)> {
+    let changed: BTreeSet<K> = after
         .iter()
-        .filter(|(key, row)| before.get(*key) != Some(row))
-        .map(|(_, row)| row.clone())
+        .filter(|(key, value)| before.get(*key) != Some(value))
+        .map(|(key, _)| key.clone())
         .collect();
-    let removed: Vec<RowKey> = before
+    let removed: Vec<K> = before
         .keys()
         .filter(|key| !after.contains_key(*key))
         .cloned()
         .collect();
-    (!rows.is_empty() || !removed.is_empty()).then_some(BedBoardDelta {
+    (!changed.is_empty() || !removed.is_empty()).then_some((changed, removed))
+}
+
+/// The delta from `before` to `view`; `None` when no row changed.
+fn delta(before: &BTreeMap<RowKey, BedBoardRowView>, view: BedBoardView) -> Option<BedBoardDelta> {
+    let after = keyed(&view.rows);
+    let (changed, removed) = diff(before, &after)?;
+    let rows: Vec<BedBoardRowView> = after
+        .into_iter()
+        .filter(|(key, _)| changed.contains(key))
+        .map(|(_, row)| row)
+        .collect();
+    Some(BedBoardDelta {
         rows,
         removed,
         areas: view.areas,
@@ -487,25 +502,19 @@ impl Views {
         };
         let next = move |view: PlacementQueueView| {
             let after = state(&view.rows);
-            let rows: Vec<QueueRowView> = view
-                .rows
-                .into_iter()
-                .filter(|r| before.get(&r.row.placement_id) != after.get(&r.row.placement_id))
-                .collect();
-            let removed: Vec<Uuid> = before
-                .keys()
-                .filter(|id| !after.contains_key(*id))
-                .copied()
-                .collect();
+            let changes = diff(&before, &after);
             before = after;
-            (!rows.is_empty() || !removed.is_empty()).then_some(Update::Delta(
-                PlacementQueueDelta {
-                    rows,
-                    removed,
-                    stream_sequence: view.stream_sequence,
-                    generated_at: view.generated_at,
-                },
-            ))
+            let (changed, removed) = changes?;
+            Some(Update::Delta(PlacementQueueDelta {
+                rows: view
+                    .rows
+                    .into_iter()
+                    .filter(|r| changed.contains(&r.row.placement_id))
+                    .collect(),
+                removed,
+                stream_sequence: view.stream_sequence,
+                generated_at: view.generated_at,
+            }))
         };
         Ok(follow(
             changes,
@@ -552,16 +561,16 @@ impl Views {
         scope: &ViewScope,
         filter: &BedBoardFilter,
     ) -> Result<Vec<BedBoardRowView>, ApiError> {
+        let facility = match scope {
+            ViewScope::All => None,
+            ViewScope::Own(own) => Some(own.as_str()),
+            ViewScope::None => return Ok(Vec::new()),
+        };
         let now = OffsetDateTime::now_utc();
-        Ok(bed_board::board(&self.pool)
+        Ok(bed_board::board(&self.pool, facility)
             .await
             .map_err(store_failure)?
             .into_iter()
-            .filter(|row| match scope {
-                ViewScope::All => true,
-                ViewScope::Own(own) => row.facility_id == own.as_str(),
-                ViewScope::None => false,
-            })
             .filter(|row| {
                 filter
                     .medical_area
@@ -634,7 +643,10 @@ impl Views {
             .min(self.checkpoint(PublicStats::NAME).await?);
         let mut areas: std::collections::BTreeMap<String, AreaSums> = Default::default();
         let mut prefecture = AreaSums::default();
-        for row in bed_board::board(&self.pool).await.map_err(store_failure)? {
+        for row in bed_board::board(&self.pool, None)
+            .await
+            .map_err(store_failure)?
+        {
             let add = |sums: &mut AreaSums| {
                 sums.beds.entry(row.category.clone()).or_default().add(&row);
             };
@@ -783,10 +795,6 @@ pub async fn projection_lag(pool: &PgPool) -> Result<Vec<(String, u64)>, ApiErro
         .into_iter()
         .map(|(name, lag)| (name, u64::try_from(lag).unwrap_or_default()))
         .collect())
-}
-
-fn store_failure(error: sqlx::Error) -> ApiError {
-    noroshi_event_store::StoreError::from(error).into()
 }
 
 /// Follows a view: `first`, then, after each committed batch of `projection` (or every
