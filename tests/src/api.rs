@@ -9,6 +9,8 @@ use noroshi_api::auth::{TokenEntry, Tokens};
 use noroshi_api::commands::{Clock, CommandHandler, CommandSettings, system_clock};
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
+use noroshi_api::identity::certificates::{self, TlsFiles};
+use noroshi_api::identity::{Authenticator, IdentitySettings};
 use noroshi_api::views::{ViewSettings, Views};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::{EventStore, StoreLimits};
@@ -123,6 +125,9 @@ pub struct ApiOptions {
     /// Reach PostgreSQL through a [`TcpProxy`] that the test can cut.
     pub through_proxy: bool,
     pub views: ViewSettings,
+    pub identity: IdentitySettings,
+    /// Serve both APIs over TLS with these files.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ApiOptions {
@@ -135,8 +140,18 @@ impl Default for ApiOptions {
             tokens: tokens(),
             through_proxy: false,
             views: ViewSettings::default(),
+            identity: IdentitySettings::default(),
+            tls: None,
         }
     }
+}
+
+/// An HTTP answer: status, headers, and the body as JSON (a JSON string if it is not).
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: ::http::HeaderMap,
+    pub json: serde_json::Value,
 }
 
 /// A running gRPC API; stopped on drop.
@@ -224,7 +239,18 @@ impl TestApi {
             .expect("bind a free port");
         let addr = listener.local_addr().expect("bound address");
         let shutdown = CancellationToken::new();
-        let tokens = Arc::new(options.tokens);
+        let auth = Arc::new(Authenticator::new(
+            db.pool().clone(),
+            Some(options.tokens),
+            options.identity,
+        ));
+        let (http_tls, grpc_tls) = match &options.tls {
+            Some(files) => (
+                Some(certificates::server_config(files).expect("TLS files")),
+                Some(certificates::grpc_config(files).expect("TLS files")),
+            ),
+            None => (None, None),
+        };
         let views = Arc::new(Views::new(
             db.pool().clone(),
             options.views,
@@ -238,24 +264,31 @@ impl TestApi {
         tokio::spawn(http::serve(
             http_listener,
             HttpContext {
-                tokens: tokens.clone(),
+                auth: auth.clone(),
                 views: views.clone(),
                 metrics: metrics.clone(),
                 handler: handler.clone(),
                 max_body_bytes: 4 * 1024 * 1024,
             },
+            http_tls,
             shutdown.clone(),
         ));
         let context = GrpcContext {
             handler: handler.clone(),
-            tokens,
+            auth,
             views,
             metrics,
         };
         let settings = GrpcSettings {
             max_message_bytes: options.max_message_bytes,
         };
-        tokio::spawn(grpc::serve(listener, context, settings, shutdown.clone()));
+        tokio::spawn(grpc::serve(
+            listener,
+            context,
+            settings,
+            grpc_tls,
+            shutdown.clone(),
+        ));
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .expect("endpoint")
             .connect_lazy();
@@ -298,26 +331,42 @@ impl TestApi {
         path: &str,
         body: Vec<u8>,
     ) -> (u16, serde_json::Value) {
+        let mut headers = vec![("content-type", "application/json".to_owned())];
+        if let Some(actor) = actor {
+            headers.push(("authorization", format!("Bearer {}", actor.token)));
+        }
+        let answer = self.http_request(method, path, &headers, body).await;
+        (answer.status, answer.json)
+    }
+
+    /// Any request on the HTTP API, with exactly `headers`.
+    pub async fn http_request(
+        &self,
+        method: ::http::Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: impl Into<Vec<u8>>,
+    ) -> HttpAnswer {
         use http_body_util::BodyExt;
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<http_body_util::Full<bytes::Bytes>>();
         let mut request = ::http::Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", self.http_addr))
-            .header("content-type", "application/json");
-        if let Some(actor) = actor {
-            request = request.header("authorization", format!("Bearer {}", actor.token));
+            .uri(format!("http://{}{path}", self.http_addr));
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
         let response = client
             .request(
                 request
-                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body.into())))
                     .expect("request"),
             )
             .await
             .expect("http request");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
@@ -326,7 +375,11 @@ impl TestApi {
             .to_bytes();
         let json = serde_json::from_slice(&body)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
-        (status, json)
+        HttpAnswer {
+            status,
+            headers,
+            json,
+        }
     }
 
     pub fn facilities(&self) -> FacilityServiceClient<Channel> {

@@ -38,7 +38,8 @@ pub struct NoroshiProcess {
 }
 
 impl NoroshiProcess {
-    /// Starts `noroshi <args>` with `envs` added to the environment.
+    /// Starts `noroshi <args>` with `envs` added to the environment (`NOROSHI_LOG` among
+    /// them replaces the default filter).
     pub fn spawn(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let logs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
         std::fs::create_dir_all(&logs).expect("create test log dir");
@@ -46,8 +47,8 @@ impl NoroshiProcess {
         let file = std::fs::File::create(&log).expect("create process log");
         let child = Command::new(noroshi_bin())
             .args(args)
-            .envs(envs.iter().copied())
             .env("NOROSHI_LOG", "info,noroshi_event_store=debug")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

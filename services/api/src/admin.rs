@@ -149,7 +149,7 @@ impl Plan {
         match Tokens::from_entries(&file.token) {
             Ok(checked) => {
                 for (index, entry) in file.token.iter().enumerate() {
-                    if let Ok(principal) = checked.principal(&entry.token) {
+                    if let Some(principal) = checked.principal(&entry.token) {
                         tokens.push((index, principal));
                     }
                 }
@@ -378,7 +378,7 @@ fn names<T: fmt::Display>(values: &[T]) -> String {
 }
 
 /// Whether a token of `role` may stand for an organisation of `kind` (`None`: not registered).
-fn fits(role: Role, kind: Option<FacilityKind>) -> Result<(), String> {
+pub(crate) fn fits(role: Role, kind: Option<FacilityKind>) -> Result<(), String> {
     let fitting: &[FacilityKind] = match role {
         // The operator and the public belong to no facility.
         Role::Admin | Role::Public => return Ok(()),

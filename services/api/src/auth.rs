@@ -1,7 +1,7 @@
-//! Principals from bearer tokens.
-//!
-//! Until real logins exist, tokens come from a configured TOML file, each mapped to
-//! `(principal_id, organisation_id, role)`:
+//! Development tokens: bearer tokens from a TOML file, each mapped to
+//! `(principal_id, organisation_id, role)`. `serve` refuses such a file unless it is
+//! explicitly allowed (`noroshi dev` and the tests); real deployments use logins, API
+//! clients and client certificates (crate::identity).
 //!
 //! ```toml
 //! [[token]]
@@ -17,9 +17,6 @@ use std::path::Path;
 use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::values::{FacilityId, PrincipalId};
 use serde::Deserialize;
-use tonic::metadata::MetadataMap;
-
-use crate::error::ApiError;
 
 /// Shortest token accepted: shorter ones are guessable.
 const MIN_TOKEN_LEN: usize = 16;
@@ -108,26 +105,8 @@ impl Tokens {
         self.by_token.is_empty()
     }
 
-    /// The principal of a bearer token.
-    pub fn principal(&self, token: &str) -> Result<Principal, ApiError> {
-        self.by_token
-            .get(token)
-            .cloned()
-            .ok_or(ApiError::Unauthenticated)
-    }
-
-    /// The principal of a gRPC request's `authorization: Bearer <token>`.
-    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ApiError> {
-        self.bearer(metadata.get("authorization").and_then(|v| v.to_str().ok()))
-    }
-
-    /// The principal of an `Authorization: Bearer <token>` header value.
-    pub fn bearer(&self, header: Option<&str>) -> Result<Principal, ApiError> {
-        let header = header.ok_or(ApiError::Unauthenticated)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or(ApiError::Unauthenticated)?;
-        self.principal(token.trim())
+    /// The principal of a bearer token of the file.
+    pub fn principal(&self, token: &str) -> Option<Principal> {
+        self.by_token.get(token).cloned()
     }
 }

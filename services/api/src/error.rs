@@ -10,11 +10,17 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("missing or invalid bearer token")]
-    Unauthenticated,
+    /// No credentials, or credentials that prove nothing (unknown, expired, revoked).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
     /// Says nothing about whether the target exists.
     #[error("permission denied")]
     PermissionDenied,
+    /// A state-changing request of a web session without the session's CSRF token.
+    #[error(
+        "permission denied: the request lacks its session's CSRF token (X-CSRF-Token header or csrf_token form field)"
+    )]
+    CsrfRejected,
     #[error("invalid argument: {0}")]
     Invalid(Violations),
     #[error("{0} not found")]
@@ -46,8 +52,8 @@ impl ApiError {
     /// The gRPC code of this kind of failure.
     pub fn code(&self) -> Code {
         match self {
-            Self::Unauthenticated => Code::Unauthenticated,
-            Self::PermissionDenied => Code::PermissionDenied,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::PermissionDenied | Self::CsrfRejected => Code::PermissionDenied,
             Self::Invalid(_) => Code::InvalidArgument,
             Self::NotFound(_) => Code::NotFound,
             Self::AlreadyExists(_) => Code::AlreadyExists,
@@ -78,8 +84,8 @@ impl ApiError {
     /// The HTTP status of this kind of failure.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::Unauthenticated => 401,
-            Self::PermissionDenied => 403,
+            Self::Unauthenticated(_) => 401,
+            Self::PermissionDenied | Self::CsrfRejected => 403,
             Self::Invalid(_) => 400,
             Self::NotFound(_) => 404,
             Self::AlreadyExists(_) | Self::Aborted(_) => 409,

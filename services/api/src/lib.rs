@@ -9,6 +9,7 @@ pub mod convert;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod identity;
 pub mod metrics;
 pub mod timers;
 pub mod views;

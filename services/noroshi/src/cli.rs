@@ -87,6 +87,134 @@ pub(crate) enum AdminCommand {
     /// Register or update the facilities of a file and check its tokens; applying the
     /// same file twice changes nothing.
     Apply(ApplyArgs),
+    /// Users of the web UI.
+    User(UserArgs),
+    /// API clients (machine-to-machine tokens).
+    Client(ClientArgs),
+    /// The deployment's CA: client certificates for terminals, server certificates.
+    Ca(CaArgs),
+}
+
+/// Who the CLI acts as, recorded in the audit log.
+#[derive(Debug, Args)]
+pub(crate) struct ActorArgs {
+    /// Principal recorded as the actor of the changes.
+    #[arg(long, env = "NOROSHI_ADMIN_ACTOR", default_value = "noroshi-admin")]
+    pub(crate) actor: String,
+    /// JIS X 0401 code of the deployment's prefecture.
+    #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
+    pub(crate) prefecture: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserArgs {
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    #[command(flatten)]
+    pub(crate) actor: ActorArgs,
+    #[command(subcommand)]
+    pub(crate) command: UserCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user; prints a generated first password unless one comes on stdin.
+    Add {
+        username: String,
+        #[arg(long)]
+        organisation: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        display_name: String,
+        /// Read the password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new generated password (printed once), lift a lockout, end the sessions.
+    ResetPassword { username: String },
+    /// Disable a user: no more logins, sessions end.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+    /// List the users.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    #[command(flatten)]
+    pub(crate) actor: ActorArgs,
+    #[command(subcommand)]
+    pub(crate) command: ClientCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClientCommand {
+    /// Issue a client token for an organisation; the token is printed once.
+    Issue {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        organisation: String,
+        /// Scopes: facilities, cases, placements, views.
+        #[arg(long = "scope", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Lifetime of the token.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "90days")]
+        expires_in: Duration,
+    },
+    /// Revoke a client; effective at once.
+    Revoke { client_id: String },
+    /// List the clients (never their tokens).
+    List,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CaArgs {
+    /// Directory of the CA (`ca.pem`, `ca-key.pem`).
+    #[arg(long, env = "NOROSHI_CA_DIR", default_value = "ca")]
+    pub(crate) dir: std::path::PathBuf,
+    #[command(subcommand)]
+    pub(crate) command: CaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CaCommand {
+    /// Create the CA; refuses to overwrite one.
+    Init,
+    /// Issue and register a client certificate for an organisation's terminal.
+    Issue {
+        organisation: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        actor: ActorArgs,
+        /// Where to write `<organisation>-<serial>.pem` and `-key.pem`.
+        #[arg(long, default_value = ".")]
+        out_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// Issue a server certificate for the TLS listeners.
+    Server {
+        /// DNS names and IP addresses the server is reached by.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Where to write `server.pem` and `server-key.pem`.
+        #[arg(long, default_value = ".")]
+        out_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// Revoke a registered client certificate by serial; effective at once.
+    Revoke {
+        serial: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -244,9 +372,42 @@ pub(crate) struct ApiArgs {
     /// `public_stats` suppresses counts of people from 1 up to this (exclusive).
     #[arg(long, env = "NOROSHI_PUBLIC_STATS_SUPPRESS_BELOW", default_value_t = 5)]
     pub(crate) suppress_below: u64,
-    /// TOML file of bearer tokens (`[[token]]` entries); see docs/api.md.
+    /// TOML file of development bearer tokens (`[[token]]` entries); see docs/api.md.
+    /// Refused unless `--allow-token-file`.
     #[arg(long, env = "NOROSHI_TOKENS_FILE")]
     pub(crate) tokens_file: Option<std::path::PathBuf>,
+    /// Accept `--tokens-file`: for `noroshi dev`, tests and benchmarks only, since its
+    /// tokens are plain text in a file and are never audited or revoked.
+    #[arg(long, env = "NOROSHI_ALLOW_TOKEN_FILE")]
+    pub(crate) allow_token_file: bool,
+    /// A web session unused for this long ends.
+    #[arg(long, env = "NOROSHI_SESSION_IDLE", value_parser = humantime::parse_duration, default_value = "30m")]
+    pub(crate) session_idle: Duration,
+    /// A web session ends this long after login, however active.
+    #[arg(long, env = "NOROSHI_SESSION_LIFETIME", value_parser = humantime::parse_duration, default_value = "12h")]
+    pub(crate) session_lifetime: Duration,
+    /// Consecutive failed logins that lock an account.
+    #[arg(long, env = "NOROSHI_MAX_FAILED_LOGINS", default_value_t = 5)]
+    pub(crate) max_failed_logins: u32,
+    /// How long a locked account stays locked.
+    #[arg(long, env = "NOROSHI_LOCKOUT", value_parser = humantime::parse_duration, default_value = "15m")]
+    pub(crate) lockout: Duration,
+    /// Mark session cookies Secure (on by itself with --tls-cert; set it behind a
+    /// TLS-terminating proxy).
+    #[arg(long, env = "NOROSHI_SECURE_COOKIES")]
+    pub(crate) secure_cookies: bool,
+    /// PEM certificate (chain) of both listeners; with it they speak TLS only.
+    #[arg(long, env = "NOROSHI_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "NOROSHI_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<std::path::PathBuf>,
+    /// PEM CA certificate that signs client certificates (`noroshi admin ca init`).
+    #[arg(long, env = "NOROSHI_TLS_CLIENT_CA")]
+    pub(crate) tls_client_ca: Option<std::path::PathBuf>,
+    /// Whether the TLS listeners ask for client certificates.
+    #[arg(long, env = "NOROSHI_TLS_CLIENT_CERTIFICATES", value_enum, default_value_t = ClientCertificates::Off)]
+    pub(crate) tls_client_certificates: ClientCertificates,
     /// JIS X 0401 code of the prefecture this deployment serves.
     #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
     pub(crate) prefecture: String,
@@ -268,4 +429,14 @@ pub(crate) struct ApiArgs {
     /// How often the offer timer looks for new offers.
     #[arg(long, env = "NOROSHI_TIMER_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
     pub(crate) timer_poll_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ClientCertificates {
+    /// Not asked for.
+    Off,
+    /// Checked when presented; other credentials still work without one.
+    Optional,
+    /// Every connection must present one from the CA.
+    Required,
 }

@@ -9,6 +9,8 @@ use noroshi_api::auth::Tokens;
 use noroshi_api::commands::{CommandHandler, CommandSettings, system_clock};
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
+use noroshi_api::identity::certificates::{self, TlsFiles};
+use noroshi_api::identity::{Authenticator, IdentitySettings};
 use noroshi_api::metrics::Metrics;
 use noroshi_api::timers::{self, TimerSettings};
 use noroshi_api::views::{ViewSettings, Views};
@@ -23,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Component, DatabaseArgs, ServeArgs};
+use crate::cli::{ApiArgs, ClientCertificates, Component, DatabaseArgs, ServeArgs};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ServeError {
@@ -46,6 +48,18 @@ pub(crate) enum ServeError {
     },
     #[error("cannot load the token file")]
     Tokens(#[source] noroshi_api::auth::TokenFileError),
+    #[error(
+        "a token file is for development and tests only: its tokens are plain text, never \
+         audited and never revoked; use logins, API clients or client certificates, or pass \
+         --allow-token-file (NOROSHI_ALLOW_TOKEN_FILE=true) to accept it anyway"
+    )]
+    TokenFileRefused,
+    #[error("{0}")]
+    Api(#[source] noroshi_api::ApiError),
+    #[error("cannot issue the certificate")]
+    Issue(#[source] noroshi_api::identity::certificates::IssueError),
+    #[error("invalid TLS configuration")]
+    Tls(#[source] noroshi_api::identity::certificates::CertificateError),
     #[error("invalid duration {0:?}")]
     Duration(Duration),
     #[error("cannot set up the offer timer")]
@@ -83,6 +97,9 @@ pub(crate) async fn migrate(args: &DatabaseArgs) -> Result<(), ServeError> {
         .await
         .map_err(ServeError::Migrate)?;
     noroshi_projections::migrate(&pool)
+        .await
+        .map_err(ServeError::Migrate)?;
+    noroshi_api::identity::migrate(&pool)
         .await
         .map_err(ServeError::Migrate)?;
     tracing::info!("database schema is up to date");
@@ -143,15 +160,39 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     {
         let handler = Arc::new(command_handler(&args, pool.clone())?);
         if args.components.contains(&Component::Api) {
-            let tokens = match &args.api.tokens_file {
-                Some(path) => Tokens::load(path).map_err(ServeError::Tokens)?,
-                None => Tokens::default(),
+            let dev_tokens = match &args.api.tokens_file {
+                Some(_) if !args.api.allow_token_file => {
+                    return Err(ServeError::TokenFileRefused);
+                }
+                Some(path) => {
+                    let tokens = Tokens::load(path).map_err(ServeError::Tokens)?;
+                    tracing::warn!(
+                        tokens = tokens.len(),
+                        "development token file accepted; never in production"
+                    );
+                    Some(tokens)
+                }
+                None => None,
             };
-            if tokens.is_empty() {
-                tracing::warn!(
-                    "no bearer tokens configured; every request will be UNAUTHENTICATED"
-                );
-            }
+            let tls = tls_files(&args.api);
+            let auth = Arc::new(Authenticator::new(
+                pool.clone(),
+                dev_tokens,
+                IdentitySettings {
+                    session_idle: args.api.session_idle,
+                    session_lifetime: args.api.session_lifetime,
+                    max_failed_logins: args.api.max_failed_logins,
+                    lockout: args.api.lockout,
+                    secure_cookies: args.api.secure_cookies || tls.is_some(),
+                },
+            ));
+            let (http_tls, grpc_tls) = match &tls {
+                Some(files) => (
+                    Some(certificates::server_config(files).map_err(ServeError::Tls)?),
+                    Some(certificates::grpc_config(files).map_err(ServeError::Tls)?),
+                ),
+                None => (None, None),
+            };
             let addr = &args.api.grpc_addr;
             let listener = TcpListener::bind(addr)
                 .await
@@ -159,8 +200,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
                     addr: addr.clone(),
                     source,
                 })?;
-            tracing::info!(addr = %listener.local_addr().map_err(|source| ServeError::Listen { addr: addr.clone(), source })?, tokens = tokens.len(), "grpc api listening");
-            let tokens = Arc::new(tokens);
+            tracing::info!(addr = %listener.local_addr().map_err(|source| ServeError::Listen { addr: addr.clone(), source })?, tls = tls.is_some(), "grpc api listening");
             let views = Arc::new(Views::new(
                 pool.clone(),
                 ViewSettings {
@@ -182,7 +222,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             tracing::info!(addr = %http_addr, "http api listening");
             let metrics = Arc::new(Metrics::default());
             let http_context = HttpContext {
-                tokens: tokens.clone(),
+                auth: auth.clone(),
                 views: views.clone(),
                 metrics: metrics.clone(),
                 handler: handler.clone(),
@@ -190,13 +230,13 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             };
             let token = shutdown.clone();
             components.spawn(async move {
-                http::serve(http_listener, http_context, token)
+                http::serve(http_listener, http_context, http_tls, token)
                     .await
                     .map_err(ServeError::Http)
             });
             let context = GrpcContext {
                 handler: handler.clone(),
-                tokens,
+                auth,
                 views,
                 metrics,
             };
@@ -205,7 +245,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             };
             let token = shutdown.clone();
             components.spawn(async move {
-                grpc::serve(listener, context, settings, token)
+                grpc::serve(listener, context, settings, grpc_tls, token)
                     .await
                     .map_err(ServeError::Grpc)
             });
@@ -339,4 +379,19 @@ impl Visitor for SpawnProjection<'_> {
             Ok(())
         });
     }
+}
+
+/// The TLS files of the listeners, if TLS is configured.
+fn tls_files(args: &ApiArgs) -> Option<TlsFiles> {
+    let (cert, key) = (args.tls_cert.clone()?, args.tls_key.clone()?);
+    Some(TlsFiles {
+        cert,
+        key,
+        client_ca: args.tls_client_ca.clone(),
+        client_certificates: match args.tls_client_certificates {
+            ClientCertificates::Off => certificates::ClientCertificates::Off,
+            ClientCertificates::Optional => certificates::ClientCertificates::Optional,
+            ClientCertificates::Required => certificates::ClientCertificates::Required,
+        },
+    })
 }

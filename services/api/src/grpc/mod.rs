@@ -18,8 +18,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::http;
 
-use crate::auth::Tokens;
 use crate::commands::CommandHandler;
+use crate::error::ApiError;
+use crate::identity::{Authenticator, Caller, Presented, Scope};
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::views::Views;
 
@@ -27,7 +28,7 @@ use crate::views::Views;
 #[derive(Debug, Clone)]
 pub struct GrpcContext {
     pub handler: Arc<CommandHandler>,
-    pub tokens: Arc<Tokens>,
+    pub auth: Arc<Authenticator>,
     pub views: Arc<Views>,
     pub metrics: Arc<Metrics>,
 }
@@ -38,12 +39,17 @@ pub struct GrpcSettings {
     pub max_message_bytes: usize,
 }
 
+/// TLS for the gRPC listener, from [`crate::identity::certificates::grpc_config`].
+pub type GrpcTls = tonic::transport::ServerTlsConfig;
+
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcError {
     #[error("cannot build the reflection service")]
     Reflection(#[source] tonic_reflection::server::Error),
     #[error("grpc server failed")]
     Transport(#[source] tonic::transport::Error),
+    #[error("invalid TLS configuration")]
+    Tls(#[source] tonic::transport::Error),
 }
 
 /// Serves gRPC on `listener` until `shutdown`, then drains requests in flight.
@@ -51,6 +57,7 @@ pub async fn serve(
     listener: TcpListener,
     context: GrpcContext,
     settings: GrpcSettings,
+    tls: Option<GrpcTls>,
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -70,8 +77,13 @@ pub async fn serve(
         .build_v1()
         .map_err(GrpcError::Reflection)?;
     let limit = settings.max_message_bytes;
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).map_err(GrpcError::Tls)?;
+    }
+    builder
         .layer(MetricsLayer(context.metrics.clone()))
+        .layer(AuthLayer(context.auth.clone()))
         .layer(tower::util::MapResponseLayer::new(
             oversize_is_resource_exhausted,
         ))
@@ -130,7 +142,7 @@ fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::R
 /// Implements a command service: each RPC authenticates, runs its command and maps the
 /// error through the one error table.
 macro_rules! command_service {
-    ($service:ident: $server_trait:path { $($rpc:ident($request:ty) => $command:path;)+ }) => {
+    ($service:ident: $server_trait:path, $scope:expr, { $($rpc:ident($request:ty) => $command:path;)+ }) => {
         #[derive(Debug)]
         pub(super) struct $service(pub(super) super::GrpcContext);
 
@@ -142,7 +154,7 @@ macro_rules! command_service {
                     &self,
                     request: tonic::Request<$request>,
                 ) -> Result<tonic::Response<noroshi_proto::v1::CommandResult>, tonic::Status> {
-                    let principal = self.0.tokens.authenticate(request.metadata())?;
+                    let principal = super::principal(&request, $scope)?;
                     let result = $command(&self.0.handler, &principal, request.into_inner()).await?;
                     Ok(tonic::Response::new(result))
                 }
@@ -151,3 +163,112 @@ macro_rules! command_service {
     };
 }
 use command_service;
+
+/// The principal of an authenticated request, for an action of `scope`.
+fn principal<T>(
+    request: &tonic::Request<T>,
+    scope: Scope,
+) -> Result<noroshi_domain::authz::Principal, ApiError> {
+    crate::identity::required(request.extensions().get::<Caller>())?
+        .scoped(scope)
+        .cloned()
+}
+
+/// Authenticates every request before it reaches a service: a valid bearer token or
+/// client certificate puts a [`Caller`] in the request's extensions; invalid ones are
+/// refused here with UNAUTHENTICATED; a request with no credentials goes on without a
+/// caller (health and reflection need none; every other RPC refuses it). A
+/// PERMISSION_DENIED answer to a caller is written to the audit log.
+#[derive(Debug, Clone)]
+struct AuthLayer(Arc<Authenticator>);
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = Authenticated<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticated {
+            inner,
+            auth: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Authenticated<S> {
+    inner: S,
+    auth: Arc<Authenticator>,
+}
+
+type TlsInfo = tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>;
+
+impl<S, B, R> tower::Service<http::Request<B>> for Authenticated<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The clone that was polled ready serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            let via = request.uri().path().to_owned();
+            let authorization = match request.headers().get(http::header::AUTHORIZATION) {
+                None => None,
+                Some(value) => match value.to_str() {
+                    Ok(value) => Some(value.to_owned()),
+                    Err(_) => {
+                        let refused = ApiError::Unauthenticated(crate::identity::NOT_BEARER);
+                        return Ok(tonic::Status::from(refused).into_http());
+                    }
+                },
+            };
+            let certificate = request
+                .extensions()
+                .get::<TlsInfo>()
+                .and_then(TlsInfo::peer_certs)
+                .and_then(|certs| certs.first().map(|c| c.to_vec()));
+            let caller = auth
+                .authenticate(Presented {
+                    authorization: authorization.as_deref(),
+                    session: None,
+                    certificate: certificate.as_deref(),
+                    via: &via,
+                })
+                .await;
+            let caller = match caller {
+                Ok(caller) => caller,
+                Err(error) => return Ok(tonic::Status::from(error).into_http()),
+            };
+            let principal = caller.as_ref().map(|c| c.principal.clone());
+            if let Some(caller) = caller {
+                request.extensions_mut().insert(caller);
+            }
+            let response = inner.call(request).await?;
+            let denied = response
+                .headers()
+                .get("grpc-status")
+                .is_some_and(|status| status.as_bytes() == b"7");
+            if let (true, Some(principal)) = (denied, principal)
+                && let Err(error) = auth.denied(&principal, &via).await
+            {
+                tracing::error!(error = %error, "cannot record a permission denial");
+            }
+            Ok(response)
+        })
+    }
+}

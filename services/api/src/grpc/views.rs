@@ -33,7 +33,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetBedBoardRequest>,
     ) -> Result<Response<Self::WatchBedBoardStream>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let (filter, min_versions) = bed_board_request(&request.into_inner())?;
         let updates = self
             .0
@@ -47,7 +47,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetBedBoardRequest>,
     ) -> Result<Response<pb::BedBoard>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let (filter, min_versions) = bed_board_request(&request.into_inner())?;
         let view = self
             .0
@@ -61,7 +61,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetPlacementQueueRequest>,
     ) -> Result<Response<pb::PlacementQueue>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let view = self
             .0
@@ -77,7 +77,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetPlacementQueueRequest>,
     ) -> Result<Response<Self::WatchPlacementQueueStream>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let updates = self
             .0
@@ -91,7 +91,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetCaseBoardRequest>,
     ) -> Result<Response<pb::CaseBoard>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let (filter, page, min_versions) = case_board_request(request.get_ref())?;
         let view = self
             .0
@@ -107,7 +107,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetCaseBoardRequest>,
     ) -> Result<Response<Self::WatchCaseBoardStream>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let (filter, _, min_versions) = case_board_request(request.get_ref())?;
         let updates = self
             .0
@@ -121,7 +121,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetFacilityInboxRequest>,
     ) -> Result<Response<pb::FacilityInbox>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let (facility, min_versions) = facility_inbox_request(request.get_ref())?;
         let view = self
             .0
@@ -137,7 +137,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetFacilityInboxRequest>,
     ) -> Result<Response<Self::WatchFacilityInboxStream>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let (facility, min_versions) = facility_inbox_request(request.get_ref())?;
         let updates = self
             .0
@@ -151,7 +151,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetTimelineRequest>,
     ) -> Result<Response<pb::Timeline>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let (subject, page, min_versions) = timeline_request(request.get_ref())?;
         let view = self
             .0
@@ -167,7 +167,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetTimelineRequest>,
     ) -> Result<Response<Self::WatchTimelineStream>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let (subject, _, min_versions) = timeline_request(request.get_ref())?;
         let updates = self
             .0
@@ -183,7 +183,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetPublicStatsRequest>,
     ) -> Result<Response<Self::WatchPublicStatsStream>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let updates = self
             .0
@@ -197,7 +197,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetPublicStatsRequest>,
     ) -> Result<Response<pb::PublicStats>, Status> {
-        let principal = self.0.tokens.authenticate(request.metadata())?;
+        let principal = super::principal(&request, crate::identity::Scope::Views)?;
         let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let view = self.0.views.public_stats(&principal, &min_versions).await?;
         Ok(Response::new(public_stats(view)))

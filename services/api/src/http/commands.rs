@@ -8,16 +8,17 @@ use std::sync::LazyLock;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use noroshi_domain::Violations;
 use noroshi_proto::v1 as pb;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 
-use super::{HttpContext, principal};
+use super::HttpContext;
+use super::identity::Authed;
 use crate::commands::{case, facility, placement};
 use crate::error::ApiError;
+use crate::identity::{Caller, Scope};
 
 /// The protobuf schema, for decoding JSON bodies and encoding answers.
 static SCHEMA: LazyLock<Result<DescriptorPool, prost_reflect::DescriptorError>> =
@@ -79,19 +80,20 @@ fn to_json<T: Message + prost::Name>(message: &T) -> Result<serde_json::Value, A
 pub(super) struct MissingMessage(pub(super) String);
 
 macro_rules! http_commands {
-    ($($name:literal => $request:ty => $command:path;)+) => {
+    ($($name:literal => $scope:ident => $request:ty => $command:path;)+) => {
         /// Every command served at `/api/v1/commands/<name>`, with the name of its request
         /// message in package `noroshi.v1`.
         pub const COMMANDS: &[(&str, &str)] = &[$(($name, <$request as prost::Name>::NAME)),+];
 
         async fn dispatch(
             context: &HttpContext,
-            principal: &noroshi_domain::authz::Principal,
+            caller: &Caller,
             name: &str,
             body: &[u8],
         ) -> Result<pb::CommandResult, ApiError> {
             match name {
                 $($name => {
+                    let principal = caller.scoped(Scope::$scope)?;
                     let request: $request = from_json(body)?;
                     $command(&context.handler, principal, request).await
                 })+
@@ -105,25 +107,25 @@ macro_rules! http_commands {
 }
 
 http_commands! {
-    "RegisterFacility" => pb::RegisterFacilityRequest => facility::register;
-    "UpdateFacility" => pb::UpdateFacilityRequest => facility::update;
-    "DeclareCapacity" => pb::DeclareCapacityRequest => facility::declare_capacity;
-    "SetAcceptance" => pb::SetAcceptanceRequest => facility::set_acceptance;
-    "ReportCase" => pb::ReportCaseRequest => case::report;
-    "TriageCase" => pb::TriageCaseRequest => case::triage;
-    "OverridePriority" => pb::OverridePriorityRequest => case::override_priority;
-    "RecordObservation" => pb::RecordObservationRequest => case::record_observation;
-    "StartHomeCare" => pb::StartHomeCareRequest => case::start_home_care;
-    "CloseCase" => pb::CloseCaseRequest => case::close;
-    "RequestPlacement" => pb::RequestPlacementRequest => placement::request;
-    "OfferPlacement" => pb::OfferPlacementRequest => placement::offer;
-    "AcceptPlacement" => pb::AcceptPlacementRequest => placement::accept;
-    "DeclinePlacement" => pb::DeclinePlacementRequest => placement::decline;
-    "ArrangeTransport" => pb::ArrangeTransportRequest => placement::arrange_transport;
-    "RecordDeparture" => pb::RecordDepartureRequest => placement::record_departure;
-    "RecordArrival" => pb::RecordArrivalRequest => placement::record_arrival;
-    "CancelPlacement" => pb::CancelPlacementRequest => placement::cancel;
-    "RecordDischarge" => pb::RecordDischargeRequest => placement::record_discharge;
+    "RegisterFacility" => Facilities => pb::RegisterFacilityRequest => facility::register;
+    "UpdateFacility" => Facilities => pb::UpdateFacilityRequest => facility::update;
+    "DeclareCapacity" => Facilities => pb::DeclareCapacityRequest => facility::declare_capacity;
+    "SetAcceptance" => Facilities => pb::SetAcceptanceRequest => facility::set_acceptance;
+    "ReportCase" => Cases => pb::ReportCaseRequest => case::report;
+    "TriageCase" => Cases => pb::TriageCaseRequest => case::triage;
+    "OverridePriority" => Cases => pb::OverridePriorityRequest => case::override_priority;
+    "RecordObservation" => Cases => pb::RecordObservationRequest => case::record_observation;
+    "StartHomeCare" => Cases => pb::StartHomeCareRequest => case::start_home_care;
+    "CloseCase" => Cases => pb::CloseCaseRequest => case::close;
+    "RequestPlacement" => Placements => pb::RequestPlacementRequest => placement::request;
+    "OfferPlacement" => Placements => pb::OfferPlacementRequest => placement::offer;
+    "AcceptPlacement" => Placements => pb::AcceptPlacementRequest => placement::accept;
+    "DeclinePlacement" => Placements => pb::DeclinePlacementRequest => placement::decline;
+    "ArrangeTransport" => Placements => pb::ArrangeTransportRequest => placement::arrange_transport;
+    "RecordDeparture" => Placements => pb::RecordDepartureRequest => placement::record_departure;
+    "RecordArrival" => Placements => pb::RecordArrivalRequest => placement::record_arrival;
+    "CancelPlacement" => Placements => pb::CancelPlacementRequest => placement::cancel;
+    "RecordDischarge" => Placements => pb::RecordDischargeRequest => placement::record_discharge;
 }
 
 /// `POST /api/v1/commands/{name}`: authenticate, read at most the configured number of
@@ -131,15 +133,14 @@ http_commands! {
 pub(super) async fn command(
     State(context): State<HttpContext>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
     let limit = context.max_body_bytes;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::ResourceExhausted(format!("the request body is over {limit} bytes"))
     })?;
-    let result = dispatch(&context, &principal, &name, &body).await?;
+    let result = dispatch(&context, &caller, &name, &body).await?;
     Ok(Json(to_json(&result)?).into_response())
 }
 

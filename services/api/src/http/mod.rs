@@ -3,6 +3,7 @@
 //! `/metrics`. Errors follow the one table, as `{"code", "message", "violations"}`.
 
 mod commands;
+pub mod identity;
 mod openapi;
 
 pub use commands::COMMANDS;
@@ -11,10 +12,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use futures_util::StreamExt;
 use noroshi_domain::Violations;
 use noroshi_domain::values::{BedCategory, CaseStatus, FacilityId, MedicalAreaCode};
@@ -24,18 +25,19 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Tokens;
 use crate::commands::CommandHandler;
 use crate::error::ApiError;
+use crate::identity::{Authenticator, Scope};
 use crate::metrics::{self as prometheus, Metrics, MetricsLayer};
 use crate::views::{
     BedBoardFilter, CaseBoardFilter, MinVersions, Page, TimelineSubject, Update, Views, to_json,
 };
+use identity::Authed;
 
 /// What the HTTP handlers share.
 #[derive(Debug, Clone)]
 pub struct HttpContext {
-    pub tokens: Arc<Tokens>,
+    pub auth: Arc<Authenticator>,
     pub views: Arc<Views>,
     pub metrics: Arc<Metrics>,
     /// Runs the commands of `/api/v1/commands/…`.
@@ -97,19 +99,72 @@ pub fn router(context: HttpContext) -> axum::Router {
         .route("/api/v1/views/{view}/stream", get(unknown_view))
         .route("/api/v1/commands/{name}", post(commands::command))
         .route("/api/v1/openapi.json", get(openapi_document))
+        .route(
+            "/api/v1/session",
+            get(identity::get_session)
+                .post(identity::create_session)
+                .delete(identity::delete_session),
+        )
+        .route(
+            "/login",
+            get(identity::login_form).post(identity::login_submit),
+        )
+        .route("/logout", post(identity::logout_submit))
+        .route(
+            "/api/v1/admin/users",
+            get(identity::list_users).post(identity::create_user),
+        )
+        .route(
+            "/api/v1/admin/users/{username}",
+            patch(identity::update_user),
+        )
+        .route(
+            "/api/v1/admin/users/{username}/password",
+            post(identity::reset_password),
+        )
+        .route(
+            "/api/v1/admin/clients",
+            get(identity::list_clients).post(identity::issue_client),
+        )
+        .route(
+            "/api/v1/admin/clients/{client_id}/revoke",
+            post(identity::revoke_client),
+        )
+        .route("/api/v1/audit", get(identity::audit_log))
+        .route_layer(axum::middleware::from_fn_with_state(
+            context.clone(),
+            identity::authenticate,
+        ))
         .layer(MetricsLayer(context.metrics.clone()))
         .with_state(context)
 }
 
 /// Serves HTTP on `listener` until `shutdown`, then finishes requests in flight.
+/// With `tls`, connections are TLS, and a client certificate the configuration asks for
+/// authenticates the connection's organisation.
 pub async fn serve(
     listener: TcpListener,
     context: HttpContext,
+    tls: Option<rustls::ServerConfig>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(context))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let app = router(context);
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+        Some(config) => {
+            let listener = identity::TlsListener::new(listener, config, shutdown.clone())?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<identity::TlsPeer>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        }
+    }
 }
 
 /// Prometheus metrics; open to the scraper, as `/healthz` is (they hold no patient data).
@@ -175,10 +230,10 @@ fn bed_board_params(
 /// `?medical_area=3504&category=MODERATE&category=SEVERE&min_versions=facility-x:3,case-y:2`
 async fn bed_board(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let (filter, min_versions) = bed_board_params(&params)?;
     let view = context
         .views
@@ -191,10 +246,10 @@ async fn bed_board(
 /// (and `error` if a read fails, e.g. during a rebuild; the stream goes on).
 async fn bed_board_stream(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let (filter, min_versions) = bed_board_params(&params)?;
     let updates = context
         .views
@@ -206,10 +261,10 @@ async fn bed_board_stream(
 /// `?min_versions=…`; Server-Sent Events as for `bed_board`.
 async fn placement_queue_stream(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let min_versions = view_params(&params, |_, _, _| false)?;
     let updates = context
         .views
@@ -222,10 +277,10 @@ async fn placement_queue_stream(
 /// statistics whenever a figure changed.
 async fn public_stats_stream(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let min_versions = view_params(&params, |_, _, _| false)?;
     let updates = context
         .views
@@ -277,10 +332,10 @@ fn sse(
 /// `?min_versions=placement-x:3`
 async fn placement_queue(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let min_versions = view_params(&params, |_, _, _| false)?;
     let view = context
         .views
@@ -292,27 +347,16 @@ async fn placement_queue(
 /// `?min_versions=…`; the same for every principal.
 async fn public_stats(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let min_versions = view_params(&params, |_, _, _| false)?;
     let view = context
         .views
         .public_stats(&principal, &min_versions)
         .await?;
     Ok(Json(view).into_response())
-}
-
-fn principal(
-    context: &HttpContext,
-    headers: &HeaderMap,
-) -> Result<noroshi_domain::authz::Principal, ApiError> {
-    context.tokens.bearer(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    )
 }
 
 /// `stream:version` pairs separated by commas, as commands return them.
@@ -472,10 +516,10 @@ fn case_board_params(
 /// `?status=AWAITING_PLACEMENT&health_center_id=…&page_size=100&page_token=…&min_versions=…`
 async fn case_board(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let (filter, page, min_versions) = case_board_params(&params, true)?;
     let view = context
         .views
@@ -487,10 +531,10 @@ async fn case_board(
 /// The filters of `case_board` without paging: every matching case, then deltas.
 async fn case_board_stream(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let (filter, _, min_versions) = case_board_params(&params, false)?;
     let updates = context
         .views
@@ -516,10 +560,10 @@ fn facility_inbox_params(
 /// `?facility_id=…&min_versions=…` (a hospital or hotel may leave out its own id).
 async fn facility_inbox(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let (facility, min_versions) = facility_inbox_params(&params)?;
     let view = context
         .views
@@ -531,10 +575,10 @@ async fn facility_inbox(
 /// As `facility_inbox`; `snapshot`, then `delta` with the whole inbox when it changed.
 async fn facility_inbox_stream(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let (facility, min_versions) = facility_inbox_params(&params)?;
     let updates = context
         .views
@@ -578,10 +622,10 @@ fn timeline_params(
 /// `?case_id=…` or `?placement_id=…`, with `page_size`, `page_token`, `min_versions`.
 async fn timeline(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let (subject, page, min_versions) = timeline_params(&params, true)?;
     let view = context
         .views
@@ -593,10 +637,10 @@ async fn timeline(
 /// `?case_id=…` or `?placement_id=…`: the history so far, then each new page of entries.
 async fn timeline_stream(
     State(context): State<HttpContext>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&context, &headers)?;
+    let principal = caller.scoped(Scope::Views)?.clone();
     let (subject, _, min_versions) = timeline_params(&params, false)?;
     let updates = context
         .views

@@ -1,0 +1,306 @@
+//! Who is asking (docs/identity.md). A request proves its principal with one of:
+//!
+//! - a web session cookie, after a login with username and password ([`users`],
+//!   [`sessions`]);
+//! - an API client token, issued by ADMIN for one organisation and a set of scopes
+//!   ([`clients`]);
+//! - a client certificate from the deployment's own CA ([`certificates`]);
+//! - a development token from a file ([`crate::auth`]), only where explicitly allowed.
+//!
+//! A client certificate also binds its connection: a session or token presented over it
+//! must belong to the certificate's organisation.
+
+pub mod certificates;
+pub mod clients;
+mod secrets;
+pub mod sessions;
+pub mod users;
+
+use std::fmt;
+use std::time::Duration;
+
+use noroshi_domain::authz::{Principal, Role};
+use noroshi_domain::values::{FacilityId, PrincipalId};
+use sqlx::PgPool;
+use sqlx::migrate::{MigrateError, Migrator};
+
+use crate::auth::Tokens;
+use crate::error::ApiError;
+
+/// The identity tables' migrations (`services/api/migrations`), recorded in their own
+/// table so that they never mix with the event store's or the read models'.
+pub fn migrator() -> Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.dangerous_set_table_name("_sqlx_migrations_identity");
+    migrator
+}
+
+/// Brings the identity schema up to date. Safe to run concurrently and repeatedly.
+pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
+    migrator().run(pool).await
+}
+
+/// Prefix of API client tokens, which tells them apart from development tokens.
+pub const CLIENT_TOKEN_PREFIX: &str = "nrs_";
+
+/// Sessions and logins.
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    /// A session unused for this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after login, however active.
+    pub session_lifetime: Duration,
+    /// Consecutive failed logins that lock an account.
+    pub max_failed_logins: u32,
+    /// How long a locked account stays locked.
+    pub lockout: Duration,
+    /// Session cookies carry `Secure` (and the `__Host-` name prefix): on behind TLS.
+    pub secure_cookies: bool,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            session_idle: Duration::from_secs(30 * 60),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            max_failed_logins: 5,
+            lockout: Duration::from_secs(15 * 60),
+            secure_cookies: false,
+        }
+    }
+}
+
+impl IdentitySettings {
+    /// Name of the session cookie.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-noroshi_session"
+        } else {
+            "noroshi_session"
+        }
+    }
+}
+
+/// What an API client may call: one scope per service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// `FacilityService`: capacity, acceptance and facility profiles.
+    Facilities,
+    /// `CaseService`.
+    Cases,
+    /// `PlacementService`.
+    Placements,
+    /// `ViewService` and `/api/v1/views/…`.
+    Views,
+}
+
+impl Scope {
+    pub const ALL: &'static [Self] =
+        &[Self::Facilities, Self::Cases, Self::Placements, Self::Views];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Facilities => "facilities",
+            Self::Cases => "cases",
+            Self::Placements => "placements",
+            Self::Views => "views",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|s| s.as_str() == value)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a caller proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A development token from the token file.
+    DevToken,
+    /// A web session; state-changing requests must carry its CSRF token.
+    Session { csrf_token: String },
+    /// An API client, limited to its scopes.
+    ApiClient { scopes: Vec<Scope> },
+    /// A client certificate alone.
+    Certificate,
+}
+
+/// An authenticated request's principal, and how it was proved.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub credential: Credential,
+}
+
+impl Caller {
+    /// The principal, for an action of `scope`: an API client without the scope is
+    /// refused, every other credential carries all scopes its role allows.
+    pub fn scoped(&self, scope: Scope) -> Result<&Principal, ApiError> {
+        match &self.credential {
+            Credential::ApiClient { scopes } if !scopes.contains(&scope) => {
+                Err(ApiError::PermissionDenied)
+            }
+            _ => Ok(&self.principal),
+        }
+    }
+}
+
+/// What a request presented.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Presented<'a> {
+    /// The value of an `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The value of the session cookie.
+    pub session: Option<&'a str>,
+    /// The DER of the client certificate of the connection.
+    pub certificate: Option<&'a [u8]>,
+    /// The route asked for, recorded with token uses and denials.
+    pub via: &'a str,
+}
+
+/// Turns what a request presents into a [`Caller`].
+#[derive(Debug)]
+pub struct Authenticator {
+    pool: PgPool,
+    dev_tokens: Option<Tokens>,
+    settings: IdentitySettings,
+}
+
+const MISSING: &str = "no credentials: log in, or send an Authorization: Bearer token";
+pub(crate) const NOT_BEARER: &str = "the Authorization header is not a Bearer token";
+const UNKNOWN_TOKEN: &str = "the token is unknown, expired or revoked";
+const SESSION_ENDED: &str = "the session has ended: log in again";
+const CERTIFICATE_UNKNOWN: &str = "the client certificate is not registered, expired or revoked";
+
+impl Authenticator {
+    /// With `dev_tokens`, the bearer tokens of a token file are accepted too.
+    pub fn new(pool: PgPool, dev_tokens: Option<Tokens>, settings: IdentitySettings) -> Self {
+        Self {
+            pool,
+            dev_tokens,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &IdentitySettings {
+        &self.settings
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The caller of a request, `Ok(None)` when it presented nothing at all. A bearer
+    /// token wins over a session cookie; a client certificate that is presented must be
+    /// registered, and must belong to the organisation of any other credential.
+    pub async fn authenticate(&self, presented: Presented<'_>) -> Result<Option<Caller>, ApiError> {
+        let terminal = match presented.certificate {
+            Some(der) => Some(
+                certificates::lookup(&self.pool, der)
+                    .await?
+                    .ok_or(ApiError::Unauthenticated(CERTIFICATE_UNKNOWN))?,
+            ),
+            None => None,
+        };
+        let caller = if let Some(header) = presented.authorization {
+            let token = header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .map(str::trim)
+                .ok_or(ApiError::Unauthenticated(NOT_BEARER))?;
+            Some(self.bearer(token, presented.via).await?)
+        } else if let Some(cookie) = presented.session {
+            let (principal, csrf_token) = sessions::resume(&self.pool, &self.settings, cookie)
+                .await?
+                .ok_or(ApiError::Unauthenticated(SESSION_ENDED))?;
+            Some(Caller {
+                principal,
+                credential: Credential::Session { csrf_token },
+            })
+        } else {
+            None
+        };
+        match (caller, terminal) {
+            (Some(caller), Some(terminal))
+                if caller.principal.organisation_id != terminal.organisation_id =>
+            {
+                // The terminal belongs to another organisation.
+                audit_denial(&self.pool, &caller.principal, presented.via).await?;
+                Err(ApiError::PermissionDenied)
+            }
+            (Some(caller), _) => Ok(Some(caller)),
+            (None, Some(terminal)) => Ok(Some(Caller {
+                principal: terminal,
+                credential: Credential::Certificate,
+            })),
+            (None, None) => Ok(None),
+        }
+    }
+
+    async fn bearer(&self, token: &str, via: &str) -> Result<Caller, ApiError> {
+        if token.starts_with(CLIENT_TOKEN_PREFIX) {
+            let (principal, scopes) = clients::authenticate(&self.pool, token, via)
+                .await?
+                .ok_or(ApiError::Unauthenticated(UNKNOWN_TOKEN))?;
+            return Ok(Caller {
+                principal,
+                credential: Credential::ApiClient { scopes },
+            });
+        }
+        let principal = self
+            .dev_tokens
+            .as_ref()
+            .and_then(|tokens| tokens.principal(token))
+            .ok_or(ApiError::Unauthenticated(UNKNOWN_TOKEN))?;
+        Ok(Caller {
+            principal,
+            credential: Credential::DevToken,
+        })
+    }
+
+    /// Records that `principal` was refused `via`.
+    pub async fn denied(&self, principal: &Principal, via: &str) -> Result<(), ApiError> {
+        audit_denial(&self.pool, principal, via).await
+    }
+}
+
+/// The caller of a request that must be authenticated.
+pub fn required(caller: Option<&Caller>) -> Result<&Caller, ApiError> {
+    caller.ok_or(ApiError::Unauthenticated(MISSING))
+}
+
+async fn audit_denial(pool: &PgPool, principal: &Principal, via: &str) -> Result<(), ApiError> {
+    crate::audit::record(
+        pool,
+        crate::audit::PERMISSION_DENIED,
+        principal,
+        via,
+        None,
+        None,
+    )
+    .await
+}
+
+/// A principal read back from an identity table.
+fn principal(
+    principal_id: String,
+    organisation_id: &str,
+    role: &str,
+) -> Result<Principal, ApiError> {
+    let corrupt = |what: &str| {
+        ApiError::internal(std::io::Error::other(format!(
+            "identity table holds an invalid {what}"
+        )))
+    };
+    Ok(Principal {
+        principal_id: PrincipalId::parse(&principal_id).map_err(|_| corrupt("principal id"))?,
+        organisation_id: FacilityId::parse(organisation_id).map_err(|_| corrupt("organisation"))?,
+        role: Role::parse(role).ok_or_else(|| corrupt("role"))?,
+    })
+}

@@ -1,0 +1,146 @@
+//! Web sessions: a 256-bit random id in an HttpOnly, SameSite=Strict cookie (Secure
+//! behind TLS), stored as its SHA-256. A session ends when unused for the idle timeout,
+//! at its absolute lifetime, at logout, and when its user is disabled or has the
+//! password reset. Each carries a CSRF synchronizer token that state-changing requests
+//! must send back.
+
+use cookie::{Cookie, SameSite};
+use noroshi_domain::authz::Principal;
+use sqlx::{PgExecutor, PgPool};
+
+use super::IdentitySettings;
+use super::secrets::{digest, random_token};
+use crate::error::{ApiError, store_failure};
+
+/// A session just opened: the cookie's value (shown to the browser only) and its CSRF
+/// token.
+#[derive(Clone)]
+pub struct Opened {
+    pub cookie_value: String,
+    pub csrf_token: String,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Opened(…)")
+    }
+}
+
+/// Opens a session for `username` (who just logged in), and removes the sessions that
+/// have ended anywhere.
+pub async fn open(
+    pool: &PgPool,
+    settings: &IdentitySettings,
+    username: &str,
+) -> Result<Opened, ApiError> {
+    let cookie_value = random_token()?;
+    let csrf_token = random_token()?;
+    sqlx::query(
+        "DELETE FROM sessions WHERE expires_at <= now() \
+            OR last_seen <= now() - make_interval(secs => $1)",
+    )
+    .bind(settings.session_idle.as_secs_f64())
+    .execute(pool)
+    .await
+    .map_err(store_failure)?;
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, username, csrf_token, expires_at) \
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+    )
+    .bind(digest(&cookie_value))
+    .bind(username)
+    .bind(&csrf_token)
+    .bind(settings.session_lifetime.as_secs_f64())
+    .execute(pool)
+    .await
+    .map_err(store_failure)?;
+    Ok(Opened {
+        cookie_value,
+        csrf_token,
+    })
+}
+
+/// The principal and CSRF token of a live session, marking it used; `None` when the
+/// session is unknown or has ended.
+pub async fn resume(
+    pool: &PgPool,
+    settings: &IdentitySettings,
+    cookie_value: &str,
+) -> Result<Option<(Principal, String)>, ApiError> {
+    let row: Option<(String, String, String, String)> = sqlx::query_as(
+        "UPDATE sessions s SET last_seen = now() FROM users u \
+         WHERE s.id_hash = $1 AND u.username = s.username AND NOT u.disabled \
+           AND s.expires_at > now() AND s.last_seen > now() - make_interval(secs => $2) \
+         RETURNING u.username, u.organisation_id, u.role, s.csrf_token",
+    )
+    .bind(digest(cookie_value))
+    .bind(settings.session_idle.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+    .map_err(store_failure)?;
+    row.map(|(username, organisation_id, role, csrf)| {
+        super::principal(
+            super::users::principal_id(&username),
+            &organisation_id,
+            &role,
+        )
+        .map(|principal| (principal, csrf))
+    })
+    .transpose()
+}
+
+/// Ends one session (logout). Ending an ended session is not an error.
+pub async fn end(pool: &PgPool, cookie_value: &str) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        .bind(digest(cookie_value))
+        .execute(pool)
+        .await
+        .map_err(store_failure)?;
+    Ok(())
+}
+
+/// Ends every session of a user.
+pub async fn end_all(executor: impl PgExecutor<'_>, username: &str) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM sessions WHERE username = $1")
+        .bind(username)
+        .execute(executor)
+        .await
+        .map_err(store_failure)?;
+    Ok(())
+}
+
+/// The `Set-Cookie` value that hands a session to the browser. Without `Max-Age` it
+/// lasts until the browser closes; the server ends it earlier.
+pub fn set_cookie(settings: &IdentitySettings, value: &str) -> String {
+    Cookie::build((settings.cookie_name(), value.to_owned()))
+        .http_only(true)
+        .secure(settings.secure_cookies)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .build()
+        .to_string()
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn clear_cookie(settings: &IdentitySettings) -> String {
+    Cookie::build((settings.cookie_name(), ""))
+        .http_only(true)
+        .secure(settings.secure_cookies)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .max_age(cookie::time::Duration::ZERO)
+        .build()
+        .to_string()
+}
+
+/// The session cookie's value among the `Cookie` headers of a request.
+pub fn from_headers<'a>(
+    settings: &IdentitySettings,
+    headers: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let name = settings.cookie_name();
+    headers
+        .flat_map(|header| Cookie::split_parse(header).filter_map(Result::ok))
+        .find(|cookie| cookie.name() == name)
+        .and_then(|cookie| cookie.name_raw().and(cookie.value_raw()))
+}
