@@ -126,8 +126,6 @@ pub struct ApiOptions {
     pub through_proxy: bool,
     pub views: ViewSettings,
     pub identity: IdentitySettings,
-    /// Serve both APIs over TLS with these files.
-    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ApiOptions {
@@ -141,7 +139,6 @@ impl Default for ApiOptions {
             through_proxy: false,
             views: ViewSettings::default(),
             identity: IdentitySettings::default(),
-            tls: None,
         }
     }
 }
@@ -165,6 +162,9 @@ pub struct TestApi {
     pub proxy: Option<TcpProxy>,
     channel: Channel,
     shutdown: CancellationToken,
+    grpc_context: GrpcContext,
+    grpc_settings: GrpcSettings,
+    http_context: HttpContext,
 }
 
 impl std::fmt::Debug for TestApi {
@@ -244,13 +244,6 @@ impl TestApi {
             Some(options.tokens),
             options.identity,
         ));
-        let (http_tls, grpc_tls) = match &options.tls {
-            Some(files) => (
-                Some(certificates::server_config(files).expect("TLS files")),
-                Some(certificates::grpc_config(files).expect("TLS files")),
-            ),
-            None => (None, None),
-        };
         let views = Arc::new(Views::new(
             db.pool().clone(),
             options.views,
@@ -261,32 +254,33 @@ impl TestApi {
             .await
             .expect("bind a free port");
         let http_addr = http_listener.local_addr().expect("bound address");
+        let http_context = HttpContext {
+            auth: auth.clone(),
+            views: views.clone(),
+            metrics: metrics.clone(),
+            handler: handler.clone(),
+            max_body_bytes: 4 * 1024 * 1024,
+        };
         tokio::spawn(http::serve(
             http_listener,
-            HttpContext {
-                auth: auth.clone(),
-                views: views.clone(),
-                metrics: metrics.clone(),
-                handler: handler.clone(),
-                max_body_bytes: 4 * 1024 * 1024,
-            },
-            http_tls,
+            http_context.clone(),
+            None,
             shutdown.clone(),
         ));
-        let context = GrpcContext {
+        let grpc_context = GrpcContext {
             handler: handler.clone(),
             auth,
             views,
             metrics,
         };
-        let settings = GrpcSettings {
+        let grpc_settings = GrpcSettings {
             max_message_bytes: options.max_message_bytes,
         };
         tokio::spawn(grpc::serve(
             listener,
-            context,
-            settings,
-            grpc_tls,
+            grpc_context.clone(),
+            grpc_settings,
+            None,
             shutdown.clone(),
         ));
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -300,7 +294,35 @@ impl TestApi {
             proxy,
             channel,
             shutdown,
+            grpc_context,
+            grpc_settings,
+            http_context,
         }
+    }
+
+    /// Serves the same API once more over TLS with `files`, on new ports: the gRPC and
+    /// the HTTP address.
+    pub async fn serve_tls(&self, files: &TlsFiles) -> (SocketAddr, SocketAddr) {
+        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addrs = (
+            grpc.local_addr().expect("bound"),
+            http.local_addr().expect("bound"),
+        );
+        tokio::spawn(http::serve(
+            http,
+            self.http_context.clone(),
+            Some(certificates::server_config(files).expect("TLS files")),
+            self.shutdown.clone(),
+        ));
+        tokio::spawn(grpc::serve(
+            grpc,
+            self.grpc_context.clone(),
+            self.grpc_settings,
+            Some(certificates::grpc_config(files).expect("TLS files")),
+            self.shutdown.clone(),
+        ));
+        addrs
     }
 
     pub fn views(&self) -> pb::view_service_client::ViewServiceClient<Channel> {

@@ -18,12 +18,11 @@ CREATE TABLE users (
 );
 
 -- Web sessions. The cookie carries a 256-bit random id; only its SHA-256 is stored, so
--- a copy of this table opens no session.
+-- a copy of this table opens no session. The session's CSRF token is derived from the
+-- id, so it is not stored either.
 CREATE TABLE sessions (
     id_hash          bytea PRIMARY KEY,
     username         text NOT NULL REFERENCES users ON DELETE CASCADE,
-    -- Synchronizer token that every state-changing request of the session must carry.
-    csrf_token       text NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
     last_seen        timestamptz NOT NULL DEFAULT now(),
     -- Absolute end, whatever the activity.

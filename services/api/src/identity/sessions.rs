@@ -1,8 +1,7 @@
 //! Web sessions: a 256-bit random id in an HttpOnly, SameSite=Strict cookie (Secure
 //! behind TLS), stored as its SHA-256. A session ends when unused for the idle timeout,
 //! at its absolute lifetime, at logout, and when its user is disabled or has the
-//! password reset. Each carries a CSRF synchronizer token that state-changing requests
-//! must send back.
+//! password reset. Each has a CSRF token that state-changing requests must send back.
 
 use cookie::{Cookie, SameSite};
 use noroshi_domain::authz::Principal;
@@ -34,7 +33,7 @@ pub async fn open(
     username: &str,
 ) -> Result<Opened, ApiError> {
     let cookie_value = random_token()?;
-    let csrf_token = random_token()?;
+    let csrf_token = csrf_token(&cookie_value);
     sqlx::query(
         "DELETE FROM sessions WHERE expires_at <= now() \
             OR last_seen <= now() - make_interval(secs => $1)",
@@ -44,12 +43,11 @@ pub async fn open(
     .await
     .map_err(store_failure)?;
     sqlx::query(
-        "INSERT INTO sessions (id_hash, username, csrf_token, expires_at) \
-         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        "INSERT INTO sessions (id_hash, username, expires_at) \
+         VALUES ($1, $2, now() + make_interval(secs => $3))",
     )
     .bind(digest(&cookie_value))
     .bind(username)
-    .bind(&csrf_token)
     .bind(settings.session_lifetime.as_secs_f64())
     .execute(pool)
     .await
@@ -67,26 +65,35 @@ pub async fn resume(
     settings: &IdentitySettings,
     cookie_value: &str,
 ) -> Result<Option<(Principal, String)>, ApiError> {
-    let row: Option<(String, String, String, String)> = sqlx::query_as(
+    let row: Option<(String, String, String)> = sqlx::query_as(
         "UPDATE sessions s SET last_seen = now() FROM users u \
          WHERE s.id_hash = $1 AND u.username = s.username AND NOT u.disabled \
            AND s.expires_at > now() AND s.last_seen > now() - make_interval(secs => $2) \
-         RETURNING u.username, u.organisation_id, u.role, s.csrf_token",
+         RETURNING u.username, u.organisation_id, u.role",
     )
     .bind(digest(cookie_value))
     .bind(settings.session_idle.as_secs_f64())
     .fetch_optional(pool)
     .await
     .map_err(store_failure)?;
-    row.map(|(username, organisation_id, role, csrf)| {
+    row.map(|(username, organisation_id, role)| {
         super::principal(
             super::users::principal_id(&username),
             &organisation_id,
             &role,
         )
-        .map(|principal| (principal, csrf))
+        .map(|principal| (principal, csrf_token(cookie_value)))
     })
     .transpose()
+}
+
+/// The CSRF token of a session: derived from its id, which only the browser holds (the
+/// cookie is HttpOnly, and another site cannot read it), so nothing needs storing.
+fn csrf_token(cookie_value: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("noroshi-csrf:{cookie_value}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
 /// Ends one session (logout). Ending an ended session is not an error.
