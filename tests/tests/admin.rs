@@ -59,12 +59,32 @@ async fn the_demo_file_registers_yamaguchi_once() {
 
     let dry = admin_apply(&db, &["--dry-run", demo]);
     assert!(dry.contains("45 would be registered"), "{dry}");
+    assert!(dry.contains("users: 5 would be created"), "{dry}");
     assert_eq!(db.event_count().await, 0, "a dry run writes nothing");
 
     let first = admin_apply(&db, &[demo]);
     assert!(
-        first.contains("facilities: 45 registered, 0 updated, 0 unchanged; tokens checked: 47"),
+        first.contains(
+            "facilities: 45 registered, 0 updated, 0 unchanged; tokens checked: 47; \
+             users: 5 created, 0 existing"
+        ),
         "{first}"
+    );
+    let logins: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT username, organisation_id, role FROM users ORDER BY username")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        logins,
+        [
+            ("demo-admin", "noroshi-admin", "ADMIN"),
+            ("demo-hc", "yamaguchi-hc", "HEALTH_CENTER"),
+            ("demo-hospital", "hofu-sakuragi-general", "HOSPITAL"),
+            ("demo-hotel", "yuda-onsen-hotel", "HOTEL"),
+            ("demo-hq", "yamaguchi-hq", "HQ"),
+        ]
+        .map(|(u, o, r)| (u.to_owned(), o.to_owned(), r.to_owned()))
     );
     let facilities = registered(&db, 45).await;
     assert_eq!(facilities.len(), 45);
@@ -113,6 +133,7 @@ async fn the_demo_file_registers_yamaguchi_once() {
         again.contains("facilities: 0 registered, 0 updated, 45 unchanged"),
         "{again}"
     );
+    assert!(again.contains("users: 0 created, 5 existing"), "{again}");
     assert_eq!(db.event_count().await, 45, "applying twice changes nothing");
 }
 

@@ -542,6 +542,20 @@ async fn perform(
     r.map(tonic::Response::into_inner)
 }
 
+/// The audit log's PERMISSION_DENIED records of `actor`.
+async fn denials(api: &TestApi, actor: Actor) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE kind = 'PERMISSION_DENIED' \
+         AND principal_id = $1 AND organisation_id = $2 AND role = $3",
+    )
+    .bind(format!("{}-user", actor.organisation))
+    .bind(actor.organisation)
+    .bind(actor.role)
+    .fetch_one(api.db.pool())
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn every_cell_of_the_access_matrix_holds() {
     let api = TestApi::start().await;
@@ -559,6 +573,7 @@ async fn every_cell_of_the_access_matrix_holds() {
         };
         for &actor in ACTORS.iter().filter(|a| !allowed.contains(a)) {
             let before = api.db.event_count().await;
+            let denials_before = denials(&api, actor).await;
             let status = perform(&api, act, actor, &ctx)
                 .await
                 .expect_err(&format!("{act:?} by {} must be denied", actor.organisation));
@@ -577,6 +592,13 @@ async fn every_cell_of_the_access_matrix_holds() {
                 api.db.event_count().await,
                 before,
                 "{act:?} by {} wrote events",
+                actor.organisation
+            );
+            // The denial is in the audit log, once, with the principal who was refused.
+            assert_eq!(
+                denials(&api, actor).await,
+                denials_before + 1,
+                "{act:?} by {}: one PERMISSION_DENIED record",
                 actor.organisation
             );
             cells += 1;

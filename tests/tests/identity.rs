@@ -762,3 +762,47 @@ async fn hq_and_admin_query_the_audit_log_by_case_principal_and_time_and_as_csv(
         .await;
     assert!(tampered.is_err());
 }
+
+#[tokio::test]
+async fn one_address_gets_only_so_many_login_attempts_a_minute_across_usernames() {
+    let api = TestApi::with(ApiOptions {
+        identity: IdentitySettings {
+            login_attempts_per_minute: 4,
+            ..IdentitySettings::default()
+        },
+        ..ApiOptions::default()
+    })
+    .await;
+    api.seed().await;
+    create_user(&api, "hofu.clerk", "hofu-central", "HOSPITAL").await;
+    // Spraying one password over many usernames: no account sees repeated failures.
+    for i in 0..4 {
+        let answer = login(&api, &format!("sprayed.{i}"), PASSWORD).await;
+        assert_eq!(answer.status, 401, "{}", answer.json);
+    }
+    let throttled = login(&api, "hofu.clerk", PASSWORD).await;
+    assert_eq!(throttled.status, 429, "{}", throttled.json);
+    assert_eq!(throttled.json["code"], "RESOURCE_EXHAUSTED");
+    // A throttled attempt is not even checked.
+    assert!(audit_kinds(&api, "user:hofu.clerk").await.is_empty());
+    assert_eq!(audit_kinds(&api, "anonymous").await.len(), 4);
+    // The form says it in the page, keeping the username.
+    let page = api
+        .http_request(
+            Method::POST,
+            "/login",
+            &[(
+                "content-type",
+                "application/x-www-form-urlencoded".to_owned(),
+            )],
+            "username=hofu.clerk&password=whatever",
+        )
+        .await;
+    assert_eq!(page.status, 429);
+    assert!(
+        page.json
+            .as_str()
+            .unwrap()
+            .contains("too many login attempts")
+    );
+}

@@ -55,6 +55,30 @@ pub struct AdminFile {
     pub facility: Vec<FacilityEntry>,
     #[serde(default)]
     pub token: Vec<TokenEntry>,
+    /// Users created when missing; an existing user is never changed (nor its password).
+    #[serde(default)]
+    pub user: Vec<UserEntry>,
+}
+
+/// A user of the web UI. For demo and first set-up: the password is in the file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub username: String,
+    pub display_name: String,
+    pub organisation_id: String,
+    pub role: String,
+    pub password: String,
+}
+
+impl fmt::Debug for UserEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserEntry")
+            .field("username", &self.username)
+            .field("organisation_id", &self.organisation_id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One organisation or facility; the fields of `RegisterFacilityRequest`, with enum
@@ -101,6 +125,8 @@ pub enum AdminError {
         facility_id: String,
         source: ApiError,
     },
+    #[error("user {username}")]
+    User { username: String, source: ApiError },
 }
 
 impl AdminFile {
@@ -396,4 +422,59 @@ pub(crate) fn fits(role: Role, kind: Option<FacilityKind>) -> Result<(), String>
             "role {role} cannot stand for a {kind} organisation"
         )),
     }
+}
+
+/// Creates the users of `entries` that do not exist yet, as `admin`; returns how many
+/// were (or, with `dry_run`, would be) created and how many existed. Run after the
+/// facilities are applied, since a user's organisation must be registered.
+pub async fn apply_users(
+    pool: &sqlx::PgPool,
+    handler: &CommandHandler,
+    admin: &Principal,
+    entries: &[UserEntry],
+    dry_run: bool,
+) -> Result<(usize, usize), AdminError> {
+    use crate::identity::users::{self, NewUser, Password};
+    let (mut created, mut existing) = (0, 0);
+    for entry in entries {
+        let fail = |source| AdminError::User {
+            username: entry.username.clone(),
+            source,
+        };
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)")
+                .bind(&entry.username)
+                .fetch_one(pool)
+                .await
+                .map_err(|e| fail(crate::error::store_failure(e)))?;
+        if exists {
+            existing += 1;
+            continue;
+        }
+        created += 1;
+        if dry_run {
+            continue;
+        }
+        let kind = match FacilityId::parse(&entry.organisation_id) {
+            Ok(id) => handler
+                .facility(&id)
+                .await
+                .map_err(fail)?
+                .0
+                .profile
+                .map(|p| p.kind),
+            Err(_) => None,
+        };
+        let user = NewUser {
+            username: entry.username.clone(),
+            display_name: entry.display_name.clone(),
+            organisation_id: entry.organisation_id.clone(),
+            role: entry.role.clone(),
+            password: Password::new(entry.password.clone()),
+        };
+        users::create(pool, admin, &user, kind, "noroshi admin apply")
+            .await
+            .map_err(fail)?;
+    }
+    Ok((created, existing))
 }

@@ -348,8 +348,16 @@ async fn apply(args: ApplyArgs) -> Result<(), ServeError> {
     let pool = pool(&args.database)?;
     let handler = handler(&pool, &args.prefecture, plan.facilities().len())?;
     let report = admin::apply(&handler, &admin, &plan, args.dry_run).await;
+    let users = match &report {
+        Ok(_) => Some(admin::apply_users(&pool, &handler, &admin, &file.user, args.dry_run).await),
+        Err(_) => None,
+    };
     pool.close().await;
     let report = report.map_err(ServeError::Admin)?;
+    let (created, existing) = users
+        .transpose()
+        .map_err(ServeError::Admin)?
+        .unwrap_or_default();
 
     let mut out = std::io::stdout().lock();
     let verb = if args.dry_run { "would be " } else { "" };
@@ -361,7 +369,8 @@ async fn apply(args: ApplyArgs) -> Result<(), ServeError> {
         }
         writeln!(
             out,
-            "facilities: {} {verb}registered, {} {verb}updated, {} unchanged; tokens checked: {}",
+            "facilities: {} {verb}registered, {} {verb}updated, {} unchanged; tokens checked: {}; \
+             users: {created} {verb}created, {existing} existing",
             report.count(Outcome::Registered),
             report.count(Outcome::Updated),
             report.count(Outcome::Unchanged),

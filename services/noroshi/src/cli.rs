@@ -392,6 +392,9 @@ pub(crate) struct ApiArgs {
     /// How long a locked account stays locked.
     #[arg(long, env = "NOROSHI_LOCKOUT", value_parser = humantime::parse_duration, default_value = "15m")]
     pub(crate) lockout: Duration,
+    /// Login attempts one address may make per minute (all usernames together).
+    #[arg(long, env = "NOROSHI_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 30)]
+    pub(crate) login_attempts_per_minute: u32,
     /// Mark session cookies Secure (on by itself with --tls-cert; set it behind a
     /// TLS-terminating proxy).
     #[arg(long, env = "NOROSHI_SECURE_COOKIES")]

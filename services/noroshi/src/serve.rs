@@ -184,6 +184,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
                     max_failed_logins: args.api.max_failed_logins,
                     lockout: args.api.lockout,
                     secure_cookies: args.api.secure_cookies || tls.is_some(),
+                    login_attempts_per_minute: args.api.login_attempts_per_minute,
                 },
             ));
             let (http_tls, grpc_tls) = match &tls {

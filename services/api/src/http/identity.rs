@@ -51,6 +51,28 @@ pub struct TlsPeer {
     pub certificate: Option<Arc<Vec<u8>>>,
 }
 
+/// The address a request came from (the proxy's, behind a reverse proxy).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let extensions = &parts.extensions;
+        Ok(Self(
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip())
+                .or_else(|| {
+                    extensions
+                        .get::<ConnectInfo<TlsPeer>>()
+                        .map(|info| info.0.addr.ip())
+                }),
+        ))
+    }
+}
+
 /// Name of the header, and of the form field, that carries a session's CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const CSRF_FIELD: &str = "csrf_token";
@@ -218,10 +240,12 @@ impl std::fmt::Debug for Login {
 /// the CSRF token.
 async fn log_in(
     context: &HttpContext,
+    peer: Peer,
     login: &Login,
     via: &str,
 ) -> Result<(Principal, String, String), ApiError> {
     let auth = &context.auth;
+    auth.throttle_login(peer.0)?;
     let principal = users::login(
         auth.pool(),
         auth.settings(),
@@ -248,11 +272,11 @@ fn session_json(principal: &Principal, csrf_token: &str) -> serde_json::Value {
 /// answers the principal and the CSRF token.
 pub(super) async fn create_session(
     State(context): State<HttpContext>,
+    peer: Peer,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let login: Login = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
-    let (principal, cookie, csrf) = log_in(&context, &login, "/api/v1/session").await?;
+    let login: Login = json_body(&body)?;
+    let (principal, cookie, csrf) = log_in(&context, peer, &login, "/api/v1/session").await?;
     Ok((
         [(header::SET_COOKIE, cookie)],
         Json(session_json(&principal, &csrf)),
@@ -351,13 +375,19 @@ pub(super) async fn login_form() -> Response {
 /// and the username kept.
 pub(super) async fn login_submit(
     State(context): State<HttpContext>,
+    peer: Peer,
     axum::Form(login): axum::Form<Login>,
 ) -> Response {
-    match log_in(&context, &login, "/login").await {
+    match log_in(&context, peer, &login, "/login").await {
         Ok((_, cookie, _)) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
         Err(ApiError::Unauthenticated(message)) => {
             login_page(StatusCode::UNAUTHORIZED, message, &login.username)
         }
+        Err(error @ ApiError::ResourceExhausted(_)) => login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &error.to_string(),
+            &login.username,
+        ),
         Err(other) => other.into_response(),
     }
 }

@@ -151,9 +151,12 @@ pub async fn serve(
     let app = router(context);
     match tls {
         None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
         }
         Some(config) => {
             let listener = identity::TlsListener::new(listener, config, shutdown.clone())?;

@@ -17,7 +17,11 @@ pub mod sessions;
 pub mod users;
 
 use std::fmt;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::values::{FacilityId, PrincipalId};
@@ -56,6 +60,11 @@ pub struct IdentitySettings {
     pub lockout: Duration,
     /// Session cookies carry `Secure` (and the `__Host-` name prefix): on behind TLS.
     pub secure_cookies: bool,
+    /// Login attempts one address may make per minute, whatever the usernames: the
+    /// throttle against guessing across many accounts, which no single account's
+    /// lockout sees. Behind a reverse proxy every user shares the proxy's address, so
+    /// it is generous.
+    pub login_attempts_per_minute: u32,
 }
 
 impl Default for IdentitySettings {
@@ -66,6 +75,7 @@ impl Default for IdentitySettings {
             max_failed_logins: 5,
             lockout: Duration::from_secs(15 * 60),
             secure_cookies: false,
+            login_attempts_per_minute: 30,
         }
     }
 }
@@ -165,12 +175,24 @@ pub struct Presented<'a> {
 }
 
 /// Turns what a request presents into a [`Caller`].
-#[derive(Debug)]
 pub struct Authenticator {
     pool: PgPool,
     dev_tokens: Option<Tokens>,
     settings: IdentitySettings,
+    login_attempts: DefaultKeyedRateLimiter<IpAddr>,
 }
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("dev_tokens", &self.dev_tokens.as_ref().map(Tokens::len))
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Addresses remembered by the login throttle before the idle ones are forgotten.
+const THROTTLED_ADDRESSES: usize = 10_000;
 
 const MISSING: &str = "no credentials: log in, or send an Authorization: Bearer token";
 pub(crate) const NOT_BEARER: &str = "the Authorization header is not a Bearer token";
@@ -181,11 +203,28 @@ const CERTIFICATE_UNKNOWN: &str = "the client certificate is not registered, exp
 impl Authenticator {
     /// With `dev_tokens`, the bearer tokens of a token file are accepted too.
     pub fn new(pool: PgPool, dev_tokens: Option<Tokens>, settings: IdentitySettings) -> Self {
+        let per_minute =
+            NonZeroU32::new(settings.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
             pool,
             dev_tokens,
+            login_attempts: RateLimiter::keyed(Quota::per_minute(per_minute)),
             settings,
         }
+    }
+
+    /// Counts a login attempt from `peer`; RESOURCE_EXHAUSTED once the address has used
+    /// its attempts of the minute. Nothing is checked or recorded for a refused attempt.
+    pub fn throttle_login(&self, peer: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(peer) = peer else { return Ok(()) };
+        if self.login_attempts.len() > THROTTLED_ADDRESSES {
+            self.login_attempts.retain_recent();
+        }
+        self.login_attempts.check_key(&peer).map_err(|_| {
+            ApiError::ResourceExhausted(
+                "too many login attempts from this address: wait a minute and try again".into(),
+            )
+        })
     }
 
     pub fn settings(&self) -> &IdentitySettings {
