@@ -372,7 +372,7 @@ pub(crate) struct ApiArgs {
     /// `public_stats` suppresses counts of people from 1 up to this (exclusive).
     #[arg(long, env = "NOROSHI_PUBLIC_STATS_SUPPRESS_BELOW", default_value_t = 5)]
     pub(crate) suppress_below: u64,
-    /// TOML file of development bearer tokens (`[[token]]` entries); see docs/api.md.
+    /// TOML file of development bearer tokens (`[[token]]` entries); see docs/identity.md.
     /// Refused unless `--allow-token-file`.
     #[arg(long, env = "NOROSHI_TOKENS_FILE")]
     pub(crate) tokens_file: Option<std::path::PathBuf>,
