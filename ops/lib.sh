@@ -27,6 +27,16 @@ ensure_tools() {
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
+# Headless Chromium and its WebDriver for the browser tests, and a Japanese font so that
+# their screenshots are legible.
+ensure_browser() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  fc-list 2>/dev/null | grep -qi 'ipagothic\|noto sans cjk' || missing+=(fonts-ipafont-gothic)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
 # Exports NOROSHI_ADMIN_DATABASE_URL: a superuser connection to database `postgres`.
 # Uses $NOROSHI_ADMIN_DATABASE_URL when set, else PostgreSQL on 127.0.0.1:5432 when it
 # answers, else a private cluster under $DATA/pg.

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod browser;
 pub mod fixtures;
 mod nats;
 pub mod pipeline;

@@ -13,5 +13,6 @@ pub mod identity;
 pub mod metrics;
 pub mod timers;
 pub mod views;
+pub mod web;
 
 pub use error::ApiError;

@@ -341,34 +341,31 @@ async fn end_session(
     }
 }
 
-const LOGIN_PAGE: &str = r#"<!doctype html>
-<html lang="ja"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>noroshi ログイン / Log in</title></head>
-<body><main><h1>noroshi</h1>
-<form method="post" action="/login">
-<p>{error}</p>
-<label>ユーザー名 / Username <input name="username" autocomplete="username" value="{username}" required></label>
-<label>パスワード / Password <input name="password" type="password" autocomplete="current-password" required></label>
-<button type="submit">ログイン / Log in</button>
-</form></main></body></html>
-"#;
+const LOGIN_PAGE: &str = include_str!("../../assets/login.html");
 
-fn login_page(status: StatusCode, error: &str, username: &str) -> Response {
-    let escape = |text: &str| {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
+/// The login form, with an error (its i18n key, and the English text for pages without
+/// script) and the username typed.
+fn login_page(status: StatusCode, error: Option<(&str, &str)>, username: &str) -> Response {
+    let (key, text) = error.unwrap_or(("", ""));
     let page = LOGIN_PAGE
-        .replace("{error}", &escape(error))
-        .replace("{username}", &escape(username));
-    (status, Html(page)).into_response()
+        .replace("{{error_key}}", key)
+        .replace("{{error}}", &crate::web::escape(text))
+        .replace("{{username}}", &crate::web::escape(username));
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
+}
+
+/// The i18n key of a failed login's message.
+fn login_error(error: &ApiError) -> &'static str {
+    match error {
+        ApiError::ResourceExhausted(_) => "login.error.throttled",
+        ApiError::Unauthenticated(message) if message.contains("locked") => "login.error.locked",
+        _ => "login.error.wrong",
+    }
 }
 
 /// `GET /login`: the login form.
 pub(super) async fn login_form() -> Response {
-    login_page(StatusCode::OK, "", "")
+    login_page(StatusCode::OK, None, "")
 }
 
 /// `POST /login` (form): logs in and goes to `/`, or shows the form again with the error
@@ -380,14 +377,12 @@ pub(super) async fn login_submit(
 ) -> Response {
     match log_in(&context, peer, &login, "/login").await {
         Ok((_, cookie, _)) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
-        Err(ApiError::Unauthenticated(message)) => {
-            login_page(StatusCode::UNAUTHORIZED, message, &login.username)
+        Err(error @ (ApiError::Unauthenticated(_) | ApiError::ResourceExhausted(_))) => {
+            let status =
+                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            let text = error.to_string();
+            login_page(status, Some((login_error(&error), &text)), &login.username)
         }
-        Err(error @ ApiError::ResourceExhausted(_)) => login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            &error.to_string(),
-            &login.username,
-        ),
         Err(other) => other.into_response(),
     }
 }

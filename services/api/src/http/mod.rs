@@ -32,6 +32,7 @@ use crate::metrics::{self as prometheus, Metrics, MetricsLayer};
 use crate::views::{
     BedBoardFilter, CaseBoardFilter, MinVersions, Page, TimelineSubject, Update, Views, to_json,
 };
+use crate::web;
 use identity::Authed;
 
 /// What the HTTP handlers share.
@@ -131,6 +132,21 @@ pub fn router(context: HttpContext) -> axum::Router {
             post(identity::revoke_client),
         )
         .route("/api/v1/audit", get(identity::audit_log))
+        .route(
+            "/api/v1/placements/{placement_id}/candidates",
+            get(web::placement_candidates),
+        )
+        .route(
+            "/api/v1/cases/{case_id}/observations",
+            get(web::case_observations),
+        )
+        .route("/", get(web::index))
+        .route("/hq", get(web::hq_page))
+        .route("/hc", get(web::hc_page))
+        .route("/facility/{facility_id}", get(web::facility_page))
+        .route("/timeline", get(web::timeline_page))
+        .route("/public", get(web::public_page))
+        .route("/assets/{name}", get(web::asset))
         .route_layer(axum::middleware::from_fn_with_state(
             context.clone(),
             identity::authenticate,

@@ -1,0 +1,686 @@
+// noroshi web UI: each page fills itself from the HTTP API (the same API and rules as
+// every other client) and stays live through Server-Sent Events. No framework, no build.
+// Data is always put in the page as text (textContent), never as HTML.
+'use strict';
+
+const I18N = {
+  ja: {
+    'lang.switch': 'English', logout: 'ログアウト', none: 'なし', all: 'すべて',
+    'live.connecting': '接続中', 'live.live': 'ライブ', 'live.reconnecting': '再接続中',
+    'role.HQ': '入院調整本部', 'role.HEALTH_CENTER': '保健所', 'role.HOSPITAL': '医療機関',
+    'role.HOTEL': '宿泊療養施設', 'role.PUBLIC': '一般', 'role.ADMIN': '管理者',
+    'forbidden.title': 'このページは表示できません', 'forbidden.text': 'ご自身の組織のページのみ表示できます。',
+    'forbidden.home': '自分のページへ',
+    'login.title': 'ログイン', 'login.username': 'ユーザー名', 'login.password': 'パスワード', 'login.submit': 'ログイン',
+    'login.error.wrong': 'ユーザー名またはパスワードが違います。',
+    'login.error.locked': 'ログインの失敗が続いたため、アカウントをロックしました。しばらく待つか、管理者にパスワードの再設定を依頼してください。',
+    'login.error.throttled': 'この端末からのログインの試行が多すぎます。1分ほど待ってから試してください。',
+    'hq.alerts': 'アラート', 'hq.bedboard': '病床状況（医療圏別）', 'hq.queue': '入院調整待ち（優先度・待ち時間順）',
+    'hq.offer': '受入打診', 'hq.proxy': '代行入力（病床数）', 'hq.choose': '打診先を選ぶ', 'hq.offer_to': '打診する',
+    'hq.no_candidates': '条件に合う空床がありません', 'hq.offer_for': '打診対象',
+    'hc.cases': '担当患者', 'hc.report': '新規患者の報告', 'hc.observe': '観察記録', 'hc.request': '入院調整の依頼',
+    'hc.transport': '搬送手配', 'hc.close': '終了', 'hc.open': '開く', 'hc.departure': '出発',
+    'hc.record_departure': '出発を記録',
+    'fac.declare': '病床数の報告', 'fac.capacity': '現在の病床', 'fac.offers': '受入打診', 'fac.inbound': '入院予定', 'fac.placed': '入院中',
+    'fac.accept': '受け入れる', 'fac.decline': '断る', 'fac.decline_reason': '断る理由', 'fac.arrived': '到着を記録',
+    'fac.discharge': '退院', 'fac.no_offers': '打診はありません',
+    'pub.title': '病床の状況（公開統計）', 'pub.note': '少数の人数は個人が特定されないよう表示していません。',
+    category: '病床区分', 'cat.SEVERE': '重症', 'cat.MODERATE': '中等症', 'cat.MILD': '軽症', 'cat.HOTEL_ROOM': '宿泊療養',
+    secured: '確保病床', ready: '即応病床', occupied: '入院中', held: '確保中', available: '空床', occupancy: '使用率',
+    priority: '優先度', needs: '必要な対応', origin: '発生元', waiting: '待ち時間', status: '状態',
+    facility_id: '施設ID', facility: '施設', proxy_reason: '代行理由', save: '登録', declare: '報告する', report: '報告',
+    request: '依頼', arrange: '手配', close: '終了する', timeline: '経過', name: '氏名', name_kana: 'ふりがな',
+    age: '年齢', age_band: '年代', sex: '性別', 'sex.FEMALE': '女性', 'sex.MALE': '男性', 'sex.OTHER': 'その他',
+    birth_date: '生年月日', phone: '電話', address: '住所', municipality: '市区町村コード', severity: '重症度',
+    'sev.ASYMPTOMATIC': '無症状', 'sev.MILD': '軽症', 'sev.MODERATE_I': '中等症I', 'sev.MODERATE_II': '中等症II', 'sev.SEVERE': '重症',
+    placement: '入院調整', temperature: '体温 (℃)', on_oxygen: '酸素投与中', vehicle: '車両', pickup_at: '迎車時刻',
+    'vehicle.AMBULANCE': '救急車', 'vehicle.HEALTH_CENTER_VEHICLE': '保健所車両', 'vehicle.PRIVATE': '自家用車', 'vehicle.OTHER': 'その他',
+    outcome: '転帰', 'outcome.RECOVERED': '回復', 'outcome.TRANSFERRED_OUT': '管外転出', 'outcome.DECEASED': '死亡',
+    deadline: '回答期限', arrived_at: '到着', stale: '報告が古い', overflow: '超過', overdue: '期限超過',
+    soon: '期限間近', declined: '辞退済み', deteriorated: '悪化', never: '未報告',
+    'alert.offer_soon': '回答期限が近い打診', 'alert.hold_overdue': '確保期限を過ぎた病床', 'alert.stale': '報告が古い・未報告の施設',
+    'ok.saved': '登録しました', 'ok.done': '完了しました', 'error.field': '入力を確認してください',
+    'error.failed': '処理できませんでした', 'error.network': '通信できませんでした。入力内容はそのままです。',
+    'status.REPORTED': '報告済み', 'status.HOME_CARE': '自宅療養', 'status.AWAITING_PLACEMENT': '調整待ち',
+    'status.PLACEMENT_IN_PROGRESS': '調整中', 'status.HOSPITALIZED': '入院中', 'status.IN_HOTEL': '宿泊療養中',
+    'status.RECOVERED': '回復', 'status.DECEASED': '死亡', 'status.TRANSFERRED_OUT': '転出',
+    'status.REQUESTED': '依頼済み', 'status.OFFERED': '打診中', 'status.ACCEPTED': '受入決定',
+    'status.TRANSPORT_ARRANGED': '搬送手配済み', 'status.IN_TRANSIT': '搬送中', 'status.ARRIVED': '到着',
+    'status.CANCELLED': '取消', 'origin.HOME': '自宅', 'origin.FACILITY': '転院',
+    'acc.ACCEPTING': '受入可', 'acc.LIMITED': '制限あり', 'acc.NOT_ACCEPTING': '受入停止',
+    minutes: '分', hours: '時間', prefecture: '県全体', area: '医療圏',
+  },
+  en: {
+    'lang.switch': '日本語', logout: 'Log out', none: 'None', all: 'All',
+    'live.connecting': 'Connecting', 'live.live': 'Live', 'live.reconnecting': 'Reconnecting',
+    'role.HQ': 'Coordination HQ', 'role.HEALTH_CENTER': 'Health center', 'role.HOSPITAL': 'Hospital',
+    'role.HOTEL': 'Recovery hotel', 'role.PUBLIC': 'Public', 'role.ADMIN': 'Administrator',
+    'forbidden.title': 'This page is not available', 'forbidden.text': 'You can open only your own organisation\'s pages.',
+    'forbidden.home': 'Go to my page',
+    'login.title': 'Log in', 'login.username': 'Username', 'login.password': 'Password', 'login.submit': 'Log in',
+    'login.error.wrong': 'Wrong username or password.',
+    'login.error.locked': 'Too many failed logins: the account is locked for a while, or until an administrator resets its password.',
+    'login.error.throttled': 'Too many login attempts from this device. Wait a minute and try again.',
+    'hq.alerts': 'Alerts', 'hq.bedboard': 'Beds by medical area', 'hq.queue': 'Waiting for a bed (by priority and waiting time)',
+    'hq.offer': 'Offer', 'hq.proxy': 'Proxy capacity entry', 'hq.choose': 'Choose where to offer', 'hq.offer_to': 'Offer',
+    'hq.no_candidates': 'No facility with a free bed fits', 'hq.offer_for': 'Offer for',
+    'hc.cases': 'Our cases', 'hc.report': 'Report a case', 'hc.observe': 'Observation', 'hc.request': 'Request a placement',
+    'hc.transport': 'Arrange transport', 'hc.close': 'Close', 'hc.open': 'Open', 'hc.departure': 'Departure',
+    'hc.record_departure': 'Record departure',
+    'fac.declare': 'Declare capacity', 'fac.capacity': 'Current beds', 'fac.offers': 'Offers', 'fac.inbound': 'Inbound', 'fac.placed': 'Admitted',
+    'fac.accept': 'Accept', 'fac.decline': 'Decline', 'fac.decline_reason': 'Reason', 'fac.arrived': 'Record arrival',
+    'fac.discharge': 'Discharge', 'fac.no_offers': 'No offers',
+    'pub.title': 'Beds (public statistics)', 'pub.note': 'Small counts of people are not shown, so that nobody can be identified.',
+    category: 'Category', 'cat.SEVERE': 'Severe', 'cat.MODERATE': 'Moderate', 'cat.MILD': 'Mild', 'cat.HOTEL_ROOM': 'Hotel room',
+    secured: 'Secured', ready: 'Ready', occupied: 'Occupied', held: 'Held', available: 'Available', occupancy: 'Occupancy',
+    priority: 'Priority', needs: 'Needs', origin: 'From', waiting: 'Waiting', status: 'Status',
+    facility_id: 'Facility id', facility: 'Facility', proxy_reason: 'Proxy reason', save: 'Save', declare: 'Declare', report: 'Report',
+    request: 'Request', arrange: 'Arrange', close: 'Close case', timeline: 'Timeline', name: 'Name', name_kana: 'Name (kana)',
+    age: 'Age', age_band: 'Age band', sex: 'Sex', 'sex.FEMALE': 'Female', 'sex.MALE': 'Male', 'sex.OTHER': 'Other',
+    birth_date: 'Birth date', phone: 'Phone', address: 'Address', municipality: 'Municipality code', severity: 'Severity',
+    'sev.ASYMPTOMATIC': 'Asymptomatic', 'sev.MILD': 'Mild', 'sev.MODERATE_I': 'Moderate I', 'sev.MODERATE_II': 'Moderate II', 'sev.SEVERE': 'Severe',
+    placement: 'Placement', temperature: 'Temperature (°C)', on_oxygen: 'On oxygen', vehicle: 'Vehicle', pickup_at: 'Pickup',
+    'vehicle.AMBULANCE': 'Ambulance', 'vehicle.HEALTH_CENTER_VEHICLE': 'Health center vehicle', 'vehicle.PRIVATE': 'Private car', 'vehicle.OTHER': 'Other',
+    outcome: 'Outcome', 'outcome.RECOVERED': 'Recovered', 'outcome.TRANSFERRED_OUT': 'Transferred out', 'outcome.DECEASED': 'Deceased',
+    deadline: 'Deadline', arrived_at: 'Arrived', stale: 'stale', overflow: 'overflow', overdue: 'overdue',
+    soon: 'due soon', declined: 'declined before', deteriorated: 'deteriorating', never: 'never declared',
+    'alert.offer_soon': 'Offer deadline near', 'alert.hold_overdue': 'Bed held past its deadline', 'alert.stale': 'Facilities with stale or no capacity reports',
+    'ok.saved': 'Saved', 'ok.done': 'Done', 'error.field': 'Please check this field',
+    'error.failed': 'This could not be done', 'error.network': 'No connection. What you typed is kept.',
+    'status.REPORTED': 'Reported', 'status.HOME_CARE': 'Home care', 'status.AWAITING_PLACEMENT': 'Awaiting placement',
+    'status.PLACEMENT_IN_PROGRESS': 'Placement in progress', 'status.HOSPITALIZED': 'Hospitalized', 'status.IN_HOTEL': 'In hotel',
+    'status.RECOVERED': 'Recovered', 'status.DECEASED': 'Deceased', 'status.TRANSFERRED_OUT': 'Transferred out',
+    'status.REQUESTED': 'Requested', 'status.OFFERED': 'Offered', 'status.ACCEPTED': 'Accepted',
+    'status.TRANSPORT_ARRANGED': 'Transport arranged', 'status.IN_TRANSIT': 'In transit', 'status.ARRIVED': 'Arrived',
+    'status.CANCELLED': 'Cancelled', 'origin.HOME': 'Home', 'origin.FACILITY': 'Transfer',
+    'acc.ACCEPTING': 'Accepting', 'acc.LIMITED': 'Limited', 'acc.NOT_ACCEPTING': 'Not accepting',
+    minutes: 'min', hours: 'h', prefecture: 'Prefecture', area: 'Area',
+  },
+};
+
+// Descriptions the API gives for fields, in Japanese; others are shown as they come.
+const DESCRIPTIONS_JA = [
+  [/^must not be empty/, '入力してください'],
+  [/^must be a 5 or 6 digit municipality code/, '5桁または6桁の市区町村コードを入力してください'],
+  [/^must be .*characters/, '文字数を確認してください'],
+  [/^malformed JSON: invalid type/, '数値を入力してください'],
+  [/^must be a date/, '日付を入力してください'],
+  [/not a number|must be a number|invalid digit/, '数値を入力してください'],
+  [/exceeds|more than|at most|must be at least|negative/, '値の範囲を確認してください'],
+];
+
+let lang = localStorage.getItem('noroshi.lang') === 'en' ? 'en' : 'ja';
+const rerenders = [];
+
+function t(key) {
+  return (I18N[lang] && I18N[lang][key]) || I18N.ja[key] || key;
+}
+
+function applyI18n(root) {
+  document.documentElement.lang = lang;
+  for (const node of (root || document).querySelectorAll('[data-i18n]')) {
+    node.textContent = t(node.dataset.i18n);
+  }
+  const button = document.getElementById('lang');
+  if (button) button.textContent = t('lang.switch');
+  const live = document.getElementById('live');
+  if (live) live.textContent = t('live.' + live.dataset.state);
+}
+
+function setLang(next) {
+  lang = next;
+  localStorage.setItem('noroshi.lang', lang);
+  applyI18n();
+  for (const render of rerenders) render();
+}
+
+/** An element with attributes and children (strings become text nodes). */
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function tag(kind, key) {
+  return h('span', { class: 'tag ' + kind }, t(key || kind));
+}
+
+const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || '';
+
+class ApiFailure extends Error {
+  constructor(status, body) {
+    super((body && body.message) || ('HTTP ' + status));
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+async function api(path, options) {
+  const opts = Object.assign({ credentials: 'same-origin', headers: {} }, options || {});
+  if (opts.method && opts.method !== 'GET') {
+    opts.headers['X-CSRF-Token'] = csrf();
+    opts.headers['Content-Type'] = 'application/json';
+  }
+  const response = await fetch(path, opts);
+  if (response.status === 401) {
+    window.location.assign('/login');
+    throw new ApiFailure(401, { message: 'session ended' });
+  }
+  const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiFailure(response.status, body);
+  return body;
+}
+
+function commandId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function command(name, body) {
+  return api('/api/v1/commands/' + name, {
+    method: 'POST',
+    body: JSON.stringify(Object.assign({ command_id: commandId() }, body)),
+  });
+}
+
+/** `stream:version,…` of a command result, for read-your-writes. */
+function minVersions(result) {
+  return (result.streams || []).map((s) => `${s.stream_id}:${s.version}`).join(',');
+}
+
+function setLive(state) {
+  const node = document.getElementById('live');
+  if (!node) return;
+  node.dataset.state = state;
+  node.textContent = t('live.' + state);
+}
+
+/** A live view: `onSnapshot` with the view, then `onDelta` with each change. */
+function live(view, params, onSnapshot, onDelta) {
+  const query = new URLSearchParams(params || {}).toString();
+  const source = new EventSource(`/api/v1/views/${view}/stream${query ? '?' + query : ''}`);
+  source.addEventListener('open', () => setLive('live'));
+  source.addEventListener('error', () => setLive('reconnecting'));
+  source.addEventListener('snapshot', (e) => { setLive('live'); onSnapshot(JSON.parse(e.data)); });
+  source.addEventListener('delta', (e) => (onDelta || onSnapshot)(JSON.parse(e.data)));
+  source.addEventListener('update', (e) => onSnapshot(JSON.parse(e.data)));
+  return source;
+}
+
+/** Rows keyed by `key`: a snapshot replaces them, a delta updates and removes. */
+class Rows {
+  constructor(key) { this.key = key; this.map = new Map(); }
+  replace(rows) { this.map = new Map(rows.map((r) => [this.key(r), r])); }
+  apply(rows, removed, removedKey) {
+    for (const r of rows || []) this.map.set(this.key(r), r);
+    for (const k of removed || []) this.map.delete(removedKey ? removedKey(k) : k);
+  }
+  values() { return [...this.map.values()]; }
+}
+
+function fmtTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return d.toLocaleString(lang === 'ja' ? 'ja-JP' : 'en-GB', { month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+function fmtWait(seconds) {
+  const m = Math.max(0, Math.floor(seconds / 60));
+  return m < 60 ? `${m}${t('minutes')}` : `${Math.floor(m / 60)}${t('hours')}${m % 60}${t('minutes')}`;
+}
+
+function fmtCountdown(iso) {
+  const left = Math.floor((new Date(iso) - Date.now()) / 1000);
+  if (left <= 0) return '0:00';
+  return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
+}
+
+function enumLabel(prefix, value) {
+  const key = prefix + '.' + String(value || '').replace(/^(BED_CATEGORY_|SEVERITY_|SEX_|VEHICLE_)/, '');
+  return t(key);
+}
+
+// ── Forms: values by field path, errors by field, and nothing the user typed is lost ──
+
+function setPath(target, path, value) {
+  const parts = path.replace(/\[(\d+)\]/g, '.$1').split('.');
+  let node = target;
+  parts.forEach((part, i) => {
+    const last = i === parts.length - 1;
+    const nextIsIndex = !last && /^\d+$/.test(parts[i + 1]);
+    if (last) node[part] = value;
+    else node = node[part] || (node[part] = nextIsIndex ? [] : {});
+  });
+}
+
+function formValues(form) {
+  const out = {};
+  for (const input of form.querySelectorAll('[name]')) {
+    if (input.name === 'csrf_token' || input.disabled) continue;
+    let value;
+    if (input.type === 'checkbox') value = input.checked;
+    else {
+      value = input.value.trim();
+      if (value === '') continue;
+      if (input.type === 'datetime-local') value = new Date(value).toISOString();
+      else if (input.dataset.scale) {
+        const n = Number(value.replace(',', '.'));
+        value = Number.isFinite(n) ? Math.round(n * Number(input.dataset.scale)) : value;
+      } else if (input.inputMode === 'numeric' && input.name !== 'municipality' && input.name !== 'patient.phone') {
+        value = /^-?\d+$/.test(value) ? Number(value) : value;
+      }
+    }
+    setPath(out, input.name, value);
+  }
+  return out;
+}
+
+function describe(description) {
+  if (lang !== 'ja') return description;
+  for (const [pattern, text] of DESCRIPTIONS_JA) if (pattern.test(description)) return `${text}（${description}）`;
+  return `${t('error.field')}（${description}）`;
+}
+
+function clearErrors(form) {
+  for (const node of form.querySelectorAll('.field-error')) node.remove();
+  for (const node of form.querySelectorAll('[aria-invalid]')) node.removeAttribute('aria-invalid');
+  const status = form.querySelector('.form-status');
+  if (status) { status.textContent = ''; status.className = 'form-status'; }
+}
+
+function showFailure(form, failure) {
+  const status = form.querySelector('.form-status');
+  const violations = (failure.body && failure.body.violations) || [];
+  let unplaced = [];
+  for (const v of violations) {
+    const input = [...form.querySelectorAll('[name]')].find((i) => i.name === v.field)
+      || [...form.querySelectorAll('[name]')].find((i) => v.field.startsWith(i.name + '.') || v.field.startsWith(i.name + '['));
+    if (input) {
+      input.setAttribute('aria-invalid', 'true');
+      input.closest('label, td').append(h('span', { class: 'field-error', 'data-field': v.field }, describe(v.description)));
+    } else unplaced.push(v);
+  }
+  if (status) {
+    status.className = 'form-status bad';
+    const text = failure instanceof ApiFailure
+      ? (violations.length ? t('error.field') : `${t('error.failed')}: ${failure.message}`)
+      : t('error.network');
+    status.textContent = [text, ...unplaced.map((v) => `${v.field}: ${describe(v.description)}`)].join(' ');
+  }
+}
+
+/** Submits `form` as command `name`; `extra` adds fields. Values stay on failure. */
+function bindForm(form, name, extra, onDone) {
+  if (!form) return;
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const button = form.querySelector('button[type="submit"]');
+    if (button) button.disabled = true;
+    try {
+      const result = await command(name, Object.assign(formValues(form), typeof extra === 'function' ? extra() : extra));
+      const status = form.querySelector('.form-status');
+      if (status) { status.className = 'form-status ok'; status.textContent = t('ok.saved'); }
+      if (onDone) onDone(result, form);
+    } catch (failure) {
+      showFailure(form, failure);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+}
+
+async function act(button, name, body) {
+  button.disabled = true;
+  try {
+    return await command(name, body);
+  } catch (failure) {
+    const note = h('span', { class: 'field-error', role: 'alert' }, `${t('error.failed')}: ${failure.message}`);
+    button.after(note);
+    setTimeout(() => note.remove(), 8000);
+    return null;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ── Pages ──
+
+const PAGES = {};
+
+PAGES.hq = () => {
+  const beds = new Rows((r) => `${r.facility_id}|${r.category}`);
+  let areas = [];
+  let prefecture = null;
+  const queue = new Rows((r) => r.placement_id);
+  let choosing = null;
+  let bedSource = null;
+
+  function totalsText(x) {
+    const rate = x.occupancy_rate === null || x.occupancy_rate === undefined ? '—' : `${Math.round(x.occupancy_rate * 100)}%`;
+    return `${t('available')} ${x.available} · ${t('ready')} ${x.ready} · ${t('occupied')} ${x.occupied} · ${t('held')} ${x.held} · ${t('occupancy')} ${rate}`;
+  }
+
+  function renderBeds() {
+    const root = document.getElementById('bed-board');
+    const pref = document.getElementById('bb-prefecture');
+    pref.replaceChildren();
+    if (prefecture) pref.append(h('tr', {}, h('th', {}, t('prefecture')), h('td', {}, totalsText(prefecture))));
+    const byArea = new Map();
+    for (const r of beds.values()) {
+      const area = r.medical_area || '—';
+      if (!byArea.has(area)) byArea.set(area, []);
+      byArea.get(area).push(r);
+    }
+    const blocks = [...byArea.keys()].sort().map((area) => {
+      const totals = areas.find((a) => (a.medical_area || '—') === area);
+      const rows = byArea.get(area).sort((a, b) => a.facility_id.localeCompare(b.facility_id) || a.category.localeCompare(b.category));
+      return h('div', { class: 'area', 'data-area': area },
+        h('h3', {}, `${t('area')} ${area}`, totals ? h('span', { class: 'totals' }, totalsText(totals)) : null),
+        h('table', { class: 'rows' },
+          h('thead', {}, h('tr', {},
+            h('th', {}, t('facility')), h('th', {}, t('category')), h('th', { class: 'num' }, t('secured')),
+            h('th', { class: 'num' }, t('ready')), h('th', { class: 'num' }, t('occupied')), h('th', { class: 'num' }, t('held')),
+            h('th', { class: 'num' }, t('available')), h('th', {}, t('status')))),
+          h('tbody', {}, rows.map((r) => h('tr', { 'data-facility': r.facility_id, 'data-category': r.category },
+            h('td', {}, lang === 'en' && r.name_en ? r.name_en : r.name),
+            h('td', {}, enumLabel('cat', r.category)),
+            h('td', { class: 'num' }, r.secured), h('td', { class: 'num' }, r.ready),
+            h('td', { class: 'num' }, r.occupied), h('td', { class: 'num' }, r.held),
+            h('td', { class: 'num available' }, r.available),
+            h('td', {}, t('acc.' + r.acceptance), r.declared_at ? (r.stale ? tag('stale') : null) : tag('never'),
+              r.overflow ? tag('overflow') : null))))));
+    });
+    root.replaceChildren(...blocks);
+    renderAlerts();
+  }
+
+  function renderQueue() {
+    const body = document.querySelector('#queue tbody');
+    const rows = queue.values().sort((a, b) => a.priority - b.priority || a.requested_at.localeCompare(b.requested_at));
+    body.replaceChildren(...rows.map((r) => {
+      const waiting = (Date.now() - new Date(r.requested_at)) / 1000;
+      const canOffer = r.status === 'REQUESTED';
+      return h('tr', { 'data-placement': r.placement_id, class: choosing === r.placement_id ? 'selected' : '' },
+        h('td', { class: 'num' }, r.priority),
+        h('td', {}, enumLabel('cat', r.category)),
+        h('td', {}, (r.needs || []).join(', ')),
+        h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin),
+        h('td', {}, fmtWait(waiting)),
+        h('td', {}, t('status.' + r.status), r.target ? ` → ${r.target}` : '',
+          r.hold_overdue ? tag('overdue') : null,
+          r.offer_deadline && r.status === 'OFFERED' ? h('span', { class: 'countdown', 'data-deadline': r.offer_deadline }, ' ', fmtCountdown(r.offer_deadline)) : null),
+        h('td', {}, canOffer ? h('button', { class: 'secondary choose', type: 'button', onclick: () => choose(r) }, t('hq.choose')) : null,
+          ' ', h('a', { href: `/timeline?placement_id=${r.placement_id}` }, t('timeline'))));
+    }));
+    renderAlerts();
+  }
+
+  function renderAlerts() {
+    const list = document.getElementById('alerts');
+    const items = [];
+    const now = Date.now();
+    for (const r of queue.values()) {
+      if (r.status === 'OFFERED' && r.offer_deadline && new Date(r.offer_deadline) - now < 10 * 60 * 1000) {
+        items.push(h('li', {}, `${t('alert.offer_soon')}: ${r.target} (${fmtCountdown(r.offer_deadline)})`));
+      }
+      if (r.hold_overdue) items.push(h('li', { class: 'bad' }, `${t('alert.hold_overdue')}: ${r.target}`));
+    }
+    // A facility is stale when none of its figures is fresh.
+    const fresh = new Set(beds.values().filter((r) => !r.stale).map((r) => r.facility_id));
+    const stale = new Set(beds.values().filter((r) => r.active && !fresh.has(r.facility_id)).map((r) => r.facility_id));
+    if (stale.size) items.push(h('li', {}, `${t('alert.stale')}: ${stale.size} (${[...stale].slice(0, 8).join(', ')}${stale.size > 8 ? '…' : ''})`));
+    list.replaceChildren(...(items.length ? items : [h('li', { class: 'muted' }, t('none'))]));
+  }
+
+  async function choose(row) {
+    choosing = row.placement_id;
+    renderQueue();
+    const panel = document.getElementById('offer-panel');
+    panel.hidden = false;
+    document.getElementById('offer-for').textContent =
+      `${t('hq.offer_for')}: ${enumLabel('cat', row.category)} · ${t('priority')} ${row.priority} · ${(row.needs || []).join(', ')}`;
+    const list = document.getElementById('candidates');
+    const error = document.getElementById('offer-error');
+    error.textContent = '';
+    list.replaceChildren();
+    try {
+      const { candidates } = await api(`/api/v1/placements/${row.placement_id}/candidates`);
+      list.replaceChildren(...(candidates.length ? candidates.map((c) => h('li', { 'data-facility': c.facility_id },
+        h('span', { class: 'cand-name' }, lang === 'en' && c.name_en ? c.name_en : c.name, ' ',
+          h('span', { class: 'muted' }, `${t('area')} ${c.medical_area || '—'} · ${t('available')} ${c.available}`),
+          c.declined_before ? tag('declined') : null),
+        h('button', { type: 'button', class: 'offer', onclick: async (e) => {
+          const done = await act(e.target, 'OfferPlacement', { placement_id: row.placement_id, facility_id: c.facility_id });
+          if (done) { panel.hidden = true; choosing = null; renderQueue(); }
+        } }, t('hq.offer_to')))) : [h('li', { class: 'muted' }, t('hq.no_candidates'))]));
+    } catch (failure) {
+      error.textContent = `${t('error.failed')}: ${failure.message}`;
+    }
+  }
+
+  function connectBeds() {
+    if (bedSource) bedSource.close();
+    const category = document.getElementById('bb-category').value;
+    bedSource = live('bed_board', category ? { category } : {}, (view) => {
+      beds.replace(view.rows); areas = view.areas; prefecture = view.prefecture; renderBeds();
+    }, (delta) => {
+      beds.apply(delta.rows, delta.removed, (k) => `${k[0]}|${k[1]}`);
+      areas = delta.areas; prefecture = delta.prefecture; renderBeds();
+    });
+  }
+  document.getElementById('bb-category').addEventListener('change', connectBeds);
+  connectBeds();
+  live('placement_queue', {}, (view) => { queue.replace(view.rows); renderQueue(); },
+    (delta) => { queue.apply(delta.rows, delta.removed); renderQueue(); });
+  bindForm(document.getElementById('proxy-form'), 'DeclareCapacity', {});
+  rerenders.push(renderBeds, renderQueue);
+  setInterval(() => {
+    for (const node of document.querySelectorAll('.countdown[data-deadline]')) node.textContent = ' ' + fmtCountdown(node.dataset.deadline);
+  }, 1000);
+  setInterval(renderQueue, 30000);
+};
+
+PAGES.hc = () => {
+  const cases = new Rows((r) => r.case_id);
+  let selected = null;
+
+  function render() {
+    const body = document.querySelector('#cases tbody');
+    const rows = cases.values().sort((a, b) => a.priority - b.priority || a.reported_at.localeCompare(b.reported_at));
+    body.replaceChildren(...rows.map((r) => h('tr', { 'data-case': r.case_id, class: selected === r.case_id ? 'selected' : '' },
+      h('td', {}, r.name, r.name_kana ? h('div', { class: 'muted' }, r.name_kana) : null),
+      h('td', { class: 'num' }, r.age),
+      h('td', {}, enumLabel('sev', r.severity), r.deteriorated ? tag('deteriorated') : null),
+      h('td', { class: 'num' }, r.priority),
+      h('td', { class: 'num' }, r.last_spo2 === null || r.last_spo2 === undefined ? '' : `${r.last_spo2}%`),
+      h('td', { class: 'case-status' }, t('status.' + r.status)),
+      h('td', { class: 'placement-status' }, r.placement_status ? t('status.' + r.placement_status) : '', r.placement_target ? ` → ${r.placement_target}` : ''),
+      h('td', {}, h('button', { type: 'button', class: 'secondary open', onclick: () => open(r.case_id) }, t('hc.open'))))));
+    if (selected) fillPanel();
+  }
+
+  function current() { return cases.map.get(selected); }
+
+  function fillPanel() {
+    const r = current();
+    if (!r) return;
+    document.getElementById('case-title').textContent = `${r.name}（${r.age}） ${enumLabel('sev', r.severity)} · ${t('status.' + r.status)}`;
+    document.getElementById('case-timeline').href = `/timeline?case_id=${r.case_id}`;
+    document.getElementById('transport-form').hidden = !(r.placement_id && r.placement_status === 'ACCEPTED');
+    document.getElementById('departure-form').hidden = !(r.placement_id && r.placement_status === 'TRANSPORT_ARRANGED');
+    document.getElementById('request-form').hidden = !!(r.placement_id && !['CANCELLED', 'ARRIVED'].includes(r.placement_status));
+  }
+
+  async function trend() {
+    const holder = document.getElementById('spo2-trend');
+    holder.replaceChildren();
+    try {
+      const { observations } = await api(`/api/v1/cases/${selected}/observations`);
+      const points = observations.filter((o) => o.spo2_percent);
+      if (points.length < 1) return;
+      const w = 300, hgt = 90, lo = 80, hi = 100;
+      const x = (i) => (points.length === 1 ? w / 2 : (i / (points.length - 1)) * (w - 10) + 5);
+      const y = (v) => hgt - ((Math.max(lo, Math.min(hi, v)) - lo) / (hi - lo)) * (hgt - 10) - 5;
+      const ns = 'http://www.w3.org/2000/svg';
+      const svg = document.createElementNS(ns, 'svg');
+      svg.setAttribute('viewBox', `0 0 ${w} ${hgt}`);
+      const floor = document.createElementNS(ns, 'line');
+      Object.entries({ x1: 0, x2: w, y1: y(93), y2: y(93), class: 'floor' }).forEach(([k, v]) => floor.setAttribute(k, v));
+      const line = document.createElementNS(ns, 'polyline');
+      line.setAttribute('class', 'line');
+      line.setAttribute('points', points.map((p, i) => `${x(i)},${y(p.spo2_percent)}`).join(' '));
+      svg.append(floor, line);
+      for (const [i, p] of points.entries()) {
+        const dot = document.createElementNS(ns, 'circle');
+        Object.entries({ cx: x(i), cy: y(p.spo2_percent), r: 3, fill: 'currentColor' }).forEach(([k, v]) => dot.setAttribute(k, v));
+        const title = document.createElementNS(ns, 'title');
+        title.textContent = `${fmtTime(p.observed_at)} SpO₂ ${p.spo2_percent}%`;
+        dot.append(title);
+        svg.append(dot);
+      }
+      holder.append(svg, h('div', { class: 'muted' }, `SpO₂ ${points.map((p) => p.spo2_percent).join(' → ')}%`));
+    } catch (failure) {
+      holder.append(h('span', { class: 'muted' }, failure.message));
+    }
+  }
+
+  function open(caseId) {
+    selected = caseId;
+    document.getElementById('case-panel').hidden = false;
+    for (const form of document.querySelectorAll('#case-panel form')) clearErrors(form);
+    render();
+    trend();
+  }
+
+  live('case_board', {}, (view) => { cases.replace(view.rows); render(); },
+    (delta) => { cases.apply(delta.rows, delta.removed); render(); });
+  bindForm(document.getElementById('report-form'), 'ReportCase', {}, (_, form) => form.reset());
+  bindForm(document.getElementById('observe-form'), 'RecordObservation',
+    () => ({ case_id: selected, observed_at: new Date().toISOString() }), (_, form) => { form.reset(); trend(); });
+  bindForm(document.getElementById('request-form'), 'RequestPlacement', () => ({ case_id: selected }));
+  bindForm(document.getElementById('transport-form'), 'ArrangeTransport', () => ({ placement_id: (current() || {}).placement_id }));
+  bindForm(document.getElementById('close-form'), 'CloseCase', () => ({ case_id: selected }));
+  bindForm(document.getElementById('departure-form'), 'RecordDeparture', () => ({ placement_id: (current() || {}).placement_id }));
+  rerenders.push(render);
+};
+
+PAGES.facility = () => {
+  const facility = document.querySelector('[data-facility]').dataset.facility;
+  let inbox = null;
+  let declareBuilt = false;
+
+  function buildDeclare(capacity) {
+    if (declareBuilt || !capacity.length) return;
+    declareBuilt = true;
+    const body = document.querySelector('#declare-table tbody');
+    body.replaceChildren(...capacity.map((c, i) => h('tr', {},
+      h('td', {}, h('input', { type: 'hidden', name: `categories[${i}].category`, value: 'BED_CATEGORY_' + c.category }), h('span', { 'data-i18n': 'cat.' + c.category }, enumLabel('cat', c.category))),
+      h('td', {}, h('input', { name: `categories[${i}].secured`, inputmode: 'numeric', value: c.secured })),
+      h('td', {}, h('input', { name: `categories[${i}].ready`, inputmode: 'numeric', value: c.ready })),
+      h('td', {}, h('input', { name: `categories[${i}].occupied`, inputmode: 'numeric', value: c.occupied })))));
+  }
+
+  function render() {
+    if (!inbox) return;
+    buildDeclare(inbox.capacity || []);
+    const capacity = document.getElementById('capacity');
+    capacity.replaceChildren(...(inbox.capacity || []).map((c) => h('tr', { 'data-category': c.category },
+      h('th', {}, enumLabel('cat', c.category)),
+      h('td', {}, `${t('available')} ${c.available} · ${t('ready')} ${c.ready} · ${t('occupied')} ${c.occupied} · ${t('held')} ${c.held}`,
+        c.declared_at ? (c.stale ? tag('stale') : null) : tag('never'), c.overflow ? tag('overflow') : null))));
+    const offers = document.querySelector('#offers tbody');
+    offers.replaceChildren(...(inbox.offers.length ? inbox.offers.map((o) => h('tr', { 'data-placement': o.placement_id },
+      h('td', {}, h('span', { class: 'countdown', 'data-deadline': o.offer_deadline }, fmtCountdown(o.offer_deadline))),
+      h('td', {}, enumLabel('cat', o.category)),
+      h('td', {}, o.age_band), h('td', {}, enumLabel('sex', o.sex)), h('td', {}, enumLabel('sev', o.severity)),
+      h('td', {}, (o.needs || []).join(', ')), h('td', {}, t('origin.' + o.origin_kind), ' ', o.origin_area || ''),
+      h('td', {},
+        h('button', { type: 'button', class: 'accept', onclick: (e) => act(e.target, 'AcceptPlacement', { placement_id: o.placement_id }) }, t('fac.accept')),
+        ' ',
+        h('form', { class: 'inline-form decline-form', onsubmit: (e) => {
+          e.preventDefault();
+          const reason = e.target.querySelector('input').value.trim();
+          act(e.target.querySelector('button'), 'DeclinePlacement', { placement_id: o.placement_id, reason });
+        } }, h('input', { name: 'reason', placeholder: t('fac.decline_reason') }), h('button', { type: 'submit', class: 'danger' }, t('fac.decline'))))))
+      : [h('tr', {}, h('td', { colspan: 8, class: 'muted' }, t('fac.no_offers')))]));
+    const inbound = document.querySelector('#inbound tbody');
+    inbound.replaceChildren(...inbox.inbound.map((p) => h('tr', { 'data-placement': p.placement_id },
+      h('td', {}, p.name), h('td', { class: 'num' }, p.age), h('td', {}, enumLabel('sev', p.severity)),
+      h('td', { class: 'placement-status' }, t('status.' + p.status), p.hold_overdue ? tag('overdue') : null),
+      h('td', {}, p.vehicle ? enumLabel('vehicle', p.vehicle) : ''), h('td', {}, fmtTime(p.pickup_at)),
+      h('td', {}, p.status === 'IN_TRANSIT' ? h('button', { type: 'button', class: 'arrive', onclick: (e) => act(e.target, 'RecordArrival', { placement_id: p.placement_id }) }, t('fac.arrived')) : null,
+        ' ', h('a', { href: `/timeline?placement_id=${p.placement_id}` }, t('timeline'))))));
+    const placed = document.querySelector('#placed tbody');
+    placed.replaceChildren(...inbox.placed.map((p) => h('tr', { 'data-placement': p.placement_id },
+      h('td', {}, p.name), h('td', { class: 'num' }, p.age), h('td', {}, enumLabel('sev', p.severity)), h('td', {}, fmtTime(p.arrived_at)),
+      h('td', {}, h('button', { type: 'button', class: 'secondary discharge', onclick: (e) => act(e.target, 'RecordDischarge', { placement_id: p.placement_id, outcome: 'DISCHARGE_OUTCOME_RECOVERED' }) }, t('fac.discharge'))))));
+  }
+
+  live('facility_inbox', { facility_id: facility }, (view) => { inbox = view; render(); });
+  bindForm(document.getElementById('declare-form'), 'DeclareCapacity', { facility_id: facility });
+  rerenders.push(render);
+  setInterval(() => {
+    for (const node of document.querySelectorAll('.countdown[data-deadline]')) {
+      node.textContent = fmtCountdown(node.dataset.deadline);
+      node.classList.toggle('soon', new Date(node.dataset.deadline) - Date.now() < 5 * 60 * 1000);
+    }
+  }, 1000);
+};
+
+PAGES.timeline = () => {
+  const params = new URLSearchParams(window.location.search);
+  const subject = params.has('case_id') ? { case_id: params.get('case_id') } : { placement_id: params.get('placement_id') || '' };
+  let entries = [];
+  function render() {
+    document.getElementById('timeline-subject').textContent = Object.entries(subject).map(([k, v]) => `${k} ${v}`).join('');
+    document.getElementById('timeline').replaceChildren(...entries.map((e) => h('li', {},
+      h('strong', {}, e.event_type), ' ', fmtTime(e.occurred_at), ' · ', e.actor,
+      e.facility_id ? ` · ${e.facility_id}` : '', e.status ? ` · ${t('status.' + e.status)}` : '')));
+  }
+  const source = live('timeline', subject, (view) => { entries = view.entries; render(); },
+    (delta) => { entries = entries.concat(delta.entries || []); render(); });
+  source.addEventListener('error', (e) => {
+    if (e.data) document.getElementById('timeline-error').textContent = JSON.parse(e.data).message;
+  });
+  rerenders.push(render);
+};
+
+PAGES.public = () => {
+  let stats = null;
+  function render() {
+    if (!stats) return;
+    const block = (a) => h('div', { class: 'area' },
+      h('h3', {}, a.medical_area ? `${t('area')} ${a.medical_area}` : t('prefecture'),
+        h('span', { class: 'totals' }, a.occupancy_rate === null || a.occupancy_rate === undefined ? '' : `${t('occupancy')} ${Math.round(a.occupancy_rate * 100)}%`)),
+      h('table', { class: 'rows' }, h('tbody', {}, a.beds.map((b) => h('tr', {},
+        h('th', {}, enumLabel('cat', b.category)),
+        h('td', { class: 'num' }, `${t('secured')} ${b.secured}`),
+        h('td', { class: 'num' }, `${t('available')} ${b.available === null || b.available === undefined ? '—' : b.available}`))))));
+    document.getElementById('public-stats').replaceChildren(block(stats.prefecture), ...stats.areas.map(block));
+  }
+  live('public_stats', {}, (view) => { stats = view; render(); });
+  rerenders.push(render);
+};
+
+document.addEventListener('DOMContentLoaded', () => {
+  applyI18n();
+  const button = document.getElementById('lang');
+  if (button) button.addEventListener('click', () => setLang(lang === 'ja' ? 'en' : 'ja'));
+  const page = document.body.dataset.page;
+  if (PAGES[page]) PAGES[page]();
+});

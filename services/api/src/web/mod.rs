@@ -1,0 +1,243 @@
+//! The web UI (docs/web.md): one page per role, server-rendered shells that fill
+//! themselves from the same HTTP API every other client uses, kept live by Server-Sent
+//! Events. Japanese first, with an English switch. The assets are embedded in the
+//! binary; there is no front-end build.
+
+mod candidates;
+mod trend;
+
+pub use candidates::{Candidate, candidates};
+pub use trend::{ObservationPoint, observations};
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use noroshi_domain::authz::Role;
+
+use crate::error::ApiError;
+use crate::http::HttpContext;
+use crate::http::identity::Authed;
+use crate::identity::{Caller, Credential, Scope};
+
+/// The caller of a page request, if any: pages redirect to the login instead of
+/// answering 401.
+#[derive(Debug, Clone)]
+pub struct PageCaller(pub Option<Caller>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PageCaller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<Caller>().cloned()))
+    }
+}
+
+const SHELL: &str = include_str!("../../assets/shell.html");
+const HQ: &str = include_str!("../../assets/hq.html");
+const HEALTH_CENTER: &str = include_str!("../../assets/hc.html");
+const FACILITY: &str = include_str!("../../assets/facility.html");
+const TIMELINE: &str = include_str!("../../assets/timeline.html");
+const PUBLIC: &str = include_str!("../../assets/public.html");
+const FORBIDDEN: &str = include_str!("../../assets/forbidden.html");
+
+/// The embedded static files: name, content type, content.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/app.js"),
+    ),
+];
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The page `body` (one of the embedded fragments) in the shell, for `caller`.
+fn render(page: &str, body: &str, caller: &Caller) -> Response {
+    let csrf = match &caller.credential {
+        Credential::Session { csrf_token } => csrf_token.as_str(),
+        _ => "",
+    };
+    let principal = &caller.principal;
+    let html = SHELL
+        .replace("{{page}}", page)
+        .replace("{{principal}}", &escape(principal.principal_id.as_str()))
+        .replace(
+            "{{organisation}}",
+            &escape(principal.organisation_id.as_str()),
+        )
+        .replace("{{role}}", principal.role.as_str())
+        .replace("{{csrf}}", &escape(csrf))
+        .replace("{{body}}", body);
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+            ),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
+
+/// The page a role starts on.
+pub fn home(caller: &Caller) -> String {
+    let principal = &caller.principal;
+    match principal.role {
+        Role::Hq | Role::Admin => "/hq".to_owned(),
+        Role::HealthCenter => "/hc".to_owned(),
+        Role::Hospital | Role::Hotel => format!("/facility/{}", principal.organisation_id),
+        Role::Public => "/public".to_owned(),
+    }
+}
+
+fn login_redirect() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+fn forbidden(caller: &Caller) -> Response {
+    let mut response = render("forbidden", FORBIDDEN, caller);
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
+}
+
+/// `GET /`: the caller's own page, or the login.
+pub async fn index(PageCaller(caller): PageCaller) -> Response {
+    match caller {
+        Some(caller) => Redirect::to(&home(&caller)).into_response(),
+        None => login_redirect(),
+    }
+}
+
+/// A page for the roles `allowed`.
+fn page(caller: Option<Caller>, allowed: &[Role], name: &str, body: &str) -> Response {
+    match caller {
+        None => login_redirect(),
+        Some(caller) if allowed.contains(&caller.principal.role) => render(name, body, &caller),
+        Some(caller) => forbidden(&caller),
+    }
+}
+
+/// `GET /hq`: bed board, placement queue, offers, alerts, proxy entry.
+pub async fn hq_page(PageCaller(caller): PageCaller) -> Response {
+    page(caller, &[Role::Hq, Role::Admin], "hq", HQ)
+}
+
+/// `GET /hc`: the health center's cases.
+pub async fn hc_page(PageCaller(caller): PageCaller) -> Response {
+    page(caller, &[Role::HealthCenter], "hc", HEALTH_CENTER)
+}
+
+/// `GET /facility/{facility_id}`: a hospital's or hotel's own page. Another facility's
+/// page is refused, whatever the URL says (HQ may open any, as proxy).
+pub async fn facility_page(
+    PageCaller(caller): PageCaller,
+    Path(facility_id): Path<String>,
+) -> Response {
+    match caller {
+        None => login_redirect(),
+        Some(caller) => {
+            let principal = &caller.principal;
+            let own = matches!(principal.role, Role::Hospital | Role::Hotel)
+                && principal.organisation_id.as_str() == facility_id;
+            if own || principal.role == Role::Hq {
+                let body = FACILITY.replace("{{facility}}", &escape(&facility_id));
+                render("facility", &body, &caller)
+            } else {
+                forbidden(&caller)
+            }
+        }
+    }
+}
+
+/// `GET /timeline?case_id=…|placement_id=…`: within the caller's rights (the API says).
+pub async fn timeline_page(PageCaller(caller): PageCaller) -> Response {
+    page(
+        caller,
+        &[
+            Role::Hq,
+            Role::Admin,
+            Role::HealthCenter,
+            Role::Hospital,
+            Role::Hotel,
+        ],
+        "timeline",
+        TIMELINE,
+    )
+}
+
+/// `GET /public`: the statistics.
+pub async fn public_page(PageCaller(caller): PageCaller) -> Response {
+    page(caller, Role::ALL, "public", PUBLIC)
+}
+
+/// `GET /assets/{name}`.
+pub async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(file, _, _)| *file == name) {
+        Some((_, content_type, content)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *content,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn uuid(field: &str, value: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(value).map_err(|_| ApiError::invalid(field, "must be a UUID"))
+}
+
+/// `GET /api/v1/placements/{placement_id}/candidates` (HQ): where to offer the patient.
+pub async fn placement_candidates(
+    State(context): State<HttpContext>,
+    Authed(caller): Authed,
+    Path(placement_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let principal = caller.scoped(Scope::Views)?;
+    let placement_id = uuid("placement_id", &placement_id)?;
+    let ranked = candidates(
+        &context.handler,
+        context.views.pool(),
+        principal,
+        placement_id,
+    )
+    .await?;
+    Ok(Json(serde_json::json!({ "candidates": ranked })).into_response())
+}
+
+/// `GET /api/v1/cases/{case_id}/observations`: the SpO₂ and temperature trend.
+pub async fn case_observations(
+    State(context): State<HttpContext>,
+    Authed(caller): Authed,
+    Path(case_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let principal = caller.scoped(Scope::Views)?;
+    let case_id = uuid("case_id", &case_id)?;
+    let points = observations(&context.handler, principal, case_id).await?;
+    Ok(Json(serde_json::json!({ "observations": points })).into_response())
+}

@@ -1,0 +1,153 @@
+//! Headless Chromium through WebDriver (`chromedriver`, driven by fantoccini), for the
+//! tests of the web UI. `ops/test` installs Debian's `chromium` and `chromium-driver`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// A private chromedriver; killed on drop.
+#[derive(Debug)]
+pub struct Browser {
+    driver: tokio::process::Child,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn program(env: &str, default: &str) -> String {
+    std::env::var(env).unwrap_or_else(|_| default.to_owned())
+}
+
+impl Browser {
+    /// Starts chromedriver and waits until it answers.
+    pub async fn start() -> Self {
+        let port = free_port();
+        let driver =
+            tokio::process::Command::new(program("NOROSHI_CHROMEDRIVER", "/usr/bin/chromedriver"))
+                .arg(format!("--port={port}"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start chromedriver (ops/test installs chromium-driver)");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Self { driver, port };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("chromedriver did not start on port {port}");
+    }
+
+    /// A new browser session (its own Chromium, cookies and storage).
+    pub async fn session(&self) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": program("NOROSHI_CHROMIUM", "/usr/bin/chromium"),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1000", "--lang=ja"],
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a WebDriver session")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.start_kill();
+    }
+}
+
+/// Polls until the text of the first element matching `css` satisfies `check`, and
+/// returns it; panics after 20 s with what it last saw.
+pub async fn wait_text(client: &Client, css: &str, check: impl Fn(&str) -> bool) -> String {
+    let mut last = String::from("(no element)");
+    for _ in 0..200 {
+        if let Ok(element) = client.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+        {
+            if check(&text) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css}: never as expected; last text {last:?}");
+}
+
+/// Polls until an element matches `css`.
+pub async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
+    for _ in 0..200 {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            return element;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css}: never appeared");
+}
+
+/// Logs in through the form, and waits to leave it.
+pub async fn log_in(client: &Client, base: &str, username: &str, password: &str) {
+    client
+        .goto(&format!("{base}/login"))
+        .await
+        .expect("open the login page");
+    let form = wait_for(client, "#login-form").await;
+    form.find(Locator::Css("input[name=username]"))
+        .await
+        .expect("username field")
+        .send_keys(username)
+        .await
+        .expect("type the username");
+    form.find(Locator::Css("input[name=password]"))
+        .await
+        .expect("password field")
+        .send_keys(password)
+        .await
+        .expect("type the password");
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("submit button")
+        .click()
+        .await
+        .expect("submit");
+    for _ in 0..100 {
+        let url = client.current_url().await.expect("current url");
+        if !url.path().starts_with("/login") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{username} stayed on the login page");
+}
+
+/// Saves a screenshot as a test artifact under `target/screenshots/<name>.png`.
+pub async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    let path = dir.join(format!("{name}.png"));
+    client
+        .execute("window.scrollTo(0, 0);", Vec::new())
+        .await
+        .expect("scroll to the top");
+    let png = client.screenshot().await.expect("a screenshot");
+    std::fs::write(&path, png).expect("write the screenshot");
+    path
+}

@@ -1,0 +1,457 @@
+//! The web UI in a real browser (headless Chromium through WebDriver): a full episode
+//! played by four people in four browsers while HQ's page follows without a reload, the
+//! language switch, field errors that keep what was typed, and a facility page that the
+//! URL cannot open for another facility. Screenshots of each role's page are saved under
+//! `target/screenshots/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use fantoccini::{Client, Locator};
+use noroshi_api::identity::users::{self, NewUser, Password};
+use noroshi_domain::authz::{Principal, Role};
+use noroshi_domain::values::{FacilityId, FacilityKind, PrincipalId};
+use noroshi_proto::v1 as pb;
+use noroshi_tests::NatsServer;
+use noroshi_tests::api::{HOSPITAL, HOSPITAL_OTHER, TestApi};
+use noroshi_tests::browser::{Browser, log_in, screenshot, wait_for, wait_text};
+use noroshi_tests::pipeline::Pipeline;
+
+const PASSWORD: &str = "browser-test-passphrase";
+
+/// The API with its projections, and one login per role.
+struct World {
+    api: TestApi,
+    _pipeline: (Pipeline, NatsServer),
+    base: String,
+}
+
+async fn world() -> World {
+    let nats = NatsServer::start().await;
+    let api = TestApi::start().await;
+    api.seed().await;
+    api.declare(HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 6, 4, 1)
+        .await;
+    api.declare(
+        HOSPITAL_OTHER,
+        "ube-medical",
+        pb::BedCategory::Moderate,
+        5,
+        3,
+        0,
+    )
+    .await;
+    let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    let operator = Principal {
+        principal_id: PrincipalId::parse("test-operator").unwrap(),
+        organisation_id: FacilityId::parse("noroshi-admin").unwrap(),
+        role: Role::Admin,
+    };
+    for (username, organisation, role, kind) in [
+        ("hq.duty", "yamaguchi-hq", "HQ", FacilityKind::Hq),
+        (
+            "hofu.nurse",
+            "hofu-hc",
+            "HEALTH_CENTER",
+            FacilityKind::HealthCenter,
+        ),
+        (
+            "hofu.beds",
+            "hofu-central",
+            "HOSPITAL",
+            FacilityKind::Hospital,
+        ),
+        (
+            "ube.beds",
+            "ube-medical",
+            "HOSPITAL",
+            FacilityKind::Hospital,
+        ),
+    ] {
+        users::create(
+            api.db.pool(),
+            &operator,
+            &NewUser {
+                username: username.into(),
+                display_name: "試験 利用者".into(),
+                organisation_id: organisation.into(),
+                role: role.into(),
+                password: Password::new(PASSWORD),
+            },
+            Some(kind),
+            "test",
+        )
+        .await
+        .unwrap();
+    }
+    let base = format!("http://{}", api.http_addr);
+    World {
+        api,
+        _pipeline: (pipeline, nats),
+        base,
+    }
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let field = wait_for(client, css).await;
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    wait_for(client, css).await.click().await.unwrap();
+}
+
+async fn value(client: &Client, css: &str) -> String {
+    wait_for(client, css)
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_language_switch_changes_every_label_and_stays_chosen() {
+    let world = world().await;
+    let browser = Browser::start().await;
+    let nurse = browser.session().await;
+    log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
+    assert_eq!(nurse.current_url().await.unwrap().path(), "/hc");
+    wait_text(&nurse, "#live", |t| t == "ライブ").await;
+    assert_eq!(
+        wait_text(&nurse, "main h2", |t| !t.is_empty()).await,
+        "担当患者"
+    );
+    click(&nurse, "#lang").await;
+    wait_text(&nurse, "main h2", |t| t == "Our cases").await;
+    wait_text(&nurse, "#report-form button[type=submit]", |t| {
+        t == "Report"
+    })
+    .await;
+    wait_text(&nurse, ".logout button", |t| t == "Log out").await;
+    // Chosen once, kept on the next page load.
+    nurse.refresh().await.unwrap();
+    wait_text(&nurse, "main h2", |t| t == "Our cases").await;
+    click(&nurse, "#lang").await;
+    wait_text(&nurse, "main h2", |t| t == "担当患者").await;
+    nurse.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_invalid_form_shows_the_field_error_and_keeps_what_was_typed() {
+    let world = world().await;
+    let browser = Browser::start().await;
+    let nurse = browser.session().await;
+    log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
+    wait_text(&nurse, "#live", |t| t == "ライブ").await;
+    let events = world.api.db.event_count().await;
+    fill(
+        &nurse,
+        "#report-form input[name='patient.name']",
+        "試験 四郎",
+    )
+    .await;
+    fill(
+        &nurse,
+        "#report-form input[name='patient.address']",
+        "防府市 架空町 9-9",
+    )
+    .await;
+    fill(&nurse, "#report-form input[name='municipality']", "12").await;
+    click(&nurse, "#report-form button[type=submit]").await;
+    let error = wait_text(
+        &nurse,
+        "#report-form .field-error[data-field='municipality']",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert!(error.contains("市区町村コード"), "{error}");
+    let invalid = wait_for(&nurse, "#report-form input[name='municipality']")
+        .await
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    // What was typed is still there, and nothing was written.
+    assert_eq!(
+        value(&nurse, "#report-form input[name='patient.name']").await,
+        "試験 四郎"
+    );
+    assert_eq!(
+        value(&nurse, "#report-form input[name='municipality']").await,
+        "12"
+    );
+    assert_eq!(world.api.db.event_count().await, events);
+    // In English, the same error comes in English.
+    click(&nurse, "#lang").await;
+    click(&nurse, "#report-form button[type=submit]").await;
+    let error = wait_text(
+        &nurse,
+        "#report-form .field-error[data-field='municipality']",
+        |t| t.starts_with("must"),
+    )
+    .await;
+    assert!(error.contains("municipality code"), "{error}");
+    nurse.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hospital_cannot_open_another_facility_s_page_by_editing_the_url() {
+    let world = world().await;
+    let browser = Browser::start().await;
+    let beds = browser.session().await;
+    log_in(&beds, &world.base, "hofu.beds", PASSWORD).await;
+    assert_eq!(
+        beds.current_url().await.unwrap().path(),
+        "/facility/hofu-central"
+    );
+    wait_text(&beds, "#capacity", |t| t.contains("中等症")).await;
+    beds.goto(&format!("{}/facility/ube-medical", world.base))
+        .await
+        .unwrap();
+    wait_text(&beds, "main h1", |t| t == "このページは表示できません").await;
+    assert!(
+        beds.find(Locator::Css("#offers")).await.is_err(),
+        "no inbox on the refused page"
+    );
+    // Nor through the API the page would use.
+    beds.goto(&format!(
+        "{}/api/v1/views/facility_inbox?facility_id=ube-medical",
+        world.base
+    ))
+    .await
+    .unwrap();
+    let body = wait_text(&beds, "body", |t| !t.is_empty()).await;
+    assert!(body.contains("PERMISSION_DENIED"), "{body}");
+    // The other page (HQ's) is refused as well.
+    beds.goto(&format!("{}/hq", world.base)).await.unwrap();
+    wait_text(&beds, "main h1", |t| t == "このページは表示できません").await;
+    beds.close().await.unwrap();
+}
+
+/// Sets a form control's value as a person would pick it (date and select controls do
+/// not take typed keys the same way in every locale).
+async fn pick(client: &Client, css: &str, value: &str) {
+    wait_for(client, css).await;
+    client
+        .execute(
+            "const el = document.querySelector(arguments[0]); el.value = arguments[1]; \
+             el.dispatchEvent(new Event('change', {bubbles: true}));",
+            vec![css.into(), value.into()],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
+    let world = world().await;
+    let browser = Browser::start().await;
+    let (hq, nurse, beds, public) = (
+        browser.session().await,
+        browser.session().await,
+        browser.session().await,
+        browser.session().await,
+    );
+    log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
+    assert_eq!(hq.current_url().await.unwrap().path(), "/hq");
+    let occupied =
+        "#bed-board tr[data-facility='hofu-central'][data-category='MODERATE'] td:nth-child(5)";
+    wait_text(&hq, occupied, |t| t == "1").await;
+    // A marker that a reload would wipe.
+    hq.execute("window.stillTheSamePage = true;", vec![])
+        .await
+        .unwrap();
+
+    // 1. The health center reports a case and requests a placement.
+    log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
+    wait_text(&nurse, "#live", |t| t == "ライブ").await;
+    fill(
+        &nurse,
+        "#report-form input[name='patient.name']",
+        "試験 五郎",
+    )
+    .await;
+    fill(
+        &nurse,
+        "#report-form input[name='patient.name_kana']",
+        "しけん ごろう",
+    )
+    .await;
+    pick(
+        &nurse,
+        "#report-form input[name='patient.birth_date']",
+        "1958-03-04",
+    )
+    .await;
+    pick(
+        &nurse,
+        "#report-form select[name='patient.sex']",
+        "SEX_MALE",
+    )
+    .await;
+    fill(
+        &nurse,
+        "#report-form input[name='patient.address']",
+        "防府市 架空町 1-1",
+    )
+    .await;
+    fill(&nurse, "#report-form input[name='municipality']", "352063").await;
+    pick(
+        &nurse,
+        "#report-form select[name='severity']",
+        "SEVERITY_MODERATE_I",
+    )
+    .await;
+    click(&nurse, "#report-form button[type=submit]").await;
+    wait_text(&nurse, "#report-form .form-status", |t| t == "登録しました").await;
+    wait_text(&nurse, "#cases tbody tr[data-case]", |t| {
+        t.contains("試験 五郎")
+    })
+    .await;
+    click(&nurse, "#cases tbody tr[data-case] button.open").await;
+    wait_text(&nurse, "#case-title", |t| t.contains("試験 五郎")).await;
+    pick(
+        &nurse,
+        "#request-form select[name='category']",
+        "BED_CATEGORY_MODERATE",
+    )
+    .await;
+    click(&nurse, "#request-form button[type=submit]").await;
+    wait_text(&nurse, "#request-form .form-status", |t| {
+        t == "登録しました"
+    })
+    .await;
+
+    // 2. HQ sees it wait, and offers it to the top candidate: the hospital of the same
+    //    area with free moderate beds.
+    wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
+        t.contains("依頼済み")
+    })
+    .await;
+    click(&hq, "#queue tbody tr[data-placement] button.choose").await;
+    let top = wait_for(&hq, "#candidates li[data-facility]").await;
+    assert_eq!(
+        top.attr("data-facility").await.unwrap().as_deref(),
+        Some("hofu-central")
+    );
+    top.find(Locator::Css("button.offer"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
+        t.contains("打診中")
+    })
+    .await;
+
+    // 3. The hospital accepts; the offer it saw names no patient.
+    log_in(&beds, &world.base, "hofu.beds", PASSWORD).await;
+    let offer = wait_text(&beds, "#offers tbody tr[data-placement]", |t| {
+        t.contains("中等症")
+    })
+    .await;
+    assert!(!offer.contains("試験 五郎"), "{offer}");
+    screenshot(&beds, "facility").await;
+    click(&beds, "#offers tbody tr[data-placement] button.accept").await;
+    wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
+        t.contains("受入決定")
+    })
+    .await;
+    wait_text(&beds, "#inbound tbody tr[data-placement]", |t| {
+        t.contains("試験 五郎")
+    })
+    .await;
+
+    // 4. The health center arranges transport.
+    wait_text(
+        &nurse,
+        "#cases tbody tr[data-case] .placement-status",
+        |t| t.contains("受入決定"),
+    )
+    .await;
+    click(&nurse, "#cases tbody tr[data-case] button.open").await;
+    pick(
+        &nurse,
+        "#transport-form select[name='vehicle']",
+        "VEHICLE_HEALTH_CENTER_VEHICLE",
+    )
+    .await;
+    click(&nurse, "#transport-form button[type=submit]").await;
+    wait_text(&nurse, "#transport-form .form-status", |t| {
+        t == "登録しました"
+    })
+    .await;
+    wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
+        t.contains("搬送手配済み")
+    })
+    .await;
+    screenshot(&nurse, "health-center").await;
+    // The patient leaves home.
+    click(&nurse, "#departure-form button[type=submit]").await;
+    wait_text(&nurse, "#departure-form .form-status", |t| {
+        t == "登録しました"
+    })
+    .await;
+    wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
+        t.contains("搬送中")
+    })
+    .await;
+
+    // 5. The hospital records the arrival: the placement leaves HQ's queue and the bed
+    //    is occupied on HQ's board, all without a reload.
+    wait_text(&beds, "#inbound tbody tr[data-placement]", |t| {
+        t.contains("搬送中")
+    })
+    .await;
+    click(&beds, "#inbound tbody tr[data-placement] button.arrive").await;
+    wait_text(&beds, "#placed tbody tr[data-placement]", |t| {
+        t.contains("試験 五郎")
+    })
+    .await;
+    wait_text(&hq, occupied, |t| t == "2").await;
+    for _ in 0..100 {
+        if hq
+            .find(Locator::Css("#queue tbody tr[data-placement]"))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        hq.find(Locator::Css("#queue tbody tr[data-placement]"))
+            .await
+            .is_err(),
+        "the arrived placement left the queue"
+    );
+    let same = hq
+        .execute("return window.stillTheSamePage === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        same,
+        serde_json::Value::Bool(true),
+        "HQ's page was reloaded"
+    );
+    screenshot(&hq, "hq").await;
+    let timeline = hq
+        .execute("return document.querySelector('#queue') !== null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(timeline, serde_json::Value::Bool(true));
+
+    // The fourth browser: the public statistics, as anyone logged in sees them.
+    log_in(&public, &world.base, "hq.duty", PASSWORD).await;
+    public
+        .goto(&format!("{}/public", world.base))
+        .await
+        .unwrap();
+    wait_text(&public, "#public-stats", |t| t.contains("中等症")).await;
+    screenshot(&public, "public").await;
+    for client in [hq, nurse, beds, public] {
+        client.close().await.unwrap();
+    }
+}
