@@ -370,6 +370,11 @@ PAGES.hq = () => {
   let choosing = null;
   let bedSource = null;
 
+  function facilityName(id) {
+    for (const r of beds.map.values()) if (r.facility_id === id) return lang === 'en' && r.name_en ? r.name_en : r.name;
+    return id;
+  }
+
   function totalsText(x) {
     const rate = x.occupancy_rate === null || x.occupancy_rate === undefined ? '—' : `${Math.round(x.occupancy_rate * 100)}%`;
     return `${t('available')} ${x.available} · ${t('ready')} ${x.ready} · ${t('occupied')} ${x.occupied} · ${t('held')} ${x.held} · ${t('occupancy')} ${rate}`;
@@ -421,7 +426,7 @@ PAGES.hq = () => {
         h('td', {}, (r.needs || []).join(', ')),
         h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin),
         h('td', {}, fmtWait(waiting)),
-        h('td', {}, t('status.' + r.status), r.target ? ` → ${r.target}` : '',
+        h('td', {}, t('status.' + r.status), r.target ? ` → ${facilityName(r.target)}` : '',
           r.hold_overdue ? tag('overdue') : null,
           r.offer_deadline && r.status === 'OFFERED' ? h('span', { class: 'countdown', 'data-deadline': r.offer_deadline }, ' ', fmtCountdown(r.offer_deadline)) : null),
         h('td', {}, canOffer ? h('button', { class: 'secondary choose', type: 'button', onclick: () => choose(r) }, t('hq.choose')) : null,
@@ -436,15 +441,17 @@ PAGES.hq = () => {
     const now = Date.now();
     for (const r of queue.values()) {
       if (r.status === 'OFFERED' && r.offer_deadline && new Date(r.offer_deadline) - now < 10 * 60 * 1000) {
-        items.push(h('li', {}, `${t('alert.offer_soon')}: ${r.target} (${fmtCountdown(r.offer_deadline)})`));
+        items.push(h('li', {}, `${t('alert.offer_soon')}: ${facilityName(r.target)} (${fmtCountdown(r.offer_deadline)})`));
       }
-      if (r.hold_overdue) items.push(h('li', { class: 'bad' }, `${t('alert.hold_overdue')}: ${r.target}`));
+      if (r.hold_overdue) items.push(h('li', { class: 'bad' }, `${t('alert.hold_overdue')}: ${facilityName(r.target)}`));
     }
     // A facility is stale when none of its figures is fresh.
     const fresh = new Set(beds.values().filter((r) => !r.stale).map((r) => r.facility_id));
     const stale = new Set(beds.values().filter((r) => r.active && !fresh.has(r.facility_id)).map((r) => r.facility_id));
     if (stale.size) items.push(h('li', {}, `${t('alert.stale')}: ${stale.size} (${[...stale].slice(0, 8).join(', ')}${stale.size > 8 ? '…' : ''})`));
-    list.replaceChildren(...(items.length ? items : [h('li', { class: 'muted' }, t('none'))]));
+    const shown = items.slice(0, 6);
+    if (items.length > shown.length) shown.push(h('li', { class: 'muted' }, `+${items.length - shown.length}`));
+    list.replaceChildren(...(shown.length ? shown : [h('li', { class: 'muted' }, t('none'))]));
   }
 
   async function choose(row) {

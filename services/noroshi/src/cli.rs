@@ -27,6 +27,63 @@ pub(crate) enum Command {
     Admin(AdminArgs),
     /// Rebuild read models from the event log, with a progress bar.
     Rebuild(RebuildArgs),
+    /// Drive a synthetic surge through the HTTP API (demo organisations' tokens).
+    Simulate(SimulateArgs),
+    /// The whole system with the demo set and one login per role, in one command.
+    Dev(DevArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// PostgreSQL database; created when missing.
+    #[arg(
+        long,
+        env = "NOROSHI_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/noroshi_dev"
+    )]
+    pub(crate) database_url: String,
+    /// Also run the surge simulator, so that the dashboards move.
+    #[arg(long)]
+    pub(crate) simulate: bool,
+    /// Simulator: new cases a day at the peak.
+    #[arg(long, default_value_t = 300.0)]
+    pub(crate) peak_per_day: f64,
+    /// Simulator: simulated days.
+    #[arg(long, default_value_t = 30.0)]
+    pub(crate) days: f64,
+    /// Simulator: simulated seconds per real second.
+    #[arg(long, default_value_t = 1440.0)]
+    pub(crate) speed: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SimulateArgs {
+    /// Base URL of the HTTP API.
+    #[arg(
+        long,
+        env = "NOROSHI_SIMULATE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub(crate) url: String,
+    /// Admin file with the organisations and their bearer tokens (the demo set).
+    #[arg(
+        long,
+        env = "NOROSHI_SIMULATE_FILE",
+        default_value = "ops/demo/yamaguchi.toml"
+    )]
+    pub(crate) file: std::path::PathBuf,
+    /// New cases a day at the peak of the surge.
+    #[arg(long, default_value_t = 300.0)]
+    pub(crate) peak_per_day: f64,
+    /// Simulated days; the surge rises to its peak halfway and falls again.
+    #[arg(long, default_value_t = 14.0)]
+    pub(crate) days: f64,
+    /// Simulated seconds per real second (1440: a day per minute).
+    #[arg(long, default_value_t = 1440.0)]
+    pub(crate) speed: f64,
+    /// Seed for a repeatable run.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,8 +3,10 @@
 
 mod admin;
 mod cli;
+mod dev;
 mod rebuild;
 mod serve;
+mod simulate;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -32,6 +34,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(*args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Rebuild(args) => rebuild::run(args).await,
+            Command::Simulate(args) => simulate::run(args).await,
+            Command::Dev(args) => dev::run(args).await,
         }
     });
     match outcome {
