@@ -7,19 +7,20 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-/// A private chromedriver; killed on drop.
+/// A private chromedriver; killed on drop. One test at a time drives browsers: each
+/// session is a whole Chromium, and several tests' worth on two cores would turn every
+/// wait into a race against the machine.
 #[derive(Debug)]
 pub struct Browser {
     driver: tokio::process::Child,
     port: u16,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Longest a wait for the page polls.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 fn program(env: &str, default: &str) -> String {
     std::env::var(env).unwrap_or_else(|_| default.to_owned())
@@ -28,7 +29,8 @@ fn program(env: &str, default: &str) -> String {
 impl Browser {
     /// Starts chromedriver and waits until it answers.
     pub async fn start() -> Self {
-        let port = free_port();
+        let turn = TURN.lock().await;
+        let port = crate::free_port();
         let driver =
             tokio::process::Command::new(program("NOROSHI_CHROMEDRIVER", "/usr/bin/chromedriver"))
                 .arg(format!("--port={port}"))
@@ -42,7 +44,11 @@ impl Browser {
                 .await
                 .is_ok()
             {
-                return Self { driver, port };
+                return Self {
+                    driver,
+                    port,
+                    _turn: turn,
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -75,10 +81,11 @@ impl Drop for Browser {
 }
 
 /// Polls until the text of the first element matching `css` satisfies `check`, and
-/// returns it; panics after 20 s with what it last saw.
+/// returns it; panics after [`PATIENCE`] with what it last saw.
 pub async fn wait_text(client: &Client, css: &str, check: impl Fn(&str) -> bool) -> String {
     let mut last = String::from("(no element)");
-    for _ in 0..200 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
         if let Ok(element) = client.find(Locator::Css(css)).await
             && let Ok(text) = element.text().await
         {
@@ -94,7 +101,8 @@ pub async fn wait_text(client: &Client, css: &str, check: impl Fn(&str) -> bool)
 
 /// Polls until an element matches `css`.
 pub async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
-    for _ in 0..200 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
         if let Ok(element) = client.find(Locator::Css(css)).await {
             return element;
         }

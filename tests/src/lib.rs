@@ -29,6 +29,25 @@ pub use nats::{NatsServer, read_all_events};
 pub use postgres::TestDatabase;
 pub use process::{NoroshiProcess, noroshi_bin};
 
+/// A TCP port nobody listens on right now, on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// Waits up to 15 s for something to listen on `addr`; whether it did.
+pub async fn wait_for_port(addr: &str) -> bool {
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 use std::future::Future;
 use std::time::Duration;
 

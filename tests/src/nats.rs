@@ -1,6 +1,5 @@
 //! A private nats-server per test.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -31,11 +30,6 @@ fn server_binary() -> PathBuf {
     on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
-}
-
 impl NatsServer {
     /// Starts a server that accepts messages of up to 2 MiB, as `ops/nats/` configures.
     pub async fn start() -> Self {
@@ -47,7 +41,7 @@ impl NatsServer {
             .prefix("noroshi-nats-")
             .tempdir()
             .expect("temp dir for nats-server");
-        let port = free_port();
+        let port = crate::free_port();
         let config = dir.path().join("nats.conf");
         std::fs::write(
             &config,

@@ -112,8 +112,8 @@ async fn value(client: &Client, css: &str) -> String {
 
 #[tokio::test]
 async fn the_language_switch_changes_every_label_and_stays_chosen() {
-    let world = world().await;
     let browser = Browser::start().await;
+    let world = world().await;
     let nurse = browser.session().await;
     log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
     assert_eq!(nurse.current_url().await.unwrap().path(), "/hc");
@@ -139,8 +139,8 @@ async fn the_language_switch_changes_every_label_and_stays_chosen() {
 
 #[tokio::test]
 async fn an_invalid_form_shows_the_field_error_and_keeps_what_was_typed() {
-    let world = world().await;
     let browser = Browser::start().await;
+    let world = world().await;
     let nurse = browser.session().await;
     log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
     wait_text(&nurse, "#live", |t| t == "ライブ").await;
@@ -197,8 +197,8 @@ async fn an_invalid_form_shows_the_field_error_and_keeps_what_was_typed() {
 
 #[tokio::test]
 async fn a_hospital_cannot_open_another_facility_s_page_by_editing_the_url() {
-    let world = world().await;
     let browser = Browser::start().await;
+    let world = world().await;
     let beds = browser.session().await;
     log_in(&beds, &world.base, "hofu.beds", PASSWORD).await;
     assert_eq!(
@@ -245,8 +245,8 @@ async fn pick(client: &Client, css: &str, value: &str) {
 
 #[tokio::test]
 async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
-    let world = world().await;
     let browser = Browser::start().await;
+    let world = world().await;
     let (hq, nurse, beds, public) = (
         browser.session().await,
         browser.session().await,
@@ -318,10 +318,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     )
     .await;
     click(&nurse, "#request-form button[type=submit]").await;
-    wait_text(&nurse, "#request-form .form-status", |t| {
-        t == "登録しました"
-    })
-    .await;
+    wait_text(&nurse, "#case-status", |t| t.contains("入院調整の依頼")).await;
 
     // 2. HQ sees it wait, and offers it to the top candidate: the hospital of the same
     //    area with free moderate beds.
@@ -379,10 +376,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     )
     .await;
     click(&nurse, "#transport-form button[type=submit]").await;
-    wait_text(&nurse, "#transport-form .form-status", |t| {
-        t == "登録しました"
-    })
-    .await;
+    wait_text(&nurse, "#case-status", |t| t.contains("搬送手配")).await;
     wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
         t.contains("搬送手配済み")
     })
@@ -390,10 +384,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     screenshot(&nurse, "health-center").await;
     // The patient leaves home.
     click(&nurse, "#departure-form button[type=submit]").await;
-    wait_text(&nurse, "#departure-form .form-status", |t| {
-        t == "登録しました"
-    })
-    .await;
+    wait_text(&nurse, "#case-status", |t| t.contains("出発")).await;
     wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
         t.contains("搬送中")
     })

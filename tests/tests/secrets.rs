@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use noroshi_tests::{NoroshiProcess, TestDatabase, noroshi_bin};
+use noroshi_tests::{NoroshiProcess, TestDatabase, free_port, noroshi_bin, wait_for_port};
 use serde_json::{Value, json};
 
 fn demo_file() -> PathBuf {
@@ -39,14 +39,6 @@ async fn noroshi(db: &TestDatabase, args: &[&str], stdin: Option<&str>) -> (Stri
     );
     assert!(output.status.success(), "noroshi {args:?} failed: {err}");
     (out, err)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A minimal HTTP client for the spawned server.
@@ -210,15 +202,11 @@ async fn no_secret_reaches_the_logs_the_events_or_the_audit_log() {
     let api = Http {
         base: format!("http://{http_addr}"),
     };
-    let mut ready = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(&http_addr).await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the API did not start: {}", server.log());
+    assert!(
+        wait_for_port(&http_addr).await,
+        "the API did not start: {}",
+        server.log()
+    );
 
     // Logins: wrong, right; a session reads and writes with its CSRF token.
     let wrong = "Wrong-Secret-Passphrase-5521";

@@ -6,15 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use noroshi_tests::{NatsServer, NoroshiProcess, TestDatabase, noroshi_bin};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use noroshi_tests::{
+    NatsServer, NoroshiProcess, TestDatabase, free_port, noroshi_bin, wait_for_port,
+};
 
 #[tokio::test]
 async fn a_compressed_surge_places_patients_and_reports_its_figures() {
@@ -44,15 +38,11 @@ async fn a_compressed_surge_places_patients_and_reports_its_figures() {
             ("NOROSHI_GRPC_ADDR", &grpc),
         ],
     );
-    let mut up = false;
-    for _ in 0..300 {
-        if tokio::net::TcpStream::connect(&http).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the API did not start: {}", server.log());
+    assert!(
+        wait_for_port(&http).await,
+        "the API did not start: {}",
+        server.log()
+    );
 
     let output = tokio::process::Command::new(noroshi_bin())
         .args([

@@ -20,7 +20,7 @@ const I18N = {
     'hq.no_candidates': '条件に合う空床がありません', 'hq.offer_for': '打診対象',
     'hc.cases': '担当患者', 'hc.report': '新規患者の報告', 'hc.observe': '観察記録', 'hc.request': '入院調整の依頼',
     'hc.transport': '搬送手配', 'hc.close': '終了', 'hc.open': '開く', 'hc.departure': '出発',
-    'hc.record_departure': '出発を記録',
+    'hc.record_departure': '出発を記録', 'hc.triage': 'トリアージ（重症度の見直し）', note: 'メモ',
     'fac.declare': '病床数の報告', 'fac.capacity': '現在の病床', 'fac.offers': '受入打診', 'fac.inbound': '入院予定', 'fac.placed': '入院中',
     'fac.accept': '受け入れる', 'fac.decline': '断る', 'fac.decline_reason': '断る理由', 'fac.arrived': '到着を記録',
     'fac.discharge': '退院', 'fac.no_offers': '打診はありません',
@@ -66,7 +66,7 @@ const I18N = {
     'hq.no_candidates': 'No facility with a free bed fits', 'hq.offer_for': 'Offer for',
     'hc.cases': 'Our cases', 'hc.report': 'Report a case', 'hc.observe': 'Observation', 'hc.request': 'Request a placement',
     'hc.transport': 'Arrange transport', 'hc.close': 'Close', 'hc.open': 'Open', 'hc.departure': 'Departure',
-    'hc.record_departure': 'Record departure',
+    'hc.record_departure': 'Record departure', 'hc.triage': 'Triage (review severity)', note: 'Note',
     'fac.declare': 'Declare capacity', 'fac.capacity': 'Current beds', 'fac.offers': 'Offers', 'fac.inbound': 'Inbound', 'fac.placed': 'Admitted',
     'fac.accept': 'Accept', 'fac.decline': 'Decline', 'fac.decline_reason': 'Reason', 'fac.arrived': 'Record arrival',
     'fac.discharge': 'Discharge', 'fac.no_offers': 'No offers',
@@ -569,6 +569,10 @@ PAGES.hc = () => {
   function open(caseId) {
     selected = caseId;
     document.getElementById('case-panel').hidden = false;
+    document.getElementById('case-status').textContent = '';
+    // Start the triage from the current severity; later updates leave the choice alone.
+    const r = cases.map.get(caseId);
+    if (r) document.querySelector('#triage-form select[name="severity"]').value = 'SEVERITY_' + r.severity;
     for (const form of document.querySelectorAll('#case-panel form')) clearErrors(form);
     render();
     trend();
@@ -577,12 +581,20 @@ PAGES.hc = () => {
   live('case_board', {}, (view) => { cases.replace(view.rows); render(); },
     (delta) => { cases.apply(delta.rows, delta.removed); render(); });
   bindForm(document.getElementById('report-form'), 'ReportCase', {}, (_, form) => form.reset());
+  // A form of the case panel may hide once it did its work (a requested bed needs no
+  // second request), so its outcome is said in the panel too.
+  const done = (form) => {
+    const title = form.querySelector('h3');
+    document.getElementById('case-status').textContent = `${t('ok.saved')}: ${title ? title.textContent : ''}`;
+  };
+  const placement = () => ({ placement_id: (current() || {}).placement_id });
   bindForm(document.getElementById('observe-form'), 'RecordObservation',
-    () => ({ case_id: selected, observed_at: new Date().toISOString() }), (_, form) => { form.reset(); trend(); });
-  bindForm(document.getElementById('request-form'), 'RequestPlacement', () => ({ case_id: selected }));
-  bindForm(document.getElementById('transport-form'), 'ArrangeTransport', () => ({ placement_id: (current() || {}).placement_id }));
-  bindForm(document.getElementById('close-form'), 'CloseCase', () => ({ case_id: selected }));
-  bindForm(document.getElementById('departure-form'), 'RecordDeparture', () => ({ placement_id: (current() || {}).placement_id }));
+    () => ({ case_id: selected, observed_at: new Date().toISOString() }), (_, form) => { form.reset(); done(form); trend(); });
+  bindForm(document.getElementById('triage-form'), 'TriageCase', () => ({ case_id: selected }), (_, form) => done(form));
+  bindForm(document.getElementById('request-form'), 'RequestPlacement', () => ({ case_id: selected }), (_, form) => done(form));
+  bindForm(document.getElementById('transport-form'), 'ArrangeTransport', placement, (_, form) => done(form));
+  bindForm(document.getElementById('departure-form'), 'RecordDeparture', placement, (_, form) => done(form));
+  bindForm(document.getElementById('close-form'), 'CloseCase', () => ({ case_id: selected }), (_, form) => done(form));
   rerenders.push(render);
 };
 

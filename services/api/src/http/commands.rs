@@ -48,14 +48,10 @@ fn from_json<T: Message + prost::Name + Default>(body: &[u8]) -> Result<T, ApiEr
     )
     .and_then(|message| json.end().map(|()| message));
     let message = decoded.map_err(|error| {
-        let path = track.path().to_string();
-        // serde_path_to_error says `.` for the top level and `?` before it knows one.
-        let field = if matches!(path.as_str(), "" | "." | "?") {
-            "body".to_owned()
-        } else {
-            path
-        };
-        ApiError::Invalid(Violations::one(field, format!("malformed JSON: {error}")))
+        ApiError::Invalid(Violations::one(
+            field_of(track.path().to_string()),
+            format!("malformed JSON: {error}"),
+        ))
     })?;
     T::decode(message.encode_to_vec().as_slice()).map_err(ApiError::internal)
 }
@@ -73,6 +69,16 @@ fn to_json<T: Message + prost::Name>(message: &T) -> Result<serde_json::Value, A
     dynamic
         .serialize_with_options(serde_json::value::Serializer, &options)
         .map_err(ApiError::internal)
+}
+
+/// The field a JSON path names: serde_path_to_error says `.` for the top level and `?`
+/// before it knows one, which are the whole body.
+pub(super) fn field_of(path: String) -> String {
+    if matches!(path.as_str(), "" | "." | "?") {
+        "body".to_owned()
+    } else {
+        path
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

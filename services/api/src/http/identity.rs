@@ -419,13 +419,10 @@ async fn organisation_kind(
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut json = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut json).map_err(|error| {
-        let path = error.path().to_string();
-        let field = if matches!(path.as_str(), "" | "." | "?") {
-            "body".to_owned()
-        } else {
-            path
-        };
-        ApiError::invalid(field, format!("malformed JSON: {}", error.inner()))
+        ApiError::invalid(
+            super::commands::field_of(error.path().to_string()),
+            format!("malformed JSON: {}", error.inner()),
+        )
     })
 }
 
