@@ -66,7 +66,7 @@ async fn the_demo_file_registers_yamaguchi_once() {
     assert!(
         first.contains(
             "facilities: 45 registered, 0 updated, 0 unchanged; tokens checked: 47; \
-             users: 5 created, 0 existing"
+             users: 5 created, 0 existing; medical areas: 8"
         ),
         "{first}"
     );
@@ -134,6 +134,19 @@ async fn the_demo_file_registers_yamaguchi_once() {
         "{again}"
     );
     assert!(again.contains("users: 0 created, 5 existing"), "{again}");
+    let borders: Vec<(String, Vec<String>)> =
+        sqlx::query_as("SELECT code, neighbours FROM medical_areas ORDER BY code")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(borders.len(), 8);
+    // Every border goes both ways.
+    for (code, neighbours) in &borders {
+        for n in neighbours {
+            let (_, back) = borders.iter().find(|(c, _)| c == n).unwrap();
+            assert!(back.contains(code), "{code} borders {n} one way only");
+        }
+    }
     assert_eq!(db.event_count().await, 45, "applying twice changes nothing");
 }
 
@@ -363,4 +376,36 @@ role = "HEALTH_CENTER"
     let report = apply_text(&api, later).await.expect("apply tokens only");
     assert_eq!(report.tokens, 1);
     assert!(report.facilities.is_empty());
+}
+
+#[test]
+fn area_borders_must_go_both_ways_between_listed_areas() {
+    let file = AdminFile::parse(
+        r#"
+[[area]]
+code = "3501"
+name = "岩国"
+neighbours = ["3502", "3599"]
+
+[[area]]
+code = "3502"
+name = "柳井"
+
+[[area]]
+code = "35x"
+name = "誤り"
+"#,
+    )
+    .unwrap();
+    let Err(AdminError::Invalid(problems)) = Plan::check(&file, "35") else {
+        panic!("bad areas must be refused");
+    };
+    assert_eq!(
+        problems,
+        [
+            "area[2] \"35x\": not a 4 digit medical area code",
+            "area 3501: borders 3502, but 3502 does not list it",
+            "area 3501: neighbour 3599 is not a listed area",
+        ]
+    );
 }

@@ -37,7 +37,7 @@ const I18N = {
     'vehicle.AMBULANCE': '救急車', 'vehicle.HEALTH_CENTER_VEHICLE': '保健所車両', 'vehicle.PRIVATE': '自家用車', 'vehicle.OTHER': 'その他',
     outcome: '転帰', 'outcome.RECOVERED': '回復', 'outcome.TRANSFERRED_OUT': '管外転出', 'outcome.DECEASED': '死亡',
     deadline: '回答期限', arrived_at: '到着', stale: '報告が古い', overflow: '超過', overdue: '期限超過',
-    soon: '期限間近', declined: '辞退済み', deteriorated: '悪化', never: '未報告',
+    soon: '期限間近', declined: '辞退済み', same_area: '同じ医療圏', near_area: '隣接医療圏', deteriorated: '悪化', never: '未報告',
     'alert.offer_soon': '回答期限が近い打診', 'alert.hold_overdue': '確保期限を過ぎた病床', 'alert.stale': '報告が古い・未報告の施設',
     'ok.saved': '登録しました', 'ok.done': '完了しました', 'error.field': '入力を確認してください',
     'error.failed': '処理できませんでした', 'error.network': '通信できませんでした。入力内容はそのままです。',
@@ -83,7 +83,7 @@ const I18N = {
     'vehicle.AMBULANCE': 'Ambulance', 'vehicle.HEALTH_CENTER_VEHICLE': 'Health center vehicle', 'vehicle.PRIVATE': 'Private car', 'vehicle.OTHER': 'Other',
     outcome: 'Outcome', 'outcome.RECOVERED': 'Recovered', 'outcome.TRANSFERRED_OUT': 'Transferred out', 'outcome.DECEASED': 'Deceased',
     deadline: 'Deadline', arrived_at: 'Arrived', stale: 'stale', overflow: 'overflow', overdue: 'overdue',
-    soon: 'due soon', declined: 'declined before', deteriorated: 'deteriorating', never: 'never declared',
+    soon: 'due soon', declined: 'declined before', same_area: 'same area', near_area: 'neighbouring area', deteriorated: 'deteriorating', never: 'never declared',
     'alert.offer_soon': 'Offer deadline near', 'alert.hold_overdue': 'Bed held past its deadline', 'alert.stale': 'Facilities with stale or no capacity reports',
     'ok.saved': 'Saved', 'ok.done': 'Done', 'error.field': 'Please check this field',
     'error.failed': 'This could not be done', 'error.network': 'No connection. What you typed is kept.',
@@ -470,6 +470,7 @@ PAGES.hq = () => {
       list.replaceChildren(...(candidates.length ? candidates.map((c) => h('li', { 'data-facility': c.facility_id },
         h('span', { class: 'cand-name' }, lang === 'en' && c.name_en ? c.name_en : c.name, ' ',
           h('span', { class: 'muted' }, `${t('area')} ${c.medical_area || '—'} · ${t('available')} ${c.available}`),
+          c.same_area ? tag('same', 'same_area') : (c.near_area ? tag('near', 'near_area') : null),
           c.declined_before ? tag('declined') : null),
         h('button', { type: 'button', class: 'offer', onclick: async (e) => {
           const done = await act(e.target, 'OfferPlacement', { placement_id: row.placement_id, facility_id: c.facility_id });

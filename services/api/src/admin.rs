@@ -58,6 +58,19 @@ pub struct AdminFile {
     /// Users created when missing; an existing user is never changed (nor its password).
     #[serde(default)]
     pub user: Vec<UserEntry>,
+    /// The medical areas and their neighbours; the file's list replaces the stored one.
+    #[serde(default)]
+    pub area: Vec<AreaEntry>,
+}
+
+/// A secondary medical area (二次医療圏) and the areas that border it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AreaEntry {
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub neighbours: Vec<String>,
 }
 
 /// A user of the web UI. For demo and first set-up: the password is in the file.
@@ -127,6 +140,8 @@ pub enum AdminError {
     },
     #[error("user {username}")]
     User { username: String, source: ApiError },
+    #[error("medical areas")]
+    Areas(#[source] ApiError),
 }
 
 impl AdminFile {
@@ -182,6 +197,7 @@ impl Plan {
             }
             Err(error) => problems.push(error.to_string()),
         }
+        problems.extend(area_problems(&file.area));
         if problems.is_empty() {
             Ok(Self { facilities, tokens })
         } else {
@@ -477,4 +493,67 @@ pub async fn apply_users(
             .map_err(fail)?;
     }
     Ok((created, existing))
+}
+
+/// What is wrong with a file's `[[area]]` entries: codes that are not 4-digit area codes
+/// or are listed twice, neighbours that are not listed, and borders that go one way only.
+fn area_problems(areas: &[AreaEntry]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut codes = HashSet::new();
+    for (index, area) in areas.iter().enumerate() {
+        if noroshi_domain::values::MedicalAreaCode::parse(&area.code).is_err() {
+            problems.push(format!(
+                "area[{index}] {:?}: not a 4 digit medical area code",
+                area.code
+            ));
+        }
+        if !codes.insert(area.code.as_str()) {
+            problems.push(format!("area[{index}] {:?}: listed twice", area.code));
+        }
+    }
+    for area in areas {
+        for neighbour in &area.neighbours {
+            match areas.iter().find(|a| &a.code == neighbour) {
+                None => problems.push(format!(
+                    "area {}: neighbour {neighbour} is not a listed area",
+                    area.code
+                )),
+                Some(other) if !other.neighbours.contains(&area.code) => problems.push(format!(
+                    "area {}: borders {neighbour}, but {neighbour} does not list it",
+                    area.code
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    problems
+}
+
+/// Stores the medical areas of a file, replacing the stored list (a file without
+/// `[[area]]` entries leaves it alone); the number of areas stored.
+pub async fn apply_areas(
+    pool: &sqlx::PgPool,
+    areas: &[AreaEntry],
+    dry_run: bool,
+) -> Result<usize, AdminError> {
+    if areas.is_empty() || dry_run {
+        return Ok(areas.len());
+    }
+    let fail = |e| AdminError::Areas(crate::error::store_failure(e));
+    let mut tx = pool.begin().await.map_err(fail)?;
+    sqlx::query("DELETE FROM medical_areas")
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+    for area in areas {
+        sqlx::query("INSERT INTO medical_areas (code, name, neighbours) VALUES ($1, $2, $3)")
+            .bind(&area.code)
+            .bind(&area.name)
+            .bind(&area.neighbours)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+    }
+    tx.commit().await.map_err(fail)?;
+    Ok(areas.len())
 }

@@ -348,12 +348,20 @@ async fn apply(args: ApplyArgs) -> Result<(), ServeError> {
     let pool = pool(&args.database)?;
     let handler = handler(&pool, &args.prefecture, plan.facilities().len())?;
     let report = admin::apply(&handler, &admin, &plan, args.dry_run).await;
+    let areas = match &report {
+        Ok(_) => Some(admin::apply_areas(&pool, &file.area, args.dry_run).await),
+        Err(_) => None,
+    };
     let users = match &report {
         Ok(_) => Some(admin::apply_users(&pool, &handler, &admin, &file.user, args.dry_run).await),
         Err(_) => None,
     };
     pool.close().await;
     let report = report.map_err(ServeError::Admin)?;
+    let areas = areas
+        .transpose()
+        .map_err(ServeError::Admin)?
+        .unwrap_or_default();
     let (created, existing) = users
         .transpose()
         .map_err(ServeError::Admin)?
@@ -370,7 +378,7 @@ async fn apply(args: ApplyArgs) -> Result<(), ServeError> {
         writeln!(
             out,
             "facilities: {} {verb}registered, {} {verb}updated, {} unchanged; tokens checked: {}; \
-             users: {created} {verb}created, {existing} existing",
+             users: {created} {verb}created, {existing} existing; medical areas: {areas}",
             report.count(Outcome::Registered),
             report.count(Outcome::Updated),
             report.count(Outcome::Unchanged),

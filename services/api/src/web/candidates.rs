@@ -2,9 +2,9 @@
 //!
 //! A candidate has an available bed in the placement's category, accepts new patients,
 //! and has every capability the patient needs. They are ranked: facilities that already
-//! declined this patient last; then the patient's own medical area first; then those
-//! accepting without limits; then the most available beds; then by id, so the order is
-//! stable.
+//! declined this patient last; then the patient's own medical area first, then the areas
+//! that border it (the admin file's `[[area]]` entries); then those accepting without
+//! limits; then the most available beds; then by id, so the order is stable.
 
 use std::cmp::Reverse;
 
@@ -28,6 +28,8 @@ pub struct Candidate {
     pub medical_area: Option<String>,
     pub available: u32,
     pub same_area: bool,
+    /// In an area that borders the patient's.
+    pub near_area: bool,
     /// Accepting with limits (staff, rooms, …): after those accepting freely.
     pub limited: bool,
     pub declined_before: bool,
@@ -46,6 +48,7 @@ pub(super) struct Facts {
 pub(super) fn rank(
     placement: &QueueRow,
     origin_area: Option<&str>,
+    neighbours: &[String],
     facts: Vec<Facts>,
 ) -> Vec<Candidate> {
     let mut candidates: Vec<Candidate> = facts
@@ -62,6 +65,11 @@ pub(super) fn rank(
         })
         .map(|f| Candidate {
             same_area: origin_area.is_some() && f.row.medical_area.as_deref() == origin_area,
+            near_area: f
+                .row
+                .medical_area
+                .as_ref()
+                .is_some_and(|area| neighbours.contains(area)),
             declined_before: placement.declined_by.contains(&f.row.facility_id),
             limited: f.row.acceptance == "LIMITED",
             available: f.row.available(),
@@ -77,6 +85,7 @@ pub(super) fn rank(
         (
             c.declined_before,
             !c.same_area,
+            !c.near_area,
             c.limited,
             Reverse(c.available),
             c.facility_id.clone(),
@@ -118,6 +127,15 @@ pub async fn candidates(
         .flatten(),
         None => None,
     };
+    let neighbours: Vec<String> = match &origin_area {
+        Some(area) => sqlx::query_scalar("SELECT neighbours FROM medical_areas WHERE code = $1")
+            .bind(area)
+            .fetch_optional(pool)
+            .await
+            .map_err(store_failure)?
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let rows = bed_board::rows(pool).await.map_err(store_failure)?;
     let mut facts = Vec::new();
     for row in rows {
@@ -136,7 +154,7 @@ pub async fn candidates(
         };
         facts.push(Facts { row, capabilities });
     }
-    Ok(rank(&placement, origin_area.as_deref(), facts))
+    Ok(rank(&placement, origin_area.as_deref(), &neighbours, facts))
 }
 
 #[cfg(test)]
@@ -205,8 +223,10 @@ mod tests {
         let ranked = rank(
             &placement(&["OXYGEN"], &["near-big"]),
             Some("3504"),
+            &["3503".to_owned()],
             vec![
                 facts(row("far-big", "3505", 9, 0), &["OXYGEN"]),
+                facts(row("bordering", "3503", 2, 0), &["OXYGEN"]),
                 facts(row("near-small", "3504", 1, 0), &["OXYGEN", "VENTILATOR"]),
                 facts(row("near-big", "3504", 8, 0), &["OXYGEN"]),
                 facts(row("near-mid", "3504", 4, 1), &["OXYGEN"]),
@@ -217,8 +237,12 @@ mod tests {
             ],
         );
         let order: Vec<&str> = ranked.iter().map(|c| c.facility_id.as_str()).collect();
-        assert_eq!(order, ["near-mid", "near-small", "far-big", "near-big"]);
+        assert_eq!(
+            order,
+            ["near-mid", "near-small", "bordering", "far-big", "near-big"]
+        );
         assert!(ranked[0].same_area && !ranked[2].same_area);
-        assert!(ranked[3].declined_before);
+        assert!(ranked[2].near_area && !ranked[3].near_area);
+        assert!(ranked[4].declined_before);
     }
 }
