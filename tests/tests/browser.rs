@@ -446,3 +446,57 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         client.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn hq_adds_a_user_on_the_admin_page_who_can_then_log_in() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let hq = browser.session().await;
+    log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
+    click(&hq, "#nav-admin").await;
+    wait_text(&hq, "#users tbody", |t| t.contains("hofu.nurse")).await;
+    fill(&hq, "#user-form input[name='username']", "ube.clerk").await;
+    fill(&hq, "#user-form input[name='display_name']", "試験 事務").await;
+    fill(
+        &hq,
+        "#user-form input[name='organisation_id']",
+        "ube-medical",
+    )
+    .await;
+    pick(&hq, "#user-form select[name='role']", "HOSPITAL").await;
+    // Too short a password: named at the field, and nothing else is lost.
+    fill(&hq, "#user-form input[name='password']", "short").await;
+    click(&hq, "#user-form button[type=submit]").await;
+    wait_text(&hq, "#user-form .field-error[data-field='password']", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert_eq!(
+        value(&hq, "#user-form input[name='username']").await,
+        "ube.clerk"
+    );
+    fill(
+        &hq,
+        "#user-form input[name='password']",
+        "a long enough passphrase",
+    )
+    .await;
+    click(&hq, "#user-form button[type=submit]").await;
+    wait_text(&hq, "#users tbody", |t| t.contains("ube.clerk")).await;
+    // The audit log shows who created it.
+    wait_text(&hq, "#audit tbody", |t| t.contains("USER_CREATED")).await;
+    screenshot(&hq, "admin").await;
+
+    let clerk = browser.session().await;
+    log_in(&clerk, &world.base, "ube.clerk", "a long enough passphrase").await;
+    assert_eq!(
+        clerk.current_url().await.unwrap().path(),
+        "/facility/ube-medical"
+    );
+    // Not for a hospital.
+    clerk.goto(&format!("{}/admin", world.base)).await.unwrap();
+    wait_text(&clerk, "main h1", |t| t == "このページは表示できません").await;
+    for client in [hq, clerk] {
+        client.close().await.unwrap();
+    }
+}

@@ -48,7 +48,16 @@ const I18N = {
     'status.TRANSPORT_ARRANGED': '搬送手配済み', 'status.IN_TRANSIT': '搬送中', 'status.ARRIVED': '到着',
     'status.CANCELLED': '取消', 'origin.HOME': '自宅', 'origin.FACILITY': '転院',
     'acc.ACCEPTING': '受入可', 'acc.LIMITED': '制限あり', 'acc.NOT_ACCEPTING': '受入停止',
-    minutes: '分', hours: '時間', prefecture: '県全体', area: '医療圏',
+    minutes: '分', hours: '時間', prefecture: '県全体', area: '医療圏', 'nav.admin': '管理',
+    'adm.users': '利用者', 'adm.display_name': '表示名', 'adm.organisation': '組織', 'adm.role': '役割',
+    'adm.new_user': '利用者の追加', 'adm.first_password': '初期パスワード（12文字以上）', 'adm.add': '追加',
+    'adm.clients': 'APIクライアント', 'adm.client_name': '名前', 'adm.scopes': '範囲（カンマ区切り: facilities, cases, placements, views）',
+    'adm.expires_days': '有効日数', 'adm.issue': '発行', 'adm.token_once': 'このトークンは今だけ表示されます。安全に保管してください: ',
+    'adm.revoke': '失効', 'adm.revoked': '失効済み', 'adm.audit': '監査ログ', 'adm.case_id': '患者ID',
+    'adm.principal': '利用者（例 user:demo-hc）', 'adm.kind': '種類（例 PII_READ）', 'adm.search': '検索', 'adm.csv': 'CSVで書き出す',
+    'adm.at': '日時', 'adm.kind_short': '種類', 'adm.principal_short': '利用者', 'adm.via': '経路', 'adm.case_short': '患者',
+    'adm.disable': '無効にする', 'adm.enable': '有効にする', 'adm.disabled': '無効', 'adm.locked': 'ロック中', 'adm.active': '有効',
+    'adm.reset': 'パスワード再設定', 'adm.new_password': '新しいパスワード', 'adm.expires': '期限',
   },
   en: {
     'lang.switch': '日本語', logout: 'Log out', none: 'None', all: 'All',
@@ -94,7 +103,16 @@ const I18N = {
     'status.TRANSPORT_ARRANGED': 'Transport arranged', 'status.IN_TRANSIT': 'In transit', 'status.ARRIVED': 'Arrived',
     'status.CANCELLED': 'Cancelled', 'origin.HOME': 'Home', 'origin.FACILITY': 'Transfer',
     'acc.ACCEPTING': 'Accepting', 'acc.LIMITED': 'Limited', 'acc.NOT_ACCEPTING': 'Not accepting',
-    minutes: 'min', hours: 'h', prefecture: 'Prefecture', area: 'Area',
+    minutes: 'min', hours: 'h', prefecture: 'Prefecture', area: 'Area', 'nav.admin': 'Administration',
+    'adm.users': 'Users', 'adm.display_name': 'Display name', 'adm.organisation': 'Organisation', 'adm.role': 'Role',
+    'adm.new_user': 'Add a user', 'adm.first_password': 'First password (12 characters or more)', 'adm.add': 'Add',
+    'adm.clients': 'API clients', 'adm.client_name': 'Name', 'adm.scopes': 'Scopes (comma-separated: facilities, cases, placements, views)',
+    'adm.expires_days': 'Days valid', 'adm.issue': 'Issue', 'adm.token_once': 'This token is shown only now. Keep it safe: ',
+    'adm.revoke': 'Revoke', 'adm.revoked': 'revoked', 'adm.audit': 'Audit log', 'adm.case_id': 'Case id',
+    'adm.principal': 'Principal (e.g. user:demo-hc)', 'adm.kind': 'Kind (e.g. PII_READ)', 'adm.search': 'Search', 'adm.csv': 'Export CSV',
+    'adm.at': 'At', 'adm.kind_short': 'Kind', 'adm.principal_short': 'Principal', 'adm.via': 'Via', 'adm.case_short': 'Case',
+    'adm.disable': 'Disable', 'adm.enable': 'Enable', 'adm.disabled': 'disabled', 'adm.locked': 'locked', 'adm.active': 'active',
+    'adm.reset': 'Reset password', 'adm.new_password': 'New password', 'adm.expires': 'expires',
   },
 };
 
@@ -120,6 +138,9 @@ function applyI18n(root) {
   document.documentElement.lang = lang;
   for (const node of (root || document).querySelectorAll('[data-i18n]')) {
     node.textContent = t(node.dataset.i18n);
+  }
+  for (const node of (root || document).querySelectorAll('[data-i18n-placeholder]')) {
+    node.placeholder = t(node.dataset.i18nPlaceholder);
   }
   const button = document.getElementById('lang');
   if (button) button.textContent = t('lang.switch');
@@ -680,6 +701,128 @@ PAGES.timeline = () => {
   rerenders.push(render);
 };
 
+/** Submits `form` as JSON to `path`; `shape` turns its values into the body. */
+function bindJson(form, method, path, shape, onDone) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    try {
+      const body = await api(path, { method, body: JSON.stringify(shape(formValues(form))) });
+      const status = form.querySelector('.form-status');
+      status.className = 'form-status ok';
+      status.textContent = t('ok.saved');
+      if (onDone) onDone(body, form);
+    } catch (failure) {
+      showFailure(form, failure);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+PAGES.admin = () => {
+  const admin = document.body.dataset.role === 'ADMIN';
+  let users = [];
+  let clients = [];
+
+  async function loadUsers() {
+    try {
+      users = (await api('/api/v1/admin/users')).users;
+      renderUsers();
+    } catch (failure) {
+      document.getElementById('users-error').textContent = `${t('error.failed')}: ${failure.message}`;
+    }
+  }
+
+  function renderUsers() {
+    document.querySelector('#users tbody').replaceChildren(...users.map((u) => h('tr', { 'data-user': u.username },
+      h('td', {}, u.username), h('td', {}, u.display_name), h('td', {}, u.organisation_id), h('td', {}, t('role.' + u.role)),
+      h('td', {}, u.disabled ? t('adm.disabled') : (u.locked_until && new Date(u.locked_until) > Date.now() ? t('adm.locked') : t('adm.active'))),
+      h('td', {},
+        h('button', { type: 'button', class: 'secondary toggle', onclick: async (e) => {
+          e.target.disabled = true;
+          try {
+            await api(`/api/v1/admin/users/${encodeURIComponent(u.username)}`, { method: 'PATCH', body: JSON.stringify({ disabled: !u.disabled }) });
+            await loadUsers();
+          } catch (failure) {
+            e.target.after(h('span', { class: 'field-error' }, failure.message));
+            e.target.disabled = false;
+          }
+        } }, u.disabled ? t('adm.enable') : t('adm.disable')),
+        ' ',
+        h('form', { class: 'inline-form reset-form', onsubmit: async (e) => {
+          e.preventDefault();
+          const input = e.target.querySelector('input');
+          const note = e.target.querySelector('.form-status');
+          try {
+            await api(`/api/v1/admin/users/${encodeURIComponent(u.username)}/password`, { method: 'POST', body: JSON.stringify({ password: input.value }) });
+            input.value = '';
+            note.className = 'form-status ok';
+            note.textContent = t('ok.saved');
+          } catch (failure) {
+            note.className = 'form-status bad';
+            note.textContent = describe((failure.body.violations || [{ description: failure.message }])[0].description);
+          }
+        } }, h('input', { type: 'password', name: 'password', placeholder: t('adm.new_password'), autocomplete: 'new-password' }),
+          h('button', { type: 'submit', class: 'secondary' }, t('adm.reset')), h('span', { class: 'form-status' }))))));
+  }
+
+  async function loadClients() {
+    clients = (await api('/api/v1/admin/clients')).clients;
+    document.getElementById('clients').replaceChildren(...clients.map((c) => h('li', { class: c.revoked_at ? 'muted' : '' },
+      `${c.name} · ${c.organisation_id} · ${c.scopes.join(',')} · ${t('adm.expires')} ${fmtTime(c.expires_at)} `,
+      c.revoked_at ? t('adm.revoked') : h('button', { type: 'button', class: 'danger', onclick: async (e) => {
+        e.target.disabled = true;
+        await api(`/api/v1/admin/clients/${c.client_id}/revoke`, { method: 'POST', body: '{}' }).catch(() => null);
+        await loadClients();
+      } }, t('adm.revoke')))));
+  }
+
+  async function loadAudit(params) {
+    const status = document.querySelector('#audit-form .form-status');
+    const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v));
+    query.set('limit', '200');
+    document.getElementById('audit-csv').href = `/api/v1/audit?${query}&format=csv`;
+    try {
+      const { records } = await api(`/api/v1/audit?${query}`);
+      status.textContent = '';
+      document.querySelector('#audit tbody').replaceChildren(...records.map((r) => h('tr', {},
+        h('td', {}, fmtTime(r.at)), h('td', {}, r.kind), h('td', {}, r.principal_id), h('td', {}, r.via), h('td', {}, r.case_id || ''))));
+    } catch (failure) {
+      showFailure(document.getElementById('audit-form'), failure);
+    }
+  }
+
+  // Every field is sent, empty or not, so that each missing one is named.
+  bindJson(document.getElementById('user-form'), 'POST', '/api/v1/admin/users', (v) => ({
+    username: v.username || '', display_name: v.display_name || '', organisation_id: v.organisation_id || '',
+    role: v.role, password: v.password || '',
+  }), (_, form) => { form.reset(); loadUsers(); });
+  document.getElementById('audit-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    clearErrors(e.target);
+    loadAudit(formValues(e.target));
+  });
+  if (admin) {
+    document.getElementById('clients-panel').hidden = false;
+    bindJson(document.getElementById('client-form'), 'POST', '/api/v1/admin/clients', (v) => ({
+      name: v.name || '', organisation_id: v.organisation_id || '',
+      scopes: String(v.scopes || '').split(',').map((x) => x.trim()).filter(Boolean),
+      expires_in: Math.round(Number(v.expires_days || 0) * 86400),
+    }), (issued) => {
+      document.getElementById('client-token').textContent = t('adm.token_once') + issued.token;
+      loadClients();
+    });
+    loadClients();
+  }
+  setLive('live');
+  loadUsers();
+  loadAudit({});
+  rerenders.push(renderUsers);
+};
+
 PAGES.public = () => {
   let stats = null;
   function render() {
@@ -701,6 +844,8 @@ document.addEventListener('DOMContentLoaded', () => {
   applyI18n();
   const button = document.getElementById('lang');
   if (button) button.addEventListener('click', () => setLang(lang === 'ja' ? 'en' : 'ja'));
+  const nav = document.getElementById('nav-admin');
+  if (nav && ['HQ', 'ADMIN'].includes(document.body.dataset.role)) nav.hidden = false;
   const page = document.body.dataset.page;
   if (PAGES[page]) PAGES[page]();
 });

@@ -142,6 +142,7 @@ pub fn router(context: HttpContext) -> axum::Router {
         )
         .route("/", get(web::index))
         .route("/hq", get(web::hq_page))
+        .route("/admin", get(web::admin_page))
         .route("/hc", get(web::hc_page))
         .route("/facility/{facility_id}", get(web::facility_page))
         .route("/timeline", get(web::timeline_page))

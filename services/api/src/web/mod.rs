@@ -41,6 +41,7 @@ const FACILITY: &str = include_str!("../../assets/facility.html");
 const TIMELINE: &str = include_str!("../../assets/timeline.html");
 const PUBLIC: &str = include_str!("../../assets/public.html");
 const FORBIDDEN: &str = include_str!("../../assets/forbidden.html");
+const ADMIN: &str = include_str!("../../assets/admin.html");
 
 /// The embedded static files: name, content type, content.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -106,7 +107,8 @@ fn render(page: &str, body: &str, caller: &Caller) -> Response {
 pub fn home(caller: &Caller) -> String {
     let principal = &caller.principal;
     match principal.role {
-        Role::Hq | Role::Admin => "/hq".to_owned(),
+        Role::Hq => "/hq".to_owned(),
+        Role::Admin => "/admin".to_owned(),
         Role::HealthCenter => "/hc".to_owned(),
         Role::Hospital | Role::Hotel => format!("/facility/{}", principal.organisation_id),
         Role::Public => "/public".to_owned(),
@@ -142,7 +144,12 @@ fn page(caller: Option<Caller>, allowed: &[Role], name: &str, body: &str) -> Res
 
 /// `GET /hq`: bed board, placement queue, offers, alerts, proxy entry.
 pub async fn hq_page(PageCaller(caller): PageCaller) -> Response {
-    page(caller, &[Role::Hq, Role::Admin], "hq", HQ)
+    page(caller, &[Role::Hq], "hq", HQ)
+}
+
+/// `GET /admin`: users (HQ and ADMIN), API clients (ADMIN), the audit log.
+pub async fn admin_page(PageCaller(caller): PageCaller) -> Response {
+    page(caller, &[Role::Hq, Role::Admin], "admin", ADMIN)
 }
 
 /// `GET /hc`: the health center's cases.
