@@ -47,6 +47,8 @@ struct SimPlacement {
     departs_at: Option<f64>,
     arrives_at: Option<f64>,
     discharge_at: Option<f64>,
+    /// When HQ looks for a bed again after finding none.
+    retry_at: f64,
     state: Step,
 }
 
@@ -156,6 +158,23 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
+/// Seconds in a simulated day.
+const DAY: f64 = 86_400.0;
+
+/// The simulation's world: who it acts as, what it follows, what it counted.
+struct Simulation {
+    api: Api,
+    rng: StdRng,
+    /// Bearer token of each organisation.
+    token_of: HashMap<String, String>,
+    hq: String,
+    /// Health centers and their municipalities.
+    health_centers: Vec<(String, Vec<String>)>,
+    cases: Vec<SimCase>,
+    placements: BTreeMap<String, SimPlacement>,
+    summary: Summary,
+}
+
 pub(crate) async fn run(args: SimulateArgs) -> Result<(), ServeError> {
     let file = AdminFile::load(&args.file).map_err(ServeError::Admin)?;
     let token_of: HashMap<String, String> = file
@@ -190,452 +209,441 @@ pub(crate) async fn run(args: SimulateArgs) -> Result<(), ServeError> {
             "the file needs health centers and facilities with tokens",
         ));
     }
-    let api = Api {
-        base: args.url.trim_end_matches('/').to_owned(),
-        client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http(),
-    };
-    let mut rng = match args.seed {
-        Some(seed) => StdRng::seed_from_u64(seed),
-        None => StdRng::from_rng(&mut rand::rng()),
-    };
-    let mut summary = Summary::default();
-
-    // Every facility declares its capacity first.
-    for (facility, kind) in &facilities {
-        let categories: Vec<Value> = if kind == "HOTEL" {
-            vec![
-                json!({"category": "BED_CATEGORY_HOTEL_ROOM", "secured": rng.random_range(40..120), "ready": rng.random_range(30..40), "occupied": 0}),
-            ]
-        } else {
-            ["SEVERE", "MODERATE", "MILD"]
-                .iter()
-                .map(|c| {
-                    let secured = rng.random_range(4..24);
-                    json!({"category": format!("BED_CATEGORY_{c}"), "secured": secured,
-                           "ready": secured * 3 / 4, "occupied": rng.random_range(0..=secured / 4)})
-                })
-                .collect()
-        };
-        if api
-            .command(
-                &token_of[facility],
-                "DeclareCapacity",
-                json!({"facility_id": facility, "categories": categories}),
+    let mut sim = Simulation {
+        api: Api {
+            base: args.url.trim_end_matches('/').to_owned(),
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
             )
-            .await
-            .is_err()
-        {
-            summary.errors += 1;
-        }
-    }
+            .build_http(),
+        },
+        rng: match args.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_rng(&mut rand::rng()),
+        },
+        token_of,
+        hq,
+        health_centers,
+        cases: Vec::new(),
+        placements: BTreeMap::new(),
+        summary: Summary::default(),
+    };
+    sim.declare_capacity(&facilities).await;
 
-    let day = 86_400.0;
-    let total = args.days * day;
+    let total = args.days * DAY;
     let started = Instant::now();
-    let mut cases: Vec<SimCase> = Vec::new();
-    let mut placements: BTreeMap<String, SimPlacement> = BTreeMap::new();
     let mut due_cases = 0.0_f64;
-    let mut last_sim = 0.0_f64;
-    let tick = Duration::from_millis(250);
+    let mut last = 0.0_f64;
     loop {
-        tokio::time::sleep(tick).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
         let now = started.elapsed().as_secs_f64() * args.speed;
         if now >= total {
             break;
         }
-        let dt = now - last_sim;
-        last_sim = now;
-
-        // New cases.
-        due_cases += daily_rate(args.peak_per_day, now / day, args.days) * dt / day;
+        let dt = now - last;
+        last = now;
+        due_cases += daily_rate(args.peak_per_day, now / DAY, args.days) * dt / DAY;
         while due_cases >= 1.0 {
             due_cases -= 1.0;
-            let (hc, jurisdiction) = &health_centers[rng.random_range(0..health_centers.len())];
-            let severity = match rng.random_range(0..100) {
-                0..10 => "ASYMPTOMATIC",
-                10..62 => "MILD",
-                62..84 => "MODERATE_I",
-                84..95 => "MODERATE_II",
-                _ => "SEVERE",
-            };
-            let age: i32 = if rng.random_bool(0.55) {
-                rng.random_range(65..98)
+            sim.new_case(now).await;
+        }
+        sim.deteriorate(now, dt).await;
+        sim.offer_waiting(now).await;
+        sim.advance(now).await;
+        sim.take_back_expired().await;
+        sim.progress(now, args.days);
+    }
+    eprintln!();
+    let report = sim.summary.report(args.days, args.speed);
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{report}").map_err(ServeError::Output)
+}
+
+impl Simulation {
+    /// A command as `organisation`; a failure is counted.
+    async fn command(&mut self, organisation: &str, name: &str, body: Value) -> Option<Value> {
+        let Some(token) = self.token_of.get(organisation) else {
+            self.summary.errors += 1;
+            return None;
+        };
+        match self.api.command(token, name, body).await {
+            Ok(result) => Some(result),
+            Err(error) => {
+                tracing::warn!(command = name, organisation, error = %error, "command failed");
+                self.summary.errors += 1;
+                None
+            }
+        }
+    }
+
+    /// Every facility declares its capacity first.
+    async fn declare_capacity(&mut self, facilities: &[(String, String)]) {
+        for (facility, kind) in facilities {
+            let categories: Vec<Value> = if kind == "HOTEL" {
+                let ready = self.rng.random_range(30..40);
+                vec![json!({"category": "BED_CATEGORY_HOTEL_ROOM",
+                            "secured": self.rng.random_range(40..120), "ready": ready, "occupied": 0})]
             } else {
-                rng.random_range(1..65)
+                ["SEVERE", "MODERATE", "MILD"]
+                    .iter()
+                    .map(|c| {
+                        let secured = self.rng.random_range(4..24);
+                        json!({"category": format!("BED_CATEGORY_{c}"), "secured": secured,
+                               "ready": secured * 3 / 4,
+                               "occupied": self.rng.random_range(0..=secured / 4)})
+                    })
+                    .collect()
             };
-            let name = format!(
-                "{} {}",
-                FAMILY[rng.random_range(0..FAMILY.len())],
-                GIVEN[rng.random_range(0..GIVEN.len())]
-            );
-            let body = json!({
-                "patient": {"name": name, "birth_date": format!("{}-{:02}-{:02}", 2026 - age, rng.random_range(1..13), rng.random_range(1..29)),
-                            "sex": if rng.random_bool(0.5) { "SEX_FEMALE" } else { "SEX_MALE" },
-                            "address": "架空町 1-2-3"},
-                "municipality": jurisdiction[rng.random_range(0..jurisdiction.len())],
-                "severity": format!("SEVERITY_{severity}"),
-                "risk_factors": if age >= 65 { vec!["RISK_FACTOR_AGE_65_PLUS"] } else { vec![] },
-            });
-            match api.command(&token_of[hc], "ReportCase", body).await {
-                Ok(result) => {
-                    summary.cases += 1;
-                    let case_id = result["stream_id"]
-                        .as_str()
-                        .unwrap_or("")
-                        .trim_start_matches("case-")
-                        .to_owned();
-                    cases.push(SimCase {
-                        case_id,
-                        health_center: hc.clone(),
-                        severity,
-                        at_home: true,
-                        placement: None,
-                    });
-                    let index = cases.len() - 1;
-                    let needs_bed = match severity {
-                        "SEVERE" | "MODERATE_II" => true,
-                        "MODERATE_I" => rng.random_bool(0.7),
-                        "MILD" => rng.random_bool(0.3),
-                        _ => false,
-                    };
-                    if needs_bed {
-                        request(
-                            &api,
-                            &token_of,
-                            &mut cases,
-                            index,
-                            now,
-                            &mut placements,
-                            &mut summary,
-                        )
-                        .await;
-                    } else if api
-                        .command(
-                            &token_of[hc],
-                            "StartHomeCare",
-                            json!({"case_id": cases[index].case_id}),
-                        )
-                        .await
-                        .is_err()
-                    {
-                        summary.errors += 1;
-                    }
-                }
-                Err(_) => summary.errors += 1,
+            self.command(
+                facility,
+                "DeclareCapacity",
+                json!({"facility_id": facility, "categories": categories}),
+            )
+            .await;
+        }
+    }
+
+    /// A health center reports a new case, then asks for a bed or starts home care.
+    async fn new_case(&mut self, now: f64) {
+        let (hc, jurisdiction) =
+            self.health_centers[self.rng.random_range(0..self.health_centers.len())].clone();
+        let severity = match self.rng.random_range(0..100) {
+            0..10 => "ASYMPTOMATIC",
+            10..62 => "MILD",
+            62..84 => "MODERATE_I",
+            84..95 => "MODERATE_II",
+            _ => "SEVERE",
+        };
+        let rng = &mut self.rng;
+        let age: i32 = if rng.random_bool(0.55) {
+            rng.random_range(65..98)
+        } else {
+            rng.random_range(1..65)
+        };
+        let name = format!(
+            "{} {}",
+            FAMILY[rng.random_range(0..FAMILY.len())],
+            GIVEN[rng.random_range(0..GIVEN.len())]
+        );
+        let body = json!({
+            "patient": {"name": name,
+                        "birth_date": format!("{}-{:02}-{:02}", 2026 - age, rng.random_range(1..13), rng.random_range(1..29)),
+                        "sex": if rng.random_bool(0.5) { "SEX_FEMALE" } else { "SEX_MALE" },
+                        "address": "架空町 1-2-3"},
+            "municipality": jurisdiction[rng.random_range(0..jurisdiction.len())],
+            "severity": format!("SEVERITY_{severity}"),
+            "risk_factors": if age >= 65 { vec!["RISK_FACTOR_AGE_65_PLUS"] } else { vec![] },
+        });
+        let Some(result) = self.command(&hc, "ReportCase", body).await else {
+            return;
+        };
+        self.summary.cases += 1;
+        let case_id = result["stream_id"]
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches("case-")
+            .to_owned();
+        self.cases.push(SimCase {
+            case_id: case_id.clone(),
+            health_center: hc.clone(),
+            severity,
+            at_home: true,
+            placement: None,
+        });
+        let needs_bed = match severity {
+            "SEVERE" | "MODERATE_II" => true,
+            "MODERATE_I" => self.rng.random_bool(0.7),
+            "MILD" => self.rng.random_bool(0.3),
+            _ => false,
+        };
+        if needs_bed {
+            self.request(self.cases.len() - 1, now).await;
+        } else {
+            self.command(&hc, "StartHomeCare", json!({"case_id": case_id}))
+                .await;
+        }
+    }
+
+    /// Deterioration at home: 6 % a day, SpO₂ falls, triage, and a bed is requested.
+    async fn deteriorate(&mut self, now: f64, dt: f64) {
+        let p_worse = (0.06 * dt / DAY).min(1.0);
+        for index in 0..self.cases.len() {
+            let case = &self.cases[index];
+            if !case.at_home || case.placement.is_some() || !self.rng.random_bool(p_worse) {
+                continue;
+            }
+            let (hc, case_id) = (case.health_center.clone(), case.case_id.clone());
+            let observation = json!({"case_id": case_id,
+                "observed_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                "spo2_percent": self.rng.random_range(86..92),
+                "temperature_decicelsius": self.rng.random_range(380..395), "on_oxygen": false});
+            let observed = self.command(&hc, "RecordObservation", observation).await;
+            let triage = json!({"case_id": case_id, "severity": "SEVERITY_MODERATE_II"});
+            let triaged = self.command(&hc, "TriageCase", triage).await;
+            if observed.is_some() && triaged.is_some() {
+                self.summary.deteriorations += 1;
+                self.cases[index].severity = "MODERATE_II";
+                self.request(index, now).await;
             }
         }
+    }
 
-        // Deterioration at home: 6 % a day, SpO₂ falls and a bed is requested.
-        let p_worse = (0.06 * dt / day).min(1.0);
-        for index in 0..cases.len() {
-            if cases[index].at_home && cases[index].placement.is_none() && rng.random_bool(p_worse)
-            {
-                let token = &token_of[&cases[index].health_center];
-                let observed = api
-                    .command(token, "RecordObservation", json!({"case_id": cases[index].case_id,
-                        "observed_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-                        "spo2_percent": rng.random_range(86..92), "temperature_decicelsius": rng.random_range(380..395), "on_oxygen": false}))
-                    .await;
-                let triaged = api
-                    .command(token, "TriageCase", json!({"case_id": cases[index].case_id, "severity": "SEVERITY_MODERATE_II"}))
-                    .await;
-                if observed.is_ok() && triaged.is_ok() {
-                    summary.deteriorations += 1;
-                    cases[index].severity = "MODERATE_II";
-                    request(
-                        &api,
-                        &token_of,
-                        &mut cases,
-                        index,
-                        now,
-                        &mut placements,
-                        &mut summary,
-                    )
-                    .await;
-                } else {
-                    summary.errors += 1;
-                }
-            }
-        }
+    /// The health center asks for a bed for case `index`.
+    async fn request(&mut self, index: usize, now: f64) {
+        let case = &self.cases[index];
+        let category = match case.severity {
+            "SEVERE" => "SEVERE",
+            "MODERATE_I" | "MODERATE_II" => "MODERATE",
+            _ => "HOTEL_ROOM",
+        };
+        let body = json!({"case_id": case.case_id, "category": format!("BED_CATEGORY_{category}")});
+        let hc = case.health_center.clone();
+        let Some(result) = self.command(&hc, "RequestPlacement", body).await else {
+            return;
+        };
+        let placement_id = result["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["stream_id"].as_str())
+            .find_map(|s| s.strip_prefix("placement-"))
+            .unwrap_or_default()
+            .to_owned();
+        self.summary.placements += 1;
+        let case = &mut self.cases[index];
+        case.at_home = false;
+        case.placement = Some(placement_id.clone());
+        self.placements.insert(
+            placement_id,
+            SimPlacement {
+                case: index,
+                requested_at: now,
+                category,
+                ..SimPlacement::default()
+            },
+        );
+    }
 
-        // HQ offers waiting placements to the top candidate.
-        for (placement_id, p) in placements
-            .iter_mut()
-            .filter(|(_, p)| p.state == Step::Waiting)
-        {
-            let Ok(list) = api
-                .get(
-                    &hq,
-                    &format!("/api/v1/placements/{placement_id}/candidates"),
-                )
-                .await
-            else {
+    /// HQ offers each waiting placement to its top candidate; a facility answers in 5 to
+    /// 40 simulated minutes.
+    async fn offer_waiting(&mut self, now: f64) {
+        let waiting: Vec<String> = self
+            .placements
+            .iter()
+            .filter(|(_, p)| p.state == Step::Waiting && p.retry_at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for placement_id in waiting {
+            let path = format!("/api/v1/placements/{placement_id}/candidates");
+            let Ok(list) = self.api.get(&self.hq, &path).await else {
                 continue;
             };
             let Some(top) = list["candidates"]
                 .as_array()
                 .and_then(|c| c.first())
                 .and_then(|c| c["facility_id"].as_str())
+                .map(str::to_owned)
             else {
+                // No free bed anywhere: HQ looks again in half a simulated hour.
+                if let Some(p) = self.placements.get_mut(&placement_id) {
+                    p.retry_at = now + 1800.0;
+                }
                 continue;
             };
-            if api
-                .command(
-                    &hq,
-                    "OfferPlacement",
-                    json!({"placement_id": placement_id, "facility_id": top}),
-                )
+            let body = json!({"placement_id": placement_id, "facility_id": top});
+            if self
+                .api
+                .command(&self.hq, "OfferPlacement", body)
                 .await
                 .is_ok()
             {
-                p.state = Step::Offered;
-                p.offered_to = Some(top.to_owned());
-                // A facility answers in 5 to 40 simulated minutes.
-                p.answer_at = Some(now + rng.random_range(300.0..2400.0));
+                let answer_at = now + self.rng.random_range(300.0..2400.0);
+                if let Some(p) = self.placements.get_mut(&placement_id) {
+                    p.state = Step::Offered;
+                    p.offered_to = Some(top);
+                    p.answer_at = Some(answer_at);
+                }
             }
         }
+    }
 
-        // Facilities answer, arrange, admit and discharge.
-        for (placement_id, p) in placements.iter_mut() {
-            let facility = p.offered_to.clone().unwrap_or_default();
-            let case = &cases[p.case];
-            let hc_token = &token_of[&case.health_center];
-            match p.state {
-                Step::Offered if p.answer_at.is_some_and(|at| now >= at) => {
-                    let Some(token) = token_of.get(&facility) else {
-                        continue;
-                    };
-                    let roll = rng.random_range(0..100);
-                    if roll < 75 {
-                        match api
-                            .command(
-                                token,
-                                "AcceptPlacement",
-                                json!({"placement_id": placement_id}),
-                            )
-                            .await
-                        {
-                            Ok(_) => {
-                                p.state = Step::Accepted;
-                                p.accepted_at = Some(now);
-                                summary.placed += 1;
-                                summary.waits.push((now - p.requested_at) / 60.0);
-                            }
-                            // No free bed after all: it goes back to HQ.
-                            Err(_) => {
-                                decline(&api, token, placement_id, "満床", p, &mut summary).await
-                            }
-                        }
-                    } else if roll < 95 {
-                        decline(&api, token, placement_id, "人員不足", p, &mut summary).await;
-                    } else {
-                        // No answer: the server's offer timer expires it.
-                        p.answer_at = None;
-                        summary.expiries += 1;
-                    }
+    /// Facilities answer offers; transport is arranged, departs and arrives; stays end.
+    async fn advance(&mut self, now: f64) {
+        let due: Vec<String> = self.placements.keys().cloned().collect();
+        for placement_id in due {
+            let Some(p) = self.placements.get(&placement_id) else {
+                continue;
+            };
+            let (state, facility, category) = (
+                p.state,
+                p.offered_to.clone().unwrap_or_default(),
+                p.category,
+            );
+            let hc = self.cases[p.case].health_center.clone();
+            let due = |at: Option<f64>| at.is_some_and(|at| now >= at);
+            let id = json!({"placement_id": placement_id});
+            let (next, at): (Option<Step>, Option<f64>) = match state {
+                Step::Offered if due(p.answer_at) => {
+                    self.answer(&placement_id, &facility, now).await;
+                    continue;
                 }
-                Step::Offered => {}
                 Step::Accepted => {
-                    let arranged = api.command(hc_token, "ArrangeTransport", json!({"placement_id": placement_id, "vehicle": "VEHICLE_HEALTH_CENTER_VEHICLE"})).await;
-                    if arranged.is_ok() {
-                        p.state = Step::Arranged;
-                        p.departs_at = Some(now + rng.random_range(900.0..3600.0));
-                    }
+                    let body = json!({"placement_id": placement_id, "vehicle": "VEHICLE_HEALTH_CENTER_VEHICLE"});
+                    let done = self.command(&hc, "ArrangeTransport", body).await;
+                    let departs = now + self.rng.random_range(900.0..3600.0);
+                    (done.map(|_| Step::Arranged), Some(departs))
                 }
-                Step::Arranged if p.departs_at.is_some_and(|at| now >= at) => {
-                    let departed = api
-                        .command(
-                            hc_token,
-                            "RecordDeparture",
-                            json!({"placement_id": placement_id}),
-                        )
-                        .await;
-                    if departed.is_ok() {
-                        p.state = Step::InTransit;
-                        p.arrives_at = Some(now + rng.random_range(900.0..2700.0));
-                    }
+                Step::Arranged if due(p.departs_at) => {
+                    let done = self.command(&hc, "RecordDeparture", id).await;
+                    let arrives = now + self.rng.random_range(900.0..2700.0);
+                    (done.map(|_| Step::InTransit), Some(arrives))
                 }
-                Step::InTransit if p.arrives_at.is_some_and(|at| now >= at) => {
-                    let Some(token) = token_of.get(&facility) else {
-                        continue;
+                Step::InTransit if due(p.arrives_at) => {
+                    let done = self.command(&facility, "RecordArrival", id).await;
+                    let stay_days = if category == "HOTEL_ROOM" {
+                        self.rng.random_range(5.0..10.0)
+                    } else {
+                        self.rng.random_range(6.0..16.0)
                     };
-                    if api
-                        .command(
-                            token,
-                            "RecordArrival",
-                            json!({"placement_id": placement_id}),
-                        )
-                        .await
-                        .is_ok()
-                    {
-                        p.state = Step::Admitted;
-                        let stay_days = if p.category == "HOTEL_ROOM" {
-                            rng.random_range(5.0..10.0)
-                        } else {
-                            rng.random_range(6.0..16.0)
-                        };
-                        p.discharge_at = Some(now + stay_days * day);
-                    }
+                    (done.map(|_| Step::Admitted), Some(now + stay_days * DAY))
                 }
-                Step::Admitted if p.discharge_at.is_some_and(|at| now >= at) => {
-                    let Some(token) = token_of.get(&facility) else {
-                        continue;
-                    };
-                    let outcome = if p.category != "HOTEL_ROOM" && rng.random_bool(0.2) {
+                Step::Admitted if due(p.discharge_at) => {
+                    let outcome = if category != "HOTEL_ROOM" && self.rng.random_bool(0.2) {
                         "DISCHARGE_OUTCOME_STEP_DOWN"
                     } else {
                         "DISCHARGE_OUTCOME_RECOVERED"
                     };
-                    if api
-                        .command(
-                            token,
-                            "RecordDischarge",
-                            json!({"placement_id": placement_id, "outcome": outcome}),
-                        )
-                        .await
-                        .is_ok()
-                    {
-                        p.state = Step::Done;
-                        summary.discharges += 1;
+                    let body = json!({"placement_id": placement_id, "outcome": outcome});
+                    let done = self.command(&facility, "RecordDischarge", body).await;
+                    if done.is_some() {
+                        self.summary.discharges += 1;
                     }
+                    (done.map(|_| Step::Done), None)
                 }
+                _ => (None, None),
+            };
+            let (Some(next), Some(p)) = (next, self.placements.get_mut(&placement_id)) else {
+                continue;
+            };
+            p.state = next;
+            match next {
+                Step::Arranged => p.departs_at = at,
+                Step::InTransit => p.arrives_at = at,
+                Step::Admitted => p.discharge_at = at,
                 _ => {}
             }
         }
+    }
 
-        // Offers left unanswered come back once the server expires them.
-        if summary.expiries > 0
-            && let Ok(queue) = api.get(&hq, "/api/v1/views/placement_queue").await
-        {
-            for row in queue["rows"].as_array().into_iter().flatten() {
-                let (Some(id), Some("REQUESTED")) =
-                    (row["placement_id"].as_str(), row["status"].as_str())
-                else {
-                    continue;
-                };
-                if let Some(p) = placements
-                    .get_mut(id)
-                    .filter(|p| p.state == Step::Offered && p.answer_at.is_none())
-                {
+    /// A facility answers an offer: 75 % accept (a refusal for want of a bed becomes a
+    /// decline), 20 % decline, 5 % leave it to the server's offer timer.
+    async fn answer(&mut self, placement_id: &str, facility: &str, now: f64) {
+        let roll = self.rng.random_range(0..100);
+        let id = json!({"placement_id": placement_id});
+        let accepted = if roll < 75 {
+            match self.token_of.get(facility) {
+                Some(token) => self.api.command(token, "AcceptPlacement", id).await.is_ok(),
+                None => false,
+            }
+        } else {
+            false
+        };
+        let Some(p) = self.placements.get_mut(placement_id) else {
+            return;
+        };
+        if accepted {
+            p.state = Step::Accepted;
+            p.accepted_at = Some(now);
+            self.summary.placed += 1;
+            self.summary.waits.push((now - p.requested_at) / 60.0);
+        } else if roll < 95 {
+            let reason = if roll < 75 { "満床" } else { "人員不足" };
+            let body = json!({"placement_id": placement_id, "reason": reason});
+            if self
+                .command(facility, "DeclinePlacement", body)
+                .await
+                .is_some()
+            {
+                self.summary.declines += 1;
+                if let Some(p) = self.placements.get_mut(placement_id) {
                     p.state = Step::Waiting;
+                    p.offered_to = None;
                 }
             }
+        } else {
+            p.answer_at = None;
+            self.summary.expiries += 1;
         }
+    }
 
-        let waiting = placements
+    /// Offers left unanswered come back once the server's timer expires them.
+    async fn take_back_expired(&mut self) {
+        if self.summary.expiries == 0 {
+            return;
+        }
+        let Ok(queue) = self
+            .api
+            .get(&self.hq, "/api/v1/views/placement_queue")
+            .await
+        else {
+            return;
+        };
+        for row in queue["rows"].as_array().into_iter().flatten() {
+            let (Some(id), Some("REQUESTED")) =
+                (row["placement_id"].as_str(), row["status"].as_str())
+            else {
+                continue;
+            };
+            if let Some(p) = self
+                .placements
+                .get_mut(id)
+                .filter(|p| p.state == Step::Offered && p.answer_at.is_none())
+            {
+                p.state = Step::Waiting;
+            }
+        }
+    }
+
+    fn progress(&self, now: f64, days: f64) {
+        let waiting = self
+            .placements
             .values()
             .filter(|p| matches!(p.state, Step::Waiting | Step::Offered))
             .count();
+        let s = &self.summary;
         eprint!(
             "\rday {:>5.1}/{:<4} cases {:>5}  waiting {:>4}  placed {:>5}  declines {:>4}  expiries {:>3}  discharged {:>5}  errors {:>3} ",
-            now / day,
-            args.days,
-            summary.cases,
+            now / DAY,
+            days,
+            s.cases,
             waiting,
-            summary.placed,
-            summary.declines,
-            summary.expiries,
-            summary.discharges,
-            summary.errors
+            s.placed,
+            s.declines,
+            s.expiries,
+            s.discharges,
+            s.errors
         );
     }
-    eprintln!();
-    summary.waits.sort_by(f64::total_cmp);
-    let minutes = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |m| format!("{m:.0} min"));
-    let report = format!(
-        "simulated {} days at {}x: {} cases ({} deteriorated at home), {} placements requested, {} placed, \
-         time to placement median {} p90 {}, {} declines, {} offers left to expire, {} discharges, {} failed commands",
-        args.days,
-        args.speed,
-        summary.cases,
-        summary.deteriorations,
-        summary.placements,
-        summary.placed,
-        minutes(percentile(&summary.waits, 0.5)),
-        minutes(percentile(&summary.waits, 0.9)),
-        summary.declines,
-        summary.expiries,
-        summary.discharges,
-        summary.errors,
-    );
-    use std::io::Write;
-    writeln!(std::io::stdout().lock(), "{report}").map_err(ServeError::Output)
 }
 
-async fn decline(
-    api: &Api,
-    token: &str,
-    placement_id: &str,
-    reason: &str,
-    p: &mut SimPlacement,
-    summary: &mut Summary,
-) {
-    if api
-        .command(
-            token,
-            "DeclinePlacement",
-            json!({"placement_id": placement_id, "reason": reason}),
+impl Summary {
+    fn report(&mut self, days: f64, speed: f64) -> String {
+        self.waits.sort_by(f64::total_cmp);
+        let minutes = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |m| format!("{m:.0} min"));
+        format!(
+            "simulated {days} days at {speed}x: {} cases ({} deteriorated at home), {} placements requested, {} placed, \
+             time to placement median {} p90 {}, {} declines, {} offers left to expire, {} discharges, {} failed commands",
+            self.cases,
+            self.deteriorations,
+            self.placements,
+            self.placed,
+            minutes(percentile(&self.waits, 0.5)),
+            minutes(percentile(&self.waits, 0.9)),
+            self.declines,
+            self.expiries,
+            self.discharges,
+            self.errors,
         )
-        .await
-        .is_ok()
-    {
-        summary.declines += 1;
-        p.state = Step::Waiting;
-        p.offered_to = None;
-    } else {
-        summary.errors += 1;
-    }
-}
-
-/// The health center asks for a bed for case `index`.
-async fn request(
-    api: &Api,
-    token_of: &HashMap<String, String>,
-    cases: &mut [SimCase],
-    index: usize,
-    now: f64,
-    placements: &mut BTreeMap<String, SimPlacement>,
-    summary: &mut Summary,
-) {
-    let case = &mut cases[index];
-    let category = match case.severity {
-        "SEVERE" => "SEVERE",
-        "MODERATE_I" | "MODERATE_II" => "MODERATE",
-        _ => "HOTEL_ROOM",
-    };
-    let token = &token_of[&case.health_center];
-    match api
-        .command(
-            token,
-            "RequestPlacement",
-            json!({"case_id": case.case_id, "category": format!("BED_CATEGORY_{category}")}),
-        )
-        .await
-    {
-        Ok(result) => {
-            let placement_id = result["streams"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["stream_id"].as_str())
-                .find_map(|s| s.strip_prefix("placement-"))
-                .unwrap_or_default()
-                .to_owned();
-            summary.placements += 1;
-            case.at_home = false;
-            case.placement = Some(placement_id.clone());
-            placements.insert(
-                placement_id,
-                SimPlacement {
-                    case: index,
-                    requested_at: now,
-                    category,
-                    ..SimPlacement::default()
-                },
-            );
-        }
-        Err(_) => summary.errors += 1,
     }
 }
 
