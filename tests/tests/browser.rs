@@ -206,6 +206,23 @@ async fn a_hospital_cannot_open_another_facility_s_page_by_editing_the_url() {
         "/facility/hofu-central"
     );
     wait_text(&beds, "#capacity", |t| t.contains("中等症")).await;
+    // Its own declaration: more ready than secured is named at the field, in Japanese,
+    // and what was typed stays.
+    let ready = "#declare-form input[name='categories[1].ready']";
+    wait_for(&beds, ready).await;
+    fill(&beds, ready, "9").await;
+    click(&beds, "#declare-form button[type=submit]").await;
+    let error = wait_text(
+        &beds,
+        "#declare-form .field-error[data-field='categories[1].ready']",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        error,
+        "即応病床（9）が確保病床（6）を超えています。先に病床を確保してください"
+    );
+    assert_eq!(value(&beds, ready).await, "9");
     beds.goto(&format!("{}/facility/ube-medical", world.base))
         .await
         .unwrap();

@@ -118,14 +118,39 @@ const I18N = {
 
 // Descriptions the API gives for fields, in Japanese; others are shown as they come.
 const DESCRIPTIONS_JA = [
+  [/^is required when HQ enters figures/, '本部の代行入力では必須です'],
+  [/^is required when override_capacity/, '定員超過で受け入れる場合は必須です'],
+  [/^is required/, '必須です'],
   [/^must not be empty/, '入力してください'],
+  [/^must not be in the future/, '未来の日時は入力できません'],
+  [/^must not be negative/, '0以上の数を入力してください'],
   [/^must be a 5 or 6 digit municipality code/, '5桁または6桁の市区町村コードを入力してください'],
-  [/^must be .*characters/, '文字数を確認してください'],
-  [/^malformed JSON: invalid type/, '数値を入力してください'],
-  [/^must be a date/, '日付を入力してください'],
+  [/^must be a 4 digit medical area code/, '4桁の医療圏コードを入力してください'],
+  [/^must be a date/, '日付を YYYY-MM-DD の形で入力してください'],
+  [/^must be a percentage from 1 to 100/, '1〜100 の数を入力してください'],
+  [/^must be between 300 and 450 tenths/, '30.0〜45.0 ℃ の範囲で入力してください'],
+  [/^must be a phone number/, '電話番号は数字と + - ( ) 空白で入力してください'],
+  [/^must be a UUID/, '正しいIDではありません'],
+  [/^must be 2 to 64 of a-z/, '英小文字・数字・ハイフンで2〜64文字で入力してください'],
+  [/^must be 3 to 64 of a-z/, '英小文字・数字・. _ - で3〜64文字で入力してください'],
+  [/^must be (\d+) to (\d+) characters/, '$1〜$2 文字で入力してください'],
+  [/^must be 1 to \d+ (printable ASCII )?characters/, '文字数を確認してください'],
+  [/^must be at most \d+ characters/, '長すぎます'],
+  [/^must be at most (\d+)/, '$1 以下の数を入力してください'],
+  [/^must be from 1 \(most urgent\) to 5/, '1（最優先）〜5 を入力してください'],
+  [/^must be empty while ACCEPTING/, '「受入可」のときは制約を付けられません。「制限あり」を選んでください'],
+  [/^ready \((\d+)\) exceeds secured \((\d+)\)/, '即応病床（$1）が確保病床（$2）を超えています。先に病床を確保してください'],
+  [/^is not a registered facility/, '登録されていない施設です'],
+  [/^is not a registered organisation/, '登録されていない組織です'],
+  [/^is listed twice/, '重複しています'],
+  [/^must be one of/, '選択肢から選んでください'],
+  [/^must name at least one scope/, '範囲を1つ以上指定してください'],
+  [/^malformed JSON: invalid type: string/, '数値を入力してください'],
+  [/^malformed JSON: missing field/, '入力してください'],
   [/not a number|must be a number|invalid digit/, '数値を入力してください'],
-  [/exceeds|more than|at most|must be at least|negative/, '値の範囲を確認してください'],
+  [/cannot stand for a/, 'この組織の種類には指定できない役割です'],
 ];
+
 
 let lang = localStorage.getItem('noroshi.lang') === 'en' ? 'en' : 'ja';
 const rerenders = [];
@@ -312,7 +337,10 @@ function formValues(form) {
 
 function describe(description) {
   if (lang !== 'ja') return description;
-  for (const [pattern, text] of DESCRIPTIONS_JA) if (pattern.test(description)) return `${text}（${description}）`;
+  for (const [pattern, text] of DESCRIPTIONS_JA) {
+    const match = description.match(pattern);
+    if (match) return text.replace(/\$(\d)/g, (_, n) => match[Number(n)] || '');
+  }
   return `${t('error.field')}（${description}）`;
 }
 
