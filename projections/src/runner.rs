@@ -63,7 +63,14 @@ pub struct RunnerConfig {
     pub leader_retry_interval: Duration,
     /// Longest pause between retries after failures.
     pub max_backoff: Duration,
+    /// Applied versions of source streams kept in memory; beyond it the runner forgets
+    /// some and reads them back from `projection_stream_versions` when their streams
+    /// come up again, so memory stays bounded however many streams it has seen.
+    pub known_versions: usize,
 }
+
+/// A sensible [`RunnerConfig::known_versions`]: about 10 MB of stream ids.
+pub const KNOWN_VERSIONS: usize = 100_000;
 
 /// What a running projection reports; shared with health endpoints.
 #[derive(Debug, Default)]
@@ -210,13 +217,38 @@ async fn next_batch(
 }
 
 /// Where a projection is: the last applied stream sequence, the versions applied per
-/// source stream (read from the database on first use), and how many messages the
-/// stream held beyond the last batch when it was delivered.
-#[derive(Debug, Default)]
+/// source stream (read from the database on first use, at most `capacity` of them kept),
+/// and how many messages the stream held beyond the last batch when it was delivered.
+#[derive(Debug)]
 struct Position {
     checkpoint: u64,
     versions: HashMap<String, u64>,
+    capacity: usize,
     pending: u64,
+}
+
+impl Position {
+    fn new(checkpoint: u64, capacity: usize) -> Self {
+        Self {
+            checkpoint,
+            versions: HashMap::new(),
+            capacity,
+            pending: 0,
+        }
+    }
+
+    /// Remembers a committed batch's versions, forgetting others beyond the capacity:
+    /// any will do, since a forgotten version is read back from the database.
+    fn remember(&mut self, applied: HashMap<String, u64>) {
+        self.versions.extend(applied);
+        let excess = self.versions.len().saturating_sub(self.capacity);
+        if excess > 0 {
+            let forgotten: Vec<String> = self.versions.keys().take(excess).cloned().collect();
+            for stream in forgotten {
+                self.versions.remove(&stream);
+            }
+        }
+    }
 }
 
 /// Applies `batch` and the new checkpoint in one transaction. On failure nothing is
@@ -322,7 +354,7 @@ async fn apply_batch<P: Projection>(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    position.versions.extend(applied);
+    position.remember(applied);
     position.checkpoint = last_sequence;
     position.pending = pending;
     Ok(())
@@ -343,10 +375,10 @@ async fn lead<P: Projection>(
     .bind(P::NAME)
     .fetch_one(&mut *conn)
     .await?;
-    let mut position = Position {
-        checkpoint: u64::try_from(checkpoint).unwrap_or_default(),
-        ..Position::default()
-    };
+    let mut position = Position::new(
+        u64::try_from(checkpoint).unwrap_or_default(),
+        config.known_versions,
+    );
     status
         .checkpoint
         .store(position.checkpoint, Ordering::Relaxed);
@@ -459,7 +491,7 @@ async fn replay<P: Projection>(
     tx.commit().await?;
     tracing::info!(projection = P::NAME, messages = total, "rebuilding");
 
-    let mut position = Position::default();
+    let mut position = Position::new(0, config.known_versions);
     let mut applied = 0;
     progress(0, total);
     if total > 0 {
@@ -483,4 +515,31 @@ async fn replay<P: Projection>(
         .await?;
     tracing::info!(projection = P::NAME, applied, "rebuilt");
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_forgets_versions_beyond_its_capacity_and_keeps_the_newest_batch() {
+        let mut position = Position::new(0, 3);
+        let batch = |streams: &[(&str, u64)]| -> HashMap<String, u64> {
+            streams.iter().map(|(s, v)| ((*s).to_owned(), *v)).collect()
+        };
+        position.remember(batch(&[("a", 1), ("b", 1)]));
+        assert_eq!(position.versions.len(), 2);
+        position.remember(batch(&[("c", 4), ("d", 2), ("e", 9)]));
+        assert_eq!(position.versions.len(), 3);
+        // Whatever was forgotten, what is kept is exact.
+        for (stream, version) in &position.versions {
+            let expected = match stream.as_str() {
+                "a" | "b" => 1,
+                "c" => 4,
+                "d" => 2,
+                _ => 9,
+            };
+            assert_eq!(*version, expected, "{stream}");
+        }
+    }
 }

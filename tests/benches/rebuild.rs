@@ -171,6 +171,7 @@ async fn main() {
         max_batch: 1000,
         leader_retry_interval: Duration::from_millis(100),
         max_backoff: Duration::from_secs(1),
+        known_versions: noroshi_projections::runner::KNOWN_VERSIONS,
     };
     let database = PgConnectOptions::from_str(api.db.url()).unwrap();
     let started = Instant::now();

@@ -20,6 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{NatsServer, TestDatabase};
 
+/// Source-stream versions each test runner keeps in memory: few, so that every test with
+/// more streams than this also checks that forgotten versions are read back correctly.
+const KNOWN_VERSIONS: usize = 16;
+
 /// Relay and projections running on `db` through `nats` until dropped.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -73,6 +77,7 @@ impl Pipeline {
             max_batch: 200,
             leader_retry_interval: Duration::from_millis(100),
             max_backoff: Duration::from_millis(500),
+            known_versions: KNOWN_VERSIONS,
         };
         let client = async_nats::connect(&self.nats_url).await.unwrap();
         let task = tokio::spawn(runner::run(

@@ -34,6 +34,7 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
         max_batch: args.batch_size.max(1),
         leader_retry_interval: Duration::from_secs(1),
         max_backoff: Duration::from_secs(5),
+        known_versions: noroshi_projections::runner::KNOWN_VERSIONS,
     };
     let decoder = noroshi_api::convert::events::decoder();
     let shutdown = CancellationToken::new();

@@ -273,6 +273,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             max_batch: args.relay.projection_batch_size.max(1),
             leader_retry_interval: args.relay.relay_leader_retry,
             max_backoff: Duration::from_secs(5),
+            known_versions: runner::KNOWN_VERSIONS,
         };
         for view in View::ALL {
             view.visit(SpawnProjection {
