@@ -46,7 +46,8 @@ async fn main() {
         .await,
     );
     register_hospitals(&api, facilities).await;
-    let (_pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    let (_pipeline, _) =
+        Pipeline::start_with(&api.db, &nats, noroshi_projections::runner::KNOWN_VERSIONS).await;
     // The read side has caught up with the registrations before the load starts.
     loop {
         let behind: i64 = sqlx::query_scalar(

@@ -22,7 +22,8 @@ use crate::{NatsServer, TestDatabase};
 
 /// Source-stream versions each test runner keeps in memory: few, so that every test with
 /// more streams than this also checks that forgotten versions are read back correctly.
-const KNOWN_VERSIONS: usize = 16;
+/// Benchmarks use [`Pipeline::start_with`] and the production figure.
+pub const TEST_KNOWN_VERSIONS: usize = 16;
 
 /// Relay and projections running on `db` through `nats` until dropped.
 #[derive(Debug)]
@@ -30,14 +31,25 @@ pub struct Pipeline {
     db_url: String,
     nats_url: String,
     shutdown: CancellationToken,
+    known_versions: usize,
 }
 
 impl Pipeline {
     pub async fn start(db: &TestDatabase, nats: &NatsServer) -> (Self, JoinHandle<()>) {
+        Self::start_with(db, nats, TEST_KNOWN_VERSIONS).await
+    }
+
+    /// With runners that keep `known_versions` source-stream versions in memory.
+    pub async fn start_with(
+        db: &TestDatabase,
+        nats: &NatsServer,
+        known_versions: usize,
+    ) -> (Self, JoinHandle<()>) {
         let pipeline = Self {
             db_url: db.url().to_owned(),
             nats_url: nats.url(),
             shutdown: CancellationToken::new(),
+            known_versions,
         };
         let mut config = RelayConfig::new(SubjectPrefix::parse("noroshi").unwrap());
         config.poll_interval = Duration::from_millis(100);
@@ -77,7 +89,7 @@ impl Pipeline {
             max_batch: 200,
             leader_retry_interval: Duration::from_millis(100),
             max_backoff: Duration::from_millis(500),
-            known_versions: KNOWN_VERSIONS,
+            known_versions: self.known_versions,
         };
         let client = async_nats::connect(&self.nats_url).await.unwrap();
         let task = tokio::spawn(runner::run(
