@@ -65,7 +65,15 @@ async fn candidates_rank_own_area_then_bordering_areas_and_decliners_last() {
         .request_placement(&case_id, pb::BedCategory::Moderate)
         .await;
 
-    let list = candidates(&api, &placement).await;
+    // Each view catches up on its own: wait until the board shows both hospitals' beds.
+    let mut list = Vec::new();
+    for _ in 0..150 {
+        list = candidates(&api, &placement).await;
+        if list.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(ids(&list), ["hofu-central", "ube-medical"], "{list:?}");
     assert_eq!(list[0]["same_area"], true);
     assert_eq!(list[1]["near_area"], true);
@@ -74,7 +82,6 @@ async fn candidates_rank_own_area_then_bordering_areas_and_decliners_last() {
     // After hofu-central declines, it comes last.
     api.offer(&placement, "hofu-central").await;
     api.decline(HOSPITAL, &placement).await;
-    let mut list = Vec::new();
     for _ in 0..150 {
         list = candidates(&api, &placement).await;
         if list
