@@ -14,6 +14,9 @@ use serde_json::json;
 pub struct Browser {
     driver: tokio::process::Child,
     port: u16,
+    /// Every session's profile lives below it, which names its Chromium processes.
+    profiles: tempfile::TempDir,
+    sessions: std::sync::atomic::AtomicUsize,
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
@@ -47,6 +50,11 @@ impl Browser {
                 return Self {
                     driver,
                     port,
+                    profiles: tempfile::Builder::new()
+                        .prefix("noroshi-browser-")
+                        .tempdir()
+                        .expect("a profile directory"),
+                    sessions: std::sync::atomic::AtomicUsize::new(0),
                     _turn: turn,
                 };
             }
@@ -57,13 +65,18 @@ impl Browser {
 
     /// A new browser session (its own Chromium, cookies and storage).
     pub async fn session(&self) -> Client {
+        let n = self
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile = self.profiles.path().join(n.to_string());
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
             json!({
                 "binary": program("NOROSHI_CHROMIUM", "/usr/bin/chromium"),
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1000", "--lang=ja"],
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1000", "--lang=ja",
+                         format!("--user-data-dir={}", profile.display())],
             }),
         );
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -77,6 +90,13 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.start_kill();
+        // Chromium's processes outlive a killed driver (and a test that failed before
+        // closing its sessions): end every process of this browser's profiles.
+        let _ = std::process::Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(self.profiles.path())
+            .status();
     }
 }
 
