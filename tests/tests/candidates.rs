@@ -65,11 +65,12 @@ async fn candidates_rank_own_area_then_bordering_areas_and_decliners_last() {
         .request_placement(&case_id, pb::BedCategory::Moderate)
         .await;
 
-    // Each view catches up on its own: wait until the board shows both hospitals' beds.
+    // Each view catches up on its own: wait until the board shows both hospitals' beds
+    // and the facilities' areas are known.
     let mut list = Vec::new();
     for _ in 0..150 {
         list = candidates(&api, &placement).await;
-        if list.len() == 2 {
+        if list.len() == 2 && list.iter().any(|c| c["same_area"] == true) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
