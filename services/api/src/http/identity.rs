@@ -127,13 +127,7 @@ async fn authenticated(
         ),
     };
     let settings = context.auth.settings();
-    let session = sessions::from_headers(
-        settings,
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
+    let session = sessions::from_headers(settings, headers);
     let certificate = request
         .extensions()
         .get::<ConnectInfo<TlsPeer>>()
@@ -317,13 +311,7 @@ async fn end_session(
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
     let settings = context.auth.settings();
-    let cookie = sessions::from_headers(
-        settings,
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
+    let cookie = sessions::from_headers(settings, headers);
     match (&caller.credential, cookie) {
         (Credential::Session { .. }, Some(cookie)) => {
             sessions::end(context.auth.pool(), cookie).await?;

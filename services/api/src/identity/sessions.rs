@@ -143,10 +143,13 @@ pub fn clear_cookie(settings: &IdentitySettings) -> String {
 /// The session cookie's value among the `Cookie` headers of a request.
 pub fn from_headers<'a>(
     settings: &IdentitySettings,
-    headers: impl Iterator<Item = &'a str>,
+    headers: &'a http::HeaderMap,
 ) -> Option<&'a str> {
     let name = settings.cookie_name();
     headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
         .flat_map(|header| Cookie::split_parse(header).filter_map(Result::ok))
         .find(|cookie| cookie.name() == name)
         .and_then(|cookie| cookie.name_raw().and(cookie.value_raw()))
