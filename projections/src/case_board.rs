@@ -2,10 +2,10 @@
 //! priority, the last observation, the deterioration flag and where the latest placement
 //! stands. The rows carry the patient's identity: the API audits every read.
 
-use noroshi_domain::DomainEvent;
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::placement::PlacementEvent;
 use noroshi_domain::values::CaseStatus;
+use noroshi_domain::{DomainEvent, streams};
 use noroshi_event_store::RecordedEvent;
 use sqlx::postgres::PgConnection;
 use sqlx::{FromRow, PgPool};
@@ -21,22 +21,32 @@ pub struct CaseBoard;
 impl Projection for CaseBoard {
     const NAME: &'static str = "case_board";
     const TABLES: &'static [&'static str] = &["case_board", "case_board_placements"];
+    const SOURCES: &'static [&'static str] = &[streams::CASE, streams::PLACEMENT];
 
     async fn apply(
         &self,
         tx: &mut PgConnection,
-        event: &RecordedEvent,
-        decoded: &DomainEvent,
+        batch: &[(RecordedEvent, DomainEvent)],
     ) -> Result<(), sqlx::Error> {
-        match decoded {
-            DomainEvent::Case(case_event) => {
-                apply_case(tx, aggregate_uuid(event)?, case_event).await
-            }
-            DomainEvent::Placement(placement_event) => {
-                apply_placement(tx, aggregate_uuid(event)?, placement_event).await
-            }
-            DomainEvent::Facility(_) => Ok(()),
+        for (event, decoded) in batch {
+            apply_event(tx, event, decoded).await?;
         }
+        Ok(())
+    }
+}
+
+/// Applies one event.
+async fn apply_event(
+    tx: &mut PgConnection,
+    event: &RecordedEvent,
+    decoded: &DomainEvent,
+) -> Result<(), sqlx::Error> {
+    match decoded {
+        DomainEvent::Case(case_event) => apply_case(tx, aggregate_uuid(event)?, case_event).await,
+        DomainEvent::Placement(placement_event) => {
+            apply_placement(tx, aggregate_uuid(event)?, placement_event).await
+        }
+        DomainEvent::Facility(_) => Ok(()),
     }
 }
 

@@ -6,10 +6,10 @@
 //! One row per placement follows it from its request until the patient leaves the
 //! facility; the API shows a facility the rows it is the target of.
 
-use noroshi_domain::DomainEvent;
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::facility::FacilityEvent;
 use noroshi_domain::placement::PlacementEvent;
+use noroshi_domain::{DomainEvent, streams};
 use noroshi_event_store::RecordedEvent;
 use sqlx::postgres::PgConnection;
 use sqlx::{FromRow, PgPool};
@@ -29,36 +29,47 @@ impl Projection for FacilityInbox {
         "facility_inbox_cases",
         "facility_inbox_areas",
     ];
+    const SOURCES: &'static [&'static str] =
+        &[streams::FACILITY, streams::CASE, streams::PLACEMENT];
 
     async fn apply(
         &self,
         tx: &mut PgConnection,
-        event: &RecordedEvent,
-        decoded: &DomainEvent,
+        batch: &[(RecordedEvent, DomainEvent)],
     ) -> Result<(), sqlx::Error> {
-        match decoded {
-            DomainEvent::Case(case_event) => {
-                apply_case(tx, aggregate_uuid(event)?, case_event).await
-            }
-            DomainEvent::Placement(placement_event) => {
-                apply_placement(tx, aggregate_uuid(event)?, placement_event).await
-            }
-            DomainEvent::Facility(facility_event) => {
-                let area = match facility_event {
-                    FacilityEvent::Registered(profile) => profile.medical_area.as_ref(),
-                    FacilityEvent::Updated(changes) => changes.medical_area.as_ref(),
-                    _ => return Ok(()),
-                };
-                sqlx::query(
-                    "INSERT INTO facility_inbox_areas (facility_id, medical_area) VALUES ($1, $2) \
-                     ON CONFLICT (facility_id) DO UPDATE SET medical_area = excluded.medical_area",
-                )
-                .bind(event.stream_id.aggregate_id())
-                .bind(area.map(|a| a.as_str()))
-                .execute(&mut *tx)
-                .await?;
-                Ok(())
-            }
+        for (event, decoded) in batch {
+            apply_event(tx, event, decoded).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies one event.
+async fn apply_event(
+    tx: &mut PgConnection,
+    event: &RecordedEvent,
+    decoded: &DomainEvent,
+) -> Result<(), sqlx::Error> {
+    match decoded {
+        DomainEvent::Case(case_event) => apply_case(tx, aggregate_uuid(event)?, case_event).await,
+        DomainEvent::Placement(placement_event) => {
+            apply_placement(tx, aggregate_uuid(event)?, placement_event).await
+        }
+        DomainEvent::Facility(facility_event) => {
+            let area = match facility_event {
+                FacilityEvent::Registered(profile) => profile.medical_area.as_ref(),
+                FacilityEvent::Updated(changes) => changes.medical_area.as_ref(),
+                _ => return Ok(()),
+            };
+            sqlx::query(
+                "INSERT INTO facility_inbox_areas (facility_id, medical_area) VALUES ($1, $2) \
+                 ON CONFLICT (facility_id) DO UPDATE SET medical_area = excluded.medical_area",
+            )
+            .bind(event.stream_id.aggregate_id())
+            .bind(area.map(|a| a.as_str()))
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
         }
     }
 }

@@ -89,6 +89,20 @@ impl View {
         }
     }
 
+    /// The aggregate types of the streams its projection reads
+    /// ([`runner::Projection::SOURCES`]).
+    pub fn sources(self) -> &'static [&'static str] {
+        use runner::Projection;
+        match self {
+            Self::BedBoard => bed_board::BedBoard::SOURCES,
+            Self::PlacementQueue => placement_queue::PlacementQueue::SOURCES,
+            Self::CaseBoard => case_board::CaseBoard::SOURCES,
+            Self::FacilityInbox => facility_inbox::FacilityInbox::SOURCES,
+            Self::Timeline => timeline::Timeline::SOURCES,
+            Self::PublicStats => public_stats::PublicStats::SOURCES,
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|view| view.name() == name)
     }

@@ -6,10 +6,10 @@
 //! placement's record; a placement leaves the queue when it is no longer live (arrived
 //! or cancelled).
 
-use noroshi_domain::DomainEvent;
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::placement::PlacementEvent;
 use noroshi_domain::values::PlacementStatus;
+use noroshi_domain::{DomainEvent, streams};
 use noroshi_event_store::RecordedEvent;
 use sqlx::postgres::PgConnection;
 use sqlx::{FromRow, PgPool};
@@ -25,39 +25,51 @@ pub struct PlacementQueue;
 impl Projection for PlacementQueue {
     const NAME: &'static str = "placement_queue";
     const TABLES: &'static [&'static str] = &["placement_queue", "placement_queue_cases"];
+    const SOURCES: &'static [&'static str] = &[streams::CASE, streams::PLACEMENT];
 
     async fn apply(
         &self,
         tx: &mut PgConnection,
-        event: &RecordedEvent,
-        decoded: &DomainEvent,
+        batch: &[(RecordedEvent, DomainEvent)],
     ) -> Result<(), sqlx::Error> {
-        match decoded {
-            DomainEvent::Case(CaseEvent::Reported { report, .. }) => {
-                sqlx::query(
-                    "INSERT INTO placement_queue_cases (case_id, health_center_id) VALUES ($1, $2) \
-                     ON CONFLICT (case_id) DO NOTHING",
-                )
-                .bind(aggregate_uuid(event)?)
-                .bind(report.health_center_id.as_str())
-                .execute(&mut *tx)
-                .await?;
-                // Streams are ordered each on its own: the placement may have come first.
-                sqlx::query(
-                    "UPDATE placement_queue SET case_owner = $2 \
-                     WHERE case_id = $1 AND case_owner IS NULL",
-                )
-                .bind(aggregate_uuid(event)?)
-                .bind(report.health_center_id.as_str())
-                .execute(&mut *tx)
-                .await?;
-                Ok(())
-            }
-            DomainEvent::Placement(placement_event) => {
-                apply_placement(tx, aggregate_uuid(event)?, placement_event).await
-            }
-            _ => Ok(()),
+        for (event, decoded) in batch {
+            apply_event(tx, event, decoded).await?;
         }
+        Ok(())
+    }
+}
+
+/// Applies one event.
+async fn apply_event(
+    tx: &mut PgConnection,
+    event: &RecordedEvent,
+    decoded: &DomainEvent,
+) -> Result<(), sqlx::Error> {
+    match decoded {
+        DomainEvent::Case(CaseEvent::Reported { report, .. }) => {
+            sqlx::query(
+                "INSERT INTO placement_queue_cases (case_id, health_center_id) VALUES ($1, $2) \
+                 ON CONFLICT (case_id) DO NOTHING",
+            )
+            .bind(aggregate_uuid(event)?)
+            .bind(report.health_center_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            // Streams are ordered each on its own: the placement may have come first.
+            sqlx::query(
+                "UPDATE placement_queue SET case_owner = $2 \
+                 WHERE case_id = $1 AND case_owner IS NULL",
+            )
+            .bind(aggregate_uuid(event)?)
+            .bind(report.health_center_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        }
+        DomainEvent::Placement(placement_event) => {
+            apply_placement(tx, aggregate_uuid(event)?, placement_event).await
+        }
+        _ => Ok(()),
     }
 }
 

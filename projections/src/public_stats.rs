@@ -5,12 +5,15 @@
 //! The beds come from the `bed_board` read model; this projection keeps only each case's
 //! status and owning health center (`case_status`), moved as `Case::evolve` moves it.
 
-use noroshi_domain::DomainEvent;
+use std::collections::HashMap;
+
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::values::CaseStatus;
+use noroshi_domain::{DomainEvent, streams};
 use noroshi_event_store::RecordedEvent;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
+use uuid::Uuid;
 
 use crate::aggregate_uuid;
 use crate::runner::Projection;
@@ -21,40 +24,67 @@ pub struct PublicStats;
 impl Projection for PublicStats {
     const NAME: &'static str = "public_stats";
     const TABLES: &'static [&'static str] = &["case_status"];
+    const SOURCES: &'static [&'static str] = &[streams::CASE];
 
+    /// Each case's last status in the batch, written in one statement.
     async fn apply(
         &self,
         tx: &mut PgConnection,
-        event: &RecordedEvent,
-        decoded: &DomainEvent,
+        events: &[(RecordedEvent, DomainEvent)],
     ) -> Result<(), sqlx::Error> {
-        let DomainEvent::Case(case_event) = decoded else {
+        // Case → (its owner if reported in this batch, its last status in this batch).
+        let mut cases: HashMap<Uuid, (Option<String>, Option<CaseStatus>)> = HashMap::new();
+        for (event, decoded) in events {
+            let DomainEvent::Case(case_event) = decoded else {
+                continue;
+            };
+            let status = match case_event {
+                CaseEvent::Reported { report, .. } => {
+                    let case = cases.entry(aggregate_uuid(event)?).or_default();
+                    case.0 = Some(report.health_center_id.to_string());
+                    continue;
+                }
+                CaseEvent::HomeCareStarted { .. } => CaseStatus::HomeCare,
+                CaseEvent::StatusChanged { to, .. } => *to,
+                CaseEvent::Closed { outcome, .. } => CaseStatus::from(*outcome),
+                _ => continue,
+            };
+            cases.entry(aggregate_uuid(event)?).or_default().1 = Some(status);
+        }
+        if cases.is_empty() {
             return Ok(());
-        };
-        let case_id = aggregate_uuid(event)?;
-        let status = match case_event {
-            CaseEvent::Reported { report, .. } => {
-                sqlx::query(
-                    "INSERT INTO case_status (case_id, health_center_id, status) VALUES ($1, $2, $3) \
-                     ON CONFLICT (case_id) DO NOTHING",
-                )
-                .bind(case_id)
-                .bind(report.health_center_id.as_str())
-                .bind(CaseStatus::Reported.to_string())
-                .execute(&mut *tx)
-                .await?;
-                return Ok(());
+        }
+        let (mut reported, mut owners, mut first_statuses) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut moved, mut statuses) = (Vec::new(), Vec::new());
+        for (case_id, (owner, status)) in cases {
+            if let Some(owner) = owner {
+                reported.push(case_id);
+                owners.push(owner);
+                first_statuses.push(status.unwrap_or(CaseStatus::Reported).to_string());
             }
-            CaseEvent::HomeCareStarted { .. } => CaseStatus::HomeCare,
-            CaseEvent::StatusChanged { to, .. } => *to,
-            CaseEvent::Closed { outcome, .. } => CaseStatus::from(*outcome),
-            _ => return Ok(()),
-        };
-        sqlx::query("UPDATE case_status SET status = $2 WHERE case_id = $1")
-            .bind(case_id)
-            .bind(status.to_string())
-            .execute(&mut *tx)
-            .await?;
+            if let Some(status) = status {
+                moved.push(case_id);
+                statuses.push(status.to_string());
+            }
+        }
+        // A case reported in this batch is inserted with its last status; the update
+        // moves those already there (it does not see the rows the insert adds).
+        sqlx::query(
+            "WITH reported AS ( \
+               INSERT INTO case_status (case_id, health_center_id, status) \
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) \
+               ON CONFLICT (case_id) DO NOTHING) \
+             UPDATE case_status c SET status = m.status \
+             FROM unnest($4::uuid[], $5::text[]) AS m(case_id, status) \
+             WHERE c.case_id = m.case_id",
+        )
+        .bind(&reported)
+        .bind(&owners)
+        .bind(&first_statuses)
+        .bind(&moved)
+        .bind(&statuses)
+        .execute(&mut *tx)
+        .await?;
         Ok(())
     }
 }

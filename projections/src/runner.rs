@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use futures_util::{FutureExt, StreamExt};
@@ -30,8 +30,36 @@ use tokio_util::sync::CancellationToken;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Channel on which a committed batch names its projection, for live view streams.
+/// Channel on which a committed batch names its projection, for live view streams: the
+/// payload is the projection's name, then, one per line, the streams whose events the
+/// batch applied, or nothing more when they would not fit in a notification
+/// ([`changed_streams`] reads it).
 pub const VIEWS_CHANNEL: &str = "noroshi_views";
+
+/// Room for the stream ids in a notification's payload (PostgreSQL allows 8,000 bytes).
+const NOTIFICATION_ROOM: usize = 7_500;
+
+/// A [`VIEWS_CHANNEL`] payload: the projection, and the streams the batch applied when
+/// they are listed (`None`: any row may have changed).
+pub fn changed_streams(payload: &str) -> (&str, Option<Vec<&str>>) {
+    let mut lines = payload.split('\n');
+    let projection = lines.next().unwrap_or_default();
+    let streams: Vec<&str> = lines.collect();
+    (projection, (!streams.is_empty()).then_some(streams))
+}
+
+/// The payload announcing a batch of `projection` that applied `streams`.
+fn notification<'a>(projection: &str, streams: impl Iterator<Item = &'a str>) -> String {
+    let mut payload = projection.to_owned();
+    for stream in streams {
+        if payload.len() + stream.len() + 1 > NOTIFICATION_ROOM {
+            return projection.to_owned();
+        }
+        payload.push('\n');
+        payload.push_str(stream);
+    }
+    payload
+}
 
 /// Turns a stored event into a domain event; supplied by the API layer, which owns the
 /// wire format of payloads.
@@ -43,13 +71,19 @@ pub trait Projection: Send + Sync + 'static {
     const NAME: &'static str;
     /// Its tables, emptied (in this order) by a rebuild.
     const TABLES: &'static [&'static str];
+    /// The aggregate types whose streams it reads (`facility`, `case`, `placement`).
+    /// Events of other streams only move its checkpoint along: they are neither
+    /// decoded nor versioned, and a batch of nothing else commits no transaction of
+    /// its own (see [`FLUSH_EVERY`]).
+    const SOURCES: &'static [&'static str];
 
-    /// Applies one event inside the batch's transaction.
+    /// Applies a batch of events, in order, inside the batch's transaction. A projection
+    /// may fold the batch in memory and write each row it changed once, so that a batch
+    /// costs a few round trips to PostgreSQL however many events it holds.
     fn apply(
         &self,
         tx: &mut PgConnection,
-        event: &RecordedEvent,
-        decoded: &DomainEvent,
+        batch: &[(RecordedEvent, DomainEvent)],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
@@ -71,6 +105,18 @@ pub struct RunnerConfig {
 
 /// A sensible [`RunnerConfig::known_versions`]: about 10 MB of stream ids.
 pub const KNOWN_VERSIONS: usize = 100_000;
+
+/// Events of streams a projection does not read are committed with its next batch of
+/// events it does read, or on their own once they have waited this long under a steady
+/// load of other events...
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// ...or once no message has come for this long.
+pub const FLUSH_IDLE: Duration = Duration::from_millis(50);
+
+/// Whether a projection reading `sources` reads `stream`.
+pub fn reads(sources: &[&str], stream: &noroshi_event_store::StreamId) -> bool {
+    sources.contains(&stream.aggregate_type())
+}
 
 /// What a running projection reports; shared with health endpoints.
 #[derive(Debug, Default)]
@@ -216,30 +262,52 @@ async fn next_batch(
     Ok(Some(batch))
 }
 
-/// Where a projection is: the last applied stream sequence, the versions applied per
-/// source stream (read from the database on first use, at most `capacity` of them kept),
-/// and how many messages the stream held beyond the last batch when it was delivered.
+/// Where a projection is: the last committed stream sequence and store position, the
+/// versions applied per source stream (read from the database on first use, at most
+/// `capacity` of them kept), how many messages the stream held beyond the last batch
+/// when it was delivered, and what was consumed since the last commit without touching
+/// the view.
 #[derive(Debug)]
 struct Position {
     checkpoint: u64,
+    store_position: u64,
     versions: HashMap<String, u64>,
     capacity: usize,
     pending: u64,
+    unflushed: Option<Unflushed>,
+}
+
+/// Messages consumed but not committed: all of streams the projection does not read.
+#[derive(Debug, Clone, Copy)]
+struct Unflushed {
+    sequence: u64,
+    store_position: u64,
+    since: Instant,
 }
 
 impl Position {
-    fn new(checkpoint: u64, capacity: usize) -> Self {
+    fn new(checkpoint: u64, store_position: u64, capacity: usize) -> Self {
         Self {
             checkpoint,
+            store_position,
             versions: HashMap::new(),
             capacity,
             pending: 0,
+            unflushed: None,
         }
     }
 
-    /// Remembers a committed batch's versions, forgetting others beyond the capacity:
-    /// any will do, since a forgotten version is read back from the database.
-    fn remember(&mut self, applied: HashMap<String, u64>) {
+    /// The stream sequence and store position consumed so far, committed or not.
+    fn consumed(&self) -> (u64, u64) {
+        self.unflushed
+            .map_or((self.checkpoint, self.store_position), |u| {
+                (u.sequence, u.store_position)
+            })
+    }
+
+    /// Remembers a committed batch, forgetting versions beyond the capacity: any will
+    /// do, since a forgotten version is read back from the database.
+    fn committed(&mut self, applied: HashMap<String, u64>, sequence: u64, store_position: u64) {
         self.versions.extend(applied);
         let excess = self.versions.len().saturating_sub(self.capacity);
         if excess > 0 {
@@ -248,11 +316,23 @@ impl Position {
                 self.versions.remove(&stream);
             }
         }
+        self.checkpoint = sequence;
+        self.store_position = store_position;
+        self.unflushed = None;
+    }
+
+    /// When what was consumed without a commit should be committed on its own.
+    fn flush_at(&self, last_message: Instant) -> Option<Instant> {
+        self.unflushed
+            .map(|u| (u.since + FLUSH_EVERY).min(last_message + FLUSH_IDLE))
     }
 }
 
-/// Applies `batch` and the new checkpoint in one transaction. On failure nothing is
-/// applied and `position` is unchanged.
+/// Applies the events of `batch` that the projection reads, with their versions, the
+/// new checkpoint and a change notification, in one transaction. A batch with none of
+/// them opens no transaction: it only moves the position along in memory, for
+/// [`flush`] or the next batch to commit. On failure nothing is applied and `position`
+/// is unchanged.
 async fn apply_batch<P: Projection>(
     conn: &mut PgConnection,
     projection: &P,
@@ -264,15 +344,14 @@ async fn apply_batch<P: Projection>(
     let mut applied: HashMap<String, u64> = HashMap::new();
     // What this batch applied, per stream: the last version and its position.
     let mut written: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut tx = conn.begin().await?;
-    let mut last_sequence = position.checkpoint;
-    let mut pending = position.pending;
+    let (mut last_sequence, mut store_position) = position.consumed();
+    let mut events = Vec::with_capacity(batch.len());
     for message in batch {
         let info = message
             .info()
             .map_err(|e| ProjectionError::Nats(e.to_string()))?;
         let sequence = info.stream_sequence;
-        pending = info.pending;
+        position.pending = info.pending;
         let headers = message.headers.clone().unwrap_or_default();
         let recorded = decode_event(&headers, message.payload.clone()).map_err(|e| {
             ProjectionError::Malformed {
@@ -281,24 +360,53 @@ async fn apply_batch<P: Projection>(
             }
         })?;
         last_sequence = sequence;
+        store_position = store_position.max(recorded.position);
+        if reads(P::SOURCES, &recorded.stream_id) {
+            events.push(recorded);
+        }
+    }
+    if events.is_empty() {
+        let since = position.unflushed.map_or_else(Instant::now, |u| u.since);
+        position.unflushed = Some(Unflushed {
+            sequence: last_sequence,
+            store_position,
+            since,
+        });
+        return Ok(());
+    }
+    let mut tx = conn.begin().await?;
+    // The last applied version of each stream not in memory, in one query.
+    let unknown: Vec<String> = events
+        .iter()
+        .map(|e| e.stream_id.to_string())
+        .filter(|stream| !position.versions.contains_key(stream))
+        .collect::<std::collections::HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut stored: HashMap<String, u64> = HashMap::new();
+    if !unknown.is_empty() {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT stream_id, version FROM projection_stream_versions \
+             WHERE projection = $1 AND stream_id = ANY($2)",
+        )
+        .bind(P::NAME)
+        .bind(&unknown)
+        .fetch_all(&mut *tx)
+        .await?;
+        stored.extend(
+            rows.into_iter()
+                .map(|(stream, version)| (stream, u64::try_from(version).unwrap_or_default())),
+        );
+    }
+    let mut fresh = Vec::with_capacity(events.len());
+    for recorded in events {
         let stream_id = recorded.stream_id.to_string();
-        let known = applied
+        let last = applied
             .get(&stream_id)
-            .or_else(|| position.versions.get(&stream_id));
-        let last = match known {
-            Some(&version) => version,
-            None => {
-                let stored: Option<i64> = sqlx::query_scalar(
-                    "SELECT version FROM projection_stream_versions \
-                     WHERE projection = $1 AND stream_id = $2",
-                )
-                .bind(P::NAME)
-                .bind(&stream_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                stored.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
-            }
-        };
+            .or_else(|| position.versions.get(&stream_id))
+            .or_else(|| stored.get(&stream_id))
+            .copied()
+            .unwrap_or(0);
         if recorded.version <= last {
             tracing::debug!(
                 projection = P::NAME,
@@ -321,14 +429,14 @@ async fn apply_batch<P: Projection>(
             version: recorded.version,
             source,
         })?;
-        projection.apply(&mut tx, &recorded, &decoded).await?;
         written.insert(stream_id.clone(), (recorded.version, recorded.position));
         applied.insert(stream_id, recorded.version);
+        fresh.push((recorded, decoded));
     }
+    projection.apply(&mut tx, &fresh).await?;
     // The batch's versions, its checkpoint and the notification in one statement.
     // Inside the transaction: PostgreSQL delivers the notification at commit, never for
     // a batch that rolled back. Live view streams re-read on it.
-    let count = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let (streams, (versions, positions)): (Vec<&str>, (Vec<i64>, Vec<i64>)) = written
         .iter()
         .map(|(stream, (version, position))| (stream.as_str(), (count(*version), count(*position))))
@@ -336,28 +444,109 @@ async fn apply_batch<P: Projection>(
     sqlx::query(
         "WITH versions AS ( \
            INSERT INTO projection_stream_versions (projection, stream_id, version, position) \
-           SELECT $1, * FROM unnest($3::text[], $4::bigint[], $5::bigint[]) \
+           SELECT $1, * FROM unnest($4::text[], $5::bigint[], $6::bigint[]) \
            ON CONFLICT (projection, stream_id) DO UPDATE \
              SET version = excluded.version, position = excluded.position), \
          checkpoint AS ( \
-           INSERT INTO projection_checkpoints (projection, stream_sequence) VALUES ($1, $2) \
+           INSERT INTO projection_checkpoints (projection, stream_sequence, position) \
+           VALUES ($1, $2, $3) \
            ON CONFLICT (projection) DO UPDATE \
-             SET stream_sequence = excluded.stream_sequence, updated_at = now()) \
-         SELECT pg_notify($6, $1)",
+             SET stream_sequence = excluded.stream_sequence, position = excluded.position, \
+                 updated_at = now()) \
+         SELECT pg_notify($7, $8)",
     )
     .bind(P::NAME)
     .bind(count(last_sequence))
+    .bind(count(store_position))
     .bind(&streams)
     .bind(&versions)
     .bind(&positions)
     .bind(VIEWS_CHANNEL)
+    .bind(notification(P::NAME, streams.iter().copied()))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    position.remember(applied);
-    position.checkpoint = last_sequence;
-    position.pending = pending;
+    position.committed(applied, last_sequence, store_position);
     Ok(())
+}
+
+/// Commits the checkpoint of messages consumed without a batch of their own. It sends
+/// no notification: no view changed.
+async fn flush<P: Projection>(
+    conn: &mut PgConnection,
+    position: &mut Position,
+) -> Result<(), ProjectionError> {
+    let Some(unflushed) = position.unflushed else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, stream_sequence, position) \
+         VALUES ($1, $2, $3) ON CONFLICT (projection) DO UPDATE \
+         SET stream_sequence = excluded.stream_sequence, position = excluded.position, \
+             updated_at = now()",
+    )
+    .bind(P::NAME)
+    .bind(count(unflushed.sequence))
+    .bind(count(unflushed.store_position))
+    .execute(&mut *conn)
+    .await?;
+    position.committed(HashMap::new(), unflushed.sequence, unflushed.store_position);
+    Ok(())
+}
+
+/// A sequence, version or position as PostgreSQL's bigint.
+fn count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Reads the projection's committed position.
+async fn committed_position(
+    conn: &mut PgConnection,
+    name: &str,
+    capacity: usize,
+) -> Result<Position, ProjectionError> {
+    let (checkpoint, store_position): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce(max(stream_sequence), 0), coalesce(max(position), 0) \
+         FROM projection_checkpoints WHERE projection = $1",
+    )
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await?;
+    let known = |v: i64| u64::try_from(v).unwrap_or_default();
+    Ok(Position::new(
+        known(checkpoint),
+        known(store_position),
+        capacity,
+    ))
+}
+
+/// What the runner does next.
+enum Next {
+    Batch(Vec<jetstream::Message>),
+    Flush,
+    Shutdown,
+}
+
+/// The next batch, or [`Next::Flush`] at `flush_at` if none came before.
+async fn next(
+    messages: &mut Messages,
+    max: usize,
+    shutdown: &CancellationToken,
+    flush_at: Option<Instant>,
+) -> Result<Next, ProjectionError> {
+    let flush = async {
+        match flush_at {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    // Cancelling `next_batch` is safe: it awaits only the first message.
+    tokio::select! {
+        batch = next_batch(messages, max, shutdown) => {
+            Ok(batch?.map_or(Next::Shutdown, Next::Batch))
+        }
+        () = flush => Ok(Next::Flush),
+    }
 }
 
 async fn lead<P: Projection>(
@@ -369,16 +558,7 @@ async fn lead<P: Projection>(
     status: &ProjectionStatus,
     shutdown: &CancellationToken,
 ) -> Result<(), ProjectionError> {
-    let checkpoint: i64 = sqlx::query_scalar(
-        "SELECT coalesce(max(stream_sequence), 0) FROM projection_checkpoints WHERE projection = $1",
-    )
-    .bind(P::NAME)
-    .fetch_one(&mut *conn)
-    .await?;
-    let mut position = Position::new(
-        u64::try_from(checkpoint).unwrap_or_default(),
-        config.known_versions,
-    );
+    let mut position = committed_position(conn, P::NAME, config.known_versions).await?;
     status
         .checkpoint
         .store(position.checkpoint, Ordering::Relaxed);
@@ -389,7 +569,24 @@ async fn lead<P: Projection>(
         "projection running"
     );
     let mut marked = true;
-    while let Some(batch) = next_batch(&mut messages, config.max_batch, shutdown).await? {
+    let mut last_message = Instant::now();
+    loop {
+        let flush_at = position.flush_at(last_message);
+        let batch = match next(&mut messages, config.max_batch, shutdown, flush_at).await? {
+            Next::Batch(batch) => batch,
+            Next::Flush => {
+                flush::<P>(conn, &mut position).await?;
+                continue;
+            }
+            Next::Shutdown => {
+                // Saves a successor replaying what was consumed; losing it loses nothing.
+                if let Err(error) = flush::<P>(conn, &mut position).await {
+                    tracing::debug!(projection = P::NAME, error = %error, "checkpoint not saved at shutdown");
+                }
+                return Ok(());
+            }
+        };
+        last_message = Instant::now();
         apply_batch(conn, projection, decoder, &batch, &mut position).await?;
         if marked && position.pending == 0 {
             // An interrupted rebuild left its mark; caught up, the view is whole again.
@@ -402,18 +599,16 @@ async fn lead<P: Projection>(
             .await?;
             marked = false;
         }
-        status
-            .checkpoint
-            .store(position.checkpoint, Ordering::Relaxed);
+        let (consumed, _) = position.consumed();
+        status.checkpoint.store(consumed, Ordering::Relaxed);
         status.lag.store(position.pending, Ordering::Relaxed);
         tracing::debug!(
             projection = P::NAME,
             events = batch.len(),
-            checkpoint = position.checkpoint,
+            checkpoint = consumed,
             "batch applied"
         );
     }
-    Ok(())
 }
 
 /// Progress of a rebuild: messages applied, of how many the stream held at the start.
@@ -482,8 +677,9 @@ async fn replay<P: Projection>(
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "INSERT INTO projection_checkpoints (projection, stream_sequence, rebuilding) VALUES ($1, 0, true) \
-         ON CONFLICT (projection) DO UPDATE SET stream_sequence = 0, rebuilding = true, updated_at = now()",
+        "INSERT INTO projection_checkpoints (projection, stream_sequence, position, rebuilding) \
+         VALUES ($1, 0, 0, true) ON CONFLICT (projection) DO UPDATE \
+         SET stream_sequence = 0, position = 0, rebuilding = true, updated_at = now()",
     )
     .bind(P::NAME)
     .execute(&mut *tx)
@@ -491,7 +687,7 @@ async fn replay<P: Projection>(
     tx.commit().await?;
     tracing::info!(projection = P::NAME, messages = total, "rebuilding");
 
-    let mut position = Position::new(0, config.known_versions);
+    let mut position = Position::new(0, 0, config.known_versions);
     let mut applied = 0;
     progress(0, total);
     if total > 0 {
@@ -499,6 +695,7 @@ async fn replay<P: Projection>(
         loop {
             let Some(batch) = next_batch(&mut messages, config.max_batch, shutdown).await? else {
                 // Interrupted: the mark stays, and views say the rebuild is unfinished.
+                flush::<P>(conn, &mut position).await?;
                 return Ok(applied);
             };
             apply_batch(conn, projection, decoder, &batch, &mut position).await?;
@@ -508,6 +705,7 @@ async fn replay<P: Projection>(
                 break;
             }
         }
+        flush::<P>(conn, &mut position).await?;
     }
     sqlx::query("UPDATE projection_checkpoints SET rebuilding = false WHERE projection = $1")
         .bind(P::NAME)
@@ -522,14 +720,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_notification_lists_the_streams_it_has_room_for_or_none() {
+        let payload = notification("bed_board", ["facility-a", "facility-b"].into_iter());
+        assert_eq!(
+            changed_streams(&payload),
+            ("bed_board", Some(vec!["facility-a", "facility-b"]))
+        );
+        assert_eq!(changed_streams("bed_board"), ("bed_board", None));
+        let many: Vec<String> = (0..1000).map(|i| format!("facility-{i:05}")).collect();
+        let payload = notification("bed_board", many.iter().map(String::as_str));
+        assert_eq!(payload, "bed_board");
+    }
+
+    #[test]
     fn a_position_forgets_versions_beyond_its_capacity_and_keeps_the_newest_batch() {
-        let mut position = Position::new(0, 3);
+        let mut position = Position::new(0, 0, 3);
         let batch = |streams: &[(&str, u64)]| -> HashMap<String, u64> {
             streams.iter().map(|(s, v)| ((*s).to_owned(), *v)).collect()
         };
-        position.remember(batch(&[("a", 1), ("b", 1)]));
+        position.committed(batch(&[("a", 1), ("b", 1)]), 2, 2);
         assert_eq!(position.versions.len(), 2);
-        position.remember(batch(&[("c", 4), ("d", 2), ("e", 9)]));
+        position.committed(batch(&[("c", 4), ("d", 2), ("e", 9)]), 5, 9);
         assert_eq!(position.versions.len(), 3);
         // Whatever was forgotten, what is kept is exact.
         for (stream, version) in &position.versions {

@@ -51,10 +51,8 @@ async fn main() {
     // The read side has caught up with the registrations before the load starts.
     loop {
         let behind: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM projection_checkpoints c \
-             WHERE coalesce((SELECT max(position) FROM events), 0) \
-                   > coalesce((SELECT max(position) FROM projection_stream_versions p \
-                               WHERE p.projection = c.projection), 0)",
+            "SELECT count(*) FROM projection_checkpoints \
+             WHERE coalesce((SELECT max(position) FROM events), 0) > position",
         )
         .fetch_one(api.db.pool())
         .await
@@ -153,7 +151,7 @@ async fn main() {
                 let (outbox, behind): (i64, i64) = sqlx::query_as(
                     "SELECT (SELECT count(*) FROM event_outbox), \
                        coalesce((SELECT max(position) FROM events), 0) \
-                       - coalesce((SELECT max(position) FROM projection_stream_versions \
+                       - coalesce((SELECT position FROM projection_checkpoints \
                                    WHERE projection = 'bed_board'), 0)",
                 )
                 .fetch_one(&pool)

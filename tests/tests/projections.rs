@@ -17,7 +17,7 @@ use noroshi_domain::placement::Placement;
 use noroshi_domain::placement::PlacementRecord;
 use noroshi_domain::values::PlacementStatus;
 use noroshi_event_store::{EventStore, StoreLimits, StreamId};
-use noroshi_projections::{bed_board, case_board, facility_inbox, placement_queue};
+use noroshi_projections::{View, bed_board, case_board, facility_inbox, placement_queue};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{
     ACTORS, ADMIN, Actor, ApiOptions, HOFU, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, UBE, authed,
@@ -27,21 +27,23 @@ use noroshi_tests::pipeline::Pipeline;
 use noroshi_tests::{NatsServer, TestDatabase, eventually, noroshi_bin};
 use uuid::Uuid;
 
-/// Waits until the projection has applied every committed event of every stream.
+/// Waits until the projection has applied every committed event of every stream it
+/// reads.
 async fn caught_up(db: &TestDatabase, projection: &str) {
     let pool = db.pool().clone();
-    let projection = projection.to_owned();
+    let view = View::parse(projection).expect("a view");
     eventually("the projection catches up", Duration::from_secs(60), || {
         let pool = pool.clone();
-        let projection = projection.clone();
         async move {
             let behind: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM (SELECT stream_id, max(version) AS version FROM events \
-                 GROUP BY stream_id) s LEFT JOIN projection_stream_versions p \
+                 WHERE split_part(stream_id, '-', 1) = ANY($2) GROUP BY stream_id) s \
+                 LEFT JOIN projection_stream_versions p \
                  ON p.stream_id = s.stream_id AND p.projection = $1 \
                  WHERE p.version IS DISTINCT FROM s.version",
             )
-            .bind(&projection)
+            .bind(view.name())
+            .bind(view.sources())
             .fetch_one(&pool)
             .await
             .unwrap();

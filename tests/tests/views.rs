@@ -891,3 +891,87 @@ async fn live_public_stats_update_only_when_a_published_figure_changes() {
     assert_eq!(name, "update");
     assert_eq!(reported(&data), Some(Value::from(5)));
 }
+
+/// Projections move past the streams they do not read without versioning them: a read
+/// of such a view waiting on one of those streams does not wait, and once the flow stops
+/// every projection's checkpoint reaches the end of the stream with no lag left.
+#[tokio::test]
+async fn projections_move_past_streams_they_do_not_read() {
+    let (api, _read_side) = world(Duration::from_millis(500)).await;
+    let mut declared = None;
+    for ready in 1..=5 {
+        declared = Some(
+            api.declare(
+                HOSPITAL,
+                "hofu-central",
+                pb::BedCategory::Moderate,
+                10,
+                ready,
+                0,
+            )
+            .await,
+        );
+    }
+    let (_, facility_after) = after(&declared.expect("declared"));
+
+    // case_board reads cases and placements only: the facility's version is no reason to
+    // wait (it would never be recorded for case_board, so waiting would time out).
+    let (status, board) = api
+        .http_get(
+            Some(HQ),
+            &format!("/api/v1/views/case_board?min_versions={facility_after}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{board}");
+    // bed_board reads it, and shows the last declaration.
+    let (status, board) = api
+        .http_get(
+            Some(HQ),
+            &format!("/api/v1/views/bed_board?category=MODERATE&min_versions={facility_after}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{board}");
+    assert_eq!(
+        json_rows(&board)[&("hofu-central".into(), "MODERATE".into())][1],
+        5
+    );
+
+    let pool = api.db.pool().clone();
+    noroshi_tests::eventually(
+        "every projection reaches the end",
+        Duration::from_secs(10),
+        || {
+            let pool = pool.clone();
+            let api = &api;
+            async move {
+                let sequences: Vec<i64> = sqlx::query_scalar(
+                    "SELECT stream_sequence FROM projection_checkpoints ORDER BY projection",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                let (status, ready) = api.http_get(None, "/readyz").await;
+                assert_eq!(status, 200, "{ready}");
+                let lags: Vec<u64> = ready["projections"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["lag_positions"].as_u64().unwrap())
+                    .collect();
+                sequences.len() == 6
+                    && sequences.iter().all(|s| *s == sequences[0])
+                    && lags.len() == 6
+                    && lags.iter().all(|lag| *lag == 0)
+            }
+        },
+    )
+    .await;
+    let unread: Vec<(String, String)> = sqlx::query_as(
+        "SELECT projection, stream_id FROM projection_stream_versions \
+         WHERE stream_id LIKE 'facility-%' AND projection NOT IN ('bed_board', 'facility_inbox')",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(unread, [], "versions of streams a projection does not read");
+}

@@ -75,7 +75,7 @@ impl Deadlines {
         loop {
             let page = handler.store().read_all(self.cursor, page_size).await?;
             for recorded in &page.events {
-                if recorded.stream_id.aggregate_type() != "placement" {
+                if recorded.stream_id.aggregate_type() != noroshi_domain::streams::PLACEMENT {
                     continue;
                 }
                 let Ok(placement_id) = Uuid::try_parse(recorded.stream_id.aggregate_id()) else {

@@ -15,6 +15,14 @@ pub mod values;
 
 pub use error::{DomainError, Violation, Violations};
 
+/// The aggregate type of each aggregate's event streams (`facility-<id>`, `case-<id>`,
+/// `placement-<id>`).
+pub mod streams {
+    pub const FACILITY: &str = "facility";
+    pub const CASE: &str = "case";
+    pub const PLACEMENT: &str = "placement";
+}
+
 /// An event of any aggregate, as decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {

@@ -26,7 +26,7 @@ pub(crate) trait Aggregate: Clone + Default + Send + Sync + 'static {
 
 impl Aggregate for Facility {
     type Event = FacilityEvent;
-    const TYPE: &'static str = "facility";
+    const TYPE: &'static str = noroshi_domain::streams::FACILITY;
     fn apply(&mut self, event: &FacilityEvent) {
         self.evolve(event);
     }
@@ -43,7 +43,7 @@ impl Aggregate for Facility {
 
 impl Aggregate for Case {
     type Event = CaseEvent;
-    const TYPE: &'static str = "case";
+    const TYPE: &'static str = noroshi_domain::streams::CASE;
     fn apply(&mut self, event: &CaseEvent) {
         self.evolve(event);
     }
@@ -60,7 +60,7 @@ impl Aggregate for Case {
 
 impl Aggregate for Placement {
     type Event = PlacementEvent;
-    const TYPE: &'static str = "placement";
+    const TYPE: &'static str = noroshi_domain::streams::PLACEMENT;
     fn apply(&mut self, event: &PlacementEvent) {
         self.evolve(event);
     }

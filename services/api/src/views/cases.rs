@@ -11,6 +11,8 @@ use noroshi_domain::authz::{
 };
 use noroshi_domain::values::{CaseStatus, FacilityId};
 use noroshi_event_store::StreamId;
+use noroshi_projections::View;
+
 use noroshi_projections::bed_board::BedBoard;
 use noroshi_projections::case_board::{self, CaseBoard, CaseQuery, CaseRow};
 use noroshi_projections::facility_inbox::{self, FacilityInbox, InboxRow};
@@ -20,7 +22,7 @@ use serde::Serialize;
 use time::{Date, OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
-use super::{BedBoardFilter, BedBoardRowView, Update, Views, diff, follow};
+use super::{BedBoardFilter, BedBoardRowView, Changed, Update, Views, diff, follow};
 use crate::audit;
 use crate::error::ApiError;
 use crate::error::store_failure;
@@ -317,7 +319,7 @@ impl Views {
             (ViewScope::Own(own), Some(requested)) if *requested == own => Some(own),
             _ => return Err(ApiError::PermissionDenied),
         };
-        self.ready(principal, &[CaseBoard::NAME], min_versions)
+        self.ready(principal, &[View::CaseBoard], min_versions)
             .await?;
         let stream_sequence = self.checkpoint(CaseBoard::NAME).await?;
         let query = CaseQuery {
@@ -366,7 +368,7 @@ impl Views {
         let mut before = state(&snapshot.rows);
         let read = {
             let (views, principal) = (self.clone(), principal.clone());
-            move || {
+            move |_: Changed| {
                 let (views, principal, filter) = (views.clone(), principal.clone(), filter.clone());
                 async move {
                     views
@@ -459,7 +461,7 @@ impl Views {
         let facility = Self::inbox_facility(principal, facility)?;
         self.ready(
             principal,
-            &[FacilityInbox::NAME, BedBoard::NAME],
+            &[View::FacilityInbox, View::BedBoard],
             min_versions,
         )
         .await?;
@@ -474,6 +476,7 @@ impl Views {
             .bed_board_rows(
                 &ViewScope::Own(facility.clone()),
                 &BedBoardFilter::default(),
+                None,
             )
             .await?;
         let (now, today) = (OffsetDateTime::now_utc(), today());
@@ -520,7 +523,7 @@ impl Views {
         let mut before = contents(&snapshot);
         let read = {
             let (views, principal) = (self.clone(), principal.clone());
-            move || {
+            move |_: Changed| {
                 let (views, principal, facility) =
                     (views.clone(), principal.clone(), facility.clone());
                 async move {
@@ -564,7 +567,7 @@ impl Views {
         page: &Page,
         min_versions: &[(StreamId, u64)],
     ) -> Result<TimelineView, ApiError> {
-        self.ready(principal, &[Timeline::NAME], min_versions)
+        self.ready(principal, &[View::Timeline], min_versions)
             .await?;
         let stream_sequence = self.checkpoint(Timeline::NAME).await?;
         let found = timeline::subject(&self.pool, subject.id())
@@ -641,7 +644,7 @@ impl Views {
         let last = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(after));
         let read = {
             let (views, last) = (self.clone(), last.clone());
-            move || {
+            move |_: Changed| {
                 let (views, principal) = (views.clone(), principal.clone());
                 let from = last.load(std::sync::atomic::Ordering::Relaxed);
                 async move {

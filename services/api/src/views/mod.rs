@@ -12,12 +12,14 @@ use futures_util::Stream;
 use uuid::Uuid;
 
 use noroshi_domain::authz::{Principal, ViewScope, bed_board_scope, placement_queue_scope};
+use noroshi_domain::streams;
 use noroshi_domain::values::{BedCategory, MedicalAreaCode};
 use noroshi_event_store::StreamId;
+use noroshi_projections::View;
 use noroshi_projections::bed_board::{self, BedRow, OCCUPANCY_DEFINITION, Totals};
 use noroshi_projections::placement_queue::{self, PlacementQueue, QueueRow};
 use noroshi_projections::public_stats::{self, PublicStats};
-use noroshi_projections::runner::{Projection, VIEWS_CHANNEL};
+use noroshi_projections::runner::{self, Projection, VIEWS_CHANNEL};
 use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -167,6 +169,27 @@ fn diff<K: Ord + Clone, V: PartialEq>(
         .cloned()
         .collect();
     (!changed.is_empty() || !removed.is_empty()).then_some((changed, removed))
+}
+
+/// The board of `rows` (ordered by facility, then category), with its totals.
+fn board_view(
+    rows: Vec<BedBoardRowView>,
+    stream_sequence: u64,
+    settings: &ViewSettings,
+) -> BedBoardView {
+    let (areas, prefecture) = bed_board::totals(rows.iter().map(|r| &r.row));
+    BedBoardView {
+        rows,
+        areas: areas
+            .iter()
+            .map(|(area, totals)| totals_view(Some(area.clone()), totals))
+            .collect(),
+        prefecture: totals_view(None, &prefecture),
+        occupancy_definition: OCCUPANCY_DEFINITION,
+        stream_sequence,
+        stale_after_seconds: settings.stale_after.whole_seconds(),
+        generated_at: OffsetDateTime::now_utc(),
+    }
 }
 
 /// The delta from `before` to `view`; `None` when no row changed.
@@ -387,20 +410,20 @@ impl Views {
         }
     }
 
-    /// Checks `min_versions` for `principal`, then waits until every projection in
-    /// `projections` has applied them.
+    /// Checks `min_versions` for `principal`, then waits until every view in `views`
+    /// has applied them.
     async fn ready(
         &self,
         principal: &Principal,
-        projections: &[&str],
+        views: &[View],
         min_versions: &[(StreamId, u64)],
     ) -> Result<(), ApiError> {
         if min_versions.is_empty() {
             return Ok(());
         }
         self.check_min_versions(principal, min_versions).await?;
-        for projection in projections {
-            self.wait_for(projection, min_versions).await?;
+        for view in views {
+            self.wait_for(*view, min_versions).await?;
         }
         Ok(())
     }
@@ -459,11 +482,46 @@ impl Views {
         let snapshot = self.bed_board(&principal, &filter, min_versions).await?;
         let mut before = keyed(&snapshot.rows);
         let views = self.clone();
-        let read = move || {
+        // After batches that listed their facilities, only those facilities' rows are
+        // read again; the rest of the caller's board is as it was.
+        let read = move |changed: Changed| {
             let (views, principal, filter) = (views.clone(), principal.clone(), filter.clone());
-            async move { views.bed_board(&principal, &filter, &[]).await }
+            async move {
+                let only = match changed {
+                    Changed::Any => None,
+                    Changed::Streams(streams) => Some(
+                        streams
+                            .iter()
+                            .filter_map(|stream| StreamId::parse(stream).ok())
+                            .filter(|stream| stream.aggregate_type() == streams::FACILITY)
+                            .map(|stream| stream.aggregate_id().to_owned())
+                            .collect::<Vec<String>>(),
+                    ),
+                };
+                let scope = bed_board_scope(&principal);
+                let stream_sequence = views.checkpoint(bed_board::BedBoard::NAME).await?;
+                let rows = views
+                    .bed_board_rows(&scope, &filter, only.as_deref())
+                    .await?;
+                Ok((only, rows, stream_sequence))
+            }
         };
-        let next = move |view: BedBoardView| {
+        let settings = self.settings;
+        let next = move |(only, rows, stream_sequence): (
+            Option<Vec<String>>,
+            Vec<BedBoardRowView>,
+            u64,
+        )| {
+            let mut after = match only {
+                None => BTreeMap::new(),
+                Some(facilities) => before
+                    .iter()
+                    .filter(|((facility, _), _)| !facilities.contains(facility))
+                    .map(|(key, row)| (key.clone(), row.clone()))
+                    .collect(),
+            };
+            after.extend(keyed(&rows));
+            let view = board_view(after.into_values().collect(), stream_sequence, &settings);
             let after = keyed(&view.rows);
             let update = delta(&before, view);
             before = after;
@@ -496,7 +554,7 @@ impl Views {
         };
         let mut before = state(&snapshot.rows);
         let views = self.clone();
-        let read = move || {
+        let read = move |_: Changed| {
             let (views, principal) = (views.clone(), principal.clone());
             async move { views.placement_queue(&principal, &[]).await }
         };
@@ -536,38 +594,35 @@ impl Views {
         if scope == ViewScope::None {
             return Err(ApiError::PermissionDenied);
         }
-        self.ready(principal, &[bed_board::BedBoard::NAME], min_versions)
+        self.ready(principal, &[View::BedBoard], min_versions)
             .await?;
         let stream_sequence = self.checkpoint(bed_board::BedBoard::NAME).await?;
-        let rows = self.bed_board_rows(&scope, filter).await?;
-        let (areas, prefecture) = bed_board::totals(rows.iter().map(|r| &r.row));
-        Ok(BedBoardView {
-            rows,
-            areas: areas
-                .iter()
-                .map(|(area, totals)| totals_view(Some(area.clone()), totals))
-                .collect(),
-            prefecture: totals_view(None, &prefecture),
-            occupancy_definition: OCCUPANCY_DEFINITION,
-            stream_sequence,
-            stale_after_seconds: self.settings.stale_after.whole_seconds(),
-            generated_at: OffsetDateTime::now_utc(),
-        })
+        let rows = self.bed_board_rows(&scope, filter, None).await?;
+        Ok(board_view(rows, stream_sequence, &self.settings))
     }
 
-    /// The `bed_board` rows in `scope` that match `filter`, with what is derived now.
+    /// The `bed_board` rows in `scope` that match `filter` (of the facilities in `only`,
+    /// when given), with what is derived now.
     async fn bed_board_rows(
         &self,
         scope: &ViewScope,
         filter: &BedBoardFilter,
+        only: Option<&[String]>,
     ) -> Result<Vec<BedBoardRowView>, ApiError> {
-        let facility = match scope {
-            ViewScope::All => None,
-            ViewScope::Own(own) => Some(own.as_str()),
-            ViewScope::None => return Ok(Vec::new()),
+        let own;
+        let facilities = match (scope, only) {
+            (ViewScope::All, only) => only,
+            (ViewScope::Own(facility), only) => {
+                own = [facility.to_string()];
+                if only.is_some_and(|only| !only.contains(&own[0])) {
+                    return Ok(Vec::new());
+                }
+                Some(&own[..])
+            }
+            (ViewScope::None, _) => return Ok(Vec::new()),
         };
         let now = OffsetDateTime::now_utc();
-        Ok(bed_board::board(&self.pool, facility)
+        Ok(bed_board::board(&self.pool, facilities)
             .await
             .map_err(store_failure)?
             .into_iter()
@@ -604,7 +659,7 @@ impl Views {
             ViewScope::Own(owner) => Some(owner),
             ViewScope::None => return Err(ApiError::PermissionDenied),
         };
-        self.ready(principal, &[PlacementQueue::NAME], min_versions)
+        self.ready(principal, &[View::PlacementQueue], min_versions)
             .await?;
         let stream_sequence = self.checkpoint(PlacementQueue::NAME).await?;
         let now = OffsetDateTime::now_utc();
@@ -633,7 +688,7 @@ impl Views {
     ) -> Result<PublicStatsView, ApiError> {
         self.ready(
             principal,
-            &[bed_board::BedBoard::NAME, PublicStats::NAME],
+            &[View::BedBoard, View::PublicStats],
             min_versions,
         )
         .await?;
@@ -697,7 +752,7 @@ impl Views {
         let figures = |v: &PublicStatsView| (v.areas.clone(), v.prefecture.clone());
         let mut before = figures(&first);
         let views = self.clone();
-        let read = move || {
+        let read = move |_: Changed| {
             let (views, principal) = (views.clone(), principal.clone());
             async move { views.public_stats(&principal, &[]).await }
         };
@@ -711,19 +766,19 @@ impl Views {
         Ok(follow(changes, ANY_PROJECTION, first, read, next))
     }
 
-    /// Waits until `projection` has applied every `(stream, version)`, at most the
-    /// configured time; then UNAVAILABLE rather than an answer older than the caller's
-    /// own writes.
-    async fn wait_for(
-        &self,
-        projection: &str,
-        min_versions: &[(StreamId, u64)],
-    ) -> Result<(), ApiError> {
-        let streams: Vec<&str> = min_versions.iter().map(|(s, _)| s.as_str()).collect();
-        let versions: Vec<i64> = min_versions
+    /// Waits until `view` has applied every `(stream, version)`, at most the configured
+    /// time; then UNAVAILABLE rather than an answer older than the caller's own writes.
+    /// A stream the view's projection does not read cannot make it older.
+    async fn wait_for(&self, view: View, min_versions: &[(StreamId, u64)]) -> Result<(), ApiError> {
+        let projection = view.name();
+        let (streams, versions): (Vec<&str>, Vec<i64>) = min_versions
             .iter()
-            .map(|(_, v)| i64::try_from(*v).unwrap_or(i64::MAX))
-            .collect();
+            .filter(|(stream, _)| runner::reads(view.sources(), stream))
+            .map(|(stream, version)| (stream.as_str(), i64::try_from(*version).unwrap_or(i64::MAX)))
+            .unzip();
+        if streams.is_empty() {
+            return Ok(());
+        }
         let deadline = tokio::time::Instant::now() + self.settings.read_your_writes_wait;
         loop {
             let behind: i64 = sqlx::query_scalar(
@@ -783,9 +838,7 @@ impl Views {
 pub async fn projection_lag(pool: &PgPool) -> Result<Vec<(String, u64)>, ApiError> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT c.projection, \
-                greatest(coalesce((SELECT max(position) FROM events), 0) \
-                  - coalesce((SELECT max(p.position) FROM projection_stream_versions p \
-                              WHERE p.projection = c.projection), 0), 0) \
+                greatest(coalesce((SELECT max(position) FROM events), 0) - c.position, 0) \
          FROM projection_checkpoints c ORDER BY 1",
     )
     .fetch_all(pool)
@@ -797,9 +850,29 @@ pub async fn projection_lag(pool: &PgPool) -> Result<Vec<(String, u64)>, ApiErro
         .collect())
 }
 
+/// What changed since a live stream last read its view: any row, or only rows from these
+/// source streams (as the projection's notifications listed them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Changed {
+    Any,
+    Streams(BTreeSet<String>),
+}
+
+impl Changed {
+    /// Adds what a notification says changed.
+    fn add(&mut self, streams: Option<Vec<&str>>) {
+        match (&mut *self, streams) {
+            (Self::Streams(known), Some(streams)) => {
+                known.extend(streams.into_iter().map(str::to_owned));
+            }
+            _ => *self = Self::Any,
+        }
+    }
+}
+
 /// Follows a view: `first`, then, after each committed batch of `projection` (or every
-/// [`WATCH_REFRESH`]), a fresh `read` turned by `next` into an update, or into nothing
-/// when the caller's view did not change.
+/// [`WATCH_REFRESH`]), a fresh `read` of what changed, turned by `next` into an update,
+/// or into nothing when the caller's view did not change.
 fn follow<V, U, R, F, N>(
     changes: broadcast::Receiver<String>,
     projection: &'static str,
@@ -810,10 +883,16 @@ fn follow<V, U, R, F, N>(
 where
     V: Send + 'static,
     U: Send + 'static,
-    R: FnMut() -> F + Send + 'static,
+    R: FnMut(Changed) -> F + Send + 'static,
     F: Future<Output = Result<V, ApiError>> + Send,
     N: FnMut(V) -> Option<U> + Send + 'static,
 {
+    // Whether a notification concerns this stream, and what it says changed.
+    let relevant = move |payload: &str| -> Option<Option<Vec<String>>> {
+        let (name, streams) = runner::changed_streams(payload);
+        (projection == ANY_PROJECTION || name == projection)
+            .then(|| streams.map(|s| s.into_iter().map(str::to_owned).collect()))
+    };
     let state = (changes, read, next, Some(first));
     futures_util::stream::unfold(
         state,
@@ -822,20 +901,36 @@ where
                 return Some((Ok(first), (changes, read, next, None)));
             }
             loop {
+                let mut changed = Changed::Streams(BTreeSet::new());
                 tokio::select! {
-                    changed = changes.recv() => match changed {
-                        Ok(name) if projection != ANY_PROJECTION && name != projection => continue,
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    notification = changes.recv() => match notification {
+                        Ok(payload) => match relevant(&payload) {
+                            Some(streams) => changed.add(streams.as_ref().map(|s| s.iter().map(String::as_str).collect())),
+                            None => continue,
+                        },
+                        Err(broadcast::error::RecvError::Lagged(_)) => changed = Changed::Any,
                         Err(broadcast::error::RecvError::Closed) => return None,
                     },
-                    () = tokio::time::sleep(WATCH_REFRESH) => {}
+                    () = tokio::time::sleep(WATCH_REFRESH) => changed = Changed::Any,
                 }
-                // One read covers every batch committed so far: skip the notifications
-                // that queued up meanwhile rather than read once for each.
-                while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) =
-                    changes.try_recv()
-                {}
-                match read().await {
+                // One read covers every batch committed so far: take in the
+                // notifications that queued up meanwhile rather than read once for each.
+                loop {
+                    match changes.try_recv() {
+                        Ok(payload) => {
+                            if let Some(streams) = relevant(&payload) {
+                                changed.add(
+                                    streams
+                                        .as_ref()
+                                        .map(|s| s.iter().map(String::as_str).collect()),
+                                );
+                            }
+                        }
+                        Err(broadcast::error::TryRecvError::Lagged(_)) => changed = Changed::Any,
+                        Err(_) => break,
+                    }
+                }
+                match read(changed).await {
                     Ok(view) => {
                         if let Some(update) = next(view) {
                             return Some((Ok(update), (changes, read, next, None)));
