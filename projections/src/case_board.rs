@@ -2,6 +2,8 @@
 //! priority, the last observation, the deterioration flag and where the latest placement
 //! stands. The rows carry the patient's identity: the API audits every read.
 
+use std::collections::{HashMap, HashSet};
+
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::placement::PlacementEvent;
 use noroshi_domain::values::CaseStatus;
@@ -23,174 +25,337 @@ impl Projection for CaseBoard {
     const TABLES: &'static [&'static str] = &["case_board", "case_board_placements"];
     const SOURCES: &'static [&'static str] = &[streams::CASE, streams::PLACEMENT];
 
+    /// Loads the cases and placements a batch touches in two queries, moves them in
+    /// memory event by event, and writes them back in one statement.
     async fn apply(
         &self,
         tx: &mut PgConnection,
         batch: &[(RecordedEvent, DomainEvent)],
     ) -> Result<(), sqlx::Error> {
+        let mut board = Board::load(tx, batch).await?;
         for (event, decoded) in batch {
-            apply_event(tx, event, decoded).await?;
+            match decoded {
+                DomainEvent::Case(e) => board.apply_case(aggregate_uuid(event)?, e),
+                DomainEvent::Placement(e) => board.apply_placement(aggregate_uuid(event)?, e),
+                DomainEvent::Facility(_) => {}
+            }
         }
-        Ok(())
+        board.write(tx).await
     }
 }
 
-/// Applies one event.
-async fn apply_event(
-    tx: &mut PgConnection,
-    event: &RecordedEvent,
-    decoded: &DomainEvent,
-) -> Result<(), sqlx::Error> {
-    match decoded {
-        DomainEvent::Case(case_event) => apply_case(tx, aggregate_uuid(event)?, case_event).await,
-        DomainEvent::Placement(placement_event) => {
-            apply_placement(tx, aggregate_uuid(event)?, placement_event).await
-        }
-        DomainEvent::Facility(_) => Ok(()),
-    }
+/// The columns of a [`Case`].
+macro_rules! case_columns {
+    () => {
+        "case_id, health_center_id, external_ref, name, name_kana, birth_date, sex, \
+         municipality, risk_factors, severity, needs, priority, priority_overridden, status, \
+         reported_at, last_observed_at, last_spo2, last_temperature, last_on_oxygen, \
+         deteriorated_at, outcome, closed_at"
+    };
 }
 
-async fn apply_case(
-    tx: &mut PgConnection,
+/// A stored row of `case_board`.
+#[derive(Debug, Clone, FromRow)]
+struct Case {
     case_id: Uuid,
-    event: &CaseEvent,
-) -> Result<(), sqlx::Error> {
-    let strings = |set: &mut dyn Iterator<Item = String>| set.collect::<Vec<_>>();
-    let query = match event {
-        CaseEvent::Reported {
+    health_center_id: String,
+    external_ref: Option<String>,
+    name: String,
+    name_kana: Option<String>,
+    birth_date: Date,
+    sex: String,
+    municipality: String,
+    risk_factors: Vec<String>,
+    severity: String,
+    needs: Vec<String>,
+    priority: i32,
+    priority_overridden: bool,
+    status: String,
+    reported_at: OffsetDateTime,
+    last_observed_at: Option<OffsetDateTime>,
+    last_spo2: Option<i32>,
+    last_temperature: Option<i32>,
+    last_on_oxygen: Option<bool>,
+    deteriorated_at: Option<OffsetDateTime>,
+    outcome: Option<String>,
+    closed_at: Option<OffsetDateTime>,
+}
+
+/// A stored row of `case_board_placements`.
+#[derive(Debug, Clone, FromRow)]
+struct Placement {
+    placement_id: Uuid,
+    case_id: Uuid,
+    requested_at: OffsetDateTime,
+    status: String,
+    target: Option<String>,
+}
+
+/// The rows a batch touches: loaded before it, moved by its events, written after.
+#[derive(Debug, Default)]
+struct Board {
+    cases: HashMap<Uuid, Case>,
+    changed_cases: HashSet<Uuid>,
+    placements: HashMap<Uuid, Placement>,
+    changed_placements: HashSet<Uuid>,
+}
+
+fn names<T: ToString>(values: impl IntoIterator<Item = T>) -> Vec<String> {
+    values.into_iter().map(|v| v.to_string()).collect()
+}
+
+impl Board {
+    async fn load(
+        tx: &mut PgConnection,
+        batch: &[(RecordedEvent, DomainEvent)],
+    ) -> Result<Self, sqlx::Error> {
+        let (mut cases, mut placements) = (Vec::new(), Vec::new());
+        for (event, decoded) in batch {
+            match decoded {
+                DomainEvent::Case(_) => cases.push(aggregate_uuid(event)?),
+                DomainEvent::Placement(_) => placements.push(aggregate_uuid(event)?),
+                DomainEvent::Facility(_) => {}
+            }
+        }
+        let mut board = Self::default();
+        if !cases.is_empty() {
+            let rows: Vec<Case> = sqlx::query_as(concat!(
+                "SELECT ",
+                case_columns!(),
+                " FROM case_board WHERE case_id = ANY($1)"
+            ))
+            .bind(&cases)
+            .fetch_all(&mut *tx)
+            .await?;
+            board.cases = rows.into_iter().map(|c| (c.case_id, c)).collect();
+        }
+        if !placements.is_empty() {
+            let rows: Vec<Placement> = sqlx::query_as(
+                "SELECT placement_id, case_id, requested_at, status, target \
+                 FROM case_board_placements WHERE placement_id = ANY($1)",
+            )
+            .bind(&placements)
+            .fetch_all(&mut *tx)
+            .await?;
+            board.placements = rows.into_iter().map(|p| (p.placement_id, p)).collect();
+        }
+        Ok(board)
+    }
+
+    fn apply_case(&mut self, case_id: Uuid, event: &CaseEvent) {
+        if let CaseEvent::Reported {
             report,
             priority,
             reported_at,
             ..
-        } => sqlx::query(
-            "INSERT INTO case_board (case_id, health_center_id, external_ref, name, name_kana, \
-             birth_date, sex, municipality, risk_factors, severity, needs, priority, status, \
-             reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (case_id) DO NOTHING",
-        )
-        .bind(case_id)
-        .bind(report.health_center_id.as_str())
-        .bind(report.external_ref.as_ref().map(ToString::to_string))
-        .bind(report.patient.name.as_str())
-        .bind(report.patient.name_kana.as_ref().map(|n| n.as_str()))
-        .bind(report.patient.birth_date)
-        .bind(report.patient.sex.to_string())
-        .bind(report.municipality.as_str())
-        .bind(strings(
-            &mut report.risk_factors.iter().map(ToString::to_string),
-        ))
-        .bind(report.severity.to_string())
-        .bind(strings(&mut report.needs.iter().map(ToString::to_string)))
-        .bind(i32::from(priority.get()))
-        .bind(CaseStatus::Reported.to_string())
-        .bind(reported_at),
-        CaseEvent::Triaged {
-            severity,
-            risk_factors,
-            needs,
-            priority,
-            ..
-        } => sqlx::query(
-            "UPDATE case_board SET severity = $2, risk_factors = $3, needs = $4, \
-             priority = CASE WHEN priority_overridden THEN priority ELSE $5 END, \
-             deteriorated_at = NULL WHERE case_id = $1",
-        )
-        .bind(case_id)
-        .bind(severity.to_string())
-        .bind(strings(&mut risk_factors.iter().map(ToString::to_string)))
-        .bind(strings(&mut needs.iter().map(ToString::to_string)))
-        .bind(i32::from(priority.get())),
-        CaseEvent::PriorityOverridden { priority, .. } => sqlx::query(
-            "UPDATE case_board SET priority = $2, priority_overridden = true WHERE case_id = $1",
-        )
-        .bind(case_id)
-        .bind(i32::from(priority.get())),
-        CaseEvent::ObservationRecorded(observation) => sqlx::query(
-            "UPDATE case_board SET last_observed_at = $2, last_spo2 = $3, \
-             last_temperature = $4, last_on_oxygen = $5 \
-             WHERE case_id = $1 AND (last_observed_at IS NULL OR last_observed_at <= $2)",
-        )
-        .bind(case_id)
-        .bind(observation.observed_at)
-        .bind(observation.spo2.map(|s| i32::from(s.percent())))
-        .bind(observation.temperature.map(|t| i32::from(t.decicelsius())))
-        .bind(observation.on_oxygen),
-        CaseEvent::DeteriorationFlagged { observed_at, .. } => {
-            sqlx::query("UPDATE case_board SET deteriorated_at = $2 WHERE case_id = $1")
-                .bind(case_id)
-                .bind(observed_at)
+        } = event
+        {
+            if !self.cases.contains_key(&case_id) {
+                self.changed_cases.insert(case_id);
+                self.cases.insert(
+                    case_id,
+                    Case {
+                        case_id,
+                        health_center_id: report.health_center_id.to_string(),
+                        external_ref: report.external_ref.as_ref().map(ToString::to_string),
+                        name: report.patient.name.to_string(),
+                        name_kana: report.patient.name_kana.as_ref().map(ToString::to_string),
+                        birth_date: report.patient.birth_date,
+                        sex: report.patient.sex.to_string(),
+                        municipality: report.municipality.to_string(),
+                        risk_factors: names(&report.risk_factors),
+                        severity: report.severity.to_string(),
+                        needs: names(&report.needs),
+                        priority: i32::from(priority.get()),
+                        priority_overridden: false,
+                        status: CaseStatus::Reported.to_string(),
+                        reported_at: *reported_at,
+                        last_observed_at: None,
+                        last_spo2: None,
+                        last_temperature: None,
+                        last_on_oxygen: None,
+                        deteriorated_at: None,
+                        outcome: None,
+                        closed_at: None,
+                    },
+                );
+            }
+            return;
         }
-        CaseEvent::HomeCareStarted { .. } => {
-            sqlx::query("UPDATE case_board SET status = $2 WHERE case_id = $1")
-                .bind(case_id)
-                .bind(CaseStatus::HomeCare.to_string())
+        let Some(case) = self.cases.get_mut(&case_id) else {
+            return;
+        };
+        match event {
+            CaseEvent::Reported { .. } => return,
+            CaseEvent::Triaged {
+                severity,
+                risk_factors,
+                needs,
+                priority,
+                ..
+            } => {
+                case.severity = severity.to_string();
+                case.risk_factors = names(risk_factors);
+                case.needs = names(needs);
+                if !case.priority_overridden {
+                    case.priority = i32::from(priority.get());
+                }
+                case.deteriorated_at = None;
+            }
+            CaseEvent::PriorityOverridden { priority, .. } => {
+                case.priority = i32::from(priority.get());
+                case.priority_overridden = true;
+            }
+            CaseEvent::ObservationRecorded(observation) => {
+                // A late-recorded older observation does not replace a newer one.
+                if case
+                    .last_observed_at
+                    .is_some_and(|last| last > observation.observed_at)
+                {
+                    return;
+                }
+                case.last_observed_at = Some(observation.observed_at);
+                case.last_spo2 = observation.spo2.map(|s| i32::from(s.percent()));
+                case.last_temperature = observation.temperature.map(|t| i32::from(t.decicelsius()));
+                case.last_on_oxygen = Some(observation.on_oxygen);
+            }
+            CaseEvent::DeteriorationFlagged { observed_at, .. } => {
+                case.deteriorated_at = Some(*observed_at);
+            }
+            CaseEvent::HomeCareStarted { .. } => case.status = CaseStatus::HomeCare.to_string(),
+            CaseEvent::StatusChanged { to, .. } => case.status = to.to_string(),
+            CaseEvent::Closed {
+                outcome, closed_at, ..
+            } => {
+                case.status = CaseStatus::from(*outcome).to_string();
+                case.outcome = Some(outcome.to_string());
+                case.closed_at = Some(*closed_at);
+            }
         }
-        CaseEvent::StatusChanged { to, .. } => {
-            sqlx::query("UPDATE case_board SET status = $2 WHERE case_id = $1")
-                .bind(case_id)
-                .bind(to.to_string())
-        }
-        CaseEvent::Closed {
-            outcome, closed_at, ..
-        } => sqlx::query(
-            "UPDATE case_board SET status = $2, outcome = $3, closed_at = $4 WHERE case_id = $1",
-        )
-        .bind(case_id)
-        .bind(CaseStatus::from(*outcome).to_string())
-        .bind(outcome.to_string())
-        .bind(closed_at),
-    };
-    query.execute(&mut *tx).await?;
-    Ok(())
-}
+        self.changed_cases.insert(case_id);
+    }
 
-async fn apply_placement(
-    tx: &mut PgConnection,
-    placement_id: Uuid,
-    event: &PlacementEvent,
-) -> Result<(), sqlx::Error> {
-    if let PlacementEvent::Requested {
-        case_id,
-        requested_at,
-        ..
-    } = event
-    {
+    fn apply_placement(&mut self, placement_id: Uuid, event: &PlacementEvent) {
+        if let PlacementEvent::Requested {
+            case_id,
+            requested_at,
+            ..
+        } = event
+        {
+            if !self.placements.contains_key(&placement_id) {
+                self.changed_placements.insert(placement_id);
+                self.placements.insert(
+                    placement_id,
+                    Placement {
+                        placement_id,
+                        case_id: *case_id,
+                        requested_at: *requested_at,
+                        status: "REQUESTED".into(),
+                        target: None,
+                    },
+                );
+            }
+            return;
+        }
+        // The target moves only with an offer, a decline or an expiry.
+        let (status, target): (&str, Option<Option<&str>>) = match event {
+            PlacementEvent::Requested { .. } => return,
+            PlacementEvent::Offered { target, .. } => ("OFFERED", Some(Some(target.as_str()))),
+            PlacementEvent::Accepted { .. } => ("ACCEPTED", None),
+            PlacementEvent::Declined { .. } | PlacementEvent::OfferExpired { .. } => {
+                ("REQUESTED", Some(None))
+            }
+            PlacementEvent::TransportArranged(_) => ("TRANSPORT_ARRANGED", None),
+            PlacementEvent::Departed { .. } => ("IN_TRANSIT", None),
+            PlacementEvent::Arrived { .. } => ("ARRIVED", None),
+            PlacementEvent::Cancelled { .. } => ("CANCELLED", None),
+            PlacementEvent::Discharged { .. } => ("DISCHARGED", None),
+        };
+        let Some(placement) = self.placements.get_mut(&placement_id) else {
+            return;
+        };
+        placement.status = status.to_owned();
+        if let Some(target) = target {
+            placement.target = target.map(str::to_owned);
+        }
+        self.changed_placements.insert(placement_id);
+    }
+
+    /// Writes the changed cases and placements in one statement.
+    async fn write(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.changed_cases.is_empty() && self.changed_placements.is_empty() {
+            return Ok(());
+        }
+        let cases: Vec<&Case> = self
+            .changed_cases
+            .iter()
+            .filter_map(|id| self.cases.get(id))
+            .collect();
+        let placements: Vec<&Placement> = self
+            .changed_placements
+            .iter()
+            .filter_map(|id| self.placements.get(id))
+            .collect();
+        // Arrays as JSON, one per row: unnest cannot take an array per row.
+        let json = |values: &[String]| serde_json::Value::from(values.to_vec()).to_string();
+        let column = |f: &dyn Fn(&Case) -> String| cases.iter().map(|c| f(c)).collect::<Vec<_>>();
         sqlx::query(
-            "INSERT INTO case_board_placements (placement_id, case_id, requested_at, status) \
-             VALUES ($1, $2, $3, 'REQUESTED') ON CONFLICT (placement_id) DO NOTHING",
+            "WITH placements AS ( \
+               INSERT INTO case_board_placements (placement_id, case_id, requested_at, status, target) \
+               SELECT * FROM unnest($23::uuid[], $24::uuid[], $25::timestamptz[], $26::text[], $27::text[]) \
+               ON CONFLICT (placement_id) DO UPDATE SET status = excluded.status, target = excluded.target) \
+             INSERT INTO case_board (case_id, health_center_id, external_ref, name, name_kana, \
+               birth_date, sex, municipality, risk_factors, severity, needs, priority, \
+               priority_overridden, status, reported_at, last_observed_at, last_spo2, \
+               last_temperature, last_on_oxygen, deteriorated_at, outcome, closed_at) \
+             SELECT c1, c2, c3, c4, c5, c6, c7, c8, ARRAY(SELECT jsonb_array_elements_text(c9::jsonb)), \
+               c10, ARRAY(SELECT jsonb_array_elements_text(c11::jsonb)), c12, c13, c14, c15, c16, \
+               c17, c18, c19, c20, c21, c22 \
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], \
+               $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::bool[], \
+               $14::text[], $15::timestamptz[], $16::timestamptz[], $17::int[], $18::int[], \
+               $19::bool[], $20::timestamptz[], $21::text[], $22::timestamptz[]) \
+               AS r(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, \
+                    c18, c19, c20, c21, c22) \
+             ON CONFLICT (case_id) DO UPDATE SET risk_factors = excluded.risk_factors, \
+               severity = excluded.severity, needs = excluded.needs, priority = excluded.priority, \
+               priority_overridden = excluded.priority_overridden, status = excluded.status, \
+               last_observed_at = excluded.last_observed_at, last_spo2 = excluded.last_spo2, \
+               last_temperature = excluded.last_temperature, last_on_oxygen = excluded.last_on_oxygen, \
+               deteriorated_at = excluded.deteriorated_at, outcome = excluded.outcome, \
+               closed_at = excluded.closed_at",
         )
-        .bind(placement_id)
-        .bind(case_id)
-        .bind(requested_at)
+        .bind(cases.iter().map(|c| c.case_id).collect::<Vec<_>>())
+        .bind(column(&|c| c.health_center_id.clone()))
+        .bind(cases.iter().map(|c| c.external_ref.clone()).collect::<Vec<_>>())
+        .bind(column(&|c| c.name.clone()))
+        .bind(cases.iter().map(|c| c.name_kana.clone()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.birth_date).collect::<Vec<_>>())
+        .bind(column(&|c| c.sex.clone()))
+        .bind(column(&|c| c.municipality.clone()))
+        .bind(column(&|c| json(&c.risk_factors)))
+        .bind(column(&|c| c.severity.clone()))
+        .bind(column(&|c| json(&c.needs)))
+        .bind(cases.iter().map(|c| c.priority).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.priority_overridden).collect::<Vec<_>>())
+        .bind(column(&|c| c.status.clone()))
+        .bind(cases.iter().map(|c| c.reported_at).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.last_observed_at).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.last_spo2).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.last_temperature).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.last_on_oxygen).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.deteriorated_at).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.outcome.clone()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.closed_at).collect::<Vec<_>>())
+        .bind(placements.iter().map(|p| p.placement_id).collect::<Vec<_>>())
+        .bind(placements.iter().map(|p| p.case_id).collect::<Vec<_>>())
+        .bind(placements.iter().map(|p| p.requested_at).collect::<Vec<_>>())
+        .bind(placements.iter().map(|p| p.status.clone()).collect::<Vec<_>>())
+        .bind(placements.iter().map(|p| p.target.clone()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
-        return Ok(());
+        Ok(())
     }
-    // The target moves only with an offer, a decline or an expiry.
-    let (status, target): (&str, Option<Option<&str>>) = match event {
-        PlacementEvent::Requested { .. } => return Ok(()),
-        PlacementEvent::Offered { target, .. } => ("OFFERED", Some(Some(target.as_str()))),
-        PlacementEvent::Accepted { .. } => ("ACCEPTED", None),
-        PlacementEvent::Declined { .. } | PlacementEvent::OfferExpired { .. } => {
-            ("REQUESTED", Some(None))
-        }
-        PlacementEvent::TransportArranged(_) => ("TRANSPORT_ARRANGED", None),
-        PlacementEvent::Departed { .. } => ("IN_TRANSIT", None),
-        PlacementEvent::Arrived { .. } => ("ARRIVED", None),
-        PlacementEvent::Cancelled { .. } => ("CANCELLED", None),
-        PlacementEvent::Discharged { .. } => ("DISCHARGED", None),
-    };
-    sqlx::query(
-        "UPDATE case_board_placements SET status = $2, \
-         target = CASE WHEN $3 THEN $4 ELSE target END WHERE placement_id = $1",
-    )
-    .bind(placement_id)
-    .bind(status)
-    .bind(target.is_some())
-    .bind(target.flatten())
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 /// One case as the board shows it.

@@ -6,6 +6,8 @@
 //! One row per placement follows it from its request until the patient leaves the
 //! facility; the API shows a facility the rows it is the target of.
 
+use std::collections::{HashMap, HashSet};
+
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::facility::FacilityEvent;
 use noroshi_domain::placement::PlacementEvent;
@@ -32,85 +34,166 @@ impl Projection for FacilityInbox {
     const SOURCES: &'static [&'static str] =
         &[streams::FACILITY, streams::CASE, streams::PLACEMENT];
 
+    /// Loads the placements and cases a batch touches in two queries, moves them in
+    /// memory event by event, and writes them back, with the facilities' areas, in one
+    /// statement.
     async fn apply(
         &self,
         tx: &mut PgConnection,
         batch: &[(RecordedEvent, DomainEvent)],
     ) -> Result<(), sqlx::Error> {
+        let mut inbox = Inbox::load(tx, batch).await?;
         for (event, decoded) in batch {
-            apply_event(tx, event, decoded).await?;
+            match decoded {
+                DomainEvent::Case(e) => inbox.apply_case(aggregate_uuid(event)?, e),
+                DomainEvent::Placement(e) => inbox.apply_placement(aggregate_uuid(event)?, e),
+                DomainEvent::Facility(e) => {
+                    let area = match e {
+                        FacilityEvent::Registered(profile) => profile.medical_area.as_ref(),
+                        FacilityEvent::Updated(changes) => changes.medical_area.as_ref(),
+                        _ => continue,
+                    };
+                    inbox.areas.insert(
+                        event.stream_id.aggregate_id().to_owned(),
+                        area.map(ToString::to_string),
+                    );
+                }
+            }
         }
-        Ok(())
+        inbox.write(tx).await
     }
 }
 
-/// Applies one event.
-async fn apply_event(
-    tx: &mut PgConnection,
-    event: &RecordedEvent,
-    decoded: &DomainEvent,
-) -> Result<(), sqlx::Error> {
-    match decoded {
-        DomainEvent::Case(case_event) => apply_case(tx, aggregate_uuid(event)?, case_event).await,
-        DomainEvent::Placement(placement_event) => {
-            apply_placement(tx, aggregate_uuid(event)?, placement_event).await
-        }
-        DomainEvent::Facility(facility_event) => {
-            let area = match facility_event {
-                FacilityEvent::Registered(profile) => profile.medical_area.as_ref(),
-                FacilityEvent::Updated(changes) => changes.medical_area.as_ref(),
-                _ => return Ok(()),
-            };
-            sqlx::query(
-                "INSERT INTO facility_inbox_areas (facility_id, medical_area) VALUES ($1, $2) \
-                 ON CONFLICT (facility_id) DO UPDATE SET medical_area = excluded.medical_area",
-            )
-            .bind(event.stream_id.aggregate_id())
-            .bind(area.map(|a| a.as_str()))
-            .execute(&mut *tx)
-            .await?;
-            Ok(())
-        }
-    }
-}
-
-async fn apply_case(
-    tx: &mut PgConnection,
-    case_id: Uuid,
-    event: &CaseEvent,
-) -> Result<(), sqlx::Error> {
-    let query = match event {
-        CaseEvent::Reported { report, .. } => sqlx::query(
-            "INSERT INTO facility_inbox_cases (case_id, health_center_id, name, name_kana, \
-             birth_date, sex, phone, severity) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (case_id) DO NOTHING",
-        )
-        .bind(case_id)
-        .bind(report.health_center_id.as_str())
-        .bind(report.patient.name.as_str())
-        .bind(report.patient.name_kana.as_ref().map(|n| n.as_str()))
-        .bind(report.patient.birth_date)
-        .bind(report.patient.sex.to_string())
-        .bind(report.patient.phone.as_ref().map(|p| p.as_str()))
-        .bind(report.severity.to_string()),
-        CaseEvent::Triaged { severity, .. } => {
-            sqlx::query("UPDATE facility_inbox_cases SET severity = $2 WHERE case_id = $1")
-                .bind(case_id)
-                .bind(severity.to_string())
-        }
-        _ => return Ok(()),
+/// The columns of a [`Stored`] row.
+macro_rules! inbox_columns {
+    () => {
+        "placement_id, case_id, category, needs, priority, origin_kind, origin, requested_at, \
+         status, target, offered_at, offer_deadline, accepted_at, hold_deadline, vehicle, \
+         pickup_at, arrived_at"
     };
-    query.execute(&mut *tx).await?;
-    Ok(())
 }
 
-async fn apply_placement(
-    tx: &mut PgConnection,
+/// A stored row of `facility_inbox`.
+#[derive(Debug, Clone, FromRow)]
+struct Stored {
     placement_id: Uuid,
-    event: &PlacementEvent,
-) -> Result<(), sqlx::Error> {
-    let query = match event {
-        PlacementEvent::Requested {
+    case_id: Uuid,
+    category: String,
+    needs: Vec<String>,
+    priority: i32,
+    origin_kind: String,
+    origin: String,
+    requested_at: OffsetDateTime,
+    status: String,
+    target: Option<String>,
+    offered_at: Option<OffsetDateTime>,
+    offer_deadline: Option<OffsetDateTime>,
+    accepted_at: Option<OffsetDateTime>,
+    hold_deadline: Option<OffsetDateTime>,
+    vehicle: Option<String>,
+    pickup_at: Option<OffsetDateTime>,
+    arrived_at: Option<OffsetDateTime>,
+}
+
+/// A stored row of `facility_inbox_cases`.
+#[derive(Debug, Clone, FromRow)]
+struct CaseFacts {
+    case_id: Uuid,
+    health_center_id: String,
+    name: String,
+    name_kana: Option<String>,
+    birth_date: Date,
+    sex: String,
+    phone: Option<String>,
+    severity: String,
+}
+
+/// The rows a batch touches: loaded before it, moved by its events, written after.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// `None`: no such placement (any more).
+    rows: HashMap<Uuid, Option<Stored>>,
+    changed_rows: HashSet<Uuid>,
+    cases: HashMap<Uuid, CaseFacts>,
+    changed_cases: HashSet<Uuid>,
+    /// Medical areas of facilities registered or updated in the batch.
+    areas: HashMap<String, Option<String>>,
+}
+
+impl Inbox {
+    async fn load(
+        tx: &mut PgConnection,
+        batch: &[(RecordedEvent, DomainEvent)],
+    ) -> Result<Self, sqlx::Error> {
+        let (mut cases, mut placements) = (Vec::new(), Vec::new());
+        for (event, decoded) in batch {
+            match decoded {
+                DomainEvent::Case(_) => cases.push(aggregate_uuid(event)?),
+                DomainEvent::Placement(_) => placements.push(aggregate_uuid(event)?),
+                DomainEvent::Facility(_) => {}
+            }
+        }
+        let mut inbox = Self::default();
+        if !placements.is_empty() {
+            let rows: Vec<Stored> = sqlx::query_as(concat!(
+                "SELECT ",
+                inbox_columns!(),
+                " FROM facility_inbox WHERE placement_id = ANY($1)"
+            ))
+            .bind(&placements)
+            .fetch_all(&mut *tx)
+            .await?;
+            inbox.rows = placements.into_iter().map(|id| (id, None)).collect();
+            inbox
+                .rows
+                .extend(rows.into_iter().map(|row| (row.placement_id, Some(row))));
+        }
+        if !cases.is_empty() {
+            let rows: Vec<CaseFacts> = sqlx::query_as(
+                "SELECT case_id, health_center_id, name, name_kana, birth_date, sex, phone, \
+                 severity FROM facility_inbox_cases WHERE case_id = ANY($1)",
+            )
+            .bind(&cases)
+            .fetch_all(&mut *tx)
+            .await?;
+            inbox.cases = rows.into_iter().map(|c| (c.case_id, c)).collect();
+        }
+        Ok(inbox)
+    }
+
+    fn apply_case(&mut self, case_id: Uuid, event: &CaseEvent) {
+        match event {
+            CaseEvent::Reported { report, .. } => {
+                if self.cases.contains_key(&case_id) {
+                    return;
+                }
+                self.cases.insert(
+                    case_id,
+                    CaseFacts {
+                        case_id,
+                        health_center_id: report.health_center_id.to_string(),
+                        name: report.patient.name.to_string(),
+                        name_kana: report.patient.name_kana.as_ref().map(ToString::to_string),
+                        birth_date: report.patient.birth_date,
+                        sex: report.patient.sex.to_string(),
+                        phone: report.patient.phone.as_ref().map(ToString::to_string),
+                        severity: report.severity.to_string(),
+                    },
+                );
+            }
+            CaseEvent::Triaged { severity, .. } => {
+                let Some(case) = self.cases.get_mut(&case_id) else {
+                    return;
+                };
+                case.severity = severity.to_string();
+            }
+            _ => return,
+        }
+        self.changed_cases.insert(case_id);
+    }
+
+    fn apply_placement(&mut self, placement_id: Uuid, event: &PlacementEvent) {
+        if let PlacementEvent::Requested {
             case_id,
             category,
             needs,
@@ -118,74 +201,197 @@ async fn apply_placement(
             origin,
             requested_at,
             ..
-        } => {
+        } = event
+        {
+            if matches!(self.rows.get(&placement_id), Some(Some(_))) {
+                return;
+            }
             let (origin_kind, origin) = crate::origin_columns(origin);
-            sqlx::query(
-                "INSERT INTO facility_inbox (placement_id, case_id, category, needs, priority, \
-                 origin_kind, origin, requested_at, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'REQUESTED') \
-                 ON CONFLICT (placement_id) DO NOTHING",
-            )
-            .bind(placement_id)
-            .bind(case_id)
-            .bind(category.to_string())
-            .bind(needs.iter().map(ToString::to_string).collect::<Vec<_>>())
-            .bind(i32::from(priority.get()))
-            .bind(origin_kind)
-            .bind(origin)
-            .bind(requested_at)
+            self.rows.insert(
+                placement_id,
+                Some(Stored {
+                    placement_id,
+                    case_id: *case_id,
+                    category: category.to_string(),
+                    needs: needs.iter().map(ToString::to_string).collect(),
+                    priority: i32::from(priority.get()),
+                    origin_kind: origin_kind.to_owned(),
+                    origin,
+                    requested_at: *requested_at,
+                    status: "REQUESTED".into(),
+                    target: None,
+                    offered_at: None,
+                    offer_deadline: None,
+                    accepted_at: None,
+                    hold_deadline: None,
+                    vehicle: None,
+                    pickup_at: None,
+                    arrived_at: None,
+                }),
+            );
+            self.changed_rows.insert(placement_id);
+            return;
         }
-        PlacementEvent::Offered {
-            target,
-            offered_at,
-            offer_deadline,
-        } => sqlx::query(
-            "UPDATE facility_inbox SET status = 'OFFERED', target = $2, offered_at = $3, \
-             offer_deadline = $4 WHERE placement_id = $1",
-        )
-        .bind(placement_id)
-        .bind(target.as_str())
-        .bind(offered_at)
-        .bind(offer_deadline),
-        PlacementEvent::Accepted {
-            accepted_at,
-            hold_deadline,
-            ..
-        } => sqlx::query(
-            "UPDATE facility_inbox SET status = 'ACCEPTED', offer_deadline = NULL, \
-             accepted_at = $2, hold_deadline = $3 WHERE placement_id = $1",
-        )
-        .bind(placement_id)
-        .bind(accepted_at)
-        .bind(hold_deadline),
-        PlacementEvent::Declined { .. } | PlacementEvent::OfferExpired { .. } => sqlx::query(
-            "UPDATE facility_inbox SET status = 'REQUESTED', target = NULL, offered_at = NULL, \
-             offer_deadline = NULL WHERE placement_id = $1",
-        )
-        .bind(placement_id),
-        PlacementEvent::TransportArranged(transport) => sqlx::query(
-            "UPDATE facility_inbox SET status = 'TRANSPORT_ARRANGED', vehicle = $2, \
-             pickup_at = $3 WHERE placement_id = $1",
-        )
-        .bind(placement_id)
-        .bind(transport.vehicle.to_string())
-        .bind(transport.pickup_at),
-        PlacementEvent::Departed { .. } => {
-            sqlx::query("UPDATE facility_inbox SET status = 'IN_TRANSIT' WHERE placement_id = $1")
-                .bind(placement_id)
+        let Some(Some(row)) = self.rows.get_mut(&placement_id) else {
+            return;
+        };
+        match event {
+            PlacementEvent::Requested { .. } => return,
+            PlacementEvent::Offered {
+                target,
+                offered_at,
+                offer_deadline,
+            } => {
+                row.status = "OFFERED".into();
+                row.target = Some(target.to_string());
+                row.offered_at = Some(*offered_at);
+                row.offer_deadline = Some(*offer_deadline);
+            }
+            PlacementEvent::Accepted {
+                accepted_at,
+                hold_deadline,
+                ..
+            } => {
+                row.status = "ACCEPTED".into();
+                row.offer_deadline = None;
+                row.accepted_at = Some(*accepted_at);
+                row.hold_deadline = Some(*hold_deadline);
+            }
+            PlacementEvent::Declined { .. } | PlacementEvent::OfferExpired { .. } => {
+                row.status = "REQUESTED".into();
+                row.target = None;
+                row.offered_at = None;
+                row.offer_deadline = None;
+            }
+            PlacementEvent::TransportArranged(transport) => {
+                row.status = "TRANSPORT_ARRANGED".into();
+                row.vehicle = Some(transport.vehicle.to_string());
+                row.pickup_at = transport.pickup_at;
+            }
+            PlacementEvent::Departed { .. } => row.status = "IN_TRANSIT".into(),
+            PlacementEvent::Arrived { arrived_at, .. } => {
+                row.status = "ARRIVED".into();
+                row.hold_deadline = None;
+                row.arrived_at = Some(*arrived_at);
+            }
+            PlacementEvent::Cancelled { .. } | PlacementEvent::Discharged { .. } => {
+                self.rows.insert(placement_id, None);
+            }
         }
-        PlacementEvent::Arrived { arrived_at, .. } => sqlx::query(
-            "UPDATE facility_inbox SET status = 'ARRIVED', hold_deadline = NULL, \
-             arrived_at = $2 WHERE placement_id = $1",
-        )
-        .bind(placement_id)
-        .bind(arrived_at),
-        PlacementEvent::Cancelled { .. } | PlacementEvent::Discharged { .. } => {
-            sqlx::query("DELETE FROM facility_inbox WHERE placement_id = $1").bind(placement_id)
+        self.changed_rows.insert(placement_id);
+    }
+
+    /// Writes the areas, the changed cases and rows, and the removals in one statement.
+    async fn write(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.areas.is_empty() && self.changed_cases.is_empty() && self.changed_rows.is_empty() {
+            return Ok(());
         }
-    };
-    query.execute(&mut *tx).await?;
-    Ok(())
+        let (facilities, areas): (Vec<&str>, Vec<Option<&str>>) = self
+            .areas
+            .iter()
+            .map(|(facility, area)| (facility.as_str(), area.as_deref()))
+            .unzip();
+        let cases: Vec<&CaseFacts> = self
+            .changed_cases
+            .iter()
+            .filter_map(|id| self.cases.get(id))
+            .collect();
+        let (mut rows, mut removed) = (Vec::new(), Vec::new());
+        for id in &self.changed_rows {
+            match self.rows.get(id) {
+                Some(Some(row)) => rows.push(row),
+                _ => removed.push(*id),
+            }
+        }
+        sqlx::query(
+            "WITH areas AS ( \
+               INSERT INTO facility_inbox_areas (facility_id, medical_area) \
+               SELECT * FROM unnest($1::text[], $2::text[]) \
+               ON CONFLICT (facility_id) DO UPDATE SET medical_area = excluded.medical_area), \
+             cases AS ( \
+               INSERT INTO facility_inbox_cases (case_id, health_center_id, name, name_kana, \
+                 birth_date, sex, phone, severity) \
+               SELECT * FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::date[], \
+                 $8::text[], $9::text[], $10::text[]) \
+               ON CONFLICT (case_id) DO UPDATE SET severity = excluded.severity), \
+             removed AS ( \
+               DELETE FROM facility_inbox i USING unnest($11::uuid[]) AS r(id) \
+               WHERE i.placement_id = r.id) \
+             INSERT INTO facility_inbox (placement_id, case_id, category, needs, priority, \
+               origin_kind, origin, requested_at, status, target, offered_at, offer_deadline, \
+               accepted_at, hold_deadline, vehicle, pickup_at, arrived_at) \
+             SELECT p, c, cat, ARRAY(SELECT jsonb_array_elements_text(n::jsonb)), pr, ok, org, \
+               ra, st, t, oa, od, aa, hd, v, pa, ar \
+             FROM unnest($12::uuid[], $13::uuid[], $14::text[], $15::text[], $16::int[], \
+               $17::text[], $18::text[], $19::timestamptz[], $20::text[], $21::text[], \
+               $22::timestamptz[], $23::timestamptz[], $24::timestamptz[], $25::timestamptz[], \
+               $26::text[], $27::timestamptz[], $28::timestamptz[]) \
+               AS r(p, c, cat, n, pr, ok, org, ra, st, t, oa, od, aa, hd, v, pa, ar) \
+             ON CONFLICT (placement_id) DO UPDATE SET status = excluded.status, \
+               target = excluded.target, offered_at = excluded.offered_at, \
+               offer_deadline = excluded.offer_deadline, accepted_at = excluded.accepted_at, \
+               hold_deadline = excluded.hold_deadline, vehicle = excluded.vehicle, \
+               pickup_at = excluded.pickup_at, arrived_at = excluded.arrived_at",
+        )
+        .bind(&facilities)
+        .bind(&areas)
+        .bind(cases.iter().map(|c| c.case_id).collect::<Vec<_>>())
+        .bind(
+            cases
+                .iter()
+                .map(|c| c.health_center_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())
+        .bind(
+            cases
+                .iter()
+                .map(|c| c.name_kana.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(cases.iter().map(|c| c.birth_date).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.sex.as_str()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.phone.as_deref()).collect::<Vec<_>>())
+        .bind(
+            cases
+                .iter()
+                .map(|c| c.severity.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(&removed)
+        .bind(rows.iter().map(|r| r.placement_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.case_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.category.as_str()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| serde_json::Value::from(r.needs.clone()).to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.origin_kind.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.origin.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.requested_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.target.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.offered_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.offer_deadline).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.accepted_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.hold_deadline).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.vehicle.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.pickup_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.arrived_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
 }
 
 /// One placement addressed to a facility, with the case facts it may see. Identity

@@ -99,10 +99,13 @@ impl Queue {
         if placements.is_empty() && cases.is_empty() {
             return Ok(queue);
         }
+        // Two index lookups; an OR would plan as a scan of the whole queue.
         let rows: Vec<QueueRow> = sqlx::query_as(concat!(
             "SELECT ",
             queue_columns!(),
-            " FROM placement_queue WHERE placement_id = ANY($1) OR case_id = ANY($2)"
+            " FROM placement_queue WHERE placement_id = ANY($1) UNION ALL SELECT ",
+            queue_columns!(),
+            " FROM placement_queue WHERE case_id = ANY($2)"
         ))
         .bind(&placements)
         .bind(&reported)

@@ -161,6 +161,7 @@ pub async fn run<P: Projection>(
     status: Arc<ProjectionStatus>,
     shutdown: CancellationToken,
 ) {
+    let database = with_session_settings(database);
     let key = lock_key(P::NAME);
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -196,6 +197,14 @@ pub async fn run<P: Projection>(
             }
         }
     }
+}
+
+/// The leader's connection plans its statements as the event store's pools do
+/// ([`noroshi_event_store::SESSION_SETTINGS`]): every statement here is a keyed lookup or
+/// write, and a custom plan made from the statistics of a table still nearly empty (as
+/// during a rebuild) scans the whole table for each batch.
+fn with_session_settings(database: PgConnectOptions) -> PgConnectOptions {
+    database.options(noroshi_event_store::SESSION_SETTINGS.iter().copied())
 }
 
 /// Advisory-lock key of a projection: `"noroshi\x02"` and a hash of its name.
@@ -627,6 +636,7 @@ pub async fn rebuild<P: Projection>(
     progress: Progress<'_>,
     shutdown: CancellationToken,
 ) -> Result<u64, ProjectionError> {
+    let database = with_session_settings(database);
     let key = lock_key(P::NAME);
     let Some(mut leadership) =
         Leadership::acquire(&database, key, config.leader_retry_interval, &shutdown).await

@@ -96,9 +96,13 @@ impl Subjects {
         ids.sort_unstable();
         ids.dedup();
         let rows: Vec<SubjectRow> = sqlx::query_as(
+            // Two index lookups; an OR would plan as a scan of every subject.
             "SELECT subject_id, kind, case_id, case_owner, facilities FROM timeline_subjects \
              WHERE subject_id = ANY($1) \
-                OR subject_id IN (SELECT case_id FROM timeline_subjects WHERE subject_id = ANY($1))",
+             UNION ALL \
+             SELECT c.subject_id, c.kind, c.case_id, c.case_owner, c.facilities \
+             FROM timeline_subjects p JOIN timeline_subjects c ON c.subject_id = p.case_id \
+             WHERE p.subject_id = ANY($1)",
         )
         .bind(&ids)
         .fetch_all(&mut *tx)
