@@ -245,30 +245,61 @@ async fn open(
     consumer.messages().await.map_err(|e| nats_error(&e))
 }
 
-/// The next batch: waits for one message, then takes whatever else has arrived, up to
-/// `max`. `None` at shutdown.
-async fn next_batch(
+/// How long a batch waits for more messages while the consumer is behind: a catching-up
+/// projection then commits large batches rather than whatever the last fetch brought.
+/// A projection that is live (nothing more on the server) never waits.
+const BACKLOG_FILL: Duration = Duration::from_millis(50);
+
+/// The next batch: waits for one message (or shutdown, or `flush_at`), then takes
+/// whatever else has arrived, up to `max`, and, while the server says more is pending,
+/// what comes within [`BACKLOG_FILL`].
+async fn next(
     messages: &mut Messages,
     max: usize,
     shutdown: &CancellationToken,
-) -> Result<Option<Vec<jetstream::Message>>, ProjectionError> {
+    flush_at: Option<Instant>,
+) -> Result<Next, ProjectionError> {
+    let flush = async {
+        match flush_at {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    // Only the first message is awaited under the select: nothing taken is dropped.
     let first = tokio::select! {
-        () = shutdown.cancelled() => return Ok(None),
+        () = shutdown.cancelled() => return Ok(Next::Shutdown),
+        () = flush => return Ok(Next::Flush),
         next = messages.next() => next,
     };
+    let nats = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
     let Some(first) = first else {
         return Err(ProjectionError::Nats("the consumer ended".into()));
     };
-    let mut batch = vec![first.map_err(|e| ProjectionError::Nats(e.to_string()))?];
+    let mut batch = vec![first.map_err(|e| nats(&e))?];
+    let fill_until = tokio::time::Instant::now() + BACKLOG_FILL;
     while batch.len() < max {
-        match messages.next().now_or_never() {
-            Some(Some(message)) => {
-                batch.push(message.map_err(|e| ProjectionError::Nats(e.to_string()))?);
+        let message = match messages.next().now_or_never() {
+            Some(message) => message,
+            None => {
+                let behind = batch
+                    .last()
+                    .and_then(|m| m.info().ok())
+                    .is_some_and(|info| info.pending > 0);
+                if !behind {
+                    break;
+                }
+                match tokio::time::timeout_at(fill_until, messages.next()).await {
+                    Ok(message) => message,
+                    Err(_) => break,
+                }
             }
-            _ => break,
-        }
+        };
+        let Some(message) = message else {
+            break;
+        };
+        batch.push(message.map_err(|e| nats(&e))?);
     }
-    Ok(Some(batch))
+    Ok(Next::Batch(batch))
 }
 
 /// Where a projection is: the last committed stream sequence and store position, the
@@ -536,28 +567,6 @@ enum Next {
     Shutdown,
 }
 
-/// The next batch, or [`Next::Flush`] at `flush_at` if none came before.
-async fn next(
-    messages: &mut Messages,
-    max: usize,
-    shutdown: &CancellationToken,
-    flush_at: Option<Instant>,
-) -> Result<Next, ProjectionError> {
-    let flush = async {
-        match flush_at {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
-            None => std::future::pending().await,
-        }
-    };
-    // Cancelling `next_batch` is safe: it awaits only the first message.
-    tokio::select! {
-        batch = next_batch(messages, max, shutdown) => {
-            Ok(batch?.map_or(Next::Shutdown, Next::Batch))
-        }
-        () = flush => Ok(Next::Flush),
-    }
-}
-
 async fn lead<P: Projection>(
     conn: &mut PgConnection,
     nats: &async_nats::Client,
@@ -703,7 +712,8 @@ async fn replay<P: Projection>(
     if total > 0 {
         let mut messages = open(nats, config, 0).await?;
         loop {
-            let Some(batch) = next_batch(&mut messages, config.max_batch, shutdown).await? else {
+            let Next::Batch(batch) = next(&mut messages, config.max_batch, shutdown, None).await?
+            else {
                 // Interrupted: the mark stays, and views say the rebuild is unfinished.
                 flush::<P>(conn, &mut position).await?;
                 return Ok(applied);
