@@ -109,14 +109,7 @@ impl Board {
         tx: &mut PgConnection,
         batch: &[(RecordedEvent, DomainEvent)],
     ) -> Result<Self, sqlx::Error> {
-        let (mut cases, mut placements) = (Vec::new(), Vec::new());
-        for (event, decoded) in batch {
-            match decoded {
-                DomainEvent::Case(_) => cases.push(aggregate_uuid(event)?),
-                DomainEvent::Placement(_) => placements.push(aggregate_uuid(event)?),
-                DomainEvent::Facility(_) => {}
-            }
-        }
+        let (cases, placements) = crate::case_and_placement_ids(batch)?;
         let mut board = Self::default();
         if !cases.is_empty() {
             let rows: Vec<Case> = sqlx::query_as(concat!(

@@ -49,6 +49,22 @@ pub(crate) fn aggregate_uuid(event: &RecordedEvent) -> Result<uuid::Uuid, sqlx::
         .map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
+/// The ids of the cases and of the placements whose events are in `batch`.
+pub(crate) fn case_and_placement_ids(
+    batch: &[(RecordedEvent, noroshi_domain::DomainEvent)],
+) -> Result<(Vec<uuid::Uuid>, Vec<uuid::Uuid>), sqlx::Error> {
+    use noroshi_domain::DomainEvent;
+    let (mut cases, mut placements) = (Vec::new(), Vec::new());
+    for (event, decoded) in batch {
+        match decoded {
+            DomainEvent::Case(_) => cases.push(aggregate_uuid(event)?),
+            DomainEvent::Placement(_) => placements.push(aggregate_uuid(event)?),
+            DomainEvent::Facility(_) => {}
+        }
+    }
+    Ok((cases, placements))
+}
+
 /// Every view with a read model of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
