@@ -164,7 +164,7 @@ async fn main() {
         events as f64 / seconds
     );
 
-    // Every view, one after the other, as `noroshi rebuild --all`.
+    // Every view at once, as `noroshi rebuild --all`.
     let runner_config = RunnerConfig {
         stream: config.stream.name.clone(),
         filter_subject: "noroshi.*.events.>".into(),
@@ -175,26 +175,31 @@ async fn main() {
     };
     let database = PgConnectOptions::from_str(api.db.url()).unwrap();
     let started = Instant::now();
-    for view in View::ALL {
-        let view_started = Instant::now();
-        let applied = view
-            .rebuild(
-                database.clone(),
-                nats.client().await,
-                runner_config.clone(),
-                noroshi_api::convert::events::decoder(),
-                &|_, _| {},
-                CancellationToken::new(),
-            )
-            .await
-            .unwrap();
-        let seconds = view_started.elapsed().as_secs_f64();
-        println!(
-            "  {:<16} {applied} events in {seconds:.1} s ({:.0} events/s)",
-            view.name(),
-            applied as f64 / seconds
-        );
-    }
+    let client = nats.client().await;
+    let rebuilds = View::ALL.iter().map(|view| {
+        let (database, client, runner_config) =
+            (database.clone(), client.clone(), runner_config.clone());
+        async move {
+            let applied = view
+                .rebuild(
+                    database,
+                    client,
+                    runner_config,
+                    noroshi_api::convert::events::decoder(),
+                    &|_, _| {},
+                    CancellationToken::new(),
+                )
+                .await
+                .unwrap();
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "  {:<16} {applied} events, done after {seconds:.1} s ({:.0} events/s)",
+                view.name(),
+                applied as f64 / seconds
+            );
+        }
+    });
+    futures_util::future::join_all(rebuilds).await;
     let seconds = started.elapsed().as_secs_f64();
     let rebuild_rate = events as f64 / seconds;
     println!(

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use noroshi_event_store::wire::SubjectPrefix;
 use noroshi_projections::View;
 use noroshi_projections::runner::RunnerConfig;
@@ -44,42 +44,43 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
             interrupt.cancel();
         }
     });
-    for view in views {
-        let bar = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template(
-                "{msg:>12} [{bar:40}] {pos}/{len} events  {per_sec}  ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+    // Every view at once: each has its own leadership, consumer and tables, and a rebuild
+    // mostly waits on round trips, so they overlap well.
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template(
+        "{msg:>16} [{bar:40}] {pos}/{len} events  {per_sec}  ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let rebuilds = views.into_iter().map(|view| {
+        let bar = bars.add(ProgressBar::new(0).with_style(style.clone()));
+        bar.set_message(view.name());
+        let (database, nats, config, decoder, shutdown) = (
+            database.clone(),
+            nats.clone(),
+            config.clone(),
+            decoder.clone(),
+            shutdown.clone(),
         );
-        let progress = {
-            let bar = bar.clone();
-            move |done: u64, total: u64| {
+        async move {
+            let progress = |done: u64, total: u64| {
                 bar.set_length(total);
                 bar.set_position(done);
-            }
-        };
-        bar.set_message(view.name());
-        let applied = view
-            .rebuild(
-                database.clone(),
-                nats.clone(),
-                config.clone(),
-                decoder.clone(),
-                &progress,
-                shutdown.clone(),
-            )
-            .await
-            .map_err(ServeError::Rebuild)?;
-        bar.finish();
-        if shutdown.is_cancelled() {
-            tracing::warn!(
-                applied,
-                "rebuild interrupted; the view stays marked as rebuilding until a projection catches up"
-            );
-            break;
+            };
+            let applied = view
+                .rebuild(database, nats, config, decoder, &progress, shutdown)
+                .await
+                .map_err(ServeError::Rebuild)?;
+            bar.finish();
+            tracing::info!(view = view.name(), applied, "view rebuilt");
+            Ok::<_, ServeError>(applied)
         }
-        tracing::info!(view = view.name(), applied, "view rebuilt");
+    });
+    futures_util::future::try_join_all(rebuilds).await?;
+    if shutdown.is_cancelled() {
+        tracing::warn!(
+            "rebuild interrupted; the views stay marked as rebuilding until a projection catches up"
+        );
     }
     Ok(())
 }
