@@ -141,14 +141,9 @@ pub struct BedBoardDelta {
 
 type RowKey = (String, String);
 
-fn keyed(rows: &[BedBoardRowView]) -> BTreeMap<RowKey, BedBoardRowView> {
-    rows.iter()
-        .map(|r| {
-            (
-                (r.row.facility_id.clone(), r.row.category.clone()),
-                r.clone(),
-            )
-        })
+fn keyed(rows: impl IntoIterator<Item = BedBoardRowView>) -> BTreeMap<RowKey, BedBoardRowView> {
+    rows.into_iter()
+        .map(|r| ((r.row.facility_id.clone(), r.row.category.clone()), r))
         .collect()
 }
 
@@ -171,43 +166,39 @@ fn diff<K: Ord + Clone, V: PartialEq>(
     (!changed.is_empty() || !removed.is_empty()).then_some((changed, removed))
 }
 
-/// The board of `rows` (ordered by facility, then category), with its totals.
-fn board_view(
-    rows: Vec<BedBoardRowView>,
-    stream_sequence: u64,
-    settings: &ViewSettings,
-) -> BedBoardView {
-    let (areas, prefecture) = bed_board::totals(rows.iter().map(|r| &r.row));
-    BedBoardView {
-        rows,
-        areas: areas
-            .iter()
-            .map(|(area, totals)| totals_view(Some(area.clone()), totals))
-            .collect(),
-        prefecture: totals_view(None, &prefecture),
-        occupancy_definition: OCCUPANCY_DEFINITION,
-        stream_sequence,
-        stale_after_seconds: settings.stale_after.whole_seconds(),
-        generated_at: OffsetDateTime::now_utc(),
-    }
+/// The totals per medical area and for the prefecture of `rows`.
+fn totals_views<'a>(
+    rows: impl IntoIterator<Item = &'a BedBoardRowView>,
+) -> (Vec<BedTotalsView>, BedTotalsView) {
+    let (areas, prefecture) = bed_board::totals(rows.into_iter().map(|r| &r.row));
+    let areas = areas
+        .iter()
+        .map(|(area, totals)| totals_view(Some(area.clone()), totals))
+        .collect();
+    (areas, totals_view(None, &prefecture))
 }
 
-/// The delta from `before` to `view`; `None` when no row changed.
-fn delta(before: &BTreeMap<RowKey, BedBoardRowView>, view: BedBoardView) -> Option<BedBoardDelta> {
-    let after = keyed(&view.rows);
-    let (changed, removed) = diff(before, &after)?;
-    let rows: Vec<BedBoardRowView> = after
-        .into_iter()
-        .filter(|(key, _)| changed.contains(key))
-        .map(|(_, row)| row)
+/// The delta from the board `before` to the board `after`, with the totals of `after`;
+/// `None` when no row changed.
+fn delta(
+    before: &BTreeMap<RowKey, BedBoardRowView>,
+    after: &BTreeMap<RowKey, BedBoardRowView>,
+    stream_sequence: u64,
+) -> Option<BedBoardDelta> {
+    let (changed, removed) = diff(before, after)?;
+    let rows: Vec<BedBoardRowView> = changed
+        .iter()
+        .filter_map(|key| after.get(key))
+        .cloned()
         .collect();
+    let (areas, prefecture) = totals_views(after.values());
     Some(BedBoardDelta {
         rows,
         removed,
-        areas: view.areas,
-        prefecture: view.prefecture,
-        stream_sequence: view.stream_sequence,
-        generated_at: view.generated_at,
+        areas,
+        prefecture,
+        stream_sequence,
+        generated_at: OffsetDateTime::now_utc(),
     })
 }
 
@@ -480,7 +471,7 @@ impl Views {
         // Subscribed before the snapshot is read, so no change falls in between.
         let changes = self.subscribe().await;
         let snapshot = self.bed_board(&principal, &filter, min_versions).await?;
-        let mut before = keyed(&snapshot.rows);
+        let mut before = keyed(snapshot.rows.iter().cloned());
         let views = self.clone();
         // After batches that listed their facilities, only those facilities' rows are
         // read again; the rest of the caller's board is as it was.
@@ -506,7 +497,6 @@ impl Views {
                 Ok((only, rows, stream_sequence))
             }
         };
-        let settings = self.settings;
         let next = move |(only, rows, stream_sequence): (
             Option<Vec<String>>,
             Vec<BedBoardRowView>,
@@ -520,10 +510,8 @@ impl Views {
                     .map(|(key, row)| (key.clone(), row.clone()))
                     .collect(),
             };
-            after.extend(keyed(&rows));
-            let view = board_view(after.into_values().collect(), stream_sequence, &settings);
-            let after = keyed(&view.rows);
-            let update = delta(&before, view);
+            after.extend(keyed(rows));
+            let update = delta(&before, &after, stream_sequence);
             before = after;
             update.map(Update::Delta)
         };
@@ -598,7 +586,16 @@ impl Views {
             .await?;
         let stream_sequence = self.checkpoint(bed_board::BedBoard::NAME).await?;
         let rows = self.bed_board_rows(&scope, filter, None).await?;
-        Ok(board_view(rows, stream_sequence, &self.settings))
+        let (areas, prefecture) = totals_views(&rows);
+        Ok(BedBoardView {
+            rows,
+            areas,
+            prefecture,
+            occupancy_definition: OCCUPANCY_DEFINITION,
+            stream_sequence,
+            stale_after_seconds: self.settings.stale_after.whole_seconds(),
+            generated_at: OffsetDateTime::now_utc(),
+        })
     }
 
     /// The `bed_board` rows in `scope` that match `filter` (of the facilities in `only`,
@@ -859,14 +856,20 @@ pub(crate) enum Changed {
 }
 
 impl Changed {
-    /// Adds what a notification says changed.
-    fn add(&mut self, streams: Option<Vec<&str>>) {
+    /// Takes in what a notification `payload` says changed, if it concerns `projection`
+    /// (or `projection` is [`ANY_PROJECTION`]); whether it did.
+    fn note(&mut self, projection: &str, payload: &str) -> bool {
+        let (name, streams) = runner::changed_streams(payload);
+        if projection != ANY_PROJECTION && name != projection {
+            return false;
+        }
         match (&mut *self, streams) {
             (Self::Streams(known), Some(streams)) => {
                 known.extend(streams.into_iter().map(str::to_owned));
             }
             _ => *self = Self::Any,
         }
+        true
     }
 }
 
@@ -887,12 +890,6 @@ where
     F: Future<Output = Result<V, ApiError>> + Send,
     N: FnMut(V) -> Option<U> + Send + 'static,
 {
-    // Whether a notification concerns this stream, and what it says changed.
-    let relevant = move |payload: &str| -> Option<Option<Vec<String>>> {
-        let (name, streams) = runner::changed_streams(payload);
-        (projection == ANY_PROJECTION || name == projection)
-            .then(|| streams.map(|s| s.into_iter().map(str::to_owned).collect()))
-    };
     let state = (changes, read, next, Some(first));
     futures_util::stream::unfold(
         state,
@@ -904,10 +901,11 @@ where
                 let mut changed = Changed::Streams(BTreeSet::new());
                 tokio::select! {
                     notification = changes.recv() => match notification {
-                        Ok(payload) => match relevant(&payload) {
-                            Some(streams) => changed.add(streams.as_ref().map(|s| s.iter().map(String::as_str).collect())),
-                            None => continue,
-                        },
+                        Ok(payload) => {
+                            if !changed.note(projection, &payload) {
+                                continue;
+                            }
+                        }
                         Err(broadcast::error::RecvError::Lagged(_)) => changed = Changed::Any,
                         Err(broadcast::error::RecvError::Closed) => return None,
                     },
@@ -918,13 +916,7 @@ where
                 loop {
                     match changes.try_recv() {
                         Ok(payload) => {
-                            if let Some(streams) = relevant(&payload) {
-                                changed.add(
-                                    streams
-                                        .as_ref()
-                                        .map(|s| s.iter().map(String::as_str).collect()),
-                                );
-                            }
+                            changed.note(projection, &payload);
                         }
                         Err(broadcast::error::TryRecvError::Lagged(_)) => changed = Changed::Any,
                         Err(_) => break,
