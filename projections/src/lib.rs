@@ -1,7 +1,7 @@
 //! Projections: consume the JetStream event log and maintain the PostgreSQL read models
 //! (DESIGN.md §6), committing each batch with its checkpoint in one transaction.
 //!
-//! The runner ([`runner`]) and one module per view: [`bed_board`], [`placement_queue`],
+//! The runner ([`runner`]), bulk rebuilds ([`rebuild`]) and one module per view: [`bed_board`], [`placement_queue`],
 //! [`case_board`], [`facility_inbox`], [`timeline`] and [`public_stats`].
 
 pub mod bed_board;
@@ -9,6 +9,7 @@ pub mod case_board;
 pub mod facility_inbox;
 pub mod placement_queue;
 pub mod public_stats;
+pub mod rebuild;
 pub mod runner;
 pub mod timeline;
 
@@ -121,51 +122,6 @@ impl View {
 
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|view| view.name() == name)
-    }
-
-    /// Rebuilds this view from the start of the stream: [`runner::rebuild`] with its
-    /// projection. Returns the events applied.
-    pub async fn rebuild(
-        self,
-        database: sqlx::postgres::PgConnectOptions,
-        nats: async_nats::Client,
-        config: runner::RunnerConfig,
-        decoder: runner::Decoder,
-        progress: runner::Progress<'_>,
-        shutdown: tokio_util::sync::CancellationToken,
-    ) -> Result<u64, runner::ProjectionError> {
-        struct Rebuild<'a> {
-            database: sqlx::postgres::PgConnectOptions,
-            nats: async_nats::Client,
-            config: runner::RunnerConfig,
-            decoder: runner::Decoder,
-            progress: runner::Progress<'a>,
-            shutdown: tokio_util::sync::CancellationToken,
-        }
-        impl<'a> Visitor for Rebuild<'a> {
-            type Output = futures_util::future::BoxFuture<'a, Result<u64, runner::ProjectionError>>;
-
-            fn visit<P: runner::Projection + Copy>(self, projection: P) -> Self::Output {
-                Box::pin(runner::rebuild(
-                    self.database,
-                    self.nats,
-                    self.config,
-                    projection,
-                    self.decoder,
-                    self.progress,
-                    self.shutdown,
-                ))
-            }
-        }
-        self.visit(Rebuild {
-            database,
-            nats,
-            config,
-            decoder,
-            progress,
-            shutdown,
-        })
-        .await
     }
 
     /// Calls `visitor` with this view's projection.

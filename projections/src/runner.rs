@@ -61,6 +61,10 @@ fn notification<'a>(projection: &str, streams: impl Iterator<Item = &'a str>) ->
     payload
 }
 
+/// Headers of a message that has none (and so is not a noroshi event).
+pub(crate) static NO_HEADERS: std::sync::LazyLock<async_nats::HeaderMap> =
+    std::sync::LazyLock::new(async_nats::HeaderMap::new);
+
 /// Turns a stored event into a domain event; supplied by the API layer, which owns the
 /// wire format of payloads.
 pub type Decoder = Arc<dyn Fn(&RecordedEvent) -> Result<DomainEvent, BoxError> + Send + Sync>;
@@ -203,12 +207,12 @@ pub async fn run<P: Projection>(
 /// ([`noroshi_event_store::SESSION_SETTINGS`]): every statement here is a keyed lookup or
 /// write, and a custom plan made from the statistics of a table still nearly empty (as
 /// during a rebuild) scans the whole table for each batch.
-fn with_session_settings(database: PgConnectOptions) -> PgConnectOptions {
+pub(crate) fn with_session_settings(database: PgConnectOptions) -> PgConnectOptions {
     database.options(noroshi_event_store::SESSION_SETTINGS.iter().copied())
 }
 
 /// Advisory-lock key of a projection: `"noroshi\x02"` and a hash of its name.
-fn lock_key(name: &str) -> i64 {
+pub(crate) fn lock_key(name: &str) -> i64 {
     let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
@@ -218,7 +222,7 @@ fn lock_key(name: &str) -> i64 {
 type Messages = async_nats::jetstream::consumer::pull::Ordered;
 
 /// The stream's messages after `checkpoint`, in order.
-async fn open(
+pub(crate) async fn open(
     nats: &async_nats::Client,
     config: &RunnerConfig,
     checkpoint: u64,
@@ -252,10 +256,11 @@ const BACKLOG_FILL: Duration = Duration::from_millis(50);
 
 /// The next batch: waits for one message (or shutdown, or `flush_at`), then takes
 /// whatever else has arrived, up to `max`, and, while the server says more is pending,
-/// what comes within [`BACKLOG_FILL`].
-async fn next(
-    messages: &mut Messages,
+/// what comes within `fill` ([`BACKLOG_FILL`] for a running projection).
+pub(crate) async fn next<E: std::fmt::Display>(
+    messages: &mut (impl futures_util::Stream<Item = Result<jetstream::Message, E>> + Unpin),
     max: usize,
+    fill: Duration,
     shutdown: &CancellationToken,
     flush_at: Option<Instant>,
 ) -> Result<Next, ProjectionError> {
@@ -276,7 +281,7 @@ async fn next(
         return Err(ProjectionError::Nats("the consumer ended".into()));
     };
     let mut batch = vec![first.map_err(|e| nats(&e))?];
-    let fill_until = tokio::time::Instant::now() + BACKLOG_FILL;
+    let fill_until = tokio::time::Instant::now() + fill;
     while batch.len() < max {
         let message = match messages.next().now_or_never() {
             Some(message) => message,
@@ -392,8 +397,8 @@ async fn apply_batch<P: Projection>(
             .map_err(|e| ProjectionError::Nats(e.to_string()))?;
         let sequence = info.stream_sequence;
         position.pending = info.pending;
-        let headers = message.headers.clone().unwrap_or_default();
-        let recorded = decode_event(&headers, message.payload.clone()).map_err(|e| {
+        let headers = message.headers.as_ref().unwrap_or(&NO_HEADERS);
+        let recorded = decode_event(headers, message.payload.clone()).map_err(|e| {
             ProjectionError::Malformed {
                 sequence,
                 reason: e.to_string(),
@@ -447,7 +452,7 @@ async fn apply_batch<P: Projection>(
             .or_else(|| stored.get(&stream_id))
             .copied()
             .unwrap_or(0);
-        if recorded.version <= last {
+        if !is_new(&stream_id, recorded.version, last)? {
             tracing::debug!(
                 projection = P::NAME,
                 stream_id,
@@ -456,13 +461,6 @@ async fn apply_batch<P: Projection>(
             );
             applied.insert(stream_id, last);
             continue;
-        }
-        if recorded.version != last + 1 {
-            return Err(ProjectionError::Gap {
-                stream_id,
-                version: recorded.version,
-                expected: last + 1,
-            });
         }
         let decoded = decoder(&recorded).map_err(|source| ProjectionError::Decode {
             stream_id: stream_id.clone(),
@@ -510,6 +508,22 @@ async fn apply_batch<P: Projection>(
     Ok(())
 }
 
+/// Whether the event at `version` of a stream whose last applied version is `last` is
+/// new (`true`) or was applied before (`false`); an error when it lies beyond a hole.
+pub(crate) fn is_new(stream_id: &str, version: u64, last: u64) -> Result<bool, ProjectionError> {
+    if version <= last {
+        return Ok(false);
+    }
+    if version != last + 1 {
+        return Err(ProjectionError::Gap {
+            stream_id: stream_id.to_owned(),
+            version,
+            expected: last + 1,
+        });
+    }
+    Ok(true)
+}
+
 /// Commits the checkpoint of messages consumed without a batch of their own. It sends
 /// no notification: no view changed.
 async fn flush<P: Projection>(
@@ -535,7 +549,7 @@ async fn flush<P: Projection>(
 }
 
 /// A sequence, version or position as PostgreSQL's bigint.
-fn count(value: u64) -> i64 {
+pub(crate) fn count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
@@ -561,7 +575,7 @@ async fn committed_position(
 }
 
 /// What the runner does next.
-enum Next {
+pub(crate) enum Next {
     Batch(Vec<jetstream::Message>),
     Flush,
     Shutdown,
@@ -590,7 +604,15 @@ async fn lead<P: Projection>(
     let mut last_message = Instant::now();
     loop {
         let flush_at = position.flush_at(last_message);
-        let batch = match next(&mut messages, config.max_batch, shutdown, flush_at).await? {
+        let batch = match next(
+            &mut messages,
+            config.max_batch,
+            BACKLOG_FILL,
+            shutdown,
+            flush_at,
+        )
+        .await?
+        {
             Next::Batch(batch) => batch,
             Next::Flush => {
                 flush::<P>(conn, &mut position).await?;
@@ -627,112 +649,6 @@ async fn lead<P: Projection>(
             "batch applied"
         );
     }
-}
-
-/// Progress of a rebuild: messages applied, of how many the stream held at the start.
-pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
-
-/// Rebuilds `projection` from the start of the stream: takes its leadership (waiting
-/// while a running copy leads), empties its tables and versions, marks it as being
-/// rebuilt (views answer UNAVAILABLE meanwhile), replays every event up to the end of
-/// the stream, and clears the mark. Returns the events applied.
-pub async fn rebuild<P: Projection>(
-    database: PgConnectOptions,
-    nats: async_nats::Client,
-    config: RunnerConfig,
-    projection: P,
-    decoder: Decoder,
-    progress: Progress<'_>,
-    shutdown: CancellationToken,
-) -> Result<u64, ProjectionError> {
-    let database = with_session_settings(database);
-    let key = lock_key(P::NAME);
-    let Some(mut leadership) =
-        Leadership::acquire(&database, key, config.leader_retry_interval, &shutdown).await
-    else {
-        return Ok(0);
-    };
-    let outcome = replay(
-        leadership.connection(),
-        &nats,
-        &config,
-        &projection,
-        &decoder,
-        progress,
-        &shutdown,
-    )
-    .await;
-    leadership.release().await;
-    outcome
-}
-
-async fn replay<P: Projection>(
-    conn: &mut PgConnection,
-    nats: &async_nats::Client,
-    config: &RunnerConfig,
-    projection: &P,
-    decoder: &Decoder,
-    progress: Progress<'_>,
-    shutdown: &CancellationToken,
-) -> Result<u64, ProjectionError> {
-    let total = jetstream::new(nats.clone())
-        .get_stream(&config.stream)
-        .await
-        .map_err(|e| ProjectionError::Nats(e.to_string()))?
-        .get_info()
-        .await
-        .map_err(|e| ProjectionError::Nats(e.to_string()))?
-        .state
-        .messages;
-    let mut tx = conn.begin().await?;
-    for table in P::TABLES {
-        // Table names are constants of the projection, never input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("DELETE FROM projection_stream_versions WHERE projection = $1")
-        .bind(P::NAME)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (projection, stream_sequence, position, rebuilding) \
-         VALUES ($1, 0, 0, true) ON CONFLICT (projection) DO UPDATE \
-         SET stream_sequence = 0, position = 0, rebuilding = true, updated_at = now()",
-    )
-    .bind(P::NAME)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    tracing::info!(projection = P::NAME, messages = total, "rebuilding");
-
-    let mut position = Position::new(0, 0, config.known_versions);
-    let mut applied = 0;
-    progress(0, total);
-    if total > 0 {
-        let mut messages = open(nats, config, 0).await?;
-        loop {
-            let Next::Batch(batch) = next(&mut messages, config.max_batch, shutdown, None).await?
-            else {
-                // Interrupted: the mark stays, and views say the rebuild is unfinished.
-                flush::<P>(conn, &mut position).await?;
-                return Ok(applied);
-            };
-            apply_batch(conn, projection, decoder, &batch, &mut position).await?;
-            applied += batch.len() as u64;
-            progress(applied, total.max(applied));
-            if position.pending == 0 {
-                break;
-            }
-        }
-        flush::<P>(conn, &mut position).await?;
-    }
-    sqlx::query("UPDATE projection_checkpoints SET rebuilding = false WHERE projection = $1")
-        .bind(P::NAME)
-        .execute(&mut *conn)
-        .await?;
-    tracing::info!(projection = P::NAME, applied, "rebuilt");
-    Ok(applied)
 }
 
 #[cfg(test)]

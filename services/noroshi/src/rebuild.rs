@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use noroshi_event_store::wire::SubjectPrefix;
-use noroshi_projections::View;
 use noroshi_projections::runner::RunnerConfig;
+use noroshi_projections::{View, rebuild};
 use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -44,43 +44,46 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
             interrupt.cancel();
         }
     });
-    // Every view at once: each has its own leadership, consumer and tables, and a rebuild
-    // mostly waits on round trips, so they overlap well.
+    // Every view at once, from one read of the stream, with a progress bar each.
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template(
         "{msg:>16} [{bar:40}] {pos}/{len} events  {per_sec}  ETA {eta}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
-    let rebuilds = views.into_iter().map(|view| {
-        let bar = bars.add(ProgressBar::new(0).with_style(style.clone()));
-        bar.set_message(view.name());
-        let (database, nats, config, decoder, shutdown) = (
-            database.clone(),
-            nats.clone(),
-            config.clone(),
-            decoder.clone(),
-            shutdown.clone(),
-        );
-        async move {
-            let progress = |done: u64, total: u64| {
+    let bars: Vec<(View, ProgressBar)> = views
+        .into_iter()
+        .map(|view| {
+            let bar = bars.add(ProgressBar::new(0).with_style(style.clone()));
+            bar.set_message(view.name());
+            (view, bar)
+        })
+        .collect();
+    let progress: Vec<_> = bars
+        .iter()
+        .map(|(_, bar)| {
+            move |done: u64, total: u64| {
                 bar.set_length(total);
                 bar.set_position(done);
-            };
-            let applied = view
-                .rebuild(database, nats, config, decoder, &progress, shutdown)
-                .await
-                .map_err(ServeError::Rebuild)?;
+            }
+        })
+        .collect();
+    let rebuilds: Vec<(View, rebuild::Progress<'_>)> = bars
+        .iter()
+        .zip(&progress)
+        .map(|((view, _), progress)| (*view, progress as rebuild::Progress<'_>))
+        .collect();
+    let read = rebuild::rebuild(database, nats, config, &rebuilds, decoder, shutdown.clone())
+        .await
+        .map_err(ServeError::Rebuild)?;
+    if let Some(read) = read {
+        for (view, bar) in &bars {
             bar.finish();
-            tracing::info!(view = view.name(), applied, "view rebuilt");
-            Ok::<_, ServeError>(applied)
+            tracing::info!(view = view.name(), messages = read, "view rebuilt");
         }
-    });
-    futures_util::future::try_join_all(rebuilds).await?;
+    }
     if shutdown.is_cancelled() {
-        tracing::warn!(
-            "rebuild interrupted; the views stay marked as rebuilding until a projection catches up"
-        );
+        tracing::warn!("rebuild interrupted; the views are as they were");
     }
     Ok(())
 }

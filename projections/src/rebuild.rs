@@ -1,0 +1,404 @@
+//! Rebuilding views from the start of the stream, in bulk.
+//!
+//! One reader goes through the JetStream stream once for every view being rebuilt: it
+//! skips duplicates, stops at a hole, decodes each event once, and hands the same large
+//! chunks to every view. Each view applies them in one transaction that also empties its
+//! tables first and, at the end, writes its applied versions and checkpoint. Until that
+//! commit, readers see the view as it was; an interrupted or failed rebuild rolls back and
+//! leaves it untouched.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures_util::future::BoxFuture;
+use noroshi_domain::DomainEvent;
+use noroshi_event_store::relay::Leadership;
+use noroshi_event_store::wire::decode_event;
+use noroshi_event_store::{RecordedEvent, StreamId};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::runner::{
+    self, Decoder, NO_HEADERS, Next, Projection, ProjectionError, RunnerConfig, VIEWS_CHANNEL,
+    count,
+};
+use crate::{View, Visitor};
+
+/// Messages the reader takes from the stream per chunk: large, so that each view's
+/// statements carry many rows each, and small enough to keep memory modest.
+const CHUNK: usize = 20_000;
+
+/// How long the reader waits for a chunk to fill while the server says more is pending.
+const CHUNK_FILL: Duration = Duration::from_millis(500);
+
+/// Versions written per statement at the end of a rebuild.
+const VERSIONS_PER_STATEMENT: usize = 50_000;
+
+/// Progress of a rebuild: stream messages applied, of how many the stream held at the start.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// What the reader hands every view.
+enum Feed {
+    /// New events in stream order, of every stream some view reads, and how many messages
+    /// have been read so far.
+    Events(Arc<Vec<(RecordedEvent, DomainEvent)>>, u64),
+    /// The end of the stream as it was at the start.
+    End(Arc<End>),
+}
+
+/// Where the stream ended: the last version and position of every stream read, the last
+/// stream sequence and the highest store position.
+#[derive(Debug, Default)]
+struct End {
+    versions: HashMap<StreamId, (u64, u64)>,
+    sequence: u64,
+    store_position: u64,
+}
+
+/// Rebuilds `views` from the start of the stream.
+///
+/// Takes each view's leadership first (waiting while a running projection leads it), then
+/// reads the stream once, up to where it ended when the rebuild began, and commits each
+/// view in one transaction. Returns the messages read, or `None` when `shutdown` came
+/// first: then no view changed.
+pub async fn rebuild(
+    database: PgConnectOptions,
+    nats: async_nats::Client,
+    config: RunnerConfig,
+    views: &[(View, Progress<'_>)],
+    decoder: Decoder,
+    shutdown: CancellationToken,
+) -> Result<Option<u64>, ProjectionError> {
+    let database = runner::with_session_settings(database);
+    let mut leaderships = Vec::with_capacity(views.len());
+    for (view, _) in views {
+        let key = runner::lock_key(view.name());
+        let Some(leadership) =
+            Leadership::acquire(&database, key, config.leader_retry_interval, &shutdown).await
+        else {
+            release(leaderships).await;
+            return Ok(None);
+        };
+        leaderships.push(leadership);
+    }
+    let outcome = rebuild_leading(&mut leaderships, nats, config, views, decoder, shutdown).await;
+    release(leaderships).await;
+    outcome
+}
+
+async fn release(leaderships: Vec<Leadership>) {
+    for leadership in leaderships {
+        leadership.release().await;
+    }
+}
+
+async fn rebuild_leading(
+    leaderships: &mut [Leadership],
+    nats: async_nats::Client,
+    config: RunnerConfig,
+    views: &[(View, Progress<'_>)],
+    decoder: Decoder,
+    shutdown: CancellationToken,
+) -> Result<Option<u64>, ProjectionError> {
+    let nats_error = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
+    let state = jetstream::new(nats.clone())
+        .get_stream(&config.stream)
+        .await
+        .map_err(|e| nats_error(&e))?
+        .get_info()
+        .await
+        .map_err(|e| nats_error(&e))?
+        .state;
+    let (total, last_sequence) = (state.messages, state.last_sequence);
+    let mut sources: Vec<&'static str> = views
+        .iter()
+        .flat_map(|(view, _)| view.sources().iter().copied())
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    tracing::info!(
+        views = ?views.iter().map(|(view, _)| view.name()).collect::<Vec<_>>(),
+        messages = total,
+        "rebuilding"
+    );
+
+    let (feeds, receivers): (Vec<_>, Vec<_>) = views.iter().map(|_| mpsc::channel(2)).unzip();
+    // The reader decodes on a task of its own, alongside the views' work.
+    let reader = tokio::spawn(read(
+        nats,
+        config,
+        sources,
+        decoder,
+        feeds,
+        last_sequence,
+        shutdown,
+    ));
+    let appliers = leaderships.iter_mut().zip(views).zip(receivers).map(
+        |((leadership, (view, progress)), feed)| {
+            view.visit(Apply {
+                conn: leadership.connection(),
+                feed,
+                progress: *progress,
+                total,
+            })
+        },
+    );
+    let reading = async {
+        reader
+            .await
+            .map_err(|e| ProjectionError::Nats(format!("the stream reader stopped: {e}")))?
+    };
+    let (read, committed) =
+        futures_util::future::try_join(reading, futures_util::future::try_join_all(appliers))
+            .await?;
+    Ok(read.filter(|_| committed.iter().all(|done| *done)))
+}
+
+/// The whole stream, in order, through a consumer of its own that pulls large batches
+/// and is never acknowledged (an ordered consumer pulls 500 messages at a time).
+async fn open(
+    nats: &async_nats::Client,
+    config: &RunnerConfig,
+) -> Result<jetstream::consumer::pull::Stream, ProjectionError> {
+    let nats_error = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
+    let consumer = jetstream::new(nats.clone())
+        .get_stream(&config.stream)
+        .await
+        .map_err(|e| nats_error(&e))?
+        .create_consumer(jetstream::consumer::pull::Config {
+            filter_subject: config.filter_subject.clone(),
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats_error(&e))?;
+    consumer
+        .stream()
+        .max_messages_per_batch(CHUNK)
+        .messages()
+        .await
+        .map_err(|e| nats_error(&e))
+}
+
+/// Reads the stream from the start until the message that was last when the rebuild
+/// began, and hands its new events, decoded, to every feed. Returns the messages read, or
+/// `None` when interrupted (the feeds then close without an end, and every view rolls
+/// back).
+async fn read(
+    nats: async_nats::Client,
+    config: RunnerConfig,
+    sources: Vec<&'static str>,
+    decoder: Decoder,
+    feeds: Vec<mpsc::Sender<Feed>>,
+    last_sequence: u64,
+    shutdown: CancellationToken,
+) -> Result<Option<u64>, ProjectionError> {
+    let mut end = End::default();
+    let mut read = 0;
+    if last_sequence > 0 {
+        let mut messages = open(&nats, &config).await?;
+        let mut consumed = 0;
+        loop {
+            let Next::Batch(batch) =
+                runner::next(&mut messages, CHUNK, CHUNK_FILL, &shutdown, None).await?
+            else {
+                return Ok(None);
+            };
+            let mut events = Vec::with_capacity(batch.len());
+            let mut pending = 0;
+            for message in &batch {
+                let info = message
+                    .info()
+                    .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+                pending = info.pending;
+                let sequence = info.stream_sequence;
+                // Nothing is acknowledged, so nothing is redelivered: a message lost on the
+                // way shows as a skipped delivery, and the rebuild stops rather than miss it.
+                if info.consumer_sequence != consumed + 1 {
+                    return Err(ProjectionError::Nats(format!(
+                        "delivery {} arrived after {consumed}: a message was lost; rebuild again",
+                        info.consumer_sequence
+                    )));
+                }
+                consumed = info.consumer_sequence;
+                let headers = message.headers.as_ref().unwrap_or(&NO_HEADERS);
+                let recorded = decode_event(headers, message.payload.clone()).map_err(|e| {
+                    ProjectionError::Malformed {
+                        sequence,
+                        reason: e.to_string(),
+                    }
+                })?;
+                end.sequence = sequence;
+                end.store_position = end.store_position.max(recorded.position);
+                if !runner::reads(&sources, &recorded.stream_id) {
+                    continue;
+                }
+                let stream_id = &recorded.stream_id;
+                let last = end
+                    .versions
+                    .get(stream_id)
+                    .map_or(0, |(version, _)| *version);
+                if !runner::is_new(stream_id.as_str(), recorded.version, last)? {
+                    continue;
+                }
+                let decoded = decoder(&recorded).map_err(|source| ProjectionError::Decode {
+                    stream_id: stream_id.to_string(),
+                    version: recorded.version,
+                    source,
+                })?;
+                end.versions
+                    .insert(stream_id.clone(), (recorded.version, recorded.position));
+                events.push((recorded, decoded));
+            }
+            read += batch.len() as u64;
+            let events = Arc::new(events);
+            for feed in &feeds {
+                if feed.send(Feed::Events(events.clone(), read)).await.is_err() {
+                    // That view failed; its error is the rebuild's.
+                    return Ok(None);
+                }
+            }
+            if pending == 0 || end.sequence >= last_sequence {
+                break;
+            }
+        }
+    }
+    let end = Arc::new(end);
+    for feed in &feeds {
+        if feed.send(Feed::End(end.clone())).await.is_err() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(read))
+}
+
+/// One view's side of a rebuild.
+struct Apply<'a> {
+    conn: &'a mut PgConnection,
+    feed: mpsc::Receiver<Feed>,
+    progress: Progress<'a>,
+    total: u64,
+}
+
+impl<'a> Visitor for Apply<'a> {
+    type Output = BoxFuture<'a, Result<bool, ProjectionError>>;
+
+    fn visit<P: Projection + Copy>(self, projection: P) -> Self::Output {
+        Box::pin(apply::<P>(
+            self.conn,
+            projection,
+            self.feed,
+            self.progress,
+            self.total,
+        ))
+    }
+}
+
+/// Empties the view, applies everything the reader hands over and, at the end, writes the
+/// versions and checkpoint, all in one transaction. Whether it committed: a feed that
+/// closes without an end (interrupted, or another view failed) rolls it back.
+async fn apply<P: Projection>(
+    conn: &mut PgConnection,
+    projection: P,
+    mut feed: mpsc::Receiver<Feed>,
+    progress: Progress<'_>,
+    total: u64,
+) -> Result<bool, ProjectionError> {
+    let mut tx = conn.begin().await?;
+    // The view's statements look rows up by key. Planned from the statistics of tables
+    // that were empty (or emptied here), they would scan the growing tables instead,
+    // comparing every row with every key of the chunk.
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await?;
+    for table in P::TABLES {
+        // Table names are constants of the projection, never input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM projection_stream_versions WHERE projection = $1")
+        .bind(P::NAME)
+        .execute(&mut *tx)
+        .await?;
+    progress(0, total);
+    while let Some(next) = feed.recv().await {
+        match next {
+            Feed::Events(events, read) => {
+                // The chunk holds the events of every view's streams; a projection
+                // ignores those of streams it does not read.
+                projection.apply(&mut tx, &events).await?;
+                progress(read, total.max(read));
+            }
+            Feed::End(end) => {
+                write_end::<P>(&mut tx, &end).await?;
+                tx.commit().await?;
+                analyze::<P>(conn).await?;
+                tracing::info!(projection = P::NAME, checkpoint = end.sequence, "rebuilt");
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Writes the versions of the streams the projection reads, its checkpoint (clearing a
+/// mark an interrupted rebuild of an earlier version may have left), and a notification
+/// that the whole view changed.
+async fn write_end<P: Projection>(conn: &mut PgConnection, end: &End) -> Result<(), sqlx::Error> {
+    let versions: Vec<(&StreamId, &(u64, u64))> = end
+        .versions
+        .iter()
+        .filter(|(stream, _)| runner::reads(P::SOURCES, stream))
+        .collect();
+    for chunk in versions.chunks(VERSIONS_PER_STATEMENT) {
+        let (streams, (versions, positions)): (Vec<&str>, (Vec<i64>, Vec<i64>)) = chunk
+            .iter()
+            .map(|(stream, (version, position))| {
+                (stream.as_str(), (count(*version), count(*position)))
+            })
+            .unzip();
+        sqlx::query(
+            "INSERT INTO projection_stream_versions (projection, stream_id, version, position) \
+             SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[])",
+        )
+        .bind(P::NAME)
+        .bind(&streams)
+        .bind(&versions)
+        .bind(&positions)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "WITH checkpoint AS ( \
+           INSERT INTO projection_checkpoints (projection, stream_sequence, position, rebuilding) \
+           VALUES ($1, $2, $3, false) ON CONFLICT (projection) DO UPDATE \
+           SET stream_sequence = excluded.stream_sequence, position = excluded.position, \
+               rebuilding = false, updated_at = now()) \
+         SELECT pg_notify($4, $1)",
+    )
+    .bind(P::NAME)
+    .bind(count(end.sequence))
+    .bind(count(end.store_position))
+    .bind(VIEWS_CHANNEL)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Refreshes the statistics of the view's tables, so that the live runner's statements
+/// are planned for the tables as rebuilt, not as they were before.
+async fn analyze<P: Projection>(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    // Table names are constants of the projection, never input.
+    let tables = P::TABLES.join(", ");
+    sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {tables}")))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
