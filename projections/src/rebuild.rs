@@ -15,7 +15,6 @@ use async_nats::jetstream;
 use futures_util::future::BoxFuture;
 use noroshi_domain::DomainEvent;
 use noroshi_event_store::relay::Leadership;
-use noroshi_event_store::wire::decode_event;
 use noroshi_event_store::{RecordedEvent, StreamId};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -23,8 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::runner::{
-    self, Decoder, NO_HEADERS, Next, Projection, ProjectionError, RunnerConfig, VIEWS_CHANNEL,
-    count,
+    self, Decoder, Next, Projection, ProjectionError, RunnerConfig, VIEWS_CHANNEL, count,
 };
 use crate::{View, Visitor};
 
@@ -227,13 +225,7 @@ async fn read(
                     )));
                 }
                 consumed = info.consumer_sequence;
-                let headers = message.headers.as_ref().unwrap_or(&NO_HEADERS);
-                let recorded = decode_event(headers, message.payload.clone()).map_err(|e| {
-                    ProjectionError::Malformed {
-                        sequence,
-                        reason: e.to_string(),
-                    }
-                })?;
+                let recorded = runner::recorded(message, sequence)?;
                 end.sequence = sequence;
                 end.store_position = end.store_position.max(recorded.position);
                 if !runner::reads(&sources, &recorded.stream_id) {

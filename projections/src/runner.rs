@@ -62,7 +62,7 @@ fn notification<'a>(projection: &str, streams: impl Iterator<Item = &'a str>) ->
 }
 
 /// Headers of a message that has none (and so is not a noroshi event).
-pub(crate) static NO_HEADERS: std::sync::LazyLock<async_nats::HeaderMap> =
+static NO_HEADERS: std::sync::LazyLock<async_nats::HeaderMap> =
     std::sync::LazyLock::new(async_nats::HeaderMap::new);
 
 /// Turns a stored event into a domain event; supplied by the API layer, which owns the
@@ -397,13 +397,7 @@ async fn apply_batch<P: Projection>(
             .map_err(|e| ProjectionError::Nats(e.to_string()))?;
         let sequence = info.stream_sequence;
         position.pending = info.pending;
-        let headers = message.headers.as_ref().unwrap_or(&NO_HEADERS);
-        let recorded = decode_event(headers, message.payload.clone()).map_err(|e| {
-            ProjectionError::Malformed {
-                sequence,
-                reason: e.to_string(),
-            }
-        })?;
+        let recorded = recorded(message, sequence)?;
         last_sequence = sequence;
         store_position = store_position.max(recorded.position);
         if reads(P::SOURCES, &recorded.stream_id) {
@@ -506,6 +500,18 @@ async fn apply_batch<P: Projection>(
     tx.commit().await?;
     position.committed(applied, last_sequence, store_position);
     Ok(())
+}
+
+/// The stored event a message carries (`sequence`: its stream sequence).
+pub(crate) fn recorded(
+    message: &jetstream::Message,
+    sequence: u64,
+) -> Result<RecordedEvent, ProjectionError> {
+    let headers = message.headers.as_ref().unwrap_or(&NO_HEADERS);
+    decode_event(headers, message.payload.clone()).map_err(|e| ProjectionError::Malformed {
+        sequence,
+        reason: e.to_string(),
+    })
 }
 
 /// Whether the event at `version` of a stream whose last applied version is `last` is
