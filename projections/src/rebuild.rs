@@ -239,11 +239,7 @@ async fn read(
                 if !runner::is_new(stream_id.as_str(), recorded.version, last)? {
                     continue;
                 }
-                let decoded = decoder(&recorded).map_err(|source| ProjectionError::Decode {
-                    stream_id: stream_id.to_string(),
-                    version: recorded.version,
-                    source,
-                })?;
+                let decoded = runner::decode(&decoder, &recorded)?;
                 end.versions
                     .insert(stream_id.clone(), (recorded.version, recorded.position));
                 events.push((recorded, decoded));

@@ -456,11 +456,7 @@ async fn apply_batch<P: Projection>(
             applied.insert(stream_id, last);
             continue;
         }
-        let decoded = decoder(&recorded).map_err(|source| ProjectionError::Decode {
-            stream_id: stream_id.clone(),
-            version: recorded.version,
-            source,
-        })?;
+        let decoded = decode(decoder, &recorded)?;
         written.insert(stream_id.clone(), (recorded.version, recorded.position));
         applied.insert(stream_id, recorded.version);
         fresh.push((recorded, decoded));
@@ -511,6 +507,18 @@ pub(crate) fn recorded(
     decode_event(headers, message.payload.clone()).map_err(|e| ProjectionError::Malformed {
         sequence,
         reason: e.to_string(),
+    })
+}
+
+/// The domain event a stored event holds.
+pub(crate) fn decode(
+    decoder: &Decoder,
+    recorded: &RecordedEvent,
+) -> Result<DomainEvent, ProjectionError> {
+    decoder(recorded).map_err(|source| ProjectionError::Decode {
+        stream_id: recorded.stream_id.to_string(),
+        version: recorded.version,
+        source,
     })
 }
 
