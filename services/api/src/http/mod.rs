@@ -16,6 +16,7 @@ use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
+use axum::serve::ListenerExt;
 use futures_util::StreamExt;
 use noroshi_domain::Violations;
 use noroshi_domain::values::{BedCategory, CaseStatus, FacilityId, MedicalAreaCode};
@@ -168,6 +169,13 @@ pub async fn serve(
     let app = router(context);
     match tls {
         None => {
+            // Live streams write small events; Nagle's algorithm would hold each one back
+            // until the client acknowledged the previous (up to 40 ms with delayed ACKs).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %error, "TCP_NODELAY not set");
+                }
+            });
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
