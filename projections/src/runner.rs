@@ -249,14 +249,15 @@ pub(crate) async fn open(
     consumer.messages().await.map_err(|e| nats_error(&e))
 }
 
-/// How long a batch waits for more messages while the consumer is behind: a catching-up
-/// projection then commits large batches rather than whatever the last fetch brought.
-/// A projection that is live (nothing more on the server) never waits.
+/// How long a batch waits for messages the stream already held when it began: a
+/// catching-up projection then commits large batches rather than whatever the last fetch
+/// brought. A live projection never waits for events that did not exist yet, so under a
+/// steady load each batch is what arrived while the last one was being committed.
 const BACKLOG_FILL: Duration = Duration::from_millis(50);
 
 /// The next batch: waits for one message (or shutdown, or `flush_at`), then takes
-/// whatever else has arrived, up to `max`, and, while the server says more is pending,
-/// what comes within `fill` ([`BACKLOG_FILL`] for a running projection).
+/// whatever else has arrived, up to `max`, and, within `fill` ([`BACKLOG_FILL`] for a
+/// running projection), the messages the server said were pending behind the first one.
 pub(crate) async fn next<E: std::fmt::Display>(
     messages: &mut (impl futures_util::Stream<Item = Result<jetstream::Message, E>> + Unpin),
     max: usize,
@@ -280,17 +281,17 @@ pub(crate) async fn next<E: std::fmt::Display>(
     let Some(first) = first else {
         return Err(ProjectionError::Nats("the consumer ended".into()));
     };
-    let mut batch = vec![first.map_err(|e| nats(&e))?];
+    let first = first.map_err(|e| nats(&e))?;
+    // Messages stored behind the first when it was delivered; later arrivals are not
+    // waited for, or a steady trickle would hold every batch for the whole `fill`.
+    let owed = first.info().map_or(0, |info| info.pending);
+    let mut batch = vec![first];
     let fill_until = tokio::time::Instant::now() + fill;
     while batch.len() < max {
         let message = match messages.next().now_or_never() {
             Some(message) => message,
             None => {
-                let behind = batch
-                    .last()
-                    .and_then(|m| m.info().ok())
-                    .is_some_and(|info| info.pending > 0);
-                if !behind {
+                if batch.len() as u64 > owed {
                     break;
                 }
                 match tokio::time::timeout_at(fill_until, messages.next()).await {
