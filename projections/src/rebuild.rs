@@ -145,14 +145,17 @@ async fn rebuild_leading(
             })
         },
     );
+    let stop_reading = reader.abort_handle();
     let reading = async {
         reader
             .await
             .map_err(|e| ProjectionError::Nats(format!("the stream reader stopped: {e}")))?
     };
-    let (read, committed) =
-        futures_util::future::try_join(reading, futures_util::future::try_join_all(appliers))
-            .await?;
+    let outcome =
+        futures_util::future::try_join(reading, futures_util::future::try_join_all(appliers)).await;
+    // A view that failed ends the rebuild: the reader stops now, not at its next chunk.
+    stop_reading.abort();
+    let (read, committed) = outcome?;
     Ok(read.filter(|_| committed.iter().all(|done| *done)))
 }
 

@@ -434,6 +434,98 @@ async fn every_view(db: &TestDatabase) -> String {
     )
 }
 
+/// Where every projection stands: its checkpoint and the versions it has applied.
+async fn checkpoints(db: &TestDatabase) -> Vec<(String, i64, i64, i64, i64)> {
+    sqlx::query_as(
+        "SELECT c.projection, c.stream_sequence, c.position, \
+                count(v.stream_id), coalesce(sum(v.version), 0)::bigint \
+         FROM projection_checkpoints c \
+         LEFT JOIN projection_stream_versions v ON v.projection = c.projection \
+         GROUP BY c.projection, c.stream_sequence, c.position ORDER BY c.projection",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+}
+
+/// `noroshi rebuild --all` killed after every view has replayed the whole stream into its
+/// transaction, just before the checkpoints are written: meanwhile readers see the views
+/// as they were, and afterwards nothing has changed.
+async fn interrupted_rebuild_changes_nothing(
+    db: &TestDatabase,
+    nats: &NatsServer,
+    live_views: &str,
+) {
+    let before = checkpoints(db).await;
+    assert_eq!(before.len(), View::ALL.len(), "{before:?}");
+    // Writing a checkpoint waits for this lock: every view's rebuild stops right there.
+    let mut hold = db.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE projection_checkpoints IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let mut rebuild = tokio::process::Command::new(noroshi_bin())
+        .args(["--log", "warn", "rebuild", "--all"])
+        .env("NOROSHI_DATABASE_URL", db.url())
+        .env("NOROSHI_NATS_URL", nats.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO projection_checkpoints%'";
+    let pool = db.pool().clone();
+    eventually(
+        "every view's rebuild waits to write its checkpoint",
+        Duration::from_secs(60),
+        || {
+            let pool = pool.clone();
+            async move {
+                let pids: Vec<i32> = sqlx::query_scalar(waiting).fetch_all(&pool).await.unwrap();
+                pids.len() == View::ALL.len()
+            }
+        },
+    )
+    .await;
+    let pids: Vec<i32> = sqlx::query_scalar(waiting)
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert!(
+        every_view(db).await == live_views,
+        "readers see the views as they were while a rebuild runs"
+    );
+
+    rebuild.start_kill().unwrap();
+    rebuild.wait().await.unwrap();
+    hold.rollback().await.unwrap();
+    // The rebuild's sessions end without a commit once they notice their client is gone.
+    eventually(
+        "the killed rebuild's sessions end",
+        Duration::from_secs(60),
+        || {
+            let pool = pool.clone();
+            let pids = pids.clone();
+            async move {
+                let left: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                        .bind(&pids)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                left == 0
+            }
+        },
+    )
+    .await;
+    assert!(
+        every_view(db).await == live_views,
+        "an interrupted rebuild leaves every view as it was"
+    );
+    assert_eq!(checkpoints(db).await, before);
+}
+
 /// One patient's way through the system; `n` picks the hospital among `hospitals` and
 /// how far it goes.
 async fn episode(api: Arc<TestApi>, hospitals: Arc<Vec<Actor>>, n: usize) {
@@ -630,6 +722,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     live.abort();
     let _ = live.await;
     drop(pipeline);
+    interrupted_rebuild_changes_nothing(&api.db, &nats, &live_views).await;
     // Asynchronously: the stopping runners release their leadership on this runtime.
     let output = tokio::process::Command::new(noroshi_bin())
         .args(["--log", "info", "rebuild", "--all"])
