@@ -437,6 +437,39 @@ pub async fn rows(
     Ok((rows, total))
 }
 
+/// Those of `cases` that match `query`'s owner and statuses (its paging does not apply),
+/// in no particular order: what a live board reads again after they changed.
+pub async fn rows_of(
+    pool: &PgPool,
+    query: &CaseQuery<'_>,
+    cases: &[Uuid],
+) -> Result<Vec<CaseRow>, sqlx::Error> {
+    let sql = format!(
+        "{SELECT} WHERE c.case_id = ANY($3) \
+         AND ($1::text IS NULL OR c.health_center_id = $1) \
+         AND (cardinality($2::text[]) = 0 OR c.status = ANY($2))"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(query.owner)
+        .bind(&query.statuses)
+        .bind(cases)
+        .fetch_all(pool)
+        .await
+}
+
+/// The cases the board knows `placements` to belong to.
+pub async fn cases_of_placements(
+    pool: &PgPool,
+    placements: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT case_id FROM case_board_placements WHERE placement_id = ANY($1)",
+    )
+    .bind(placements)
+    .fetch_all(pool)
+    .await
+}
+
 /// Every case, in the board's order (for tests and comparisons).
 pub async fn all(pool: &PgPool) -> Result<Vec<CaseRow>, sqlx::Error> {
     let sql = format!("{SELECT} ORDER BY c.case_id");

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use noroshi_api::views::ViewSettings;
@@ -478,6 +479,135 @@ async fn live_inbox_and_case_board_stream_only_what_the_subscriber_may_see() {
     }
     assert_eq!(latest["inbound"], fresh["inbound"]);
     assert_eq!(moderate(&latest)["held"], 1);
+}
+
+/// `case-<id>:<version>` of the case's last event in the store, for `min_versions`.
+async fn case_tail(api: &TestApi, case_id: &str) -> String {
+    let stream = format!("case-{case_id}");
+    let version: i64 = sqlx::query_scalar("SELECT max(version) FROM events WHERE stream_id = $1")
+        .bind(&stream)
+        .fetch_one(api.db.pool())
+        .await
+        .unwrap();
+    format!("{stream}:{version}")
+}
+
+/// Applies a case board snapshot or delta to `board`; returns the ids it removed.
+fn apply_board(board: &mut BTreeMap<String, Value>, name: &str, data: &Value) -> Vec<String> {
+    if name == "snapshot" {
+        board.clear();
+    } else {
+        assert_eq!(name, "delta", "{data}");
+    }
+    for row in data["rows"].as_array().unwrap() {
+        board.insert(row["case_id"].as_str().unwrap().to_owned(), row.clone());
+    }
+    let removed: Vec<String> = data["removed"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .map(|id| id.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    for id in &removed {
+        assert!(board.remove(id).is_some(), "{id} was not on the board");
+    }
+    removed
+}
+
+#[tokio::test]
+async fn a_live_case_board_follows_cases_into_and_out_of_its_filter() {
+    let (api, _read_side) = world().await;
+    let declared = api
+        .declare(
+            HOSPITAL,
+            "hofu-central",
+            pb::BedCategory::Moderate,
+            10,
+            10,
+            0,
+        )
+        .await;
+    settled(&api, &declared).await;
+    const FILTER: &str = "status=PLACEMENT_IN_PROGRESS&status=HOSPITALIZED";
+    // Already placing when the subscriber connects.
+    let placed = api.report_case(pb::Severity::ModerateI).await;
+    let placed_request = api
+        .request_placement(&placed, pb::BedCategory::Moderate)
+        .await;
+    let fresh = |min_versions: String| {
+        let api = &api;
+        async move {
+            let (status, view) = api
+                .http_get(
+                    Some(HC),
+                    &format!("/api/v1/views/case_board?{FILTER}&page_size=500&min_versions={min_versions}"),
+                )
+                .await;
+            assert_eq!(status, 200, "{view}");
+            view["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| (row["case_id"].as_str().unwrap().to_owned(), row.clone()))
+                .collect::<BTreeMap<String, Value>>()
+        }
+    };
+    let before = fresh(case_tail(&api, &placed).await).await;
+    assert_eq!(before.keys().collect::<Vec<_>>(), [&placed]);
+
+    let wait = Duration::from_secs(10);
+    let mut events = Events::open(
+        &api,
+        HC,
+        &format!("/api/v1/views/case_board/stream?{FILTER}"),
+    )
+    .await;
+    let mut board = BTreeMap::new();
+    let (name, snapshot) = events.next(wait).await.expect("a snapshot");
+    apply_board(&mut board, &name, &snapshot);
+    assert_eq!(board.keys().collect::<Vec<_>>(), [&placed]);
+
+    // One case goes to hospital; one enters the filter and leaves it when its request
+    // is cancelled; one enters and stays; one never enters it.
+    api.offer(&placed_request, "hofu-central").await;
+    api.accept(HOSPITAL, &placed_request).await.unwrap();
+    api.transport(&placed_request).await;
+    let arrived = api.arrive(HOSPITAL, &placed_request).await;
+    let withdrawn = api.report_case(pb::Severity::ModerateI).await;
+    let withdrawn_request = api
+        .request_placement(&withdrawn, pb::BedCategory::Moderate)
+        .await;
+    let mut removed = Vec::new();
+    while !board.contains_key(&withdrawn) {
+        let (name, data) = events.next(wait).await.expect("the case enters the board");
+        removed.extend(apply_board(&mut board, &name, &data));
+    }
+    let cancelled = api.cancel(&withdrawn_request).await;
+    let waiting = api.report_case(pb::Severity::Severe).await;
+    api.request_placement(&waiting, pb::BedCategory::Moderate)
+        .await;
+    let outside = api.report_case(pb::Severity::Mild).await;
+    let last = api.report_case(pb::Severity::Mild).await;
+
+    let mut tails = vec![versions(&arrived), versions(&cancelled)];
+    for case_id in [&waiting, &outside, &last] {
+        tails.push(case_tail(&api, case_id).await);
+    }
+    let expected = fresh(tails.join(",")).await;
+    assert_eq!(expected.keys().count(), 2, "{expected:?}");
+    assert!(expected.contains_key(&placed) && expected.contains_key(&waiting));
+    assert_eq!(expected[&placed]["status"], "HOSPITALIZED");
+    while board != expected {
+        let (name, data) = events
+            .next(wait)
+            .await
+            .unwrap_or_else(|| panic!("the board stopped at {board:?}, not {expected:?}"));
+        removed.extend(apply_board(&mut board, &name, &data));
+    }
+    assert!(removed.contains(&withdrawn), "{removed:?}");
+    assert!(!removed.contains(&outside) && !board.contains_key(&outside));
 }
 
 #[tokio::test]

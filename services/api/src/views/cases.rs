@@ -9,6 +9,7 @@ use noroshi_domain::Violations;
 use noroshi_domain::authz::{
     Principal, ViewScope, case_board_scope, facility_inbox_scope, may_read_timeline,
 };
+use noroshi_domain::streams;
 use noroshi_domain::values::{CaseStatus, FacilityId};
 use noroshi_event_store::StreamId;
 use noroshi_projections::View;
@@ -103,6 +104,31 @@ pub fn age_band(age: u32) -> String {
         let low = age / 10 * 10;
         format!("{low}-{}", low + 9)
     }
+}
+
+/// The health center whose cases `principal` may see on the board asked for with
+/// `filter`; `None` for every one.
+fn board_owner(
+    principal: &Principal,
+    filter: &CaseBoardFilter,
+) -> Result<Option<FacilityId>, ApiError> {
+    match (case_board_scope(principal), &filter.health_center) {
+        (ViewScope::All, requested) => Ok(requested.clone()),
+        (ViewScope::Own(own), None) => Ok(Some(own)),
+        (ViewScope::Own(own), Some(requested)) if *requested == own => Ok(Some(own)),
+        _ => Err(ApiError::PermissionDenied),
+    }
+}
+
+fn row_views(rows: Vec<CaseRow>) -> Vec<CaseRowView> {
+    let today = today();
+    rows.into_iter()
+        .map(|row| CaseRowView {
+            age: age_on(row.birth_date, today),
+            deteriorated: row.deteriorated_at.is_some(),
+            row,
+        })
+        .collect()
 }
 
 fn today() -> Date {
@@ -313,12 +339,7 @@ impl Views {
         limit: i64,
         min_versions: &[(StreamId, u64)],
     ) -> Result<CaseBoardView, ApiError> {
-        let owner = match (case_board_scope(principal), &filter.health_center) {
-            (ViewScope::All, requested) => requested.clone(),
-            (ViewScope::Own(own), None) => Some(own),
-            (ViewScope::Own(own), Some(requested)) if *requested == own => Some(own),
-            _ => return Err(ApiError::PermissionDenied),
-        };
+        let owner = board_owner(principal, filter)?;
         self.ready(principal, &[View::CaseBoard], min_versions)
             .await?;
         let stream_sequence = self.checkpoint(CaseBoard::NAME).await?;
@@ -332,21 +353,57 @@ impl Views {
             .await
             .map_err(store_failure)?;
         let next = offset.saturating_add(i64::try_from(rows.len()).unwrap_or_default());
-        let today = today();
         Ok(CaseBoardView {
-            rows: rows
-                .into_iter()
-                .map(|row| CaseRowView {
-                    age: age_on(row.birth_date, today),
-                    deteriorated: row.deteriorated_at.is_some(),
-                    row,
-                })
-                .collect(),
+            rows: row_views(rows),
             total,
             next_page_token: (next < total).then(|| encode_token(next)),
             stream_sequence,
             generated_at: OffsetDateTime::now_utc(),
         })
+    }
+
+    /// What a live board shows again after batches that applied `streams`: the cases they
+    /// touched (a case's own stream, or one of its placements'), sorted, and those of them
+    /// that the caller's board holds now, with the checkpoint read before them.
+    async fn case_board_changes(
+        &self,
+        principal: &Principal,
+        filter: &CaseBoardFilter,
+        streams: &BTreeSet<String>,
+    ) -> Result<(Vec<Uuid>, Vec<CaseRowView>, u64), ApiError> {
+        let owner = board_owner(principal, filter)?;
+        let (mut cases, mut placements) = (Vec::new(), Vec::new());
+        for stream in streams.iter().filter_map(|s| StreamId::parse(s).ok()) {
+            let Ok(id) = Uuid::parse_str(stream.aggregate_id()) else {
+                continue;
+            };
+            match stream.aggregate_type() {
+                streams::CASE => cases.push(id),
+                streams::PLACEMENT => placements.push(id),
+                _ => {}
+            }
+        }
+        let stream_sequence = self.checkpoint(CaseBoard::NAME).await?;
+        if !placements.is_empty() {
+            let of_placements = case_board::cases_of_placements(&self.pool, &placements)
+                .await
+                .map_err(store_failure)?;
+            cases.extend(of_placements);
+        }
+        cases.sort_unstable();
+        cases.dedup();
+        if cases.is_empty() {
+            return Ok((cases, Vec::new(), stream_sequence));
+        }
+        let query = CaseQuery {
+            owner: owner.as_ref().map(|o| o.as_str()),
+            statuses: filter.statuses.iter().map(ToString::to_string).collect(),
+            ..CaseQuery::default()
+        };
+        let rows = case_board::rows_of(&self.pool, &query, &cases)
+            .await
+            .map_err(store_failure)?;
+        Ok((cases, row_views(rows), stream_sequence))
     }
 
     /// A live `case_board`: every case matching the filter (no paging), then the cases
@@ -366,33 +423,54 @@ impl Views {
             rows.iter().map(|r| (r.row.case_id, r.clone())).collect()
         };
         let mut before = state(&snapshot.rows);
+        // After batches that listed their streams, only the cases they touched are read
+        // again; the rest of the caller's board is as it was.
         let read = {
             let (views, principal) = (self.clone(), principal.clone());
-            move |_: Changed| {
+            move |changed: Changed| {
                 let (views, principal, filter) = (views.clone(), principal.clone(), filter.clone());
                 async move {
-                    views
-                        .case_board_page(&principal, &filter, 0, i64::MAX, &[])
-                        .await
+                    match changed {
+                        Changed::Any => {
+                            let view = views
+                                .case_board_page(&principal, &filter, 0, i64::MAX, &[])
+                                .await?;
+                            Ok((None, view.rows, view.stream_sequence))
+                        }
+                        Changed::Streams(streams) => {
+                            let (cases, rows, stream_sequence) = views
+                                .case_board_changes(&principal, &filter, &streams)
+                                .await?;
+                            Ok((Some(cases), rows, stream_sequence))
+                        }
+                    }
                 }
             }
         };
-        let next = move |view: CaseBoardView| {
-            let after = state(&view.rows);
-            let changes = diff(&before, &after);
-            before = after;
-            let (changed, removed) = changes?;
-            Some(Update::Delta(CaseBoardDelta {
-                rows: view
-                    .rows
-                    .into_iter()
-                    .filter(|r| changed.contains(&r.row.case_id))
-                    .collect(),
-                removed,
-                stream_sequence: view.stream_sequence,
-                generated_at: view.generated_at,
-            }))
-        };
+        let next =
+            move |(touched, rows, stream_sequence): (Option<Vec<Uuid>>, Vec<CaseRowView>, u64)| {
+                let mut after = match touched {
+                    None => BTreeMap::new(),
+                    Some(touched) => before
+                        .iter()
+                        .filter(|(case_id, _)| touched.binary_search(case_id).is_err())
+                        .map(|(case_id, row)| (*case_id, row.clone()))
+                        .collect(),
+                };
+                after.extend(state(&rows));
+                let changes = diff(&before, &after);
+                before = after;
+                let (changed, removed) = changes?;
+                Some(Update::Delta(CaseBoardDelta {
+                    rows: rows
+                        .into_iter()
+                        .filter(|r| changed.contains(&r.row.case_id))
+                        .collect(),
+                    removed,
+                    stream_sequence,
+                    generated_at: OffsetDateTime::now_utc(),
+                }))
+            };
         let updates = follow(
             changes,
             CaseBoard::NAME,
