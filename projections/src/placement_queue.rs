@@ -372,6 +372,28 @@ impl QueueRow {
     }
 }
 
+/// The queue's rows of `placements` and of every placement of `cases`, of `owner`'s cases
+/// (every case when `None`), in no particular order: what a live queue reads again after
+/// they changed.
+pub async fn rows_of(
+    pool: &PgPool,
+    owner: Option<&str>,
+    placements: &[Uuid],
+    cases: &[Uuid],
+) -> Result<Vec<QueueRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        queue_columns!(),
+        " FROM placement_queue WHERE (placement_id = ANY($2) OR case_id = ANY($3)) \
+         AND ($1::text IS NULL OR case_owner = $1)"
+    ))
+    .bind(owner)
+    .bind(placements)
+    .bind(cases)
+    .fetch_all(pool)
+    .await
+}
+
 /// Live placements, most urgent first, then longest waiting; only those of cases owned
 /// by `owner` when given.
 pub async fn rows(pool: &PgPool, owner: Option<&str>) -> Result<Vec<QueueRow>, sqlx::Error> {

@@ -9,7 +9,6 @@ use noroshi_domain::Violations;
 use noroshi_domain::authz::{
     Principal, ViewScope, case_board_scope, facility_inbox_scope, may_read_timeline,
 };
-use noroshi_domain::streams;
 use noroshi_domain::values::{CaseStatus, FacilityId};
 use noroshi_event_store::StreamId;
 use noroshi_projections::View;
@@ -23,7 +22,7 @@ use serde::Serialize;
 use time::{Date, OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
-use super::{BedBoardFilter, BedBoardRowView, Changed, Update, Views, diff, follow};
+use super::{BedBoardFilter, BedBoardRowView, Changed, Listed, Update, Views, diff, follow};
 use crate::audit;
 use crate::error::ApiError;
 use crate::error::store_failure;
@@ -362,30 +361,20 @@ impl Views {
         })
     }
 
-    /// What a live board shows again after batches that applied `streams`: the cases they
-    /// touched (a case's own stream, or one of its placements'), sorted, and those of them
+    /// What a live board shows again after batches that listed these streams: the cases
+    /// they touched (a case's own stream, or one of its placements'), sorted, and those of them
     /// that the caller's board holds now, with the checkpoint read before them.
     async fn case_board_changes(
         &self,
         principal: &Principal,
         filter: &CaseBoardFilter,
-        streams: &BTreeSet<String>,
+        listed: &Listed,
     ) -> Result<(Vec<Uuid>, Vec<CaseRowView>, u64), ApiError> {
         let owner = board_owner(principal, filter)?;
-        let (mut cases, mut placements) = (Vec::new(), Vec::new());
-        for stream in streams.iter().filter_map(|s| StreamId::parse(s).ok()) {
-            let Ok(id) = Uuid::parse_str(stream.aggregate_id()) else {
-                continue;
-            };
-            match stream.aggregate_type() {
-                streams::CASE => cases.push(id),
-                streams::PLACEMENT => placements.push(id),
-                _ => {}
-            }
-        }
+        let mut cases = listed.cases.clone();
         let stream_sequence = self.checkpoint(CaseBoard::NAME).await?;
-        if !placements.is_empty() {
-            let of_placements = case_board::cases_of_placements(&self.pool, &placements)
+        if !listed.placements.is_empty() {
+            let of_placements = case_board::cases_of_placements(&self.pool, &listed.placements)
                 .await
                 .map_err(store_failure)?;
             cases.extend(of_placements);
@@ -439,7 +428,7 @@ impl Views {
                         }
                         Changed::Streams(streams) => {
                             let (cases, rows, stream_sequence) = views
-                                .case_board_changes(&principal, &filter, &streams)
+                                .case_board_changes(&principal, &filter, &Listed::from(&streams))
                                 .await?;
                             Ok((Some(cases), rows, stream_sequence))
                         }

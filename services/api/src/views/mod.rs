@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use noroshi_domain::authz::{Principal, ViewScope, bed_board_scope, placement_queue_scope};
 use noroshi_domain::streams;
-use noroshi_domain::values::{BedCategory, MedicalAreaCode};
+use noroshi_domain::values::{BedCategory, FacilityId, MedicalAreaCode};
 use noroshi_event_store::StreamId;
 use noroshi_projections::View;
 use noroshi_projections::bed_board::{self, BedRow, OCCUPANCY_DEFINITION, Totals};
@@ -542,12 +542,33 @@ impl Views {
         };
         let mut before = state(&snapshot.rows);
         let views = self.clone();
-        let read = move |_: Changed| {
+        // After batches that listed their streams, only the placements they touched are
+        // read again; the rest of the caller's queue is as it was.
+        let read = move |changed: Changed| {
             let (views, principal) = (views.clone(), principal.clone());
-            async move { views.placement_queue(&principal, &[]).await }
+            async move {
+                match changed {
+                    Changed::Any => Ok((None, views.placement_queue(&principal, &[]).await?)),
+                    Changed::Streams(streams) => {
+                        let listed = Listed::from(&streams);
+                        let view = views.placement_queue_changes(&principal, &listed).await?;
+                        Ok((Some(listed), view))
+                    }
+                }
+            }
         };
-        let next = move |view: PlacementQueueView| {
-            let after = state(&view.rows);
+        let next = move |(listed, view): (Option<Listed>, PlacementQueueView)| {
+            let mut after = match listed {
+                None => BTreeMap::new(),
+                Some(listed) => before
+                    .iter()
+                    .filter(|(placement_id, (row, _))| {
+                        !listed.has_placement(placement_id) && !listed.has_case(&row.case_id)
+                    })
+                    .map(|(placement_id, row)| (*placement_id, row.clone()))
+                    .collect(),
+            };
+            after.extend(state(&view.rows));
             let changes = diff(&before, &after);
             before = after;
             let (changed, removed) = changes?;
@@ -651,11 +672,7 @@ impl Views {
         principal: &Principal,
         min_versions: &[(StreamId, u64)],
     ) -> Result<PlacementQueueView, ApiError> {
-        let owner = match placement_queue_scope(principal) {
-            ViewScope::All => None,
-            ViewScope::Own(owner) => Some(owner),
-            ViewScope::None => return Err(ApiError::PermissionDenied),
-        };
+        let owner = queue_owner(principal)?;
         self.ready(principal, &[View::PlacementQueue], min_versions)
             .await?;
         let stream_sequence = self.checkpoint(PlacementQueue::NAME).await?;
@@ -664,14 +681,37 @@ impl Views {
             .await
             .map_err(store_failure)?;
         Ok(PlacementQueueView {
-            rows: rows
-                .into_iter()
-                .map(|row| QueueRowView {
-                    waiting_seconds: (now - row.requested_at).whole_seconds(),
-                    hold_overdue: row.hold_overdue(now),
-                    row,
-                })
-                .collect(),
+            rows: queue_row_views(rows, now),
+            stream_sequence,
+            generated_at: now,
+        })
+    }
+
+    /// What a live queue shows again after batches that listed these streams: the rows of the
+    /// placements they list and of every placement of the cases they list, as the caller
+    /// may see them, with the checkpoint read before them.
+    async fn placement_queue_changes(
+        &self,
+        principal: &Principal,
+        listed: &Listed,
+    ) -> Result<PlacementQueueView, ApiError> {
+        let owner = queue_owner(principal)?;
+        let stream_sequence = self.checkpoint(PlacementQueue::NAME).await?;
+        let now = OffsetDateTime::now_utc();
+        let rows = if listed.cases.is_empty() && listed.placements.is_empty() {
+            Vec::new()
+        } else {
+            placement_queue::rows_of(
+                &self.pool,
+                owner.as_ref().map(|o| o.as_str()),
+                &listed.placements,
+                &listed.cases,
+            )
+            .await
+            .map_err(store_failure)?
+        };
+        Ok(PlacementQueueView {
+            rows: queue_row_views(rows, now),
             stream_sequence,
             generated_at: now,
         })
@@ -845,6 +885,59 @@ pub async fn projection_lag(pool: &PgPool) -> Result<Vec<(String, u64)>, ApiErro
         .into_iter()
         .map(|(name, lag)| (name, u64::try_from(lag).unwrap_or_default()))
         .collect())
+}
+
+/// The cases and placements a projection's notifications listed, each sorted.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Listed {
+    pub(crate) cases: Vec<Uuid>,
+    pub(crate) placements: Vec<Uuid>,
+}
+
+impl Listed {
+    pub(crate) fn from(streams: &BTreeSet<String>) -> Self {
+        let mut listed = Self::default();
+        for stream in streams.iter().filter_map(|s| StreamId::parse(s).ok()) {
+            let Ok(id) = Uuid::parse_str(stream.aggregate_id()) else {
+                continue;
+            };
+            match stream.aggregate_type() {
+                streams::CASE => listed.cases.push(id),
+                streams::PLACEMENT => listed.placements.push(id),
+                _ => {}
+            }
+        }
+        listed.cases.sort_unstable();
+        listed.placements.sort_unstable();
+        listed
+    }
+
+    fn has_case(&self, id: &Uuid) -> bool {
+        self.cases.binary_search(id).is_ok()
+    }
+
+    fn has_placement(&self, id: &Uuid) -> bool {
+        self.placements.binary_search(id).is_ok()
+    }
+}
+
+/// Whose placements `principal` may see in the queue: `None` for everyone's.
+fn queue_owner(principal: &Principal) -> Result<Option<FacilityId>, ApiError> {
+    match placement_queue_scope(principal) {
+        ViewScope::All => Ok(None),
+        ViewScope::Own(owner) => Ok(Some(owner)),
+        ViewScope::None => Err(ApiError::PermissionDenied),
+    }
+}
+
+fn queue_row_views(rows: Vec<QueueRow>, now: OffsetDateTime) -> Vec<QueueRowView> {
+    rows.into_iter()
+        .map(|row| QueueRowView {
+            waiting_seconds: (now - row.requested_at).whole_seconds(),
+            hold_overdue: row.hold_overdue(now),
+            row,
+        })
+        .collect()
 }
 
 /// What changed since a live stream last read its view: any row, or only rows from these
