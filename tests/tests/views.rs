@@ -648,7 +648,7 @@ async fn a_live_bed_board_ends_as_a_fresh_read_and_never_shows_another_s_rows() 
         let fresh = json_rows(&fresh);
         while *board != fresh {
             let (name, data) = events
-                .next(Duration::from_secs(20))
+                .next(Duration::from_secs(10))
                 .await
                 .unwrap_or_else(|| panic!("the stream stopped short of {fresh:?} at {board:?}"));
             if actor.organisation == "hofu-central" {
@@ -716,7 +716,7 @@ async fn a_grpc_watch_gets_the_snapshot_then_only_its_own_deltas() {
         2,
     )
     .await;
-    let next = tokio::time::timeout(Duration::from_secs(20), updates.message())
+    let next = tokio::time::timeout(Duration::from_secs(10), updates.message())
         .await
         .expect("a delta")
         .unwrap()
