@@ -45,8 +45,25 @@ fn versions(result: &pb::CommandResult) -> String {
         .join(",")
 }
 
-/// Waits until both hospitals' inboxes reflect the seed and `declared`, so that a live
-/// stream opened next starts from a settled snapshot.
+/// The world with 10 ready MODERATE beds at Hofu Central, once both hospitals' inboxes
+/// show them: a live stream opened next starts from a settled snapshot.
+async fn settled_world() -> (TestApi, (Pipeline, NatsServer)) {
+    let (api, read_side) = world().await;
+    let declared = api
+        .declare(
+            HOSPITAL,
+            "hofu-central",
+            pb::BedCategory::Moderate,
+            10,
+            10,
+            0,
+        )
+        .await;
+    settled(&api, &declared).await;
+    (api, read_side)
+}
+
+/// Waits until both hospitals' inboxes reflect the seed and `declared`.
 async fn settled(api: &TestApi, declared: &pb::CommandResult) {
     for (actor, fresh) in [
         (HOSPITAL, versions(declared)),
@@ -386,18 +403,7 @@ async fn an_accepted_placement_is_in_the_inbox_read_with_its_version_every_time(
 
 #[tokio::test]
 async fn live_inbox_and_case_board_stream_only_what_the_subscriber_may_see() {
-    let (api, _read_side) = world().await;
-    let declared = api
-        .declare(
-            HOSPITAL,
-            "hofu-central",
-            pb::BedCategory::Moderate,
-            10,
-            10,
-            0,
-        )
-        .await;
-    settled(&api, &declared).await;
+    let (api, _read_side) = settled_world().await;
     let wait = Duration::from_secs(10);
     let mut own = Events::open(&api, HOSPITAL, "/api/v1/views/facility_inbox/stream").await;
     let mut other = Events::open(&api, HOSPITAL_OTHER, "/api/v1/views/facility_inbox/stream").await;
@@ -518,18 +524,7 @@ fn apply_board(board: &mut BTreeMap<String, Value>, name: &str, data: &Value) ->
 
 #[tokio::test]
 async fn a_live_case_board_follows_cases_into_and_out_of_its_filter() {
-    let (api, _read_side) = world().await;
-    let declared = api
-        .declare(
-            HOSPITAL,
-            "hofu-central",
-            pb::BedCategory::Moderate,
-            10,
-            10,
-            0,
-        )
-        .await;
-    settled(&api, &declared).await;
+    let (api, _read_side) = settled_world().await;
     const FILTER: &str = "status=PLACEMENT_IN_PROGRESS&status=HOSPITALIZED";
     // Already placing when the subscriber connects.
     let placed = api.report_case(pb::Severity::ModerateI).await;
@@ -720,18 +715,7 @@ async fn the_case_board_pages_through_many_cases() {
 async fn grpc_serves_the_same_patient_views_with_the_same_rules() {
     use noroshi_tests::api::authed;
     use tonic::Code;
-    let (api, _read_side) = world().await;
-    let declared = api
-        .declare(
-            HOSPITAL,
-            "hofu-central",
-            pb::BedCategory::Moderate,
-            10,
-            10,
-            0,
-        )
-        .await;
-    settled(&api, &declared).await;
+    let (api, _read_side) = settled_world().await;
     let mut views = api.views();
     let mut own = views
         .watch_facility_inbox(authed(HOSPITAL, pb::GetFacilityInboxRequest::default()))
