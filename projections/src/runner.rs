@@ -465,7 +465,9 @@ async fn apply_batch<P: Projection>(
     projection.apply(&mut tx, &fresh).await?;
     // The batch's versions, its checkpoint and the notification in one statement.
     // Inside the transaction: PostgreSQL delivers the notification at commit, never for
-    // a batch that rolled back. Live view streams re-read on it.
+    // a batch that rolled back. Live view streams re-read on it. A batch of events applied
+    // before (redelivered after a restart) changed no view and notifies nobody: a
+    // notification without streams would make every stream read its whole view.
     let (streams, (versions, positions)): (Vec<&str>, (Vec<i64>, Vec<i64>)) = written
         .iter()
         .map(|(stream, (version, position))| (stream.as_str(), (count(*version), count(*position))))
@@ -482,7 +484,7 @@ async fn apply_batch<P: Projection>(
            ON CONFLICT (projection) DO UPDATE \
              SET stream_sequence = excluded.stream_sequence, position = excluded.position, \
                  updated_at = now()) \
-         SELECT pg_notify($7, $8)",
+         SELECT pg_notify($7, $8) WHERE cardinality($4::text[]) > 0",
     )
     .bind(P::NAME)
     .bind(count(last_sequence))

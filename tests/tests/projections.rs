@@ -782,3 +782,86 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
         recomputed_timeline(&api.db).await
     );
 }
+
+#[tokio::test]
+async fn a_replayed_stretch_of_the_stream_wakes_no_live_view() {
+    let nats = NatsServer::start().await;
+    let api = TestApi::with(ApiOptions::default()).await;
+    api.seed().await;
+    let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    for _ in 0..3 {
+        let case_id = api.report_case(pb::Severity::ModerateI).await;
+        api.request_placement(&case_id, pb::BedCategory::Moderate)
+            .await;
+    }
+    caught_up(&api.db, "case_board").await;
+    drop(pipeline);
+    // Every runner has stopped, checkpoint written, once it let go of its leadership.
+    let pool = api.db.pool().clone();
+    eventually(
+        "the runners stop",
+        Duration::from_secs(60),
+        || {
+            let pool = pool.clone();
+            async move {
+                let held: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                held == 0
+            }
+        },
+    )
+    .await;
+    let checkpoint = || async {
+        let sequence: i64 = sqlx::query_scalar(
+            "SELECT stream_sequence FROM projection_checkpoints WHERE projection = 'case_board'",
+        )
+        .fetch_one(api.db.pool())
+        .await
+        .unwrap();
+        sequence
+    };
+    let reached = checkpoint().await;
+    let board = case_board::all(api.db.pool()).await.unwrap();
+    assert_eq!(board.len(), 3);
+
+    // The next runner goes through the whole stream again, all of it applied before.
+    let mut listener = sqlx::postgres::PgListener::connect_with(api.db.pool())
+        .await
+        .unwrap();
+    listener.listen("noroshi_views").await.unwrap();
+    sqlx::query(
+        "UPDATE projection_checkpoints SET stream_sequence = 0 WHERE projection = 'case_board'",
+    )
+    .execute(api.db.pool())
+    .await
+    .unwrap();
+    let (_pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    eventually(
+        "the runner goes through the stream again",
+        Duration::from_secs(60),
+        || async { checkpoint().await == reached },
+    )
+    .await;
+    assert_eq!(case_board::all(api.db.pool()).await.unwrap(), board);
+    // Notifications arrive in commit order: all the replay's come before this one.
+    sqlx::query("SELECT pg_notify('noroshi_views', 'end-of-test')")
+        .execute(api.db.pool())
+        .await
+        .unwrap();
+    loop {
+        let notification = listener.recv().await.unwrap();
+        let payload = notification.payload();
+        if payload == "end-of-test" {
+            break;
+        }
+        assert!(
+            !payload.starts_with("case_board"),
+            "a batch of events applied before woke the live views: {payload:?}"
+        );
+    }
+}

@@ -462,7 +462,7 @@ impl Views {
             };
         let updates = follow(
             changes,
-            CaseBoard::NAME,
+            &[CaseBoard::NAME],
             Update::Snapshot(snapshot),
             read,
             next,
@@ -606,10 +606,11 @@ impl Views {
             before = after;
             changed.then_some(Update::Delta(view))
         };
-        // Offers come from facility_inbox, capacity from bed_board.
+        // Offers and patients come from facility_inbox, capacity from bed_board: no other
+        // projection's batch changes an inbox.
         let updates = follow(
             changes,
-            super::ANY_PROJECTION,
+            &[FacilityInbox::NAME, BedBoard::NAME],
             Update::Snapshot(snapshot),
             read,
             next,
@@ -734,7 +735,7 @@ impl Views {
         };
         Ok(follow(
             changes,
-            Timeline::NAME,
+            &[Timeline::NAME],
             Update::Snapshot(snapshot),
             read,
             next,

@@ -83,9 +83,6 @@ const LISTEN_READY_WAIT: Duration = Duration::from_secs(5);
 /// the clock alone, and a lost notification is made good.
 const WATCH_REFRESH: Duration = Duration::from_secs(15);
 
-/// For [`follow`]: a view read from several projections looks again after any batch.
-const ANY_PROJECTION: &str = "*";
-
 /// An update of a live view stream: first the snapshot, then deltas.
 #[derive(Debug, Clone, Serialize)]
 pub enum Update<S, D> {
@@ -517,7 +514,7 @@ impl Views {
         };
         Ok(follow(
             changes,
-            bed_board::BedBoard::NAME,
+            &[bed_board::BedBoard::NAME],
             Update::Snapshot(snapshot),
             read,
             next,
@@ -585,7 +582,7 @@ impl Views {
         };
         Ok(follow(
             changes,
-            PlacementQueue::NAME,
+            &[PlacementQueue::NAME],
             Update::Snapshot(snapshot),
             read,
             next,
@@ -800,7 +797,13 @@ impl Views {
             changed.then_some(view)
         };
         // Beds come from bed_board, cases from public_stats: either may change them.
-        Ok(follow(changes, ANY_PROJECTION, first, read, next))
+        Ok(follow(
+            changes,
+            &[bed_board::BedBoard::NAME, PublicStats::NAME],
+            first,
+            read,
+            next,
+        ))
     }
 
     /// Waits until `view` has applied every `(stream, version)`, at most the configured
@@ -949,11 +952,11 @@ pub(crate) enum Changed {
 }
 
 impl Changed {
-    /// Takes in what a notification `payload` says changed, if it concerns `projection`
-    /// (or `projection` is [`ANY_PROJECTION`]); whether it did.
-    fn note(&mut self, projection: &str, payload: &str) -> bool {
+    /// Takes in what a notification `payload` says changed, if it concerns one of
+    /// `projections`; whether it did.
+    fn note(&mut self, projections: &[&str], payload: &str) -> bool {
         let (name, streams) = runner::changed_streams(payload);
-        if projection != ANY_PROJECTION && name != projection {
+        if !projections.contains(&name) {
             return false;
         }
         match (&mut *self, streams) {
@@ -966,12 +969,12 @@ impl Changed {
     }
 }
 
-/// Follows a view: `first`, then, after each committed batch of `projection` (or every
-/// [`WATCH_REFRESH`]), a fresh `read` of what changed, turned by `next` into an update,
-/// or into nothing when the caller's view did not change.
+/// Follows a view: `first`, then, after each committed batch of one of `projections` (the
+/// ones the view is read from), or every [`WATCH_REFRESH`], a fresh `read` of what changed,
+/// turned by `next` into an update, or into nothing when the caller's view did not change.
 fn follow<V, U, R, F, N>(
     changes: broadcast::Receiver<String>,
-    projection: &'static str,
+    projections: &'static [&'static str],
     first: U,
     read: R,
     next: N,
@@ -995,7 +998,7 @@ where
                 tokio::select! {
                     notification = changes.recv() => match notification {
                         Ok(payload) => {
-                            if !changed.note(projection, &payload) {
+                            if !changed.note(projections, &payload) {
                                 continue;
                             }
                         }
@@ -1009,7 +1012,7 @@ where
                 loop {
                     match changes.try_recv() {
                         Ok(payload) => {
-                            changed.note(projection, &payload);
+                            changed.note(projections, &payload);
                         }
                         Err(broadcast::error::TryRecvError::Lagged(_)) => changed = Changed::Any,
                         Err(_) => break,
@@ -1026,4 +1029,26 @@ where
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_notes_only_the_projections_its_view_is_read_from() {
+        let mut changed = Changed::Streams(BTreeSet::new());
+        let inbox = ["facility_inbox", "bed_board"];
+        assert!(!changed.note(&inbox, "case_board\ncase-a"));
+        assert!(!changed.note(&inbox, "timeline"));
+        assert!(changed.note(&inbox, "bed_board\nfacility-x"));
+        assert!(changed.note(&inbox, "facility_inbox\nplacement-p\ncase-c"));
+        let listed: BTreeSet<String> = ["facility-x", "placement-p", "case-c"]
+            .map(String::from)
+            .into();
+        assert_eq!(changed, Changed::Streams(listed));
+        // A batch too large to list its streams may have changed any row.
+        assert!(changed.note(&inbox, "bed_board"));
+        assert_eq!(changed, Changed::Any);
+    }
 }
