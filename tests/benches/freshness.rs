@@ -14,7 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,11 @@ use noroshi_tests::pipeline::Pipeline;
 use noroshi_tests::sse::Events;
 use noroshi_tests::{NatsServer, bench_option};
 
-/// (facility, ready) of each measured command -> when it was answered, once it was.
-type Replies = HashMap<(String, u64), Option<Instant>>;
+/// A hospital and the `ready` figure one command declared for it.
+type Figures = (String, u64);
+
+/// The figures of each measured command -> when it was answered, once it was.
+type Replies = HashMap<Figures, Option<Instant>>;
 
 /// Each hospital's declarations are told apart by `ready`, counting up below this.
 const SECURED: u64 = 100_000;
@@ -82,8 +85,12 @@ async fn main() {
     let warmup = rate;
     let total = warmup + seconds * rate;
     let commands = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
+    // The figures of the command committed last (highest position): what the board ends
+    // with. Under overload two commands to one hospital can commit out of their order.
+    let last_committed: Arc<Mutex<(u64, Option<Figures>)>> = Arc::default();
     let producer = {
         let (api, replied, commands) = (api.clone(), replied.clone(), commands.clone());
+        let last_committed = last_committed.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -100,9 +107,10 @@ async fn main() {
                 }
                 let mut client = api.facilities();
                 let (replied, commands) = (replied.clone(), commands.clone());
+                let last_committed = last_committed.clone();
                 sent.spawn(async move {
                     let start = Instant::now();
-                    client
+                    let result = client
                         .declare_capacity(authed(
                             HQ,
                             pb::DeclareCapacityRequest {
@@ -119,7 +127,14 @@ async fn main() {
                             },
                         ))
                         .await
-                        .unwrap();
+                        .unwrap()
+                        .into_inner();
+                    {
+                        let mut last = last_committed.lock().unwrap();
+                        if result.position > last.0 {
+                            *last = (result.position, Some((facility.clone(), ready)));
+                        }
+                    }
                     if i >= warmup {
                         let answered = Instant::now();
                         if let Some(at) = replied.lock().unwrap().get_mut(&(facility, ready)) {
@@ -162,18 +177,24 @@ async fn main() {
         })
     };
 
-    // Follow the stream until the last command's figures are shown.
-    let last = (
-        format!("bench-hospital-{}", (total - 1) % facilities),
-        ((total - 1) / facilities + 1) % SECURED,
-    );
+    // Follow the stream until every command is answered and the figures of the one
+    // committed last are shown.
     let mut fresh = Histogram::<u64>::new(3).unwrap();
-    let mut seen_last = false;
-    while !seen_last {
-        let (name, delta) = events
-            .next(Duration::from_secs(60))
-            .await
-            .expect("deltas keep coming");
+    let mut seen: HashSet<Figures> = HashSet::new();
+    let mut quiet = Duration::ZERO;
+    loop {
+        if producer.is_finished() {
+            let last = last_committed.lock().unwrap().1.clone();
+            if last.is_some_and(|last| seen.contains(&last)) {
+                break;
+            }
+        }
+        let Some((name, delta)) = events.next(Duration::from_secs(1)).await else {
+            quiet += Duration::from_secs(1);
+            assert!(quiet < Duration::from_secs(60), "deltas keep coming");
+            continue;
+        };
+        quiet = Duration::ZERO;
         assert_eq!(name, "delta", "{delta}");
         let now = Instant::now();
         for row in delta["rows"].as_array().unwrap() {
@@ -181,7 +202,7 @@ async fn main() {
                 row["facility_id"].as_str().unwrap().to_owned(),
                 row["ready"].as_u64().unwrap(),
             );
-            seen_last |= key == last;
+            seen.insert(key.clone());
             // A delta can come before the client has processed the reply; those are
             // fresher than the reply itself and count as zero.
             let answered = replied.lock().unwrap().remove(&key);
