@@ -22,7 +22,9 @@ use serde::Serialize;
 use time::{Date, OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
-use super::{BedBoardFilter, BedBoardRowView, Changed, Listed, Update, Views, diff, follow};
+use super::{
+    BedBoardFilter, BedBoardRowView, Changed, Listed, Update, Views, diff, follow, merged,
+};
 use crate::audit;
 use crate::error::ApiError;
 use crate::error::store_failure;
@@ -438,15 +440,10 @@ impl Views {
         };
         let next =
             move |(touched, rows, stream_sequence): (Option<Vec<Uuid>>, Vec<CaseRowView>, u64)| {
-                let mut after = match touched {
-                    None => BTreeMap::new(),
-                    Some(touched) => before
-                        .iter()
-                        .filter(|(case_id, _)| touched.binary_search(case_id).is_err())
-                        .map(|(case_id, row)| (*case_id, row.clone()))
-                        .collect(),
-                };
-                after.extend(state(&rows));
+                let untouched = touched.map(|touched| {
+                    move |case_id: &Uuid, _: &CaseRowView| touched.binary_search(case_id).is_err()
+                });
+                let after = merged(&before, untouched, state(&rows));
                 let changes = diff(&before, &after);
                 before = after;
                 let (changed, removed) = changes?;

@@ -144,6 +144,25 @@ fn keyed(rows: impl IntoIterator<Item = BedBoardRowView>) -> BTreeMap<RowKey, Be
         .collect()
 }
 
+/// A live view's rows after a read: the rows read and, when the read covered only what
+/// some batches touched, every row of `before` that `untouched` says they did not touch.
+fn merged<K: Ord + Clone, V: Clone>(
+    before: &BTreeMap<K, V>,
+    untouched: Option<impl Fn(&K, &V) -> bool>,
+    read: impl IntoIterator<Item = (K, V)>,
+) -> BTreeMap<K, V> {
+    let mut after: BTreeMap<K, V> = match untouched {
+        None => BTreeMap::new(),
+        Some(untouched) => before
+            .iter()
+            .filter(|(key, value)| untouched(key, value))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+    };
+    after.extend(read);
+    after
+}
+
 /// What a live view's delta carries: the keys in `after` that are new or whose value
 /// changed since `before`, and the keys of `before` that left. `None` when nothing did.
 fn diff<K: Ord + Clone, V: PartialEq>(
@@ -499,15 +518,10 @@ impl Views {
             Vec<BedBoardRowView>,
             u64,
         )| {
-            let mut after = match only {
-                None => BTreeMap::new(),
-                Some(facilities) => before
-                    .iter()
-                    .filter(|((facility, _), _)| !facilities.contains(facility))
-                    .map(|(key, row)| (key.clone(), row.clone()))
-                    .collect(),
-            };
-            after.extend(keyed(rows));
+            let untouched = only.map(|facilities| {
+                move |(facility, _): &RowKey, _: &BedBoardRowView| !facilities.contains(facility)
+            });
+            let after = merged(&before, untouched, keyed(rows));
             let update = delta(&before, &after, stream_sequence);
             before = after;
             update.map(Update::Delta)
@@ -555,17 +569,12 @@ impl Views {
             }
         };
         let next = move |(listed, view): (Option<Listed>, PlacementQueueView)| {
-            let mut after = match listed {
-                None => BTreeMap::new(),
-                Some(listed) => before
-                    .iter()
-                    .filter(|(placement_id, (row, _))| {
-                        !listed.has_placement(placement_id) && !listed.has_case(&row.case_id)
-                    })
-                    .map(|(placement_id, row)| (*placement_id, row.clone()))
-                    .collect(),
-            };
-            after.extend(state(&view.rows));
+            let untouched = listed.map(|listed| {
+                move |placement_id: &Uuid, (row, _): &(QueueRow, bool)| {
+                    !listed.has_placement(placement_id) && !listed.has_case(&row.case_id)
+                }
+            });
+            let after = merged(&before, untouched, state(&view.rows));
             let changes = diff(&before, &after);
             before = after;
             let (changed, removed) = changes?;
