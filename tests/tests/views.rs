@@ -488,18 +488,24 @@ async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
     };
 
     let hofu_area = area("3504");
-    assert_eq!(cases(&hofu_area)["REPORTED"], 5);
+    assert!(
+        cases(&hofu_area)["REPORTED"].is_null(),
+        "5 is withheld too: the prefecture's 6 less 5 would give Ube's 1 away"
+    );
     assert!(
         cases(&hofu_area)["PLACEMENT_IN_PROGRESS"].is_null(),
         "2 is suppressed"
     );
     let beds = moderate(&hofu_area);
-    assert_eq!(
-        (beds["secured"].clone(), beds["occupied"].clone()),
-        (30.into(), 10.into())
+    assert_eq!(beds["secured"], 30);
+    assert!(
+        beds["occupied"].is_null() && beds["available"].is_null(),
+        "10 of the prefecture's 13 would give Ube's 3 away: {beds}"
     );
-    assert_eq!(beds["available"], 10);
-    assert!((hofu_area["occupancy_rate"].as_f64().unwrap() - 10.0 / 30.0).abs() < 1e-9);
+    assert!(
+        hofu_area["occupancy_rate"].is_null(),
+        "the rate times 30 secured beds would give the 10"
+    );
 
     let ube_area = area("3505");
     assert!(cases(&ube_area)["REPORTED"].is_null(), "1 is suppressed");
@@ -543,6 +549,39 @@ async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
     assert_eq!(reported.count, Some(6));
     let (status, _) = api.http_get(None, "/api/v1/views/public_stats").await;
     assert_eq!(status, 401);
+
+    // Once Ube has no occupied bed left, no small count of beds needs Hofu's to hide it.
+    let declared = api
+        .declare(
+            HOSPITAL_OTHER,
+            "ube-medical",
+            pb::BedCategory::Moderate,
+            8,
+            6,
+            0,
+        )
+        .await;
+    let (_, http_after) = after(&declared);
+    let (status, stats) = api
+        .http_get(
+            Some(HQ),
+            &format!("/api/v1/views/public_stats?min_versions={http_after}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let hofu_area = stats["areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["medical_area"] == "3504")
+        .unwrap();
+    let beds = moderate(hofu_area);
+    assert_eq!(
+        (beds["occupied"].clone(), beds["available"].clone()),
+        (10.into(), 10.into())
+    );
+    assert!((hofu_area["occupancy_rate"].as_f64().unwrap() - 10.0 / 30.0).abs() < 1e-9);
+    assert_eq!(moderate(&stats["prefecture"])["occupied"], 10);
 }
 
 /// Applies one `snapshot` or `delta` event to a board.

@@ -18,7 +18,6 @@ use noroshi_event_store::StreamId;
 use noroshi_projections::View;
 use noroshi_projections::bed_board::{self, BedRow, OCCUPANCY_DEFINITION, Totals};
 use noroshi_projections::placement_queue::{self, PlacementQueue, QueueRow};
-use noroshi_projections::public_stats::{self, PublicStats};
 use noroshi_projections::runner::{self, Projection, VIEWS_CHANNEL};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -30,8 +29,10 @@ use crate::commands::CommandHandler;
 use crate::error::{ApiError, store_failure};
 
 mod cases;
+mod public;
 
 pub use cases::*;
+pub use public::*;
 
 /// `(stream, version)` pairs a read waits for (read your writes).
 pub type MinVersions = Vec<(StreamId, u64)>;
@@ -291,89 +292,6 @@ pub struct PlacementQueueView {
     pub stream_sequence: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub generated_at: OffsetDateTime,
-}
-
-/// Beds of one category in one area. Counts of people (occupied, and what reveals it)
-/// are `None` when suppressed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CategoryStats {
-    pub category: String,
-    pub secured: u64,
-    pub ready: u64,
-    pub occupied: Option<u64>,
-    pub available: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StatusCount {
-    pub status: String,
-    /// `None` when suppressed.
-    pub count: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AreaStats {
-    /// `None` for the prefecture.
-    pub medical_area: Option<String>,
-    pub beds: Vec<CategoryStats>,
-    /// Over every category; `None` when nothing is secured or occupied is suppressed.
-    pub occupancy_rate: Option<f64>,
-    pub cases: Vec<StatusCount>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PublicStatsView {
-    pub areas: Vec<AreaStats>,
-    pub prefecture: AreaStats,
-    pub occupancy_definition: &'static str,
-    /// Counts of people from 1 up to this (exclusive) are suppressed.
-    pub suppress_below: u64,
-    pub stream_sequence: u64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub generated_at: OffsetDateTime,
-}
-
-/// Sums beds per category and cases per status for one area, then suppresses.
-#[derive(Debug, Default)]
-struct AreaSums {
-    beds: std::collections::BTreeMap<String, Totals>,
-    cases: std::collections::BTreeMap<String, u64>,
-}
-
-impl AreaSums {
-    fn stats(&self, medical_area: Option<String>, suppress_below: u64) -> AreaStats {
-        let shown = |count: u64| (count == 0 || count >= suppress_below).then_some(count);
-        let mut all = Totals::default();
-        let beds = self
-            .beds
-            .iter()
-            .map(|(category, t)| {
-                all.secured += t.secured;
-                all.occupied += t.occupied;
-                let occupied = shown(t.occupied);
-                CategoryStats {
-                    category: category.clone(),
-                    secured: t.secured,
-                    ready: t.ready,
-                    occupied,
-                    available: occupied.map(|_| t.available),
-                }
-            })
-            .collect();
-        AreaStats {
-            medical_area,
-            beds,
-            occupancy_rate: shown(all.occupied).and(all.occupancy_rate()),
-            cases: self
-                .cases
-                .iter()
-                .map(|(status, &count)| StatusCount {
-                    status: status.clone(),
-                    count: shown(count),
-                })
-                .collect(),
-        }
-    }
 }
 
 impl std::fmt::Debug for Views {
@@ -721,98 +639,6 @@ impl Views {
             stream_sequence,
             generated_at: now,
         })
-    }
-
-    /// `public_stats`, the same for every principal: nothing in it identifies anyone.
-    pub async fn public_stats(
-        &self,
-        principal: &Principal,
-        min_versions: &[(StreamId, u64)],
-    ) -> Result<PublicStatsView, ApiError> {
-        self.ready(
-            principal,
-            &[View::BedBoard, View::PublicStats],
-            min_versions,
-        )
-        .await?;
-        let stream_sequence = self
-            .checkpoint(bed_board::BedBoard::NAME)
-            .await?
-            .min(self.checkpoint(PublicStats::NAME).await?);
-        let mut areas: std::collections::BTreeMap<String, AreaSums> = Default::default();
-        let mut prefecture = AreaSums::default();
-        for row in bed_board::board(&self.pool, None)
-            .await
-            .map_err(store_failure)?
-        {
-            let add = |sums: &mut AreaSums| {
-                sums.beds.entry(row.category.clone()).or_default().add(&row);
-            };
-            add(&mut prefecture);
-            if let Some(area) = &row.medical_area {
-                add(areas.entry(area.clone()).or_default());
-            }
-        }
-        for (area, status, count) in public_stats::case_counts(&self.pool)
-            .await
-            .map_err(store_failure)?
-        {
-            let count = u64::try_from(count).unwrap_or_default();
-            *prefecture.cases.entry(status.clone()).or_default() += count;
-            if let Some(area) = area {
-                *areas
-                    .entry(area)
-                    .or_default()
-                    .cases
-                    .entry(status)
-                    .or_default() += count;
-            }
-        }
-        let suppress_below = self.settings.suppress_below;
-        Ok(PublicStatsView {
-            areas: areas
-                .iter()
-                .map(|(area, sums)| sums.stats(Some(area.clone()), suppress_below))
-                .collect(),
-            prefecture: prefecture.stats(None, suppress_below),
-            occupancy_definition: OCCUPANCY_DEFINITION,
-            suppress_below,
-            stream_sequence,
-            generated_at: OffsetDateTime::now_utc(),
-        })
-    }
-
-    /// A live `public_stats`: the statistics, then the whole (small) statistics again
-    /// whenever a figure changed.
-    pub async fn watch_public_stats(
-        &self,
-        principal: Principal,
-        min_versions: &[(StreamId, u64)],
-    ) -> Result<impl Stream<Item = Result<PublicStatsView, ApiError>> + Send + 'static, ApiError>
-    {
-        let changes = self.subscribe().await;
-        let first = self.public_stats(&principal, min_versions).await?;
-        let figures = |v: &PublicStatsView| (v.areas.clone(), v.prefecture.clone());
-        let mut before = figures(&first);
-        let views = self.clone();
-        let read = move |_: Changed| {
-            let (views, principal) = (views.clone(), principal.clone());
-            async move { views.public_stats(&principal, &[]).await }
-        };
-        let next = move |view: PublicStatsView| {
-            let after = figures(&view);
-            let changed = after != before;
-            before = after;
-            changed.then_some(view)
-        };
-        // Beds come from bed_board, cases from public_stats: either may change them.
-        Ok(follow(
-            changes,
-            &[bed_board::BedBoard::NAME, PublicStats::NAME],
-            first,
-            read,
-            next,
-        ))
     }
 
     /// Waits until `view` has applied every `(stream, version)`, at most the configured
