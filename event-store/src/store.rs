@@ -1,6 +1,7 @@
 //! Appending to and reading from the PostgreSQL event store.
 
 use std::collections::HashSet;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
@@ -131,6 +132,16 @@ const READ_STREAM: &str = concat!(
     "SELECT ",
     event_columns!(),
     " FROM events e WHERE e.stream_id = $1 AND e.version >= $2 ORDER BY e.version LIMIT $3"
+);
+
+/// The events of several streams, each in a range of versions of its own, after a
+/// position.
+const READ_STREAMS: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS b(stream_id, first, last) \
+     JOIN events e ON e.stream_id = b.stream_id AND e.version BETWEEN b.first AND b.last \
+     WHERE e.position > $4 ORDER BY e.position LIMIT $5"
 );
 
 const COMMAND_EVENTS: &str = "SELECT event_id, stream_id, version, position FROM events WHERE command_id = $1 ORDER BY position";
@@ -384,6 +395,34 @@ impl EventStore {
             .bind(stream_id.as_str())
             .bind(to_i64(from_version.max(1)))
             .bind(i64::from(max_count))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(recorded_event).collect()
+    }
+
+    /// Up to `limit` events of the streams in `ranges`, each in the range of versions
+    /// given with it, after `after_position`, in position order: what one reader knows
+    /// of several streams when it has seen each only so far (a projection's applied
+    /// versions), or what it has not seen yet of each.
+    pub async fn read_streams(
+        &self,
+        ranges: &[(StreamId, RangeInclusive<u64>)],
+        after_position: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut streams = Vec::with_capacity(ranges.len());
+        let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
+        for (stream, versions) in ranges {
+            streams.push(stream.as_str());
+            firsts.push(to_i64(*versions.start()));
+            lasts.push(to_i64(*versions.end()));
+        }
+        let rows = sqlx::query(READ_STREAMS)
+            .bind(&streams)
+            .bind(&firsts)
+            .bind(&lasts)
+            .bind(to_i64(after_position))
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(recorded_event).collect()

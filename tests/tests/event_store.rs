@@ -64,6 +64,70 @@ async fn append_then_read_stream_keeps_every_field() {
 }
 
 #[tokio::test]
+async fn several_streams_read_each_in_its_own_range_of_versions_in_position_order() {
+    let db = TestDatabase::create().await;
+    let store = db.store();
+    // Interleaved: a1 v1-2, b1 v1-3, a1 v3, c1 v1 (not asked for).
+    for (name, expected, count) in [
+        ("case-a1", ExpectedVersion::NoStream, 2),
+        ("placement-b1", ExpectedVersion::NoStream, 3),
+        ("case-a1", ExpectedVersion::Exact(2), 1),
+        ("case-c1", ExpectedVersion::NoStream, 1),
+    ] {
+        store
+            .append(&append(vec![write(name, expected, count)]))
+            .await
+            .unwrap();
+    }
+    let read = |ranges: Vec<(StreamId, std::ops::RangeInclusive<u64>)>, after, limit| {
+        let store = store.clone();
+        async move {
+            store
+                .read_streams(&ranges, after, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.stream_id.to_string(), e.version, e.position))
+                .collect::<Vec<_>>()
+        }
+    };
+    let versions = |read: &[(String, u64, u64)]| -> Vec<(String, u64)> {
+        read.iter().map(|(s, v, _)| (s.clone(), *v)).collect()
+    };
+    let expect = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|(s, v)| ((*s).to_owned(), *v)).collect()
+    };
+    let up_to = vec![(stream("case-a1"), 1..=3), (stream("placement-b1"), 1..=2)];
+    let all = read(up_to.clone(), 0, 100).await;
+    assert_eq!(
+        versions(&all),
+        expect(&[
+            ("case-a1", 1),
+            ("case-a1", 2),
+            ("placement-b1", 1),
+            ("placement-b1", 2),
+            ("case-a1", 3)
+        ]),
+        "placement-b1 v3 is beyond its range, case-c1 not asked for"
+    );
+    assert!(all.windows(2).all(|w| w[0].2 < w[1].2));
+    // Paging by position.
+    assert_eq!(read(up_to, all[1].2, 2).await, all[2..4]);
+    // What a reader that has seen a1 v1-2 and b1 v1 has not seen yet.
+    let unseen = read(
+        vec![(stream("case-a1"), 3..=3), (stream("placement-b1"), 2..=3)],
+        0,
+        100,
+    )
+    .await;
+    assert_eq!(
+        versions(&unseen),
+        expect(&[("placement-b1", 2), ("placement-b1", 3), ("case-a1", 3)])
+    );
+    assert!(read(Vec::new(), 0, 10).await.is_empty());
+}
+
+#[tokio::test]
 async fn expected_versions_any_nostream_and_exact() {
     let db = TestDatabase::create().await;
     let store = db.store();
