@@ -1,6 +1,13 @@
 //! `timeline` (DESIGN.md §6): the ordered history of one case or placement: each event,
-//! who acted, and when. It names facilities and statuses, never patient data; who may
-//! read which timeline is kept alongside (`timeline_subjects`).
+//! who acted, and when. It names facilities and statuses, never patient data.
+//!
+//! The history is the event store's own. This projection keeps who may read which
+//! timeline (`timeline_subjects`: a case's owner, the facilities involved, the case of
+//! each placement) and, as every projection does, the version of each stream it has
+//! applied. A timeline is the events of its subject's streams (a case's own and its
+//! placements'), each up to that version, so it shows exactly what the projection has
+//! seen: a read with `min_versions` waits for it as for any view, and a rebuild writes
+//! one row per case and placement rather than a copy of every event.
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,7 +15,7 @@ use noroshi_domain::case::CaseEvent;
 use noroshi_domain::placement::{Origin, PlacementEvent};
 use noroshi_domain::values::CaseStatus;
 use noroshi_domain::{DomainEvent, streams};
-use noroshi_event_store::RecordedEvent;
+use noroshi_event_store::{RecordedEvent, StreamId};
 use sqlx::postgres::PgConnection;
 use sqlx::{FromRow, PgPool};
 use time::OffsetDateTime;
@@ -22,37 +29,29 @@ pub struct Timeline;
 
 impl Projection for Timeline {
     const NAME: &'static str = "timeline";
-    const TABLES: &'static [&'static str] = &["timeline_events", "timeline_subjects"];
+    const TABLES: &'static [&'static str] = &["timeline_subjects"];
     const SOURCES: &'static [&'static str] = &[streams::CASE, streams::PLACEMENT];
 
     /// Loads the subjects the batch touches in one query, moves them in memory, and
-    /// writes them back with the batch's entries in one statement.
+    /// writes back those that changed in one statement.
     async fn apply(
         &self,
         tx: &mut PgConnection,
         events: &[(RecordedEvent, DomainEvent)],
     ) -> Result<(), sqlx::Error> {
         let mut subjects = Subjects::load(tx, events).await?;
-        let mut entries = Entries::default();
         for (event, decoded) in events {
-            let (case_id, placement_id, facility, status) = match decoded {
-                DomainEvent::Facility(_) => continue,
-                DomainEvent::Case(case_event) => {
-                    let case_id = aggregate_uuid(event)?;
-                    let (facility, status) = subjects.case_facts(case_id, case_event);
-                    (Some(case_id), None, facility, status)
+            match decoded {
+                DomainEvent::Case(CaseEvent::Reported { report, .. }) => {
+                    subjects.reported(aggregate_uuid(event)?, report.health_center_id.as_str());
                 }
                 DomainEvent::Placement(placement_event) => {
-                    let placement_id = aggregate_uuid(event)?;
-                    let (facility, status) =
-                        subjects.placement_facts(placement_id, placement_event);
-                    let case_id = subjects.case_of(placement_id);
-                    (case_id, Some(placement_id), facility, status)
+                    subjects.follow(aggregate_uuid(event)?, placement_event);
                 }
-            };
-            entries.push(event, case_id, placement_id, facility, status);
+                DomainEvent::Case(_) | DomainEvent::Facility(_) => {}
+            }
         }
-        write(tx, &subjects, &entries).await
+        subjects.write(tx).await
     }
 }
 
@@ -139,205 +138,102 @@ impl Subjects {
         }
     }
 
-    fn case_facts(&mut self, case_id: Uuid, event: &CaseEvent) -> (Option<String>, Option<String>) {
-        match event {
-            CaseEvent::Reported { report, .. } => {
-                let owner = report.health_center_id.to_string();
-                match self.get_mut(case_id) {
-                    Some(row) => row.case_owner = Some(owner.clone()),
-                    None => self.insert(SubjectRow {
-                        subject_id: case_id,
-                        kind: "CASE".into(),
-                        case_id,
-                        case_owner: Some(owner.clone()),
-                        facilities: Vec::new(),
-                    }),
-                }
-                (Some(owner), Some(CaseStatus::Reported.to_string()))
-            }
-            CaseEvent::HomeCareStarted { .. } => (None, Some(CaseStatus::HomeCare.to_string())),
-            CaseEvent::StatusChanged {
-                to, facility_id, ..
-            } => (
-                facility_id.as_ref().map(ToString::to_string),
-                Some(to.to_string()),
-            ),
-            CaseEvent::Closed { outcome, .. } => {
-                (None, Some(CaseStatus::from(*outcome).to_string()))
-            }
-            CaseEvent::Triaged { .. }
-            | CaseEvent::PriorityOverridden { .. }
-            | CaseEvent::ObservationRecorded(_)
-            | CaseEvent::DeteriorationFlagged { .. } => (None, None),
+    /// A case reported by the health center `owner`. A placement's acceptance may have
+    /// created its row first: the case's stream has an order of its own.
+    fn reported(&mut self, case_id: Uuid, owner: &str) {
+        match self.get_mut(case_id) {
+            Some(row) => row.case_owner = Some(owner.to_owned()),
+            None => self.insert(SubjectRow {
+                subject_id: case_id,
+                kind: "CASE".into(),
+                case_id,
+                case_owner: Some(owner.to_owned()),
+                facilities: Vec::new(),
+            }),
         }
     }
 
-    fn placement_facts(
-        &mut self,
-        placement_id: Uuid,
-        event: &PlacementEvent,
-    ) -> (Option<String>, Option<String>) {
-        let (facility, status) = match event {
+    /// Who a placement event opens the placement's (or its case's) history to.
+    fn follow(&mut self, placement_id: Uuid, event: &PlacementEvent) {
+        match event {
             PlacementEvent::Requested {
                 case_id, origin, ..
-            } => {
-                let from = match origin {
+            } if !self.rows.contains_key(&placement_id) => {
+                let facilities = match origin {
                     Origin::Facility(facility) => vec![facility.to_string()],
                     Origin::Home(_) => Vec::new(),
                 };
-                if !self.rows.contains_key(&placement_id) {
-                    self.insert(SubjectRow {
-                        subject_id: placement_id,
-                        kind: "PLACEMENT".into(),
-                        case_id: *case_id,
-                        case_owner: None,
-                        facilities: from.clone(),
-                    });
-                }
-                return (from.into_iter().next(), Some("REQUESTED".to_owned()));
+                self.insert(SubjectRow {
+                    subject_id: placement_id,
+                    kind: "PLACEMENT".into(),
+                    case_id: *case_id,
+                    case_owner: None,
+                    facilities,
+                });
             }
             PlacementEvent::Offered { target, .. } => {
                 self.involve(placement_id, target.as_str());
-                (Some(target), "OFFERED")
             }
             PlacementEvent::Accepted { facility, .. } => {
-                // Accepting the patient opens the case's history to the facility too. The
-                // case's own row may not be there yet: its stream has an order of its own.
-                if let Some(case_id) = self.case_of(placement_id) {
-                    if self.rows.contains_key(&case_id) {
-                        self.involve(case_id, facility.as_str());
-                    } else {
-                        self.insert(SubjectRow {
-                            subject_id: case_id,
-                            kind: "CASE".into(),
-                            case_id,
-                            case_owner: None,
-                            facilities: vec![facility.to_string()],
-                        });
-                    }
+                // Accepting the patient opens the case's history to the facility too.
+                let Some(case_id) = self.case_of(placement_id) else {
+                    return;
+                };
+                if self.rows.contains_key(&case_id) {
+                    self.involve(case_id, facility.as_str());
+                } else {
+                    self.insert(SubjectRow {
+                        subject_id: case_id,
+                        kind: "CASE".into(),
+                        case_id,
+                        case_owner: None,
+                        facilities: vec![facility.to_string()],
+                    });
                 }
-                (Some(facility), "ACCEPTED")
             }
-            PlacementEvent::Declined { facility, .. }
-            | PlacementEvent::OfferExpired { facility, .. } => (Some(facility), "REQUESTED"),
-            PlacementEvent::TransportArranged(_) => (None, "TRANSPORT_ARRANGED"),
-            PlacementEvent::Departed { .. } => (None, "IN_TRANSIT"),
-            PlacementEvent::Arrived { facility, .. } => (Some(facility), "ARRIVED"),
-            PlacementEvent::Cancelled { .. } => (None, "CANCELLED"),
-            PlacementEvent::Discharged { facility, .. } => (Some(facility), "DISCHARGED"),
-        };
-        (facility.map(ToString::to_string), Some(status.to_owned()))
+            _ => {}
+        }
     }
-}
 
-/// A batch's entries, column by column, for `unnest`.
-#[derive(Debug, Default)]
-struct Entries {
-    position: Vec<i64>,
-    stream_id: Vec<String>,
-    version: Vec<i64>,
-    case_id: Vec<Option<Uuid>>,
-    placement_id: Vec<Option<Uuid>>,
-    event_type: Vec<String>,
-    actor: Vec<String>,
-    correlation_id: Vec<Uuid>,
-    occurred_at: Vec<OffsetDateTime>,
-    recorded_at: Vec<OffsetDateTime>,
-    facility_id: Vec<Option<String>>,
-    status: Vec<Option<String>>,
-}
-
-impl Entries {
-    fn push(
-        &mut self,
-        event: &RecordedEvent,
-        case_id: Option<Uuid>,
-        placement_id: Option<Uuid>,
-        facility: Option<String>,
-        status: Option<String>,
-    ) {
-        let event_type = event
-            .event_type
-            .rsplit_once('.')
-            .map_or(event.event_type.as_str(), |(_, name)| name);
-        self.position
-            .push(i64::try_from(event.position).unwrap_or(i64::MAX));
-        self.stream_id.push(event.stream_id.to_string());
-        self.version
-            .push(i64::try_from(event.version).unwrap_or(i64::MAX));
-        self.case_id.push(case_id);
-        self.placement_id.push(placement_id);
-        self.event_type.push(event_type.to_owned());
-        self.actor.push(event.actor.clone());
-        self.correlation_id.push(event.correlation_id);
-        self.occurred_at.push(event.occurred_at);
-        self.recorded_at.push(event.recorded_at);
-        self.facility_id.push(facility);
-        self.status.push(status);
+    /// Writes the changed subjects in one statement.
+    async fn write(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let changed: Vec<&SubjectRow> = self
+            .changed
+            .iter()
+            .filter_map(|id| self.rows.get(id))
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = changed.iter().map(|s| s.subject_id).collect();
+        let kinds: Vec<&str> = changed.iter().map(|s| s.kind.as_str()).collect();
+        let cases: Vec<Uuid> = changed.iter().map(|s| s.case_id).collect();
+        let owners: Vec<Option<&str>> = changed.iter().map(|s| s.case_owner.as_deref()).collect();
+        // Each subject's facilities as a JSON array: unnest cannot take an array per row.
+        let facilities: Vec<String> = changed
+            .iter()
+            .map(|s| serde_json::Value::from(s.facilities.clone()).to_string())
+            .collect();
+        sqlx::query(
+            "INSERT INTO timeline_subjects (subject_id, kind, case_id, case_owner, facilities) \
+             SELECT i, k, c, o, ARRAY(SELECT jsonb_array_elements_text(f::jsonb)) \
+             FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[]) AS t(i, k, c, o, f) \
+             ON CONFLICT (subject_id) DO UPDATE SET kind = excluded.kind, case_id = excluded.case_id, \
+               case_owner = excluded.case_owner, facilities = excluded.facilities",
+        )
+        .bind(&ids)
+        .bind(&kinds)
+        .bind(&cases)
+        .bind(&owners)
+        .bind(&facilities)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
     }
-}
-
-/// Writes the changed subjects and the entries in one statement.
-async fn write(
-    tx: &mut PgConnection,
-    subjects: &Subjects,
-    entries: &Entries,
-) -> Result<(), sqlx::Error> {
-    let changed: Vec<&SubjectRow> = subjects
-        .changed
-        .iter()
-        .filter_map(|id| subjects.rows.get(id))
-        .collect();
-    if changed.is_empty() && entries.position.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = changed.iter().map(|s| s.subject_id).collect();
-    let kinds: Vec<&str> = changed.iter().map(|s| s.kind.as_str()).collect();
-    let cases: Vec<Uuid> = changed.iter().map(|s| s.case_id).collect();
-    let owners: Vec<Option<&str>> = changed.iter().map(|s| s.case_owner.as_deref()).collect();
-    // Each subject's facilities as a JSON array: unnest cannot take an array per row.
-    let facilities: Vec<String> = changed
-        .iter()
-        .map(|s| serde_json::Value::from(s.facilities.clone()).to_string())
-        .collect();
-    sqlx::query(
-        "WITH subjects AS ( \
-           INSERT INTO timeline_subjects (subject_id, kind, case_id, case_owner, facilities) \
-           SELECT i, k, c, o, ARRAY(SELECT jsonb_array_elements_text(f::jsonb)) \
-           FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[]) AS t(i, k, c, o, f) \
-           ON CONFLICT (subject_id) DO UPDATE SET kind = excluded.kind, case_id = excluded.case_id, \
-             case_owner = excluded.case_owner, facilities = excluded.facilities) \
-         INSERT INTO timeline_events (position, stream_id, version, case_id, placement_id, \
-           event_type, actor, correlation_id, occurred_at, recorded_at, facility_id, status) \
-         SELECT * FROM unnest($6::bigint[], $7::text[], $8::bigint[], $9::uuid[], $10::uuid[], \
-           $11::text[], $12::text[], $13::uuid[], $14::timestamptz[], $15::timestamptz[], \
-           $16::text[], $17::text[]) \
-         ON CONFLICT (position) DO NOTHING",
-    )
-    .bind(&ids)
-    .bind(&kinds)
-    .bind(&cases)
-    .bind(&owners)
-    .bind(&facilities)
-    .bind(&entries.position)
-    .bind(&entries.stream_id)
-    .bind(&entries.version)
-    .bind(&entries.case_id)
-    .bind(&entries.placement_id)
-    .bind(&entries.event_type)
-    .bind(&entries.actor)
-    .bind(&entries.correlation_id)
-    .bind(&entries.occurred_at)
-    .bind(&entries.recorded_at)
-    .bind(&entries.facility_id)
-    .bind(&entries.status)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 /// One entry of a timeline.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TimelineEntry {
     pub position: i64,
     pub stream_id: String,
@@ -350,8 +246,74 @@ pub struct TimelineEntry {
     pub occurred_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub recorded_at: OffsetDateTime,
+    /// A facility the event names (target, decliner, arrival), never patient data.
     pub facility_id: Option<String>,
+    /// The status the event moves its subject to, where it has one.
     pub status: Option<String>,
+}
+
+impl TimelineEntry {
+    /// The entry of a stored event.
+    pub fn of(event: &RecordedEvent, decoded: &DomainEvent) -> Self {
+        let (facility_id, status) = facts(decoded);
+        let event_type = event
+            .event_type
+            .rsplit_once('.')
+            .map_or(event.event_type.as_str(), |(_, name)| name);
+        Self {
+            position: i64::try_from(event.position).unwrap_or(i64::MAX),
+            stream_id: event.stream_id.to_string(),
+            version: i64::try_from(event.version).unwrap_or(i64::MAX),
+            event_type: event_type.to_owned(),
+            actor: event.actor.clone(),
+            correlation_id: event.correlation_id,
+            occurred_at: event.occurred_at,
+            recorded_at: event.recorded_at,
+            facility_id,
+            status,
+        }
+    }
+}
+
+/// The facility an event names and the status it moves its case or placement to.
+fn facts(event: &DomainEvent) -> (Option<String>, Option<String>) {
+    let (facility, status) = match event {
+        DomainEvent::Facility(_) => return (None, None),
+        DomainEvent::Case(event) => match event {
+            CaseEvent::Reported { report, .. } => (
+                Some(report.health_center_id.to_string()),
+                CaseStatus::Reported,
+            ),
+            CaseEvent::HomeCareStarted { .. } => (None, CaseStatus::HomeCare),
+            CaseEvent::StatusChanged {
+                to, facility_id, ..
+            } => (facility_id.as_ref().map(ToString::to_string), *to),
+            CaseEvent::Closed { outcome, .. } => (None, CaseStatus::from(*outcome)),
+            CaseEvent::Triaged { .. }
+            | CaseEvent::PriorityOverridden { .. }
+            | CaseEvent::ObservationRecorded(_)
+            | CaseEvent::DeteriorationFlagged { .. } => return (None, None),
+        },
+        DomainEvent::Placement(event) => {
+            let (facility, status) = match event {
+                PlacementEvent::Requested { origin, .. } => match origin {
+                    Origin::Facility(facility) => (Some(facility), "REQUESTED"),
+                    Origin::Home(_) => (None, "REQUESTED"),
+                },
+                PlacementEvent::Offered { target, .. } => (Some(target), "OFFERED"),
+                PlacementEvent::Accepted { facility, .. } => (Some(facility), "ACCEPTED"),
+                PlacementEvent::Declined { facility, .. }
+                | PlacementEvent::OfferExpired { facility, .. } => (Some(facility), "REQUESTED"),
+                PlacementEvent::TransportArranged(_) => (None, "TRANSPORT_ARRANGED"),
+                PlacementEvent::Departed { .. } => (None, "IN_TRANSIT"),
+                PlacementEvent::Arrived { facility, .. } => (Some(facility), "ARRIVED"),
+                PlacementEvent::Cancelled { .. } => (None, "CANCELLED"),
+                PlacementEvent::Discharged { facility, .. } => (Some(facility), "DISCHARGED"),
+            };
+            return (facility.map(ToString::to_string), Some(status.to_owned()));
+        }
+    };
+    (facility, Some(status.to_string()))
 }
 
 /// Whose timeline it is, and who is involved.
@@ -375,27 +337,33 @@ pub async fn subject(pool: &PgPool, subject_id: Uuid) -> Result<Option<Subject>,
     .await
 }
 
-/// A page of the history of a case (with its placements) or of one placement, in order.
-pub async fn entries(
+/// The streams whose events make up the timeline of a case (its own and its
+/// placements') or of one placement, each with the last version the projection
+/// applied: the events to read, up to those (`EventStore::read_streams`).
+pub async fn streams(
     pool: &PgPool,
     subject_id: Uuid,
     kind: &str,
-    after_position: i64,
-    limit: i64,
-) -> Result<Vec<TimelineEntry>, sqlx::Error> {
-    let column = if kind == "CASE" {
-        "case_id"
-    } else {
-        "placement_id"
-    };
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT position, stream_id, version, event_type, actor, correlation_id, occurred_at, \
-         recorded_at, facility_id, status FROM timeline_events \
-         WHERE {column} = $1 AND position > $2 ORDER BY position LIMIT $3"
-    )))
+) -> Result<Vec<(StreamId, u64)>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT v.stream_id, v.version FROM projection_stream_versions v \
+         WHERE v.projection = $1 AND v.stream_id = ANY( \
+           SELECT lower(s.kind) || '-' || s.subject_id FROM timeline_subjects s \
+           WHERE s.subject_id = $2 AND s.kind = $3 \
+           UNION ALL \
+           SELECT 'placement-' || s.subject_id FROM timeline_subjects s \
+           WHERE s.case_id = $2 AND s.kind = 'PLACEMENT' AND $3 = 'CASE')",
+    )
+    .bind(Timeline::NAME)
     .bind(subject_id)
-    .bind(after_position)
-    .bind(limit)
+    .bind(kind)
     .fetch_all(pool)
-    .await
+    .await?;
+    rows.into_iter()
+        .map(|(stream, version)| {
+            let stream = StreamId::parse(&stream).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let version = u64::try_from(version).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            Ok((stream, version))
+        })
+        .collect()
 }

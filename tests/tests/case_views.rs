@@ -886,3 +886,66 @@ async fn grpc_serves_the_same_patient_views_with_the_same_rules() {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
 }
+
+/// A live timeline sends the history, then every event applied since exactly once, and
+/// ends as a fresh read does; only those who may read the timeline can follow it.
+#[tokio::test]
+async fn a_live_timeline_sends_each_event_once_and_ends_as_a_fresh_read() {
+    let (api, _read_side) = settled_world().await;
+    let wait = Duration::from_secs(10);
+    let case_id = api.report_case(pb::Severity::ModerateI).await;
+    let placement_id = api
+        .request_placement(&case_id, pb::BedCategory::Moderate)
+        .await;
+    let offered = api.offer(&placement_id, "ube-medical").await;
+    let path = format!(
+        "/api/v1/views/timeline/stream?case_id={case_id}&min_versions={}",
+        versions(&offered)
+    );
+    let mut live = Events::open(&api, HC, &path).await;
+    let (name, snapshot) = live.next(wait).await.expect("a snapshot");
+    assert_eq!(name, "snapshot", "{snapshot}");
+    let mut entries: Vec<Value> = snapshot["entries"].as_array().unwrap().clone();
+    assert_eq!(
+        ids(&Value::from(entries.clone()), "event_type"),
+        [
+            "CaseReported",
+            "CaseStatusChanged",
+            "PlacementRequested",
+            "PlacementOffered"
+        ]
+    );
+    // Neither a hospital not yet involved in the case nor another health center may follow it.
+    for actor in [HOSPITAL, HC_OTHER] {
+        let path = format!("/api/v1/views/timeline/stream?case_id={case_id}");
+        let answer = tokio::time::timeout(wait, api.http_get(Some(actor), &path))
+            .await
+            .expect("a refusal, not a stream");
+        refused(&answer, 403, "PERMISSION_DENIED", None);
+    }
+
+    api.decline(HOSPITAL_OTHER, &placement_id).await;
+    api.offer(&placement_id, "hofu-central").await;
+    let last = api.accept(HOSPITAL, &placement_id).await.unwrap();
+    let (status, fresh) = api
+        .http_get(
+            Some(HC),
+            &format!(
+                "/api/v1/views/timeline?case_id={case_id}&min_versions={}",
+                versions(&last)
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{fresh}");
+    let fresh = fresh["entries"].as_array().unwrap().clone();
+    while entries.len() < fresh.len() {
+        let (name, delta) = live.next(wait).await.unwrap_or_else(|| {
+            panic!("the stream stopped at {} of {}", entries.len(), fresh.len())
+        });
+        assert_eq!(name, "delta", "{delta}");
+        entries.extend(delta["entries"].as_array().unwrap().iter().cloned());
+    }
+    entries.sort_by_key(|e| e["position"].as_i64());
+    assert_eq!(entries, fresh, "each event once, and nothing else");
+    assert!(live.next(Duration::from_millis(500)).await.is_none());
+}

@@ -17,6 +17,7 @@ use noroshi_domain::placement::Placement;
 use noroshi_domain::placement::PlacementRecord;
 use noroshi_domain::values::PlacementStatus;
 use noroshi_event_store::{EventStore, StoreLimits, StreamId};
+use noroshi_projections::timeline::{self, TimelineEntry};
 use noroshi_projections::{View, bed_board, case_board, facility_inbox, placement_queue};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{
@@ -391,41 +392,60 @@ async fn recomputed_timeline(db: &TestDatabase) -> BTreeMap<i64, (String, Option
         .collect()
 }
 
+/// position → (stream, case) of every entry of every case's timeline; no event is in two.
 async fn projected_timeline(db: &TestDatabase) -> BTreeMap<i64, (String, Option<Uuid>)> {
-    let rows: Vec<(i64, String, Option<Uuid>)> =
-        sqlx::query_as("SELECT position, stream_id, case_id FROM timeline_events")
+    let mut projected = BTreeMap::new();
+    for (case, entries) in timelines(db).await {
+        for entry in entries {
+            let position = entry.position;
+            let before = projected.insert(position, (entry.stream_id, Some(case)));
+            assert!(before.is_none(), "position {position} is in two timelines");
+        }
+    }
+    projected
+}
+
+/// Every case's whole timeline, read as the API reads it: the streams of the case and its
+/// placements, each up to the version the projection applied, from the event store.
+async fn timelines(db: &TestDatabase) -> BTreeMap<Uuid, Vec<TimelineEntry>> {
+    let cases: Vec<Uuid> =
+        sqlx::query_scalar("SELECT subject_id FROM timeline_subjects WHERE kind = 'CASE'")
             .fetch_all(db.pool())
             .await
             .unwrap();
-    rows.into_iter()
-        .map(|(position, stream, case)| (position, (stream, case)))
-        .collect()
+    let store = db.store();
+    let mut timelines = BTreeMap::new();
+    for case in cases {
+        let ranges: Vec<_> = timeline::streams(db.pool(), case, "CASE")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(stream, applied)| (stream, 1..=applied))
+            .collect();
+        let entries = store
+            .read_streams(&ranges, 0, u32::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .map(|recorded| TimelineEntry::of(recorded, &decode(recorded).unwrap()))
+            .collect();
+        timelines.insert(case, entries);
+    }
+    timelines
 }
 
 /// Every read model as comparable values, to check a rebuild against the live views.
 async fn every_view(db: &TestDatabase) -> String {
     format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         projected(db).await,
         projected_queue(db).await,
         case_board::all(db.pool()).await.unwrap(),
         facility_inbox::rows(db.pool(), None).await.unwrap(),
-        sqlx::query_as::<
-            _,
-            (
-                i64,
-                String,
-                i64,
-                Option<Uuid>,
-                Option<Uuid>,
-                String,
-                String,
-                Option<String>,
-                Option<String>
-            ),
-        >(
-            "SELECT position, stream_id, version, case_id, placement_id, event_type, actor, \
-             facility_id, status FROM timeline_events ORDER BY position"
+        timelines(db).await,
+        sqlx::query_as::<_, (Uuid, String, Uuid, Option<String>, Vec<String>)>(
+            "SELECT subject_id, kind, case_id, case_owner, facilities FROM timeline_subjects \
+             ORDER BY subject_id"
         )
         .fetch_all(db.pool())
         .await

@@ -722,7 +722,8 @@ PAGES.timeline = () => {
       e.facility_id ? ` · ${e.facility_id}` : '', e.status ? ` · ${t('status.' + e.status)}` : '')));
   }
   const source = live('timeline', subject, (view) => { entries = view.entries; render(); },
-    (delta) => { entries = entries.concat(delta.entries || []); render(); });
+    // An event of one stream can be applied after a later one of another: keep position order.
+    (delta) => { entries = entries.concat(delta.entries || []).sort((a, b) => a.position - b.position); render(); });
   source.addEventListener('error', (e) => {
     if (e.data) document.getElementById('timeline-error').textContent = JSON.parse(e.data).message;
   });

@@ -26,6 +26,7 @@ use super::{
     BedBoardFilter, BedBoardRowView, Changed, Listed, Update, Views, diff, follow, merged,
 };
 use crate::audit;
+use crate::convert::events;
 use crate::error::ApiError;
 use crate::error::store_failure;
 
@@ -634,6 +635,31 @@ impl Views {
     ) -> Result<TimelineView, ApiError> {
         self.ready(principal, &[View::Timeline], min_versions)
             .await?;
+        let limit = page.limit();
+        let mut view = self
+            .timeline_after(principal, subject, &Seen::new(), page.start(), limit)
+            .await?;
+        let full = i64::try_from(view.entries.len()).unwrap_or_default() == limit;
+        view.next_page_token = view
+            .entries
+            .last()
+            .filter(|_| full)
+            .map(|last| encode_token(last.position));
+        Ok(view)
+    }
+
+    /// Up to `limit` entries of a timeline after `after_position`, of the events not
+    /// `seen` yet, within the caller's rights: the subject's streams (a case's own and
+    /// its placements'), each as far as the projection has applied it, read from the
+    /// event store itself.
+    async fn timeline_after(
+        &self,
+        principal: &Principal,
+        subject: TimelineSubject,
+        seen: &Seen,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<TimelineView, ApiError> {
         let stream_sequence = self.checkpoint(Timeline::NAME).await?;
         let found = timeline::subject(&self.pool, subject.id())
             .await
@@ -655,30 +681,69 @@ impl Views {
         if !may_read_timeline(principal, owner.as_ref(), &involved) {
             return Err(ApiError::PermissionDenied);
         }
-        let entries = timeline::entries(
-            &self.pool,
-            subject.id(),
-            subject.kind(),
-            page.start(),
-            page.limit(),
-        )
-        .await
-        .map_err(store_failure)?;
-        let full = i64::try_from(entries.len()).unwrap_or_default() == page.limit();
+        let ranges: Vec<_> = timeline::streams(&self.pool, subject.id(), subject.kind())
+            .await
+            .map_err(store_failure)?
+            .into_iter()
+            .map(|(stream, applied)| {
+                let first = seen.get(stream.as_str()).map_or(1, |last| last + 1);
+                (stream, first..=applied)
+            })
+            .filter(|(_, versions)| !versions.is_empty())
+            .collect();
+        let entries = self
+            .streams
+            .store()
+            .read_streams(
+                &ranges,
+                u64::try_from(after_position).unwrap_or_default(),
+                u32::try_from(limit).unwrap_or(MAX_PAGE_SIZE),
+            )
+            .await?
+            .iter()
+            .map(|recorded| {
+                let decoded = events::decode(recorded).map_err(ApiError::internal)?;
+                Ok(TimelineEntry::of(recorded, &decoded))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
         Ok(TimelineView {
             kind: subject.kind(),
             subject_id: subject.id(),
-            next_page_token: entries
-                .last()
-                .filter(|_| full)
-                .map(|last| encode_token(last.position)),
             entries,
+            next_page_token: None,
             stream_sequence,
             generated_at: OffsetDateTime::now_utc(),
         })
     }
 
-    /// A live `timeline`: the history so far, then each new page of entries.
+    /// Every entry of a timeline not `seen` yet, page after page.
+    async fn timeline_unseen(
+        &self,
+        principal: &Principal,
+        subject: TimelineSubject,
+        seen: &Seen,
+    ) -> Result<TimelineView, ApiError> {
+        let limit = i64::from(MAX_PAGE_SIZE);
+        let mut view = self
+            .timeline_after(principal, subject, seen, 0, limit)
+            .await?;
+        let mut page = view.entries.len();
+        while i64::try_from(page).unwrap_or_default() == limit {
+            let after = view.entries.last().map_or(0, |e| e.position);
+            let more = self
+                .timeline_after(principal, subject, seen, after, limit)
+                .await?;
+            page = more.entries.len();
+            view.entries.extend(more.entries);
+            view.stream_sequence = more.stream_sequence;
+        }
+        Ok(view)
+    }
+
+    /// A live `timeline`: the history so far, then the entries of each event applied
+    /// since. Streams are applied each in its own order, so an event may be applied after
+    /// one of another stream with a later position: a delta carries every event not sent
+    /// yet, whatever its position, and a client places entries by position.
     pub async fn watch_timeline(
         &self,
         principal: Principal,
@@ -687,47 +752,42 @@ impl Views {
     ) -> Result<impl Stream<Item = Result<TimelineUpdate, ApiError>> + Send + 'static, ApiError>
     {
         let changes = self.subscribe().await;
-        let everything = Page {
-            size: MAX_PAGE_SIZE,
-            token: None,
-        };
-        let mut snapshot = self
-            .timeline(&principal, subject, &everything, min_versions)
+        self.ready(&principal, &[View::Timeline], min_versions)
             .await?;
-        // A long history arrives in full before the first delta.
-        while let Some(token) = snapshot.next_page_token.take() {
-            let page = Page {
-                size: MAX_PAGE_SIZE,
-                token: Some(token),
-            };
-            let more = self.timeline(&principal, subject, &page, &[]).await?;
-            snapshot.entries.extend(more.entries);
-            snapshot.next_page_token = more.next_page_token;
-            snapshot.stream_sequence = more.stream_sequence;
-        }
-        let mut after = snapshot.entries.last().map_or(0, |e| e.position);
-        let last = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(after));
-        let read = {
-            let (views, last) = (self.clone(), last.clone());
-            move |_: Changed| {
-                let (views, principal) = (views.clone(), principal.clone());
-                let from = last.load(std::sync::atomic::Ordering::Relaxed);
-                async move {
-                    let page = Page {
-                        size: MAX_PAGE_SIZE,
-                        token: Some(encode_token(from)),
-                    };
-                    views.timeline(&principal, subject, &page, &[]).await
+        let snapshot = self
+            .timeline_unseen(&principal, subject, &Seen::new())
+            .await?;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::new()));
+        let note = {
+            let seen = seen.clone();
+            move |entries: &[TimelineEntry]| {
+                let mut seen = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for entry in entries {
+                    let version = u64::try_from(entry.version).unwrap_or_default();
+                    let last = seen.entry(entry.stream_id.clone()).or_default();
+                    *last = (*last).max(version);
                 }
             }
         };
+        note(&snapshot.entries);
+        let read = {
+            let views = self.clone();
+            move |_: Changed| {
+                let (views, principal) = (views.clone(), principal.clone());
+                let seen = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                async move { views.timeline_unseen(&principal, subject, &seen).await }
+            }
+        };
         let next = move |view: TimelineView| {
-            let newest = view.entries.last().map_or(after, |e| e.position);
-            if newest <= after {
+            if view.entries.is_empty() {
                 return None;
             }
-            after = newest;
-            last.store(newest, std::sync::atomic::Ordering::Relaxed);
+            note(&view.entries);
             Some(Update::Delta(view))
         };
         Ok(follow(
@@ -739,6 +799,9 @@ impl Views {
         ))
     }
 }
+
+/// The last version of each stream a live timeline has sent.
+type Seen = std::collections::HashMap<String, u64>;
 
 fn offer(row: InboxRow, today: Date) -> OfferView {
     OfferView {
