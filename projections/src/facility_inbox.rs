@@ -9,7 +9,6 @@
 use std::collections::{HashMap, HashSet};
 
 use noroshi_domain::case::CaseEvent;
-use noroshi_domain::facility::FacilityEvent;
 use noroshi_domain::placement::PlacementEvent;
 use noroshi_domain::{DomainEvent, streams};
 use noroshi_event_store::RecordedEvent;
@@ -26,17 +25,13 @@ pub struct FacilityInbox;
 
 impl Projection for FacilityInbox {
     const NAME: &'static str = "facility_inbox";
-    const TABLES: &'static [&'static str] = &[
-        "facility_inbox",
-        "facility_inbox_cases",
-        "facility_inbox_areas",
-    ];
-    const SOURCES: &'static [&'static str] =
-        &[streams::FACILITY, streams::CASE, streams::PLACEMENT];
+    const TABLES: &'static [&'static str] = &["facility_inbox", "facility_inbox_cases"];
+    /// Facilities' medical areas (an offer's origin area) are read from `bed_board` when
+    /// the inbox is read, so a capacity declaration costs this projection nothing.
+    const SOURCES: &'static [&'static str] = &[streams::CASE, streams::PLACEMENT];
 
     /// Loads the placements and cases a batch touches in two queries, moves them in
-    /// memory event by event, and writes them back, with the facilities' areas, in one
-    /// statement.
+    /// memory event by event, and writes them back in one statement.
     async fn apply(
         &self,
         tx: &mut PgConnection,
@@ -47,17 +42,7 @@ impl Projection for FacilityInbox {
             match decoded {
                 DomainEvent::Case(e) => inbox.apply_case(aggregate_uuid(event)?, e),
                 DomainEvent::Placement(e) => inbox.apply_placement(aggregate_uuid(event)?, e),
-                DomainEvent::Facility(e) => {
-                    let area = match e {
-                        FacilityEvent::Registered(profile) => profile.medical_area.as_ref(),
-                        FacilityEvent::Updated(changes) => changes.medical_area.as_ref(),
-                        _ => continue,
-                    };
-                    inbox.areas.insert(
-                        event.stream_id.aggregate_id().to_owned(),
-                        area.map(ToString::to_string),
-                    );
-                }
+                DomainEvent::Facility(_) => {}
             }
         }
         inbox.write(tx).await
@@ -116,8 +101,6 @@ struct Inbox {
     changed_rows: HashSet<Uuid>,
     cases: HashMap<Uuid, CaseFacts>,
     changed_cases: HashSet<Uuid>,
-    /// Medical areas of facilities registered or updated in the batch.
-    areas: HashMap<String, Option<String>>,
 }
 
 impl Inbox {
@@ -274,16 +257,11 @@ impl Inbox {
         self.changed_rows.insert(placement_id);
     }
 
-    /// Writes the areas, the changed cases and rows, and the removals in one statement.
+    /// Writes the changed cases and rows, and the removals, in one statement.
     async fn write(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-        if self.areas.is_empty() && self.changed_cases.is_empty() && self.changed_rows.is_empty() {
+        if self.changed_cases.is_empty() && self.changed_rows.is_empty() {
             return Ok(());
         }
-        let (facilities, areas): (Vec<&str>, Vec<Option<&str>>) = self
-            .areas
-            .iter()
-            .map(|(facility, area)| (facility.as_str(), area.as_deref()))
-            .unzip();
         let cases: Vec<&CaseFacts> = self
             .changed_cases
             .iter()
@@ -297,28 +275,24 @@ impl Inbox {
             }
         }
         sqlx::query(
-            "WITH areas AS ( \
-               INSERT INTO facility_inbox_areas (facility_id, medical_area) \
-               SELECT * FROM unnest($1::text[], $2::text[]) \
-               ON CONFLICT (facility_id) DO UPDATE SET medical_area = excluded.medical_area), \
-             cases AS ( \
+            "WITH cases AS ( \
                INSERT INTO facility_inbox_cases (case_id, health_center_id, name, name_kana, \
                  birth_date, sex, phone, severity) \
-               SELECT * FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::date[], \
-                 $8::text[], $9::text[], $10::text[]) \
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[], \
+                 $6::text[], $7::text[], $8::text[]) \
                ON CONFLICT (case_id) DO UPDATE SET severity = excluded.severity), \
              removed AS ( \
-               DELETE FROM facility_inbox i USING unnest($11::uuid[]) AS r(id) \
+               DELETE FROM facility_inbox i USING unnest($9::uuid[]) AS r(id) \
                WHERE i.placement_id = r.id) \
              INSERT INTO facility_inbox (placement_id, case_id, category, needs, priority, \
                origin_kind, origin, requested_at, status, target, offered_at, offer_deadline, \
                accepted_at, hold_deadline, vehicle, pickup_at, arrived_at) \
              SELECT p, c, cat, ARRAY(SELECT jsonb_array_elements_text(n::jsonb)), pr, ok, org, \
                ra, st, t, oa, od, aa, hd, v, pa, ar \
-             FROM unnest($12::uuid[], $13::uuid[], $14::text[], $15::text[], $16::int[], \
-               $17::text[], $18::text[], $19::timestamptz[], $20::text[], $21::text[], \
-               $22::timestamptz[], $23::timestamptz[], $24::timestamptz[], $25::timestamptz[], \
-               $26::text[], $27::timestamptz[], $28::timestamptz[]) \
+             FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::int[], \
+               $15::text[], $16::text[], $17::timestamptz[], $18::text[], $19::text[], \
+               $20::timestamptz[], $21::timestamptz[], $22::timestamptz[], $23::timestamptz[], \
+               $24::text[], $25::timestamptz[], $26::timestamptz[]) \
                AS r(p, c, cat, n, pr, ok, org, ra, st, t, oa, od, aa, hd, v, pa, ar) \
              ON CONFLICT (placement_id) DO UPDATE SET status = excluded.status, \
                target = excluded.target, offered_at = excluded.offered_at, \
@@ -326,8 +300,6 @@ impl Inbox {
                hold_deadline = excluded.hold_deadline, vehicle = excluded.vehicle, \
                pickup_at = excluded.pickup_at, arrived_at = excluded.arrived_at",
         )
-        .bind(&facilities)
-        .bind(&areas)
         .bind(cases.iter().map(|c| c.case_id).collect::<Vec<_>>())
         .bind(
             cases
@@ -434,8 +406,8 @@ pub async fn rows(pool: &PgPool, facility: Option<&str>) -> Result<Vec<InboxRow>
         "SELECT i.placement_id, i.case_id, i.target, i.status, i.category, i.needs, i.priority, \
          i.origin_kind, \
          coalesce(CASE WHEN i.origin_kind = 'FACILITY' THEN \
-                    (SELECT medical_area FROM facility_inbox_areas WHERE facility_id = i.origin) END, \
-                  (SELECT medical_area FROM facility_inbox_areas \
+                    (SELECT medical_area FROM bed_board_facilities WHERE facility_id = i.origin) END, \
+                  (SELECT medical_area FROM bed_board_facilities \
                    WHERE facility_id = c.health_center_id)) AS origin_area, \
          i.requested_at, i.offered_at, i.offer_deadline, \
          i.accepted_at, i.hold_deadline, i.vehicle, i.pickup_at, i.arrived_at, \

@@ -118,7 +118,7 @@ pub async fn candidates(
     };
     let origin_area: Option<String> = match &origin_facility {
         Some(facility) => sqlx::query_scalar(
-            "SELECT medical_area FROM facility_inbox_areas WHERE facility_id = $1",
+            "SELECT medical_area FROM bed_board_facilities WHERE facility_id = $1",
         )
         .bind(facility)
         .fetch_optional(pool)
