@@ -371,6 +371,11 @@ pub struct InboxRow {
     pub needs: Vec<String>,
     pub priority: i32,
     pub origin_kind: String,
+    /// The origin facility of a transfer; for a patient at home, the municipality.
+    pub origin: String,
+    /// The health center that owns the case.
+    pub health_center_id: String,
+    /// The medical area of the origin facility, else of the owning health center.
     pub origin_area: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub requested_at: OffsetDateTime,
@@ -404,7 +409,7 @@ pub struct InboxRow {
 pub async fn rows(pool: &PgPool, facility: Option<&str>) -> Result<Vec<InboxRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT i.placement_id, i.case_id, i.target, i.status, i.category, i.needs, i.priority, \
-         i.origin_kind, \
+         i.origin_kind, i.origin, c.health_center_id, \
          coalesce(CASE WHEN i.origin_kind = 'FACILITY' THEN \
                     (SELECT medical_area FROM bed_board_facilities WHERE facility_id = i.origin) END, \
                   (SELECT medical_area FROM bed_board_facilities \

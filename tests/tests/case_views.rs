@@ -11,7 +11,8 @@ use noroshi_api::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
 use noroshi_tests::api::{
-    Actor, ApiOptions, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, PUBLIC, TestApi,
+    ADMIN, Actor, ApiOptions, HC, HC_OTHER, HOFU, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, PUBLIC,
+    TestApi, authed, cid,
 };
 use noroshi_tests::pipeline::Pipeline;
 use noroshi_tests::sse::Events;
@@ -948,4 +949,61 @@ async fn a_live_timeline_sends_each_event_once_and_ends_as_a_fresh_read() {
     entries.sort_by_key(|e| e["position"].as_i64());
     assert_eq!(entries, fresh, "each event once, and nothing else");
     assert!(live.next(Duration::from_millis(500)).await.is_none());
+}
+
+/// A live inbox follows what its rows show of other facilities (the medical area of the
+/// health center that owns an offered case, as its origin area), and nothing of other
+/// hospitals' capacity.
+#[tokio::test]
+async fn a_live_inbox_follows_its_origins_areas_and_not_other_hospitals_capacity() {
+    let (api, _read_side) = settled_world().await;
+    let wait = Duration::from_secs(10);
+    let case_id = api.report_case(pb::Severity::ModerateI).await;
+    let placement_id = api
+        .request_placement(&case_id, pb::BedCategory::Moderate)
+        .await;
+    let offered = api.offer(&placement_id, "hofu-central").await;
+    let path = format!(
+        "/api/v1/views/facility_inbox/stream?min_versions={}",
+        versions(&offered)
+    );
+    let mut inbox = Events::open(&api, HOSPITAL, &path).await;
+    let (name, snapshot) = inbox.next(wait).await.expect("a snapshot");
+    assert_eq!(name, "snapshot", "{snapshot}");
+    assert_eq!(snapshot["offers"][0]["origin_area"], "3504", "{snapshot}");
+
+    api.declare(
+        HOSPITAL_OTHER,
+        "ube-medical",
+        pb::BedCategory::Moderate,
+        8,
+        6,
+        1,
+    )
+    .await;
+    assert!(
+        inbox.next(Duration::from_secs(2)).await.is_none(),
+        "another hospital's capacity is not in this inbox"
+    );
+
+    // The owning health center moves to another medical area; the offer follows.
+    api.facilities()
+        .update_facility(authed(
+            ADMIN,
+            pb::UpdateFacilityRequest {
+                command_id: cid(),
+                facility_id: "hofu-hc".into(),
+                name: "防府健康福祉センター".into(),
+                medical_area: "3505".into(),
+                municipality: HOFU.into(),
+                jurisdiction: vec![HOFU.into()],
+                active: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let (name, delta) = inbox.next(wait).await.expect("a delta");
+    assert_eq!(name, "delta", "{delta}");
+    assert_eq!(delta["offers"][0]["origin_area"], "3505", "{delta}");
 }

@@ -243,6 +243,10 @@ pub struct FacilityInboxView {
     pub stream_sequence: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub generated_at: OffsetDateTime,
+    /// The facilities whose medical areas the rows show as origin areas; a live inbox
+    /// reads again when one of them changes. Not sent.
+    #[serde(skip)]
+    pub(crate) area_facilities: BTreeSet<String>,
 }
 
 impl FacilityInboxView {
@@ -553,8 +557,13 @@ impl Views {
             capacity,
             stream_sequence,
             generated_at: now,
+            area_facilities: BTreeSet::new(),
         };
         for row in rows {
+            view.area_facilities.insert(row.health_center_id.clone());
+            if row.origin_kind == "FACILITY" {
+                view.area_facilities.insert(row.origin.clone());
+            }
             match row.status.as_str() {
                 "OFFERED" => view.offers.push(offer(row, today)),
                 "ARRIVED" => view.placed.push(inbound(row, now, today)),
@@ -586,19 +595,38 @@ impl Views {
             )
         };
         let mut before = contents(&snapshot);
+        let own = snapshot.facility_id.clone();
+        let area_facilities =
+            std::sync::Arc::new(std::sync::Mutex::new(snapshot.area_facilities.clone()));
         let read = {
-            let (views, principal) = (self.clone(), principal.clone());
-            move |_: Changed| {
+            let (views, principal, area_facilities) =
+                (self.clone(), principal.clone(), area_facilities.clone());
+            move |changed: Changed| {
+                let concerned = moves_inbox(
+                    &changed,
+                    &own,
+                    &area_facilities
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
                 let (views, principal, facility) =
                     (views.clone(), principal.clone(), facility.clone());
                 async move {
+                    if !concerned {
+                        return Ok(None);
+                    }
                     views
                         .facility_inbox_unaudited(&principal, facility.as_ref(), &[])
                         .await
+                        .map(Some)
                 }
             }
         };
-        let next = move |view: FacilityInboxView| {
+        let next = move |view: Option<FacilityInboxView>| {
+            let view = view?;
+            *area_facilities
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = view.area_facilities.clone();
             let after = contents(&view);
             let changed = after != before;
             before = after;
@@ -803,6 +831,23 @@ impl Views {
 /// The last version of each stream a live timeline has sent.
 type Seen = std::collections::HashMap<String, u64>;
 
+/// Whether what `changed` can move the inbox of `facility`. A placement or case stream
+/// can (a placement the inbox holds, or one now offered to it); of facility streams
+/// (`bed_board`'s: capacity and registrations), only the facility's own, for its
+/// capacity, and those of the facilities whose medical areas its rows show. Another
+/// hospital's capacity declaration, the most frequent change in a surge, does not.
+fn moves_inbox(changed: &Changed, facility: &str, area_facilities: &BTreeSet<String>) -> bool {
+    match changed {
+        Changed::Any => true,
+        Changed::Streams(streams) => streams.iter().any(|stream| match stream.split_once('-') {
+            Some((kind, id)) if kind == noroshi_domain::streams::FACILITY => {
+                id == facility || area_facilities.contains(id)
+            }
+            _ => true,
+        }),
+    }
+}
+
 fn offer(row: InboxRow, today: Date) -> OfferView {
     OfferView {
         placement_id: row.placement_id,
@@ -876,5 +921,32 @@ mod tests {
         Page::parse(MAX_PAGE_SIZE + 1, "200", &mut v);
         let fields: Vec<&str> = v.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(fields, ["page_size", "page_token"]);
+    }
+
+    fn streams(names: &[&str]) -> Changed {
+        Changed::Streams(names.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    #[test]
+    fn an_inbox_moves_with_its_placements_its_capacity_and_its_origins_areas() {
+        let areas: BTreeSet<String> = ["hofu-hc".to_owned()].into();
+        let moves = |changed: &Changed| moves_inbox(changed, "hofu-central", &areas);
+        assert!(moves(&Changed::Any));
+        assert!(moves(&streams(&[
+            "placement-01a2363f-0b75-739c-8a1d-ba317792f5a7"
+        ])));
+        assert!(moves(&streams(&[
+            "case-01a2363f-0b75-739c-8a1d-ba317792f5a7"
+        ])));
+        assert!(moves(&streams(&["facility-hofu-central"])), "its capacity");
+        assert!(moves(&streams(&["facility-hofu-hc"])), "an origin's area");
+        assert!(
+            moves(&streams(&["facility-ube-medical", "facility-hofu-central"])),
+            "its own among others"
+        );
+        assert!(
+            !moves(&streams(&["facility-ube-medical", "facility-yuda-hotel"])),
+            "other facilities' capacity"
+        );
     }
 }
