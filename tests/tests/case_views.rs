@@ -888,24 +888,41 @@ async fn grpc_serves_the_same_patient_views_with_the_same_rules() {
     }
 }
 
+/// Reports a case, offers its placement to `target`, and has `actor` follow the stream at
+/// `path` (given the case id; it ends in `?` or `&`) from the offer on. The case, the
+/// placement, the stream, and its snapshot.
+async fn offer_then_follow(
+    api: &TestApi,
+    target: &str,
+    actor: Actor,
+    path: impl FnOnce(&str) -> String,
+) -> (String, String, Events, Value) {
+    let case_id = api.report_case(pb::Severity::ModerateI).await;
+    let placement_id = api
+        .request_placement(&case_id, pb::BedCategory::Moderate)
+        .await;
+    let offered = api.offer(&placement_id, target).await;
+    let path = format!("{}min_versions={}", path(&case_id), versions(&offered));
+    let mut events = Events::open(api, actor, &path).await;
+    let (name, snapshot) = events
+        .next(Duration::from_secs(10))
+        .await
+        .expect("a snapshot");
+    assert_eq!(name, "snapshot", "{snapshot}");
+    (case_id, placement_id, events, snapshot)
+}
+
 /// A live timeline sends the history, then every event applied since exactly once, and
 /// ends as a fresh read does; only those who may read the timeline can follow it.
 #[tokio::test]
 async fn a_live_timeline_sends_each_event_once_and_ends_as_a_fresh_read() {
     let (api, _read_side) = settled_world().await;
     let wait = Duration::from_secs(10);
-    let case_id = api.report_case(pb::Severity::ModerateI).await;
-    let placement_id = api
-        .request_placement(&case_id, pb::BedCategory::Moderate)
+    let (case_id, placement_id, mut live, snapshot) =
+        offer_then_follow(&api, "ube-medical", HC, |case_id| {
+            format!("/api/v1/views/timeline/stream?case_id={case_id}&")
+        })
         .await;
-    let offered = api.offer(&placement_id, "ube-medical").await;
-    let path = format!(
-        "/api/v1/views/timeline/stream?case_id={case_id}&min_versions={}",
-        versions(&offered)
-    );
-    let mut live = Events::open(&api, HC, &path).await;
-    let (name, snapshot) = live.next(wait).await.expect("a snapshot");
-    assert_eq!(name, "snapshot", "{snapshot}");
     let mut entries: Vec<Value> = snapshot["entries"].as_array().unwrap().clone();
     assert_eq!(
         ids(&Value::from(entries.clone()), "event_type"),
@@ -958,18 +975,10 @@ async fn a_live_timeline_sends_each_event_once_and_ends_as_a_fresh_read() {
 async fn a_live_inbox_follows_its_origins_areas_and_not_other_hospitals_capacity() {
     let (api, _read_side) = settled_world().await;
     let wait = Duration::from_secs(10);
-    let case_id = api.report_case(pb::Severity::ModerateI).await;
-    let placement_id = api
-        .request_placement(&case_id, pb::BedCategory::Moderate)
-        .await;
-    let offered = api.offer(&placement_id, "hofu-central").await;
-    let path = format!(
-        "/api/v1/views/facility_inbox/stream?min_versions={}",
-        versions(&offered)
-    );
-    let mut inbox = Events::open(&api, HOSPITAL, &path).await;
-    let (name, snapshot) = inbox.next(wait).await.expect("a snapshot");
-    assert_eq!(name, "snapshot", "{snapshot}");
+    let (_, _, mut inbox, snapshot) = offer_then_follow(&api, "hofu-central", HOSPITAL, |_| {
+        "/api/v1/views/facility_inbox/stream?".to_owned()
+    })
+    .await;
     assert_eq!(snapshot["offers"][0]["origin_area"], "3504", "{snapshot}");
 
     api.declare(
