@@ -3,6 +3,7 @@
 //! written to the audit log before it leaves.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 
 use futures_util::{Stream, StreamExt};
 use noroshi_domain::Violations;
@@ -663,31 +664,34 @@ impl Views {
     ) -> Result<TimelineView, ApiError> {
         self.ready(principal, &[View::Timeline], min_versions)
             .await?;
-        let limit = page.limit();
-        let mut view = self
-            .timeline_after(principal, subject, &Seen::new(), page.start(), limit)
+        let (stream_sequence, ranges) = self
+            .timeline_streams(principal, subject, &Seen::new())
             .await?;
-        let full = i64::try_from(view.entries.len()).unwrap_or_default() == limit;
-        view.next_page_token = view
-            .entries
-            .last()
-            .filter(|_| full)
-            .map(|last| encode_token(last.position));
-        Ok(view)
+        let limit = page.limit();
+        let entries = self.timeline_page(&ranges, page.start(), limit).await?;
+        let full = i64::try_from(entries.len()).unwrap_or_default() == limit;
+        Ok(TimelineView {
+            kind: subject.kind(),
+            subject_id: subject.id(),
+            next_page_token: entries
+                .last()
+                .filter(|_| full)
+                .map(|last| encode_token(last.position)),
+            entries,
+            stream_sequence,
+            generated_at: OffsetDateTime::now_utc(),
+        })
     }
 
-    /// Up to `limit` entries of a timeline after `after_position`, of the events not
-    /// `seen` yet, within the caller's rights: the subject's streams (a case's own and
-    /// its placements'), each as far as the projection has applied it, read from the
-    /// event store itself.
-    async fn timeline_after(
+    /// The streams of a timeline the caller may read (a case's own and its
+    /// placements'), each with the versions not `seen` yet up to the last the projection
+    /// has applied, and the stream sequence that reflects.
+    async fn timeline_streams(
         &self,
         principal: &Principal,
         subject: TimelineSubject,
         seen: &Seen,
-        after_position: i64,
-        limit: i64,
-    ) -> Result<TimelineView, ApiError> {
+    ) -> Result<(u64, Vec<(StreamId, RangeInclusive<u64>)>), ApiError> {
         let stream_sequence = self.checkpoint(Timeline::NAME).await?;
         let found = timeline::subject(&self.pool, subject.id())
             .await
@@ -709,7 +713,7 @@ impl Views {
         if !may_read_timeline(principal, owner.as_ref(), &involved) {
             return Err(ApiError::PermissionDenied);
         }
-        let ranges: Vec<_> = timeline::streams(&self.pool, subject.id(), subject.kind())
+        let ranges = timeline::streams(&self.pool, subject.id(), subject.kind())
             .await
             .map_err(store_failure)?
             .into_iter()
@@ -719,11 +723,21 @@ impl Views {
             })
             .filter(|(_, versions)| !versions.is_empty())
             .collect();
-        let entries = self
-            .streams
+        Ok((stream_sequence, ranges))
+    }
+
+    /// Up to `limit` entries of `ranges` after `after_position`, read from the event
+    /// store itself.
+    async fn timeline_page(
+        &self,
+        ranges: &[(StreamId, RangeInclusive<u64>)],
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<TimelineEntry>, ApiError> {
+        self.streams
             .store()
             .read_streams(
-                &ranges,
+                ranges,
                 u64::try_from(after_position).unwrap_or_default(),
                 u32::try_from(limit).unwrap_or(MAX_PAGE_SIZE),
             )
@@ -733,7 +747,28 @@ impl Views {
                 let decoded = events::decode(recorded).map_err(ApiError::internal)?;
                 Ok(TimelineEntry::of(recorded, &decoded))
             })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+            .collect()
+    }
+
+    /// Every entry of a timeline not `seen` yet, page after page of the same streams up
+    /// to the same versions: a version applied meanwhile waits for the next read, so no
+    /// page can skip one.
+    async fn timeline_unseen(
+        &self,
+        principal: &Principal,
+        subject: TimelineSubject,
+        seen: &Seen,
+    ) -> Result<TimelineView, ApiError> {
+        let (stream_sequence, ranges) = self.timeline_streams(principal, subject, seen).await?;
+        let limit = i64::from(MAX_PAGE_SIZE);
+        let mut entries = self.timeline_page(&ranges, 0, limit).await?;
+        let mut page = entries.len();
+        while i64::try_from(page).unwrap_or_default() == limit {
+            let after = entries.last().map_or(0, |e| e.position);
+            let more = self.timeline_page(&ranges, after, limit).await?;
+            page = more.len();
+            entries.extend(more);
+        }
         Ok(TimelineView {
             kind: subject.kind(),
             subject_id: subject.id(),
@@ -742,30 +777,6 @@ impl Views {
             stream_sequence,
             generated_at: OffsetDateTime::now_utc(),
         })
-    }
-
-    /// Every entry of a timeline not `seen` yet, page after page.
-    async fn timeline_unseen(
-        &self,
-        principal: &Principal,
-        subject: TimelineSubject,
-        seen: &Seen,
-    ) -> Result<TimelineView, ApiError> {
-        let limit = i64::from(MAX_PAGE_SIZE);
-        let mut view = self
-            .timeline_after(principal, subject, seen, 0, limit)
-            .await?;
-        let mut page = view.entries.len();
-        while i64::try_from(page).unwrap_or_default() == limit {
-            let after = view.entries.last().map_or(0, |e| e.position);
-            let more = self
-                .timeline_after(principal, subject, seen, after, limit)
-                .await?;
-            page = more.entries.len();
-            view.entries.extend(more.entries);
-            view.stream_sequence = more.stream_sequence;
-        }
-        Ok(view)
     }
 
     /// A live `timeline`: the history so far, then the entries of each event applied
