@@ -73,8 +73,9 @@ struct Subjects {
 }
 
 impl Subjects {
-    /// The subjects of the batch's cases and placements, and the cases of those
-    /// placements, in one query.
+    /// The subjects the batch's events move (a reported case; a placement requested,
+    /// offered or accepted), the cases of those placements, and the case of each placement
+    /// requested in the batch (accepted in it too, it opens that case), in one query.
     async fn load(
         tx: &mut PgConnection,
         events: &[(RecordedEvent, DomainEvent)],
@@ -82,14 +83,16 @@ impl Subjects {
         let mut ids = Vec::new();
         for (event, decoded) in events {
             match decoded {
-                DomainEvent::Facility(_) => {}
-                DomainEvent::Case(_) => ids.push(aggregate_uuid(event)?),
-                DomainEvent::Placement(e) => {
+                DomainEvent::Case(CaseEvent::Reported { .. })
+                | DomainEvent::Placement(
+                    PlacementEvent::Offered { .. } | PlacementEvent::Accepted { .. },
+                ) => ids.push(aggregate_uuid(event)?),
+                DomainEvent::Placement(PlacementEvent::Requested { case_id, .. }) => {
                     ids.push(aggregate_uuid(event)?);
-                    if let PlacementEvent::Requested { case_id, .. } = e {
-                        ids.push(*case_id);
-                    }
+                    ids.push(*case_id);
                 }
+                // Observations, triage, transport and the rest move no subject.
+                _ => {}
             }
         }
         ids.sort_unstable();
