@@ -165,13 +165,15 @@ impl AreaSums {
     /// The area's figures, with `withheld` counts as `None`.
     fn stats(&self, medical_area: Option<String>, withheld: &BTreeSet<Count>) -> AreaStats {
         let shown = |key: Count, n: u64| (!withheld.contains(&key)).then_some(n);
-        let mut all = Totals::default();
+        let all = Totals {
+            secured: self.beds.values().map(|t| t.secured).sum(),
+            occupied: self.occupied(),
+            ..Totals::default()
+        };
         let beds = self
             .beds
             .iter()
             .map(|(category, t)| {
-                all.secured += t.secured;
-                all.occupied += t.occupied;
                 let key = Count::Occupied {
                     category: Some(category.clone()),
                     area: medical_area.clone(),
@@ -351,22 +353,28 @@ impl Views {
     }
 }
 
+/// Every count of people the areas and the prefecture publish.
+fn counts(areas: &BTreeMap<String, AreaSums>, prefecture: &AreaSums) -> BTreeMap<Count, u64> {
+    areas
+        .iter()
+        .map(|(area, sums)| (Some(area.clone()), sums))
+        .chain([(None, prefecture)])
+        .flat_map(|(area, sums)| sums.counts(&area).collect::<Vec<_>>())
+        .collect()
+}
+
 /// The figures of every area and of the prefecture, with what must be withheld withheld.
 fn published(
     areas: &BTreeMap<String, AreaSums>,
     prefecture: &AreaSums,
     suppress_below: u64,
 ) -> (Vec<AreaStats>, AreaStats) {
-    let named = areas.iter().map(|(area, sums)| (Some(area.clone()), sums));
-    let counts: BTreeMap<Count, u64> = named
-        .clone()
-        .chain([(None, prefecture)])
-        .flat_map(|(area, sums)| sums.counts(&area).collect::<Vec<_>>())
-        .collect();
+    let counts = counts(areas, prefecture);
     let withheld = withheld(&counts, &sums(areas, prefecture), suppress_below);
     (
-        named
-            .map(|(area, sums)| sums.stats(area, &withheld))
+        areas
+            .iter()
+            .map(|(area, sums)| sums.stats(Some(area.clone()), &withheld))
             .collect(),
         prefecture.stats(None, &withheld),
     )
@@ -525,12 +533,7 @@ mod tests {
                     }
                 }
             }
-            let counts: BTreeMap<Count, u64> = areas
-                .iter()
-                .map(|(area, sums)| (Some(area.clone()), sums))
-                .chain([(None, &prefecture)])
-                .flat_map(|(area, sums)| sums.counts(&area).collect::<Vec<_>>())
-                .collect();
+            let counts = counts(&areas, &prefecture);
             let sums = sums(&areas, &prefecture);
             let hidden = withheld(&counts, &sums, BELOW);
             for (key, n) in &counts {
