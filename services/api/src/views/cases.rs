@@ -603,13 +603,7 @@ impl Views {
             let (views, principal, area_facilities) =
                 (self.clone(), principal.clone(), area_facilities.clone());
             move |changed: Changed| {
-                let concerned = moves_inbox(
-                    &changed,
-                    &own,
-                    &area_facilities
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner),
-                );
+                let concerned = moves_inbox(&changed, &own, &locked(&area_facilities));
                 let (views, principal, facility) =
                     (views.clone(), principal.clone(), facility.clone());
                 async move {
@@ -625,9 +619,7 @@ impl Views {
         };
         let next = move |view: Option<FacilityInboxView>| {
             let view = view?;
-            *area_facilities
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = view.area_facilities.clone();
+            *locked(&area_facilities) = view.area_facilities.clone();
             let after = contents(&view);
             let changed = after != before;
             before = after;
@@ -800,9 +792,7 @@ impl Views {
         let note = {
             let seen = seen.clone();
             move |entries: &[TimelineEntry]| {
-                let mut seen = seen
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut seen = locked(&seen);
                 for entry in entries {
                     let version = u64::try_from(entry.version).unwrap_or_default();
                     let last = seen.entry(entry.stream_id.clone()).or_default();
@@ -815,10 +805,7 @@ impl Views {
             let views = self.clone();
             move |_: Changed| {
                 let (views, principal) = (views.clone(), principal.clone());
-                let seen = seen
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone();
+                let seen = locked(&seen).clone();
                 async move { views.timeline_unseen(&principal, subject, &seen).await }
             }
         };
@@ -841,6 +828,15 @@ impl Views {
 
 /// The last version of each stream a live timeline has sent.
 type Seen = std::collections::HashMap<String, u64>;
+
+/// What a live stream shares between its reads and its updates. A panic while it was
+/// held leaves nothing half-changed in it (each holder sets or extends it whole), so a
+/// poisoned lock is taken as it is.
+fn locked<T>(shared: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Whether what `changed` can move the inbox of `facility`. A placement or case stream
 /// can (a placement the inbox holds, or one now offered to it); of facility streams
