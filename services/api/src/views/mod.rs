@@ -805,8 +805,11 @@ impl Changed {
 }
 
 /// Follows a view: `first`, then, after each committed batch of one of `projections` (the
-/// ones the view is read from), or every [`WATCH_REFRESH`], a fresh `read` of what changed,
-/// turned by `next` into an update, or into nothing when the caller's view did not change.
+/// ones the view is read from), a fresh `read` of what changed, turned by `next` into an
+/// update, or into nothing when the caller's view did not change. At least every
+/// [`WATCH_REFRESH`] the read covers the whole view, however many batches keep coming in
+/// between: what changes with the clock alone (staleness, waiting times) must not wait for
+/// a quiet moment that a surge never gives.
 fn follow<V, U, R, F, N>(
     changes: broadcast::Receiver<String>,
     projections: &'static [&'static str],
@@ -821,12 +824,13 @@ where
     F: Future<Output = Result<V, ApiError>> + Send,
     N: FnMut(V) -> Option<U> + Send + 'static,
 {
-    let state = (changes, read, next, Some(first));
+    let refresh_at = tokio::time::Instant::now() + WATCH_REFRESH;
+    let state = (changes, read, next, Some(first), refresh_at);
     futures_util::stream::unfold(
         state,
-        move |(mut changes, mut read, mut next, first)| async move {
+        move |(mut changes, mut read, mut next, first, mut refresh_at)| async move {
             if let Some(first) = first {
-                return Some((Ok(first), (changes, read, next, None)));
+                return Some((Ok(first), (changes, read, next, None, refresh_at)));
             }
             loop {
                 let mut changed = Changed::Streams(BTreeSet::new());
@@ -840,7 +844,7 @@ where
                         Err(broadcast::error::RecvError::Lagged(_)) => changed = Changed::Any,
                         Err(broadcast::error::RecvError::Closed) => return None,
                     },
-                    () = tokio::time::sleep(WATCH_REFRESH) => changed = Changed::Any,
+                    () = tokio::time::sleep_until(refresh_at) => changed = Changed::Any,
                 }
                 // One read covers every batch committed so far: take in the
                 // notifications that queued up meanwhile rather than read once for each.
@@ -853,13 +857,22 @@ where
                         Err(_) => break,
                     }
                 }
+                let now = tokio::time::Instant::now();
+                if now >= refresh_at {
+                    changed = Changed::Any;
+                }
+                if changed == Changed::Any {
+                    refresh_at = now + WATCH_REFRESH;
+                }
                 match read(changed).await {
                     Ok(view) => {
                         if let Some(update) = next(view) {
-                            return Some((Ok(update), (changes, read, next, None)));
+                            return Some((Ok(update), (changes, read, next, None, refresh_at)));
                         }
                     }
-                    Err(error) => return Some((Err(error), (changes, read, next, None))),
+                    Err(error) => {
+                        return Some((Err(error), (changes, read, next, None, refresh_at)));
+                    }
                 }
             }
         },
@@ -868,6 +881,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use futures_util::StreamExt;
+
     use super::*;
 
     #[test]
@@ -885,5 +900,45 @@ mod tests {
         // A batch too large to list its streams may have changed any row.
         assert!(changed.note(&inbox, "bed_board"));
         assert_eq!(changed, Changed::Any);
+    }
+
+    /// Batches that list their rows every second, of the view's projection and of
+    /// another, never leave a quiet [`WATCH_REFRESH`]; the whole view is read anyway.
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_live_view_is_still_read_whole_every_refresh() {
+        let (sender, changes) = broadcast::channel(16);
+        let busy = tokio::spawn(async move {
+            for second in 0.. {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let own = sender.send(format!("bed_board\nfacility-{second}"));
+                let other = sender.send("case_board\ncase-a".to_owned());
+                if own.is_err() || other.is_err() {
+                    break;
+                }
+            }
+        });
+        let start = tokio::time::Instant::now();
+        let updates = follow(
+            changes,
+            &["bed_board"],
+            (Duration::ZERO, true),
+            |changed| std::future::ready(Ok(changed == Changed::Any)),
+            move |whole| Some((start.elapsed(), whole)),
+        );
+        let updates: Vec<(Duration, bool)> = updates
+            .skip(1)
+            .take(40)
+            .map(|update| update.expect("a read"))
+            .collect()
+            .await;
+        busy.abort();
+        let whole: Vec<u64> = updates
+            .iter()
+            .filter(|(_, whole)| *whole)
+            .map(|(at, _)| at.as_secs())
+            .collect();
+        assert_eq!(whole, [15, 30], "{updates:?}");
+        // In between, each batch read only what it listed.
+        assert!(updates.len() - whole.len() >= 35, "{updates:?}");
     }
 }
