@@ -5,7 +5,7 @@
 //! with [`decode_event`] without touching PostgreSQL.
 
 use async_nats::HeaderMap;
-use async_nats::header::NATS_MESSAGE_ID;
+use async_nats::header::{HeaderName, NATS_MESSAGE_ID};
 use bytes::Bytes;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -77,20 +77,23 @@ impl SubjectPrefix {
 pub fn event_headers(event: &RecordedEvent) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(NATS_MESSAGE_ID, event.event_id.to_string().as_str());
-    headers.insert(STREAM_ID, event.stream_id.as_str());
-    headers.insert(VERSION, event.version.to_string().as_str());
-    headers.insert(POSITION, event.position.to_string().as_str());
-    headers.insert(EVENT_TYPE, event.event_type.as_str());
-    headers.insert(SCHEMA_VERSION, event.schema_version.to_string().as_str());
-    headers.insert(OCCURRED_AT, rfc3339(event.occurred_at).as_str());
-    headers.insert(RECORDED_AT, rfc3339(event.recorded_at).as_str());
-    headers.insert(COMMAND_ID, event.command_id.to_string().as_str());
-    headers.insert(CORRELATION_ID, event.correlation_id.to_string().as_str());
+    let mut put = |name: &'static str, value: &str| {
+        headers.insert(HeaderName::from_static(name), value);
+    };
+    put(STREAM_ID, event.stream_id.as_str());
+    put(VERSION, &event.version.to_string());
+    put(POSITION, &event.position.to_string());
+    put(EVENT_TYPE, &event.event_type);
+    put(SCHEMA_VERSION, &event.schema_version.to_string());
+    put(OCCURRED_AT, &rfc3339(event.occurred_at));
+    put(RECORDED_AT, &rfc3339(event.recorded_at));
+    put(COMMAND_ID, &event.command_id.to_string());
+    put(CORRELATION_ID, &event.correlation_id.to_string());
     if let Some(causation_id) = event.causation_id {
-        headers.insert(CAUSATION_ID, causation_id.to_string().as_str());
+        put(CAUSATION_ID, &causation_id.to_string());
     }
-    headers.insert(ACTOR, event.actor.as_str());
-    headers.insert(PREFECTURE, event.prefecture.code().as_str());
+    put(ACTOR, &event.actor);
+    put(PREFECTURE, event.prefecture.code().as_str());
     headers
 }
 
@@ -107,22 +110,39 @@ pub struct MalformedEvent {
     pub header: &'static str,
 }
 
+/// A header's value. Looked up by a static name: a name made from a `&str` would be
+/// checked and copied for every lookup of every message.
+fn header<'a>(headers: &'a HeaderMap, header: &'static str) -> Option<&'a str> {
+    headers
+        .get(HeaderName::from_static(header))
+        .map(|value| value.as_str())
+}
+
+fn get<'a>(headers: &'a HeaderMap, header: &'static str) -> Result<&'a str, MalformedEvent> {
+    self::header(headers, header).ok_or(MalformedEvent { header })
+}
+
+fn parse<T: std::str::FromStr>(
+    headers: &HeaderMap,
+    header: &'static str,
+) -> Result<T, MalformedEvent> {
+    get(headers, header)?
+        .parse()
+        .map_err(|_| MalformedEvent { header })
+}
+
+/// The aggregate type of the event a message carries, and its store position: enough for
+/// a consumer to pass over an event of a stream it does not read without decoding it.
+pub fn event_source(headers: &HeaderMap) -> Result<(&str, u64), MalformedEvent> {
+    let stream_id = get(headers, STREAM_ID)?;
+    let (aggregate_type, _) = stream_id
+        .split_once('-')
+        .ok_or(MalformedEvent { header: STREAM_ID })?;
+    Ok((aggregate_type, parse(headers, POSITION)?))
+}
+
 /// Rebuilds the stored event from a JetStream message's headers and body.
 pub fn decode_event(headers: &HeaderMap, payload: Bytes) -> Result<RecordedEvent, MalformedEvent> {
-    fn get<'a>(headers: &'a HeaderMap, header: &'static str) -> Result<&'a str, MalformedEvent> {
-        headers
-            .get(header)
-            .map(|value| value.as_str())
-            .ok_or(MalformedEvent { header })
-    }
-    fn parse<T: std::str::FromStr>(
-        headers: &HeaderMap,
-        header: &'static str,
-    ) -> Result<T, MalformedEvent> {
-        get(headers, header)?
-            .parse()
-            .map_err(|_| MalformedEvent { header })
-    }
     fn uuid(headers: &HeaderMap, header: &'static str) -> Result<Uuid, MalformedEvent> {
         Uuid::parse_str(get(headers, header)?).map_err(|_| MalformedEvent { header })
     }
@@ -146,7 +166,7 @@ pub fn decode_event(headers: &HeaderMap, payload: Bytes) -> Result<RecordedEvent
         recorded_at: instant(headers, RECORDED_AT)?,
         command_id: uuid(headers, COMMAND_ID)?,
         correlation_id: uuid(headers, CORRELATION_ID)?,
-        causation_id: match headers.get(CAUSATION_ID) {
+        causation_id: match header(headers, CAUSATION_ID) {
             Some(_) => Some(uuid(headers, CAUSATION_ID)?),
             None => None,
         },
@@ -182,6 +202,24 @@ mod tests {
         };
         let decoded = decode_event(&event_headers(&event), event.payload.clone()).unwrap();
         assert_eq!(decoded, event);
+        assert_eq!(
+            event_source(&event_headers(&event)).unwrap(),
+            ("facility", 1234)
+        );
+    }
+
+    #[test]
+    fn an_event_source_needs_a_stream_id_and_a_position() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(event_source(&headers).unwrap_err().header, STREAM_ID);
+        headers.insert(STREAM_ID, "case");
+        assert_eq!(event_source(&headers).unwrap_err().header, STREAM_ID);
+        headers.insert(STREAM_ID, "case-0195");
+        assert_eq!(event_source(&headers).unwrap_err().header, POSITION);
+        headers.insert(POSITION, "-1");
+        assert_eq!(event_source(&headers).unwrap_err().header, POSITION);
+        headers.insert(POSITION, "17");
+        assert_eq!(event_source(&headers).unwrap(), ("case", 17));
     }
 
     #[test]

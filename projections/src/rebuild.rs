@@ -228,12 +228,13 @@ async fn read(
                     )));
                 }
                 consumed = info.consumer_sequence;
-                let recorded = runner::recorded(message, sequence)?;
+                let (aggregate_type, position) = runner::source(message, sequence)?;
                 end.sequence = sequence;
-                end.store_position = end.store_position.max(recorded.position);
-                if !runner::reads(&sources, &recorded.stream_id) {
+                end.store_position = end.store_position.max(position);
+                if !sources.contains(&aggregate_type) {
                     continue;
                 }
+                let recorded = runner::recorded(message, sequence)?;
                 let stream_id = &recorded.stream_id;
                 let last = end
                     .versions

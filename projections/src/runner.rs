@@ -23,7 +23,7 @@ use futures_util::{FutureExt, StreamExt};
 use noroshi_domain::DomainEvent;
 use noroshi_event_store::RecordedEvent;
 use noroshi_event_store::relay::Leadership;
-use noroshi_event_store::wire::decode_event;
+use noroshi_event_store::wire::{decode_event, event_source};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tokio_util::sync::CancellationToken;
@@ -398,11 +398,12 @@ async fn apply_batch<P: Projection>(
             .map_err(|e| ProjectionError::Nats(e.to_string()))?;
         let sequence = info.stream_sequence;
         position.pending = info.pending;
-        let recorded = recorded(message, sequence)?;
+        let (aggregate_type, event_position) = source(message, sequence)?;
         last_sequence = sequence;
-        store_position = store_position.max(recorded.position);
-        if reads(P::SOURCES, &recorded.stream_id) {
-            events.push(recorded);
+        store_position = store_position.max(event_position);
+        // An event of a stream the projection does not read is passed over undecoded.
+        if P::SOURCES.contains(&aggregate_type) {
+            events.push(recorded(message, sequence)?);
         }
     }
     if events.is_empty() {
@@ -499,6 +500,19 @@ async fn apply_batch<P: Projection>(
     tx.commit().await?;
     position.committed(applied, last_sequence, store_position);
     Ok(())
+}
+
+/// The aggregate type and store position of the event a message carries (`sequence`:
+/// its stream sequence), from its headers alone.
+pub(crate) fn source(
+    message: &jetstream::Message,
+    sequence: u64,
+) -> Result<(&str, u64), ProjectionError> {
+    let headers = message.headers.as_ref().unwrap_or(&NO_HEADERS);
+    event_source(headers).map_err(|e| ProjectionError::Malformed {
+        sequence,
+        reason: e.to_string(),
+    })
 }
 
 /// The stored event a message carries (`sequence`: its stream sequence).
