@@ -401,6 +401,26 @@ pub struct InboxRow {
     pub phone: Option<String>,
 }
 
+/// Whether any of `placements`, or any placement of `cases`, is among the rows [`rows`]
+/// gives `facility`.
+pub async fn concerns(
+    pool: &PgPool,
+    facility: &str,
+    placements: &[Uuid],
+    cases: &[Uuid],
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM facility_inbox \
+           WHERE target = $1 AND status <> 'REQUESTED' \
+             AND (placement_id = ANY($2) OR case_id = ANY($3)))",
+    )
+    .bind(facility)
+    .bind(placements)
+    .bind(cases)
+    .fetch_one(pool)
+    .await
+}
+
 /// The placements addressed to `facility` (any facility when `None`): offers first by
 /// deadline, then accepted inbound, then placed patients. Joined here rather than when
 /// applied, because the case's, the facilities' and the placement's streams reach the

@@ -10,6 +10,7 @@ use noroshi_domain::Violations;
 use noroshi_domain::authz::{
     Principal, ViewScope, case_board_scope, facility_inbox_scope, may_read_timeline,
 };
+use noroshi_domain::streams;
 use noroshi_domain::values::{CaseStatus, FacilityId};
 use noroshi_event_store::StreamId;
 use noroshi_projections::View;
@@ -244,10 +245,18 @@ pub struct FacilityInboxView {
     pub stream_sequence: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub generated_at: OffsetDateTime,
-    /// The facilities whose medical areas the rows show as origin areas; a live inbox
-    /// reads again when one of them changes. Not sent.
+    /// What the rows hold, for a live inbox to tell which changes can move it. Not sent.
     #[serde(skip)]
-    pub(crate) area_facilities: BTreeSet<String>,
+    pub(crate) held: Held,
+}
+
+/// The subjects of an inbox's rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Held {
+    /// The facilities whose medical areas the rows show as origin areas.
+    areas: BTreeSet<String>,
+    placements: BTreeSet<Uuid>,
+    cases: BTreeSet<Uuid>,
 }
 
 impl FacilityInboxView {
@@ -558,13 +567,16 @@ impl Views {
             capacity,
             stream_sequence,
             generated_at: now,
-            area_facilities: BTreeSet::new(),
+            held: Held::default(),
         };
         for row in rows {
-            view.area_facilities.insert(row.health_center_id.clone());
+            let held = &mut view.held;
+            held.areas.insert(row.health_center_id.clone());
             if row.origin_kind == "FACILITY" {
-                view.area_facilities.insert(row.origin.clone());
+                held.areas.insert(row.origin.clone());
             }
+            held.placements.insert(row.placement_id);
+            held.cases.insert(row.case_id);
             match row.status.as_str() {
                 "OFFERED" => view.offers.push(offer(row, today)),
                 "ARRIVED" => view.placed.push(inbound(row, now, today)),
@@ -597,16 +609,30 @@ impl Views {
         };
         let mut before = contents(&snapshot);
         let own = snapshot.facility_id.clone();
-        let area_facilities =
-            std::sync::Arc::new(std::sync::Mutex::new(snapshot.area_facilities.clone()));
+        let held = std::sync::Arc::new(std::sync::Mutex::new(snapshot.held.clone()));
         let read = {
-            let (views, principal, area_facilities) =
-                (self.clone(), principal.clone(), area_facilities.clone());
+            let (views, principal, held) = (self.clone(), principal.clone(), held.clone());
             move |changed: Changed| {
-                let concerned = moves_inbox(&changed, &own, &locked(&area_facilities));
-                let (views, principal, facility) =
-                    (views.clone(), principal.clone(), facility.clone());
+                let moves = moves_inbox(&changed, &own, &locked(&held));
+                let (views, principal, facility, own) = (
+                    views.clone(),
+                    principal.clone(),
+                    facility.clone(),
+                    own.clone(),
+                );
                 async move {
+                    let concerned = match moves {
+                        InboxMove::Yes => true,
+                        InboxMove::No => false,
+                        InboxMove::Ask(listed) => facility_inbox::concerns(
+                            &views.pool,
+                            &own,
+                            &listed.placements,
+                            &listed.cases,
+                        )
+                        .await
+                        .map_err(store_failure)?,
+                    };
                     if !concerned {
                         return Ok(None);
                     }
@@ -619,7 +645,7 @@ impl Views {
         };
         let next = move |view: Option<FacilityInboxView>| {
             let view = view?;
-            *locked(&area_facilities) = view.area_facilities.clone();
+            *locked(&held) = view.held.clone();
             let after = contents(&view);
             let changed = after != before;
             before = after;
@@ -838,20 +864,53 @@ fn locked<T>(shared: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Whether what `changed` can move the inbox of `facility`. A placement or case stream
-/// can (a placement the inbox holds, or one now offered to it); of facility streams
-/// (`bed_board`'s: capacity and registrations), only the facility's own, for its
-/// capacity, and those of the facilities whose medical areas its rows show. Another
-/// hospital's capacity declaration, the most frequent change in a surge, does not.
-fn moves_inbox(changed: &Changed, facility: &str, area_facilities: &BTreeSet<String>) -> bool {
-    match changed {
-        Changed::Any => true,
-        Changed::Streams(streams) => streams.iter().any(|stream| match stream.split_once('-') {
-            Some((kind, id)) if kind == noroshi_domain::streams::FACILITY => {
-                id == facility || area_facilities.contains(id)
+/// Whether a change can move an inbox.
+#[derive(Debug, PartialEq)]
+enum InboxMove {
+    Yes,
+    No,
+    /// Only if one of these placements, or a placement of one of these cases, is now in
+    /// the inbox: a new offer.
+    Ask(Listed),
+}
+
+/// Whether what `changed` can move the inbox of `facility`, which holds `held`.
+/// - Facility streams (`bed_board`'s: capacity and registrations): only the facility's
+///   own, for its capacity, and those of the facilities whose medical areas its rows
+///   show. Another hospital's capacity declaration, the most frequent change in a surge,
+///   does not.
+/// - Case and placement streams: those of its rows do (a placement that changed, or
+///   left for another facility); others only if they are now in the inbox, which one
+///   query asks, rather than a read of the whole inbox for every nurse's update anywhere.
+fn moves_inbox(changed: &Changed, facility: &str, held: &Held) -> InboxMove {
+    let Changed::Streams(streams) = changed else {
+        return InboxMove::Yes;
+    };
+    let mut subjects = false;
+    for stream in streams {
+        match stream.split_once('-') {
+            Some((streams::FACILITY, id)) => {
+                if id == facility || held.areas.contains(id) {
+                    return InboxMove::Yes;
+                }
             }
-            _ => true,
-        }),
+            Some((streams::CASE | streams::PLACEMENT, _)) => subjects = true,
+            _ => return InboxMove::Yes,
+        }
+    }
+    if !subjects {
+        return InboxMove::No;
+    }
+    let listed = Listed::from(streams);
+    let holds = listed
+        .placements
+        .iter()
+        .any(|p| held.placements.contains(p))
+        || listed.cases.iter().any(|c| held.cases.contains(c));
+    if holds {
+        InboxMove::Yes
+    } else {
+        InboxMove::Ask(listed)
     }
 }
 
@@ -935,24 +994,60 @@ mod tests {
     }
 
     #[test]
-    fn an_inbox_moves_with_its_placements_its_capacity_and_its_origins_areas() {
-        let areas: BTreeSet<String> = ["hofu-hc".to_owned()].into();
-        let moves = |changed: &Changed| moves_inbox(changed, "hofu-central", &areas);
-        assert!(moves(&Changed::Any));
-        assert!(moves(&streams(&[
-            "placement-01a2363f-0b75-739c-8a1d-ba317792f5a7"
-        ])));
-        assert!(moves(&streams(&[
-            "case-01a2363f-0b75-739c-8a1d-ba317792f5a7"
-        ])));
-        assert!(moves(&streams(&["facility-hofu-central"])), "its capacity");
-        assert!(moves(&streams(&["facility-hofu-hc"])), "an origin's area");
-        assert!(
+    fn an_inbox_moves_with_its_rows_its_capacity_and_its_origins_areas_and_asks_about_the_rest() {
+        let placement = Uuid::parse_str("01a2363f-0b75-739c-8a1d-ba317792f5a7").unwrap();
+        let case = Uuid::parse_str("01a2363f-0b75-739c-8a1d-000000000001").unwrap();
+        let other = Uuid::parse_str("01a2363f-0b75-739c-8a1d-000000000002").unwrap();
+        let held = Held {
+            areas: ["hofu-hc".to_owned()].into(),
+            placements: [placement].into(),
+            cases: [case].into(),
+        };
+        let moves = |changed: &Changed| moves_inbox(changed, "hofu-central", &held);
+        assert_eq!(moves(&Changed::Any), InboxMove::Yes);
+        assert_eq!(
+            moves(&streams(&[&format!("placement-{placement}")])),
+            InboxMove::Yes,
+            "a placement it holds"
+        );
+        assert_eq!(
+            moves(&streams(&[
+                &format!("case-{case}"),
+                &format!("case-{other}")
+            ])),
+            InboxMove::Yes,
+            "a case it holds"
+        );
+        assert_eq!(
+            moves(&streams(&[
+                &format!("placement-{other}"),
+                &format!("case-{other}"),
+                "facility-ube-medical"
+            ])),
+            InboxMove::Ask(Listed {
+                cases: vec![other],
+                placements: vec![other],
+            }),
+            "others, which may have been offered to it"
+        );
+        assert_eq!(
+            moves(&streams(&["facility-hofu-central"])),
+            InboxMove::Yes,
+            "its capacity"
+        );
+        assert_eq!(
+            moves(&streams(&["facility-hofu-hc"])),
+            InboxMove::Yes,
+            "an origin's area"
+        );
+        assert_eq!(
             moves(&streams(&["facility-ube-medical", "facility-hofu-central"])),
+            InboxMove::Yes,
             "its own among others"
         );
-        assert!(
-            !moves(&streams(&["facility-ube-medical", "facility-yuda-hotel"])),
+        assert_eq!(
+            moves(&streams(&["facility-ube-medical", "facility-yuda-hotel"])),
+            InboxMove::No,
             "other facilities' capacity"
         );
     }

@@ -726,7 +726,7 @@ pub async fn projection_lag(pool: &PgPool) -> Result<Vec<(String, u64)>, ApiErro
 }
 
 /// The cases and placements a projection's notifications listed, each sorted.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Listed {
     pub(crate) cases: Vec<Uuid>,
     pub(crate) placements: Vec<Uuid>,
