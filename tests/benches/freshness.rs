@@ -10,7 +10,8 @@
 //! superseded, not measured.
 //!
 //! Options: `--seconds N` (default 10), `--rate N` commands/s (default 1000),
-//! `--facilities N` (default 500).
+//! `--facilities N` (default 500), `--connections N` in the API's database pool (default
+//! 16, as `noroshi serve` has).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -40,10 +41,11 @@ async fn main() {
     let seconds = bench_option("--seconds", 10);
     let rate = bench_option("--rate", 1000);
     let facilities = bench_option("--facilities", 500);
+    let connections = bench_option("--connections", 16);
     let nats = NatsServer::start().await;
     let api = Arc::new(
         TestApi::with(ApiOptions {
-            pool_size: 48,
+            pool_size: u32::try_from(connections).unwrap(),
             ..ApiOptions::default()
         })
         .await,
@@ -70,7 +72,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
-        "freshness benchmark: {rate} DeclareCapacity/s over {facilities} hospitals for {seconds} s, reply -> SSE delta"
+        "freshness benchmark: {rate} DeclareCapacity/s over {facilities} hospitals for {seconds} s, reply -> SSE delta, {connections} database connections"
     );
 
     let mut events =
