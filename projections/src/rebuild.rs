@@ -231,7 +231,7 @@ async fn read(
                 let (aggregate_type, position) = runner::source(message, sequence)?;
                 end.sequence = sequence;
                 end.store_position = end.store_position.max(position);
-                if !sources.contains(&aggregate_type) {
+                if !runner::reads(&sources, aggregate_type) {
                     continue;
                 }
                 let recorded = runner::recorded(message, sequence)?;
@@ -347,7 +347,7 @@ async fn write_end<P: Projection>(conn: &mut PgConnection, end: &End) -> Result<
     let versions: Vec<(&StreamId, &(u64, u64))> = end
         .versions
         .iter()
-        .filter(|(stream, _)| runner::reads(P::SOURCES, stream))
+        .filter(|(stream, _)| runner::reads(P::SOURCES, stream.aggregate_type()))
         .collect();
     for chunk in versions.chunks(VERSIONS_PER_STATEMENT) {
         let (streams, (versions, positions)): (Vec<&str>, (Vec<i64>, Vec<i64>)) = chunk

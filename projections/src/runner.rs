@@ -117,9 +117,9 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// ...or once no message has come for this long.
 pub const FLUSH_IDLE: Duration = Duration::from_millis(50);
 
-/// Whether a projection reading `sources` reads `stream`.
-pub fn reads(sources: &[&str], stream: &noroshi_event_store::StreamId) -> bool {
-    sources.contains(&stream.aggregate_type())
+/// Whether a projection reading `sources` reads the streams of `aggregate_type`.
+pub fn reads(sources: &[&str], aggregate_type: &str) -> bool {
+    sources.contains(&aggregate_type)
 }
 
 /// What a running projection reports; shared with health endpoints.
@@ -402,7 +402,7 @@ async fn apply_batch<P: Projection>(
         last_sequence = sequence;
         store_position = store_position.max(event_position);
         // An event of a stream the projection does not read is passed over undecoded.
-        if P::SOURCES.contains(&aggregate_type) {
+        if reads(P::SOURCES, aggregate_type) {
             events.push(recorded(message, sequence)?);
         }
     }

@@ -648,7 +648,7 @@ impl Views {
         let projection = view.name();
         let (streams, versions): (Vec<&str>, Vec<i64>) = min_versions
             .iter()
-            .filter(|(stream, _)| runner::reads(view.sources(), stream))
+            .filter(|(stream, _)| runner::reads(view.sources(), stream.aggregate_type()))
             .map(|(stream, version)| (stream.as_str(), i64::try_from(*version).unwrap_or(i64::MAX)))
             .unzip();
         if streams.is_empty() {
