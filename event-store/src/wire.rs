@@ -112,14 +112,14 @@ pub struct MalformedEvent {
 
 /// A header's value. Looked up by a static name: a name made from a `&str` would be
 /// checked and copied for every lookup of every message.
-fn header<'a>(headers: &'a HeaderMap, header: &'static str) -> Option<&'a str> {
+fn find<'a>(headers: &'a HeaderMap, header: &'static str) -> Option<&'a str> {
     headers
         .get(HeaderName::from_static(header))
         .map(|value| value.as_str())
 }
 
 fn get<'a>(headers: &'a HeaderMap, header: &'static str) -> Result<&'a str, MalformedEvent> {
-    self::header(headers, header).ok_or(MalformedEvent { header })
+    find(headers, header).ok_or(MalformedEvent { header })
 }
 
 fn parse<T: std::str::FromStr>(
@@ -166,7 +166,7 @@ pub fn decode_event(headers: &HeaderMap, payload: Bytes) -> Result<RecordedEvent
         recorded_at: instant(headers, RECORDED_AT)?,
         command_id: uuid(headers, COMMAND_ID)?,
         correlation_id: uuid(headers, CORRELATION_ID)?,
-        causation_id: match header(headers, CAUSATION_ID) {
+        causation_id: match find(headers, CAUSATION_ID) {
             Some(_) => Some(uuid(headers, CAUSATION_ID)?),
             None => None,
         },

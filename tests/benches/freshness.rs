@@ -45,7 +45,7 @@ async fn main() {
     let nats = NatsServer::start().await;
     let api = Arc::new(
         TestApi::with(ApiOptions {
-            pool_size: u32::try_from(connections).unwrap(),
+            pool_size: u32::try_from(connections).expect("--connections is a pool size"),
             ..ApiOptions::default()
         })
         .await,

@@ -251,7 +251,7 @@ pub struct FacilityInboxView {
 }
 
 /// The subjects of an inbox's rows.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Held {
     /// The facilities whose medical areas the rows show as origin areas.
     areas: BTreeSet<String>,
