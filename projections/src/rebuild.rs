@@ -8,6 +8,7 @@
 //! leaves it untouched.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,8 +34,8 @@ const CHUNK: usize = 20_000;
 /// How long the reader waits for a chunk to fill while the server says more is pending.
 const CHUNK_FILL: Duration = Duration::from_millis(500);
 
-/// Versions written per statement at the end of a rebuild.
-const VERSIONS_PER_STATEMENT: usize = 50_000;
+/// Bytes of versions sent to PostgreSQL per `COPY` message at the end of a rebuild.
+const COPY_SEND: usize = 1 << 20;
 
 /// Progress of a rebuild: stream messages applied, of how many the stream held at the start.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
@@ -343,30 +344,36 @@ async fn apply<P: Projection>(
 /// Writes the versions of the streams the projection reads, its checkpoint (clearing a
 /// mark an interrupted rebuild of an earlier version may have left), and a notification
 /// that the whole view changed.
+///
+/// The versions go in by `COPY`, one row per stream: for a long log they are the largest
+/// write of the rebuild, and `COPY` costs PostgreSQL about half what an `INSERT` of the
+/// same rows from arrays does.
 async fn write_end<P: Projection>(conn: &mut PgConnection, end: &End) -> Result<(), sqlx::Error> {
-    let versions: Vec<(&StreamId, &(u64, u64))> = end
-        .versions
-        .iter()
-        .filter(|(stream, _)| runner::reads(P::SOURCES, stream.aggregate_type()))
-        .collect();
-    for chunk in versions.chunks(VERSIONS_PER_STATEMENT) {
-        let (streams, (versions, positions)): (Vec<&str>, (Vec<i64>, Vec<i64>)) = chunk
-            .iter()
-            .map(|(stream, (version, position))| {
-                (stream.as_str(), (count(*version), count(*position)))
-            })
-            .unzip();
-        sqlx::query(
-            "INSERT INTO projection_stream_versions (projection, stream_id, version, position) \
-             SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[])",
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY projection_stream_versions (projection, stream_id, version, position) \
+             FROM STDIN",
         )
-        .bind(P::NAME)
-        .bind(&streams)
-        .bind(&versions)
-        .bind(&positions)
-        .execute(&mut *conn)
         .await?;
+    let mut rows = String::with_capacity(COPY_SEND + 256);
+    for (stream, (version, position)) in &end.versions {
+        if !runner::reads(P::SOURCES, stream.aggregate_type()) {
+            continue;
+        }
+        // COPY's text format: tab-separated, one row per line. Neither a projection
+        // name (a constant) nor a stream id (checked by `StreamId`) holds a tab, a line
+        // break or a backslash, so nothing needs escaping.
+        writeln!(rows, "{}\t{stream}\t{version}\t{position}", P::NAME)
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        if rows.len() >= COPY_SEND {
+            copy.send(rows.as_bytes()).await?;
+            rows.clear();
+        }
     }
+    if !rows.is_empty() {
+        copy.send(rows.as_bytes()).await?;
+    }
+    copy.finish().await?;
     sqlx::query(
         "WITH checkpoint AS ( \
            INSERT INTO projection_checkpoints (projection, stream_sequence, position, rebuilding) \
