@@ -29,6 +29,11 @@ pub use nats::{NatsServer, read_all_events};
 pub use postgres::TestDatabase;
 pub use process::{NoroshiProcess, noroshi_bin};
 
+/// The allocator the `noroshi` binary uses, so that benchmarks (and tests) run the
+/// libraries as it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A TCP port nobody listens on right now, on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -15,6 +15,13 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
+/// mimalloc rather than the system allocator: decoding JetStream messages, protobuf and
+/// SQL rows allocates many small short-lived buffers, and with it the same machine
+/// serves about 10 % more commands per second and reads the event stream about 15 %
+/// faster (README, "Operations").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(&cli.log);
