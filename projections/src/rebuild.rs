@@ -355,11 +355,15 @@ async fn write_end<P: Projection>(conn: &mut PgConnection, end: &End) -> Result<
              FROM STDIN",
         )
         .await?;
+    // In key order, each row goes next to the one before it in the primary key's B-tree.
+    let mut versions: Vec<_> = end
+        .versions
+        .iter()
+        .filter(|(stream, _)| runner::reads(P::SOURCES, stream.aggregate_type()))
+        .collect();
+    versions.sort_unstable_by_key(|(stream, _)| stream.as_str());
     let mut rows = String::with_capacity(COPY_SEND + 256);
-    for (stream, (version, position)) in &end.versions {
-        if !runner::reads(P::SOURCES, stream.aggregate_type()) {
-            continue;
-        }
+    for (stream, (version, position)) in versions {
         // COPY's text format: tab-separated, one row per line. Neither a projection
         // name (a constant) nor a stream id (checked by `StreamId`) holds a tab, a line
         // break or a backslash, so nothing needs escaping.
