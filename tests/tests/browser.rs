@@ -41,6 +41,13 @@ async fn world() -> World {
     )
     .await;
     let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    sqlx::query(
+        "INSERT INTO medical_areas (code, name, neighbours) VALUES \
+         ('3504', '山口・防府', '{3505}'), ('3505', '宇部・小野田', '{3504}')",
+    )
+    .execute(api.db.pool())
+    .await
+    .unwrap();
     let operator = Principal {
         principal_id: PrincipalId::parse("test-operator").unwrap(),
         organisation_id: FacilityId::parse("noroshi-admin").unwrap(),
@@ -275,6 +282,11 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     let occupied =
         "#bed-board tr[data-facility='hofu-central'][data-category='MODERATE'] td:nth-child(5)";
     wait_text(&hq, occupied, |t| t == "1").await;
+    // Areas go by their names as well as their codes.
+    wait_text(&hq, "#bed-board .area[data-area='3504'] h3", |t| {
+        t.starts_with("医療圏 3504 山口・防府")
+    })
+    .await;
     // A marker that a reload would wipe.
     hq.execute("window.stillTheSamePage = true;", vec![])
         .await
@@ -349,6 +361,8 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         top.attr("data-facility").await.unwrap().as_deref(),
         Some("hofu-central")
     );
+    let text = top.text().await.unwrap();
+    assert!(text.contains("医療圏 3504 山口・防府"), "{text}");
     top.find(Locator::Css("button.offer"))
         .await
         .unwrap()
@@ -367,6 +381,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     })
     .await;
     assert!(!offer.contains("試験 五郎"), "{offer}");
+    assert!(offer.contains("自宅 3504 山口・防府"), "{offer}");
     screenshot(&beds, "facility").await;
     click(&beds, "#offers tbody tr[data-placement] button.accept").await;
     wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
@@ -457,7 +472,10 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         .goto(&format!("{}/public", world.base))
         .await
         .unwrap();
-    wait_text(&public, "#public-stats", |t| t.contains("中等症")).await;
+    wait_text(&public, "#public-stats", |t| {
+        t.contains("中等症") && t.contains("医療圏 3504 山口・防府")
+    })
+    .await;
     screenshot(&public, "public").await;
     for client in [hq, nurse, beds, public] {
         client.close().await.unwrap();

@@ -1,6 +1,7 @@
 //! HQ's candidates for a waiting placement (`GET /api/v1/placements/{id}/candidates`):
 //! free beds of the category, own area first, then bordering areas, decliners last;
-//! HQ only; bad ids named.
+//! HQ only; bad ids named. And the medical areas' names the pages label areas with
+//! (`GET /api/v1/areas`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
-use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi};
+use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, PUBLIC, TestApi};
 use noroshi_tests::pipeline::Pipeline;
 use serde_json::Value;
 
@@ -113,4 +114,29 @@ async fn candidates_rank_own_area_then_bordering_areas_and_decliners_last() {
         )
         .await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn every_reader_gets_the_area_names_in_code_order_and_nobody_without_credentials() {
+    let api = TestApi::start().await;
+    api.seed().await;
+    let (status, body) = api.http_get(Some(HQ), "/api/v1/areas").await;
+    assert_eq!((status, body), (200, serde_json::json!({ "areas": [] })));
+    sqlx::query(
+        "INSERT INTO medical_areas (code, name, neighbours) VALUES \
+         ('3505', '宇部・小野田', '{3504}'), ('3504', '山口・防府', '{3505}')",
+    )
+    .execute(api.db.pool())
+    .await
+    .unwrap();
+    let expected = serde_json::json!({ "areas": [
+        { "code": "3504", "name": "山口・防府" },
+        { "code": "3505", "name": "宇部・小野田" },
+    ] });
+    for reader in [HQ, HC, HOSPITAL, HOTEL, PUBLIC] {
+        let (status, body) = api.http_get(Some(reader), "/api/v1/areas").await;
+        assert_eq!((status, &body), (200, &expected), "{}", reader.token);
+    }
+    let (status, body) = api.http_get(None, "/api/v1/areas").await;
+    assert_eq!(status, 401, "{body}");
 }

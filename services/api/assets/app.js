@@ -248,6 +248,27 @@ function minVersions(result) {
   return (result.streams || []).map((s) => `${s.stream_id}:${s.version}`).join(',');
 }
 
+/** The medical areas' names by code (`GET /api/v1/areas`), once loaded. */
+const areaNames = new Map();
+
+/** `3504 山口・防府`: an area's code with its name, or the code alone while no name is known. */
+function areaLabel(code) {
+  if (!code) return '—';
+  const name = areaNames.get(code);
+  return name ? `${code} ${name}` : code;
+}
+
+/** Loads the area names and draws the page again with them; without them, codes show alone. */
+async function loadAreaNames() {
+  try {
+    const { areas } = await api('/api/v1/areas');
+    for (const area of areas || []) areaNames.set(area.code, area.name);
+  } catch (_) {
+    return;
+  }
+  for (const render of rerenders) render();
+}
+
 function setLive(state) {
   const node = document.getElementById('live');
   if (!node) return;
@@ -444,7 +465,7 @@ PAGES.hq = () => {
       const totals = areas.find((a) => (a.medical_area || '—') === area);
       const rows = byArea.get(area).sort((a, b) => a.facility_id.localeCompare(b.facility_id) || a.category.localeCompare(b.category));
       return h('div', { class: 'area', 'data-area': area },
-        h('h3', {}, `${t('area')} ${area}`, totals ? h('span', { class: 'totals' }, totalsText(totals)) : null),
+        h('h3', {}, `${t('area')} ${area === '—' ? area : areaLabel(area)}`, totals ? h('span', { class: 'totals' }, totalsText(totals)) : null),
         h('table', { class: 'rows' },
           h('thead', {}, h('tr', {},
             h('th', {}, t('facility')), h('th', {}, t('category')), h('th', { class: 'num' }, t('secured')),
@@ -473,7 +494,7 @@ PAGES.hq = () => {
         h('td', { class: 'num' }, r.priority),
         h('td', {}, enumLabel('cat', r.category)),
         h('td', {}, (r.needs || []).join(', ')),
-        h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin),
+        h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin_kind === 'FACILITY' ? facilityName(r.origin) : r.origin),
         h('td', {}, fmtWait(waiting)),
         h('td', {}, t('status.' + r.status), r.target ? ` → ${facilityName(r.target)}` : '',
           r.hold_overdue ? tag('overdue') : null,
@@ -497,7 +518,7 @@ PAGES.hq = () => {
     // A facility is stale when none of its figures is fresh.
     const fresh = new Set(beds.values().filter((r) => !r.stale).map((r) => r.facility_id));
     const stale = new Set(beds.values().filter((r) => r.active && !fresh.has(r.facility_id)).map((r) => r.facility_id));
-    if (stale.size) items.push(h('li', {}, `${t('alert.stale')}: ${stale.size} (${[...stale].slice(0, 8).join(', ')}${stale.size > 8 ? '…' : ''})`));
+    if (stale.size) items.push(h('li', {}, `${t('alert.stale')}: ${stale.size} (${[...stale].slice(0, 8).map(facilityName).join(', ')}${stale.size > 8 ? '…' : ''})`));
     const shown = items.slice(0, 6);
     if (items.length > shown.length) shown.push(h('li', { class: 'muted' }, `+${items.length - shown.length}`));
     list.replaceChildren(...(shown.length ? shown : [h('li', { class: 'muted' }, t('none'))]));
@@ -518,7 +539,7 @@ PAGES.hq = () => {
       const { candidates } = await api(`/api/v1/placements/${row.placement_id}/candidates`);
       list.replaceChildren(...(candidates.length ? candidates.map((c) => h('li', { 'data-facility': c.facility_id },
         h('span', { class: 'cand-name' }, lang === 'en' && c.name_en ? c.name_en : c.name, ' ',
-          h('span', { class: 'muted' }, `${t('area')} ${c.medical_area || '—'} · ${t('available')} ${c.available}`),
+          h('span', { class: 'muted' }, `${t('area')} ${areaLabel(c.medical_area)} · ${t('available')} ${c.available}`),
           c.same_area ? tag('same', 'same_area') : (c.near_area ? tag('near', 'near_area') : null),
           c.declined_before ? tag('declined') : null),
         h('button', { type: 'button', class: 'offer', onclick: async (e) => {
@@ -677,7 +698,7 @@ PAGES.facility = () => {
       h('td', {}, h('span', { class: 'countdown', 'data-deadline': o.offer_deadline }, fmtCountdown(o.offer_deadline))),
       h('td', {}, enumLabel('cat', o.category)),
       h('td', {}, o.age_band), h('td', {}, enumLabel('sex', o.sex)), h('td', {}, enumLabel('sev', o.severity)),
-      h('td', {}, (o.needs || []).join(', ')), h('td', {}, t('origin.' + o.origin_kind), ' ', o.origin_area || ''),
+      h('td', {}, (o.needs || []).join(', ')), h('td', {}, t('origin.' + o.origin_kind), ' ', o.origin_area ? areaLabel(o.origin_area) : ''),
       h('td', {},
         h('button', { type: 'button', class: 'accept', onclick: (e) => act(e.target, 'AcceptPlacement', { placement_id: o.placement_id }) }, t('fac.accept')),
         ' ',
@@ -857,7 +878,7 @@ PAGES.public = () => {
   function render() {
     if (!stats) return;
     const block = (a) => h('div', { class: 'area' },
-      h('h3', {}, a.medical_area ? `${t('area')} ${a.medical_area}` : t('prefecture'),
+      h('h3', {}, a.medical_area ? `${t('area')} ${areaLabel(a.medical_area)}` : t('prefecture'),
         h('span', { class: 'totals' }, a.occupancy_rate === null || a.occupancy_rate === undefined ? '' : `${t('occupancy')} ${Math.round(a.occupancy_rate * 100)}%`)),
       h('table', { class: 'rows' }, h('tbody', {}, a.beds.map((b) => h('tr', {},
         h('th', {}, enumLabel('cat', b.category)),
@@ -876,5 +897,8 @@ document.addEventListener('DOMContentLoaded', () => {
   const nav = document.getElementById('nav-admin');
   if (nav && ['HQ', 'ADMIN'].includes(document.body.dataset.role)) nav.hidden = false;
   const page = document.body.dataset.page;
-  if (PAGES[page]) PAGES[page]();
+  if (PAGES[page]) {
+    PAGES[page]();
+    loadAreaNames();
+  }
 });

@@ -137,6 +137,7 @@ pub fn router(context: HttpContext) -> axum::Router {
             "/api/v1/placements/{placement_id}/candidates",
             get(web::placement_candidates),
         )
+        .route("/api/v1/areas", get(web::medical_areas))
         .route(
             "/api/v1/cases/{case_id}/observations",
             get(web::case_observations),

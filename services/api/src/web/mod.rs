@@ -237,6 +237,28 @@ pub async fn placement_candidates(
     Ok(Json(serde_json::json!({ "candidates": ranked })).into_response())
 }
 
+/// A secondary medical area (二次医療圏) as the admin file registered it.
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+pub struct MedicalArea {
+    pub code: String,
+    pub name: String,
+}
+
+/// `GET /api/v1/areas`: the names of the medical areas, by code, for any principal that
+/// reads views. They are public reference data, like the codes the views carry.
+pub async fn medical_areas(
+    State(context): State<HttpContext>,
+    Authed(caller): Authed,
+) -> Result<Response, ApiError> {
+    caller.scoped(Scope::Views)?;
+    let areas: Vec<MedicalArea> =
+        sqlx::query_as("SELECT code, name FROM medical_areas ORDER BY code")
+            .fetch_all(context.views.pool())
+            .await
+            .map_err(crate::error::store_failure)?;
+    Ok(Json(serde_json::json!({ "areas": areas })).into_response())
+}
+
 /// `GET /api/v1/cases/{case_id}/observations`: the SpO₂ and temperature trend.
 pub async fn case_observations(
     State(context): State<HttpContext>,
