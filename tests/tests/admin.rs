@@ -147,6 +147,27 @@ async fn the_demo_file_registers_yamaguchi_once() {
             assert!(back.contains(code), "{code} borders {n} one way only");
         }
     }
+    // Each of the 19 municipalities is named once, in the area of the health center
+    // whose jurisdiction holds it.
+    let places: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT code, name, name_en, medical_area FROM municipalities ORDER BY code",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let named: BTreeSet<String> = places.iter().map(|(code, ..)| code.clone()).collect();
+    assert_eq!(named, covered);
+    for (code, name, name_en, area) in &places {
+        assert!(!name.is_empty() && name_en.is_some(), "{code}");
+        let hc = by_kind(FacilityKind::HealthCenter)
+            .find(|hc| hc.jurisdiction.iter().any(|m| m.as_str() == code))
+            .unwrap();
+        assert_eq!(
+            hc.medical_area.as_ref().map(|a| a.as_str()),
+            Some(area.as_str()),
+            "{code} {name}"
+        );
+    }
     assert_eq!(db.event_count().await, 45, "applying twice changes nothing");
 }
 
@@ -406,6 +427,61 @@ name = "誤り"
             "area[2] \"35x\": not a 4 digit medical area code",
             "area 3501: borders 3502, but 3502 does not list it",
             "area 3501: neighbour 3599 is not a listed area",
+        ]
+    );
+}
+
+#[test]
+fn municipalities_are_checked_and_a_facility_must_lie_in_the_area_of_its_municipality() {
+    let long = "あ".repeat(201);
+    let file = AdminFile::parse(&format!(
+        r#"
+[[area]]
+code = "3504"
+name = "山口・防府"
+name_en = ""
+municipalities = [
+  {{ code = "352063", name = "防府市" }},
+  {{ code = "35-20", name = "誤り" }},
+]
+
+[[area]]
+code = "3505"
+name = "宇部・小野田"
+municipalities = [
+  {{ code = "352063", name = "{long}" }},
+  {{ code = "352021", name = "宇部市", name_en = "Ube" }},
+]
+
+[[facility]]
+facility_id = "hofu-misplaced"
+name = "防府まちがい病院"
+name_en = "Hofu Misplaced Hospital"
+kind = "HOSPITAL"
+medical_area = "3505"
+municipality = "352063"
+
+[[facility]]
+facility_id = "ube-rightly"
+name = "宇部ただしい病院"
+name_en = "Ube Rightly Hospital"
+kind = "HOSPITAL"
+medical_area = "3505"
+municipality = "352021"
+"#
+    ))
+    .unwrap();
+    let Err(AdminError::Invalid(problems)) = Plan::check(&file, "35") else {
+        panic!("bad municipalities must be refused");
+    };
+    assert_eq!(
+        problems,
+        [
+            "area[0] \"3504\": name_en must be 1 to 200 characters",
+            "area[0] \"3504\": municipalities[1].code must be a 5 or 6 digit municipality code",
+            "area[1] \"3505\": municipality 352063 is listed twice",
+            "area[1] \"3505\": municipalities[0].name must be 1 to 200 characters",
+            "facility \"hofu-misplaced\": municipality 352063 lies in area 3504, not 3505",
         ]
     );
 }

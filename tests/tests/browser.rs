@@ -41,9 +41,10 @@ async fn world() -> World {
     )
     .await;
     let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
-    sqlx::query(
+    sqlx::raw_sql(
         "INSERT INTO medical_areas (code, name, neighbours) VALUES \
-         ('3504', '山口・防府', '{3505}'), ('3505', '宇部・小野田', '{3504}')",
+         ('3504', '山口・防府', '{3505}'), ('3505', '宇部・小野田', '{3504}'); \
+         INSERT INTO municipalities (code, name, medical_area) VALUES ('352063', '防府市', '3504')",
     )
     .execute(api.db.pool())
     .await
@@ -295,6 +296,12 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     // 1. The health center reports a case and requests a placement.
     log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
     wait_text(&nurse, "#live", |t| t == "ライブ").await;
+    // The municipality field suggests municipalities by name.
+    let hofu = wait_for(&nurse, "#municipality-list option[value='352063']").await;
+    assert_eq!(
+        hofu.attr("label").await.unwrap().as_deref(),
+        Some("防府市 (3504 山口・防府)")
+    );
     fill(
         &nurse,
         "#report-form input[name='patient.name']",
@@ -351,10 +358,11 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
 
     // 2. HQ sees it wait, and offers it to the top candidate: the hospital of the same
     //    area with free moderate beds.
-    wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
+    let waiting = wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
         t.contains("依頼済み")
     })
     .await;
+    assert!(waiting.contains("自宅 防府市"), "{waiting}");
     click(&hq, "#queue tbody tr[data-placement] button.choose").await;
     let top = wait_for(&hq, "#candidates li[data-facility]").await;
     assert_eq!(

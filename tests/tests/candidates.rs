@@ -1,7 +1,7 @@
 //! HQ's candidates for a waiting placement (`GET /api/v1/placements/{id}/candidates`):
 //! free beds of the category, own area first, then bordering areas, decliners last;
-//! HQ only; bad ids named. And the medical areas' names the pages label areas with
-//! (`GET /api/v1/areas`).
+//! HQ only; bad ids named. And the names of medical areas and municipalities that pages
+//! label codes with (`GET /api/v1/areas`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -117,22 +117,36 @@ async fn candidates_rank_own_area_then_bordering_areas_and_decliners_last() {
 }
 
 #[tokio::test]
-async fn every_reader_gets_the_area_names_in_code_order_and_nobody_without_credentials() {
+async fn every_reader_gets_the_names_of_areas_and_municipalities_and_nobody_without_credentials() {
     let api = TestApi::start().await;
     api.seed().await;
     let (status, body) = api.http_get(Some(HQ), "/api/v1/areas").await;
-    assert_eq!((status, body), (200, serde_json::json!({ "areas": [] })));
-    sqlx::query(
-        "INSERT INTO medical_areas (code, name, neighbours) VALUES \
-         ('3505', '宇部・小野田', '{3504}'), ('3504', '山口・防府', '{3505}')",
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            serde_json::json!({ "areas": [], "municipalities": [] })
+        )
+    );
+    sqlx::raw_sql(
+        "INSERT INTO medical_areas (code, name, name_en, neighbours) VALUES \
+         ('3505', '宇部・小野田', NULL, '{3504}'), ('3504', '山口・防府', 'Yamaguchi-Hofu', '{3505}'); \
+         INSERT INTO municipalities (code, name, name_en, medical_area) VALUES \
+         ('352063', '防府市', 'Hofu', '3504'), ('352039', '山口市', NULL, '3504')",
     )
     .execute(api.db.pool())
     .await
     .unwrap();
-    let expected = serde_json::json!({ "areas": [
-        { "code": "3504", "name": "山口・防府" },
-        { "code": "3505", "name": "宇部・小野田" },
-    ] });
+    let expected = serde_json::json!({
+        "areas": [
+            { "code": "3504", "name": "山口・防府", "name_en": "Yamaguchi-Hofu" },
+            { "code": "3505", "name": "宇部・小野田", "name_en": null },
+        ],
+        "municipalities": [
+            { "code": "352039", "name": "山口市", "name_en": null, "medical_area": "3504" },
+            { "code": "352063", "name": "防府市", "name_en": "Hofu", "medical_area": "3504" },
+        ],
+    });
     for reader in [HQ, HC, HOSPITAL, HOTEL, PUBLIC] {
         let (status, body) = api.http_get(Some(reader), "/api/v1/areas").await;
         assert_eq!((status, &body), (200, &expected), "{}", reader.token);

@@ -248,26 +248,47 @@ function minVersions(result) {
   return (result.streams || []).map((s) => `${s.stream_id}:${s.version}`).join(',');
 }
 
-/** The medical areas' names by code (`GET /api/v1/areas`), once loaded. */
+/** The medical areas and municipalities by code (`GET /api/v1/areas`), once loaded. */
 const areaNames = new Map();
+const municipalityNames = new Map();
+
+function localName(entry) {
+  return lang === 'en' && entry.name_en ? entry.name_en : entry.name;
+}
 
 /** `3504 山口・防府`: an area's code with its name, or the code alone while no name is known. */
 function areaLabel(code) {
   if (!code) return '—';
-  const name = areaNames.get(code);
-  return name ? `${code} ${name}` : code;
+  const area = areaNames.get(code);
+  return area ? `${code} ${localName(area)}` : code;
 }
 
-/** Loads the area names and draws the page again with them; without them, codes show alone. */
+/** `防府市`: a municipality's name, or its code while no name is known. */
+function municipalityLabel(code) {
+  const municipality = municipalityNames.get(code);
+  return municipality ? localName(municipality) : code;
+}
+
+/** Loads the names and draws the page again with them; without them, codes show alone. */
 async function loadAreaNames() {
   try {
-    const { areas } = await api('/api/v1/areas');
-    for (const area of areas || []) areaNames.set(area.code, area.name);
+    const { areas, municipalities } = await api('/api/v1/areas');
+    for (const area of areas || []) areaNames.set(area.code, area);
+    for (const municipality of municipalities || []) municipalityNames.set(municipality.code, municipality);
   } catch (_) {
     return;
   }
   for (const render of rerenders) render();
 }
+
+/** The choices of a municipality field: code, with the name to search by. */
+function fillMunicipalityList() {
+  const list = document.getElementById('municipality-list');
+  if (!list) return;
+  list.replaceChildren(...[...municipalityNames.values()].map((m) =>
+    h('option', { value: m.code, label: `${localName(m)} (${areaLabel(m.medical_area)})` })));
+}
+rerenders.push(fillMunicipalityList);
 
 function setLive(state) {
   const node = document.getElementById('live');
@@ -494,7 +515,7 @@ PAGES.hq = () => {
         h('td', { class: 'num' }, r.priority),
         h('td', {}, enumLabel('cat', r.category)),
         h('td', {}, (r.needs || []).join(', ')),
-        h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin_kind === 'FACILITY' ? facilityName(r.origin) : r.origin),
+        h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin_kind === 'FACILITY' ? facilityName(r.origin) : municipalityLabel(r.origin)),
         h('td', {}, fmtWait(waiting)),
         h('td', {}, t('status.' + r.status), r.target ? ` → ${facilityName(r.target)}` : '',
           r.hold_overdue ? tag('overdue') : null,

@@ -27,7 +27,7 @@
 //! The `[[token]]` entries are the ones `serve` reads from `NOROSHI_TOKENS_FILE`; applying
 //! checks that each names a registered organisation of a kind that fits its role.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -69,8 +69,21 @@ pub struct AdminFile {
 pub struct AreaEntry {
     pub code: String,
     pub name: String,
+    pub name_en: Option<String>,
     #[serde(default)]
     pub neighbours: Vec<String>,
+    /// The municipalities (市区町村) of the area, so that pages can name them.
+    #[serde(default)]
+    pub municipalities: Vec<MunicipalityEntry>,
+}
+
+/// A municipality: its 全国地方公共団体コード and names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MunicipalityEntry {
+    pub code: String,
+    pub name: String,
+    pub name_en: Option<String>,
 }
 
 /// A user of the web UI. For demo and first set-up: the password is in the file.
@@ -198,6 +211,7 @@ impl Plan {
             Err(error) => problems.push(error.to_string()),
         }
         problems.extend(area_problems(&file.area));
+        problems.extend(placement_problems(&file.area, &facilities));
         if problems.is_empty() {
             Ok(Self { facilities, tokens })
         } else {
@@ -496,19 +510,46 @@ pub async fn apply_users(
 }
 
 /// What is wrong with a file's `[[area]]` entries: codes that are not 4-digit area codes
-/// or are listed twice, neighbours that are not listed, and borders that go one way only.
+/// or are listed twice, names out of bounds, municipalities with a bad code or listed twice,
+/// neighbours that are not listed, and borders that go one way only.
 fn area_problems(areas: &[AreaEntry]) -> Vec<String> {
+    use noroshi_domain::values::{MedicalAreaCode, MunicipalityCode, Name};
     let mut problems = Vec::new();
     let mut codes = HashSet::new();
+    let mut municipalities = HashSet::new();
     for (index, area) in areas.iter().enumerate() {
-        if noroshi_domain::values::MedicalAreaCode::parse(&area.code).is_err() {
-            problems.push(format!(
-                "area[{index}] {:?}: not a 4 digit medical area code",
-                area.code
-            ));
+        let label = format!("area[{index}] {:?}", area.code);
+        if MedicalAreaCode::parse(&area.code).is_err() {
+            problems.push(format!("{label}: not a 4 digit medical area code"));
         }
         if !codes.insert(area.code.as_str()) {
-            problems.push(format!("area[{index}] {:?}: listed twice", area.code));
+            problems.push(format!("{label}: listed twice"));
+        }
+        let names = |name: &str, name_en: Option<&str>, field: &str, problems: &mut Vec<String>| {
+            for (key, value) in [("name", Some(name)), ("name_en", name_en)] {
+                if let Some(Err(reason)) = value.map(Name::parse) {
+                    problems.push(format!("{label}: {field}{key} {reason}"));
+                }
+            }
+        };
+        names(&area.name, area.name_en.as_deref(), "", &mut problems);
+        for (m, municipality) in area.municipalities.iter().enumerate() {
+            let field = format!("municipalities[{m}].");
+            if let Err(reason) = MunicipalityCode::parse(&municipality.code) {
+                problems.push(format!("{label}: {field}code {reason}"));
+            }
+            if !municipalities.insert(municipality.code.as_str()) {
+                problems.push(format!(
+                    "{label}: municipality {} is listed twice",
+                    municipality.code
+                ));
+            }
+            names(
+                &municipality.name,
+                municipality.name_en.as_deref(),
+                &field,
+                &mut problems,
+            );
         }
     }
     for area in areas {
@@ -529,6 +570,35 @@ fn area_problems(areas: &[AreaEntry]) -> Vec<String> {
     problems
 }
 
+/// Facilities whose medical area is not the one the file's `[[area]]` entries put their
+/// municipality in: a medical area is made of whole municipalities, and HQ's candidates
+/// are ranked by area. Facilities without an area (HQ) are not checked.
+fn placement_problems(areas: &[AreaEntry], facilities: &[FacilityProfile]) -> Vec<String> {
+    // Where a municipality is listed twice (a problem of its own), the first listing counts.
+    let mut area_of = HashMap::new();
+    for area in areas {
+        for municipality in &area.municipalities {
+            area_of
+                .entry(municipality.code.as_str())
+                .or_insert(area.code.as_str());
+        }
+    }
+    facilities
+        .iter()
+        .filter_map(|f| {
+            let area = f.medical_area.as_ref()?.as_str();
+            let listed = *area_of.get(f.municipality.as_str())?;
+            (area != listed).then(|| {
+                format!(
+                    "facility {:?}: municipality {} lies in area {listed}, not {area}",
+                    f.facility_id.as_str(),
+                    f.municipality,
+                )
+            })
+        })
+        .collect()
+}
+
 /// Stores the medical areas of a file, replacing the stored list (a file without
 /// `[[area]]` entries leaves it alone); the number of areas stored.
 pub async fn apply_areas(
@@ -545,14 +615,31 @@ pub async fn apply_areas(
         .execute(&mut *tx)
         .await
         .map_err(fail)?;
+    // Their municipalities go with them (ON DELETE CASCADE).
     for area in areas {
-        sqlx::query("INSERT INTO medical_areas (code, name, neighbours) VALUES ($1, $2, $3)")
+        sqlx::query(
+            "INSERT INTO medical_areas (code, name, name_en, neighbours) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&area.code)
+        .bind(&area.name)
+        .bind(&area.name_en)
+        .bind(&area.neighbours)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+        for municipality in &area.municipalities {
+            sqlx::query(
+                "INSERT INTO municipalities (code, name, name_en, medical_area) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&municipality.code)
+            .bind(&municipality.name)
+            .bind(&municipality.name_en)
             .bind(&area.code)
-            .bind(&area.name)
-            .bind(&area.neighbours)
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
+        }
     }
     tx.commit().await.map_err(fail)?;
     Ok(areas.len())

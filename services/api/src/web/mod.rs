@@ -242,21 +242,42 @@ pub async fn placement_candidates(
 pub struct MedicalArea {
     pub code: String,
     pub name: String,
+    pub name_en: Option<String>,
 }
 
-/// `GET /api/v1/areas`: the names of the medical areas, by code, for any principal that
-/// reads views. They are public reference data, like the codes the views carry.
+/// A municipality (市区町村) of a medical area, as the admin file registered it.
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+pub struct Municipality {
+    pub code: String,
+    pub name: String,
+    pub name_en: Option<String>,
+    pub medical_area: String,
+}
+
+/// `GET /api/v1/areas`: the names of the medical areas and of their municipalities, by
+/// code, for any principal that reads views. They are public reference data, like the
+/// codes the views carry.
 pub async fn medical_areas(
     State(context): State<HttpContext>,
     Authed(caller): Authed,
 ) -> Result<Response, ApiError> {
     caller.scoped(Scope::Views)?;
+    let pool = context.views.pool();
     let areas: Vec<MedicalArea> =
-        sqlx::query_as("SELECT code, name FROM medical_areas ORDER BY code")
-            .fetch_all(context.views.pool())
+        sqlx::query_as("SELECT code, name, name_en FROM medical_areas ORDER BY code")
+            .fetch_all(pool)
             .await
             .map_err(crate::error::store_failure)?;
-    Ok(Json(serde_json::json!({ "areas": areas })).into_response())
+    let municipalities: Vec<Municipality> = sqlx::query_as(
+        "SELECT code, name, name_en, medical_area FROM municipalities ORDER BY code",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(crate::error::store_failure)?;
+    Ok(
+        Json(serde_json::json!({ "areas": areas, "municipalities": municipalities }))
+            .into_response(),
+    )
 }
 
 /// `GET /api/v1/cases/{case_id}/observations`: the SpO₂ and temperature trend.
