@@ -415,8 +415,31 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         "VEHICLE_HEALTH_CENTER_VEHICLE",
     )
     .await;
+    // Times are entered and shown in Japan time, whatever the device's zone (this
+    // browser's is the machine's).
+    pick(
+        &nurse,
+        "#transport-form input[name='pickup_at']",
+        "2026-12-05T10:30",
+    )
+    .await;
     click(&nurse, "#transport-form button[type=submit]").await;
     wait_text(&nurse, "#case-status", |t| t.contains("搬送手配")).await;
+    wait_text(&beds, "#inbound tbody tr[data-placement]", |t| {
+        t.contains("12/5 10:30")
+    })
+    .await;
+    let (status, inbox) = world
+        .api
+        .http_get(Some(HOSPITAL), "/api/v1/views/facility_inbox")
+        .await;
+    assert_eq!(status, 200, "{inbox}");
+    assert!(
+        inbox
+            .to_string()
+            .contains(r#""pickup_at":"2026-12-05T01:30:00Z""#),
+        "{inbox}"
+    );
     wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
         t.contains("搬送手配済み")
     })

@@ -320,10 +320,19 @@ class Rows {
   values() { return [...this.map.values()]; }
 }
 
+/** Times show in Japan time, wherever the device is (DESIGN.md §5). */
+const JAPAN = 'Asia/Tokyo';
+
 function fmtTime(iso) {
   if (!iso) return '';
   const d = new Date(iso);
-  return d.toLocaleString(lang === 'ja' ? 'ja-JP' : 'en-GB', { month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  return d.toLocaleString(lang === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: JAPAN, month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+/** A `datetime-local` value, entered in Japan time (UTC+9 all year), as an RFC 3339 UTC time. */
+function fromJst(value) {
+  const withSeconds = /T\d\d:\d\d$/.test(value) ? value + ':00' : value;
+  return new Date(withSeconds + '+09:00').toISOString();
 }
 
 function fmtWait(seconds) {
@@ -364,7 +373,7 @@ function formValues(form) {
     else {
       value = input.value.trim();
       if (value === '') continue;
-      if (input.type === 'datetime-local') value = new Date(value).toISOString();
+      if (input.type === 'datetime-local') value = fromJst(value);
       else if (input.dataset.scale) {
         const n = Number(value.replace(',', '.'));
         value = Number.isFinite(n) ? Math.round(n * Number(input.dataset.scale)) : value;
