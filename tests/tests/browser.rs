@@ -345,6 +345,12 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         t.contains("試験 五郎")
     })
     .await;
+    let case_id = wait_for(&nurse, "#cases tbody tr[data-case]")
+        .await
+        .attr("data-case")
+        .await
+        .unwrap()
+        .expect("a case row names its case");
     click(&nurse, "#cases tbody tr[data-case] button.open").await;
     wait_text(&nurse, "#case-title", |t| t.contains("試験 五郎")).await;
     pick(
@@ -497,8 +503,25 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         .unwrap();
     assert_eq!(timeline, serde_json::Value::Bool(true));
 
-    // The fourth browser: the public statistics, as anyone logged in sees them.
+    // The fourth browser: the case's timeline, each event named in the reader's language,
+    // then the public statistics, as anyone logged in sees them.
     log_in(&public, &world.base, "hq.duty", PASSWORD).await;
+    public
+        .goto(&format!("{}/timeline?case_id={case_id}", world.base))
+        .await
+        .unwrap();
+    let timeline = wait_text(&public, "#timeline", |t| t.contains("到着")).await;
+    for step in [
+        "患者の報告",
+        "入院調整の依頼",
+        "受入打診",
+        "受入決定",
+        "搬送手配",
+        "出発",
+    ] {
+        assert!(timeline.contains(step), "{step} missing: {timeline}");
+    }
+    assert!(!timeline.contains("PlacementRequested"), "{timeline}");
     public
         .goto(&format!("{}/public", world.base))
         .await

@@ -47,6 +47,11 @@ const I18N = {
     'status.REQUESTED': '依頼済み', 'status.OFFERED': '打診中', 'status.ACCEPTED': '受入決定',
     'status.TRANSPORT_ARRANGED': '搬送手配済み', 'status.IN_TRANSIT': '搬送中', 'status.ARRIVED': '到着',
     'status.CANCELLED': '取消', 'origin.HOME': '自宅', 'origin.FACILITY': '転院',
+    'ev.CaseReported': '患者の報告', 'ev.CaseTriaged': 'トリアージ', 'ev.PriorityOverridden': '優先度の変更', 'ev.ObservationRecorded': '健康観察',
+    'ev.DeteriorationFlagged': '悪化の報告', 'ev.HomeCareStarted': '自宅療養の開始', 'ev.CaseStatusChanged': '状態の変更', 'ev.CaseClosed': '終了',
+    'ev.PlacementRequested': '入院調整の依頼', 'ev.PlacementOffered': '受入打診', 'ev.PlacementAccepted': '受入決定', 'ev.PlacementDeclined': '受入辞退',
+    'ev.OfferExpired': '打診の期限切れ', 'ev.TransportArranged': '搬送手配', 'ev.PatientDeparted': '出発', 'ev.PatientArrived': '到着',
+    'ev.PlacementCancelled': '入院調整の取消', 'ev.PatientDischarged': '退院・退所',
     'acc.ACCEPTING': '受入可', 'acc.LIMITED': '制限あり', 'acc.NOT_ACCEPTING': '受入停止',
     minutes: '分', hours: '時間', prefecture: '県全体', area: '医療圏', 'nav.admin': '管理',
     'adm.users': '利用者', 'adm.display_name': '表示名', 'adm.organisation': '組織', 'adm.role': '役割',
@@ -102,6 +107,11 @@ const I18N = {
     'status.REQUESTED': 'Requested', 'status.OFFERED': 'Offered', 'status.ACCEPTED': 'Accepted',
     'status.TRANSPORT_ARRANGED': 'Transport arranged', 'status.IN_TRANSIT': 'In transit', 'status.ARRIVED': 'Arrived',
     'status.CANCELLED': 'Cancelled', 'origin.HOME': 'Home', 'origin.FACILITY': 'Transfer',
+    'ev.CaseReported': 'Case reported', 'ev.CaseTriaged': 'Triaged', 'ev.PriorityOverridden': 'Priority changed', 'ev.ObservationRecorded': 'Observation',
+    'ev.DeteriorationFlagged': 'Deterioration reported', 'ev.HomeCareStarted': 'Home care started', 'ev.CaseStatusChanged': 'Status changed', 'ev.CaseClosed': 'Closed',
+    'ev.PlacementRequested': 'Placement requested', 'ev.PlacementOffered': 'Offered', 'ev.PlacementAccepted': 'Accepted', 'ev.PlacementDeclined': 'Declined',
+    'ev.OfferExpired': 'Offer expired', 'ev.TransportArranged': 'Transport arranged', 'ev.PatientDeparted': 'Departed', 'ev.PatientArrived': 'Arrived',
+    'ev.PlacementCancelled': 'Placement cancelled', 'ev.PatientDischarged': 'Discharged',
     'acc.ACCEPTING': 'Accepting', 'acc.LIMITED': 'Limited', 'acc.NOT_ACCEPTING': 'Not accepting',
     minutes: 'min', hours: 'h', prefecture: 'Prefecture', area: 'Area', 'nav.admin': 'Administration',
     'adm.users': 'Users', 'adm.display_name': 'Display name', 'adm.organisation': 'Organisation', 'adm.role': 'Role',
@@ -344,6 +354,13 @@ function fmtCountdown(iso) {
   const left = Math.floor((new Date(iso) - Date.now()) / 1000);
   if (left <= 0) return '0:00';
   return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
+}
+
+/** An event's name in the reader's language; an event without one keeps its type name. */
+function eventLabel(type) {
+  const key = 'ev.' + type;
+  const label = t(key);
+  return label === key ? type : label;
 }
 
 function enumLabel(prefix, value) {
@@ -769,7 +786,7 @@ PAGES.timeline = () => {
   function render() {
     document.getElementById('timeline-subject').textContent = Object.entries(subject).map(([k, v]) => `${k} ${v}`).join('');
     document.getElementById('timeline').replaceChildren(...entries.map((e) => h('li', {},
-      h('strong', {}, e.event_type), ' ', fmtTime(e.occurred_at), ' · ', e.actor,
+      h('strong', { 'data-event-type': e.event_type }, eventLabel(e.event_type)), ' ', fmtTime(e.occurred_at), ' · ', e.actor,
       e.facility_id ? ` · ${e.facility_id}` : '', e.status ? ` · ${t('status.' + e.status)}` : '')));
   }
   const source = live('timeline', subject, (view) => { entries = view.entries; render(); },
