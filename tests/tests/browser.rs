@@ -296,6 +296,8 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     // 1. The health center reports a case and requests a placement.
     log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
     wait_text(&nurse, "#live", |t| t == "ライブ").await;
+    // The header names the user's organisation.
+    wait_text(&nurse, "#who-org", |t| t == "防府健康福祉センター").await;
     // The municipality field suggests municipalities by name.
     let hofu = wait_for(&nurse, "#municipality-list option[value='352063']").await;
     assert_eq!(
@@ -411,7 +413,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     wait_text(
         &nurse,
         "#cases tbody tr[data-case] .placement-status",
-        |t| t.contains("受入決定"),
+        |t| t == "受入決定 → 防府中央みらい病院",
     )
     .await;
     click(&nurse, "#cases tbody tr[data-case] button.open").await;
@@ -522,6 +524,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         assert!(timeline.contains(step), "{step} missing: {timeline}");
     }
     assert!(!timeline.contains("PlacementRequested"), "{timeline}");
+    assert!(timeline.contains("防府中央みらい病院"), "{timeline}");
     public
         .goto(&format!("{}/public", world.base))
         .await

@@ -1,7 +1,7 @@
 //! HQ's candidates for a waiting placement (`GET /api/v1/placements/{id}/candidates`):
 //! free beds of the category, own area first, then bordering areas, decliners last;
-//! HQ only; bad ids named. And the names of medical areas and municipalities that pages
-//! label codes with (`GET /api/v1/areas`).
+//! HQ only; bad ids named. And the names that pages label codes and ids with: of medical
+//! areas and municipalities (`GET /api/v1/areas`) and of facilities (`GET /api/v1/facilities`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -153,4 +153,52 @@ async fn every_reader_gets_the_names_of_areas_and_municipalities_and_nobody_with
     }
     let (status, body) = api.http_get(None, "/api/v1/areas").await;
     assert_eq!(status, 401, "{body}");
+}
+
+#[tokio::test]
+async fn every_reader_but_the_public_gets_the_facilities_names() {
+    let nats = NatsServer::start().await;
+    let api = TestApi::start().await;
+    api.seed().await;
+    let (_pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    let mut facilities = Vec::new();
+    for _ in 0..150 {
+        let (status, body) = api.http_get(Some(HC), "/api/v1/facilities").await;
+        assert_eq!(status, 200, "{body}");
+        facilities = body["facilities"].as_array().unwrap().clone();
+        if facilities.iter().any(|f| f["facility_id"] == "yuda-hotel") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hofu = facilities
+        .iter()
+        .find(|f| f["facility_id"] == "hofu-central")
+        .expect("hofu-central is listed");
+    assert_eq!(
+        (&hofu["name"], &hofu["kind"], &hofu["medical_area"]),
+        (
+            &serde_json::json!("防府中央みらい病院"),
+            &serde_json::json!("HOSPITAL"),
+            &serde_json::json!("3504")
+        )
+    );
+    let ids: Vec<&str> = ids(&facilities);
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "in id order");
+    for reader in [HQ, HOSPITAL, HOTEL] {
+        let (status, body) = api.http_get(Some(reader), "/api/v1/facilities").await;
+        assert_eq!(status, 200, "{}: {body}", reader.token);
+        assert_eq!(
+            body["facilities"].as_array().unwrap().len(),
+            facilities.len()
+        );
+    }
+    let (status, body) = api.http_get(Some(PUBLIC), "/api/v1/facilities").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
+    assert_eq!(api.http_get(None, "/api/v1/facilities").await.0, 401);
 }

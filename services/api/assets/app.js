@@ -258,9 +258,11 @@ function minVersions(result) {
   return (result.streams || []).map((s) => `${s.stream_id}:${s.version}`).join(',');
 }
 
-/** The medical areas and municipalities by code (`GET /api/v1/areas`), once loaded. */
+/** The medical areas and municipalities by code (`GET /api/v1/areas`), and the facilities
+ *  by id (`GET /api/v1/facilities`), once loaded. */
 const areaNames = new Map();
 const municipalityNames = new Map();
+const facilityNames = new Map();
 
 function localName(entry) {
   return lang === 'en' && entry.name_en ? entry.name_en : entry.name;
@@ -279,17 +281,35 @@ function municipalityLabel(code) {
   return municipality ? localName(municipality) : code;
 }
 
-/** Loads the names and draws the page again with them; without them, codes show alone. */
-async function loadAreaNames() {
+/** `防府中央みらい病院`: a facility's name, or its id while no name is known. */
+function facilityLabel(id) {
+  const facility = facilityNames.get(id);
+  return facility ? localName(facility) : id;
+}
+
+/** Loads the names and draws the page again with them; without them, codes and ids show. */
+async function loadNames() {
   try {
     const { areas, municipalities } = await api('/api/v1/areas');
     for (const area of areas || []) areaNames.set(area.code, area);
     for (const municipality of municipalities || []) municipalityNames.set(municipality.code, municipality);
+    // The public statistics name no facility.
+    if (document.body.dataset.role !== 'PUBLIC') {
+      const { facilities } = await api('/api/v1/facilities');
+      for (const facility of facilities || []) facilityNames.set(facility.facility_id, facility);
+    }
   } catch (_) {
-    return;
+    // Whatever loaded is used.
   }
   for (const render of rerenders) render();
 }
+
+/** The header names the user's organisation. */
+function showOrganisation() {
+  const node = document.getElementById('who-org');
+  if (node) node.textContent = facilityLabel(document.body.dataset.organisation);
+}
+rerenders.push(showOrganisation);
 
 /** The choices of a municipality field: code, with the name to search by. */
 function fillMunicipalityList() {
@@ -489,7 +509,7 @@ PAGES.hq = () => {
 
   function facilityName(id) {
     for (const r of beds.map.values()) if (r.facility_id === id) return lang === 'en' && r.name_en ? r.name_en : r.name;
-    return id;
+    return facilityLabel(id);
   }
 
   function totalsText(x) {
@@ -634,7 +654,7 @@ PAGES.hc = () => {
       h('td', { class: 'num' }, r.priority),
       h('td', { class: 'num' }, r.last_spo2 === null || r.last_spo2 === undefined ? '' : `${r.last_spo2}%`),
       h('td', { class: 'case-status' }, t('status.' + r.status)),
-      h('td', { class: 'placement-status' }, r.placement_status ? t('status.' + r.placement_status) : '', r.placement_target ? ` → ${r.placement_target}` : ''),
+      h('td', { class: 'placement-status' }, r.placement_status ? t('status.' + r.placement_status) : '', r.placement_target ? ` → ${facilityLabel(r.placement_target)}` : ''),
       h('td', {}, h('button', { type: 'button', class: 'secondary open', onclick: () => open(r.case_id) }, t('hc.open'))))));
     if (selected) fillPanel();
   }
@@ -787,7 +807,7 @@ PAGES.timeline = () => {
     document.getElementById('timeline-subject').textContent = Object.entries(subject).map(([k, v]) => `${k} ${v}`).join('');
     document.getElementById('timeline').replaceChildren(...entries.map((e) => h('li', {},
       h('strong', { 'data-event-type': e.event_type }, eventLabel(e.event_type)), ' ', fmtTime(e.occurred_at), ' · ', e.actor,
-      e.facility_id ? ` · ${e.facility_id}` : '', e.status ? ` · ${t('status.' + e.status)}` : '')));
+      e.facility_id ? ` · ${facilityLabel(e.facility_id)}` : '', e.status ? ` · ${t('status.' + e.status)}` : '')));
   }
   const source = live('timeline', subject, (view) => { entries = view.entries; render(); },
     // An event of one stream can be applied after a later one of another: keep position order.
@@ -946,6 +966,6 @@ document.addEventListener('DOMContentLoaded', () => {
   const page = document.body.dataset.page;
   if (PAGES[page]) {
     PAGES[page]();
-    loadAreaNames();
+    loadNames();
   }
 });

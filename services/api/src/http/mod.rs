@@ -138,6 +138,7 @@ pub fn router(context: HttpContext) -> axum::Router {
             get(web::placement_candidates),
         )
         .route("/api/v1/areas", get(web::medical_areas))
+        .route("/api/v1/facilities", get(web::facility_names))
         .route(
             "/api/v1/cases/{case_id}/observations",
             get(web::case_observations),
