@@ -12,7 +12,7 @@ use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::values::{FacilityId, FacilityKind, PrincipalId};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
-use noroshi_tests::api::{HOSPITAL, HOSPITAL_OTHER, TestApi};
+use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, TestApi};
 use noroshi_tests::browser::{Browser, log_in, screenshot, wait_for, wait_text};
 use noroshi_tests::pipeline::Pipeline;
 
@@ -341,6 +341,12 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         "SEVERITY_MODERATE_I",
     )
     .await;
+    click(
+        &nurse,
+        "#report-form input[value='RISK_FACTOR_AGE_65_PLUS']",
+    )
+    .await;
+    click(&nurse, "#report-form input[value='CAPABILITY_OXYGEN']").await;
     click(&nurse, "#report-form button[type=submit]").await;
     wait_text(&nurse, "#report-form .form-status", |t| t == "登録しました").await;
     wait_text(&nurse, "#cases tbody tr[data-case]", |t| {
@@ -355,12 +361,29 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         .expect("a case row names its case");
     click(&nurse, "#cases tbody tr[data-case] button.open").await;
     wait_text(&nurse, "#case-title", |t| t.contains("試験 五郎")).await;
+    // A triage states risk factors and needs anew: its form starts from the case's own,
+    // so triaging again keeps them.
+    let checked = nurse
+        .execute(
+            "return [...document.querySelectorAll('#triage-form input:checked')].map(i => i.value);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        checked,
+        serde_json::json!(["RISK_FACTOR_AGE_65_PLUS", "CAPABILITY_OXYGEN"])
+    );
+    click(&nurse, "#triage-form button[type=submit]").await;
+    wait_text(&nurse, "#case-status", |t| t.contains("トリアージ")).await;
     pick(
         &nurse,
         "#request-form select[name='category']",
         "BED_CATEGORY_MODERATE",
     )
     .await;
+    // A further need for this placement.
+    click(&nurse, "#request-form input[value='CAPABILITY_VENTILATOR']").await;
     click(&nurse, "#request-form button[type=submit]").await;
     wait_text(&nurse, "#case-status", |t| t.contains("入院調整の依頼")).await;
 
@@ -371,6 +394,35 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     })
     .await;
     assert!(waiting.contains("自宅 防府市"), "{waiting}");
+    assert!(
+        waiting.contains("人工呼吸器") && waiting.contains("酸素投与"),
+        "{waiting}"
+    );
+    // The triage kept the risk factor and the need: read once the case board has applied
+    // the request (the case's third event, after the report and the triage).
+    let (status, board) = world
+        .api
+        .http_get(
+            Some(HC),
+            &format!("/api/v1/views/case_board?min_versions=case-{case_id}:3"),
+        )
+        .await;
+    assert_eq!(status, 200, "{board}");
+    let row = board["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["case_id"] == case_id.as_str())
+        .unwrap_or_else(|| panic!("the case is on the board: {board}"));
+    assert_eq!(
+        row["risk_factors"],
+        serde_json::json!(["AGE_65_PLUS"]),
+        "{row}"
+    );
+    assert!(
+        row["needs"].as_array().unwrap().contains(&"OXYGEN".into()),
+        "{row}"
+    );
     click(&hq, "#queue tbody tr[data-placement] button.choose").await;
     let top = wait_for(&hq, "#candidates li[data-facility]").await;
     assert_eq!(
@@ -392,12 +444,13 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
 
     // 3. The hospital accepts; the offer it saw names no patient.
     log_in(&beds, &world.base, "hofu.beds", PASSWORD).await;
+    // Its area goes by name once the page has loaded the names.
     let offer = wait_text(&beds, "#offers tbody tr[data-placement]", |t| {
-        t.contains("中等症")
+        t.contains("中等症") && t.contains("自宅 3504 山口・防府")
     })
     .await;
     assert!(!offer.contains("試験 五郎"), "{offer}");
-    assert!(offer.contains("自宅 3504 山口・防府"), "{offer}");
+    assert!(offer.contains("人工呼吸器"), "{offer}");
     screenshot(&beds, "facility").await;
     click(&beds, "#offers tbody tr[data-placement] button.accept").await;
     wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
@@ -512,7 +565,11 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         .goto(&format!("{}/timeline?case_id={case_id}", world.base))
         .await
         .unwrap();
-    let timeline = wait_text(&public, "#timeline", |t| t.contains("到着")).await;
+    // Facilities go by name once the page has loaded the names.
+    let timeline = wait_text(&public, "#timeline", |t| {
+        t.contains("到着") && t.contains("防府中央みらい病院")
+    })
+    .await;
     for step in [
         "患者の報告",
         "入院調整の依頼",
@@ -524,7 +581,6 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         assert!(timeline.contains(step), "{step} missing: {timeline}");
     }
     assert!(!timeline.contains("PlacementRequested"), "{timeline}");
-    assert!(timeline.contains("防府中央みらい病院"), "{timeline}");
     public
         .goto(&format!("{}/public", world.base))
         .await

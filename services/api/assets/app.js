@@ -47,6 +47,9 @@ const I18N = {
     'status.REQUESTED': '依頼済み', 'status.OFFERED': '打診中', 'status.ACCEPTED': '受入決定',
     'status.TRANSPORT_ARRANGED': '搬送手配済み', 'status.IN_TRANSIT': '搬送中', 'status.ARRIVED': '到着',
     'status.CANCELLED': '取消', 'origin.HOME': '自宅', 'origin.FACILITY': '転院',
+    risk_factors: 'リスク因子', 'hc.more_needs': '追加で必要な対応',
+    'risk.AGE_65_PLUS': '65歳以上', 'risk.DIABETES': '糖尿病', 'risk.CHRONIC_LUNG': '慢性呼吸器疾患', 'risk.CHRONIC_KIDNEY': '慢性腎臓病', 'risk.DIALYSIS': '透析中', 'risk.PREGNANCY': '妊娠', 'risk.IMMUNOSUPPRESSED': '免疫抑制', 'risk.OBESITY': '肥満', 'risk.CARDIOVASCULAR': '心血管疾患',
+    'cap.OXYGEN': '酸素投与', 'cap.VENTILATOR': '人工呼吸器', 'cap.ECMO': 'ECMO', 'cap.DIALYSIS': '透析', 'cap.PEDIATRIC': '小児', 'cap.PERINATAL': '周産期', 'cap.PSYCHIATRIC': '精神科', 'cap.DEMENTIA_CARE': '認知症対応',
     'ev.CaseReported': '患者の報告', 'ev.CaseTriaged': 'トリアージ', 'ev.PriorityOverridden': '優先度の変更', 'ev.ObservationRecorded': '健康観察',
     'ev.DeteriorationFlagged': '悪化の報告', 'ev.HomeCareStarted': '自宅療養の開始', 'ev.CaseStatusChanged': '状態の変更', 'ev.CaseClosed': '終了',
     'ev.PlacementRequested': '入院調整の依頼', 'ev.PlacementOffered': '受入打診', 'ev.PlacementAccepted': '受入決定', 'ev.PlacementDeclined': '受入辞退',
@@ -107,6 +110,9 @@ const I18N = {
     'status.REQUESTED': 'Requested', 'status.OFFERED': 'Offered', 'status.ACCEPTED': 'Accepted',
     'status.TRANSPORT_ARRANGED': 'Transport arranged', 'status.IN_TRANSIT': 'In transit', 'status.ARRIVED': 'Arrived',
     'status.CANCELLED': 'Cancelled', 'origin.HOME': 'Home', 'origin.FACILITY': 'Transfer',
+    risk_factors: 'Risk factors', 'hc.more_needs': 'Further needs',
+    'risk.AGE_65_PLUS': 'Age 65+', 'risk.DIABETES': 'Diabetes', 'risk.CHRONIC_LUNG': 'Chronic lung disease', 'risk.CHRONIC_KIDNEY': 'Chronic kidney disease', 'risk.DIALYSIS': 'On dialysis', 'risk.PREGNANCY': 'Pregnancy', 'risk.IMMUNOSUPPRESSED': 'Immunosuppressed', 'risk.OBESITY': 'Obesity', 'risk.CARDIOVASCULAR': 'Cardiovascular disease',
+    'cap.OXYGEN': 'Oxygen', 'cap.VENTILATOR': 'Ventilator', 'cap.ECMO': 'ECMO', 'cap.DIALYSIS': 'Dialysis', 'cap.PEDIATRIC': 'Paediatric', 'cap.PERINATAL': 'Perinatal', 'cap.PSYCHIATRIC': 'Psychiatric', 'cap.DEMENTIA_CARE': 'Dementia care',
     'ev.CaseReported': 'Case reported', 'ev.CaseTriaged': 'Triaged', 'ev.PriorityOverridden': 'Priority changed', 'ev.ObservationRecorded': 'Observation',
     'ev.DeteriorationFlagged': 'Deterioration reported', 'ev.HomeCareStarted': 'Home care started', 'ev.CaseStatusChanged': 'Status changed', 'ev.CaseClosed': 'Closed',
     'ev.PlacementRequested': 'Placement requested', 'ev.PlacementOffered': 'Offered', 'ev.PlacementAccepted': 'Accepted', 'ev.PlacementDeclined': 'Declined',
@@ -383,6 +389,11 @@ function eventLabel(type) {
   return label === key ? type : label;
 }
 
+/** Needed capabilities (`OXYGEN` or `CAPABILITY_OXYGEN`) in the reader's language. */
+function needsLabel(needs) {
+  return (needs || []).map((need) => t('cap.' + String(need).replace(/^CAPABILITY_/, ''))).join(', ');
+}
+
 function enumLabel(prefix, value) {
   const key = prefix + '.' + String(value || '').replace(/^(BED_CATEGORY_|SEVERITY_|SEX_|VEHICLE_)/, '');
   return t(key);
@@ -403,8 +414,12 @@ function setPath(target, path, value) {
 
 function formValues(form) {
   const out = {};
+  // A group of checkboxes is a list of the values checked, empty when none is.
+  for (const group of form.querySelectorAll('[data-list]')) {
+    setPath(out, group.dataset.list, [...group.querySelectorAll('input:checked')].map((input) => input.value));
+  }
   for (const input of form.querySelectorAll('[name]')) {
-    if (input.name === 'csrf_token' || input.disabled) continue;
+    if (input.name === 'csrf_token' || input.disabled || input.closest('[data-list]')) continue;
     let value;
     if (input.type === 'checkbox') value = input.checked;
     else {
@@ -560,7 +575,7 @@ PAGES.hq = () => {
       return h('tr', { 'data-placement': r.placement_id, class: choosing === r.placement_id ? 'selected' : '' },
         h('td', { class: 'num' }, r.priority),
         h('td', {}, enumLabel('cat', r.category)),
-        h('td', {}, (r.needs || []).join(', ')),
+        h('td', {}, needsLabel(r.needs)),
         h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin_kind === 'FACILITY' ? facilityName(r.origin) : municipalityLabel(r.origin)),
         h('td', {}, fmtWait(waiting)),
         h('td', {}, t('status.' + r.status), r.target ? ` → ${facilityName(r.target)}` : '',
@@ -597,7 +612,7 @@ PAGES.hq = () => {
     const panel = document.getElementById('offer-panel');
     panel.hidden = false;
     document.getElementById('offer-for').textContent =
-      `${t('hq.offer_for')}: ${enumLabel('cat', row.category)} · ${t('priority')} ${row.priority} · ${(row.needs || []).join(', ')}`;
+      `${t('hq.offer_for')}: ${enumLabel('cat', row.category)} · ${t('priority')} ${row.priority}${row.needs && row.needs.length ? ' · ' + needsLabel(row.needs) : ''}`;
     const list = document.getElementById('candidates');
     const error = document.getElementById('offer-error');
     error.textContent = '';
@@ -709,8 +724,18 @@ PAGES.hc = () => {
     document.getElementById('case-panel').hidden = false;
     document.getElementById('case-status').textContent = '';
     // Start the triage from the current severity; later updates leave the choice alone.
+    // A triage states the risk factors and needs anew, so it starts from the case's own.
     const r = cases.map.get(caseId);
-    if (r) document.querySelector('#triage-form select[name="severity"]').value = 'SEVERITY_' + r.severity;
+    if (r) {
+      document.querySelector('#triage-form select[name="severity"]').value = 'SEVERITY_' + r.severity;
+      for (const input of document.querySelectorAll('#triage-form [data-list="risk_factors"] input')) {
+        input.checked = (r.risk_factors || []).includes(input.value.replace(/^RISK_FACTOR_/, ''));
+      }
+      for (const input of document.querySelectorAll('#triage-form [data-list="needs"] input')) {
+        input.checked = (r.needs || []).includes(input.value.replace(/^CAPABILITY_/, ''));
+      }
+    }
+    for (const input of document.querySelectorAll('#request-form [data-list] input')) input.checked = false;
     for (const form of document.querySelectorAll('#case-panel form')) clearErrors(form);
     render();
     trend();
@@ -765,7 +790,7 @@ PAGES.facility = () => {
       h('td', {}, h('span', { class: 'countdown', 'data-deadline': o.offer_deadline }, fmtCountdown(o.offer_deadline))),
       h('td', {}, enumLabel('cat', o.category)),
       h('td', {}, o.age_band), h('td', {}, enumLabel('sex', o.sex)), h('td', {}, enumLabel('sev', o.severity)),
-      h('td', {}, (o.needs || []).join(', ')), h('td', {}, t('origin.' + o.origin_kind), ' ', o.origin_area ? areaLabel(o.origin_area) : ''),
+      h('td', {}, needsLabel(o.needs)), h('td', {}, t('origin.' + o.origin_kind), ' ', o.origin_area ? areaLabel(o.origin_area) : ''),
       h('td', {},
         h('button', { type: 'button', class: 'accept', onclick: (e) => act(e.target, 'AcceptPlacement', { placement_id: o.placement_id }) }, t('fac.accept')),
         ' ',
