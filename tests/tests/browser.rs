@@ -288,6 +288,20 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         t.starts_with("医療圏 3504 山口・防府")
     })
     .await;
+    // The proxy entry suggests hospitals and hotels by name.
+    let hofu = wait_for(&hq, "#facility-list option[value='hofu-central']").await;
+    assert_eq!(
+        hofu.attr("label").await.unwrap().as_deref(),
+        Some("防府中央みらい病院 (3504 山口・防府)")
+    );
+    let suggested = hq
+        .execute(
+            "return document.querySelectorAll('#facility-list option').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(suggested, serde_json::json!(3), "two hospitals and a hotel");
     // A marker that a reload would wipe.
     hq.execute("window.stillTheSamePage = true;", vec![])
         .await

@@ -326,6 +326,15 @@ function fillMunicipalityList() {
 }
 rerenders.push(fillMunicipalityList);
 
+/** The choices of a facility field: the hospitals and hotels, by id, with the name to search by. */
+function fillFacilityList() {
+  const list = document.getElementById('facility-list');
+  if (!list) return;
+  const beds = [...facilityNames.values()].filter((f) => f.kind === 'HOSPITAL' || f.kind === 'HOTEL');
+  list.replaceChildren(...beds.map((f) => h('option', { value: f.facility_id, label: `${localName(f)} (${areaLabel(f.medical_area)})` })));
+}
+rerenders.push(fillFacilityList);
+
 function setLive(state) {
   const node = document.getElementById('live');
   if (!node) return;
