@@ -355,11 +355,15 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         "SEVERITY_MODERATE_I",
     )
     .await;
-    click(
-        &nurse,
-        "#report-form input[value='RISK_FACTOR_AGE_65_PLUS']",
-    )
-    .await;
+    // Born in 1958: the age risk factor ticks itself.
+    let aged = nurse
+        .execute(
+            "return document.querySelector(\"#report-form input[value='RISK_FACTOR_AGE_65_PLUS']\").checked;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(aged, serde_json::Value::Bool(true));
     click(&nurse, "#report-form input[value='CAPABILITY_OXYGEN']").await;
     click(&nurse, "#report-form button[type=submit]").await;
     wait_text(&nurse, "#report-form .form-status", |t| t == "登録しました").await;

@@ -374,6 +374,15 @@ function fmtTime(iso) {
   return d.toLocaleString(lang === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: JAPAN, month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 }
 
+/** Full years from a `YYYY-MM-DD` birth date to today in Japan, or `null` for no date. */
+function ageInJapan(birth) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(birth || '');
+  if (!match) return null;
+  const [year, month, day] = new Date().toLocaleDateString('en-CA', { timeZone: JAPAN }).split('-').map(Number);
+  const [by, bm, bd] = match.slice(1).map(Number);
+  return year - by - (month < bm || (month === bm && day < bd) ? 1 : 0);
+}
+
 /** A `datetime-local` value, entered in Japan time (UTC+9 all year), as an RFC 3339 UTC time. */
 function fromJst(value) {
   const withSeconds = /T\d\d:\d\d$/.test(value) ? value + ':00' : value;
@@ -753,6 +762,12 @@ PAGES.hc = () => {
   live('case_board', {}, (view) => { cases.replace(view.rows); render(); },
     (delta) => { cases.apply(delta.rows, delta.removed); render(); });
   bindForm(document.getElementById('report-form'), 'ReportCase', {}, (_, form) => form.reset());
+  // A birth date 65 or more years ago ticks the age risk factor (and a later one unticks it).
+  const birthDate = document.querySelector('#report-form input[name="patient.birth_date"]');
+  birthDate.addEventListener('change', () => {
+    const age = ageInJapan(birthDate.value);
+    if (age !== null) document.querySelector('#report-form input[value="RISK_FACTOR_AGE_65_PLUS"]').checked = age >= 65;
+  });
   // A form of the case panel may hide once it did its work (a requested bed needs no
   // second request), so its outcome is said in the panel too.
   const done = (form) => {
