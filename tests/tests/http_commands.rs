@@ -255,6 +255,21 @@ async fn the_openapi_document_describes_every_command_and_view() {
             "{view}"
         );
     }
+    for path in [
+        "/api/v1/areas",
+        "/api/v1/facilities",
+        "/api/v1/placements/{placement_id}/candidates",
+        "/api/v1/cases/{case_id}/observations",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(paths[path]["get"].is_object(), "{path}");
+    }
+    assert_eq!(
+        paths["/api/v1/cases/{case_id}/observations"]["get"]["parameters"][0]["name"],
+        "case_id"
+    );
     let accept = &paths["/api/v1/commands/AcceptPlacement"]["post"];
     assert_eq!(
         accept["requestBody"]["content"]["application/json"]["schema"]["$ref"],

@@ -146,6 +146,46 @@ pub(super) fn document() -> Result<Value, ApiError> {
                 "security": [{"bearer": []}], "parameters": parameters, "responses": responses}}),
         );
     }
+    // What the web UI reads besides the views: reference data and HQ's and nurses' aids.
+    for (path, operation, parameter, description) in [
+        (
+            "/api/v1/areas",
+            "get_areas",
+            None,
+            "the medical areas and their municipalities: code, name, name_en (any reader of views)",
+        ),
+        (
+            "/api/v1/facilities",
+            "get_facilities",
+            None,
+            "the registered facilities: id, name, name_en, kind, medical area (any reader of views but PUBLIC)",
+        ),
+        (
+            "/api/v1/placements/{placement_id}/candidates",
+            "get_candidates",
+            Some("placement_id"),
+            "where HQ may offer a waiting placement, best first (HQ)",
+        ),
+        (
+            "/api/v1/cases/{case_id}/observations",
+            "get_observations",
+            Some("case_id"),
+            "a case's SpO2 and temperature trend (an audited read)",
+        ),
+    ] {
+        let mut responses = errors();
+        responses["200"] = json!({"description": description,
+            "content": {"application/json": {"schema": {"type": "object"}}}});
+        let parameters: Vec<Value> = parameter
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}))
+            .into_iter()
+            .collect();
+        paths.insert(
+            path.into(),
+            json!({"get": {"operationId": operation, "tags": ["reference"],
+                "security": [{"bearer": []}], "parameters": parameters, "responses": responses}}),
+        );
+    }
     for (path, description) in [
         ("/healthz", "the process is up"),
         ("/readyz", "each projection's lag"),
