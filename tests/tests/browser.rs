@@ -302,6 +302,15 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         .await
         .unwrap();
     assert_eq!(suggested, serde_json::json!(3), "two hospitals and a hotel");
+    // Categories go from the most to the least acute.
+    let order = hq
+        .execute(
+            "return [...document.querySelectorAll(\"#bed-board tr[data-facility='hofu-central']\")].map(r => r.dataset.category);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(order, serde_json::json!(["SEVERE", "MODERATE", "MILD"]));
     // A marker that a reload would wipe.
     hq.execute("window.stillTheSamePage = true;", vec![])
         .await
@@ -607,6 +616,17 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         t.contains("中等症") && t.contains("医療圏 3504 山口・防府")
     })
     .await;
+    let order = public
+        .execute(
+            "return [...document.querySelectorAll('#public-stats .area:first-child tr')].map(r => r.dataset.category);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        order,
+        serde_json::json!(["SEVERE", "MODERATE", "MILD", "HOTEL_ROOM"])
+    );
     screenshot(&public, "public").await;
     for client in [hq, nurse, beds, public] {
         client.close().await.unwrap();

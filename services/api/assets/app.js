@@ -407,6 +407,13 @@ function eventLabel(type) {
   return label === key ? type : label;
 }
 
+/** Bed categories from the most to the least acute, the order every page lists them in. */
+const CATEGORY_ORDER = ['SEVERE', 'MODERATE', 'MILD', 'HOTEL_ROOM'];
+
+function byCategory(a, b) {
+  return CATEGORY_ORDER.indexOf(a.category) - CATEGORY_ORDER.indexOf(b.category);
+}
+
 /** Needed capabilities (`OXYGEN` or `CAPABILITY_OXYGEN`) in the reader's language. */
 function needsLabel(needs) {
   return (needs || []).map((need) => t('cap.' + String(need).replace(/^CAPABILITY_/, ''))).join(', ');
@@ -563,7 +570,7 @@ PAGES.hq = () => {
     }
     const blocks = [...byArea.keys()].sort().map((area) => {
       const totals = areas.find((a) => (a.medical_area || '—') === area);
-      const rows = byArea.get(area).sort((a, b) => a.facility_id.localeCompare(b.facility_id) || a.category.localeCompare(b.category));
+      const rows = byArea.get(area).sort((a, b) => a.facility_id.localeCompare(b.facility_id) || byCategory(a, b));
       return h('div', { class: 'area', 'data-area': area },
         h('h3', {}, `${t('area')} ${area === '—' ? area : areaLabel(area)}`, totals ? h('span', { class: 'totals' }, totalsText(totals)) : null),
         h('table', { class: 'rows' },
@@ -794,7 +801,7 @@ PAGES.facility = () => {
     if (declareBuilt || !capacity.length) return;
     declareBuilt = true;
     const body = document.querySelector('#declare-table tbody');
-    body.replaceChildren(...capacity.map((c, i) => h('tr', {},
+    body.replaceChildren(...[...capacity].sort(byCategory).map((c, i) => h('tr', {},
       h('td', {}, h('input', { type: 'hidden', name: `categories[${i}].category`, value: 'BED_CATEGORY_' + c.category }), h('span', { 'data-i18n': 'cat.' + c.category }, enumLabel('cat', c.category))),
       h('td', {}, h('input', { name: `categories[${i}].secured`, inputmode: 'numeric', value: c.secured })),
       h('td', {}, h('input', { name: `categories[${i}].ready`, inputmode: 'numeric', value: c.ready })),
@@ -805,7 +812,7 @@ PAGES.facility = () => {
     if (!inbox) return;
     buildDeclare(inbox.capacity || []);
     const capacity = document.getElementById('capacity');
-    capacity.replaceChildren(...(inbox.capacity || []).map((c) => h('tr', { 'data-category': c.category },
+    capacity.replaceChildren(...[...(inbox.capacity || [])].sort(byCategory).map((c) => h('tr', { 'data-category': c.category },
       h('th', {}, enumLabel('cat', c.category)),
       h('td', {}, `${t('available')} ${c.available} · ${t('ready')} ${c.ready} · ${t('occupied')} ${c.occupied} · ${t('held')} ${c.held}`,
         c.declared_at ? (c.stale ? tag('stale') : null) : tag('never'), c.overflow ? tag('overflow') : null))));
@@ -996,7 +1003,7 @@ PAGES.public = () => {
     const block = (a) => h('div', { class: 'area' },
       h('h3', {}, a.medical_area ? `${t('area')} ${areaLabel(a.medical_area)}` : t('prefecture'),
         h('span', { class: 'totals' }, a.occupancy_rate === null || a.occupancy_rate === undefined ? '' : `${t('occupancy')} ${Math.round(a.occupancy_rate * 100)}%`)),
-      h('table', { class: 'rows' }, h('tbody', {}, a.beds.map((b) => h('tr', {},
+      h('table', { class: 'rows' }, h('tbody', {}, [...a.beds].sort(byCategory).map((b) => h('tr', { 'data-category': b.category },
         h('th', {}, enumLabel('cat', b.category)),
         h('td', { class: 'num' }, `${t('secured')} ${b.secured}`),
         h('td', { class: 'num' }, `${t('available')} ${b.available === null || b.available === undefined ? '—' : b.available}`))))));
