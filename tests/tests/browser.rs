@@ -302,6 +302,26 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         .await
         .unwrap();
     assert_eq!(suggested, serde_json::json!(3), "two hospitals and a hotel");
+    // It starts from the figures on the board for the facility and category chosen.
+    pick(&hq, "#proxy-form input[name='facility_id']", "hofu-central").await;
+    assert_eq!(
+        (
+            value(&hq, "#proxy-form input[name='categories[0].secured']").await,
+            value(&hq, "#proxy-form input[name='categories[0].ready']").await,
+            value(&hq, "#proxy-form input[name='categories[0].occupied']").await,
+        ),
+        ("6".to_owned(), "4".to_owned(), "1".to_owned())
+    );
+    pick(
+        &hq,
+        "#proxy-form select[name='categories[0].category']",
+        "BED_CATEGORY_SEVERE",
+    )
+    .await;
+    assert_eq!(
+        value(&hq, "#proxy-form input[name='categories[0].secured']").await,
+        "0"
+    );
     // Categories go from the most to the least acute.
     let order = hq
         .execute(

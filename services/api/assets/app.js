@@ -672,7 +672,21 @@ PAGES.hq = () => {
   connectBeds();
   live('placement_queue', {}, (view) => { queue.replace(view.rows); renderQueue(); },
     (delta) => { queue.apply(delta.rows, delta.removed); renderQueue(); });
-  bindForm(document.getElementById('proxy-form'), 'DeclareCapacity', {});
+  const proxy = document.getElementById('proxy-form');
+  bindForm(proxy, 'DeclareCapacity', {});
+  // A proxy entry starts from the figures the board shows for that facility and category,
+  // so that HQ changes only what the facility reported by phone.
+  const prefill = () => {
+    const facility = proxy.querySelector('[name="facility_id"]').value.trim();
+    const category = proxy.querySelector('[name="categories[0].category"]').value.replace(/^BED_CATEGORY_/, '');
+    const row = beds.values().find((r) => r.facility_id === facility && r.category === category);
+    if (!row) return;
+    for (const field of ['secured', 'ready', 'occupied']) {
+      proxy.querySelector(`[name="categories[0].${field}"]`).value = row[field];
+    }
+  };
+  proxy.querySelector('[name="facility_id"]').addEventListener('change', prefill);
+  proxy.querySelector('[name="categories[0].category"]').addEventListener('change', prefill);
   rerenders.push(renderBeds, renderQueue);
   setInterval(() => {
     for (const node of document.querySelectorAll('.countdown[data-deadline]')) node.textContent = ' ' + fmtCountdown(node.dataset.deadline);
