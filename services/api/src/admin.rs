@@ -211,7 +211,7 @@ impl Plan {
             Err(error) => problems.push(error.to_string()),
         }
         problems.extend(area_problems(&file.area));
-        problems.extend(placement_problems(&file.area, &facilities));
+        problems.extend(facility_area_problems(&file.area, &facilities));
         if problems.is_empty() {
             Ok(Self { facilities, tokens })
         } else {
@@ -573,7 +573,7 @@ fn area_problems(areas: &[AreaEntry]) -> Vec<String> {
 /// Facilities whose medical area is not the one the file's `[[area]]` entries put their
 /// municipality in: a medical area is made of whole municipalities, and HQ's candidates
 /// are ranked by area. Facilities without an area (HQ) are not checked.
-fn placement_problems(areas: &[AreaEntry], facilities: &[FacilityProfile]) -> Vec<String> {
+fn facility_area_problems(areas: &[AreaEntry], facilities: &[FacilityProfile]) -> Vec<String> {
     // Where a municipality is listed twice (a problem of its own), the first listing counts.
     let mut area_of = HashMap::new();
     for area in areas {
