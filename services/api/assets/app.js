@@ -407,6 +407,30 @@ function eventLabel(type) {
   return label === key ? type : label;
 }
 
+/** The choices of a checkbox group (`<fieldset data-choices>`): its values, sent with a
+ *  prefix, each labelled by `<group>.<value>`. */
+const CHOICES = {
+  risk: {
+    prefix: 'RISK_FACTOR_',
+    values: ['AGE_65_PLUS', 'DIABETES', 'CHRONIC_LUNG', 'CHRONIC_KIDNEY', 'DIALYSIS', 'PREGNANCY', 'IMMUNOSUPPRESSED', 'OBESITY', 'CARDIOVASCULAR'],
+  },
+  cap: {
+    prefix: 'CAPABILITY_',
+    values: ['OXYGEN', 'VENTILATOR', 'ECMO', 'DIALYSIS', 'PEDIATRIC', 'PERINATAL', 'PSYCHIATRIC', 'DEMENTIA_CARE'],
+  },
+};
+
+/** Fills every checkbox group of the page with its choices. */
+function buildChoices() {
+  for (const group of document.querySelectorAll('fieldset[data-choices]')) {
+    const kind = group.dataset.choices;
+    const { prefix, values } = CHOICES[kind];
+    group.append(...values.map((value) => h('label', { class: 'check' },
+      h('input', { type: 'checkbox', name: group.dataset.list, value: prefix + value }),
+      h('span', { 'data-i18n': `${kind}.${value}` }, t(`${kind}.${value}`)))));
+  }
+}
+
 /** Bed categories from the most to the least acute, the order every page lists them in. */
 const CATEGORY_ORDER = ['SEVERE', 'MODERATE', 'MILD', 'HOTEL_ROOM'];
 
@@ -1028,6 +1052,7 @@ PAGES.public = () => {
 };
 
 document.addEventListener('DOMContentLoaded', () => {
+  buildChoices();
   applyI18n();
   const button = document.getElementById('lang');
   if (button) button.addEventListener('click', () => setLang(lang === 'ja' ? 'en' : 'ja'));
