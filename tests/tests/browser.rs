@@ -661,6 +661,16 @@ async fn hq_adds_a_user_on_the_admin_page_who_can_then_log_in() {
     log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
     click(&hq, "#nav-admin").await;
     wait_text(&hq, "#users tbody", |t| t.contains("hofu.nurse")).await;
+    // Organisations go by name, with the id the forms take below it; the forms suggest them.
+    wait_text(&hq, "#users tr[data-user='hofu.beds']", |t| {
+        t.contains("防府中央みらい病院\nhofu-central")
+    })
+    .await;
+    let ube = wait_for(&hq, "#organisation-list option[value='ube-medical']").await;
+    assert_eq!(
+        ube.attr("label").await.unwrap().as_deref(),
+        Some("宇部あおば医療センター")
+    );
     fill(&hq, "#user-form input[name='username']", "ube.clerk").await;
     fill(&hq, "#user-form input[name='display_name']", "試験 事務").await;
     fill(

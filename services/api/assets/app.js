@@ -335,6 +335,19 @@ function fillFacilityList() {
 }
 rerenders.push(fillFacilityList);
 
+/** The choices of an organisation field: every registered facility, by id, with its name. */
+function fillOrganisationList() {
+  const list = document.getElementById('organisation-list');
+  if (!list) return;
+  list.replaceChildren(...[...facilityNames.values()].map((f) => h('option', { value: f.facility_id, label: localName(f) })));
+}
+rerenders.push(fillOrganisationList);
+
+/** An organisation by name, with its id below for those who administer it. */
+function organisationCell(id) {
+  return facilityNames.has(id) ? [facilityLabel(id), h('div', { class: 'muted' }, id)] : id;
+}
+
 function setLive(state) {
   const node = document.getElementById('live');
   if (!node) return;
@@ -949,7 +962,7 @@ PAGES.admin = () => {
 
   function renderUsers() {
     document.querySelector('#users tbody').replaceChildren(...users.map((u) => h('tr', { 'data-user': u.username },
-      h('td', {}, u.username), h('td', {}, u.display_name), h('td', {}, u.organisation_id), h('td', {}, t('role.' + u.role)),
+      h('td', {}, u.username), h('td', {}, u.display_name), h('td', {}, organisationCell(u.organisation_id)), h('td', {}, t('role.' + u.role)),
       h('td', {}, u.disabled ? t('adm.disabled') : (u.locked_until && new Date(u.locked_until) > Date.now() ? t('adm.locked') : t('adm.active'))),
       h('td', {},
         h('button', { type: 'button', class: 'secondary toggle', onclick: async (e) => {
@@ -983,7 +996,7 @@ PAGES.admin = () => {
   async function loadClients() {
     clients = (await api('/api/v1/admin/clients')).clients;
     document.getElementById('clients').replaceChildren(...clients.map((c) => h('li', { class: c.revoked_at ? 'muted' : '' },
-      `${c.name} · ${c.organisation_id} · ${c.scopes.join(',')} · ${t('adm.expires')} ${fmtTime(c.expires_at)} `,
+      `${c.name} · ${facilityLabel(c.organisation_id)} · ${c.scopes.join(',')} · ${t('adm.expires')} ${fmtTime(c.expires_at)} `,
       c.revoked_at ? t('adm.revoked') : h('button', { type: 'button', class: 'danger', onclick: async (e) => {
         e.target.disabled = true;
         await api(`/api/v1/admin/clients/${c.client_id}/revoke`, { method: 'POST', body: '{}' }).catch(() => null);
