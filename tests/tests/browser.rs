@@ -599,6 +599,21 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         "HQ's page was reloaded"
     );
     screenshot(&hq, "hq").await;
+
+    // 6. The hospital steps the patient down: the case waits for a placement again, and
+    //    its nurse sees it without a reload.
+    pick(
+        &beds,
+        "#placed tbody tr[data-placement] select[name='outcome']",
+        "DISCHARGE_OUTCOME_STEP_DOWN",
+    )
+    .await;
+    click(&beds, "#placed tbody tr[data-placement] button.discharge").await;
+    wait_text(&nurse, "#cases tbody tr[data-case] .case-status", |t| {
+        t == "調整待ち"
+    })
+    .await;
+    wait_text(&hq, occupied, |t| t == "1").await;
     let timeline = hq
         .execute("return document.querySelector('#queue') !== null;", vec![])
         .await

@@ -35,6 +35,8 @@ const I18N = {
     'sev.ASYMPTOMATIC': '無症状', 'sev.MILD': '軽症', 'sev.MODERATE_I': '中等症I', 'sev.MODERATE_II': '中等症II', 'sev.SEVERE': '重症',
     placement: '入院調整', temperature: '体温 (℃)', on_oxygen: '酸素投与中', vehicle: '車両', pickup_at: '迎車時刻',
     'vehicle.AMBULANCE': '救急車', 'vehicle.HEALTH_CENTER_VEHICLE': '保健所車両', 'vehicle.PRIVATE': '自家用車', 'vehicle.OTHER': 'その他',
+    'discharge.RECOVERED': '回復', 'discharge.STEP_DOWN': '下り搬送（より軽い療養先へ）',
+    'discharge.TRANSFER': '転院・搬送（悪化など）', 'discharge.DECEASED': '死亡',
     outcome: '転帰', 'outcome.RECOVERED': '回復', 'outcome.TRANSFERRED_OUT': '管外転出', 'outcome.DECEASED': '死亡',
     deadline: '回答期限', arrived_at: '到着', stale: '報告が古い', overflow: '超過', overdue: '期限超過',
     soon: '期限間近', declined: '辞退済み', same_area: '同じ医療圏', near_area: '隣接医療圏', deteriorated: '悪化', never: '未報告',
@@ -98,6 +100,8 @@ const I18N = {
     'sev.ASYMPTOMATIC': 'Asymptomatic', 'sev.MILD': 'Mild', 'sev.MODERATE_I': 'Moderate I', 'sev.MODERATE_II': 'Moderate II', 'sev.SEVERE': 'Severe',
     placement: 'Placement', temperature: 'Temperature (°C)', on_oxygen: 'On oxygen', vehicle: 'Vehicle', pickup_at: 'Pickup',
     'vehicle.AMBULANCE': 'Ambulance', 'vehicle.HEALTH_CENTER_VEHICLE': 'Health center vehicle', 'vehicle.PRIVATE': 'Private car', 'vehicle.OTHER': 'Other',
+    'discharge.RECOVERED': 'Recovered', 'discharge.STEP_DOWN': 'Step-down (to lighter care)',
+    'discharge.TRANSFER': 'Transfer (deterioration, …)', 'discharge.DECEASED': 'Deceased',
     outcome: 'Outcome', 'outcome.RECOVERED': 'Recovered', 'outcome.TRANSFERRED_OUT': 'Transferred out', 'outcome.DECEASED': 'Deceased',
     deadline: 'Deadline', arrived_at: 'Arrived', stale: 'stale', overflow: 'overflow', overdue: 'overdue',
     soon: 'due soon', declined: 'declined before', same_area: 'same area', near_area: 'neighbouring area', deteriorated: 'deteriorating', never: 'never declared',
@@ -843,10 +847,16 @@ PAGES.hc = () => {
   rerenders.push(render);
 };
 
+/** How a patient can leave a facility; a step-down or transfer puts the case back in the queue. */
+const DISCHARGE_OUTCOMES = ['RECOVERED', 'STEP_DOWN', 'TRANSFER', 'DECEASED'];
+
 PAGES.facility = () => {
   const facility = document.querySelector('[data-facility]').dataset.facility;
   let inbox = null;
   let declareBuilt = false;
+  // The outcome chosen for each patient, kept while live updates redraw the rows.
+  const outcomes = new Map();
+  const outcomeOf = (placement) => outcomes.get(placement) || 'DISCHARGE_OUTCOME_RECOVERED';
 
   function buildDeclare(capacity) {
     if (declareBuilt || !capacity.length) return;
@@ -892,7 +902,13 @@ PAGES.facility = () => {
     const placed = document.querySelector('#placed tbody');
     placed.replaceChildren(...inbox.placed.map((p) => h('tr', { 'data-placement': p.placement_id },
       h('td', {}, p.name), h('td', { class: 'num' }, p.age), h('td', {}, enumLabel('sev', p.severity)), h('td', {}, fmtTime(p.arrived_at)),
-      h('td', {}, h('button', { type: 'button', class: 'secondary discharge', onclick: (e) => act(e.target, 'RecordDischarge', { placement_id: p.placement_id, outcome: 'DISCHARGE_OUTCOME_RECOVERED' }) }, t('fac.discharge'))))));
+      h('td', {}, h('form', { class: 'inline-form discharge-form', onsubmit: (e) => {
+        e.preventDefault();
+        act(e.target.querySelector('button'), 'RecordDischarge', { placement_id: p.placement_id, outcome: outcomeOf(p.placement_id) });
+      } },
+      h('select', { name: 'outcome', onchange: (e) => outcomes.set(p.placement_id, e.target.value) },
+        DISCHARGE_OUTCOMES.map((o) => h('option', { value: 'DISCHARGE_OUTCOME_' + o, selected: outcomeOf(p.placement_id) === 'DISCHARGE_OUTCOME_' + o }, t('discharge.' + o)))),
+      h('button', { type: 'submit', class: 'secondary discharge' }, t('fac.discharge')))))));
   }
 
   live('facility_inbox', { facility_id: facility }, (view) => { inbox = view; render(); });
