@@ -669,6 +669,59 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
 }
 
 #[tokio::test]
+async fn a_nurse_puts_a_case_into_home_care_and_cancels_its_placement() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let case_id = world.api.report_case(pb::Severity::Mild).await;
+    let nurse = browser.session().await;
+    log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
+    let row = format!("#cases tbody tr[data-case='{case_id}']");
+    let status = format!("{row} .case-status");
+    wait_text(&nurse, &status, |t| t == "報告済み").await;
+    click(&nurse, &format!("{row} button.open")).await;
+    // No placement yet: home care is offered, a cancel is not.
+    wait_for(&nurse, "#home-care-form:not([hidden])").await;
+    wait_for(&nurse, "#cancel-form[hidden]").await;
+    fill(
+        &nurse,
+        "#home-care-form input[name='note']",
+        "自宅で経過観察",
+    )
+    .await;
+    click(&nurse, "#home-care-form button[type=submit]").await;
+    wait_text(&nurse, &status, |t| t == "自宅療養").await;
+
+    // The patient worsens: a placement is requested, then called off.
+    click(&nurse, "#request-form button[type=submit]").await;
+    wait_text(&nurse, &status, |t| t == "調整中").await;
+    wait_for(&nurse, "#cancel-form:not([hidden])").await;
+    wait_for(&nurse, "#home-care-form[hidden]").await;
+    // A cancel states its reason.
+    let events = world.api.db.event_count().await;
+    click(&nurse, "#cancel-form button[type=submit]").await;
+    wait_text(
+        &nurse,
+        "#cancel-form .field-error[data-field='reason']",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert_eq!(world.api.db.event_count().await, events);
+    fill(
+        &nurse,
+        "#cancel-form input[name='reason']",
+        "症状が軽快したため",
+    )
+    .await;
+    click(&nurse, "#cancel-form button[type=submit]").await;
+    wait_text(&nurse, &format!("{row} .placement-status"), |t| {
+        t.starts_with("取消")
+    })
+    .await;
+    wait_text(&nurse, &status, |t| t == "自宅療養").await;
+    nurse.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn hq_adds_a_user_on_the_admin_page_who_can_then_log_in() {
     let browser = Browser::start().await;
     let world = world().await;

@@ -20,6 +20,8 @@ const I18N = {
     'hq.no_candidates': '条件に合う空床がありません', 'hq.offer_for': '打診対象',
     'hc.cases': '担当患者', 'hc.report': '新規患者の報告', 'hc.observe': '観察記録', 'hc.request': '入院調整の依頼',
     'hc.transport': '搬送手配', 'hc.close': '終了', 'hc.open': '開く', 'hc.departure': '出発',
+    'hc.home_care': '自宅療養', 'hc.start_home_care': '自宅療養とする', 'hc.cancel': '入院調整の取消',
+    'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
     'hc.record_departure': '出発を記録', 'hc.triage': 'トリアージ（重症度の見直し）', note: 'メモ',
     'fac.declare': '病床数の報告', 'fac.capacity': '現在の病床', 'fac.offers': '受入打診', 'fac.inbound': '入院予定', 'fac.placed': '入院中',
     'fac.accept': '受け入れる', 'fac.decline': '断る', 'fac.decline_reason': '断る理由', 'fac.arrived': '到着を記録',
@@ -85,6 +87,8 @@ const I18N = {
     'hq.no_candidates': 'No facility with a free bed fits', 'hq.offer_for': 'Offer for',
     'hc.cases': 'Our cases', 'hc.report': 'Report a case', 'hc.observe': 'Observation', 'hc.request': 'Request a placement',
     'hc.transport': 'Arrange transport', 'hc.close': 'Close', 'hc.open': 'Open', 'hc.departure': 'Departure',
+    'hc.home_care': 'Home care', 'hc.start_home_care': 'Start home care', 'hc.cancel': 'Cancel the placement',
+    'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
     'hc.record_departure': 'Record departure', 'hc.triage': 'Triage (review severity)', note: 'Note',
     'fac.declare': 'Declare capacity', 'fac.capacity': 'Current beds', 'fac.offers': 'Offers', 'fac.inbound': 'Inbound', 'fac.placed': 'Admitted',
     'fac.accept': 'Accept', 'fac.decline': 'Decline', 'fac.decline_reason': 'Reason', 'fac.arrived': 'Record arrival',
@@ -763,7 +767,12 @@ PAGES.hc = () => {
     document.getElementById('case-timeline').href = `/timeline?case_id=${r.case_id}`;
     document.getElementById('transport-form').hidden = !(r.placement_id && r.placement_status === 'ACCEPTED');
     document.getElementById('departure-form').hidden = !(r.placement_id && r.placement_status === 'TRANSPORT_ARRANGED');
-    document.getElementById('request-form').hidden = !!(r.placement_id && !['CANCELLED', 'ARRIVED'].includes(r.placement_status));
+    const live = !!(r.placement_id && !['CANCELLED', 'ARRIVED'].includes(r.placement_status));
+    document.getElementById('request-form').hidden = live;
+    // Home care from a reported or waiting case without a live placement; a live placement
+    // can be cancelled until the patient arrives.
+    document.getElementById('home-care-form').hidden = live || !['REPORTED', 'AWAITING_PLACEMENT'].includes(r.status);
+    document.getElementById('cancel-form').hidden = !live;
   }
 
   async function trend() {
@@ -843,6 +852,8 @@ PAGES.hc = () => {
   bindForm(document.getElementById('request-form'), 'RequestPlacement', () => ({ case_id: selected }), (_, form) => done(form));
   bindForm(document.getElementById('transport-form'), 'ArrangeTransport', placement, (_, form) => done(form));
   bindForm(document.getElementById('departure-form'), 'RecordDeparture', placement, (_, form) => done(form));
+  bindForm(document.getElementById('home-care-form'), 'StartHomeCare', () => ({ case_id: selected }), (_, form) => { form.reset(); done(form); });
+  bindForm(document.getElementById('cancel-form'), 'CancelPlacement', placement, (_, form) => { form.reset(); done(form); });
   bindForm(document.getElementById('close-form'), 'CloseCase', () => ({ case_id: selected }), (_, form) => done(form));
   rerenders.push(render);
 };
