@@ -669,7 +669,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
 }
 
 #[tokio::test]
-async fn a_nurse_puts_a_case_into_home_care_and_cancels_its_placement() {
+async fn home_care_and_a_placement_cancelled_by_the_health_center_then_by_hq() {
     let browser = Browser::start().await;
     let world = world().await;
     let case_id = world.api.report_case(pb::Severity::Mild).await;
@@ -718,6 +718,41 @@ async fn a_nurse_puts_a_case_into_home_care_and_cancels_its_placement() {
     })
     .await;
     wait_text(&nurse, &status, |t| t == "自宅療養").await;
+
+    // Requested again, and this time HQ calls it off from its queue.
+    let placement_status = format!("{row} .placement-status");
+    click(&nurse, "#request-form button[type=submit]").await;
+    wait_text(&nurse, &placement_status, |t| t.starts_with("依頼済み")).await;
+    let hq = browser.session().await;
+    log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
+    click(&hq, "#queue tbody tr[data-placement] button.cancel").await;
+    wait_for(&hq, "#cancel-panel:not([hidden])").await;
+    fill(
+        &hq,
+        "#hq-cancel-form input[name='reason']",
+        "重複した依頼のため",
+    )
+    .await;
+    click(&hq, "#hq-cancel-form button[type=submit]").await;
+    wait_for(&hq, "#cancel-panel[hidden]").await;
+    wait_text(&nurse, &placement_status, |t| t.starts_with("取消")).await;
+    for _ in 0..100 {
+        if hq
+            .find(Locator::Css("#queue tbody tr[data-placement]"))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        hq.find(Locator::Css("#queue tbody tr[data-placement]"))
+            .await
+            .is_err(),
+        "the cancelled placement left HQ's queue"
+    );
+    hq.close().await.unwrap();
     nurse.close().await.unwrap();
 }
 

@@ -22,6 +22,7 @@ const I18N = {
     'hc.transport': '搬送手配', 'hc.close': '終了', 'hc.open': '開く', 'hc.departure': '出発',
     'hc.home_care': '自宅療養', 'hc.start_home_care': '自宅療養とする', 'hc.cancel': '入院調整の取消',
     'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
+    'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
     'hc.record_departure': '出発を記録', 'hc.triage': 'トリアージ（重症度の見直し）', note: 'メモ',
     'fac.declare': '病床数の報告', 'fac.capacity': '現在の病床', 'fac.offers': '受入打診', 'fac.inbound': '入院予定', 'fac.placed': '入院中',
     'fac.accept': '受け入れる', 'fac.decline': '断る', 'fac.decline_reason': '断る理由', 'fac.arrived': '到着を記録',
@@ -89,6 +90,7 @@ const I18N = {
     'hc.transport': 'Arrange transport', 'hc.close': 'Close', 'hc.open': 'Open', 'hc.departure': 'Departure',
     'hc.home_care': 'Home care', 'hc.start_home_care': 'Start home care', 'hc.cancel': 'Cancel the placement',
     'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
+    'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
     'hc.record_departure': 'Record departure', 'hc.triage': 'Triage (review severity)', note: 'Note',
     'fac.declare': 'Declare capacity', 'fac.capacity': 'Current beds', 'fac.offers': 'Offers', 'fac.inbound': 'Inbound', 'fac.placed': 'Admitted',
     'fac.accept': 'Accept', 'fac.decline': 'Decline', 'fac.decline_reason': 'Reason', 'fac.arrived': 'Record arrival',
@@ -652,6 +654,7 @@ PAGES.hq = () => {
           r.hold_overdue ? tag('overdue') : null,
           r.offer_deadline && r.status === 'OFFERED' ? h('span', { class: 'countdown', 'data-deadline': r.offer_deadline }, ' ', fmtCountdown(r.offer_deadline)) : null),
         h('td', {}, canOffer ? h('button', { class: 'secondary choose', type: 'button', onclick: () => choose(r) }, t('hq.choose')) : null,
+          ' ', h('button', { class: 'secondary cancel', type: 'button', onclick: () => askCancel(r) }, t('hq.cancel_button')),
           ' ', h('a', { href: `/timeline?placement_id=${r.placement_id}` }, t('timeline'))));
     }));
     renderAlerts();
@@ -702,6 +705,24 @@ PAGES.hq = () => {
       error.textContent = `${t('error.failed')}: ${failure.message}`;
     }
   }
+
+  // HQ cancels a live placement, with its reason.
+  let cancelling = null;
+  function askCancel(row) {
+    cancelling = row;
+    const panel = document.getElementById('cancel-panel');
+    panel.hidden = false;
+    document.getElementById('cancel-for').textContent =
+      `${enumLabel('cat', row.category)} · ${t('priority')} ${row.priority} · ${t('status.' + row.status)}`;
+    for (const form of panel.querySelectorAll('form')) { form.reset(); clearErrors(form); }
+    panel.scrollIntoView({ block: 'nearest' });
+  }
+  const closeCancel = (_, form) => {
+    form.reset();
+    document.getElementById('cancel-panel').hidden = true;
+    cancelling = null;
+  };
+  bindForm(document.getElementById('hq-cancel-form'), 'CancelPlacement', () => ({ placement_id: (cancelling || {}).placement_id }), closeCancel);
 
   function connectBeds() {
     if (bedSource) bedSource.close();
