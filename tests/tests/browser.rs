@@ -12,7 +12,7 @@ use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::values::{FacilityId, FacilityKind, PrincipalId};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
-use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, TestApi};
+use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi};
 use noroshi_tests::browser::{Browser, log_in, screenshot, wait_for, wait_text};
 use noroshi_tests::pipeline::Pipeline;
 
@@ -666,6 +666,72 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     for client in [hq, nurse, beds, public] {
         client.close().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_hospital_limits_its_acceptance_and_says_why() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let beds = browser.session().await;
+    log_in(&beds, &world.base, "hofu.beds", PASSWORD).await;
+    let category = "#acceptance-form select[name='category']";
+    let acceptance = "#acceptance-form select[name='acceptance']";
+    wait_for(
+        &beds,
+        "#acceptance-form option[value='BED_CATEGORY_MODERATE']",
+    )
+    .await;
+    pick(&beds, category, "BED_CATEGORY_MODERATE").await;
+    // It starts from the category's current state: accepting, without limits.
+    assert_eq!(value(&beds, acceptance).await, "ACCEPTANCE_ACCEPTING");
+    // A limit needs "limited": named at the group, and nothing is written.
+    let events = world.api.db.event_count().await;
+    click(
+        &beds,
+        "#acceptance-form input[value='ACCEPTANCE_CONSTRAINT_STAFF']",
+    )
+    .await;
+    click(&beds, "#acceptance-form button[type=submit]").await;
+    let error = wait_text(
+        &beds,
+        "#acceptance-form [data-list='constraints'] .field-error",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert!(error.contains("「制限あり」を選んでください"), "{error}");
+    assert_eq!(world.api.db.event_count().await, events);
+    pick(&beds, acceptance, "ACCEPTANCE_LIMITED").await;
+    click(&beds, "#acceptance-form button[type=submit]").await;
+    wait_text(&beds, "#acceptance-form .form-status", |t| {
+        t == "登録しました"
+    })
+    .await;
+    // HQ's board says so.
+    let mut row = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, board) = world
+            .api
+            .http_get(Some(HQ), "/api/v1/views/bed_board?category=MODERATE")
+            .await;
+        assert_eq!(status, 200, "{board}");
+        row = board["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["facility_id"] == "hofu-central")
+            .cloned()
+            .unwrap_or_default();
+        if row["acceptance"] == "LIMITED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (&row["acceptance"], &row["constraints"]),
+        (&serde_json::json!("LIMITED"), &serde_json::json!(["STAFF"])),
+        "{row}"
+    );
+    beds.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -24,6 +24,8 @@ const I18N = {
     'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
     'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
     'hc.record_departure': '出発を記録', 'hc.triage': 'トリアージ（重症度の見直し）', note: 'メモ',
+    'fac.acceptance': '受入状況', acceptance: '受入', constraints: '制限の理由',
+    'constraint.STAFF': '人員', 'constraint.ROOMS': '病室', 'constraint.EQUIPMENT': '設備', 'constraint.INFECTION_CONTROL': '感染対策',
     'fac.declare': '病床数の報告', 'fac.capacity': '現在の病床', 'fac.offers': '受入打診', 'fac.inbound': '入院予定', 'fac.placed': '入院中',
     'fac.accept': '受け入れる', 'fac.decline': '断る', 'fac.decline_reason': '断る理由', 'fac.arrived': '到着を記録',
     'fac.discharge': '退院', 'fac.no_offers': '打診はありません',
@@ -92,6 +94,8 @@ const I18N = {
     'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
     'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
     'hc.record_departure': 'Record departure', 'hc.triage': 'Triage (review severity)', note: 'Note',
+    'fac.acceptance': 'Acceptance', acceptance: 'Accepting', constraints: 'Limited by',
+    'constraint.STAFF': 'Staff', 'constraint.ROOMS': 'Rooms', 'constraint.EQUIPMENT': 'Equipment', 'constraint.INFECTION_CONTROL': 'Infection control',
     'fac.declare': 'Declare capacity', 'fac.capacity': 'Current beds', 'fac.offers': 'Offers', 'fac.inbound': 'Inbound', 'fac.placed': 'Admitted',
     'fac.accept': 'Accept', 'fac.decline': 'Decline', 'fac.decline_reason': 'Reason', 'fac.arrived': 'Record arrival',
     'fac.discharge': 'Discharge', 'fac.no_offers': 'No offers',
@@ -437,6 +441,10 @@ const CHOICES = {
     prefix: 'RISK_FACTOR_',
     values: ['AGE_65_PLUS', 'DIABETES', 'CHRONIC_LUNG', 'CHRONIC_KIDNEY', 'DIALYSIS', 'PREGNANCY', 'IMMUNOSUPPRESSED', 'OBESITY', 'CARDIOVASCULAR'],
   },
+  constraint: {
+    prefix: 'ACCEPTANCE_CONSTRAINT_',
+    values: ['STAFF', 'ROOMS', 'EQUIPMENT', 'INFECTION_CONTROL'],
+  },
   cap: {
     prefix: 'CAPABILITY_',
     values: ['OXYGEN', 'VENTILATOR', 'ECMO', 'DIALYSIS', 'PEDIATRIC', 'PERINATAL', 'PSYCHIATRIC', 'DEMENTIA_CARE'],
@@ -535,7 +543,8 @@ function showFailure(form, failure) {
       || [...form.querySelectorAll('[name]')].find((i) => v.field.startsWith(i.name + '.') || v.field.startsWith(i.name + '['));
     if (input) {
       input.setAttribute('aria-invalid', 'true');
-      input.closest('label, td').append(h('span', { class: 'field-error', 'data-field': v.field }, describe(v.description)));
+      // A checkbox group takes its error as a whole.
+      (input.closest('[data-list]') || input.closest('label, td')).append(h('span', { class: 'field-error', 'data-field': v.field }, describe(v.description)));
     } else unplaced.push(v);
   }
   if (status) {
@@ -901,9 +910,33 @@ PAGES.facility = () => {
       h('td', {}, h('input', { name: `categories[${i}].occupied`, inputmode: 'numeric', value: c.occupied })))));
   }
 
+  // The acceptance form offers the facility's own categories, each starting from its
+  // current acceptance and constraints.
+  const acceptance = document.getElementById('acceptance-form');
+  let acceptanceBuilt = false;
+  function showAcceptance() {
+    const category = acceptance.querySelector('[name="category"]').value.replace(/^BED_CATEGORY_/, '');
+    const row = (inbox.capacity || []).find((c) => c.category === category);
+    if (!row) return;
+    acceptance.querySelector('[name="acceptance"]').value = 'ACCEPTANCE_' + row.acceptance;
+    for (const input of acceptance.querySelectorAll('[data-list="constraints"] input')) {
+      input.checked = (row.constraints || []).includes(input.value.replace(/^ACCEPTANCE_CONSTRAINT_/, ''));
+    }
+  }
+  function buildAcceptance(capacity) {
+    if (acceptanceBuilt || !capacity.length) return;
+    acceptanceBuilt = true;
+    acceptance.querySelector('[name="category"]').replaceChildren(...[...capacity].sort(byCategory).map((c) =>
+      h('option', { value: 'BED_CATEGORY_' + c.category, 'data-i18n': 'cat.' + c.category }, enumLabel('cat', c.category))));
+    showAcceptance();
+  }
+  acceptance.querySelector('[name="category"]').addEventListener('change', showAcceptance);
+  bindForm(acceptance, 'SetAcceptance', { facility_id: facility });
+
   function render() {
     if (!inbox) return;
     buildDeclare(inbox.capacity || []);
+    buildAcceptance(inbox.capacity || []);
     const capacity = document.getElementById('capacity');
     capacity.replaceChildren(...[...(inbox.capacity || [])].sort(byCategory).map((c) => h('tr', { 'data-category': c.category },
       h('th', {}, enumLabel('cat', c.category)),
