@@ -256,6 +256,17 @@ async fn a_hospital_cannot_open_another_facility_s_page_by_editing_the_url() {
 
 /// Sets a form control's value as a person would pick it (date and select controls do
 /// not take typed keys the same way in every locale).
+/// Waits (up to 10 s) until nothing on the page matches `css`; `what` says what should have gone.
+async fn wait_gone(client: &Client, css: &str, what: &str) {
+    for _ in 0..100 {
+        if client.find(Locator::Css(css)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what}: {css} is still there");
+}
+
 async fn pick(client: &Client, css: &str, value: &str) {
     wait_for(client, css).await;
     client
@@ -573,22 +584,12 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     })
     .await;
     wait_text(&hq, occupied, |t| t == "2").await;
-    for _ in 0..100 {
-        if hq
-            .find(Locator::Css("#queue tbody tr[data-placement]"))
-            .await
-            .is_err()
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(
-        hq.find(Locator::Css("#queue tbody tr[data-placement]"))
-            .await
-            .is_err(),
-        "the arrived placement left the queue"
-    );
+    wait_gone(
+        &hq,
+        "#queue tbody tr[data-placement]",
+        "the arrived placement left the queue",
+    )
+    .await;
     let same = hq
         .execute("return window.stillTheSamePage === true;", vec![])
         .await
@@ -802,22 +803,12 @@ async fn home_care_and_a_placement_cancelled_by_the_health_center_then_by_hq() {
     click(&hq, "#hq-cancel-form button[type=submit]").await;
     wait_for(&hq, "#cancel-panel[hidden]").await;
     wait_text(&nurse, &placement_status, |t| t.starts_with("取消")).await;
-    for _ in 0..100 {
-        if hq
-            .find(Locator::Css("#queue tbody tr[data-placement]"))
-            .await
-            .is_err()
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(
-        hq.find(Locator::Css("#queue tbody tr[data-placement]"))
-            .await
-            .is_err(),
-        "the cancelled placement left HQ's queue"
-    );
+    wait_gone(
+        &hq,
+        "#queue tbody tr[data-placement]",
+        "the cancelled placement left HQ's queue",
+    )
+    .await;
     hq.close().await.unwrap();
     nurse.close().await.unwrap();
 }
