@@ -331,31 +331,21 @@ function showOrganisation() {
 }
 rerenders.push(showOrganisation);
 
-/** The choices of a municipality field: code, with the name to search by. */
-function fillMunicipalityList() {
-  const list = document.getElementById('municipality-list');
-  if (!list) return;
-  list.replaceChildren(...[...municipalityNames.values()].map((m) =>
-    h('option', { value: m.code, label: `${localName(m)} (${areaLabel(m.medical_area)})` })));
+/** Fills the `<datalist id>` a field suggests from (if the page has it): `[value, label]` pairs. */
+function fillList(id, choices) {
+  const list = document.getElementById(id);
+  if (list) list.replaceChildren(...choices.map(([value, label]) => h('option', { value, label })));
 }
-rerenders.push(fillMunicipalityList);
 
-/** The choices of a facility field: the hospitals and hotels, by id, with the name to search by. */
-function fillFacilityList() {
-  const list = document.getElementById('facility-list');
-  if (!list) return;
-  const beds = [...facilityNames.values()].filter((f) => f.kind === 'HOSPITAL' || f.kind === 'HOTEL');
-  list.replaceChildren(...beds.map((f) => h('option', { value: f.facility_id, label: `${localName(f)} (${areaLabel(f.medical_area)})` })));
-}
-rerenders.push(fillFacilityList);
-
-/** The choices of an organisation field: every registered facility, by id, with its name. */
-function fillOrganisationList() {
-  const list = document.getElementById('organisation-list');
-  if (!list) return;
-  list.replaceChildren(...[...facilityNames.values()].map((f) => h('option', { value: f.facility_id, label: localName(f) })));
-}
-rerenders.push(fillOrganisationList);
+// The municipality field suggests codes by name; HQ's facility field, hospitals and hotels;
+// the admin forms' organisation field, every registered facility.
+rerenders.push(() => {
+  fillList('municipality-list', [...municipalityNames.values()].map((m) => [m.code, `${localName(m)} (${areaLabel(m.medical_area)})`]));
+  const facilities = [...facilityNames.values()];
+  fillList('facility-list', facilities.filter((f) => f.kind === 'HOSPITAL' || f.kind === 'HOTEL')
+    .map((f) => [f.facility_id, `${localName(f)} (${areaLabel(f.medical_area)})`]));
+  fillList('organisation-list', facilities.map((f) => [f.facility_id, localName(f)]));
+});
 
 /** An organisation by name, with its id below for those who administer it. */
 function organisationCell(id) {
@@ -460,6 +450,13 @@ function buildChoices() {
       h('input', { type: 'checkbox', name: group.dataset.list, value: prefix + value }),
       h('span', { 'data-i18n': `${kind}.${value}` }, t(`${kind}.${value}`)))));
   }
+}
+
+/** Ticks the boxes of a checkbox group whose values (without the group's prefix, as views
+ *  give them) are in `values`, and unticks the rest. */
+function checkChoices(group, values) {
+  const { prefix } = CHOICES[group.dataset.choices];
+  for (const input of group.querySelectorAll('input')) input.checked = (values || []).includes(input.value.slice(prefix.length));
 }
 
 /** Bed categories from the most to the least acute, the order every page lists them in. */
@@ -604,7 +601,7 @@ PAGES.hq = () => {
   let bedSource = null;
 
   function facilityName(id) {
-    for (const r of beds.map.values()) if (r.facility_id === id) return lang === 'en' && r.name_en ? r.name_en : r.name;
+    for (const r of beds.map.values()) if (r.facility_id === id) return localName(r);
     return facilityLabel(id);
   }
 
@@ -628,14 +625,14 @@ PAGES.hq = () => {
       const totals = areas.find((a) => (a.medical_area || '—') === area);
       const rows = byArea.get(area).sort((a, b) => a.facility_id.localeCompare(b.facility_id) || byCategory(a, b));
       return h('div', { class: 'area', 'data-area': area },
-        h('h3', {}, `${t('area')} ${area === '—' ? area : areaLabel(area)}`, totals ? h('span', { class: 'totals' }, totalsText(totals)) : null),
+        h('h3', {}, `${t('area')} ${areaLabel(area)}`, totals ? h('span', { class: 'totals' }, totalsText(totals)) : null),
         h('table', { class: 'rows' },
           h('thead', {}, h('tr', {},
             h('th', {}, t('facility')), h('th', {}, t('category')), h('th', { class: 'num' }, t('secured')),
             h('th', { class: 'num' }, t('ready')), h('th', { class: 'num' }, t('occupied')), h('th', { class: 'num' }, t('held')),
             h('th', { class: 'num' }, t('available')), h('th', {}, t('status')))),
           h('tbody', {}, rows.map((r) => h('tr', { 'data-facility': r.facility_id, 'data-category': r.category },
-            h('td', {}, lang === 'en' && r.name_en ? r.name_en : r.name),
+            h('td', {}, localName(r)),
             h('td', {}, enumLabel('cat', r.category)),
             h('td', { class: 'num' }, r.secured), h('td', { class: 'num' }, r.ready),
             h('td', { class: 'num' }, r.occupied), h('td', { class: 'num' }, r.held),
@@ -702,7 +699,7 @@ PAGES.hq = () => {
     try {
       const { candidates } = await api(`/api/v1/placements/${row.placement_id}/candidates`);
       list.replaceChildren(...(candidates.length ? candidates.map((c) => h('li', { 'data-facility': c.facility_id },
-        h('span', { class: 'cand-name' }, lang === 'en' && c.name_en ? c.name_en : c.name, ' ',
+        h('span', { class: 'cand-name' }, localName(c), ' ',
           h('span', { class: 'muted' }, `${t('area')} ${areaLabel(c.medical_area)} · ${t('available')} ${c.available}`),
           c.same_area ? tag('same', 'same_area') : (c.near_area ? tag('near', 'near_area') : null),
           c.declined_before ? tag('declined') : null),
@@ -797,12 +794,12 @@ PAGES.hc = () => {
     document.getElementById('case-timeline').href = `/timeline?case_id=${r.case_id}`;
     document.getElementById('transport-form').hidden = !(r.placement_id && r.placement_status === 'ACCEPTED');
     document.getElementById('departure-form').hidden = !(r.placement_id && r.placement_status === 'TRANSPORT_ARRANGED');
-    const live = !!(r.placement_id && !['CANCELLED', 'ARRIVED'].includes(r.placement_status));
-    document.getElementById('request-form').hidden = live;
+    const pending = !!(r.placement_id && !['CANCELLED', 'ARRIVED'].includes(r.placement_status));
+    document.getElementById('request-form').hidden = pending;
     // Home care from a reported or waiting case without a live placement; a live placement
     // can be cancelled until the patient arrives.
-    document.getElementById('home-care-form').hidden = live || !['REPORTED', 'AWAITING_PLACEMENT'].includes(r.status);
-    document.getElementById('cancel-form').hidden = !live;
+    document.getElementById('home-care-form').hidden = pending || !['REPORTED', 'AWAITING_PLACEMENT'].includes(r.status);
+    document.getElementById('cancel-form').hidden = !pending;
   }
 
   async function trend() {
@@ -847,14 +844,10 @@ PAGES.hc = () => {
     const r = cases.map.get(caseId);
     if (r) {
       document.querySelector('#triage-form select[name="severity"]').value = 'SEVERITY_' + r.severity;
-      for (const input of document.querySelectorAll('#triage-form [data-list="risk_factors"] input')) {
-        input.checked = (r.risk_factors || []).includes(input.value.replace(/^RISK_FACTOR_/, ''));
-      }
-      for (const input of document.querySelectorAll('#triage-form [data-list="needs"] input')) {
-        input.checked = (r.needs || []).includes(input.value.replace(/^CAPABILITY_/, ''));
-      }
+      checkChoices(document.querySelector('#triage-form [data-list="risk_factors"]'), r.risk_factors);
+      checkChoices(document.querySelector('#triage-form [data-list="needs"]'), r.needs);
     }
-    for (const input of document.querySelectorAll('#request-form [data-list] input')) input.checked = false;
+    checkChoices(document.querySelector('#request-form [data-list="needs"]'), []);
     for (const form of document.querySelectorAll('#case-panel form')) clearErrors(form);
     render();
     trend();
@@ -919,9 +912,7 @@ PAGES.facility = () => {
     const row = (inbox.capacity || []).find((c) => c.category === category);
     if (!row) return;
     acceptance.querySelector('[name="acceptance"]').value = 'ACCEPTANCE_' + row.acceptance;
-    for (const input of acceptance.querySelectorAll('[data-list="constraints"] input')) {
-      input.checked = (row.constraints || []).includes(input.value.replace(/^ACCEPTANCE_CONSTRAINT_/, ''));
-    }
+    checkChoices(acceptance.querySelector('[data-list="constraints"]'), row.constraints);
   }
   function buildAcceptance(capacity) {
     if (acceptanceBuilt || !capacity.length) return;
