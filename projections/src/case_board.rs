@@ -190,9 +190,10 @@ impl Board {
                 case.severity = severity.to_string();
                 case.risk_factors = names(risk_factors);
                 case.needs = names(needs);
-                if !case.priority_overridden {
-                    case.priority = i32::from(priority.get());
-                }
+                // A new triage recomputes the priority, replacing HQ's override (as
+                // `Case::evolve` does, and so the next placement request carries it).
+                case.priority = i32::from(priority.get());
+                case.priority_overridden = false;
                 case.deteriorated_at = None;
             }
             CaseEvent::PriorityOverridden { priority, .. } => {

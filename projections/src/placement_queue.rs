@@ -4,7 +4,8 @@
 //!
 //! Each row moves exactly as `noroshi_domain::placement::Placement::evolve` moves the
 //! placement's record; a placement leaves the queue when it is no longer live (arrived
-//! or cancelled).
+//! or cancelled). Its priority is the case's current one, as `Case::evolve` keeps it: a
+//! new triage or an HQ override moves the case's live placement in the queue.
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,8 +29,8 @@ pub struct PlacementQueue;
 macro_rules! queue_columns {
     () => {
         "placement_id, case_id, case_owner, requested_by, category, needs, priority, \
-         origin_kind, origin, requested_at, status, target, offered_at, offer_deadline, \
-         hold_deadline, declined_by, vehicle"
+         priority_overridden, origin_kind, origin, requested_at, status, target, offered_at, \
+         offer_deadline, hold_deadline, declined_by, vehicle"
     };
 }
 
@@ -48,8 +49,8 @@ impl Projection for PlacementQueue {
         let mut queue = Queue::load(tx, batch).await?;
         for (event, decoded) in batch {
             match decoded {
-                DomainEvent::Case(CaseEvent::Reported { report, .. }) => {
-                    queue.reported(aggregate_uuid(event)?, report.health_center_id.as_str());
+                DomainEvent::Case(case_event) => {
+                    queue.case(aggregate_uuid(event)?, case_event);
                 }
                 DomainEvent::Placement(placement_event) => {
                     queue.apply(aggregate_uuid(event)?, placement_event);
@@ -61,29 +62,47 @@ impl Projection for PlacementQueue {
     }
 }
 
+/// What the queue keeps of a case: who owns it, and its current priority.
+#[derive(Debug, Clone)]
+struct CaseRow {
+    health_center_id: String,
+    priority: Option<i32>,
+    priority_overridden: bool,
+}
+
 /// The rows a batch touches: loaded before it, moved by its events, written after.
 #[derive(Debug, Default)]
 struct Queue {
     /// `None`: not (or no longer) in the queue.
     rows: HashMap<Uuid, Option<QueueRow>>,
     changed: HashSet<Uuid>,
-    /// Owners of cases, and those first reported in this batch.
-    owners: HashMap<Uuid, String>,
-    reported: Vec<Uuid>,
+    /// The cases the batch names, and those of them it reports or re-prioritises.
+    cases: HashMap<Uuid, CaseRow>,
+    changed_cases: HashSet<Uuid>,
+}
+
+/// Whether the queue follows a case event: its report, and what changes its priority.
+fn followed(event: &CaseEvent) -> bool {
+    matches!(
+        event,
+        CaseEvent::Reported { .. }
+            | CaseEvent::Triaged { .. }
+            | CaseEvent::PriorityOverridden { .. }
+    )
 }
 
 impl Queue {
-    /// The batch's placements and those of the cases it reports, and the owners of the
-    /// cases it names.
+    /// The batch's placements and those of the cases it reports or re-prioritises, and
+    /// the cases it names.
     async fn load(
         tx: &mut PgConnection,
         batch: &[(RecordedEvent, DomainEvent)],
     ) -> Result<Self, sqlx::Error> {
-        let (mut placements, mut reported, mut cases) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut placements, mut moved, mut cases) = (Vec::new(), Vec::new(), Vec::new());
         for (event, decoded) in batch {
             match decoded {
-                DomainEvent::Case(CaseEvent::Reported { .. }) => {
-                    reported.push(aggregate_uuid(event)?);
+                DomainEvent::Case(e) if followed(e) => {
+                    moved.push(aggregate_uuid(event)?);
                     cases.push(aggregate_uuid(event)?);
                 }
                 DomainEvent::Placement(e) => {
@@ -108,36 +127,68 @@ impl Queue {
             " FROM placement_queue WHERE case_id = ANY($2)"
         ))
         .bind(&placements)
-        .bind(&reported)
+        .bind(&moved)
         .fetch_all(&mut *tx)
         .await?;
         queue.rows = placements.into_iter().map(|id| (id, None)).collect();
         queue
             .rows
             .extend(rows.into_iter().map(|row| (row.placement_id, Some(row))));
-        let owners: Vec<(Uuid, String)> = sqlx::query_as(
-            "SELECT case_id, health_center_id FROM placement_queue_cases WHERE case_id = ANY($1)",
+        let known: Vec<(Uuid, String, Option<i32>, bool)> = sqlx::query_as(
+            "SELECT case_id, health_center_id, priority, priority_overridden \
+             FROM placement_queue_cases WHERE case_id = ANY($1)",
         )
         .bind(&cases)
         .fetch_all(&mut *tx)
         .await?;
-        queue.owners = owners.into_iter().collect();
+        queue.cases = known
+            .into_iter()
+            .map(|(id, health_center_id, priority, priority_overridden)| {
+                let case = CaseRow {
+                    health_center_id,
+                    priority,
+                    priority_overridden,
+                };
+                (id, case)
+            })
+            .collect();
         Ok(queue)
     }
 
-    /// A case is reported: its owner, also for its placements that came first (streams
-    /// are ordered each on its own).
-    fn reported(&mut self, case_id: Uuid, owner: &str) {
-        if let std::collections::hash_map::Entry::Vacant(entry) = self.owners.entry(case_id) {
-            entry.insert(owner.to_owned());
-            self.reported.push(case_id);
-        }
+    /// A case is reported, triaged anew or its priority overridden by HQ: its owner and
+    /// priority, also on its placements that came first (streams are ordered each on its
+    /// own). Other case events change nothing here.
+    fn case(&mut self, case_id: Uuid, event: &CaseEvent) {
+        let (priority, overridden) = match event {
+            CaseEvent::Reported {
+                report, priority, ..
+            } => {
+                self.cases.entry(case_id).or_insert_with(|| CaseRow {
+                    health_center_id: report.health_center_id.to_string(),
+                    priority: None,
+                    priority_overridden: false,
+                });
+                (*priority, false)
+            }
+            CaseEvent::Triaged { priority, .. } => (*priority, false),
+            CaseEvent::PriorityOverridden { priority, .. } => (*priority, true),
+            _ => return,
+        };
+        // A case event always follows the case's report in its stream.
+        let Some(case) = self.cases.get_mut(&case_id) else {
+            return;
+        };
+        case.priority = Some(i32::from(priority.get()));
+        case.priority_overridden = overridden;
+        self.changed_cases.insert(case_id);
+        let case = case.clone();
         for (id, row) in &mut self.rows {
             if let Some(row) = row
                 && row.case_id == case_id
-                && row.case_owner.is_none()
             {
-                row.case_owner = Some(owner.to_owned());
+                row.case_owner = Some(case.health_center_id.clone());
+                row.priority = case.priority.unwrap_or(row.priority);
+                row.priority_overridden = case.priority_overridden;
                 self.changed.insert(*id);
             }
         }
@@ -161,16 +212,23 @@ impl Queue {
                 return;
             }
             let (origin_kind, origin) = crate::origin_columns(origin);
+            // The case's priority as the queue knows it; the request's own when its case
+            // has not been seen yet.
+            let case = self.cases.get(case_id);
+            let priority = case
+                .and_then(|case| case.priority)
+                .unwrap_or(i32::from(priority.get()));
             self.rows.insert(
                 placement_id,
                 Some(QueueRow {
                     placement_id,
                     case_id: *case_id,
-                    case_owner: self.owners.get(case_id).cloned(),
+                    case_owner: case.map(|case| case.health_center_id.clone()),
                     requested_by: requested_by.to_string(),
                     category: category.to_string(),
                     needs: needs.iter().map(ToString::to_string).collect(),
-                    priority: i32::from(priority.get()),
+                    priority,
+                    priority_overridden: case.is_some_and(|case| case.priority_overridden),
                     origin_kind: origin_kind.to_owned(),
                     origin,
                     requested_at: *requested_at,
@@ -229,16 +287,21 @@ impl Queue {
         self.changed.insert(placement_id);
     }
 
-    /// Writes the new owners, the changed rows and the removals in one statement.
+    /// Writes the changed cases, the changed rows and the removals in one statement.
     async fn write(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-        if self.changed.is_empty() && self.reported.is_empty() {
+        if self.changed.is_empty() && self.changed_cases.is_empty() {
             return Ok(());
         }
-        let owners: Vec<&str> = self
-            .reported
-            .iter()
-            .map(|case| self.owners.get(case).map_or("", String::as_str))
-            .collect();
+        let (mut case_ids, mut owners, mut priorities, mut overridden) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for id in &self.changed_cases {
+            if let Some(case) = self.cases.get(id) {
+                case_ids.push(*id);
+                owners.push(case.health_center_id.as_str());
+                priorities.push(case.priority);
+                overridden.push(case.priority_overridden);
+            }
+        }
         let mut removed = Vec::new();
         let mut rows = QueueColumns::default();
         for id in &self.changed {
@@ -249,27 +312,36 @@ impl Queue {
         }
         sqlx::query(
             "WITH cases AS ( \
-               INSERT INTO placement_queue_cases (case_id, health_center_id) \
-               SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT (case_id) DO NOTHING), \
+               INSERT INTO placement_queue_cases (case_id, health_center_id, priority, \
+                 priority_overridden) \
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bool[]) \
+               ON CONFLICT (case_id) DO UPDATE SET priority = excluded.priority, \
+                 priority_overridden = excluded.priority_overridden), \
              removed AS ( \
-               DELETE FROM placement_queue q USING unnest($3::uuid[]) AS r(id) \
+               DELETE FROM placement_queue q USING unnest($5::uuid[]) AS r(id) \
                WHERE q.placement_id = r.id) \
              INSERT INTO placement_queue (placement_id, case_id, case_owner, requested_by, \
-               category, needs, priority, origin_kind, origin, requested_at, status, target, \
-               offered_at, offer_deadline, hold_deadline, declined_by, vehicle) \
+               category, needs, priority, priority_overridden, origin_kind, origin, \
+               requested_at, status, target, offered_at, offer_deadline, hold_deadline, \
+               declined_by, vehicle) \
              SELECT p, c, o, rb, cat, ARRAY(SELECT jsonb_array_elements_text(n::jsonb)), pr, \
-               ok, org, ra, st, t, oa, od, hd, ARRAY(SELECT jsonb_array_elements_text(d::jsonb)), v \
-             FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], \
-               $10::int[], $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[], \
-               $16::timestamptz[], $17::timestamptz[], $18::timestamptz[], $19::text[], $20::text[]) \
-               AS r(p, c, o, rb, cat, n, pr, ok, org, ra, st, t, oa, od, hd, d, v) \
+               po, ok, org, ra, st, t, oa, od, hd, \
+               ARRAY(SELECT jsonb_array_elements_text(d::jsonb)), v \
+             FROM unnest($6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], \
+               $11::text[], $12::int[], $13::bool[], $14::text[], $15::text[], \
+               $16::timestamptz[], $17::text[], $18::text[], $19::timestamptz[], \
+               $20::timestamptz[], $21::timestamptz[], $22::text[], $23::text[]) \
+               AS r(p, c, o, rb, cat, n, pr, po, ok, org, ra, st, t, oa, od, hd, d, v) \
              ON CONFLICT (placement_id) DO UPDATE SET case_owner = excluded.case_owner, \
+               priority = excluded.priority, priority_overridden = excluded.priority_overridden, \
                status = excluded.status, target = excluded.target, offered_at = excluded.offered_at, \
                offer_deadline = excluded.offer_deadline, hold_deadline = excluded.hold_deadline, \
                declined_by = excluded.declined_by, vehicle = excluded.vehicle",
         )
-        .bind(&self.reported)
+        .bind(&case_ids)
         .bind(&owners)
+        .bind(&priorities)
+        .bind(&overridden)
         .bind(&removed)
         .bind(&rows.placement_id)
         .bind(&rows.case_id)
@@ -278,6 +350,7 @@ impl Queue {
         .bind(&rows.category)
         .bind(&rows.needs)
         .bind(&rows.priority)
+        .bind(&rows.priority_overridden)
         .bind(&rows.origin_kind)
         .bind(&rows.origin)
         .bind(&rows.requested_at)
@@ -304,6 +377,7 @@ struct QueueColumns {
     category: Vec<String>,
     needs: Vec<String>,
     priority: Vec<i32>,
+    priority_overridden: Vec<bool>,
     origin_kind: Vec<String>,
     origin: Vec<String>,
     requested_at: Vec<OffsetDateTime>,
@@ -326,6 +400,7 @@ impl QueueColumns {
         self.category.push(row.category.clone());
         self.needs.push(json(&row.needs));
         self.priority.push(row.priority);
+        self.priority_overridden.push(row.priority_overridden);
         self.origin_kind.push(row.origin_kind.clone());
         self.origin.push(row.origin.clone());
         self.requested_at.push(row.requested_at);
@@ -348,7 +423,9 @@ pub struct QueueRow {
     pub requested_by: String,
     pub category: String,
     pub needs: Vec<String>,
+    /// The case's current priority (1 most urgent … 5), which HQ may have overridden.
     pub priority: i32,
+    pub priority_overridden: bool,
     pub origin_kind: String,
     pub origin: String,
     #[serde(with = "time::serde::rfc3339")]

@@ -540,6 +540,45 @@ impl TestApi {
         result.stream_id.trim_start_matches("case-").to_owned()
     }
 
+    /// The Hofu health center triages `case_id` anew at `severity`, without risk factors
+    /// or needs.
+    pub async fn triage(&self, case_id: &str, severity: pb::Severity) -> pb::CommandResult {
+        self.cases()
+            .triage_case(authed(
+                HC,
+                pb::TriageCaseRequest {
+                    command_id: cid(),
+                    case_id: case_id.into(),
+                    severity: severity as i32,
+                    risk_factors: vec![],
+                    needs: vec![],
+                    note: String::new(),
+                    expected_version: None,
+                },
+            ))
+            .await
+            .expect("triage case")
+            .into_inner()
+    }
+
+    /// HQ overrides `case_id`'s priority.
+    pub async fn override_priority(&self, case_id: &str, priority: i64) -> pb::CommandResult {
+        self.cases()
+            .override_priority(authed(
+                HQ,
+                pb::OverridePriorityRequest {
+                    command_id: cid(),
+                    case_id: case_id.into(),
+                    priority,
+                    reason: "妊娠後期、急変の恐れ".into(),
+                    expected_version: None,
+                },
+            ))
+            .await
+            .expect("override priority")
+            .into_inner()
+    }
+
     /// Requests a placement for `case_id` as the Hofu health center; returns its id.
     pub async fn request_placement(&self, case_id: &str, category: pb::BedCategory) -> String {
         let result = self

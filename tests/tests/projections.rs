@@ -11,7 +11,7 @@ use std::time::Duration;
 use noroshi_api::auth::{TokenEntry, Tokens};
 use noroshi_api::convert::events::decode;
 use noroshi_domain::DomainEvent;
-use noroshi_domain::case::{Case, CaseEvent};
+use noroshi_domain::case::Case;
 use noroshi_domain::facility::{Facility, FacilityEvent};
 use noroshi_domain::placement::Placement;
 use noroshi_domain::placement::PlacementRecord;
@@ -98,14 +98,14 @@ async fn recomputed(db: &TestDatabase) -> BTreeMap<(String, String), Figures> {
     expected
 }
 
-/// placement id → (status, target, declined by, priority, case owner, offer and hold
-/// deadlines in µs) of every live placement, recomputed from the store with the domain's
-/// own `evolve`.
+/// placement id → (status, target, declined by, the case's current priority and whether
+/// HQ overrode it, case owner, offer and hold deadlines in µs) of every live placement,
+/// recomputed from the store with the domain's own `evolve`.
 type QueueEntry = (
     String,
     Option<String>,
     Vec<String>,
-    i32,
+    (i32, bool),
     Option<String>,
     Option<i128>,
     Option<i128>,
@@ -119,23 +119,24 @@ async fn recomputed_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
     .fetch_all(db.pool())
     .await
     .unwrap();
-    let mut owners = BTreeMap::new();
+    let mut cases = BTreeMap::new();
     let mut placements = BTreeMap::new();
     for stream in streams {
         let stream_id = StreamId::parse(&stream).unwrap();
         let id = Uuid::parse_str(stream_id.aggregate_id()).unwrap();
-        let mut placement = Placement::default();
+        let (mut placement, mut case) = (Placement::default(), Case::default());
         for recorded in store.read_stream(&stream_id, 1, 100_000).await.unwrap() {
             match decode(&recorded).unwrap() {
-                DomainEvent::Case(CaseEvent::Reported { report, .. }) => {
-                    owners.insert(id, report.health_center_id.to_string());
-                }
+                DomainEvent::Case(event) => case.evolve(&event),
                 DomainEvent::Placement(event) => placement.evolve(&event),
                 _ => {}
             }
         }
         if let Some(record) = placement.record {
             placements.insert(id, record);
+        }
+        if let Some(record) = case.record {
+            cases.insert(id, record);
         }
     }
     let micros = |at: Option<time::OffsetDateTime>| at.map(|at| at.unix_timestamp_nanos() / 1000);
@@ -149,8 +150,11 @@ async fn recomputed_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
                     record.status.to_string(),
                     record.target.map(|t| t.to_string()),
                     record.declined_by.iter().map(ToString::to_string).collect(),
-                    i32::from(record.priority.get()),
-                    owners.get(&record.case_id).cloned(),
+                    (
+                        i32::from(cases[&record.case_id].priority.get()),
+                        cases[&record.case_id].priority_overridden,
+                    ),
+                    Some(cases[&record.case_id].report.health_center_id.to_string()),
                     micros(record.offer_deadline),
                     micros(record.hold_deadline),
                 ),
@@ -212,7 +216,7 @@ async fn projected_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
                     row.status,
                     row.target,
                     row.declined_by,
-                    row.priority,
+                    (row.priority, row.priority_overridden),
                     row.case_owner,
                     micros(row.offer_deadline),
                     micros(row.hold_deadline),
@@ -556,6 +560,20 @@ async fn episode(api: Arc<TestApi>, hospitals: Arc<Vec<Actor>>, n: usize) {
     let placement_id = api
         .request_placement(&case_id, pb::BedCategory::Moderate)
         .await;
+    // While it waits, the case's priority moves: the queue follows it.
+    match n % 5 {
+        1 => {
+            api.triage(&case_id, pb::Severity::Severe).await;
+        }
+        2 => {
+            api.override_priority(&case_id, 1).await;
+        }
+        3 => {
+            api.override_priority(&case_id, 2).await;
+            api.triage(&case_id, pb::Severity::Mild).await;
+        }
+        _ => {}
+    }
     if n.is_multiple_of(3) {
         // First offered elsewhere, and declined there.
         api.offer(&placement_id, other_facility).await;
@@ -697,6 +715,10 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     caught_up(&api.db, "placement_queue").await;
     let queue = recomputed_queue(&api.db).await;
     assert!(!queue.is_empty(), "the scenario leaves live placements");
+    assert!(
+        queue.values().any(|entry| entry.3.1) && queue.values().any(|entry| entry.3 == (1, false)),
+        "live placements whose case HQ re-prioritised, or that was triaged anew: {queue:?}"
+    );
     assert_eq!(projected_queue(&api.db).await, queue);
     assert_eq!(projected(&api.db).await, expected);
     let held: u32 = expected.values().map(|f| f.3).sum();
@@ -763,6 +785,22 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
             .unwrap();
     assert_eq!(rebuilding, 0);
 
+    // An upgrade that replays views (placement_queue and case_board, as the migration does):
+    // until their runners have caught up, readers are told so rather than shown them empty.
+    sqlx::raw_sql(include_str!(
+        "../../projections/migrations/20261204100002_replay_queue_and_case_board.sql"
+    ))
+    .execute(api.db.pool())
+    .await
+    .unwrap();
+    for view in ["placement_queue", "case_board"] {
+        let (status, body) = api
+            .http_get(Some(HQ), &format!("/api/v1/views/{view}"))
+            .await;
+        assert_eq!(status, 503, "{view}: {body}");
+        assert!(body.to_string().contains("being rebuilt"), "{body}");
+    }
+
     let (_pipeline, _) = Pipeline::start(&api.db, &nats).await;
     run_episodes(&api, &hospitals, 200..210).await;
     caught_up(&api.db, "bed_board").await;
@@ -772,6 +810,34 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
         projected_queue(&api.db).await,
         recomputed_queue(&api.db).await
     );
+    caught_up(&api.db, "case_board").await;
+    assert_eq!(
+        projected_case_board(&api.db).await,
+        recomputed_case_board(&api.db).await
+    );
+    // Each runner clears its mark in the statement after the batch that caught it up.
+    let pool = api.db.pool().clone();
+    eventually(
+        "the replayed views answer again",
+        Duration::from_secs(60),
+        || {
+            let pool = pool.clone();
+            async move {
+                let rebuilding: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM projection_checkpoints WHERE rebuilding",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                rebuilding == 0
+            }
+        },
+    )
+    .await;
+    let (status, body) = api
+        .http_get(Some(HQ), "/api/v1/views/placement_queue")
+        .await;
+    assert_eq!(status, 200, "{body}");
     caught_up(&api.db, "public_stats").await;
     let statuses = recomputed_case_status(&api.db).await;
     assert_eq!(statuses.len(), 210);

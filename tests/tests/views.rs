@@ -16,7 +16,7 @@ use noroshi_tests::api::{
 };
 use noroshi_tests::pipeline::Pipeline;
 use noroshi_tests::sse::Events;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tonic::Code;
 
 /// `min_versions` of a command's result, for gRPC and for the HTTP query string.
@@ -383,6 +383,41 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
     assert_eq!(own.rows.len(), 1);
     assert_eq!(own.rows[0].placement_id, placement_id);
     assert_eq!(own.rows[0].status, pb::PlacementStatus::Offered as i32);
+    assert_eq!(
+        (own.rows[0].priority, own.rows[0].priority_overridden),
+        (1, false)
+    );
+
+    // The row follows the case's priority: HQ overrides it, read with the case's version.
+    let overridden = api.override_priority(&case_id, 3).await;
+    let (grpc_after, http_after) = after(&overridden);
+    let (_, queue) = api
+        .http_get(
+            Some(HQ),
+            &format!("/api/v1/views/placement_queue?min_versions={http_after}"),
+        )
+        .await;
+    let row = &queue["rows"][0];
+    assert_eq!(
+        (&row["priority"], &row["priority_overridden"]),
+        (&json!(3), &json!(true)),
+        "{queue}"
+    );
+    let own = api
+        .views()
+        .get_placement_queue(authed(
+            HC,
+            pb::GetPlacementQueueRequest {
+                min_versions: Some(grpc_after),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (own.rows[0].priority, own.rows[0].priority_overridden),
+        (3, true)
+    );
     // Another health center sees none of it; a hospital works from its inbox.
     let (_, other) = api
         .http_get(Some(HC_OTHER), "/api/v1/views/placement_queue")

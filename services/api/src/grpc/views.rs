@@ -628,6 +628,7 @@ fn placement_queue(view: PlacementQueueView) -> pb::PlacementQueue {
                         .map_or(0, |v| wire(v, Vehicle::parse)),
                     waiting_seconds: view.waiting_seconds,
                     hold_overdue: view.hold_overdue,
+                    priority_overridden: row.priority_overridden,
                 }
             })
             .collect(),
