@@ -814,6 +814,87 @@ async fn home_care_and_a_placement_cancelled_by_the_health_center_then_by_hq() {
 }
 
 #[tokio::test]
+async fn hq_moves_a_waiting_patient_up_the_queue_until_a_new_triage() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    // Both 65 or older: mild is priority 3, moderate I is 2. The mild case waits longer.
+    let mild = world.api.report_case(pb::Severity::Mild).await;
+    let mild_placement = world
+        .api
+        .request_placement(&mild, pb::BedCategory::Mild)
+        .await;
+    let moderate = world.api.report_case(pb::Severity::ModerateI).await;
+    let moderate_placement = world
+        .api
+        .request_placement(&moderate, pb::BedCategory::Moderate)
+        .await;
+    let hq = browser.session().await;
+    log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
+    let first = "#queue tbody tr:first-child";
+    let mild_row = format!("#queue tbody tr[data-placement='{mild_placement}']");
+    wait_for(&hq, &mild_row).await;
+    wait_text(
+        &hq,
+        &format!("{first}[data-placement='{moderate_placement}'] td.priority"),
+        |t| t == "2",
+    )
+    .await;
+
+    // HQ raises the mild case to the top; the change states its reason.
+    click(&hq, &format!("{mild_row} button.reprioritise")).await;
+    wait_for(&hq, "#priority-panel:not([hidden])").await;
+    assert_eq!(
+        value(&hq, "#hq-priority-form select[name='priority']").await,
+        "3"
+    );
+    pick(&hq, "#hq-priority-form select[name='priority']", "1").await;
+    let events = world.api.db.event_count().await;
+    click(&hq, "#hq-priority-form button[type=submit]").await;
+    wait_text(
+        &hq,
+        "#hq-priority-form .field-error[data-field='reason']",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert_eq!(world.api.db.event_count().await, events);
+    fill(
+        &hq,
+        "#hq-priority-form input[name='reason']",
+        "妊娠後期のため（本部判断）",
+    )
+    .await;
+    click(&hq, "#hq-priority-form button[type=submit]").await;
+    wait_for(&hq, "#priority-panel[hidden]").await;
+    wait_text(
+        &hq,
+        &format!("{first}[data-placement='{mild_placement}'] td.priority"),
+        |t| t.starts_with('1') && t.contains("本部変更"),
+    )
+    .await;
+    assert_eq!(
+        world
+            .api
+            .event_types(&format!("case-{mild}"))
+            .await
+            .last()
+            .map(String::as_str),
+        Some("PriorityOverridden")
+    );
+
+    // A new triage by the health center sets the computed priority again (mild, no
+    // risk factor: 4), and the case goes back behind the other.
+    world.api.triage(&mild, pb::Severity::Mild).await;
+    wait_text(
+        &hq,
+        &format!("{first}[data-placement='{moderate_placement}'] td.priority"),
+        |t| t == "2",
+    )
+    .await;
+    wait_text(&hq, &format!("{mild_row} td.priority"), |t| t == "4").await;
+    hq.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn hq_adds_a_user_on_the_admin_page_who_can_then_log_in() {
     let browser = Browser::start().await;
     let world = world().await;

@@ -23,6 +23,9 @@ const I18N = {
     'hc.home_care': '自宅療養', 'hc.start_home_care': '自宅療養とする', 'hc.cancel': '入院調整の取消',
     'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
     'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
+    'hq.priority': '優先度の変更', 'hq.priority_button': '優先度', 'hq.priority_save': '優先度を変更する',
+    'hq.priority_note': '保健所が再トリアージすると、計算による優先度に戻ります。',
+    priority_reason: '変更の理由', 'priority.1': '1（最優先）', 'priority.5': '5（最も低い）', overridden: '本部変更',
     'hc.record_departure': '出発を記録', 'hc.triage': 'トリアージ（重症度の見直し）', note: 'メモ',
     'fac.acceptance': '受入状況', acceptance: '受入', constraints: '制限の理由',
     'constraint.STAFF': '人員', 'constraint.ROOMS': '病室', 'constraint.EQUIPMENT': '設備', 'constraint.INFECTION_CONTROL': '感染対策',
@@ -93,6 +96,9 @@ const I18N = {
     'hc.home_care': 'Home care', 'hc.start_home_care': 'Start home care', 'hc.cancel': 'Cancel the placement',
     'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
     'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
+    'hq.priority': 'Change the priority', 'hq.priority_button': 'Priority', 'hq.priority_save': 'Change the priority',
+    'hq.priority_note': 'A new triage by the health center sets the computed priority again.',
+    priority_reason: 'Reason for the change', 'priority.1': '1 (most urgent)', 'priority.5': '5 (least urgent)', overridden: 'set by HQ',
     'hc.record_departure': 'Record departure', 'hc.triage': 'Triage (review severity)', note: 'Note',
     'fac.acceptance': 'Acceptance', acceptance: 'Accepting', constraints: 'Limited by',
     'constraint.STAFF': 'Staff', 'constraint.ROOMS': 'Rooms', 'constraint.EQUIPMENT': 'Equipment', 'constraint.INFECTION_CONTROL': 'Infection control',
@@ -651,7 +657,7 @@ PAGES.hq = () => {
       const waiting = (Date.now() - new Date(r.requested_at)) / 1000;
       const canOffer = r.status === 'REQUESTED';
       return h('tr', { 'data-placement': r.placement_id, class: choosing === r.placement_id ? 'selected' : '' },
-        h('td', { class: 'num' }, r.priority),
+        h('td', { class: 'num priority' }, r.priority, r.priority_overridden ? tag('overridden') : null),
         h('td', {}, enumLabel('cat', r.category)),
         h('td', {}, needsLabel(r.needs)),
         h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin_kind === 'FACILITY' ? facilityName(r.origin) : municipalityLabel(r.origin)),
@@ -660,6 +666,7 @@ PAGES.hq = () => {
           r.hold_overdue ? tag('overdue') : null,
           r.offer_deadline && r.status === 'OFFERED' ? h('span', { class: 'countdown', 'data-deadline': r.offer_deadline }, ' ', fmtCountdown(r.offer_deadline)) : null),
         h('td', {}, canOffer ? h('button', { class: 'secondary choose', type: 'button', onclick: () => choose(r) }, t('hq.choose')) : null,
+          ' ', h('button', { class: 'secondary reprioritise', type: 'button', onclick: () => askPriority(r) }, t('hq.priority_button')),
           ' ', h('button', { class: 'secondary cancel', type: 'button', onclick: () => askCancel(r) }, t('hq.cancel_button')),
           ' ', h('a', { href: `/timeline?placement_id=${r.placement_id}` }, t('timeline'))));
     }));
@@ -712,23 +719,38 @@ PAGES.hq = () => {
     }
   }
 
-  // HQ cancels a live placement, with its reason.
-  let cancelling = null;
-  function askCancel(row) {
-    cancelling = row;
-    const panel = document.getElementById('cancel-panel');
-    panel.hidden = false;
-    document.getElementById('cancel-for').textContent =
-      `${enumLabel('cat', row.category)} · ${t('priority')} ${row.priority} · ${t('status.' + row.status)}`;
-    for (const form of panel.querySelectorAll('form')) { form.reset(); clearErrors(form); }
-    panel.scrollIntoView({ block: 'nearest' });
+  // A panel that acts on one queue row: `<name>-panel`, summed up in `<name>-for`, its
+  // form emptied each time it opens and the panel closed once the command is done.
+  const rowSummary = (row) =>
+    `${enumLabel('cat', row.category)} · ${t('priority')} ${row.priority}${row.priority_overridden ? ` (${t('overridden')})` : ''} · ${t('status.' + row.status)}`;
+  function rowPanel(name, command, body) {
+    const panel = document.getElementById(`${name}-panel`);
+    const form = panel.querySelector('form');
+    let row = null;
+    bindForm(form, command, () => body(row, form), () => {
+      form.reset();
+      panel.hidden = true;
+      row = null;
+    });
+    return (chosen) => {
+      row = chosen;
+      panel.hidden = false;
+      document.getElementById(`${name}-for`).textContent = rowSummary(chosen);
+      form.reset();
+      clearErrors(form);
+      panel.scrollIntoView({ block: 'nearest' });
+      return form;
+    };
   }
-  const closeCancel = (_, form) => {
-    form.reset();
-    document.getElementById('cancel-panel').hidden = true;
-    cancelling = null;
-  };
-  bindForm(document.getElementById('hq-cancel-form'), 'CancelPlacement', () => ({ placement_id: (cancelling || {}).placement_id }), closeCancel);
+  // HQ cancels a live placement, with its reason.
+  const askCancel = rowPanel('cancel', 'CancelPlacement', (row) => ({ placement_id: (row || {}).placement_id }));
+  // HQ overrides a waiting case's priority, with its reason; the queue moves the row as
+  // the view follows the case.
+  const openPriority = rowPanel('priority', 'OverridePriority', (row, form) => ({
+    case_id: (row || {}).case_id,
+    priority: Number(form.elements.priority.value),
+  }));
+  const askPriority = (row) => { openPriority(row).elements.priority.value = String(row.priority); };
 
   function connectBeds() {
     if (bedSource) bedSource.close();
@@ -777,7 +799,7 @@ PAGES.hc = () => {
       h('td', {}, r.name, r.name_kana ? h('div', { class: 'muted' }, r.name_kana) : null),
       h('td', { class: 'num' }, r.age),
       h('td', {}, enumLabel('sev', r.severity), r.deteriorated ? tag('deteriorated') : null),
-      h('td', { class: 'num' }, r.priority),
+      h('td', { class: 'num priority' }, r.priority, r.priority_overridden ? tag('overridden') : null),
       h('td', { class: 'num' }, r.last_spo2 === null || r.last_spo2 === undefined ? '' : `${r.last_spo2}%`),
       h('td', { class: 'case-status' }, t('status.' + r.status)),
       h('td', { class: 'placement-status' }, r.placement_status ? t('status.' + r.placement_status) : '', r.placement_target ? ` → ${facilityLabel(r.placement_target)}` : ''),
