@@ -12,7 +12,7 @@ use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::values::{FacilityId, FacilityKind, PrincipalId};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
-use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi};
+use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, authed, cid, report_request};
 use noroshi_tests::browser::{Browser, log_in, screenshot, wait_for, wait_text};
 use noroshi_tests::pipeline::Pipeline;
 
@@ -892,6 +892,100 @@ async fn hq_moves_a_waiting_patient_up_the_queue_until_a_new_triage() {
     .await;
     wait_text(&hq, &format!("{mild_row} td.priority"), |t| t == "4").await;
     hq.close().await.unwrap();
+}
+
+/// Reports a synthetic case under `reference` with the Hofu health center; its id.
+async fn report_named(api: &TestApi, reference: &str, name: &str, kana: &str) -> String {
+    let mut request = report_request(pb::Severity::Mild);
+    request.external_ref = reference.into();
+    let patient = request.patient.as_mut().unwrap();
+    (patient.name, patient.name_kana) = (name.into(), kana.into());
+    let result = api
+        .cases()
+        .report_case(authed(HC, request))
+        .await
+        .unwrap()
+        .into_inner();
+    result.stream_id.trim_start_matches("case-").to_owned()
+}
+
+#[tokio::test]
+async fn a_nurse_finds_a_case_by_name_kana_or_reference_and_closed_cases_wait_until_asked_for() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let hofu = report_named(&world.api, "HS-0001", "防府 一郎", "ホウフ イチロウ").await;
+    let ube = report_named(&world.api, "HS-0002", "宇部 次郎", "ウベ ジロウ").await;
+    let closed = report_named(&world.api, "HS-0003", "周南 三郎", "シュウナン サブロウ").await;
+    world
+        .api
+        .cases()
+        .close_case(authed(
+            HC,
+            pb::CloseCaseRequest {
+                command_id: cid(),
+                case_id: closed.clone(),
+                outcome: pb::CaseOutcome::Recovered as i32,
+                note: String::new(),
+                expected_version: None,
+            },
+        ))
+        .await
+        .unwrap();
+    let nurse = browser.session().await;
+    log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
+    let row = |case: &str| format!("#cases tbody tr[data-case='{case}']");
+    // Open cases only, each with its reference.
+    wait_text(&nurse, &row(&hofu), |t| t.contains("HS-0001")).await;
+    wait_text(&nurse, "#case-count", |t| t == "2 / 2 件").await;
+    assert!(nurse.find(Locator::Css(&row(&closed))).await.is_err());
+
+    // Kana typed in hiragana finds the katakana reading; a reference in any case.
+    fill(&nurse, "#case-search", "うべ").await;
+    wait_text(&nurse, "#case-count", |t| t == "1 / 2 件").await;
+    wait_for(&nurse, &row(&ube)).await;
+    assert!(nurse.find(Locator::Css(&row(&hofu))).await.is_err());
+    fill(&nurse, "#case-search", "hs-0001").await;
+    wait_text(&nurse, "#case-count", |t| t == "1 / 2 件").await;
+    wait_for(&nurse, &row(&hofu)).await;
+    fill(&nurse, "#case-search", "防府").await;
+    wait_for(&nurse, &row(&hofu)).await;
+
+    // Closed cases come when asked for (and the search still applies).
+    pick(&nurse, "#case-scope", "all").await;
+    fill(&nurse, "#case-search", "周南").await;
+    wait_text(&nurse, &format!("{} .case-status", row(&closed)), |t| {
+        t == "回復"
+    })
+    .await;
+    wait_text(&nurse, "#case-count", |t| t == "1 / 3 件").await;
+
+    // A second report of the same reference is refused at the reference, in Japanese,
+    // and writes nothing.
+    let events = world.api.db.event_count().await;
+    fill(&nurse, "#report-form input[name='external_ref']", "HS-0002").await;
+    fill(
+        &nurse,
+        "#report-form input[name='patient.name']",
+        "宇部 次郎",
+    )
+    .await;
+    pick(
+        &nurse,
+        "#report-form input[name='patient.birth_date']",
+        "1950-04-01",
+    )
+    .await;
+    fill(&nurse, "#report-form input[name='municipality']", "352021").await;
+    click(&nurse, "#report-form button[type=submit]").await;
+    let error = wait_text(
+        &nurse,
+        "#report-form .field-error[data-field='external_ref']",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert_eq!(error, "この HER-SYS ID の患者はすでに報告されています");
+    assert_eq!(world.api.db.event_count().await, events);
+    nurse.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ const I18N = {
     'hq.no_candidates': '条件に合う空床がありません', 'hq.offer_for': '打診対象',
     'hc.cases': '担当患者', 'hc.report': '新規患者の報告', 'hc.observe': '観察記録', 'hc.request': '入院調整の依頼',
     'hc.transport': '搬送手配', 'hc.close': '終了', 'hc.open': '開く', 'hc.departure': '出発',
+    'hc.search': '氏名・ふりがな・HER-SYS ID で検索', 'hc.scope': '表示', 'hc.scope_open': '対応中の患者',
+    'hc.scope_all': '終了した患者も含む', 'hc.count': '$1 / $2 件', external_ref: 'HER-SYS ID',
     'hc.home_care': '自宅療養', 'hc.start_home_care': '自宅療養とする', 'hc.cancel': '入院調整の取消',
     'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
     'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
@@ -93,6 +95,8 @@ const I18N = {
     'hq.no_candidates': 'No facility with a free bed fits', 'hq.offer_for': 'Offer for',
     'hc.cases': 'Our cases', 'hc.report': 'Report a case', 'hc.observe': 'Observation', 'hc.request': 'Request a placement',
     'hc.transport': 'Arrange transport', 'hc.close': 'Close', 'hc.open': 'Open', 'hc.departure': 'Departure',
+    'hc.search': 'Search by name, kana or HER-SYS ID', 'hc.scope': 'Show', 'hc.scope_open': 'Open cases',
+    'hc.scope_all': 'Closed cases too', 'hc.count': '$1 of $2', external_ref: 'HER-SYS ID',
     'hc.home_care': 'Home care', 'hc.start_home_care': 'Start home care', 'hc.cancel': 'Cancel the placement',
     'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
     'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
@@ -179,6 +183,7 @@ const DESCRIPTIONS_JA = [
   [/^is not a registered facility/, '登録されていない施設です'],
   [/^is not a registered organisation/, '登録されていない組織です'],
   [/^is listed twice/, '重複しています'],
+  [/^a case with this reference has been reported already/, 'この HER-SYS ID の患者はすでに報告されています'],
   [/^must be one of/, '選択肢から選んでください'],
   [/^must name at least one scope/, '範囲を1つ以上指定してください'],
   [/^malformed JSON: invalid type: string/, '数値を入力してください'],
@@ -367,7 +372,9 @@ function setLive(state) {
 
 /** A live view: `onSnapshot` with the view, then `onDelta` with each change. */
 function live(view, params, onSnapshot, onDelta) {
-  const query = new URLSearchParams(params || {}).toString();
+  // A list is a repeated parameter (`status=A&status=B`).
+  const query = new URLSearchParams(Object.entries(params || {})
+    .flatMap(([key, value]) => (Array.isArray(value) ? value : [value]).map((v) => [key, v]))).toString();
   const source = new EventSource(`/api/v1/views/${view}/stream${query ? '?' + query : ''}`);
   source.addEventListener('open', () => setLive('live'));
   source.addEventListener('error', () => setLive('reconnecting'));
@@ -386,6 +393,15 @@ class Rows {
     for (const k of removed || []) this.map.delete(removedKey ? removedKey(k) : k);
   }
   values() { return [...this.map.values()]; }
+}
+
+/** The statuses of a case still in the health center's hands (DESIGN.md §5.2). */
+const OPEN_CASE_STATUSES = ['REPORTED', 'HOME_CARE', 'AWAITING_PLACEMENT', 'PLACEMENT_IN_PROGRESS', 'HOSPITALIZED', 'IN_HOTEL'];
+
+/** Text as a search compares it: full- and half-width alike, case-free, katakana as hiragana. */
+function searchKey(text) {
+  return text.normalize('NFKC').toLowerCase().replace(/\s+/g, '')
+    .replace(/[\u30a1-\u30f6]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0x60));
 }
 
 /** Times show in Japan time, wherever the device is (DESIGN.md §5). */
@@ -540,6 +556,10 @@ function clearErrors(form) {
 function showFailure(form, failure) {
   const status = form.querySelector('.form-status');
   const violations = (failure.body && failure.body.violations) || [];
+  // A second report of the same reference is refused as ALREADY_EXISTS: said at its field.
+  if (failure.status === 409 && /external_ref/.test(failure.message) && form.querySelector('[name="external_ref"]')) {
+    violations.push({ field: 'external_ref', description: 'a case with this reference has been reported already' });
+  }
   let unplaced = [];
   for (const v of violations) {
     const input = [...form.querySelectorAll('[name]')].find((i) => i.name === v.field)
@@ -794,9 +814,15 @@ PAGES.hc = () => {
 
   function render() {
     const body = document.querySelector('#cases tbody');
-    const rows = cases.values().sort((a, b) => a.priority - b.priority || a.reported_at.localeCompare(b.reported_at));
+    const all = cases.values();
+    const wanted = searchKey(document.getElementById('case-search').value);
+    const rows = all
+      .filter((r) => !wanted || [r.name, r.name_kana, r.external_ref].some((text) => text && searchKey(text).includes(wanted)))
+      .sort((a, b) => a.priority - b.priority || a.reported_at.localeCompare(b.reported_at));
+    document.getElementById('case-count').textContent = t('hc.count').replace('$1', rows.length).replace('$2', all.length);
     body.replaceChildren(...rows.map((r) => h('tr', { 'data-case': r.case_id, class: selected === r.case_id ? 'selected' : '' },
-      h('td', {}, r.name, r.name_kana ? h('div', { class: 'muted' }, r.name_kana) : null),
+      h('td', {}, r.name, r.name_kana ? h('div', { class: 'muted' }, r.name_kana) : null,
+        r.external_ref ? h('div', { class: 'muted ref' }, r.external_ref) : null),
       h('td', { class: 'num' }, r.age),
       h('td', {}, enumLabel('sev', r.severity), r.deteriorated ? tag('deteriorated') : null),
       h('td', { class: 'num priority' }, r.priority, r.priority_overridden ? tag('overridden') : null),
@@ -875,8 +901,19 @@ PAGES.hc = () => {
     trend();
   }
 
-  live('case_board', {}, (view) => { cases.replace(view.rows); render(); },
-    (delta) => { cases.apply(delta.rows, delta.removed); render(); });
+  // Open cases only, unless closed ones are asked for: the server then sends (and audits
+  // the reading of) only those. The search narrows what is shown, as the nurse types.
+  let source = null;
+  function connect() {
+    if (source) source.close();
+    const scope = document.getElementById('case-scope').value;
+    source = live('case_board', scope === 'open' ? { status: OPEN_CASE_STATUSES } : {},
+      (view) => { cases.replace(view.rows); render(); },
+      (delta) => { cases.apply(delta.rows, delta.removed); render(); });
+  }
+  document.getElementById('case-scope').addEventListener('change', connect);
+  document.getElementById('case-search').addEventListener('input', render);
+  connect();
   bindForm(document.getElementById('report-form'), 'ReportCase', {}, (_, form) => form.reset());
   // A birth date 65 or more years ago ticks the age risk factor (and a later one unticks it).
   const birthDate = document.querySelector('#report-form input[name="patient.birth_date"]');
