@@ -105,8 +105,21 @@ async fn fill(client: &Client, css: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
+/// Clicks the element `css` matches; again if a live update redrew it between finding it
+/// and clicking (as a person would click the redrawn button).
 async fn click(client: &Client, css: &str) {
-    wait_for(client, css).await.click().await.unwrap();
+    for _ in 0..20 {
+        match wait_for(client, css).await.click().await {
+            Ok(()) => return,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("click {css}: {e:?}"),
+        }
+    }
+    panic!("click {css}: redrawn at every try");
 }
 
 async fn value(client: &Client, css: &str) -> String {
