@@ -696,6 +696,37 @@ async fn a_hospital_limits_its_acceptance_and_says_why() {
     )
     .await;
     pick(&beds, category, "BED_CATEGORY_MODERATE").await;
+    // The page says when the figures were last reported, in Japan time, as HQ's board does.
+    let (_, board) = world
+        .api
+        .http_get(Some(HQ), "/api/v1/views/bed_board?category=MODERATE")
+        .await;
+    let declared_at = board["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["facility_id"] == "hofu-central")
+        .and_then(|r| r["declared_at"].as_str())
+        .map(|at| {
+            let at =
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .unwrap()
+                    .to_offset(time::macros::offset!(+9));
+            format!(
+                "{}/{} {:02}:{:02}",
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute()
+            )
+        })
+        .expect("the seed declares hofu-central's moderate beds");
+    wait_text(
+        &beds,
+        "#capacity tr[data-category='MODERATE'] .declared",
+        |t| t == format!("最終報告 {declared_at}"),
+    )
+    .await;
     // It starts from the category's current state: accepting, without limits.
     assert_eq!(value(&beds, acceptance).await, "ACCEPTANCE_ACCEPTING");
     // A limit needs "limited": named at the group, and nothing is written.
@@ -719,6 +750,12 @@ async fn a_hospital_limits_its_acceptance_and_says_why() {
     wait_text(&beds, "#acceptance-form .form-status", |t| {
         t == "登録しました"
     })
+    .await;
+    wait_text(
+        &beds,
+        "#capacity tr[data-category='MODERATE'] .acceptance",
+        |t| t == "制限あり（人員）",
+    )
     .await;
     // HQ's board says so.
     let mut row = serde_json::Value::Null;
@@ -745,6 +782,13 @@ async fn a_hospital_limits_its_acceptance_and_says_why() {
         (&serde_json::json!("LIMITED"), &serde_json::json!(["STAFF"])),
         "{row}"
     );
+    // And HQ's page, with the time of the last report.
+    let hq = browser.session().await;
+    log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
+    let hq_row = "#bed-board tr[data-facility='hofu-central'][data-category='MODERATE']";
+    wait_text(&hq, &format!("{hq_row} td.declared"), |t| t == declared_at).await;
+    wait_text(&hq, hq_row, |t| t.contains("制限あり（人員）")).await;
+    hq.close().await.unwrap();
     beds.close().await.unwrap();
 }
 

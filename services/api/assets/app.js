@@ -37,6 +37,7 @@ const I18N = {
     'pub.title': '病床の状況（公開統計）', 'pub.note': '少数の人数と、そこから少数が割り出せる数は、個人が特定されないよう表示していません（—）。',
     category: '病床区分', 'cat.SEVERE': '重症', 'cat.MODERATE': '中等症', 'cat.MILD': '軽症', 'cat.HOTEL_ROOM': '宿泊療養',
     secured: '確保病床', ready: '即応病床', occupied: '入院中', held: '確保中', available: '空床', occupancy: '使用率',
+    declared_at: '最終報告',
     priority: '優先度', needs: '必要な対応', origin: '発生元', waiting: '待ち時間', status: '状態',
     facility_id: '施設ID', facility: '施設', proxy_reason: '代行理由', save: '登録', declare: '報告する', report: '報告',
     request: '依頼', arrange: '手配', close: '終了する', timeline: '経過', name: '氏名', name_kana: 'ふりがな',
@@ -112,6 +113,7 @@ const I18N = {
     'pub.title': 'Beds (public statistics)', 'pub.note': 'Small counts of people, and counts from which a small one could be worked out, are not shown (—), so that nobody can be identified.',
     category: 'Category', 'cat.SEVERE': 'Severe', 'cat.MODERATE': 'Moderate', 'cat.MILD': 'Mild', 'cat.HOTEL_ROOM': 'Hotel room',
     secured: 'Secured', ready: 'Ready', occupied: 'Occupied', held: 'Held', available: 'Available', occupancy: 'Occupancy',
+    declared_at: 'Last report',
     priority: 'Priority', needs: 'Needs', origin: 'From', waiting: 'Waiting', status: 'Status',
     facility_id: 'Facility id', facility: 'Facility', proxy_reason: 'Proxy reason', save: 'Save', declare: 'Declare', report: 'Report',
     request: 'Request', arrange: 'Arrange', close: 'Close case', timeline: 'Timeline', name: 'Name', name_kana: 'Name (kana)',
@@ -493,6 +495,12 @@ function needsLabel(needs) {
   return (needs || []).map((need) => t('cap.' + String(need).replace(/^CAPABILITY_/, ''))).join(', ');
 }
 
+/** A category's acceptance, with the reasons of a limit: 制限あり（人員, 設備）. */
+function acceptanceLabel(row) {
+  const reasons = (row.constraints || []).map((c) => t('constraint.' + c)).join(', ');
+  return t('acc.' + row.acceptance) + (reasons ? (lang === 'ja' ? `（${reasons}）` : ` (${reasons})`) : '');
+}
+
 function enumLabel(prefix, value) {
   const key = prefix + '.' + String(value || '').replace(/^(BED_CATEGORY_|SEVERITY_|SEX_|VEHICLE_)/, '');
   return t(key);
@@ -656,14 +664,15 @@ PAGES.hq = () => {
           h('thead', {}, h('tr', {},
             h('th', {}, t('facility')), h('th', {}, t('category')), h('th', { class: 'num' }, t('secured')),
             h('th', { class: 'num' }, t('ready')), h('th', { class: 'num' }, t('occupied')), h('th', { class: 'num' }, t('held')),
-            h('th', { class: 'num' }, t('available')), h('th', {}, t('status')))),
+            h('th', { class: 'num' }, t('available')), h('th', {}, t('declared_at')), h('th', {}, t('status')))),
           h('tbody', {}, rows.map((r) => h('tr', { 'data-facility': r.facility_id, 'data-category': r.category },
             h('td', {}, localName(r)),
             h('td', {}, enumLabel('cat', r.category)),
             h('td', { class: 'num' }, r.secured), h('td', { class: 'num' }, r.ready),
             h('td', { class: 'num' }, r.occupied), h('td', { class: 'num' }, r.held),
             h('td', { class: 'num available' }, r.available),
-            h('td', {}, t('acc.' + r.acceptance), r.declared_at ? (r.stale ? tag('stale') : null) : tag('never'),
+            h('td', { class: 'declared' }, r.declared_at ? fmtTime(r.declared_at) : '—'),
+            h('td', {}, acceptanceLabel(r), r.declared_at ? (r.stale ? tag('stale') : null) : tag('never'),
               r.overflow ? tag('overflow') : null))))));
     });
     root.replaceChildren(...blocks);
@@ -991,6 +1000,8 @@ PAGES.facility = () => {
     capacity.replaceChildren(...[...(inbox.capacity || [])].sort(byCategory).map((c) => h('tr', { 'data-category': c.category },
       h('th', {}, enumLabel('cat', c.category)),
       h('td', {}, `${t('available')} ${c.available} · ${t('ready')} ${c.ready} · ${t('occupied')} ${c.occupied} · ${t('held')} ${c.held}`,
+        h('div', { class: 'acceptance' }, acceptanceLabel(c)),
+        c.declared_at ? h('div', { class: 'muted declared' }, `${t('declared_at')} ${fmtTime(c.declared_at)}`) : null,
         c.declared_at ? (c.stale ? tag('stale') : null) : tag('never'), c.overflow ? tag('overflow') : null))));
     const offers = document.querySelector('#offers tbody');
     offers.replaceChildren(...(inbox.offers.length ? inbox.offers.map((o) => h('tr', { 'data-placement': o.placement_id },
