@@ -1006,6 +1006,55 @@ async fn a_nurse_finds_a_case_by_name_kana_or_reference_and_closed_cases_wait_un
     wait_for(&nurse, &row(&hofu)).await;
     fill(&nurse, "#case-search", "防府").await;
     wait_for(&nurse, &row(&hofu)).await;
+    // Erased as a person would, key by key (backspace).
+    wait_for(&nurse, "#case-search")
+        .await
+        .send_keys(&"\u{E003}".repeat(4))
+        .await
+        .unwrap();
+    wait_text(&nurse, "#case-count", |t| t == "2 / 2 件").await;
+
+    // A patient whose SpO₂ falls comes first, whatever the order before.
+    world
+        .api
+        .cases()
+        .record_observation(authed(
+            HC,
+            pb::RecordObservationRequest {
+                command_id: cid(),
+                case_id: ube.clone(),
+                observed_at: None,
+                temperature_decicelsius: 385,
+                spo2_percent: 90,
+                on_oxygen: false,
+                symptoms: vec![],
+                note: String::new(),
+                expected_version: None,
+            },
+        ))
+        .await
+        .unwrap();
+    wait_text(
+        &nurse,
+        &format!("#cases tbody tr:first-child[data-case='{ube}']"),
+        |t| t.contains("悪化"),
+    )
+    .await;
+    // Opening a case brings its panel into view below the board.
+    click(&nurse, &format!("{} button.open", row(&hofu))).await;
+    let top: f64 = nurse
+        .execute(
+            "return document.getElementById('case-panel').getBoundingClientRect().top;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(
+        top.abs() < 5.0,
+        "the case panel starts at the top of the window: {top}"
+    );
 
     // Closed cases come when asked for (and the search still applies).
     pick(&nurse, "#case-scope", "all").await;

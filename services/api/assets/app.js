@@ -400,6 +400,16 @@ class Rows {
 /** The statuses of a case still in the health center's hands (DESIGN.md §5.2). */
 const OPEN_CASE_STATUSES = ['REPORTED', 'HOME_CARE', 'AWAITING_PLACEMENT', 'PLACEMENT_IN_PROGRESS', 'HOSPITALIZED', 'IN_HOTEL'];
 
+/** Cases in the order a nurse works them: a deteriorating patient first, then by status
+ *  from what awaits the health center (triage, a placement) to what does not, then by
+ *  priority and the time of the report. */
+const CASE_ATTENTION = ['REPORTED', 'AWAITING_PLACEMENT', 'PLACEMENT_IN_PROGRESS', 'HOME_CARE', 'IN_HOTEL', 'HOSPITALIZED', 'RECOVERED', 'TRANSFERRED_OUT', 'DECEASED'];
+function byAttention(a, b) {
+  return Number(!!b.deteriorated) - Number(!!a.deteriorated)
+    || CASE_ATTENTION.indexOf(a.status) - CASE_ATTENTION.indexOf(b.status)
+    || a.priority - b.priority || a.reported_at.localeCompare(b.reported_at);
+}
+
 /** Text as a search compares it: full- and half-width alike, case-free, katakana as hiragana. */
 function searchKey(text) {
   return text.normalize('NFKC').toLowerCase().replace(/\s+/g, '')
@@ -827,7 +837,7 @@ PAGES.hc = () => {
     const wanted = searchKey(document.getElementById('case-search').value);
     const rows = all
       .filter((r) => !wanted || [r.name, r.name_kana, r.external_ref].some((text) => text && searchKey(text).includes(wanted)))
-      .sort((a, b) => a.priority - b.priority || a.reported_at.localeCompare(b.reported_at));
+      .sort(byAttention);
     document.getElementById('case-count').textContent = t('hc.count').replace('$1', rows.length).replace('$2', all.length);
     body.replaceChildren(...rows.map((r) => h('tr', { 'data-case': r.case_id, class: selected === r.case_id ? 'selected' : '' },
       h('td', {}, r.name, r.name_kana ? h('div', { class: 'muted' }, r.name_kana) : null,
@@ -908,6 +918,8 @@ PAGES.hc = () => {
     for (const form of document.querySelectorAll('#case-panel form')) clearErrors(form);
     render();
     trend();
+    // The panel is below a board of perhaps hundreds of cases.
+    document.getElementById('case-panel').scrollIntoView({ block: 'start' });
   }
 
   // Open cases only, unless closed ones are asked for: the server then sends (and audits
