@@ -253,12 +253,18 @@ pub struct TimelineEntry {
     pub facility_id: Option<String>,
     /// The status the event moves its subject to, where it has one.
     pub status: Option<String>,
+    /// The case's priority its report or a triage computed, or HQ set.
+    pub priority: Option<i32>,
+    /// The reason stated for a decline, a cancel or HQ's override of the priority: free
+    /// text, which the API shows only to those who may read it.
+    pub reason: Option<String>,
 }
 
 impl TimelineEntry {
     /// The entry of a stored event.
     pub fn of(event: &RecordedEvent, decoded: &DomainEvent) -> Self {
         let (facility_id, status) = facts(decoded);
+        let (priority, reason) = stated(decoded);
         let event_type = event
             .event_type
             .rsplit_once('.')
@@ -274,7 +280,25 @@ impl TimelineEntry {
             recorded_at: event.recorded_at,
             facility_id,
             status,
+            priority,
+            reason,
         }
+    }
+}
+
+/// The priority an event sets on its case, and the reason it states.
+fn stated(event: &DomainEvent) -> (Option<i32>, Option<String>) {
+    match event {
+        DomainEvent::Case(
+            CaseEvent::Reported { priority, .. } | CaseEvent::Triaged { priority, .. },
+        ) => (Some(i32::from(priority.get())), None),
+        DomainEvent::Case(CaseEvent::PriorityOverridden {
+            priority, reason, ..
+        }) => (Some(i32::from(priority.get())), Some(reason.to_string())),
+        DomainEvent::Placement(
+            PlacementEvent::Declined { reason, .. } | PlacementEvent::Cancelled { reason, .. },
+        ) => (None, Some(reason.to_string())),
+        _ => (None, None),
     }
 }
 

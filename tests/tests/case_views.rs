@@ -1016,3 +1016,114 @@ async fn a_live_inbox_follows_its_origins_areas_and_not_other_hospitals_capacity
     assert_eq!(name, "delta", "{delta}");
     assert_eq!(delta["offers"][0]["origin_area"], "3505", "{delta}");
 }
+
+/// The reasons people state (a decline, a cancel, HQ's override) are free text: HQ and
+/// the case's health center read them in a timeline; a hospital only its own decline.
+#[tokio::test]
+async fn timeline_reasons_reach_the_coordinators_and_a_facility_only_its_own() {
+    let (api, _read_side) = world().await;
+    for (hospital, facility) in [(HOSPITAL, "hofu-central"), (HOSPITAL_OTHER, "ube-medical")] {
+        api.declare(hospital, facility, pb::BedCategory::Moderate, 10, 10, 0)
+            .await;
+    }
+    let case_id = api.report_case(pb::Severity::ModerateI).await;
+    let placement_id = api
+        .request_placement(&case_id, pb::BedCategory::Moderate)
+        .await;
+    api.override_priority(&case_id, 1).await;
+    api.offer(&placement_id, "ube-medical").await;
+    api.decline(HOSPITAL_OTHER, &placement_id).await;
+    api.offer(&placement_id, "hofu-central").await;
+    api.accept(HOSPITAL, &placement_id).await.unwrap();
+    let cancelled = api.cancel(&placement_id).await;
+    let fresh = versions(&cancelled);
+
+    // (event type, priority, reason) of each entry, as `actor` reads the timeline.
+    let read = |actor: Actor, subject: String| {
+        let api = &api;
+        // A hospital may not wait for streams it does not follow; HQ's read comes first
+        // and waits for them all.
+        let fresh = if actor.role == "HOSPITAL" {
+            String::new()
+        } else {
+            fresh.clone()
+        };
+        async move {
+            let (status, history) = api
+                .http_get(
+                    Some(actor),
+                    &format!("/api/v1/views/timeline?{subject}&min_versions={fresh}"),
+                )
+                .await;
+            assert_eq!(status, 200, "{history}");
+            history["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| !e["reason"].is_null() || !e["priority"].is_null())
+                .map(|e| {
+                    (
+                        e["event_type"].as_str().unwrap().to_owned(),
+                        e["priority"].as_i64(),
+                        e["reason"].as_str().map(str::to_owned),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let stated = |event: &str, priority: Option<i64>, reason: Option<&str>| {
+        (event.to_owned(), priority, reason.map(str::to_owned))
+    };
+    let case = format!("case_id={case_id}");
+    let placement = format!("placement_id={placement_id}");
+    for coordinator in [HQ, HC] {
+        assert_eq!(
+            read(coordinator, case.clone()).await,
+            [
+                stated("CaseReported", Some(2), None),
+                stated("PriorityOverridden", Some(1), Some("妊娠後期、急変の恐れ")),
+                stated("PlacementDeclined", None, Some("満床のため")),
+                stated("PlacementCancelled", None, Some("調整終了")),
+            ]
+        );
+    }
+    // The hospital that declined reads its own reason, nothing of the others'.
+    assert_eq!(
+        read(HOSPITAL_OTHER, placement.clone()).await,
+        [stated("PlacementDeclined", None, Some("満床のため"))]
+    );
+    // The one that accepted reads the case's history, the priorities but no reason.
+    assert_eq!(
+        read(HOSPITAL, case.clone()).await,
+        [
+            stated("CaseReported", Some(2), None),
+            stated("PriorityOverridden", Some(1), None)
+        ]
+    );
+
+    // The same over gRPC.
+    let timeline = |actor: Actor| {
+        let api = &api;
+        let placement_id = placement_id.clone();
+        async move {
+            api.views()
+                .get_timeline(authed(
+                    actor,
+                    pb::GetTimelineRequest {
+                        subject: Some(pb::get_timeline_request::Subject::PlacementId(placement_id)),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .entries
+                .into_iter()
+                .map(|e| e.reason)
+                .filter(|reason| !reason.is_empty())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(timeline(HQ).await, ["満床のため", "調整終了"]);
+    assert_eq!(timeline(HOSPITAL).await, Vec::<String>::new());
+}

@@ -27,6 +27,7 @@ const I18N = {
     'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
     'hq.priority': '優先度の変更', 'hq.priority_button': '優先度', 'hq.priority_save': '優先度を変更する',
     'hq.priority_note': '保健所が再トリアージすると、計算による優先度に戻ります。',
+    reason: '理由', 'timeline.case': '患者', 'timeline.placement': '入院調整',
     priority_reason: '変更の理由', 'priority.1': '1（最優先）', 'priority.5': '5（最も低い）', overridden: '本部変更',
     'hc.record_departure': '出発を記録', 'hc.triage': 'トリアージ（重症度の見直し）', note: 'メモ',
     'fac.acceptance': '受入状況', acceptance: '受入', constraints: '制限の理由',
@@ -103,6 +104,7 @@ const I18N = {
     'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
     'hq.priority': 'Change the priority', 'hq.priority_button': 'Priority', 'hq.priority_save': 'Change the priority',
     'hq.priority_note': 'A new triage by the health center sets the computed priority again.',
+    reason: 'Reason', 'timeline.case': 'Case', 'timeline.placement': 'Placement',
     priority_reason: 'Reason for the change', 'priority.1': '1 (most urgent)', 'priority.5': '5 (least urgent)', overridden: 'set by HQ',
     'hc.record_departure': 'Record departure', 'hc.triage': 'Triage (review severity)', note: 'Note',
     'fac.acceptance': 'Acceptance', acceptance: 'Accepting', constraints: 'Limited by',
@@ -1065,10 +1067,13 @@ PAGES.timeline = () => {
   const subject = params.has('case_id') ? { case_id: params.get('case_id') } : { placement_id: params.get('placement_id') || '' };
   let entries = [];
   function render() {
-    document.getElementById('timeline-subject').textContent = Object.entries(subject).map(([k, v]) => `${k} ${v}`).join('');
+    document.getElementById('timeline-subject').textContent = Object.entries(subject)
+      .map(([k, v]) => `${t(k === 'case_id' ? 'timeline.case' : 'timeline.placement')} ${v}`).join('');
     document.getElementById('timeline').replaceChildren(...entries.map((e) => h('li', {},
       h('strong', { 'data-event-type': e.event_type }, eventLabel(e.event_type)), ' ', fmtTime(e.occurred_at), ' · ', e.actor,
-      e.facility_id ? ` · ${facilityLabel(e.facility_id)}` : '', e.status ? ` · ${t('status.' + e.status)}` : '')));
+      e.facility_id ? ` · ${facilityLabel(e.facility_id)}` : '', e.status ? ` · ${t('status.' + e.status)}` : '',
+      e.priority ? ` · ${t('priority')} ${e.priority}` : '',
+      e.reason ? h('div', { class: 'muted reason' }, `${t('reason')}: ${e.reason}`) : null)));
   }
   const source = live('timeline', subject, (view) => { entries = view.entries; render(); },
     // An event of one stream can be applied after a later one of another: keep position order.

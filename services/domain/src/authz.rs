@@ -279,6 +279,18 @@ pub fn may_read_timeline(
     }
 }
 
+/// Whether a timeline reader may see the reason stated in an entry that names `facility`:
+/// HQ and the case's health center (the only health center that reads it) always; a
+/// hospital or hotel only its own (its decline). Free text may say more about the patient
+/// than the de-identified offer it was sent.
+pub fn may_read_timeline_reason(principal: &Principal, facility: Option<&str>) -> bool {
+    match principal.role {
+        Role::Hq | Role::HealthCenter => true,
+        Role::Hospital | Role::Hotel => facility == Some(principal.organisation_id.as_str()),
+        Role::Public | Role::Admin => false,
+    }
+}
+
 #[cfg(test)]
 mod case_view_tests {
     use super::*;
@@ -309,6 +321,22 @@ mod case_view_tests {
         assert_eq!(facility_inbox_scope(&principal(Role::Hotel)), own);
         for role in [Role::HealthCenter, Role::Public, Role::Admin] {
             assert_eq!(facility_inbox_scope(&principal(role)), ViewScope::None);
+        }
+    }
+
+    #[test]
+    fn a_timeline_reason_is_for_the_coordinators_and_its_own_facility() {
+        for role in [Role::Hq, Role::HealthCenter] {
+            assert!(may_read_timeline_reason(&principal(role), None));
+            assert!(may_read_timeline_reason(&principal(role), Some("ube-y")));
+        }
+        for role in [Role::Hospital, Role::Hotel] {
+            assert!(may_read_timeline_reason(&principal(role), Some("hofu-x")));
+            assert!(!may_read_timeline_reason(&principal(role), Some("ube-y")));
+            assert!(!may_read_timeline_reason(&principal(role), None));
+        }
+        for role in [Role::Public, Role::Admin] {
+            assert!(!may_read_timeline_reason(&principal(role), Some("hofu-x")));
         }
     }
 

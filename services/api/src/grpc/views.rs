@@ -428,6 +428,11 @@ fn timeline(view: TimelineView) -> pb::Timeline {
                 recorded_at: Some(to_timestamp(e.recorded_at)),
                 facility_id: e.facility_id.unwrap_or_default(),
                 status: e.status.unwrap_or_default(),
+                priority: e
+                    .priority
+                    .and_then(|p| u32::try_from(p).ok())
+                    .unwrap_or_default(),
+                reason: e.reason.unwrap_or_default(),
             })
             .collect(),
         next_page_token: view.next_page_token.unwrap_or_default(),

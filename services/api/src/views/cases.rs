@@ -9,6 +9,7 @@ use futures_util::{Stream, StreamExt};
 use noroshi_domain::Violations;
 use noroshi_domain::authz::{
     Principal, ViewScope, case_board_scope, facility_inbox_scope, may_read_timeline,
+    may_read_timeline_reason,
 };
 use noroshi_domain::streams;
 use noroshi_domain::values::{CaseStatus, FacilityId};
@@ -686,7 +687,9 @@ impl Views {
             .timeline_streams(principal, subject, &Seen::new())
             .await?;
         let limit = page.limit();
-        let entries = self.timeline_page(&ranges, page.start(), limit).await?;
+        let entries = self
+            .timeline_page(principal, &ranges, page.start(), limit)
+            .await?;
         let full = i64::try_from(entries.len()).unwrap_or_default() == limit;
         Ok(TimelineView {
             kind: subject.kind(),
@@ -748,6 +751,7 @@ impl Views {
     /// store itself.
     async fn timeline_page(
         &self,
+        principal: &Principal,
         ranges: &[(StreamId, RangeInclusive<u64>)],
         after_position: i64,
         limit: i64,
@@ -763,7 +767,11 @@ impl Views {
             .iter()
             .map(|recorded| {
                 let decoded = events::decode(recorded).map_err(ApiError::internal)?;
-                Ok(TimelineEntry::of(recorded, &decoded))
+                let mut entry = TimelineEntry::of(recorded, &decoded);
+                if !may_read_timeline_reason(principal, entry.facility_id.as_deref()) {
+                    entry.reason = None;
+                }
+                Ok(entry)
             })
             .collect()
     }
@@ -779,11 +787,11 @@ impl Views {
     ) -> Result<TimelineView, ApiError> {
         let (stream_sequence, ranges) = self.timeline_streams(principal, subject, seen).await?;
         let limit = i64::from(MAX_PAGE_SIZE);
-        let mut entries = self.timeline_page(&ranges, 0, limit).await?;
+        let mut entries = self.timeline_page(principal, &ranges, 0, limit).await?;
         let mut page = entries.len();
         while i64::try_from(page).unwrap_or_default() == limit {
             let after = entries.last().map_or(0, |e| e.position);
-            let more = self.timeline_page(&ranges, after, limit).await?;
+            let more = self.timeline_page(principal, &ranges, after, limit).await?;
             page = more.len();
             entries.extend(more);
         }
