@@ -267,8 +267,6 @@ async fn a_hospital_cannot_open_another_facility_s_page_by_editing_the_url() {
     beds.close().await.unwrap();
 }
 
-/// Sets a form control's value as a person would pick it (date and select controls do
-/// not take typed keys the same way in every locale).
 /// Waits (up to 10 s) until nothing on the page matches `css`; `what` says what should have gone.
 async fn wait_gone(client: &Client, css: &str, what: &str) {
     for _ in 0..100 {
@@ -280,6 +278,8 @@ async fn wait_gone(client: &Client, css: &str, what: &str) {
     panic!("{what}: {css} is still there");
 }
 
+/// Sets a form control's value as a person would pick it (date and select controls do
+/// not take typed keys the same way in every locale).
 async fn pick(client: &Client, css: &str, value: &str) {
     wait_for(client, css).await;
     client
@@ -789,6 +789,65 @@ async fn a_hospital_limits_its_acceptance_and_says_why() {
     wait_text(&hq, &format!("{hq_row} td.declared"), |t| t == declared_at).await;
     wait_text(&hq, hq_row, |t| t.contains("制限あり（人員）")).await;
     hq.close().await.unwrap();
+    beds.close().await.unwrap();
+}
+
+/// Polls until the form control `css` holds `expected`.
+async fn wait_value(client: &Client, css: &str, expected: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = value(client, css).await;
+        if last == expected {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{css}: {last:?}, never {expected:?}");
+}
+
+#[tokio::test]
+async fn the_capacity_form_follows_hq_s_figures_until_the_bed_manager_types() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let beds = browser.session().await;
+    log_in(&beds, &world.base, "hofu.beds", PASSWORD).await;
+    let moderate = |figure: &str| {
+        format!(
+            "#declare-table tr:has(input[value='BED_CATEGORY_MODERATE']) \
+             input[name$='.{figure}']"
+        )
+    };
+    let (secured, ready) = (moderate("secured"), moderate("ready"));
+    wait_for(&beds, &secured).await;
+    // HQ enters figures on the hospital's behalf: the open form shows them.
+    let hq = |secured, ready| {
+        world.api.declare(
+            HQ,
+            "hofu-central",
+            pb::BedCategory::Moderate,
+            secured,
+            ready,
+            3,
+        )
+    };
+    hq(40, 20).await;
+    wait_value(&beds, &secured, "40").await;
+    wait_value(&beds, &ready, "20").await;
+    // Once the bed manager types, what they typed stays.
+    fill(&beds, &ready, "21").await;
+    hq(41, 22).await;
+    wait_text(&beds, "#capacity tr[data-category='MODERATE']", |t| {
+        t.contains("即応病床 22")
+    })
+    .await;
+    assert_eq!(value(&beds, &secured).await, "40");
+    assert_eq!(value(&beds, &ready).await, "21");
+    // Declared, the form follows the figures again.
+    click(&beds, "#declare-form button[type=submit]").await;
+    wait_text(&beds, "#declare-form .form-status", |t| t == "登録しました").await;
+    hq(42, 23).await;
+    wait_value(&beds, &secured, "42").await;
+    wait_value(&beds, &ready, "23").await;
     beds.close().await.unwrap();
 }
 

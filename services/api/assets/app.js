@@ -969,20 +969,31 @@ const DISCHARGE_OUTCOMES = ['RECOVERED', 'STEP_DOWN', 'TRANSFER', 'DECEASED'];
 PAGES.facility = () => {
   const facility = document.querySelector('[data-facility]').dataset.facility;
   let inbox = null;
-  let declareBuilt = false;
   // The outcome chosen for each patient, kept while live updates redraw the rows.
   const outcomes = new Map();
   const outcomeOf = (placement) => outcomes.get(placement) || 'DISCHARGE_OUTCOME_RECOVERED';
 
-  function buildDeclare(capacity) {
-    if (declareBuilt || !capacity.length) return;
-    declareBuilt = true;
-    const body = document.querySelector('#declare-table tbody');
-    body.replaceChildren(...[...capacity].sort(byCategory).map((c, i) => h('tr', {},
-      h('td', {}, h('input', { type: 'hidden', name: `categories[${i}].category`, value: 'BED_CATEGORY_' + c.category }), h('span', { 'data-i18n': 'cat.' + c.category }, enumLabel('cat', c.category))),
-      h('td', {}, h('input', { name: `categories[${i}].secured`, inputmode: 'numeric', value: c.secured })),
-      h('td', {}, h('input', { name: `categories[${i}].ready`, inputmode: 'numeric', value: c.ready })),
-      h('td', {}, h('input', { name: `categories[${i}].occupied`, inputmode: 'numeric', value: c.occupied })))));
+  // The capacity form starts from the current figures and follows them (HQ may enter
+  // figures on the facility's behalf) until the bed manager starts typing; a declaration
+  // done, it follows them again.
+  const declare = document.getElementById('declare-form');
+  let declareCategories = '';
+  let declareEdited = false;
+  declare.addEventListener('input', () => { declareEdited = true; });
+  const FIGURES = ['secured', 'ready', 'occupied'];
+  function showDeclare(capacity) {
+    if (!capacity.length) return;
+    const rows = [...capacity].sort(byCategory);
+    const categories = rows.map((c) => c.category).join();
+    if (categories !== declareCategories) {
+      declareCategories = categories;
+      declareEdited = false;
+      document.querySelector('#declare-table tbody').replaceChildren(...rows.map((c, i) => h('tr', {},
+        h('td', {}, h('input', { type: 'hidden', name: `categories[${i}].category`, value: 'BED_CATEGORY_' + c.category }), h('span', { 'data-i18n': 'cat.' + c.category }, enumLabel('cat', c.category))),
+        ...FIGURES.map((figure) => h('td', {}, h('input', { name: `categories[${i}].${figure}`, inputmode: 'numeric', value: c[figure] }))))));
+    } else if (!declareEdited) {
+      rows.forEach((c, i) => FIGURES.forEach((figure) => { declare.elements[`categories[${i}].${figure}`].value = c[figure]; }));
+    }
   }
 
   // The acceptance form offers the facility's own categories, each starting from its
@@ -1008,7 +1019,7 @@ PAGES.facility = () => {
 
   function render() {
     if (!inbox) return;
-    buildDeclare(inbox.capacity || []);
+    showDeclare(inbox.capacity || []);
     buildAcceptance(inbox.capacity || []);
     const capacity = document.getElementById('capacity');
     capacity.replaceChildren(...[...(inbox.capacity || [])].sort(byCategory).map((c) => h('tr', { 'data-category': c.category },
@@ -1052,7 +1063,7 @@ PAGES.facility = () => {
   }
 
   live('facility_inbox', { facility_id: facility }, (view) => { inbox = view; render(); });
-  bindForm(document.getElementById('declare-form'), 'DeclareCapacity', { facility_id: facility });
+  bindForm(declare, 'DeclareCapacity', { facility_id: facility }, () => { declareEdited = false; });
   rerenders.push(render);
   setInterval(() => {
     for (const node of document.querySelectorAll('.countdown[data-deadline]')) {
