@@ -1,5 +1,6 @@
 //! `noroshi simulate` against the real binary serving the demo set: a compressed surge
-//! runs through the public API without a failed command and reports what happened.
+//! runs through the public API without a failed command and reports what happened; a
+//! second run carries on the placements the first left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -44,27 +45,33 @@ async fn a_compressed_surge_places_patients_and_reports_its_figures() {
         server.log()
     );
 
-    let output = tokio::process::Command::new(noroshi_bin())
-        .args([
-            "--log",
-            "warn",
-            "simulate",
-            "--url",
-            &format!("http://{http}"),
-            "--file",
-            demo,
-            "--days",
-            "1",
-            "--speed",
-            "20000",
-            "--peak-per-day",
-            "300",
-            "--seed",
-            "3",
-        ])
-        .output()
-        .await
-        .unwrap();
+    let simulate = |seed: &'static str| {
+        let url = format!("http://{http}");
+        async move {
+            tokio::process::Command::new(noroshi_bin())
+                .args([
+                    "--log",
+                    "warn",
+                    "simulate",
+                    "--url",
+                    &url,
+                    "--file",
+                    demo,
+                    "--days",
+                    "1",
+                    "--speed",
+                    "20000",
+                    "--peak-per-day",
+                    "300",
+                    "--seed",
+                    seed,
+                ])
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let output = simulate("3").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -93,5 +100,72 @@ async fn a_compressed_surge_places_patients_and_reports_its_figures() {
     .await
     .unwrap();
     assert_eq!(cases as u64, number(" cases"), "{stdout}");
+    assert_eq!(number(" live placements of an earlier run"), 0, "{stdout}");
+
+    // Run again on the same database (as `noroshi dev` does after a restart): the live
+    // placements the first run left are carried on, not left in HQ's queue for good.
+    let live = live_placements(&db).await;
+    assert!(!live.is_empty(), "the first run leaves live placements");
+    let output = simulate("4").await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let before = stdout
+        .split(" live placements of an earlier run")
+        .next()
+        .unwrap();
+    let adopted: usize = before.split_whitespace().last().unwrap().parse().unwrap();
+    assert_eq!(adopted, live.len(), "{stdout}");
+    let moved: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT stream_id) FROM events e \
+         JOIN unnest($1::text[], $2::bigint[]) AS l(stream_id, version) USING (stream_id) \
+         WHERE e.version > l.version",
+    )
+    .bind(
+        live.iter()
+            .map(|(stream, _)| stream.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(live.iter().map(|(_, version)| *version).collect::<Vec<_>>())
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert!(
+        moved > 0,
+        "the second run moved none of {} placements: {stdout}",
+        live.len()
+    );
     assert!(server.terminate(Duration::from_secs(30)).await.is_some());
+}
+
+/// The live placements (every state before arrival) and the version of each stream,
+/// once the placement queue has applied every placement event.
+async fn live_placements(db: &TestDatabase) -> Vec<(String, i64)> {
+    for _ in 0..300 {
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT stream_id, max(version) AS version FROM events \
+             WHERE stream_id LIKE 'placement-%' GROUP BY stream_id) s \
+             LEFT JOIN projection_stream_versions p \
+               ON p.projection = 'placement_queue' AND p.stream_id = s.stream_id \
+             WHERE p.version IS DISTINCT FROM s.version",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        if behind == 0 {
+            return sqlx::query_as(
+                "SELECT 'placement-' || q.placement_id, p.version FROM placement_queue q \
+                 JOIN projection_stream_versions p ON p.projection = 'placement_queue' \
+                   AND p.stream_id = 'placement-' || q.placement_id",
+            )
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the placement queue never caught up");
 }

@@ -50,6 +50,8 @@ struct SimPlacement {
     /// When HQ looks for a bed again after finding none.
     retry_at: f64,
     state: Step,
+    /// Left live by an earlier run: its wait for a bed is not this run's to report.
+    adopted: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,8 @@ enum Step {
 
 #[derive(Debug, Default)]
 struct Summary {
+    /// Live placements of an earlier run carried on.
+    adopted: u64,
     cases: u64,
     placements: u64,
     placed: u64,
@@ -229,6 +233,7 @@ pub(crate) async fn run(args: SimulateArgs) -> Result<(), ServeError> {
         summary: Summary::default(),
     };
     sim.declare_capacity(&facilities).await;
+    sim.adopt().await;
 
     let total = args.days * DAY;
     let started = Instant::now();
@@ -300,6 +305,71 @@ impl Simulation {
                 json!({"facility_id": facility, "categories": categories}),
             )
             .await;
+        }
+    }
+
+    /// Carries on the live placements an earlier run left (`noroshi dev` keeps its
+    /// database): otherwise their offers would go unanswered and, once expired, they
+    /// would wait in HQ's queue for good.
+    async fn adopt(&mut self) {
+        let Ok(queue) = self
+            .api
+            .get(&self.hq, "/api/v1/views/placement_queue")
+            .await
+        else {
+            return;
+        };
+        for row in queue["rows"].as_array().into_iter().flatten() {
+            let text = |key: &str| row[key].as_str().map(str::to_owned);
+            let (Some(placement_id), Some(case_id), Some(owner), Some(status)) = (
+                text("placement_id"),
+                text("case_id"),
+                text("case_owner"),
+                text("status"),
+            ) else {
+                continue;
+            };
+            let state = match status.as_str() {
+                "REQUESTED" => Step::Waiting,
+                "OFFERED" => Step::Offered,
+                "ACCEPTED" => Step::Accepted,
+                "TRANSPORT_ARRANGED" => Step::Arranged,
+                "IN_TRANSIT" => Step::InTransit,
+                _ => continue,
+            };
+            if !self.token_of.contains_key(&owner) || self.placements.contains_key(&placement_id) {
+                continue;
+            }
+            let category = match row["category"].as_str() {
+                Some("SEVERE") => "SEVERE",
+                Some("MODERATE") => "MODERATE",
+                Some("MILD") => "MILD",
+                _ => "HOTEL_ROOM",
+            };
+            self.cases.push(SimCase {
+                case_id,
+                health_center: owner,
+                severity: "MODERATE_I",
+                at_home: false,
+                placement: Some(placement_id.clone()),
+            });
+            // Whatever it waits for comes in the next simulated minutes.
+            let soon = Some(self.rng.random_range(300.0..2400.0));
+            self.placements.insert(
+                placement_id,
+                SimPlacement {
+                    case: self.cases.len() - 1,
+                    category,
+                    offered_to: text("target"),
+                    answer_at: soon,
+                    departs_at: soon,
+                    arrives_at: soon,
+                    state,
+                    adopted: true,
+                    ..SimPlacement::default()
+                },
+            );
+            self.summary.adopted += 1;
         }
     }
 
@@ -555,7 +625,9 @@ impl Simulation {
             p.state = Step::Accepted;
             p.accepted_at = Some(now);
             self.summary.placed += 1;
-            self.summary.waits.push((now - p.requested_at) / 60.0);
+            if !p.adopted {
+                self.summary.waits.push((now - p.requested_at) / 60.0);
+            }
         } else if roll < 95 {
             let reason = if roll < 75 { "満床" } else { "人員不足" };
             let body = json!({"placement_id": placement_id, "reason": reason});
@@ -631,8 +703,10 @@ impl Summary {
         self.waits.sort_by(f64::total_cmp);
         let minutes = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |m| format!("{m:.0} min"));
         format!(
-            "simulated {days} days at {speed}x: {} cases ({} deteriorated at home), {} placements requested, {} placed, \
+            "simulated {days} days at {speed}x: {} live placements of an earlier run carried on, \
+             {} cases ({} deteriorated at home), {} placements requested, {} placed, \
              time to placement median {} p90 {}, {} declines, {} offers left to expire, {} discharges, {} failed commands",
+            self.adopted,
             self.cases,
             self.deteriorations,
             self.placements,
