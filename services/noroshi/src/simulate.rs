@@ -68,7 +68,7 @@ enum Step {
 
 #[derive(Debug, Default)]
 struct Summary {
-    /// Live placements of an earlier run carried on.
+    /// Placements of an earlier run carried on (live, or their patients admitted).
     adopted: u64,
     cases: u64,
     placements: u64,
@@ -233,7 +233,7 @@ pub(crate) async fn run(args: SimulateArgs) -> Result<(), ServeError> {
         summary: Summary::default(),
     };
     sim.declare_capacity(&facilities).await;
-    sim.adopt().await;
+    sim.adopt(&facilities).await;
 
     let total = args.days * DAY;
     let started = Instant::now();
@@ -308,10 +308,10 @@ impl Simulation {
         }
     }
 
-    /// Carries on the live placements an earlier run left (`noroshi dev` keeps its
-    /// database): otherwise their offers would go unanswered and, once expired, they
-    /// would wait in HQ's queue for good.
-    async fn adopt(&mut self) {
+    /// Carries on the placements an earlier run left (`noroshi dev` keeps its database):
+    /// otherwise their offers would go unanswered and, once expired, they would wait in
+    /// HQ's queue for good, and their patients would never leave their beds.
+    async fn adopt(&mut self, facilities: &[(String, String)]) {
         let Ok(queue) = self
             .api
             .get(&self.hq, "/api/v1/views/placement_queue")
@@ -319,6 +319,49 @@ impl Simulation {
         else {
             return;
         };
+        // Patients admitted by an earlier run, from each facility's own inbox.
+        let mut admitted = Vec::new();
+        for (facility, _) in facilities {
+            let Some(token) = self.token_of.get(facility) else {
+                continue;
+            };
+            if let Ok(inbox) = self.api.get(token, "/api/v1/views/facility_inbox").await {
+                for row in inbox["placed"].as_array().into_iter().flatten() {
+                    admitted.push((facility.clone(), row.clone()));
+                }
+            }
+        }
+        for (facility, row) in admitted {
+            let text = |key: &str| row[key].as_str().map(str::to_owned);
+            let (Some(placement_id), Some(case_id)) = (text("placement_id"), text("case_id"))
+            else {
+                continue;
+            };
+            if self.placements.contains_key(&placement_id) {
+                continue;
+            }
+            self.cases.push(SimCase {
+                case_id,
+                health_center: String::new(),
+                severity: "MODERATE_I",
+                at_home: false,
+                placement: Some(placement_id.clone()),
+            });
+            let discharge_at = Some(self.rng.random_range(1.0..8.0) * DAY);
+            self.placements.insert(
+                placement_id,
+                SimPlacement {
+                    case: self.cases.len() - 1,
+                    category: category_of(row["category"].as_str()),
+                    offered_to: Some(facility),
+                    discharge_at,
+                    state: Step::Admitted,
+                    adopted: true,
+                    ..SimPlacement::default()
+                },
+            );
+            self.summary.adopted += 1;
+        }
         for row in queue["rows"].as_array().into_iter().flatten() {
             let text = |key: &str| row[key].as_str().map(str::to_owned);
             let (Some(placement_id), Some(case_id), Some(owner), Some(status)) = (
@@ -340,12 +383,7 @@ impl Simulation {
             if !self.token_of.contains_key(&owner) || self.placements.contains_key(&placement_id) {
                 continue;
             }
-            let category = match row["category"].as_str() {
-                Some("SEVERE") => "SEVERE",
-                Some("MODERATE") => "MODERATE",
-                Some("MILD") => "MILD",
-                _ => "HOTEL_ROOM",
-            };
+            let category = category_of(row["category"].as_str());
             self.cases.push(SimCase {
                 case_id,
                 health_center: owner,
@@ -703,7 +741,7 @@ impl Summary {
         self.waits.sort_by(f64::total_cmp);
         let minutes = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |m| format!("{m:.0} min"));
         format!(
-            "simulated {days} days at {speed}x: {} live placements of an earlier run carried on, \
+            "simulated {days} days at {speed}x: {} placements of an earlier run carried on, \
              {} cases ({} deteriorated at home), {} placements requested, {} placed, \
              time to placement median {} p90 {}, {} declines, {} offers left to expire, {} discharges, {} failed commands",
             self.adopted,
@@ -718,6 +756,16 @@ impl Summary {
             self.discharges,
             self.errors,
         )
+    }
+}
+
+/// A bed category as a view names it, as the simulation keeps it.
+fn category_of(category: Option<&str>) -> &'static str {
+    match category {
+        Some("SEVERE") => "SEVERE",
+        Some("MODERATE") => "MODERATE",
+        Some("MILD") => "MILD",
+        _ => "HOTEL_ROOM",
     }
 }
 
