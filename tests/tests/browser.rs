@@ -150,12 +150,38 @@ async fn the_language_switch_changes_every_label_and_stays_chosen() {
     })
     .await;
     wait_text(&nurse, ".logout button", |t| t == "Log out").await;
+    // No label of the page is left in Japanese, hidden panels included.
+    let untranslated = "return [...document.querySelectorAll('[data-i18n]')] \
+        .filter((n) => /[\\u3040-\\u30ff\\u4e00-\\u9fff]/.test(n.textContent)) \
+        .map((n) => n.dataset.i18n);";
+    let left = nurse.execute(untranslated, vec![]).await.unwrap();
+    assert_eq!(
+        left,
+        serde_json::json!([]),
+        "labels left in Japanese on /hc"
+    );
     // Chosen once, kept on the next page load.
     nurse.refresh().await.unwrap();
     wait_text(&nurse, "main h2", |t| t == "Our cases").await;
     click(&nurse, "#lang").await;
     wait_text(&nurse, "main h2", |t| t == "担当患者").await;
     nurse.close().await.unwrap();
+    // HQ's and a hospital's pages, in English as well.
+    for (login, path) in [("hq.duty", "/hq"), ("hofu.beds", "/facility/hofu-central")] {
+        let user = browser.session().await;
+        log_in(&user, &world.base, login, PASSWORD).await;
+        assert_eq!(user.current_url().await.unwrap().path(), path);
+        wait_text(&user, "#live", |t| t == "ライブ").await;
+        click(&user, "#lang").await;
+        wait_text(&user, ".logout button", |t| t == "Log out").await;
+        let left = user.execute(untranslated, vec![]).await.unwrap();
+        assert_eq!(
+            left,
+            serde_json::json!([]),
+            "labels left in Japanese on {path}"
+        );
+        user.close().await.unwrap();
+    }
 }
 
 #[tokio::test]
