@@ -369,17 +369,19 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
     assert_eq!(row["hold_overdue"], false);
 
     // The same over gRPC, for the health center that owns the case.
-    let own = api
-        .views()
-        .get_placement_queue(authed(
-            HC,
-            pb::GetPlacementQueueRequest {
-                min_versions: Some(grpc_after),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let own_queue = |min_versions| async {
+        api.views()
+            .get_placement_queue(authed(
+                HC,
+                pb::GetPlacementQueueRequest {
+                    min_versions: Some(min_versions),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let own = own_queue(grpc_after).await;
     assert_eq!(own.rows.len(), 1);
     assert_eq!(own.rows[0].placement_id, placement_id);
     assert_eq!(own.rows[0].status, pb::PlacementStatus::Offered as i32);
@@ -403,17 +405,7 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
         (&json!(3), &json!(true)),
         "{queue}"
     );
-    let own = api
-        .views()
-        .get_placement_queue(authed(
-            HC,
-            pb::GetPlacementQueueRequest {
-                min_versions: Some(grpc_after),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let own = own_queue(grpc_after).await;
     assert_eq!(
         (own.rows[0].priority, own.rows[0].priority_overridden),
         (3, true)

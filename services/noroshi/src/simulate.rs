@@ -308,15 +308,19 @@ impl Simulation {
         }
     }
 
+    /// HQ's placement queue; `None` when it cannot be read (the next step tries again).
+    async fn queue(&self) -> Option<Value> {
+        self.api
+            .get(&self.hq, "/api/v1/views/placement_queue")
+            .await
+            .ok()
+    }
+
     /// Carries on the placements an earlier run left (`noroshi dev` keeps its database):
     /// otherwise their offers would go unanswered and, once expired, they would wait in
     /// HQ's queue for good, and their patients would never leave their beds.
     async fn adopt(&mut self, facilities: &[(String, String)]) {
-        let Ok(queue) = self
-            .api
-            .get(&self.hq, "/api/v1/views/placement_queue")
-            .await
-        else {
+        let Some(queue) = self.queue().await else {
             return;
         };
         // Patients admitted by an earlier run, from each facility's own inbox.
@@ -691,11 +695,7 @@ impl Simulation {
         if self.summary.expiries == 0 {
             return;
         }
-        let Ok(queue) = self
-            .api
-            .get(&self.hq, "/api/v1/views/placement_queue")
-            .await
-        else {
+        let Some(queue) = self.queue().await else {
             return;
         };
         for row in queue["rows"].as_array().into_iter().flatten() {
