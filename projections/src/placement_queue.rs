@@ -63,7 +63,7 @@ impl Projection for PlacementQueue {
 }
 
 /// What the queue keeps of a case: who owns it, and its current priority.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct CaseRow {
     health_center_id: String,
     priority: Option<i32>,
@@ -178,17 +178,18 @@ impl Queue {
         let Some(case) = self.cases.get_mut(&case_id) else {
             return;
         };
-        case.priority = Some(i32::from(priority.get()));
+        let priority = i32::from(priority.get());
+        case.priority = Some(priority);
         case.priority_overridden = overridden;
         self.changed_cases.insert(case_id);
-        let case = case.clone();
+        let owner = &case.health_center_id;
         for (id, row) in &mut self.rows {
             if let Some(row) = row
                 && row.case_id == case_id
             {
-                row.case_owner = Some(case.health_center_id.clone());
-                row.priority = case.priority.unwrap_or(row.priority);
-                row.priority_overridden = case.priority_overridden;
+                row.case_owner = Some(owner.clone());
+                row.priority = priority;
+                row.priority_overridden = overridden;
                 self.changed.insert(*id);
             }
         }
