@@ -324,95 +324,81 @@ impl Simulation {
             return;
         };
         // Patients admitted by an earlier run, from each facility's own inbox.
-        let mut admitted = Vec::new();
         for (facility, _) in facilities {
             let Some(token) = self.token_of.get(facility) else {
                 continue;
             };
-            if let Ok(inbox) = self.api.get(token, "/api/v1/views/facility_inbox").await {
-                for row in inbox["placed"].as_array().into_iter().flatten() {
-                    admitted.push((facility.clone(), row.clone()));
-                }
+            let Ok(inbox) = self.api.get(token, "/api/v1/views/facility_inbox").await else {
+                continue;
+            };
+            for row in inbox["placed"].as_array().into_iter().flatten() {
+                let discharge_at = Some(self.rng.random_range(1.0..8.0) * DAY);
+                let placement = SimPlacement {
+                    offered_to: Some(facility.clone()),
+                    discharge_at,
+                    state: Step::Admitted,
+                    ..SimPlacement::default()
+                };
+                self.take_over(row, String::new(), placement);
             }
         }
-        for (facility, row) in admitted {
-            let text = |key: &str| row[key].as_str().map(str::to_owned);
-            let (Some(placement_id), Some(case_id)) = (text("placement_id"), text("case_id"))
+        for row in queue["rows"].as_array().into_iter().flatten() {
+            let state = match row["status"].as_str() {
+                Some("REQUESTED") => Step::Waiting,
+                Some("OFFERED") => Step::Offered,
+                Some("ACCEPTED") => Step::Accepted,
+                Some("TRANSPORT_ARRANGED") => Step::Arranged,
+                Some("IN_TRANSIT") => Step::InTransit,
+                _ => continue,
+            };
+            let Some(owner) = row["case_owner"]
+                .as_str()
+                .filter(|owner| self.token_of.contains_key(*owner))
             else {
                 continue;
             };
-            if self.placements.contains_key(&placement_id) {
-                continue;
-            }
-            self.cases.push(SimCase {
-                case_id,
-                health_center: String::new(),
-                severity: "MODERATE_I",
-                at_home: false,
-                placement: Some(placement_id.clone()),
-            });
-            let discharge_at = Some(self.rng.random_range(1.0..8.0) * DAY);
-            self.placements.insert(
-                placement_id,
-                SimPlacement {
-                    case: self.cases.len() - 1,
-                    category: category_of(row["category"].as_str()),
-                    offered_to: Some(facility),
-                    discharge_at,
-                    state: Step::Admitted,
-                    adopted: true,
-                    ..SimPlacement::default()
-                },
-            );
-            self.summary.adopted += 1;
-        }
-        for row in queue["rows"].as_array().into_iter().flatten() {
-            let text = |key: &str| row[key].as_str().map(str::to_owned);
-            let (Some(placement_id), Some(case_id), Some(owner), Some(status)) = (
-                text("placement_id"),
-                text("case_id"),
-                text("case_owner"),
-                text("status"),
-            ) else {
-                continue;
-            };
-            let state = match status.as_str() {
-                "REQUESTED" => Step::Waiting,
-                "OFFERED" => Step::Offered,
-                "ACCEPTED" => Step::Accepted,
-                "TRANSPORT_ARRANGED" => Step::Arranged,
-                "IN_TRANSIT" => Step::InTransit,
-                _ => continue,
-            };
-            if !self.token_of.contains_key(&owner) || self.placements.contains_key(&placement_id) {
-                continue;
-            }
-            let category = category_of(row["category"].as_str());
-            self.cases.push(SimCase {
-                case_id,
-                health_center: owner,
-                severity: "MODERATE_I",
-                at_home: false,
-                placement: Some(placement_id.clone()),
-            });
             // Whatever it waits for comes in the next simulated minutes.
             let soon = Some(self.rng.random_range(300.0..2400.0));
-            self.placements.insert(
-                placement_id,
-                SimPlacement {
-                    case: self.cases.len() - 1,
-                    category,
-                    offered_to: text("target"),
-                    answer_at: soon,
-                    departs_at: soon,
-                    arrives_at: soon,
-                    state,
-                    adopted: true,
-                    ..SimPlacement::default()
-                },
-            );
-            self.summary.adopted += 1;
+            let placement = SimPlacement {
+                offered_to: row["target"].as_str().map(str::to_owned),
+                answer_at: soon,
+                departs_at: soon,
+                arrives_at: soon,
+                state,
+                ..SimPlacement::default()
+            };
+            self.take_over(row, owner.to_owned(), placement);
         }
+    }
+
+    /// Follows the placement a view's `row` names (its `placement_id`, `case_id` and
+    /// `category`) from `placement`'s step on, unless the simulation follows it already.
+    fn take_over(&mut self, row: &Value, health_center: String, placement: SimPlacement) {
+        let (Some(placement_id), Some(case_id)) =
+            (row["placement_id"].as_str(), row["case_id"].as_str())
+        else {
+            return;
+        };
+        if self.placements.contains_key(placement_id) {
+            return;
+        }
+        self.cases.push(SimCase {
+            case_id: case_id.to_owned(),
+            health_center,
+            severity: "MODERATE_I",
+            at_home: false,
+            placement: Some(placement_id.to_owned()),
+        });
+        self.placements.insert(
+            placement_id.to_owned(),
+            SimPlacement {
+                case: self.cases.len() - 1,
+                category: category_of(row["category"].as_str()),
+                adopted: true,
+                ..placement
+            },
+        );
+        self.summary.adopted += 1;
     }
 
     /// A health center reports a new case, then asks for a bed or starts home care.
