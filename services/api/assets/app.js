@@ -495,6 +495,9 @@ function checkChoices(group, values) {
   for (const input of group.querySelectorAll('input')) input.checked = (values || []).includes(input.value.slice(prefix.length));
 }
 
+/** The figures a capacity declaration states for each category. */
+const FIGURES = ['secured', 'ready', 'occupied'];
+
 /** Bed categories from the most to the least acute, the order every page lists them in. */
 const CATEGORY_ORDER = ['SEVERE', 'MODERATE', 'MILD', 'HOTEL_ROOM'];
 
@@ -646,11 +649,6 @@ PAGES.hq = () => {
   let choosing = null;
   let bedSource = null;
 
-  function facilityName(id) {
-    for (const r of beds.map.values()) if (r.facility_id === id) return localName(r);
-    return facilityLabel(id);
-  }
-
   function totalsText(x) {
     const rate = x.occupancy_rate === null || x.occupancy_rate === undefined ? '—' : `${Math.round(x.occupancy_rate * 100)}%`;
     return `${t('available')} ${x.available} · ${t('ready')} ${x.ready} · ${t('occupied')} ${x.occupied} · ${t('held')} ${x.held} · ${t('occupancy')} ${rate}`;
@@ -701,9 +699,9 @@ PAGES.hq = () => {
         h('td', { class: 'num priority' }, r.priority, r.priority_overridden ? tag('overridden') : null),
         h('td', {}, enumLabel('cat', r.category)),
         h('td', {}, needsLabel(r.needs)),
-        h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin_kind === 'FACILITY' ? facilityName(r.origin) : municipalityLabel(r.origin)),
+        h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin_kind === 'FACILITY' ? facilityLabel(r.origin) : municipalityLabel(r.origin)),
         h('td', {}, fmtWait(waiting)),
-        h('td', {}, t('status.' + r.status), r.target ? ` → ${facilityName(r.target)}` : '',
+        h('td', {}, t('status.' + r.status), r.target ? ` → ${facilityLabel(r.target)}` : '',
           r.hold_overdue ? tag('overdue') : null,
           r.offer_deadline && r.status === 'OFFERED' ? h('span', { class: 'countdown', 'data-deadline': r.offer_deadline }, ' ', fmtCountdown(r.offer_deadline)) : null),
         h('td', {}, canOffer ? h('button', { class: 'secondary choose', type: 'button', onclick: () => choose(r) }, t('hq.choose')) : null,
@@ -720,14 +718,14 @@ PAGES.hq = () => {
     const now = Date.now();
     for (const r of queue.values()) {
       if (r.status === 'OFFERED' && r.offer_deadline && new Date(r.offer_deadline) - now < 10 * 60 * 1000) {
-        items.push(h('li', {}, `${t('alert.offer_soon')}: ${facilityName(r.target)} (${fmtCountdown(r.offer_deadline)})`));
+        items.push(h('li', {}, `${t('alert.offer_soon')}: ${facilityLabel(r.target)} (${fmtCountdown(r.offer_deadline)})`));
       }
-      if (r.hold_overdue) items.push(h('li', { class: 'bad' }, `${t('alert.hold_overdue')}: ${facilityName(r.target)}`));
+      if (r.hold_overdue) items.push(h('li', { class: 'bad' }, `${t('alert.hold_overdue')}: ${facilityLabel(r.target)}`));
     }
     // A facility is stale when none of its figures is fresh.
     const fresh = new Set(beds.values().filter((r) => !r.stale).map((r) => r.facility_id));
     const stale = new Set(beds.values().filter((r) => r.active && !fresh.has(r.facility_id)).map((r) => r.facility_id));
-    if (stale.size) items.push(h('li', {}, `${t('alert.stale')}: ${stale.size} (${[...stale].slice(0, 8).map(facilityName).join(', ')}${stale.size > 8 ? '…' : ''})`));
+    if (stale.size) items.push(h('li', {}, `${t('alert.stale')}: ${stale.size} (${[...stale].slice(0, 8).map(facilityLabel).join(', ')}${stale.size > 8 ? '…' : ''})`));
     const shown = items.slice(0, 6);
     if (items.length > shown.length) shown.push(h('li', { class: 'muted' }, `+${items.length - shown.length}`));
     list.replaceChildren(...(shown.length ? shown : [h('li', { class: 'muted' }, t('none'))]));
@@ -816,7 +814,7 @@ PAGES.hq = () => {
     const category = proxy.querySelector('[name="categories[0].category"]').value.replace(/^BED_CATEGORY_/, '');
     const row = beds.values().find((r) => r.facility_id === facility && r.category === category);
     if (!row) return;
-    for (const field of ['secured', 'ready', 'occupied']) {
+    for (const field of FIGURES) {
       proxy.querySelector(`[name="categories[0].${field}"]`).value = row[field];
     }
   };
@@ -980,10 +978,8 @@ PAGES.facility = () => {
   let declareCategories = '';
   let declareEdited = false;
   declare.addEventListener('input', () => { declareEdited = true; });
-  const FIGURES = ['secured', 'ready', 'occupied'];
-  function showDeclare(capacity) {
-    if (!capacity.length) return;
-    const rows = [...capacity].sort(byCategory);
+  function showDeclare(rows) {
+    if (!rows.length) return;
     const categories = rows.map((c) => c.category).join();
     if (categories !== declareCategories) {
       declareCategories = categories;
@@ -1007,10 +1003,10 @@ PAGES.facility = () => {
     acceptance.querySelector('[name="acceptance"]').value = 'ACCEPTANCE_' + row.acceptance;
     checkChoices(acceptance.querySelector('[data-list="constraints"]'), row.constraints);
   }
-  function buildAcceptance(capacity) {
-    if (acceptanceBuilt || !capacity.length) return;
+  function buildAcceptance(rows) {
+    if (acceptanceBuilt || !rows.length) return;
     acceptanceBuilt = true;
-    acceptance.querySelector('[name="category"]').replaceChildren(...[...capacity].sort(byCategory).map((c) =>
+    acceptance.querySelector('[name="category"]').replaceChildren(...rows.map((c) =>
       h('option', { value: 'BED_CATEGORY_' + c.category, 'data-i18n': 'cat.' + c.category }, enumLabel('cat', c.category))));
     showAcceptance();
   }
@@ -1019,10 +1015,11 @@ PAGES.facility = () => {
 
   function render() {
     if (!inbox) return;
-    showDeclare(inbox.capacity || []);
-    buildAcceptance(inbox.capacity || []);
-    const capacity = document.getElementById('capacity');
-    capacity.replaceChildren(...[...(inbox.capacity || [])].sort(byCategory).map((c) => h('tr', { 'data-category': c.category },
+    // The facility's categories, from the most acute, for the forms and the figures alike.
+    const categories = [...(inbox.capacity || [])].sort(byCategory);
+    showDeclare(categories);
+    buildAcceptance(categories);
+    document.getElementById('capacity').replaceChildren(...categories.map((c) => h('tr', { 'data-category': c.category },
       h('th', {}, enumLabel('cat', c.category)),
       h('td', {}, `${t('available')} ${c.available} · ${t('ready')} ${c.ready} · ${t('occupied')} ${c.occupied} · ${t('held')} ${c.held}`,
         h('div', { class: 'acceptance' }, acceptanceLabel(c)),
