@@ -24,5 +24,8 @@ pub use event::{
     ReadAllPage, RecordedEvent, StreamAppended, StreamWrite,
 };
 pub use migrate::{MIGRATOR, migrate};
-pub use store::{EventStore, SESSION_SETTINGS, StoreLimits, connect_options};
+pub use store::{
+    EventStore, SESSION_SETTINGS, SnapshotExtent, StoreLimits, connect_options, read_snapshot,
+    snapshot_extent,
+};
 pub use stream_id::{InvalidPrefecture, InvalidStreamId, Prefecture, StreamId};

@@ -192,6 +192,20 @@ const READ_ALL: &str = concat!(
       LIMIT $3"
 );
 
+/// Every event of streams of some aggregate types, in position order: the log as one
+/// snapshot sees it (see [`read_snapshot`]).
+const READ_SNAPSHOT: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events e WHERE split_part(e.stream_id, '-', 1) = ANY($1) ORDER BY e.position"
+);
+
+/// How many events [`read_snapshot`] will return, and the highest position in the log.
+const SNAPSHOT_EXTENT: &str = "SELECT \
+       count(*) FILTER (WHERE split_part(stream_id, '-', 1) = ANY($1)), \
+       coalesce(max(position), 0) \
+     FROM events";
+
 /// Session settings the store's statements are written for; apply them to the pool's
 /// connections with [`connect_options`].
 ///
@@ -489,6 +503,48 @@ impl EventStore {
         }
         Ok(ReadAllPage { events, next })
     }
+}
+
+/// How much of the log a snapshot holds: see [`snapshot_extent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotExtent {
+    /// The events [`read_snapshot`] returns for the same aggregate types.
+    pub events: u64,
+    /// The highest position of any event in the snapshot (0 for an empty log).
+    pub last_position: u64,
+}
+
+/// The extent of the log `conn` sees, counting the events of streams of `aggregate_types`.
+/// In the same `REPEATABLE READ` transaction as [`read_snapshot`], both see one snapshot.
+pub async fn snapshot_extent(
+    conn: &mut PgConnection,
+    aggregate_types: &[&str],
+) -> Result<SnapshotExtent, StoreError> {
+    let (events, last_position): (i64, i64) = sqlx::query_as(SNAPSHOT_EXTENT)
+        .bind(aggregate_types)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(SnapshotExtent {
+        events: to_u64(events)?,
+        last_position: to_u64(last_position)?,
+    })
+}
+
+/// Every event of streams of `aggregate_types` that `conn` sees, in position order, as
+/// the rows arrive: the whole log, for rebuilding read models from the source of truth.
+///
+/// Run it in a `REPEATABLE READ` transaction: then it reads one snapshot, in which every
+/// stream is whole up to its last committed version (a stream's versions commit in order),
+/// however many appends commit meanwhile.
+pub fn read_snapshot<'c>(
+    conn: &'c mut PgConnection,
+    aggregate_types: &'c [&'c str],
+) -> impl futures_util::Stream<Item = Result<RecordedEvent, StoreError>> + Send + 'c {
+    use futures_util::StreamExt as _;
+    sqlx::query(READ_SNAPSHOT)
+        .bind(aggregate_types)
+        .fetch(conn)
+        .map(|row| recorded_event(&row?))
 }
 
 /// Refuses anything the store must not accept, before touching the database.

@@ -1,11 +1,12 @@
-//! Rebuilding views from the start of the stream, in bulk.
+//! Rebuilding views from the start of the log, in bulk.
 //!
-//! One reader goes through the JetStream stream once for every view being rebuilt: it
-//! skips duplicates, stops at a hole, decodes each event once, and hands the same large
-//! chunks to every view. Each view applies them in one transaction that also empties its
-//! tables first and, at the end, writes its applied versions and checkpoint. Until that
-//! commit, readers see the view as it was; an interrupted or failed rebuild rolls back and
-//! leaves it untouched.
+//! One reader goes through the log once for every view being rebuilt: by default the
+//! event store, PostgreSQL, the source of truth, in one snapshot; or the JetStream stream
+//! from its first message. It skips duplicates, stops at a hole, decodes each event once,
+//! and hands the same large chunks to every view. Each view applies them in one
+//! transaction that also empties its tables first and, at the end, writes its applied
+//! versions and checkpoint. Until that commit, readers see the view as it was; an
+//! interrupted or failed rebuild rolls back and leaves it untouched.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -13,10 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use noroshi_domain::DomainEvent;
 use noroshi_event_store::relay::Leadership;
-use noroshi_event_store::{RecordedEvent, StreamId};
+use noroshi_event_store::{RecordedEvent, SnapshotExtent, StreamId};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tokio::sync::mpsc;
@@ -37,7 +39,21 @@ const CHUNK_FILL: Duration = Duration::from_millis(500);
 /// Bytes of versions sent to PostgreSQL per `COPY` message at the end of a rebuild.
 const COPY_SEND: usize = 1 << 20;
 
-/// Progress of a rebuild: stream messages applied, of how many the stream held at the start.
+/// Where a rebuild reads the events from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// The event store: every event committed when the rebuild began, read from one
+    /// snapshot of PostgreSQL. It holds the whole log for good, whatever the stream has
+    /// lost or no longer keeps.
+    #[default]
+    Store,
+    /// The JetStream stream the live projections follow, from its first message to the
+    /// last one when the rebuild began.
+    Stream,
+}
+
+/// Progress of a rebuild: events (from the store) or messages (from the stream) applied,
+/// of how many the log held at the start.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 
 /// What the reader hands every view.
@@ -68,6 +84,7 @@ pub async fn rebuild(
     database: PgConnectOptions,
     nats: async_nats::Client,
     config: RunnerConfig,
+    source: Source,
     views: &[(View, Progress<'_>)],
     decoder: Decoder,
     shutdown: CancellationToken,
@@ -84,7 +101,13 @@ pub async fn rebuild(
         };
         leaderships.push(leadership);
     }
-    let outcome = rebuild_leading(&mut leaderships, nats, config, views, decoder, shutdown).await;
+    let log = Log {
+        database,
+        nats,
+        config,
+        source,
+    };
+    let outcome = rebuild_leading(&mut leaderships, log, views, decoder, shutdown).await;
     release(leaderships).await;
     outcome
 }
@@ -95,15 +118,30 @@ async fn release(leaderships: Vec<Leadership>) {
     }
 }
 
-async fn rebuild_leading(
-    leaderships: &mut [Leadership],
+/// The log a rebuild reads, and where from.
+struct Log {
+    database: PgConnectOptions,
     nats: async_nats::Client,
     config: RunnerConfig,
+    source: Source,
+}
+
+async fn rebuild_leading(
+    leaderships: &mut [Leadership],
+    log: Log,
     views: &[(View, Progress<'_>)],
     decoder: Decoder,
     shutdown: CancellationToken,
 ) -> Result<Option<u64>, ProjectionError> {
+    let Log {
+        database,
+        nats,
+        config,
+        source,
+    } = log;
     let nats_error = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
+    // Where the stream stands before the store's snapshot is taken: every message up to
+    // here is an event committed before it, so the snapshot holds it too.
     let state = jetstream::new(nats.clone())
         .get_stream(&config.stream)
         .await
@@ -112,30 +150,51 @@ async fn rebuild_leading(
         .await
         .map_err(|e| nats_error(&e))?
         .state;
-    let (total, last_sequence) = (state.messages, state.last_sequence);
     let mut sources: Vec<&'static str> = views
         .iter()
         .flat_map(|(view, _)| view.sources().iter().copied())
         .collect();
     sources.sort_unstable();
     sources.dedup();
-    tracing::info!(
-        views = ?views.iter().map(|(view, _)| view.name()).collect::<Vec<_>>(),
-        messages = total,
-        "rebuilding"
-    );
 
     let (feeds, receivers): (Vec<_>, Vec<_>) = views.iter().map(|_| mpsc::channel(2)).unzip();
+    let fanout = Fanout::new(feeds, decoder);
     // The reader decodes on a task of its own, alongside the views' work.
-    let reader = tokio::spawn(read(
-        nats,
-        config,
-        sources,
-        decoder,
-        feeds,
-        last_sequence,
-        shutdown,
-    ));
+    let (total, reader) = match source {
+        Source::Store => {
+            let mut snapshot = PgConnection::connect_with(&database).await?;
+            sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut snapshot)
+                .await?;
+            let extent = noroshi_event_store::snapshot_extent(&mut snapshot, &sources).await?;
+            let reader = tokio::spawn(read_store(
+                snapshot,
+                extent,
+                state.last_sequence,
+                sources,
+                fanout,
+                shutdown,
+            ));
+            (extent.events, reader)
+        }
+        Source::Stream => {
+            let reader = tokio::spawn(read_stream(
+                nats,
+                config,
+                sources,
+                fanout,
+                state.last_sequence,
+                shutdown,
+            ));
+            (state.messages, reader)
+        }
+    };
+    tracing::info!(
+        views = ?views.iter().map(|(view, _)| view.name()).collect::<Vec<_>>(),
+        from = ?source,
+        events = total,
+        "rebuilding"
+    );
     let appliers = leaderships.iter_mut().zip(views).zip(receivers).map(
         |((leadership, (view, progress)), feed)| {
             view.visit(Apply {
@@ -150,7 +209,7 @@ async fn rebuild_leading(
     let reading = async {
         reader
             .await
-            .map_err(|e| ProjectionError::Nats(format!("the stream reader stopped: {e}")))?
+            .map_err(|e| ProjectionError::Nats(format!("the reader stopped: {e}")))?
     };
     let outcome =
         futures_util::future::try_join(reading, futures_util::future::try_join_all(appliers)).await;
@@ -158,6 +217,110 @@ async fn rebuild_leading(
     stop_reading.abort();
     let (read, committed) = outcome?;
     Ok(read.filter(|_| committed.iter().all(|done| *done)))
+}
+
+/// Hands the events a reader reads to every view, decoded, in chunks, and keeps track of
+/// where the log ends.
+struct Fanout {
+    feeds: Vec<mpsc::Sender<Feed>>,
+    decoder: Decoder,
+    chunk: Vec<(RecordedEvent, DomainEvent)>,
+    end: End,
+}
+
+impl Fanout {
+    fn new(feeds: Vec<mpsc::Sender<Feed>>, decoder: Decoder) -> Self {
+        Self {
+            feeds,
+            decoder,
+            chunk: Vec::with_capacity(CHUNK),
+            end: End::default(),
+        }
+    }
+
+    /// Takes an event into the chunk unless it was taken before (a duplicate); an error
+    /// when it lies beyond a hole in its stream or does not decode.
+    fn take(&mut self, recorded: RecordedEvent) -> Result<(), ProjectionError> {
+        let stream_id = &recorded.stream_id;
+        let last = self
+            .end
+            .versions
+            .get(stream_id)
+            .map_or(0, |(version, _)| *version);
+        if !runner::is_new(stream_id.as_str(), recorded.version, last)? {
+            return Ok(());
+        }
+        let decoded = runner::decode(&self.decoder, &recorded)?;
+        self.end
+            .versions
+            .insert(stream_id.clone(), (recorded.version, recorded.position));
+        self.chunk.push((recorded, decoded));
+        Ok(())
+    }
+
+    /// Hands the chunk to every view, with how many events or messages were read so far.
+    /// Whether every view took it: one that failed has closed its feed, and its error is
+    /// the rebuild's.
+    async fn send(&mut self, read: u64) -> bool {
+        let events = Arc::new(std::mem::replace(
+            &mut self.chunk,
+            Vec::with_capacity(CHUNK),
+        ));
+        for feed in &self.feeds {
+            if feed.send(Feed::Events(events.clone(), read)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Tells every view where the log ended; whether every view took it.
+    async fn finish(self) -> bool {
+        let end = Arc::new(self.end);
+        for feed in &self.feeds {
+            if feed.send(Feed::End(end.clone())).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Reads the event store's snapshot, opened on `snapshot`, and hands its events to every
+/// view. The checkpoint is `last_sequence`, where the stream stood before the snapshot was
+/// taken: the live runner carries on from there, and passes over the events the snapshot
+/// already held by their versions. Returns the events read, or `None` when interrupted.
+async fn read_store(
+    mut snapshot: PgConnection,
+    extent: SnapshotExtent,
+    last_sequence: u64,
+    sources: Vec<&'static str>,
+    mut fanout: Fanout,
+    shutdown: CancellationToken,
+) -> Result<Option<u64>, ProjectionError> {
+    let mut read = 0;
+    {
+        let mut events = noroshi_event_store::read_snapshot(&mut snapshot, &sources);
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                event = events.next() => event,
+            };
+            let Some(event) = event else { break };
+            fanout.take(event?)?;
+            read += 1;
+            if fanout.chunk.len() >= CHUNK && !fanout.send(read).await {
+                return Ok(None);
+            }
+        }
+    }
+    snapshot.close().await?;
+    if !fanout.chunk.is_empty() && !fanout.send(read).await {
+        return Ok(None);
+    }
+    fanout.end.sequence = last_sequence;
+    fanout.end.store_position = extent.last_position;
+    Ok(fanout.finish().await.then_some(read))
 }
 
 /// The whole stream, in order, through a consumer of its own that pulls large batches
@@ -189,19 +352,16 @@ async fn open(
 }
 
 /// Reads the stream from the start until the message that was last when the rebuild
-/// began, and hands its new events, decoded, to every feed. Returns the messages read, or
-/// `None` when interrupted (the feeds then close without an end, and every view rolls
-/// back).
-async fn read(
+/// began, and hands its new events to every view. Returns the messages read, or `None`
+/// when interrupted (the feeds then close without an end, and every view rolls back).
+async fn read_stream(
     nats: async_nats::Client,
     config: RunnerConfig,
     sources: Vec<&'static str>,
-    decoder: Decoder,
-    feeds: Vec<mpsc::Sender<Feed>>,
+    mut fanout: Fanout,
     last_sequence: u64,
     shutdown: CancellationToken,
 ) -> Result<Option<u64>, ProjectionError> {
-    let mut end = End::default();
     let mut read = 0;
     if last_sequence > 0 {
         let mut messages = open(&nats, &config).await?;
@@ -212,7 +372,6 @@ async fn read(
             else {
                 return Ok(None);
             };
-            let mut events = Vec::with_capacity(batch.len());
             let mut pending = 0;
             for message in &batch {
                 let info = message
@@ -230,45 +389,22 @@ async fn read(
                 }
                 consumed = info.consumer_sequence;
                 let (aggregate_type, position) = runner::source(message, sequence)?;
-                end.sequence = sequence;
-                end.store_position = end.store_position.max(position);
-                if !runner::reads(&sources, aggregate_type) {
-                    continue;
+                fanout.end.sequence = sequence;
+                fanout.end.store_position = fanout.end.store_position.max(position);
+                if runner::reads(&sources, aggregate_type) {
+                    fanout.take(runner::recorded(message, sequence)?)?;
                 }
-                let recorded = runner::recorded(message, sequence)?;
-                let stream_id = &recorded.stream_id;
-                let last = end
-                    .versions
-                    .get(stream_id)
-                    .map_or(0, |(version, _)| *version);
-                if !runner::is_new(stream_id.as_str(), recorded.version, last)? {
-                    continue;
-                }
-                let decoded = runner::decode(&decoder, &recorded)?;
-                end.versions
-                    .insert(stream_id.clone(), (recorded.version, recorded.position));
-                events.push((recorded, decoded));
             }
             read += batch.len() as u64;
-            let events = Arc::new(events);
-            for feed in &feeds {
-                if feed.send(Feed::Events(events.clone(), read)).await.is_err() {
-                    // That view failed; its error is the rebuild's.
-                    return Ok(None);
-                }
+            if !fanout.send(read).await {
+                return Ok(None);
             }
-            if pending == 0 || end.sequence >= last_sequence {
+            if pending == 0 || fanout.end.sequence >= last_sequence {
                 break;
             }
         }
     }
-    let end = Arc::new(end);
-    for feed in &feeds {
-        if feed.send(Feed::End(end.clone())).await.is_err() {
-            return Ok(None);
-        }
-    }
-    Ok(Some(read))
+    Ok(fanout.finish().await.then_some(read))
 }
 
 /// One view's side of a rebuild.

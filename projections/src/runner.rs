@@ -135,6 +135,8 @@ pub struct ProjectionStatus {
 pub enum ProjectionError {
     #[error("database")]
     Database(#[from] sqlx::Error),
+    #[error("event store")]
+    Store(#[from] noroshi_event_store::StoreError),
     #[error("jetstream: {0}")]
     Nats(String),
     #[error("message at stream sequence {sequence} is not a noroshi event: {reason}")]

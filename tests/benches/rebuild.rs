@@ -1,5 +1,5 @@
 //! `ops/bench rebuild`: preloads N events (default 1,000,000) and rebuilds every view
-//! from them in one read of the stream, as `noroshi rebuild --all` does, printing events/s; then measures a raw
+//! from them in one read of the log, as `noroshi rebuild --all` does, printing events/s; then measures a raw
 //! `COPY` of as many rows of the same size into PostgreSQL. Prints figures; asserts
 //! nothing.
 //!
@@ -10,7 +10,9 @@
 //! starts.
 //!
 //! Options: `--events N` (default 1000000), `--episodes N` in the template scenario
-//! (default 200), `--views a,b` to rebuild only those views (default: every view).
+//! (default 200), `--views a,b` to rebuild only those views (default: every view),
+//! `--from store|stream` to read the events from the event store (the default, as
+//! `noroshi rebuild`) or from JetStream.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -45,6 +47,14 @@ async fn main() {
             .collect(),
         None => View::ALL.to_vec(),
     };
+    let source = match args.iter().position(|a| a == "--from") {
+        Some(i) => match args.get(i + 1).map(String::as_str) {
+            Some("store") => rebuild::Source::Store,
+            Some("stream") => rebuild::Source::Stream,
+            other => panic!("--from store|stream, not {other:?}"),
+        },
+        None => rebuild::Source::Store,
+    };
     let nats = NatsServer::start().await;
     let api = TestApi::with(ApiOptions {
         pool_size: 16,
@@ -53,8 +63,12 @@ async fn main() {
     .await;
     api.seed().await;
     println!(
-        "rebuild benchmark: {target} events, views {:?} rebuilt, against a raw COPY",
-        chosen.iter().map(|view| view.name()).collect::<Vec<_>>()
+        "rebuild benchmark: {target} events, views {:?} rebuilt from the {}, against a raw COPY",
+        chosen.iter().map(|view| view.name()).collect::<Vec<_>>(),
+        match source {
+            rebuild::Source::Store => "event store",
+            rebuild::Source::Stream => "JetStream stream",
+        }
     );
 
     // The template: real episodes through the API.
@@ -206,6 +220,7 @@ async fn main() {
         database,
         nats.client().await,
         runner_config,
+        source,
         &views,
         noroshi_api::convert::events::decoder(),
         CancellationToken::new(),

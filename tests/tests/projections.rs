@@ -472,6 +472,27 @@ async fn checkpoints(db: &TestDatabase) -> Vec<(String, i64, i64, i64, i64)> {
     .unwrap()
 }
 
+/// `noroshi rebuild --all --from <from>`, the real binary: every view rebuilt.
+async fn rebuild_all(db: &TestDatabase, nats: &NatsServer, from: &str) {
+    // Asynchronously: runners that are stopping release their leadership on this runtime.
+    let output = tokio::process::Command::new(noroshi_bin())
+        .args(["--log", "info", "rebuild", "--all", "--from", from])
+        .env("NOROSHI_DATABASE_URL", db.url())
+        .env("NOROSHI_NATS_URL", nats.url())
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert_eq!(log.matches("view rebuilt").count(), 6, "{log}");
+    let rebuilding: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM projection_checkpoints WHERE rebuilding")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(rebuilding, 0);
+}
+
 /// `noroshi rebuild --all` killed after every view has replayed the whole stream into its
 /// transaction, just before the checkpoints are written: meanwhile readers see the views
 /// as they were, and afterwards nothing has changed.
@@ -759,31 +780,61 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     );
 
     // `noroshi rebuild --all`, the real binary, once the live runners have stopped:
-    // every rebuilt view equals the live one, and new runners carry on from them.
+    // every view rebuilt from the event store, and again from the stream, equals the live
+    // one, and so do the checkpoints and versions the runners carry on from.
     let live_views = every_view(&api.db).await;
     live.abort();
     let _ = live.await;
     drop(pipeline);
     interrupted_rebuild_changes_nothing(&api.db, &nats, &live_views).await;
-    // Asynchronously: the stopping runners release their leadership on this runtime.
-    let output = tokio::process::Command::new(noroshi_bin())
-        .args(["--log", "info", "rebuild", "--all"])
-        .env("NOROSHI_DATABASE_URL", api.db.url())
-        .env("NOROSHI_NATS_URL", nats.url())
-        .output()
-        .await
-        .unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{log}");
-    assert_eq!(log.matches("view rebuilt").count(), 6, "{log}");
-    let rebuilt = every_view(&api.db).await;
-    assert!(rebuilt == live_views, "a rebuilt view equals the live one");
-    let rebuilding: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM projection_checkpoints WHERE rebuilding")
+    let live_checkpoints = checkpoints(&api.db).await;
+    for from in ["store", "stream"] {
+        rebuild_all(&api.db, &nats, from).await;
+        let rebuilt = every_view(&api.db).await;
+        assert!(
+            rebuilt == live_views,
+            "a view rebuilt from the {from} equals the live one"
+        );
+        assert_eq!(
+            checkpoints(&api.db).await,
+            live_checkpoints,
+            "from the {from}"
+        );
+    }
+
+    // Events the relay has not published yet: a rebuild from the store holds them, and
+    // the runners that follow pass over them when they arrive, applying nothing twice.
+    run_episodes(&api, &hospitals, 200..205).await;
+    assert!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_outbox")
             .fetch_one(api.db.pool())
             .await
-            .unwrap();
-    assert_eq!(rebuilding, 0);
+            .unwrap()
+            > 0
+    );
+    rebuild_all(&api.db, &nats, "store").await;
+    assert_eq!(projected(&api.db).await, recomputed(&api.db).await);
+    assert_eq!(
+        projected_queue(&api.db).await,
+        recomputed_queue(&api.db).await
+    );
+    assert_eq!(
+        projected_case_board(&api.db).await,
+        recomputed_case_board(&api.db).await
+    );
+    assert_eq!(
+        projected_inbox(&api.db).await,
+        recomputed_inbox(&api.db).await
+    );
+    assert_eq!(
+        projected_timeline(&api.db).await,
+        recomputed_timeline(&api.db).await
+    );
+    assert_eq!(
+        checkpoints(&api.db).await[0].1,
+        live_checkpoints[0].1,
+        "the checkpoint is where the stream stood, not past the unpublished events"
+    );
 
     // An upgrade that replays views (placement_queue and case_board, as the migration does):
     // until their runners have caught up, readers are told so rather than shown them empty.
@@ -802,7 +853,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     }
 
     let (_pipeline, _) = Pipeline::start(&api.db, &nats).await;
-    run_episodes(&api, &hospitals, 200..210).await;
+    run_episodes(&api, &hospitals, 205..215).await;
     caught_up(&api.db, "bed_board").await;
     assert_eq!(projected(&api.db).await, recomputed(&api.db).await);
     caught_up(&api.db, "placement_queue").await;
@@ -840,7 +891,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     assert_eq!(status, 200, "{body}");
     caught_up(&api.db, "public_stats").await;
     let statuses = recomputed_case_status(&api.db).await;
-    assert_eq!(statuses.len(), 210);
+    assert_eq!(statuses.len(), 215);
     let events = api.db.event_count().await;
     assert!(
         events > 2_000,

@@ -102,6 +102,25 @@ pub(crate) enum View {
     PublicStats,
 }
 
+/// Where `noroshi rebuild` reads the events from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RebuildSource {
+    /// The event store (PostgreSQL, the source of truth), in one snapshot.
+    Store,
+    /// The JetStream stream, from its first message.
+    Stream,
+}
+
+impl RebuildSource {
+    pub(crate) fn source(self) -> noroshi_projections::rebuild::Source {
+        use noroshi_projections::rebuild::Source;
+        match self {
+            Self::Store => Source::Store,
+            Self::Stream => Source::Stream,
+        }
+    }
+}
+
 impl View {
     pub(crate) fn projection(self) -> noroshi_projections::View {
         use noroshi_projections::View as P;
@@ -128,6 +147,9 @@ pub(crate) struct RebuildArgs {
     /// Rebuild every view.
     #[arg(long, conflicts_with = "views")]
     pub(crate) all: bool,
+    /// Where to read the events from.
+    #[arg(long, value_enum, default_value = "store")]
+    pub(crate) from: RebuildSource,
     /// Most events applied per transaction.
     #[arg(long, env = "NOROSHI_PROJECTION_BATCH_SIZE", default_value_t = 500)]
     pub(crate) batch_size: usize,

@@ -44,7 +44,7 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
             interrupt.cancel();
         }
     });
-    // Every view at once, from one read of the stream, with a progress bar each.
+    // Every view at once, from one read of the log, with a progress bar each.
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template(
         "{msg:>16} [{bar:40}] {pos}/{len} events  {per_sec}  ETA {eta}",
@@ -73,13 +73,21 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
         .zip(&progress)
         .map(|((view, _), progress)| (*view, progress as rebuild::Progress<'_>))
         .collect();
-    let read = rebuild::rebuild(database, nats, config, &rebuilds, decoder, shutdown.clone())
-        .await
-        .map_err(ServeError::Rebuild)?;
+    let read = rebuild::rebuild(
+        database,
+        nats,
+        config,
+        args.from.source(),
+        &rebuilds,
+        decoder,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(ServeError::Rebuild)?;
     if let Some(read) = read {
         for (view, bar) in &bars {
             bar.finish();
-            tracing::info!(view = view.name(), messages = read, "view rebuilt");
+            tracing::info!(view = view.name(), read, "view rebuilt");
         }
     }
     if shutdown.is_cancelled() {
