@@ -1141,8 +1141,23 @@ async fn a_nurse_finds_a_case_by_name_kana_or_reference_and_closed_cases_wait_un
         "the case panel starts at the top of the window: {top}"
     );
 
-    // Closed cases come when asked for (and the search still applies).
+    // Closed from its panel, the case leaves the board of open cases: the panel says so
+    // and offers nothing more to do with it, rather than keep forms for a case gone.
+    wait_for(&nurse, "#case-gone[hidden]").await;
+    click(&nurse, "#close-form button[type=submit]").await;
+    wait_for(&nurse, "#case-gone:not([hidden])").await;
+    wait_text(&nurse, "#case-count", |t| t == "1 / 1 件").await;
+    assert!(nurse.find(Locator::Css(&row(&hofu))).await.is_err());
+    for form in ["observe-form", "triage-form", "request-form", "close-form"] {
+        wait_for(&nurse, &format!("#{form}[hidden]")).await;
+    }
+
+    // Closed cases come when asked for (and the search still applies); a closed case's
+    // panel offers no form either.
     pick(&nurse, "#case-scope", "all").await;
+    wait_for(&nurse, "#case-gone[hidden]").await;
+    wait_for(&nurse, "#observe-form[hidden]").await;
+    wait_for(&nurse, "#close-form[hidden]").await;
     fill(&nurse, "#case-search", "周南").await;
     wait_text(&nurse, &format!("{} .case-status", row(&closed)), |t| {
         t == "回復"

@@ -22,6 +22,7 @@ const I18N = {
     'hc.transport': '搬送手配', 'hc.close': '終了', 'hc.open': '開く', 'hc.departure': '出発',
     'hc.search': '氏名・ふりがな・HER-SYS ID で検索', 'hc.scope': '表示', 'hc.scope_open': '対応中の患者',
     'hc.scope_all': '終了した患者も含む', 'hc.count': '$1 / $2 件', external_ref: 'HER-SYS ID',
+    'hc.gone': 'この患者は一覧の表示条件から外れました（終了など）。「終了した患者も含む」で表示できます。',
     'hc.home_care': '自宅療養', 'hc.start_home_care': '自宅療養とする', 'hc.cancel': '入院調整の取消',
     'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
     'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
@@ -99,6 +100,7 @@ const I18N = {
     'hc.transport': 'Arrange transport', 'hc.close': 'Close', 'hc.open': 'Open', 'hc.departure': 'Departure',
     'hc.search': 'Search by name, kana or HER-SYS ID', 'hc.scope': 'Show', 'hc.scope_open': 'Open cases',
     'hc.scope_all': 'Closed cases too', 'hc.count': '$1 of $2', external_ref: 'HER-SYS ID',
+    'hc.gone': 'This patient is no longer on the board as shown (closed, for instance). Choose “Closed cases too” to see them.',
     'hc.home_care': 'Home care', 'hc.start_home_care': 'Start home care', 'hc.cancel': 'Cancel the placement',
     'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
     'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
@@ -856,9 +858,16 @@ PAGES.hc = () => {
 
   function fillPanel() {
     const r = current();
+    // A case that left the board (closed while only open cases are shown) keeps its title
+    // and the outcome of the last form; the panel says where the case went, and offers
+    // nothing more to do with it. So does a closed case's panel.
+    document.getElementById('case-gone').hidden = !!r;
+    const closed = !r || !OPEN_CASE_STATUSES.includes(r.status);
+    for (const form of document.querySelectorAll('#case-panel form')) form.hidden = closed;
     if (!r) return;
     document.getElementById('case-title').textContent = `${r.name}（${r.age}） ${enumLabel('sev', r.severity)} · ${t('status.' + r.status)}`;
     document.getElementById('case-timeline').href = `/timeline?case_id=${r.case_id}`;
+    if (closed) return;
     document.getElementById('transport-form').hidden = !(r.placement_id && r.placement_status === 'ACCEPTED');
     document.getElementById('departure-form').hidden = !(r.placement_id && r.placement_status === 'TRANSPORT_ARRANGED');
     const pending = !!(r.placement_id && !['CANCELLED', 'ARRIVED'].includes(r.placement_status));
