@@ -29,7 +29,7 @@ pub struct PlacementQueue;
 macro_rules! queue_columns {
     () => {
         "placement_id, case_id, case_owner, requested_by, category, needs, priority, \
-         priority_overridden, origin_kind, origin, requested_at, status, target, offered_at, \
+         priority_overridden, priority_reason, origin_kind, origin, requested_at, status, target, offered_at, \
          offer_deadline, hold_deadline, declined_by, vehicle"
     };
 }
@@ -62,12 +62,15 @@ impl Projection for PlacementQueue {
     }
 }
 
-/// What the queue keeps of a case: who owns it, and its current priority.
-#[derive(Debug)]
+/// What the queue keeps of a case: who owns it, its current priority and, when HQ set it,
+/// the reason HQ gave.
+#[derive(Debug, FromRow)]
 struct CaseRow {
+    case_id: Uuid,
     health_center_id: String,
     priority: Option<i32>,
     priority_overridden: bool,
+    priority_reason: Option<String>,
 }
 
 /// The rows a batch touches: loaded before it, moved by its events, written after.
@@ -134,24 +137,14 @@ impl Queue {
         queue
             .rows
             .extend(rows.into_iter().map(|row| (row.placement_id, Some(row))));
-        let known: Vec<(Uuid, String, Option<i32>, bool)> = sqlx::query_as(
-            "SELECT case_id, health_center_id, priority, priority_overridden \
+        let known: Vec<CaseRow> = sqlx::query_as(
+            "SELECT case_id, health_center_id, priority, priority_overridden, priority_reason \
              FROM placement_queue_cases WHERE case_id = ANY($1)",
         )
         .bind(&cases)
         .fetch_all(&mut *tx)
         .await?;
-        queue.cases = known
-            .into_iter()
-            .map(|(id, health_center_id, priority, priority_overridden)| {
-                let case = CaseRow {
-                    health_center_id,
-                    priority,
-                    priority_overridden,
-                };
-                (id, case)
-            })
-            .collect();
+        queue.cases = known.into_iter().map(|case| (case.case_id, case)).collect();
         Ok(queue)
     }
 
@@ -159,21 +152,26 @@ impl Queue {
     /// priority, also on its placements that came first (streams are ordered each on its
     /// own). Other case events change nothing here.
     fn case(&mut self, case_id: Uuid, event: &CaseEvent) {
-        let (priority, overridden) = match event {
+        let (priority, reason) = match event {
             CaseEvent::Reported {
                 report, priority, ..
             } => {
                 self.cases.entry(case_id).or_insert_with(|| CaseRow {
+                    case_id,
                     health_center_id: report.health_center_id.to_string(),
                     priority: None,
                     priority_overridden: false,
+                    priority_reason: None,
                 });
-                (*priority, false)
+                (*priority, None)
             }
-            CaseEvent::Triaged { priority, .. } => (*priority, false),
-            CaseEvent::PriorityOverridden { priority, .. } => (*priority, true),
+            CaseEvent::Triaged { priority, .. } => (*priority, None),
+            CaseEvent::PriorityOverridden {
+                priority, reason, ..
+            } => (*priority, Some(reason.to_string())),
             _ => return,
         };
+        let overridden = reason.is_some();
         // A case event always follows the case's report in its stream.
         let Some(case) = self.cases.get_mut(&case_id) else {
             return;
@@ -181,6 +179,7 @@ impl Queue {
         let priority = i32::from(priority.get());
         case.priority = Some(priority);
         case.priority_overridden = overridden;
+        case.priority_reason.clone_from(&reason);
         self.changed_cases.insert(case_id);
         let owner = &case.health_center_id;
         for (id, row) in &mut self.rows {
@@ -190,6 +189,7 @@ impl Queue {
                 row.case_owner = Some(owner.clone());
                 row.priority = priority;
                 row.priority_overridden = overridden;
+                row.priority_reason.clone_from(&reason);
                 self.changed.insert(*id);
             }
         }
@@ -230,6 +230,7 @@ impl Queue {
                     needs: needs.iter().map(ToString::to_string).collect(),
                     priority,
                     priority_overridden: case.is_some_and(|case| case.priority_overridden),
+                    priority_reason: case.and_then(|case| case.priority_reason.clone()),
                     origin_kind: origin_kind.to_owned(),
                     origin,
                     requested_at: *requested_at,
@@ -293,14 +294,15 @@ impl Queue {
         if self.changed.is_empty() && self.changed_cases.is_empty() {
             return Ok(());
         }
-        let (mut case_ids, mut owners, mut priorities, mut overridden) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut case_ids, mut owners, mut priorities, mut overridden, mut reasons) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for id in &self.changed_cases {
             if let Some(case) = self.cases.get(id) {
                 case_ids.push(*id);
                 owners.push(case.health_center_id.as_str());
                 priorities.push(case.priority);
                 overridden.push(case.priority_overridden);
+                reasons.push(case.priority_reason.as_deref());
             }
         }
         let mut removed = Vec::new();
@@ -314,27 +316,29 @@ impl Queue {
         sqlx::query(
             "WITH cases AS ( \
                INSERT INTO placement_queue_cases (case_id, health_center_id, priority, \
-                 priority_overridden) \
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bool[]) \
+                 priority_overridden, priority_reason) \
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bool[], $5::text[]) \
                ON CONFLICT (case_id) DO UPDATE SET priority = excluded.priority, \
-                 priority_overridden = excluded.priority_overridden), \
+                 priority_overridden = excluded.priority_overridden, \
+                 priority_reason = excluded.priority_reason), \
              removed AS ( \
-               DELETE FROM placement_queue q USING unnest($5::uuid[]) AS r(id) \
+               DELETE FROM placement_queue q USING unnest($6::uuid[]) AS r(id) \
                WHERE q.placement_id = r.id) \
              INSERT INTO placement_queue (placement_id, case_id, case_owner, requested_by, \
-               category, needs, priority, priority_overridden, origin_kind, origin, \
-               requested_at, status, target, offered_at, offer_deadline, hold_deadline, \
+               category, needs, priority, priority_overridden, priority_reason, origin_kind, \
+               origin, requested_at, status, target, offered_at, offer_deadline, hold_deadline, \
                declined_by, vehicle) \
              SELECT p, c, o, rb, cat, ARRAY(SELECT jsonb_array_elements_text(n::jsonb)), pr, \
-               po, ok, org, ra, st, t, oa, od, hd, \
+               po, prr, ok, org, ra, st, t, oa, od, hd, \
                ARRAY(SELECT jsonb_array_elements_text(d::jsonb)), v \
-             FROM unnest($6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], \
-               $11::text[], $12::int[], $13::bool[], $14::text[], $15::text[], \
-               $16::timestamptz[], $17::text[], $18::text[], $19::timestamptz[], \
-               $20::timestamptz[], $21::timestamptz[], $22::text[], $23::text[]) \
-               AS r(p, c, o, rb, cat, n, pr, po, ok, org, ra, st, t, oa, od, hd, d, v) \
+             FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[], \
+               $12::text[], $13::int[], $14::bool[], $15::text[], $16::text[], $17::text[], \
+               $18::timestamptz[], $19::text[], $20::text[], $21::timestamptz[], \
+               $22::timestamptz[], $23::timestamptz[], $24::text[], $25::text[]) \
+               AS r(p, c, o, rb, cat, n, pr, po, prr, ok, org, ra, st, t, oa, od, hd, d, v) \
              ON CONFLICT (placement_id) DO UPDATE SET case_owner = excluded.case_owner, \
                priority = excluded.priority, priority_overridden = excluded.priority_overridden, \
+               priority_reason = excluded.priority_reason, \
                status = excluded.status, target = excluded.target, offered_at = excluded.offered_at, \
                offer_deadline = excluded.offer_deadline, hold_deadline = excluded.hold_deadline, \
                declined_by = excluded.declined_by, vehicle = excluded.vehicle",
@@ -343,6 +347,7 @@ impl Queue {
         .bind(&owners)
         .bind(&priorities)
         .bind(&overridden)
+        .bind(&reasons)
         .bind(&removed)
         .bind(&rows.placement_id)
         .bind(&rows.case_id)
@@ -352,6 +357,7 @@ impl Queue {
         .bind(&rows.needs)
         .bind(&rows.priority)
         .bind(&rows.priority_overridden)
+        .bind(&rows.priority_reason)
         .bind(&rows.origin_kind)
         .bind(&rows.origin)
         .bind(&rows.requested_at)
@@ -379,6 +385,7 @@ struct QueueColumns {
     needs: Vec<String>,
     priority: Vec<i32>,
     priority_overridden: Vec<bool>,
+    priority_reason: Vec<Option<String>>,
     origin_kind: Vec<String>,
     origin: Vec<String>,
     requested_at: Vec<OffsetDateTime>,
@@ -402,6 +409,7 @@ impl QueueColumns {
         self.needs.push(json(&row.needs));
         self.priority.push(row.priority);
         self.priority_overridden.push(row.priority_overridden);
+        self.priority_reason.push(row.priority_reason.clone());
         self.origin_kind.push(row.origin_kind.clone());
         self.origin.push(row.origin.clone());
         self.requested_at.push(row.requested_at);
@@ -427,6 +435,9 @@ pub struct QueueRow {
     /// The case's current priority (1 most urgent … 5), which HQ may have overridden.
     pub priority: i32,
     pub priority_overridden: bool,
+    /// The reason HQ gave for its override (free text: the queue's readers, HQ and the
+    /// case's own health center, may read it).
+    pub priority_reason: Option<String>,
     pub origin_kind: String,
     pub origin: String,
     #[serde(with = "time::serde::rfc3339")]

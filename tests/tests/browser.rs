@@ -1010,7 +1010,9 @@ async fn hq_moves_a_waiting_patient_up_the_queue_until_a_new_triage() {
     wait_text(
         &hq,
         &format!("{first}[data-placement='{mild_placement}'] td.priority"),
-        |t| t.starts_with('1') && t.contains("本部変更"),
+        |t| {
+            t.starts_with('1') && t.contains("本部変更") && t.contains("妊娠後期のため（本部判断）")
+        },
     )
     .await;
     assert_eq!(
@@ -1024,7 +1026,7 @@ async fn hq_moves_a_waiting_patient_up_the_queue_until_a_new_triage() {
     );
 
     // A new triage by the health center sets the computed priority again (mild, no
-    // risk factor: 4), and the case goes back behind the other.
+    // risk factor: 4), and the case goes back behind the other, without HQ's mark or reason.
     world.api.triage(&mild, pb::Severity::Mild).await;
     wait_text(
         &hq,

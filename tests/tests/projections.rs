@@ -11,7 +11,7 @@ use std::time::Duration;
 use noroshi_api::auth::{TokenEntry, Tokens};
 use noroshi_api::convert::events::decode;
 use noroshi_domain::DomainEvent;
-use noroshi_domain::case::Case;
+use noroshi_domain::case::{Case, CaseEvent};
 use noroshi_domain::facility::{Facility, FacilityEvent};
 use noroshi_domain::placement::Placement;
 use noroshi_domain::placement::PlacementRecord;
@@ -98,14 +98,15 @@ async fn recomputed(db: &TestDatabase) -> BTreeMap<(String, String), Figures> {
     expected
 }
 
-/// placement id → (status, target, declined by, the case's current priority and whether
-/// HQ overrode it, case owner, offer and hold deadlines in µs) of every live placement,
-/// recomputed from the store with the domain's own `evolve`.
+/// placement id → (status, target, declined by, the case's current priority, whether HQ
+/// overrode it and why, case owner, offer and hold deadlines in µs) of every live
+/// placement, recomputed from the store with the domain's own `evolve` (and the reason of
+/// the last override not followed by a new triage).
 type QueueEntry = (
     String,
     Option<String>,
     Vec<String>,
-    (i32, bool),
+    (i32, bool, Option<String>),
     Option<String>,
     Option<i128>,
     Option<i128>,
@@ -120,14 +121,25 @@ async fn recomputed_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
     .await
     .unwrap();
     let mut cases = BTreeMap::new();
+    let mut reasons = BTreeMap::new();
     let mut placements = BTreeMap::new();
     for stream in streams {
         let stream_id = StreamId::parse(&stream).unwrap();
         let id = Uuid::parse_str(stream_id.aggregate_id()).unwrap();
         let (mut placement, mut case) = (Placement::default(), Case::default());
+        let mut reason = None;
         for recorded in store.read_stream(&stream_id, 1, 100_000).await.unwrap() {
             match decode(&recorded).unwrap() {
-                DomainEvent::Case(event) => case.evolve(&event),
+                DomainEvent::Case(event) => {
+                    match &event {
+                        CaseEvent::PriorityOverridden { reason: why, .. } => {
+                            reason = Some(why.to_string());
+                        }
+                        CaseEvent::Triaged { .. } => reason = None,
+                        _ => {}
+                    }
+                    case.evolve(&event);
+                }
                 DomainEvent::Placement(event) => placement.evolve(&event),
                 _ => {}
             }
@@ -137,6 +149,7 @@ async fn recomputed_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
         }
         if let Some(record) = case.record {
             cases.insert(id, record);
+            reasons.insert(id, reason);
         }
     }
     let micros = |at: Option<time::OffsetDateTime>| at.map(|at| at.unix_timestamp_nanos() / 1000);
@@ -153,6 +166,7 @@ async fn recomputed_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
                     (
                         i32::from(cases[&record.case_id].priority.get()),
                         cases[&record.case_id].priority_overridden,
+                        reasons[&record.case_id].clone(),
                     ),
                     Some(cases[&record.case_id].report.health_center_id.to_string()),
                     micros(record.offer_deadline),
@@ -216,7 +230,7 @@ async fn projected_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
                     row.status,
                     row.target,
                     row.declined_by,
-                    (row.priority, row.priority_overridden),
+                    (row.priority, row.priority_overridden, row.priority_reason),
                     row.case_owner,
                     micros(row.offer_deadline),
                     micros(row.hold_deadline),
@@ -737,7 +751,10 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     let queue = recomputed_queue(&api.db).await;
     assert!(!queue.is_empty(), "the scenario leaves live placements");
     assert!(
-        queue.values().any(|entry| entry.3.1) && queue.values().any(|entry| entry.3 == (1, false)),
+        queue.values().any(|entry| entry.3.2.is_some())
+            && queue
+                .values()
+                .any(|entry| (entry.3.0, entry.3.1) == (1, false)),
         "live placements whose case HQ re-prioritised, or that was triaged anew: {queue:?}"
     );
     assert_eq!(projected_queue(&api.db).await, queue);

@@ -386,8 +386,12 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
     assert_eq!(own.rows[0].placement_id, placement_id);
     assert_eq!(own.rows[0].status, pb::PlacementStatus::Offered as i32);
     assert_eq!(
-        (own.rows[0].priority, own.rows[0].priority_overridden),
-        (1, false)
+        (
+            own.rows[0].priority,
+            own.rows[0].priority_overridden,
+            own.rows[0].priority_reason.as_str()
+        ),
+        (1, false, "")
     );
 
     // The row follows the case's priority: HQ overrides it, read with the case's version.
@@ -401,14 +405,22 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
         .await;
     let row = &queue["rows"][0];
     assert_eq!(
-        (&row["priority"], &row["priority_overridden"]),
-        (&json!(3), &json!(true)),
+        (
+            &row["priority"],
+            &row["priority_overridden"],
+            &row["priority_reason"]
+        ),
+        (&json!(3), &json!(true), &json!("妊娠後期、急変の恐れ")),
         "{queue}"
     );
     let own = own_queue(grpc_after).await;
     assert_eq!(
-        (own.rows[0].priority, own.rows[0].priority_overridden),
-        (3, true)
+        (
+            own.rows[0].priority,
+            own.rows[0].priority_overridden,
+            own.rows[0].priority_reason.as_str()
+        ),
+        (3, true, "妊娠後期、急変の恐れ")
     );
     // Another health center sees none of it; a hospital works from its inbox.
     let (_, other) = api

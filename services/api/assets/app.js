@@ -698,7 +698,9 @@ PAGES.hq = () => {
       const waiting = (Date.now() - new Date(r.requested_at)) / 1000;
       const canOffer = r.status === 'REQUESTED';
       return h('tr', { 'data-placement': r.placement_id, class: choosing === r.placement_id ? 'selected' : '' },
-        h('td', { class: 'num priority' }, r.priority, r.priority_overridden ? tag('overridden') : null),
+        h('td', { class: 'num priority' }, r.priority, r.priority_overridden ? tag('overridden') : null,
+          // Why HQ moved the patient, for whoever works the queue next (in full on hover).
+          r.priority_reason ? h('div', { class: 'muted reason', title: r.priority_reason }, r.priority_reason) : null),
         h('td', {}, enumLabel('cat', r.category)),
         h('td', {}, needsLabel(r.needs)),
         h('td', {}, t('origin.' + r.origin_kind), ' ', r.origin_kind === 'FACILITY' ? facilityLabel(r.origin) : municipalityLabel(r.origin)),

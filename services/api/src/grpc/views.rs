@@ -634,6 +634,7 @@ fn placement_queue(view: PlacementQueueView) -> pb::PlacementQueue {
                     waiting_seconds: view.waiting_seconds,
                     hold_overdue: view.hold_overdue,
                     priority_overridden: row.priority_overridden,
+                    priority_reason: row.priority_reason.unwrap_or_default(),
                 }
             })
             .collect(),

@@ -200,6 +200,7 @@ mod tests {
             needs: needs.iter().map(|n| (*n).to_owned()).collect(),
             priority: 5,
             priority_overridden: false,
+            priority_reason: None,
             origin_kind: "HOME".into(),
             origin: "352063".into(),
             requested_at: OffsetDateTime::UNIX_EPOCH,
