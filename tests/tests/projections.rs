@@ -452,6 +452,18 @@ async fn timelines(db: &TestDatabase) -> BTreeMap<Uuid, Vec<TimelineEntry>> {
     timelines
 }
 
+/// Every view of beds, placements and cases equals its recomputation from the store.
+async fn views_equal_their_recomputation(db: &TestDatabase) {
+    assert_eq!(projected(db).await, recomputed(db).await);
+    assert_eq!(projected_queue(db).await, recomputed_queue(db).await);
+    assert_eq!(
+        projected_case_board(db).await,
+        recomputed_case_board(db).await
+    );
+    assert_eq!(projected_inbox(db).await, recomputed_inbox(db).await);
+    assert_eq!(projected_timeline(db).await, recomputed_timeline(db).await);
+}
+
 /// Every read model as comparable values, to check a rebuild against the live views.
 async fn every_view(db: &TestDatabase) -> String {
     format!(
@@ -830,23 +842,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
             > 0
     );
     rebuild_all(&api.db, &nats, "store").await;
-    assert_eq!(projected(&api.db).await, recomputed(&api.db).await);
-    assert_eq!(
-        projected_queue(&api.db).await,
-        recomputed_queue(&api.db).await
-    );
-    assert_eq!(
-        projected_case_board(&api.db).await,
-        recomputed_case_board(&api.db).await
-    );
-    assert_eq!(
-        projected_inbox(&api.db).await,
-        recomputed_inbox(&api.db).await
-    );
-    assert_eq!(
-        projected_timeline(&api.db).await,
-        recomputed_timeline(&api.db).await
-    );
+    views_equal_their_recomputation(&api.db).await;
     assert_eq!(
         checkpoints(&api.db).await[0].1,
         live_checkpoints[0].1,
@@ -933,18 +929,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     for projection in ["case_board", "facility_inbox", "timeline"] {
         caught_up(&api.db, projection).await;
     }
-    assert_eq!(
-        projected_case_board(&api.db).await,
-        recomputed_case_board(&api.db).await
-    );
-    assert_eq!(
-        projected_inbox(&api.db).await,
-        recomputed_inbox(&api.db).await
-    );
-    assert_eq!(
-        projected_timeline(&api.db).await,
-        recomputed_timeline(&api.db).await
-    );
+    views_equal_their_recomputation(&api.db).await;
 }
 
 #[tokio::test]
