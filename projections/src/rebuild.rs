@@ -142,14 +142,27 @@ async fn rebuild_leading(
     let nats_error = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
     // Where the stream stands before the store's snapshot is taken: every message up to
     // here is an event committed before it, so the snapshot holds it too.
-    let state = jetstream::new(nats.clone())
+    let (messages, last_sequence) = match jetstream::new(nats.clone())
         .get_stream(&config.stream)
         .await
-        .map_err(|e| nats_error(&e))?
-        .get_info()
-        .await
-        .map_err(|e| nats_error(&e))?
-        .state;
+    {
+        Ok(stream) => {
+            let state = stream.get_info().await.map_err(|e| nats_error(&e))?.state;
+            (state.messages, state.last_sequence)
+        }
+        // A stream that is gone (lost with its disk, say) stands at nothing. The relay
+        // creates it again and publishes only what the outbox still holds: the store is
+        // then the only way back to whole views, and the runners start from the new
+        // stream's first message.
+        Err(e) if source == Source::Store && stream_not_found(&e) => {
+            tracing::warn!(
+                stream = config.stream,
+                "the stream does not exist; the runners will start from its first message"
+            );
+            (0, 0)
+        }
+        Err(e) => return Err(nats_error(&e)),
+    };
     let mut sources: Vec<&'static str> = views
         .iter()
         .flat_map(|(view, _)| view.sources().iter().copied())
@@ -170,7 +183,7 @@ async fn rebuild_leading(
             let reader = tokio::spawn(read_store(
                 snapshot,
                 extent,
-                state.last_sequence,
+                last_sequence,
                 sources,
                 fanout,
                 shutdown,
@@ -183,10 +196,10 @@ async fn rebuild_leading(
                 config,
                 sources,
                 fanout,
-                state.last_sequence,
+                last_sequence,
                 shutdown,
             ));
-            (state.messages, reader)
+            (messages, reader)
         }
     };
     tracing::info!(
@@ -217,6 +230,14 @@ async fn rebuild_leading(
     stop_reading.abort();
     let (read, committed) = outcome?;
     Ok(read.filter(|_| committed.iter().all(|done| *done)))
+}
+
+fn stream_not_found(error: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        error.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(e)
+            if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
 }
 
 /// Hands the events a reader reads to every view, decoded, in chunks, and keeps track of

@@ -1014,3 +1014,71 @@ async fn a_replayed_stretch_of_the_stream_wakes_no_live_view() {
         );
     }
 }
+
+/// The stream is lost (deleted, as a failed JetStream disk would leave it) while events
+/// keep coming: a rebuild from the event store brings every view back whole, and the
+/// runners carry on from the stream the relay creates again, passing over what the rebuild
+/// already applied and applying nothing twice.
+#[tokio::test]
+async fn views_come_back_from_the_store_after_the_stream_is_lost() {
+    let nats = NatsServer::start().await;
+    let api = Arc::new(TestApi::with(ApiOptions::default()).await);
+    api.seed().await;
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        30,
+        12,
+        3,
+    )
+    .await;
+    api.declare(
+        HOSPITAL_OTHER,
+        "ube-medical",
+        pb::BedCategory::Moderate,
+        20,
+        9,
+        1,
+    )
+    .await;
+    let hospitals = Arc::new(vec![HOSPITAL, HOSPITAL_OTHER]);
+    let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    run_episodes(&api, &hospitals, 0..12).await;
+    for view in View::ALL {
+        caught_up(&api.db, view.name()).await;
+    }
+    drop(pipeline);
+
+    // The stream is gone with every event it held; more events come meanwhile.
+    let stream = noroshi_event_store::relay::RelayConfig::new(
+        noroshi_event_store::wire::SubjectPrefix::parse("noroshi").unwrap(),
+    )
+    .stream
+    .name;
+    async_nats::jetstream::new(nats.client().await)
+        .delete_stream(&stream)
+        .await
+        .unwrap();
+    run_episodes(&api, &hospitals, 12..16).await;
+    rebuild_all(&api.db, &nats, "store").await;
+    views_equal_their_recomputation(&api.db).await;
+    assert!(
+        checkpoints(&api.db).await.iter().all(|c| c.1 == 0),
+        "the runners start from the first message of the stream to come"
+    );
+
+    // The relay creates the stream again and publishes what the outbox held: events the
+    // rebuild applied already. Then more episodes.
+    let (_pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    run_episodes(&api, &hospitals, 16..24).await;
+    for view in View::ALL {
+        caught_up(&api.db, view.name()).await;
+    }
+    assert_eq!(recomputed_case_status(&api.db).await.len(), 24);
+    assert_eq!(
+        projected_case_status(&api.db).await,
+        recomputed_case_status(&api.db).await
+    );
+    views_equal_their_recomputation(&api.db).await;
+}
