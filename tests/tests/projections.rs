@@ -597,6 +597,28 @@ async fn interrupted_rebuild_changes_nothing(
     assert_eq!(checkpoints(db).await, before);
 }
 
+/// The seed's two hospitals declare their moderate beds, which the episodes fill.
+async fn declare_moderate_beds(api: &TestApi) {
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        30,
+        12,
+        3,
+    )
+    .await;
+    api.declare(
+        HOSPITAL_OTHER,
+        "ube-medical",
+        pb::BedCategory::Moderate,
+        20,
+        9,
+        1,
+    )
+    .await;
+}
+
 /// One patient's way through the system; `n` picks the hospital among `hospitals` and
 /// how far it goes.
 async fn episode(api: Arc<TestApi>, hospitals: Arc<Vec<Actor>>, n: usize) {
@@ -722,24 +744,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     );
     let (pipeline, runner) = Pipeline::start(&api.db, &nats).await;
 
-    api.declare(
-        HOSPITAL,
-        "hofu-central",
-        pb::BedCategory::Moderate,
-        30,
-        12,
-        3,
-    )
-    .await;
-    api.declare(
-        HOSPITAL_OTHER,
-        "ube-medical",
-        pb::BedCategory::Moderate,
-        20,
-        9,
-        1,
-    )
-    .await;
+    declare_moderate_beds(&api).await;
     api.declare(HQ, "hofu-central", pb::BedCategory::Severe, 6, 4, 4)
         .await;
     run_episodes(&api, &hospitals, 0..100).await;
@@ -1024,24 +1029,7 @@ async fn views_come_back_from_the_store_after_the_stream_is_lost() {
     let nats = NatsServer::start().await;
     let api = Arc::new(TestApi::with(ApiOptions::default()).await);
     api.seed().await;
-    api.declare(
-        HOSPITAL,
-        "hofu-central",
-        pb::BedCategory::Moderate,
-        30,
-        12,
-        3,
-    )
-    .await;
-    api.declare(
-        HOSPITAL_OTHER,
-        "ube-medical",
-        pb::BedCategory::Moderate,
-        20,
-        9,
-        1,
-    )
-    .await;
+    declare_moderate_beds(&api).await;
     let hospitals = Arc::new(vec![HOSPITAL, HOSPITAL_OTHER]);
     let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
     run_episodes(&api, &hospitals, 0..12).await;
