@@ -58,6 +58,7 @@ impl Projection for PlacementQueue {
                 _ => {}
             }
         }
+        queue.follow_cases();
         queue.write(tx).await
     }
 }
@@ -149,8 +150,9 @@ impl Queue {
     }
 
     /// A case is reported, triaged anew or its priority overridden by HQ: its owner and
-    /// priority, also on its placements that came first (streams are ordered each on its
-    /// own). Other case events change nothing here.
+    /// priority, which [`Self::follow_cases`] then gives its placements, also those that
+    /// came first (streams are ordered each on its own). Other case events change nothing
+    /// here.
     fn case(&mut self, case_id: Uuid, event: &CaseEvent) {
         let (priority, reason) = match event {
             CaseEvent::Reported {
@@ -171,27 +173,37 @@ impl Queue {
             } => (*priority, Some(reason.to_string())),
             _ => return,
         };
-        let overridden = reason.is_some();
         // A case event always follows the case's report in its stream.
         let Some(case) = self.cases.get_mut(&case_id) else {
             return;
         };
-        let priority = i32::from(priority.get());
-        case.priority = Some(priority);
-        case.priority_overridden = overridden;
-        case.priority_reason.clone_from(&reason);
+        case.priority = Some(i32::from(priority.get()));
+        case.priority_overridden = reason.is_some();
+        case.priority_reason = reason;
         self.changed_cases.insert(case_id);
-        let owner = &case.health_center_id;
+    }
+
+    /// Gives the rows of every case the batch reported or re-prioritised that case's owner
+    /// and its priority as the batch left it: one pass over the rows after the batch,
+    /// however many case events it held. (A row requested within the batch took its case's
+    /// priority of that moment, and the case's later events change it here.)
+    fn follow_cases(&mut self) {
         for (id, row) in &mut self.rows {
-            if let Some(row) = row
-                && row.case_id == case_id
-            {
-                row.case_owner = Some(owner.clone());
-                row.priority = priority;
-                row.priority_overridden = overridden;
-                row.priority_reason.clone_from(&reason);
-                self.changed.insert(*id);
+            let Some(row) = row else { continue };
+            if !self.changed_cases.contains(&row.case_id) {
+                continue;
             }
+            let Some(case) = self.cases.get(&row.case_id) else {
+                continue;
+            };
+            let Some(priority) = case.priority else {
+                continue;
+            };
+            row.case_owner = Some(case.health_center_id.clone());
+            row.priority = priority;
+            row.priority_overridden = case.priority_overridden;
+            row.priority_reason.clone_from(&case.priority_reason);
+            self.changed.insert(*id);
         }
     }
 
