@@ -88,6 +88,20 @@ impl From<sqlx::Error> for AppendError {
     }
 }
 
+/// True for failures that say an established connection is gone (the server ended it,
+/// or the network did), as opposed to a database that cannot be reached at all, which
+/// waiting for the pool already reports.
+pub(crate) fn connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 57P01/57P02: the server ended the session; 08: connection exception.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02")
+        }),
+        _ => false,
+    }
+}
+
 /// True for failures that say "the database cannot be used right now", as opposed to
 /// "the database refused this statement".
 fn is_unavailable(error: &sqlx::Error) -> bool {

@@ -25,7 +25,7 @@ pub use event::{
 };
 pub use migrate::{MIGRATOR, migrate};
 pub use store::{
-    EventStore, SESSION_SETTINGS, SnapshotExtent, StoreLimits, connect_options, read_snapshot,
-    snapshot_extent,
+    EventStore, PING_IDLE_AFTER, SESSION_SETTINGS, SnapshotExtent, StoreLimits, connect_options,
+    pool_options, read_snapshot, snapshot_extent,
 };
 pub use stream_id::{InvalidPrefecture, InvalidStreamId, Prefecture, StreamId};

@@ -4,14 +4,16 @@ use std::collections::HashSet;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::error::{AppendError, InvalidAppend, StoreError};
+use crate::error::{AppendError, InvalidAppend, StoreError, connection_lost};
 use crate::event::{
     AppendRequest, AppendResult, AppendedEvent, ExpectedVersion, GlobalCursor, ReadAllPage,
     RecordedEvent, StreamAppended,
@@ -221,6 +223,34 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
     Ok(PgConnectOptions::from_str(url)?.options(SESSION_SETTINGS.iter().copied()))
 }
 
+/// A pooled connection idle for longer than this is checked with a round trip before it
+/// is handed out; one used more recently is handed out as it is.
+pub const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Pool options for the event store and the API: sqlx's defaults, except when a
+/// connection is checked.
+///
+/// By default sqlx checks every connection it hands out with a round trip, so every
+/// statement through the pool cost one more round trip, and PostgreSQL one more wake-up,
+/// before it was even sent. Here only a connection idle for over [`PING_IDLE_AFTER`] is
+/// checked: a connection that went idle before an outage of the database is still
+/// found dead and replaced, rather than handed out to fail the first command after it.
+/// One used within the last second and cut since fails its statement like any
+/// connection cut mid-statement; [`EventStore::append`] then tries again on another,
+/// which a committed command id makes safe.
+pub fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IDLE_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl EventStore {
     pub fn new(pool: PgPool, limits: StoreLimits) -> Self {
         Self {
@@ -265,9 +295,19 @@ impl EventStore {
     #[tracing::instrument(skip_all, fields(command_id = %request.command_id, correlation_id = %request.correlation_id))]
     pub async fn append(&self, request: &AppendRequest) -> Result<AppendResult, AppendError> {
         validate(request, self.limits)?;
-        let mut conn = self.pool.acquire().await?;
-        let mut outcome = append_validated(&mut conn, request).await;
-        drop(conn);
+        let mut outcome = append_pooled(&self.pool, request).await;
+        // A pooled connection may have died since its last use (the pool checks only
+        // those idle for a while): try again on another. Safe whatever the dead one did,
+        // because a committed command id answers the retry with its events.
+        let mut reconnects = 0;
+        while let Err(Refused::Error(AppendError::Store(StoreError::Unavailable(error)))) = &outcome
+        {
+            if !connection_lost(error) || reconnects > self.pool.options().get_max_connections() {
+                break;
+            }
+            reconnects += 1;
+            outcome = append_pooled(&self.pool, request).await;
+        }
         let mut attempts = 0;
         // Writers that expect any version and lost it to another writer queue up on the
         // stream instead of racing again, so a hot stream cannot starve them.
@@ -645,6 +685,12 @@ fn expects_any(request: &AppendRequest, stream_id: &StreamId) -> bool {
         .streams
         .iter()
         .any(|w| &w.stream_id == stream_id && w.expected == ExpectedVersion::Any)
+}
+
+/// [`append_validated`] on a connection of `pool`.
+async fn append_pooled(pool: &PgPool, request: &AppendRequest) -> Result<AppendResult, Refused> {
+    let mut conn = pool.acquire().await?;
+    append_validated(&mut conn, request).await
 }
 
 async fn append_validated(

@@ -18,7 +18,7 @@ use noroshi_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 use pb::facility_service_client::FacilityServiceClient;
 use pb::placement_service_client::PlacementServiceClient;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -37,7 +37,7 @@ async fn pool_through_proxy(db: &TestDatabase, size: u32) -> (PgPool, TcpProxy) 
         .expect("an address for PostgreSQL");
     let proxy = TcpProxy::start(target).await;
     let options = direct.host("127.0.0.1").port(proxy.addr().port());
-    let pool = PgPoolOptions::new()
+    let pool = noroshi_event_store::pool_options()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy_with(options);

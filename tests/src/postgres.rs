@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use noroshi_event_store::{EventStore, StoreLimits};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -62,7 +62,7 @@ impl TestDatabase {
         conn.close().await.ok();
 
         let url = with_database(&admin, &name);
-        let pool = PgPoolOptions::new()
+        let pool = noroshi_event_store::pool_options()
             .max_connections(max_connections)
             .connect_with(noroshi_event_store::connect_options(&url).expect("test database url"))
             .await

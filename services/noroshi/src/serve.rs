@@ -20,7 +20,7 @@ use noroshi_event_store::wire::{InvalidSubjectPrefix, SubjectPrefix};
 use noroshi_event_store::{EventStore, Prefecture, StoreLimits};
 use noroshi_projections::runner::{self, Projection, ProjectionStatus, RunnerConfig};
 use noroshi_projections::{View, Visitor};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -85,7 +85,7 @@ pub(crate) enum ServeError {
 pub(crate) fn pool(args: &DatabaseArgs) -> Result<PgPool, ServeError> {
     let options = noroshi_event_store::connect_options(&args.database_url)
         .map_err(ServeError::DatabaseUrl)?;
-    Ok(PgPoolOptions::new()
+    Ok(noroshi_event_store::pool_options()
         .max_connections(args.database_max_connections)
         .acquire_timeout(args.database_acquire_timeout)
         .connect_lazy_with(options))
