@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::batch::{BatchCounts, Lanes};
 use crate::error::{AppendError, InvalidAppend, StoreError, connection_lost};
 use crate::event::{
     AppendRequest, AppendResult, AppendedEvent, ExpectedVersion, GlobalCursor, ReadAllPage,
@@ -49,6 +50,9 @@ pub struct EventStore {
     pool: PgPool,
     limits: StoreLimits,
     wake: Arc<RelayWake>,
+    /// Group commit of single-stream appends, started on first use.
+    lanes: Arc<OnceLock<Lanes>>,
+    batched: Arc<BatchCounts>,
 }
 
 /// Wakes the relay after commits, outside the append transactions.
@@ -257,6 +261,8 @@ impl EventStore {
             pool,
             limits,
             wake: Arc::default(),
+            lanes: Arc::default(),
+            batched: Arc::default(),
         }
     }
 
@@ -291,11 +297,27 @@ impl EventStore {
         self.limits
     }
 
+    /// How many appends went to the database together with others (see [`crate::batch`]).
+    pub fn batched(&self) -> &BatchCounts {
+        &self.batched
+    }
+
     /// Appends every stream write of `request` atomically, or nothing.
     #[tracing::instrument(skip_all, fields(command_id = %request.command_id, correlation_id = %request.correlation_id))]
     pub async fn append(&self, request: &AppendRequest) -> Result<AppendResult, AppendError> {
         validate(request, self.limits)?;
-        let mut outcome = append_pooled(&self.pool, request).await;
+        let batched = if Lanes::takes(request) {
+            let lanes = self
+                .lanes
+                .get_or_init(|| Lanes::start(&self.pool, &self.batched));
+            lanes.append(request).await
+        } else {
+            None
+        };
+        let mut outcome = match batched {
+            Some(outcome) => outcome,
+            None => append_pooled(&self.pool, request).await,
+        };
         // A pooled connection may have died since its last use (the pool checks only
         // those idle for a while): try again on another. Safe whatever the dead one did,
         // because a committed command id answers the retry with its events.
@@ -664,7 +686,7 @@ fn is_event_type(name: &str) -> bool {
 
 /// Why one append statement wrote nothing.
 #[derive(Debug)]
-enum Refused {
+pub(crate) enum Refused {
     /// A concurrent writer took a version of this stream after the statement's snapshot.
     VersionTaken(StreamId),
     /// A concurrent append of the same command committed first.
@@ -688,12 +710,15 @@ fn expects_any(request: &AppendRequest, stream_id: &StreamId) -> bool {
 }
 
 /// [`append_validated`] on a connection of `pool`.
-async fn append_pooled(pool: &PgPool, request: &AppendRequest) -> Result<AppendResult, Refused> {
+pub(crate) async fn append_pooled(
+    pool: &PgPool,
+    request: &AppendRequest,
+) -> Result<AppendResult, Refused> {
     let mut conn = pool.acquire().await?;
     append_validated(&mut conn, request).await
 }
 
-async fn append_validated(
+pub(crate) async fn append_validated(
     conn: &mut PgConnection,
     request: &AppendRequest,
 ) -> Result<AppendResult, Refused> {
@@ -826,7 +851,10 @@ fn append_failure(error: sqlx::Error, request: &AppendRequest) -> Refused {
 }
 
 /// Groups the rows returned by [`APPEND`] or [`APPEND_ONE_STREAM`] by stream, in the request's order.
-fn append_result(request: &AppendRequest, rows: &[PgRow]) -> Result<AppendResult, AppendError> {
+pub(crate) fn append_result(
+    request: &AppendRequest,
+    rows: &[PgRow],
+) -> Result<AppendResult, AppendError> {
     let mut replayed = false;
     let mut streams: Vec<StreamAppended> = request
         .streams
@@ -898,7 +926,7 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
-fn to_u64(value: i64) -> Result<u64, StoreError> {
+pub(crate) fn to_u64(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative counter {value}")))
 }
 

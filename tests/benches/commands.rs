@@ -72,6 +72,11 @@ async fn main() {
     })
     .await;
     let rate = report("DeclareCapacity over gRPC", ops, seconds as f64, &histogram);
+    let (batches, batched) = api.handler.store().batched().get();
+    println!(
+        "group commit: {batched} appends went in {batches} shared statements ({:.1} each)",
+        batched as f64 / batches.max(1) as f64
+    );
     println!("commands_per_second={rate:.0}");
     println!(
         "commands_p50_ms={:.2}",

@@ -356,6 +356,186 @@ async fn concurrent_retries_of_one_command_commit_it_once() {
     assert_eq!(db.event_count().await, 2);
 }
 
+/// Group commit: single-stream appends that arrive together share statements, and each
+/// still gets exactly the outcome it would have had alone.
+#[tokio::test]
+async fn concurrent_single_stream_appends_commit_together_each_with_its_own_outcome() {
+    const STREAMS: usize = 24;
+    const RACERS: usize = 4;
+    let db = TestDatabase::with_pool_size(16).await;
+    let store = db.store();
+    for k in 0..STREAMS {
+        let first = write(&format!("case-g{k}"), ExpectedVersion::NoStream, 1);
+        store.append(&append(vec![first])).await.unwrap();
+    }
+    let earlier = append(vec![write("case-earlier", ExpectedVersion::NoStream, 2)]);
+    let earlier_result = store.append(&earlier).await.unwrap();
+    let before = db.event_count().await;
+
+    // Per stream, RACERS appends of two events, all expecting version 1.
+    let mut requests = Vec::new();
+    for k in 0..STREAMS {
+        for _ in 0..RACERS {
+            let racer = write(&format!("case-g{k}"), ExpectedVersion::Exact(1), 2);
+            requests.push(append(vec![racer]));
+        }
+    }
+    // One command sent twice at once.
+    let twice = append(vec![write("case-twice", ExpectedVersion::NoStream, 1)]);
+    requests.push(twice.clone());
+    requests.push(twice.clone());
+    // A late retry of a committed command, re-decided on a stale state.
+    let mut retry = earlier.clone();
+    retry.streams[0].expected = ExpectedVersion::Exact(7);
+    retry.streams[0].events = vec![event("re-decided")];
+    requests.push(retry);
+    // The committed command's id reused for another stream.
+    let mut reused = append(vec![write("case-reused", ExpectedVersion::NoStream, 1)]);
+    reused.command_id = earlier.command_id;
+    requests.push(reused);
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let mut tasks = Vec::new();
+    for request in requests.clone() {
+        let store = store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.append(&request).await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    let (batches, batched) = store.batched().get();
+    assert!(
+        batches > 0 && batched > batches,
+        "appends shared statements: {batched} in {batches}"
+    );
+
+    for k in 0..STREAMS {
+        let racers = &outcomes[k * RACERS..(k + 1) * RACERS];
+        let won: Vec<_> = racers.iter().filter_map(|o| o.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "one racer wins case-g{k}: {racers:?}");
+        let versions: Vec<u64> = won[0].streams[0].events.iter().map(|e| e.version).collect();
+        assert_eq!(versions, [2, 3]);
+        assert!(!won[0].replayed);
+        for lost in racers.iter().filter_map(|o| o.as_ref().err()) {
+            assert!(
+                matches!(lost, AppendError::WrongExpectedVersion { stream_id, expected, actual }
+                    if stream_id.as_str() == format!("case-g{k}")
+                        && *expected == ExpectedVersion::Exact(1) && *actual == 3),
+                "{lost:?}"
+            );
+        }
+        let events = store
+            .read_stream(&stream(&format!("case-g{k}")), 1, 10)
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 3);
+        assert!(events.windows(2).all(|w| w[0].position < w[1].position));
+    }
+    let rest = &outcomes[STREAMS * RACERS..];
+    let (a, b) = (rest[0].as_ref().unwrap(), rest[1].as_ref().unwrap());
+    assert_eq!(a.streams, b.streams, "both sends get the same answer");
+    assert_eq!([a.replayed, b.replayed].iter().filter(|r| !**r).count(), 1);
+    let replay = rest[2].as_ref().unwrap();
+    assert!(replay.replayed);
+    assert_eq!(replay.streams, earlier_result.streams);
+    assert!(
+        matches!(&rest[3], Err(AppendError::CommandIdReused { command_id }) if *command_id == earlier.command_id),
+        "{:?}",
+        rest[3]
+    );
+
+    assert_eq!(db.event_count().await, before + STREAMS as i64 * 2 + 1);
+    let outboxed: i64 = sqlx::query_scalar("SELECT count(*) FROM event_outbox")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        outboxed,
+        db.event_count().await,
+        "every event is in the outbox"
+    );
+}
+
+/// A shared statement that meets a writer outside it (here a transaction holding the
+/// next version of one of its streams) is rolled back whole; every append in it is then
+/// made on its own, and nothing is lost or doubled.
+#[tokio::test]
+async fn a_shared_statement_that_meets_another_writer_is_retried_append_by_append() {
+    const STREAMS: usize = 64;
+    let db = TestDatabase::with_pool_size(16).await;
+    let store = db.store();
+    for k in 0..STREAMS {
+        let first = write(&format!("case-b{k}"), ExpectedVersion::NoStream, 1);
+        store.append(&append(vec![first])).await.unwrap();
+    }
+    let before = db.event_count().await;
+    let mut outside = db.pool().begin().await.unwrap();
+    let taken = append(vec![write("case-b0", ExpectedVersion::Exact(1), 1)]);
+    store.append_on(&mut outside, &taken).await.unwrap();
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(STREAMS));
+    let mut tasks = Vec::new();
+    for k in 0..STREAMS {
+        let store = store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let request = append(vec![write(
+                &format!("case-b{k}"),
+                ExpectedVersion::Exact(1),
+                1,
+            )]);
+            barrier.wait().await;
+            store.append(&request).await
+        }));
+    }
+    // The statement that carries case-b0 (with others of its lane) waits for the
+    // outside writer; let it commit only then.
+    let waiting = async {
+        loop {
+            let blocked: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND query LIKE 'WITH req AS%'",
+            )
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+            if blocked > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("a shared statement waits for the outside writer");
+    outside.commit().await.unwrap();
+
+    for (k, task) in tasks.into_iter().enumerate() {
+        match (k, task.await.unwrap()) {
+            (0, Err(AppendError::WrongExpectedVersion { actual, .. })) => assert_eq!(actual, 2),
+            (0, other) => panic!("case-b0 lost its version to the outside writer: {other:?}"),
+            (_, outcome) => {
+                let result = outcome.unwrap();
+                assert_eq!(result.streams[0].version, 2);
+                assert!(!result.replayed);
+            }
+        }
+    }
+    assert_eq!(db.event_count().await, before + STREAMS as i64);
+    let versions: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM events WHERE stream_id = 'case-b0' ORDER BY version",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(versions, [1, 2]);
+}
+
 #[tokio::test]
 async fn positions_increase_with_versions_inside_a_stream() {
     let db = TestDatabase::with_pool_size(8).await;
