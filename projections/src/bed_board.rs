@@ -18,7 +18,7 @@ use sqlx::{FromRow, PgPool, Row};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::runner::Projection;
+use crate::runner::{Projection, Seen};
 
 /// Version of the occupancy-rate definition shown with every rate.
 pub const OCCUPANCY_DEFINITION: &str = "v1: occupied / secured";
@@ -42,6 +42,8 @@ impl Projection for BedBoard {
         &self,
         tx: &mut PgConnection,
         events: &[(RecordedEvent, DomainEvent)],
+        // Facilities: few, looked up whole.
+        _seen: &mut Seen,
     ) -> Result<(), sqlx::Error> {
         let facility_events = || {
             events.iter().filter_map(|(event, decoded)| match decoded {

@@ -15,7 +15,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::aggregate_uuid;
-use crate::runner::Projection;
+use crate::runner::{Projection, Seen};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CaseBoard;
@@ -31,8 +31,9 @@ impl Projection for CaseBoard {
         &self,
         tx: &mut PgConnection,
         batch: &[(RecordedEvent, DomainEvent)],
+        seen: &mut Seen,
     ) -> Result<(), sqlx::Error> {
-        let mut board = Board::load(tx, batch).await?;
+        let mut board = Board::load(tx, batch, seen).await?;
         for (event, decoded) in batch {
             match decoded {
                 DomainEvent::Case(e) => board.apply_case(aggregate_uuid(event)?, e),
@@ -108,8 +109,12 @@ impl Board {
     async fn load(
         tx: &mut PgConnection,
         batch: &[(RecordedEvent, DomainEvent)],
+        seen: &mut Seen,
     ) -> Result<Self, sqlx::Error> {
-        let (cases, placements) = crate::case_and_placement_ids(batch)?;
+        let (all_cases, all_placements) = crate::case_and_placement_ids(batch)?;
+        let (cases, placements) = (seen.existing(&all_cases), seen.existing(&all_placements));
+        seen.note(&all_cases);
+        seen.note(&all_placements);
         let mut board = Self::default();
         if !cases.is_empty() {
             let rows: Vec<Case> = sqlx::query_as(concat!(

@@ -18,7 +18,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::aggregate_uuid;
-use crate::runner::Projection;
+use crate::runner::{Projection, Seen};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FacilityInbox;
@@ -36,8 +36,9 @@ impl Projection for FacilityInbox {
         &self,
         tx: &mut PgConnection,
         batch: &[(RecordedEvent, DomainEvent)],
+        seen: &mut Seen,
     ) -> Result<(), sqlx::Error> {
-        let mut inbox = Inbox::load(tx, batch).await?;
+        let mut inbox = Inbox::load(tx, batch, seen).await?;
         for (event, decoded) in batch {
             match decoded {
                 DomainEvent::Case(e) => inbox.apply_case(aggregate_uuid(event)?, e),
@@ -107,8 +108,12 @@ impl Inbox {
     async fn load(
         tx: &mut PgConnection,
         batch: &[(RecordedEvent, DomainEvent)],
+        seen: &mut Seen,
     ) -> Result<Self, sqlx::Error> {
-        let (cases, placements) = crate::case_and_placement_ids(batch)?;
+        let (all_cases, placements) = crate::case_and_placement_ids(batch)?;
+        let (cases, existing) = (seen.existing(&all_cases), seen.existing(&placements));
+        seen.note(&all_cases);
+        seen.note(&placements);
         let mut inbox = Self::default();
         if !placements.is_empty() {
             let rows: Vec<Stored> = sqlx::query_as(concat!(
@@ -116,7 +121,7 @@ impl Inbox {
                 inbox_columns!(),
                 " FROM facility_inbox WHERE placement_id = ANY($1)"
             ))
-            .bind(&placements)
+            .bind(&existing)
             .fetch_all(&mut *tx)
             .await?;
             inbox.rows = placements.into_iter().map(|id| (id, None)).collect();

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::aggregate_uuid;
-use crate::runner::Projection;
+use crate::runner::{Projection, Seen};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PlacementQueue;
@@ -45,8 +45,9 @@ impl Projection for PlacementQueue {
         &self,
         tx: &mut PgConnection,
         batch: &[(RecordedEvent, DomainEvent)],
+        seen: &mut Seen,
     ) -> Result<(), sqlx::Error> {
-        let mut queue = Queue::load(tx, batch).await?;
+        let mut queue = Queue::load(tx, batch, seen).await?;
         for (event, decoded) in batch {
             match decoded {
                 DomainEvent::Case(case_event) => {
@@ -101,6 +102,7 @@ impl Queue {
     async fn load(
         tx: &mut PgConnection,
         batch: &[(RecordedEvent, DomainEvent)],
+        seen: &mut Seen,
     ) -> Result<Self, sqlx::Error> {
         let (mut placements, mut moved, mut cases) = (Vec::new(), Vec::new(), Vec::new());
         for (event, decoded) in batch {
@@ -122,6 +124,13 @@ impl Queue {
         if placements.is_empty() && cases.is_empty() {
             return Ok(queue);
         }
+        let (existing, moved_existing, cases_existing) = (
+            seen.existing(&placements),
+            seen.existing(&moved),
+            seen.existing(&cases),
+        );
+        seen.note(&placements);
+        seen.note(&cases);
         // Two index lookups; an OR would plan as a scan of the whole queue.
         let rows: Vec<QueueRow> = sqlx::query_as(concat!(
             "SELECT ",
@@ -130,8 +139,8 @@ impl Queue {
             queue_columns!(),
             " FROM placement_queue WHERE case_id = ANY($2)"
         ))
-        .bind(&placements)
-        .bind(&moved)
+        .bind(&existing)
+        .bind(&moved_existing)
         .fetch_all(&mut *tx)
         .await?;
         queue.rows = placements.into_iter().map(|id| (id, None)).collect();
@@ -142,7 +151,7 @@ impl Queue {
             "SELECT case_id, health_center_id, priority, priority_overridden, priority_reason \
              FROM placement_queue_cases WHERE case_id = ANY($1)",
         )
-        .bind(&cases)
+        .bind(&cases_existing)
         .fetch_all(&mut *tx)
         .await?;
         queue.cases = known.into_iter().map(|case| (case.case_id, case)).collect();

@@ -16,7 +16,7 @@ use sqlx::postgres::PgConnection;
 use uuid::Uuid;
 
 use crate::aggregate_uuid;
-use crate::runner::Projection;
+use crate::runner::{Projection, Seen};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PublicStats;
@@ -31,6 +31,7 @@ impl Projection for PublicStats {
         &self,
         tx: &mut PgConnection,
         events: &[(RecordedEvent, DomainEvent)],
+        seen: &mut Seen,
     ) -> Result<(), sqlx::Error> {
         // Case → (its owner if reported in this batch, its last status in this batch).
         let mut cases: HashMap<Uuid, (Option<String>, Option<CaseStatus>)> = HashMap::new();
@@ -62,13 +63,17 @@ impl Projection for PublicStats {
                 owners.push(owner);
                 first_statuses.push(status.unwrap_or(CaseStatus::Reported).to_string());
             }
-            if let Some(status) = status {
+            if let Some(status) = status
+                && seen.may_exist(&case_id)
+            {
                 moved.push(case_id);
                 statuses.push(status.to_string());
             }
+            seen.note(&[case_id]);
         }
         // A case reported in this batch is inserted with its last status; the update
-        // moves those already there (it does not see the rows the insert adds).
+        // moves those already there (it does not see the rows the insert adds, and in a
+        // rebuild it is given only cases an earlier batch wrote).
         sqlx::query(
             "WITH reported AS ( \
                INSERT INTO case_status (case_id, health_center_id, status) \

@@ -25,13 +25,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::runner::{
-    self, Decoder, Next, Projection, ProjectionError, RunnerConfig, VIEWS_CHANNEL, count,
+    self, Decoder, Next, Projection, ProjectionError, RunnerConfig, Seen, VIEWS_CHANNEL, count,
 };
 use crate::{View, Visitor};
 
-/// Messages the reader takes from the stream per chunk: large, so that each view's
-/// statements carry many rows each, and small enough to keep memory modest.
-const CHUNK: usize = 20_000;
+/// Events (or messages from the stream) handed to every view at a time, by default:
+/// large, so that each view's statements carry many rows each, and small enough to keep
+/// memory modest.
+pub const CHUNK: usize = 20_000;
 
 /// How long the reader waits for a chunk to fill while the server says more is pending.
 const CHUNK_FILL: Duration = Duration::from_millis(500);
@@ -50,6 +51,23 @@ pub enum Source {
     /// The JetStream stream the live projections follow, from its first message to the
     /// last one when the rebuild began.
     Stream,
+}
+
+/// What a rebuild reads, and how much at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    pub source: Source,
+    /// Events handed to every view at a time (at least 1).
+    pub chunk: usize,
+}
+
+impl From<Source> for Reading {
+    fn from(source: Source) -> Self {
+        Self {
+            source,
+            chunk: CHUNK,
+        }
+    }
 }
 
 /// Progress of a rebuild: events (from the store) or messages (from the stream) applied,
@@ -84,7 +102,7 @@ pub async fn rebuild(
     database: PgConnectOptions,
     nats: async_nats::Client,
     config: RunnerConfig,
-    source: Source,
+    reading: Reading,
     views: &[(View, Progress<'_>)],
     decoder: Decoder,
     shutdown: CancellationToken,
@@ -105,7 +123,7 @@ pub async fn rebuild(
         database,
         nats,
         config,
-        source,
+        reading,
     };
     let outcome = rebuild_leading(&mut leaderships, log, views, decoder, shutdown).await;
     release(leaderships).await;
@@ -123,7 +141,7 @@ struct Log {
     database: PgConnectOptions,
     nats: async_nats::Client,
     config: RunnerConfig,
-    source: Source,
+    reading: Reading,
 }
 
 async fn rebuild_leading(
@@ -137,7 +155,7 @@ async fn rebuild_leading(
         database,
         nats,
         config,
-        source,
+        reading: Reading { source, chunk },
     } = log;
     let nats_error = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
     // Where the stream stands before the store's snapshot is taken: every message up to
@@ -171,7 +189,7 @@ async fn rebuild_leading(
     sources.dedup();
 
     let (feeds, receivers): (Vec<_>, Vec<_>) = views.iter().map(|_| mpsc::channel(2)).unzip();
-    let fanout = Fanout::new(feeds, decoder);
+    let fanout = Fanout::new(feeds, decoder, chunk.max(1));
     // The reader decodes on a task of its own, alongside the views' work.
     let (total, reader) = match source {
         Source::Store => {
@@ -245,16 +263,19 @@ fn stream_not_found(error: &jetstream::context::GetStreamError) -> bool {
 struct Fanout {
     feeds: Vec<mpsc::Sender<Feed>>,
     decoder: Decoder,
+    /// Events per chunk.
+    size: usize,
     chunk: Vec<(RecordedEvent, DomainEvent)>,
     end: End,
 }
 
 impl Fanout {
-    fn new(feeds: Vec<mpsc::Sender<Feed>>, decoder: Decoder) -> Self {
+    fn new(feeds: Vec<mpsc::Sender<Feed>>, decoder: Decoder, size: usize) -> Self {
         Self {
             feeds,
             decoder,
-            chunk: Vec::with_capacity(CHUNK),
+            size,
+            chunk: Vec::with_capacity(size),
             end: End::default(),
         }
     }
@@ -285,7 +306,7 @@ impl Fanout {
     async fn send(&mut self, read: u64) -> bool {
         let events = Arc::new(std::mem::replace(
             &mut self.chunk,
-            Vec::with_capacity(CHUNK),
+            Vec::with_capacity(self.size),
         ));
         for feed in &self.feeds {
             if feed.send(Feed::Events(events.clone(), read)).await.is_err() {
@@ -330,7 +351,7 @@ async fn read_store(
             let Some(event) = event else { break };
             fanout.take(event?)?;
             read += 1;
-            if fanout.chunk.len() >= CHUNK && !fanout.send(read).await {
+            if fanout.chunk.len() >= fanout.size && !fanout.send(read).await {
                 return Ok(None);
             }
         }
@@ -349,6 +370,7 @@ async fn read_store(
 async fn open(
     nats: &async_nats::Client,
     config: &RunnerConfig,
+    chunk: usize,
 ) -> Result<jetstream::consumer::pull::Stream, ProjectionError> {
     let nats_error = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
     let consumer = jetstream::new(nats.clone())
@@ -366,7 +388,7 @@ async fn open(
         .map_err(|e| nats_error(&e))?;
     consumer
         .stream()
-        .max_messages_per_batch(CHUNK)
+        .max_messages_per_batch(chunk)
         .messages()
         .await
         .map_err(|e| nats_error(&e))
@@ -385,11 +407,11 @@ async fn read_stream(
 ) -> Result<Option<u64>, ProjectionError> {
     let mut read = 0;
     if last_sequence > 0 {
-        let mut messages = open(&nats, &config).await?;
+        let mut messages = open(&nats, &config, fanout.size).await?;
         let mut consumed = 0;
         loop {
             let Next::Batch(batch) =
-                runner::next(&mut messages, CHUNK, CHUNK_FILL, &shutdown, None).await?
+                runner::next(&mut messages, fanout.size, CHUNK_FILL, &shutdown, None).await?
             else {
                 return Ok(None);
             };
@@ -478,12 +500,13 @@ async fn apply<P: Projection>(
         .execute(&mut *tx)
         .await?;
     progress(0, total);
+    let mut seen = Seen::rebuilding();
     while let Some(next) = feed.recv().await {
         match next {
             Feed::Events(events, read) => {
                 // The chunk holds the events of every view's streams; a projection
                 // ignores those of streams it does not read.
-                projection.apply(&mut tx, &events).await?;
+                projection.apply(&mut tx, &events, &mut seen).await?;
                 progress(read, total.max(read));
             }
             Feed::End(end) => {

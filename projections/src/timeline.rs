@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::aggregate_uuid;
-use crate::runner::Projection;
+use crate::runner::{Projection, Seen};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timeline;
@@ -38,8 +38,9 @@ impl Projection for Timeline {
         &self,
         tx: &mut PgConnection,
         events: &[(RecordedEvent, DomainEvent)],
+        seen: &mut Seen,
     ) -> Result<(), sqlx::Error> {
-        let mut subjects = Subjects::load(tx, events).await?;
+        let mut subjects = Subjects::load(tx, events, seen).await?;
         for (event, decoded) in events {
             match decoded {
                 DomainEvent::Case(CaseEvent::Reported { report, .. }) => {
@@ -79,6 +80,7 @@ impl Subjects {
     async fn load(
         tx: &mut PgConnection,
         events: &[(RecordedEvent, DomainEvent)],
+        seen: &mut Seen,
     ) -> Result<Self, sqlx::Error> {
         let mut ids = Vec::new();
         for (event, decoded) in events {
@@ -97,6 +99,9 @@ impl Subjects {
         }
         ids.sort_unstable();
         ids.dedup();
+        let all = ids;
+        let ids = seen.existing(&all);
+        seen.note(&all);
         let rows: Vec<SubjectRow> = sqlx::query_as(
             // Two index lookups; an OR would plan as a scan of every subject.
             "SELECT subject_id, kind, case_id, case_owner, facilities FROM timeline_subjects \

@@ -229,7 +229,7 @@ async fn main() {
         database,
         nats.client().await,
         runner_config,
-        source,
+        source.into(),
         &views,
         noroshi_api::convert::events::decoder(),
         CancellationToken::new(),

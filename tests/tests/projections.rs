@@ -498,11 +498,14 @@ async fn checkpoints(db: &TestDatabase) -> Vec<(String, i64, i64, i64, i64)> {
     .unwrap()
 }
 
-/// `noroshi rebuild --all --from <from>`, the real binary: every view rebuilt.
+/// `noroshi rebuild --all --from <from>`, the real binary: every view rebuilt. In chunks
+/// of 50 events, so that the scenario's events reach the views in many chunks, as a long
+/// log's do, and rows written for one chunk are found again for the next.
 async fn rebuild_all(db: &TestDatabase, nats: &NatsServer, from: &str) {
     // Asynchronously: runners that are stopping release their leadership on this runtime.
     let output = tokio::process::Command::new(noroshi_bin())
         .args(["--log", "info", "rebuild", "--all", "--from", from])
+        .args(["--chunk-events", "50"])
         .env("NOROSHI_DATABASE_URL", db.url())
         .env("NOROSHI_NATS_URL", nats.url())
         .output()

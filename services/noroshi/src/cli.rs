@@ -150,9 +150,11 @@ pub(crate) struct RebuildArgs {
     /// Where to read the events from.
     #[arg(long, value_enum, default_value = "store")]
     pub(crate) from: RebuildSource,
-    /// Most events applied per transaction.
-    #[arg(long, env = "NOROSHI_PROJECTION_BATCH_SIZE", default_value_t = 500)]
-    pub(crate) batch_size: usize,
+    /// Events handed to every view at a time: fewer use less memory and take longer.
+    #[arg(long, default_value_t = noroshi_projections::rebuild::CHUNK,
+          value_parser = clap::builder::TypedValueParser::map(
+              clap::value_parser!(u32).range(1..), |n| n as usize))]
+    pub(crate) chunk_events: usize,
 }
 
 #[derive(Debug, Args)]

@@ -31,7 +31,7 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
     let config = RunnerConfig {
         stream: args.nats.nats_stream.clone(),
         filter_subject: prefix.all_events_filter(),
-        max_batch: args.batch_size.max(1),
+        max_batch: args.chunk_events,
         leader_retry_interval: Duration::from_secs(1),
         max_backoff: Duration::from_secs(5),
         known_versions: noroshi_projections::runner::KNOWN_VERSIONS,
@@ -77,7 +77,10 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
         database,
         nats,
         config,
-        args.from.source(),
+        rebuild::Reading {
+            source: args.from.source(),
+            chunk: args.chunk_events,
+        },
         &rebuilds,
         decoder,
         shutdown.clone(),
