@@ -883,9 +883,24 @@ async fn grpc_serves_the_same_patient_views_with_the_same_rules() {
         r#"noroshi_projection_lag_positions{projection="case_board"}"#,
         "noroshi_event_store_head_position ",
         "noroshi_relay_backlog_events ",
+        "noroshi_append_shared_statements_total ",
+        "noroshi_append_shared_appends_total ",
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
+    // The group-commit counters are the event store's own.
+    let counted = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    };
+    assert_eq!(
+        (
+            counted("noroshi_append_shared_statements_total "),
+            counted("noroshi_append_shared_appends_total ")
+        ),
+        api.handler.store().batched().get()
+    );
 }
 
 /// Reports a case, offers its placement to `target`, and has `actor` follow the stream at

@@ -1,7 +1,8 @@
 //! Prometheus metrics at `/metrics`: request counts and latencies of both APIs (one
 //! tower layer on the HTTP router and on the gRPC server), and, read from PostgreSQL
 //! when scraped, the event store's head position (its rate is the append rate), the
-//! relay's backlog, and each projection's lag.
+//! relay's backlog, and each projection's lag; and how many appends this process
+//! committed together with others (group commit).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -47,6 +48,10 @@ pub struct Metrics {
     head_position: Gauge,
     relay_backlog: Gauge,
     projection_lag: Family<ProjectionLabels, Gauge>,
+    shared_statements: Counter,
+    shared_appends: Counter,
+    /// Held while the two counters above catch up with the store's.
+    sharing: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -84,6 +89,18 @@ impl Default for Metrics {
             "How far each projection is behind the event store, in event positions",
             projection_lag.clone(),
         );
+        let shared_statements = Counter::default();
+        registry.register(
+            "append_shared_statements",
+            "Statements of this process that appended more than one command's events (group commit)",
+            shared_statements.clone(),
+        );
+        let shared_appends = Counter::default();
+        registry.register(
+            "append_shared_appends",
+            "Appends that went in such shared statements; divided by the statements, the batch size",
+            shared_appends.clone(),
+        );
         Self {
             registry,
             requests,
@@ -91,6 +108,9 @@ impl Default for Metrics {
             head_position,
             relay_backlog,
             projection_lag,
+            shared_statements,
+            shared_appends,
+            sharing: std::sync::Mutex::default(),
         }
     }
 }
@@ -104,7 +124,21 @@ impl Metrics {
     }
 
     /// The metrics in the OpenMetrics text format, the store's figures read now.
-    pub async fn render(&self, pool: &PgPool) -> Result<String, ApiError> {
+    /// `shared` is the event store's count of shared statements and the appends in them
+    /// (`EventStore::batched`).
+    pub async fn render(&self, pool: &PgPool, shared: (u64, u64)) -> Result<String, ApiError> {
+        {
+            // Counters only move forward: add what the store counted since the last scrape.
+            let _catching_up = self
+                .sharing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (statements, appends) = shared;
+            self.shared_statements
+                .inc_by(statements.saturating_sub(self.shared_statements.get()));
+            self.shared_appends
+                .inc_by(appends.saturating_sub(self.shared_appends.get()));
+        }
         let (head, backlog): (i64, i64) = sqlx::query_as(
             "SELECT coalesce((SELECT max(position) FROM events), 0), \
                     (SELECT count(*) FROM event_outbox)",

@@ -199,7 +199,8 @@ pub async fn serve(
 
 /// Prometheus metrics; open to the scraper, as `/healthz` is (they hold no patient data).
 async fn metrics(State(context): State<HttpContext>) -> Result<Response, ApiError> {
-    let text = context.metrics.render(context.views.pool()).await?;
+    let shared = context.handler.store().batched().get();
+    let text = context.metrics.render(context.views.pool(), shared).await?;
     Ok(([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response())
 }
 
