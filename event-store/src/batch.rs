@@ -43,6 +43,10 @@ const LANES: usize = 4;
 /// Most appends in one batch.
 const MAX_BATCH: usize = 128;
 
+/// Most payload bytes in one batch (events may carry up to a mebibyte each); an append
+/// larger than this alone still goes, alone.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
 /// Many single-stream appends, each with its own outcome, in one statement.
 ///
 /// `req` holds one row per append (at most one per stream and per command id). Each is
@@ -218,19 +222,30 @@ async fn run(pool: PgPool, mut receiver: mpsc::UnboundedReceiver<Job>, counts: A
     }
 }
 
-/// The waiting appends that go next, in arrival order, at most one per stream and per
-/// command id; the others keep their places for the next batch.
+/// The waiting appends that go next, in arrival order: at most [`MAX_BATCH`] of them and
+/// [`MAX_BATCH_BYTES`] of payload, and at most one per stream and per command id. The
+/// others keep their places for the next batch.
 fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
     let mut batch = Vec::new();
+    let mut bytes = 0;
     let mut kept = VecDeque::new();
     let mut streams = HashSet::new();
     let mut commands = HashSet::new();
     for job in waiting.drain(..) {
         let stream = job.request.streams.first().map(|w| w.stream_id.clone());
+        let size: usize = job
+            .request
+            .streams
+            .iter()
+            .flat_map(|w| &w.events)
+            .map(|e| e.payload.len())
+            .sum();
         let free = batch.len() < MAX_BATCH
+            && (batch.is_empty() || bytes + size <= MAX_BATCH_BYTES)
             && !streams.contains(&stream)
             && !commands.contains(&job.request.command_id);
         if free {
+            bytes += size;
             streams.insert(stream);
             commands.insert(job.request.command_id);
             batch.push(job);
@@ -334,5 +349,94 @@ fn outcome(request: &AppendRequest, rows: &[PgRow]) -> Result<AppendResult, Refu
             actual: to_u64(actual)?,
         })),
         _ => Ok(append_result(request, rows)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::event::{NewEvent, StreamWrite};
+    use crate::stream_id::{Prefecture, StreamId};
+
+    fn job(stream: &str, command_id: Uuid, payload: usize) -> Job {
+        let request = AppendRequest {
+            command_id,
+            correlation_id: command_id,
+            causation_id: None,
+            actor: "user-1".into(),
+            prefecture: Prefecture::parse("35").unwrap(),
+            streams: vec![StreamWrite {
+                stream_id: StreamId::parse(stream).unwrap(),
+                expected: ExpectedVersion::Exact(1),
+                events: vec![NewEvent::new(
+                    "noroshi.v1.Test",
+                    OffsetDateTime::UNIX_EPOCH,
+                    Bytes::from(vec![0; payload]),
+                )],
+            }],
+        };
+        Job {
+            request,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn streams(jobs: &[Job]) -> Vec<&str> {
+        jobs.iter()
+            .map(|j| j.request.streams[0].stream_id.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_holds_one_append_per_stream_and_command_and_keeps_the_order() {
+        let twice = Uuid::now_v7();
+        let mut waiting: VecDeque<Job> = [
+            job("case-a", Uuid::now_v7(), 10),
+            job("case-b", twice, 10),
+            job("case-a", Uuid::now_v7(), 10),
+            job("case-c", twice, 10),
+            job("case-d", Uuid::now_v7(), 10),
+        ]
+        .into_iter()
+        .collect();
+        let batch = take_batch(&mut waiting);
+        assert_eq!(streams(&batch), ["case-a", "case-b", "case-d"]);
+        let rest: Vec<Job> = waiting.drain(..).collect();
+        assert_eq!(
+            streams(&rest),
+            ["case-a", "case-c"],
+            "the others wait, in order"
+        );
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_size_and_payload_bounds() {
+        let mut waiting: VecDeque<Job> = (0..MAX_BATCH + 5)
+            .map(|n| job(&format!("case-n{n}"), Uuid::now_v7(), 1))
+            .collect();
+        assert_eq!(take_batch(&mut waiting).len(), MAX_BATCH);
+        assert_eq!(waiting.len(), 5);
+
+        let big = MAX_BATCH_BYTES / 2 + 1;
+        let mut waiting: VecDeque<Job> = [
+            job("case-x", Uuid::now_v7(), big),
+            job("case-y", Uuid::now_v7(), big),
+            job("case-z", Uuid::now_v7(), 100),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(streams(&take_batch(&mut waiting)), ["case-x", "case-z"]);
+        let huge = MAX_BATCH_BYTES * 2;
+        let mut waiting: VecDeque<Job> =
+            [job("case-h", Uuid::now_v7(), huge)].into_iter().collect();
+        assert_eq!(
+            take_batch(&mut waiting).len(),
+            1,
+            "an append larger than the bound goes alone"
+        );
     }
 }
