@@ -341,7 +341,9 @@ impl EventStore {
             outcome = self.append_queued(request).await;
         }
         let result = self.settle(request, outcome).await?;
-        if !result.replayed {
+        // After a reconnect, "replayed" may be this very call's commit, made on the
+        // connection that died before it could answer.
+        if !result.replayed || reconnects > 0 {
             self.notify_committed();
         }
         Ok(result)
