@@ -114,8 +114,11 @@ impl Inbox {
         let (cases, existing) = (seen.existing(&all_cases), seen.existing(&placements));
         seen.note(&all_cases);
         seen.note(&placements);
-        let mut inbox = Self::default();
-        if !placements.is_empty() {
+        let mut inbox = Self {
+            rows: placements.into_iter().map(|id| (id, None)).collect(),
+            ..Self::default()
+        };
+        if !existing.is_empty() {
             let rows: Vec<Stored> = sqlx::query_as(concat!(
                 "SELECT ",
                 inbox_columns!(),
@@ -124,7 +127,6 @@ impl Inbox {
             .bind(&existing)
             .fetch_all(&mut *tx)
             .await?;
-            inbox.rows = placements.into_iter().map(|id| (id, None)).collect();
             inbox
                 .rows
                 .extend(rows.into_iter().map(|row| (row.placement_id, Some(row))));
