@@ -109,7 +109,7 @@ pub struct BatchCounts {
 }
 
 impl BatchCounts {
-    /// `(batches, appends)`: statements that carried more than one append, and how many
+    /// `(batches, appends)`: statements that committed more than one append, and how many
     /// appends they carried together.
     pub fn get(&self) -> (u64, u64) {
         (
@@ -179,13 +179,13 @@ async fn run(pool: PgPool, mut receiver: mpsc::UnboundedReceiver<Job>, counts: A
         }
         let mut batch = take_batch(&mut waiting).into_iter();
         if batch.len() > 1 {
-            counts.batches.fetch_add(1, Ordering::Relaxed);
-            counts
-                .appends
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             let jobs: Vec<Job> = batch.collect();
             match together(&pool, &jobs).await {
                 Ok(outcomes) => {
+                    counts.batches.fetch_add(1, Ordering::Relaxed);
+                    counts
+                        .appends
+                        .fetch_add(jobs.len() as u64, Ordering::Relaxed);
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
                         let _ = job.reply.send(outcome);
                     }

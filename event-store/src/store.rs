@@ -324,7 +324,7 @@ impl EventStore {
         let mut reconnects = 0;
         while let Err(Refused::Error(AppendError::Store(StoreError::Unavailable(error)))) = &outcome
         {
-            if !connection_lost(error) || reconnects > self.pool.options().get_max_connections() {
+            if !connection_lost(error) || reconnects >= self.pool.options().get_max_connections() {
                 break;
             }
             reconnects += 1;
