@@ -14,7 +14,8 @@
 //! `--from store|stream` to read the events from the event store (the default, as
 //! `noroshi rebuild`) or from JetStream, `--unpublished` (with `--from store` only) to leave
 //! the events unpublished, as after the stream was lost: the rebuild does the same work,
-//! and the run saves the minutes the relay takes to publish a million events.
+//! and the run saves the minutes the relay takes to publish a million events;
+//! `--chunk-events N` (as `noroshi rebuild`) to hand the views N events at a time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -39,6 +40,7 @@ const COPIES_PER_STATEMENT: i64 = 20;
 async fn main() {
     let target = bench_option("--events", 1_000_000);
     let episodes = bench_option("--episodes", 200);
+    let chunk = bench_option("--chunk-events", rebuild::CHUNK as u64);
     let args: Vec<String> = std::env::args().collect();
     let chosen: Vec<View> = match args.iter().position(|a| a == "--views") {
         Some(i) => args
@@ -229,7 +231,10 @@ async fn main() {
         database,
         nats.client().await,
         runner_config,
-        source.into(),
+        rebuild::Reading {
+            source,
+            chunk: usize::try_from(chunk).unwrap(),
+        },
         &views,
         noroshi_api::convert::events::decoder(),
         CancellationToken::new(),
