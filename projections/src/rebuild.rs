@@ -4,9 +4,15 @@
 //! event store, PostgreSQL, the source of truth, in one snapshot; or the JetStream stream
 //! from its first message. It skips duplicates, stops at a hole, decodes each event once,
 //! and hands the same large chunks to every view. Each view applies them in one
-//! transaction that also empties its tables first and, at the end, writes its applied
-//! versions and checkpoint. Until that commit, readers see the view as it was; an
-//! interrupted or failed rebuild rolls back and leaves it untouched.
+//! transaction that also empties its tables first and, at the end, writes its checkpoint.
+//! Until that commit, readers see the view as it was; an interrupted or failed rebuild
+//! rolls back and leaves it untouched.
+//!
+//! The versions the views applied are those of the whole log read, so the reader writes
+//! them once, as a *baseline* (`projection_baselines`) that every view it fed refers to
+//! from its checkpoint, while the views finish applying. For a long log they are the
+//! largest write of a rebuild: one copy per view cost more than a `COPY` of the events
+//! themselves.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -39,6 +45,10 @@ const CHUNK_FILL: Duration = Duration::from_millis(500);
 
 /// Bytes of versions sent to PostgreSQL per `COPY` message at the end of a rebuild.
 const COPY_SEND: usize = 1 << 20;
+
+/// First key of the advisory lock by which a running rebuild keeps its baseline (the
+/// second is the baseline's id): "nrb1".
+const BASELINE_LOCK: i32 = 0x6e72_6231;
 
 /// Where a rebuild reads the events from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -84,12 +94,14 @@ enum Feed {
 }
 
 /// Where the stream ended: the last version and position of every stream read, the last
-/// stream sequence and the highest store position.
+/// stream sequence and the highest store position, and the baseline the versions go
+/// to.
 #[derive(Debug, Default)]
 struct End {
     versions: HashMap<StreamId, (u64, u64)>,
     sequence: u64,
     store_position: u64,
+    baseline: i64,
 }
 
 /// Rebuilds `views` from the start of the stream.
@@ -119,14 +131,23 @@ pub async fn rebuild(
         };
         leaderships.push(leadership);
     }
+    let claim = match Claim::new(&database).await {
+        Ok(claim) => claim,
+        Err(error) => {
+            release(leaderships).await;
+            return Err(error.into());
+        }
+    };
     let log = Log {
         database,
         nats,
         config,
         reading,
+        baseline: claim.baseline,
     };
     let outcome = rebuild_leading(&mut leaderships, log, views, decoder, shutdown).await;
     release(leaderships).await;
+    claim.finish().await;
     outcome
 }
 
@@ -136,12 +157,67 @@ async fn release(leaderships: Vec<Leadership>) {
     }
 }
 
-/// The log a rebuild reads, and where from.
+/// The baseline a rebuild writes its versions to, claimed before it starts: an advisory
+/// lock on its id, held on a connection of its own until the rebuild ends, tells others
+/// it is in use even before any view refers to it.
+struct Claim {
+    conn: PgConnection,
+    baseline: i64,
+}
+
+impl Claim {
+    async fn new(database: &PgConnectOptions) -> Result<Self, sqlx::Error> {
+        let mut conn = PgConnection::connect_with(database).await?;
+        // Locked before the new id commits, so that no one sees it unclaimed.
+        let baseline: i64 = sqlx::query_scalar(
+            "WITH claimed AS ( \
+               INSERT INTO projection_baseline_sets DEFAULT VALUES RETURNING baseline) \
+             SELECT baseline FROM claimed \
+             WHERE pg_try_advisory_lock($1, (baseline % 2147483647)::integer)",
+        )
+        .bind(BASELINE_LOCK)
+        .fetch_one(&mut conn)
+        .await?;
+        Ok(Self { conn, baseline })
+    }
+
+    /// Removes every baseline no view refers to and no running rebuild claims: the views'
+    /// previous ones, this rebuild's own when no view committed, and those of rebuilds
+    /// that died. Then gives up the claim. A failure only leaves them to the next rebuild.
+    async fn finish(mut self) {
+        let swept = sqlx::query(
+            "WITH gone AS ( \
+               DELETE FROM projection_baseline_sets s \
+               WHERE NOT EXISTS (SELECT 1 FROM projection_checkpoints c \
+                                 WHERE c.baseline = s.baseline) \
+                 AND pg_try_advisory_xact_lock($1, (s.baseline % 2147483647)::integer) \
+               RETURNING s.baseline) \
+             DELETE FROM projection_baselines b USING gone WHERE b.baseline = gone.baseline",
+        )
+        .bind(BASELINE_LOCK)
+        .execute(&mut self.conn)
+        .await;
+        match swept {
+            Ok(done) => {
+                tracing::debug!(versions = done.rows_affected(), "unused baselines removed")
+            }
+            Err(error) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "unused baselines were not removed; the next rebuild will"
+            ),
+        }
+        // Closing the connection gives up the claim.
+        let _ = self.conn.close().await;
+    }
+}
+
+/// The log a rebuild reads, and where from; and the baseline its versions go to.
 struct Log {
     database: PgConnectOptions,
     nats: async_nats::Client,
     config: RunnerConfig,
     reading: Reading,
+    baseline: i64,
 }
 
 async fn rebuild_leading(
@@ -156,6 +232,7 @@ async fn rebuild_leading(
         nats,
         config,
         reading: Reading { source, chunk },
+        baseline,
     } = log;
     let nats_error = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
     // Where the stream stands before the store's snapshot is taken: every message up to
@@ -189,7 +266,7 @@ async fn rebuild_leading(
     sources.dedup();
 
     let (feeds, receivers): (Vec<_>, Vec<_>) = views.iter().map(|_| mpsc::channel(2)).unzip();
-    let fanout = Fanout::new(feeds, decoder, chunk.max(1));
+    let fanout = Fanout::new(feeds, decoder, chunk.max(1), baseline);
     // The reader decodes on a task of its own, alongside the views' work.
     let (total, reader) = match source {
         Source::Store => {
@@ -210,6 +287,7 @@ async fn rebuild_leading(
         }
         Source::Stream => {
             let reader = tokio::spawn(read_stream(
+                database.clone(),
                 nats,
                 config,
                 sources,
@@ -270,13 +348,16 @@ struct Fanout {
 }
 
 impl Fanout {
-    fn new(feeds: Vec<mpsc::Sender<Feed>>, decoder: Decoder, size: usize) -> Self {
+    fn new(feeds: Vec<mpsc::Sender<Feed>>, decoder: Decoder, size: usize, baseline: i64) -> Self {
         Self {
             feeds,
             decoder,
             size,
             chunk: Vec::with_capacity(size),
-            end: End::default(),
+            end: End {
+                baseline,
+                ..End::default()
+            },
         }
     }
 
@@ -316,15 +397,17 @@ impl Fanout {
         true
     }
 
-    /// Tells every view where the log ended; whether every view took it.
-    async fn finish(self) -> bool {
+    /// Writes the versions read to the baseline, on `conn`, then tells every view where
+    /// the log ended; whether every view took it.
+    async fn finish(self, conn: &mut PgConnection) -> Result<bool, ProjectionError> {
+        write_baseline(conn, self.end.baseline, &self.end.versions).await?;
         let end = Arc::new(self.end);
         for feed in &self.feeds {
             if feed.send(Feed::End(end.clone())).await.is_err() {
-                return false;
+                return Ok(false);
             }
         }
-        true
+        Ok(true)
     }
 }
 
@@ -356,13 +439,15 @@ async fn read_store(
             }
         }
     }
-    snapshot.close().await?;
     if !fanout.chunk.is_empty() && !fanout.send(read).await {
         return Ok(None);
     }
+    sqlx::query("COMMIT").execute(&mut snapshot).await?;
     fanout.end.sequence = last_sequence;
     fanout.end.store_position = extent.last_position;
-    Ok(fanout.finish().await.then_some(read))
+    let finished = fanout.finish(&mut snapshot).await?;
+    snapshot.close().await?;
+    Ok(finished.then_some(read))
 }
 
 /// The whole stream, in order, through a consumer of its own that pulls large batches
@@ -398,6 +483,7 @@ async fn open(
 /// began, and hands its new events to every view. Returns the messages read, or `None`
 /// when interrupted (the feeds then close without an end, and every view rolls back).
 async fn read_stream(
+    database: PgConnectOptions,
     nats: async_nats::Client,
     config: RunnerConfig,
     sources: Vec<&'static str>,
@@ -447,7 +533,10 @@ async fn read_stream(
             }
         }
     }
-    Ok(fanout.finish().await.then_some(read))
+    let mut conn = PgConnection::connect_with(&database).await?;
+    let finished = fanout.finish(&mut conn).await?;
+    conn.close().await?;
+    Ok(finished.then_some(read))
 }
 
 /// One view's side of a rebuild.
@@ -521,33 +610,30 @@ async fn apply<P: Projection>(
     Ok(false)
 }
 
-/// Writes the versions of the streams the projection reads, its checkpoint (clearing a
-/// mark an interrupted rebuild of an earlier version may have left), and a notification
-/// that the whole view changed.
+/// Writes the versions read to `baseline`. It commits before any view does: a view's
+/// checkpoint refers to versions that are there.
 ///
-/// The versions go in by `COPY`, one row per stream: for a long log they are the largest
-/// write of the rebuild, and `COPY` costs PostgreSQL about half what an `INSERT` of the
-/// same rows from arrays does.
-async fn write_end<P: Projection>(conn: &mut PgConnection, end: &End) -> Result<(), sqlx::Error> {
-    let mut copy = conn
+/// The versions go in by `COPY`, one row per stream, in key order, so that each row goes
+/// next to the one before it in the primary key's B-tree: `COPY` costs PostgreSQL about
+/// half what an `INSERT` of the same rows from arrays does.
+async fn write_baseline(
+    conn: &mut PgConnection,
+    baseline: i64,
+    versions: &HashMap<StreamId, (u64, u64)>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let mut copy = tx
         .copy_in_raw(
-            "COPY projection_stream_versions (projection, stream_id, version, position) \
-             FROM STDIN",
+            "COPY projection_baselines (baseline, stream_id, version, position) FROM STDIN",
         )
         .await?;
-    // In key order, each row goes next to the one before it in the primary key's B-tree.
-    let mut versions: Vec<_> = end
-        .versions
-        .iter()
-        .filter(|(stream, _)| runner::reads(P::SOURCES, stream.aggregate_type()))
-        .collect();
+    let mut versions: Vec<_> = versions.iter().collect();
     versions.sort_unstable_by_key(|(stream, _)| stream.as_str());
     let mut rows = String::with_capacity(COPY_SEND + 256);
     for (stream, (version, position)) in versions {
-        // COPY's text format: tab-separated, one row per line. Neither a projection
-        // name (a constant) nor a stream id (checked by `StreamId`) holds a tab, a line
-        // break or a backslash, so nothing needs escaping.
-        writeln!(rows, "{}\t{stream}\t{version}\t{position}", P::NAME)
+        // COPY's text format: tab-separated, one row per line. A stream id (checked by
+        // `StreamId`) holds no tab, line break or backslash, so nothing needs escaping.
+        writeln!(rows, "{baseline}\t{stream}\t{version}\t{position}")
             .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         if rows.len() >= COPY_SEND {
             copy.send(rows.as_bytes()).await?;
@@ -558,18 +644,30 @@ async fn write_end<P: Projection>(conn: &mut PgConnection, end: &End) -> Result<
         copy.send(rows.as_bytes()).await?;
     }
     copy.finish().await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes the projection's checkpoint, referring to the rebuild's baseline for the
+/// versions of the streams it reads (and clearing a mark an interrupted rebuild of an
+/// earlier version may have left), and a notification that the whole view changed.
+async fn write_end<P: Projection>(conn: &mut PgConnection, end: &End) -> Result<(), sqlx::Error> {
     sqlx::query(
         "WITH checkpoint AS ( \
-           INSERT INTO projection_checkpoints (projection, stream_sequence, position, rebuilding) \
-           VALUES ($1, $2, $3, false) ON CONFLICT (projection) DO UPDATE \
+           INSERT INTO projection_checkpoints \
+             (projection, stream_sequence, position, rebuilding, baseline, baseline_sources) \
+           VALUES ($1, $2, $3, false, $5, $6) ON CONFLICT (projection) DO UPDATE \
            SET stream_sequence = excluded.stream_sequence, position = excluded.position, \
-               rebuilding = false, updated_at = now()) \
+               rebuilding = false, baseline = excluded.baseline, \
+               baseline_sources = excluded.baseline_sources, updated_at = now()) \
          SELECT pg_notify($4, $1)",
     )
     .bind(P::NAME)
     .bind(count(end.sequence))
     .bind(count(end.store_position))
     .bind(VIEWS_CHANNEL)
+    .bind(end.baseline)
+    .bind(P::SOURCES)
     .execute(&mut *conn)
     .await?;
     Ok(())

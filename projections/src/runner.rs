@@ -155,7 +155,7 @@ pub struct RunnerConfig {
     /// Longest pause between retries after failures.
     pub max_backoff: Duration,
     /// Applied versions of source streams kept in memory; beyond it the runner forgets
-    /// some and reads them back from `projection_stream_versions` when their streams
+    /// some and reads them back from the database when their streams
     /// come up again, so memory stays bounded however many streams it has seen.
     pub known_versions: usize,
 }
@@ -471,7 +471,9 @@ async fn apply_batch<P: Projection>(
         return Ok(());
     }
     let mut tx = conn.begin().await?;
-    // The last applied version of each stream not in memory, in one query.
+    // The last applied version of each stream not in memory, in one query: the
+    // projection's own row, or else its baseline's (as `projection_applied_version()`
+    // says, written out so that each is one index probe).
     let unknown: Vec<String> = events
         .iter()
         .map(|e| e.stream_id.to_string())
@@ -482,8 +484,17 @@ async fn apply_batch<P: Projection>(
     let mut stored: HashMap<String, u64> = HashMap::new();
     if !unknown.is_empty() {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT stream_id, version FROM projection_stream_versions \
-             WHERE projection = $1 AND stream_id = ANY($2)",
+            "SELECT * FROM ( \
+               SELECT w.stream_id, coalesce( \
+                 (SELECT v.version FROM projection_stream_versions v \
+                  WHERE v.projection = $1 AND v.stream_id = w.stream_id), \
+                 (SELECT b.version FROM projection_checkpoints c \
+                  JOIN projection_baselines b \
+                    ON b.baseline = c.baseline AND b.stream_id = w.stream_id \
+                  WHERE c.projection = $1 \
+                    AND split_part(w.stream_id, '-', 1) = ANY (c.baseline_sources))) AS version \
+               FROM unnest($2::text[]) AS w (stream_id)) applied \
+             WHERE version IS NOT NULL",
         )
         .bind(P::NAME)
         .bind(&unknown)

@@ -378,13 +378,14 @@ pub async fn streams(
     kind: &str,
 ) -> Result<Vec<(StreamId, u64)>, sqlx::Error> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT v.stream_id, v.version FROM projection_stream_versions v \
-         WHERE v.projection = $1 AND v.stream_id = ANY( \
-           SELECT lower(s.kind) || '-' || s.subject_id FROM timeline_subjects s \
-           WHERE s.subject_id = $2 AND s.kind = $3 \
-           UNION ALL \
-           SELECT 'placement-' || s.subject_id FROM timeline_subjects s \
-           WHERE s.case_id = $2 AND s.kind = 'PLACEMENT' AND $3 = 'CASE')",
+        "SELECT stream_id, version FROM ( \
+           SELECT w.stream_id, projection_applied_version($1, w.stream_id) AS version FROM ( \
+             SELECT lower(s.kind) || '-' || s.subject_id FROM timeline_subjects s \
+             WHERE s.subject_id = $2 AND s.kind = $3 \
+             UNION ALL \
+             SELECT 'placement-' || s.subject_id FROM timeline_subjects s \
+             WHERE s.case_id = $2 AND s.kind = 'PLACEMENT' AND $3 = 'CASE') AS w (stream_id) \
+         ) applied WHERE version IS NOT NULL",
     )
     .bind(Timeline::NAME)
     .bind(subject_id)

@@ -39,9 +39,7 @@ async fn caught_up(db: &TestDatabase, projection: &str) {
             let behind: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM (SELECT stream_id, max(version) AS version FROM events \
                  WHERE split_part(stream_id, '-', 1) = ANY($2) GROUP BY stream_id) s \
-                 LEFT JOIN projection_stream_versions p \
-                 ON p.stream_id = s.stream_id AND p.projection = $1 \
-                 WHERE p.version IS DISTINCT FROM s.version",
+                 WHERE projection_applied_version($1, s.stream_id) IS DISTINCT FROM s.version",
             )
             .bind(view.name())
             .bind(view.sources())
@@ -490,7 +488,7 @@ async fn checkpoints(db: &TestDatabase) -> Vec<(String, i64, i64, i64, i64)> {
         "SELECT c.projection, c.stream_sequence, c.position, \
                 count(v.stream_id), coalesce(sum(v.version), 0)::bigint \
          FROM projection_checkpoints c \
-         LEFT JOIN projection_stream_versions v ON v.projection = c.projection \
+         LEFT JOIN projection_applied_versions v ON v.projection = c.projection \
          GROUP BY c.projection, c.stream_sequence, c.position ORDER BY c.projection",
     )
     .fetch_all(db.pool())
@@ -520,6 +518,32 @@ async fn rebuild_all(db: &TestDatabase, nats: &NatsServer, from: &str) {
             .await
             .unwrap();
     assert_eq!(rebuilding, 0);
+    // One baseline holds the versions of every view rebuilt; the baselines of earlier
+    // rebuilds, finished or killed, are gone with their versions.
+    let baselines: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT s.baseline, \
+           (SELECT count(*) FROM projection_checkpoints c WHERE c.baseline = s.baseline), \
+           (SELECT count(*) FROM projection_baselines b WHERE b.baseline = s.baseline) \
+         FROM projection_baseline_sets s",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let streams: i64 = sqlx::query_scalar("SELECT count(DISTINCT stream_id) FROM events")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert!(
+        matches!(baselines[..], [(_, 6, versions)] if versions > 0 && versions <= streams),
+        "{baselines:?}"
+    );
+    let orphans: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM projection_baselines WHERE baseline <> $1")
+            .bind(baselines[0].0)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(orphans, 0);
 }
 
 /// `noroshi rebuild --all` killed after every view has replayed the whole stream into its

@@ -151,9 +151,8 @@ async fn left_placements(db: &TestDatabase) -> Vec<(String, i64)> {
             "SELECT count(*) FROM (SELECT stream_id, max(version) AS version FROM events \
              WHERE stream_id LIKE 'placement-%' GROUP BY stream_id) s \
              CROSS JOIN unnest(ARRAY['placement_queue', 'facility_inbox']) AS v(projection) \
-             LEFT JOIN projection_stream_versions p \
-               ON p.projection = v.projection AND p.stream_id = s.stream_id \
-             WHERE p.version IS DISTINCT FROM s.version",
+             WHERE projection_applied_version(v.projection, s.stream_id) \
+               IS DISTINCT FROM s.version",
         )
         .fetch_one(db.pool())
         .await

@@ -1047,7 +1047,7 @@ async fn projections_move_past_streams_they_do_not_read() {
     )
     .await;
     let unread: Vec<(String, String)> = sqlx::query_as(
-        "SELECT projection, stream_id FROM projection_stream_versions \
+        "SELECT projection, stream_id FROM projection_applied_versions \
          WHERE stream_id LIKE 'facility-%' AND projection <> 'bed_board'",
     )
     .fetch_all(&pool)

@@ -658,9 +658,7 @@ impl Views {
         loop {
             let behind: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM unnest($2::text[], $3::bigint[]) AS w(stream_id, version) \
-                 LEFT JOIN projection_stream_versions p \
-                   ON p.projection = $1 AND p.stream_id = w.stream_id \
-                 WHERE coalesce(p.version, 0) < w.version",
+                 WHERE coalesce(projection_applied_version($1, w.stream_id), 0) < w.version",
             )
             .bind(projection)
             .bind(&streams)
