@@ -365,8 +365,7 @@ impl Beds {
             beds.occupied.push(row.occupied);
             beds.held.push(row.held);
             beds.acceptance.push(row.acceptance.clone());
-            beds.constraints
-                .push(serde_json::Value::from(row.constraints.clone()).to_string());
+            beds.constraints.push(crate::text_array(&row.constraints));
             beds.declared_at.push(row.declared_at);
             beds.proxy_by.push(row.proxy_by.clone());
         }
@@ -389,7 +388,7 @@ impl Beds {
             "WITH beds AS ( \
                INSERT INTO bed_board_beds (facility_id, category, secured, ready, occupied, held, \
                  acceptance, constraints, declared_at, proxy_by) \
-               SELECT f, c, s, r, o, h, a, ARRAY(SELECT jsonb_array_elements_text(k::jsonb)), d, p \
+               SELECT f, c, s, r, o, h, a, k::text[], d, p \
                FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::int[], \
                            $7::text[], $8::text[], $9::timestamptz[], $10::text[]) \
                     AS t(f, c, s, r, o, h, a, k, d, p) \
@@ -440,7 +439,7 @@ struct BedColumns {
     occupied: Vec<i32>,
     held: Vec<i32>,
     acceptance: Vec<String>,
-    /// Each row's constraints as a JSON array of names.
+    /// Each row's constraints as an array literal (`text_array`).
     constraints: Vec<String>,
     declared_at: Vec<Option<OffsetDateTime>>,
     proxy_by: Vec<Option<String>>,

@@ -296,7 +296,6 @@ impl Board {
             .filter_map(|id| self.placements.get(id))
             .collect();
         // Arrays as JSON, one per row: unnest cannot take an array per row.
-        let json = |values: &[String]| serde_json::Value::from(values.to_vec()).to_string();
         let column = |f: &dyn Fn(&Case) -> String| cases.iter().map(|c| f(c)).collect::<Vec<_>>();
         sqlx::query(
             "WITH placements AS ( \
@@ -307,8 +306,8 @@ impl Board {
                birth_date, sex, municipality, risk_factors, severity, needs, priority, \
                priority_overridden, status, reported_at, last_observed_at, last_spo2, \
                last_temperature, last_on_oxygen, deteriorated_at, outcome, closed_at) \
-             SELECT c1, c2, c3, c4, c5, c6, c7, c8, ARRAY(SELECT jsonb_array_elements_text(c9::jsonb)), \
-               c10, ARRAY(SELECT jsonb_array_elements_text(c11::jsonb)), c12, c13, c14, c15, c16, \
+             SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9::text[], \
+               c10, c11::text[], c12, c13, c14, c15, c16, \
                c17, c18, c19, c20, c21, c22 \
              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], \
                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::bool[], \
@@ -332,9 +331,9 @@ impl Board {
         .bind(cases.iter().map(|c| c.birth_date).collect::<Vec<_>>())
         .bind(column(&|c| c.sex.clone()))
         .bind(column(&|c| c.municipality.clone()))
-        .bind(column(&|c| json(&c.risk_factors)))
+        .bind(column(&|c| crate::text_array(&c.risk_factors)))
         .bind(column(&|c| c.severity.clone()))
-        .bind(column(&|c| json(&c.needs)))
+        .bind(column(&|c| crate::text_array(&c.needs)))
         .bind(cases.iter().map(|c| c.priority).collect::<Vec<_>>())
         .bind(cases.iter().map(|c| c.priority_overridden).collect::<Vec<_>>())
         .bind(column(&|c| c.status.clone()))

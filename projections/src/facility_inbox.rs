@@ -294,7 +294,7 @@ impl Inbox {
              INSERT INTO facility_inbox (placement_id, case_id, category, needs, priority, \
                origin_kind, origin, requested_at, status, target, offered_at, offer_deadline, \
                accepted_at, hold_deadline, vehicle, pickup_at, arrived_at) \
-             SELECT p, c, cat, ARRAY(SELECT jsonb_array_elements_text(n::jsonb)), pr, ok, org, \
+             SELECT p, c, cat, n::text[], pr, ok, org, \
                ra, st, t, oa, od, aa, hd, v, pa, ar \
              FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::int[], \
                $15::text[], $16::text[], $17::timestamptz[], $18::text[], $19::text[], \
@@ -336,7 +336,7 @@ impl Inbox {
         .bind(rows.iter().map(|r| r.category.as_str()).collect::<Vec<_>>())
         .bind(
             rows.iter()
-                .map(|r| serde_json::Value::from(r.needs.clone()).to_string())
+                .map(|r| crate::text_array(&r.needs))
                 .collect::<Vec<_>>(),
         )
         .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())

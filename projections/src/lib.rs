@@ -44,6 +44,29 @@ pub(crate) fn origin_columns(origin: &noroshi_domain::placement::Origin) -> (&'s
     }
 }
 
+/// A list of strings as a PostgreSQL array literal (`{"a","b"}`), to pass one array per
+/// row through `unnest($n::text[])` (which cannot take an array per row) and read it back
+/// with `::text[]`. Each element is quoted, so commas, braces and spaces stay inside it.
+pub fn text_array(values: &[String]) -> String {
+    let mut literal = String::with_capacity(2 + values.iter().map(|v| v.len() + 3).sum::<usize>());
+    literal.push('{');
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for c in value.chars() {
+            if c == '"' || c == '\\' {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    literal
+}
+
 /// The id of the case or placement an event belongs to.
 pub(crate) fn aggregate_uuid(event: &RecordedEvent) -> Result<uuid::Uuid, sqlx::Error> {
     uuid::Uuid::parse_str(event.stream_id.aggregate_id())
@@ -134,5 +157,22 @@ impl View {
             Self::Timeline => visitor.visit(timeline::Timeline),
             Self::PublicStats => visitor.visit(public_stats::PublicStats),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_text_array_literal_quotes_every_element() {
+        let values = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(super::text_array(&[]), "{}");
+        assert_eq!(
+            super::text_array(&values(&["ube-medical", "妊娠後期、急変の恐れ"])),
+            r#"{"ube-medical","妊娠後期、急変の恐れ"}"#
+        );
+        assert_eq!(
+            super::text_array(&values(&[r#"a "b", {c}\d"#, "", "NULL"])),
+            r#"{"a \"b\", {c}\\d","","NULL"}"#
+        );
     }
 }

@@ -349,9 +349,9 @@ impl Queue {
                category, needs, priority, priority_overridden, priority_reason, origin_kind, \
                origin, requested_at, status, target, offered_at, offer_deadline, hold_deadline, \
                declined_by, vehicle) \
-             SELECT p, c, o, rb, cat, ARRAY(SELECT jsonb_array_elements_text(n::jsonb)), pr, \
+             SELECT p, c, o, rb, cat, n::text[], pr, \
                po, prr, ok, org, ra, st, t, oa, od, hd, \
-               ARRAY(SELECT jsonb_array_elements_text(d::jsonb)), v \
+               d::text[], v \
              FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[], \
                $12::text[], $13::int[], $14::bool[], $15::text[], $16::text[], $17::text[], \
                $18::timestamptz[], $19::text[], $20::text[], $21::timestamptz[], \
@@ -421,13 +421,12 @@ struct QueueColumns {
 
 impl QueueColumns {
     fn push(&mut self, row: &QueueRow) {
-        let json = |values: &[String]| serde_json::Value::from(values.to_vec()).to_string();
         self.placement_id.push(row.placement_id);
         self.case_id.push(row.case_id);
         self.case_owner.push(row.case_owner.clone());
         self.requested_by.push(row.requested_by.clone());
         self.category.push(row.category.clone());
-        self.needs.push(json(&row.needs));
+        self.needs.push(crate::text_array(&row.needs));
         self.priority.push(row.priority);
         self.priority_overridden.push(row.priority_overridden);
         self.priority_reason.push(row.priority_reason.clone());
@@ -439,7 +438,7 @@ impl QueueColumns {
         self.offered_at.push(row.offered_at);
         self.offer_deadline.push(row.offer_deadline);
         self.hold_deadline.push(row.hold_deadline);
-        self.declined_by.push(json(&row.declined_by));
+        self.declined_by.push(crate::text_array(&row.declined_by));
         self.vehicle.push(row.vehicle.clone());
     }
 }

@@ -217,14 +217,14 @@ impl Subjects {
         let kinds: Vec<&str> = changed.iter().map(|s| s.kind.as_str()).collect();
         let cases: Vec<Uuid> = changed.iter().map(|s| s.case_id).collect();
         let owners: Vec<Option<&str>> = changed.iter().map(|s| s.case_owner.as_deref()).collect();
-        // Each subject's facilities as a JSON array: unnest cannot take an array per row.
+        // Each subject's facilities as an array literal: unnest cannot take an array per row.
         let facilities: Vec<String> = changed
             .iter()
-            .map(|s| serde_json::Value::from(s.facilities.clone()).to_string())
+            .map(|s| crate::text_array(&s.facilities))
             .collect();
         sqlx::query(
             "INSERT INTO timeline_subjects (subject_id, kind, case_id, case_owner, facilities) \
-             SELECT i, k, c, o, ARRAY(SELECT jsonb_array_elements_text(f::jsonb)) \
+             SELECT i, k, c, o, f::text[] \
              FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[]) AS t(i, k, c, o, f) \
              ON CONFLICT (subject_id) DO UPDATE SET kind = excluded.kind, case_id = excluded.case_id, \
                case_owner = excluded.case_owner, facilities = excluded.facilities",

@@ -1097,3 +1097,33 @@ async fn views_come_back_from_the_store_after_the_stream_is_lost() {
     );
     views_equal_their_recomputation(&api.db).await;
 }
+
+/// What the read models write through `text_array` (facilities, needs, risk factors and
+/// constraints, free text among them) reads back from PostgreSQL as the same strings.
+#[tokio::test]
+async fn text_array_literals_read_back_as_the_same_strings() {
+    let db = TestDatabase::create().await;
+    let lists: Vec<Vec<String>> = [
+        &[][..],
+        &["ube-medical", "hofu-central"][..],
+        &["妊娠後期、急変の恐れ", "透析中"][..],
+        &[
+            r#"a "quoted", {braced} \ back\slash"#,
+            "",
+            "NULL",
+            " spaced ",
+        ][..],
+    ]
+    .iter()
+    .map(|list| list.iter().map(|s| (*s).to_owned()).collect())
+    .collect();
+    for list in lists {
+        let literal = noroshi_projections::text_array(&list);
+        let read: Vec<String> = sqlx::query_scalar("SELECT $1::text::text[]")
+            .bind(&literal)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(read, list, "{literal}");
+    }
+}
