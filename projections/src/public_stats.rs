@@ -56,10 +56,12 @@ impl Projection for PublicStats {
             return Ok(());
         }
         let (mut reported, mut owners, mut first_statuses) = (Vec::new(), Vec::new(), Vec::new());
+        let mut may_exist = Vec::new();
         let (mut moved, mut statuses) = (Vec::new(), Vec::new());
         for (case_id, (owner, status)) in cases {
             if let Some(owner) = owner {
                 reported.push(case_id);
+                may_exist.push(seen.may_exist(&case_id));
                 owners.push(owner);
                 first_statuses.push(status.unwrap_or(CaseStatus::Reported).to_string());
             }
@@ -73,11 +75,17 @@ impl Projection for PublicStats {
         }
         // A case reported in this batch is inserted with its last status; the update
         // moves those already there (it does not see the rows the insert adds, and in a
-        // rebuild it is given only cases an earlier batch wrote).
+        // rebuild it is given only cases an earlier batch wrote). A case no earlier batch
+        // of a rebuild saw goes in without the conflict check.
         sqlx::query(
-            "WITH reported AS ( \
+            "WITH new AS ( \
                INSERT INTO case_status (case_id, health_center_id, status) \
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) \
+               SELECT i, h, s FROM unnest($1::uuid[], $2::text[], $3::text[], $6::bool[]) \
+                 AS r(i, h, s, m) WHERE NOT m), \
+             reported AS ( \
+               INSERT INTO case_status (case_id, health_center_id, status) \
+               SELECT i, h, s FROM unnest($1::uuid[], $2::text[], $3::text[], $6::bool[]) \
+                 AS r(i, h, s, m) WHERE m \
                ON CONFLICT (case_id) DO NOTHING) \
              UPDATE case_status c SET status = m.status \
              FROM unnest($4::uuid[], $5::text[]) AS m(case_id, status) \
@@ -88,6 +96,7 @@ impl Projection for PublicStats {
         .bind(&first_statuses)
         .bind(&moved)
         .bind(&statuses)
+        .bind(&may_exist)
         .execute(&mut *tx)
         .await?;
         Ok(())

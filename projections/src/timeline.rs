@@ -56,6 +56,17 @@ impl Projection for Timeline {
     }
 }
 
+/// Inserts the rows of `$1`..`$5` (`s`: `$6`, whether the row is stored), filtered by a
+/// `WHERE` that follows.
+macro_rules! subjects_insert {
+    () => {
+        "INSERT INTO timeline_subjects (subject_id, kind, case_id, case_owner, facilities) \
+         SELECT i, k, c, o, f::text[] \
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::bool[]) \
+           AS t(i, k, c, o, f, s)"
+    };
+}
+
 /// A stored row of `timeline_subjects`.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 struct SubjectRow {
@@ -71,6 +82,9 @@ struct SubjectRow {
 struct Subjects {
     rows: HashMap<Uuid, SubjectRow>,
     changed: HashSet<Uuid>,
+    /// The subjects that have a row: those loaded. Every other row the batch writes is
+    /// new, since the batch looked up every subject it may create.
+    stored: HashSet<Uuid>,
 }
 
 impl Subjects {
@@ -115,6 +129,7 @@ impl Subjects {
         .fetch_all(&mut *tx)
         .await?;
         Ok(Self {
+            stored: rows.iter().map(|row| row.subject_id).collect(),
             rows: rows.into_iter().map(|row| (row.subject_id, row)).collect(),
             changed: HashSet::new(),
         })
@@ -222,18 +237,24 @@ impl Subjects {
             .iter()
             .map(|s| crate::text_array(&s.facilities))
             .collect();
-        sqlx::query(
-            "INSERT INTO timeline_subjects (subject_id, kind, case_id, case_owner, facilities) \
-             SELECT i, k, c, o, f::text[] \
-             FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[]) AS t(i, k, c, o, f) \
-             ON CONFLICT (subject_id) DO UPDATE SET kind = excluded.kind, case_id = excluded.case_id, \
-               case_owner = excluded.case_owner, facilities = excluded.facilities",
-        )
+        let stored: Vec<bool> = ids.iter().map(|id| self.stored.contains(id)).collect();
+        // New rows go in without the conflict check, which costs PostgreSQL about a
+        // fifth of each insert; in a rebuild nearly every row is new.
+        sqlx::query(concat!(
+            "WITH new AS (",
+            subjects_insert!(),
+            " WHERE NOT s) ",
+            subjects_insert!(),
+            " WHERE s ON CONFLICT (subject_id) DO UPDATE SET kind = excluded.kind, \
+               case_id = excluded.case_id, case_owner = excluded.case_owner, \
+               facilities = excluded.facilities"
+        ))
         .bind(&ids)
         .bind(&kinds)
         .bind(&cases)
         .bind(&owners)
         .bind(&facilities)
+        .bind(&stored)
         .execute(&mut *tx)
         .await?;
         Ok(())
