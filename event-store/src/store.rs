@@ -903,13 +903,13 @@ pub(crate) fn append_result(
 
 /// Decodes a row selected with `event_columns!()`.
 pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    let stream_id: String = row.try_get("stream_id")?;
-    let prefecture: String = row.try_get("prefecture")?;
+    let stream_id: &str = row.try_get("stream_id")?;
+    let prefecture: &str = row.try_get("prefecture")?;
     let schema_version: i32 = row.try_get("schema_version")?;
     let payload: Vec<u8> = row.try_get("payload")?;
     Ok(RecordedEvent {
         event_id: row.try_get("event_id")?,
-        stream_id: StreamId::parse(&stream_id)
+        stream_id: StreamId::parse(stream_id)
             .map_err(|_| StoreError::Corrupt(format!("stream id {stream_id:?}")))?,
         version: to_u64(row.try_get("version")?)?,
         position: to_u64(row.try_get("position")?)?,
@@ -922,7 +922,7 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         correlation_id: row.try_get("correlation_id")?,
         causation_id: row.try_get("causation_id")?,
         actor: row.try_get("actor")?,
-        prefecture: Prefecture::parse(&prefecture)
+        prefecture: Prefecture::parse(prefecture)
             .map_err(|_| StoreError::Corrupt(format!("prefecture {prefecture:?}")))?,
         payload: payload.into(),
     })

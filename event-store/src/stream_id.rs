@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use uuid::Uuid;
+
 /// Longest aggregate type, e.g. `placement`.
 const MAX_AGGREGATE_TYPE_LEN: usize = 32;
 /// Longest aggregate id: a UUID is 36, a facility slug is chosen by ADMIN.
@@ -12,11 +14,41 @@ const MAX_AGGREGATE_ID_LEN: usize = 128;
 /// The type is lowercase ASCII (`[a-z][a-z0-9_]*`), the id is `[A-Za-z0-9_-]+`. Both become
 /// tokens of a NATS subject, so neither may hold `.`, `*`, `>` or whitespace; the database
 /// checks the same rule again.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone)]
 pub struct StreamId {
     value: String,
     /// Byte index of the `-` that ends the aggregate type.
     split: usize,
+    /// The aggregate id as a UUID, when it is one (cases and placements), parsed once:
+    /// projections look it up for every event they apply.
+    uuid: Option<Uuid>,
+}
+
+// Equality, order and hash are those of the text; the rest follows from it.
+impl PartialEq for StreamId {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl Eq for StreamId {}
+
+impl PartialOrd for StreamId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for StreamId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.value.cmp(&other.value)
+    }
+}
+
+impl std::hash::Hash for StreamId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.value.hash(state);
+    }
 }
 
 /// Why a string is not a [`StreamId`].
@@ -41,6 +73,7 @@ impl StreamId {
         Ok(Self {
             value: value.to_owned(),
             split,
+            uuid: Uuid::try_parse(aggregate_id).ok(),
         })
     }
 
@@ -51,6 +84,7 @@ impl StreamId {
         Ok(Self {
             value: format!("{aggregate_type}-{aggregate_id}"),
             split: aggregate_type.len(),
+            uuid: Uuid::try_parse(aggregate_id).ok(),
         })
     }
 
@@ -88,6 +122,11 @@ impl StreamId {
 
     pub fn aggregate_id(&self) -> &str {
         &self.value[self.split + 1..]
+    }
+
+    /// The aggregate id as a UUID, when it is one.
+    pub fn aggregate_uuid(&self) -> Option<Uuid> {
+        self.uuid
     }
 }
 
@@ -141,6 +180,13 @@ mod tests {
         assert_eq!(id.aggregate_type(), "facility");
         assert_eq!(id.aggregate_id(), "hofu-central");
         assert_eq!(StreamId::new("facility", "hofu-central").unwrap(), id);
+        assert_eq!(id.aggregate_uuid(), None);
+        let case = StreamId::parse("case-0195f0a1-7c3e-7d2a-9b1c-3f4e5d6c7b8a").unwrap();
+        assert_eq!(
+            case.aggregate_uuid().map(|u| u.to_string()).as_deref(),
+            Some("0195f0a1-7c3e-7d2a-9b1c-3f4e5d6c7b8a")
+        );
+        assert_eq!(StreamId::new("case", case.aggregate_id()).unwrap(), case);
     }
 
     #[test]

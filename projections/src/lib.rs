@@ -69,8 +69,9 @@ pub fn text_array(values: &[String]) -> String {
 
 /// The id of the case or placement an event belongs to.
 pub(crate) fn aggregate_uuid(event: &RecordedEvent) -> Result<uuid::Uuid, sqlx::Error> {
-    uuid::Uuid::parse_str(event.stream_id.aggregate_id())
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    event.stream_id.aggregate_uuid().ok_or_else(|| {
+        sqlx::Error::Decode(format!("stream {} does not end in a UUID", event.stream_id).into())
+    })
 }
 
 /// The ids of the cases and of the placements whose events are in `batch`.
