@@ -2,7 +2,7 @@
 //! priority, the last observation, the deterioration flag and where the latest placement
 //! stands. The rows carry the patient's identity: the API audits every read.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::placement::PlacementEvent;

@@ -6,7 +6,7 @@
 //! One row per placement follows it from its request until the patient leaves the
 //! facility; the API shows a facility the rows it is the target of.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::placement::PlacementEvent;

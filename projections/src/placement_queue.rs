@@ -7,7 +7,7 @@
 //! or cancelled). Its priority is the case's current one, as `Case::evolve` keeps it: a
 //! new triage or an HQ override moves the case's live placement in the queue.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::placement::PlacementEvent;

@@ -5,7 +5,7 @@
 //! The beds come from the `bed_board` read model; this projection keeps only each case's
 //! status and owning health center (`case_status`), moved as `Case::evolve` moves it.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::values::CaseStatus;
@@ -34,7 +34,7 @@ impl Projection for PublicStats {
         seen: &mut Seen,
     ) -> Result<(), sqlx::Error> {
         // Case → (its owner if reported in this batch, its last status in this batch).
-        let mut cases: HashMap<Uuid, (Option<String>, Option<CaseStatus>)> = HashMap::new();
+        let mut cases: HashMap<Uuid, (Option<String>, Option<CaseStatus>)> = HashMap::default();
         for (event, decoded) in events {
             let DomainEvent::Case(case_event) = decoded else {
                 continue;

@@ -105,7 +105,7 @@ pub trait Projection: Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub struct Seen {
     /// `None` when live.
-    looked_up: Option<std::collections::HashSet<uuid::Uuid>>,
+    looked_up: Option<foldhash::HashSet<uuid::Uuid>>,
 }
 
 impl Seen {
@@ -117,7 +117,7 @@ impl Seen {
     /// Rebuilding from empty tables: no id has a row yet.
     pub fn rebuilding() -> Self {
         Self {
-            looked_up: Some(std::collections::HashSet::new()),
+            looked_up: Some(foldhash::HashSet::default()),
         }
     }
 

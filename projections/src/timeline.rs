@@ -9,7 +9,7 @@
 //! seen: a read with `min_versions` waits for it as for any view, and a rebuild writes
 //! one row per case and placement rather than a copy of every event.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::placement::{Origin, PlacementEvent};
@@ -131,7 +131,7 @@ impl Subjects {
         Ok(Self {
             stored: rows.iter().map(|row| row.subject_id).collect(),
             rows: rows.into_iter().map(|row| (row.subject_id, row)).collect(),
-            changed: HashSet::new(),
+            changed: HashSet::default(),
         })
     }
 
