@@ -38,7 +38,7 @@ use crate::{View, Visitor};
 /// Events (or messages from the stream) handed to every view at a time, by default:
 /// large, so that each view's statements carry many rows each, and small enough to keep
 /// memory modest.
-pub const CHUNK: usize = 20_000;
+pub const CHUNK: usize = 50_000;
 
 /// How long the reader waits for a chunk to fill while the server says more is pending.
 const CHUNK_FILL: Duration = Duration::from_millis(500);
