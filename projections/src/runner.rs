@@ -472,8 +472,7 @@ async fn apply_batch<P: Projection>(
     }
     let mut tx = conn.begin().await?;
     // The last applied version of each stream not in memory, in one query: the
-    // projection's own row, or else its baseline's (as `projection_applied_version()`
-    // says, written out so that each is one index probe).
+    // projection's own row, or else its baseline's.
     let unknown: Vec<String> = events
         .iter()
         .map(|e| e.stream_id.to_string())
@@ -485,14 +484,7 @@ async fn apply_batch<P: Projection>(
     if !unknown.is_empty() {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT * FROM ( \
-               SELECT w.stream_id, coalesce( \
-                 (SELECT v.version FROM projection_stream_versions v \
-                  WHERE v.projection = $1 AND v.stream_id = w.stream_id), \
-                 (SELECT b.version FROM projection_checkpoints c \
-                  JOIN projection_baselines b \
-                    ON b.baseline = c.baseline AND b.stream_id = w.stream_id \
-                  WHERE c.projection = $1 \
-                    AND split_part(w.stream_id, '-', 1) = ANY (c.baseline_sources))) AS version \
+               SELECT w.stream_id, projection_applied_version($1, w.stream_id) AS version \
                FROM unnest($2::text[]) AS w (stream_id)) applied \
              WHERE version IS NOT NULL",
         )
