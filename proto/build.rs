@@ -30,7 +30,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     // Event types are stored as the protobuf full name (`prost::Name::full_name`).
     config.enable_type_names();
+    // Service stubs only with the `grpc` feature: the messages alone need no tonic.
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
+        .build_server(grpc)
+        .build_client(grpc)
         .build_transport(false)
         .compile_fds_with_config(descriptors, config)?;
     Ok(())

@@ -13,6 +13,7 @@
 pub mod batch;
 mod error;
 mod event;
+pub mod leader;
 mod migrate;
 pub mod relay;
 mod store;

@@ -23,7 +23,7 @@ use async_nats::jetstream;
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use noroshi_domain::DomainEvent;
-use noroshi_event_store::relay::Leadership;
+use noroshi_event_store::leader::Leadership;
 use noroshi_event_store::{RecordedEvent, SnapshotExtent, StreamId};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};

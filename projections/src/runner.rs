@@ -22,7 +22,7 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::Order
 use futures_util::{FutureExt, StreamExt};
 use noroshi_domain::DomainEvent;
 use noroshi_event_store::RecordedEvent;
-use noroshi_event_store::relay::Leadership;
+use noroshi_event_store::leader::Leadership;
 use noroshi_event_store::wire::{decode_event, event_source};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};

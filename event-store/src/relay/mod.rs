@@ -11,7 +11,6 @@
 //!   duplicate window.
 
 mod jetstream;
-mod leader;
 mod outbox;
 
 use std::time::Duration;
@@ -20,12 +19,15 @@ use sqlx::postgres::{PgListener, PgPool};
 use tokio_util::sync::CancellationToken;
 
 pub use jetstream::{PublishFailure, StreamSettings};
-pub use leader::{Leadership, RELAY_LOCK_KEY};
 pub use outbox::pending;
 
 use crate::error::StoreError;
+use crate::leader::Leadership;
 use crate::wire::SubjectPrefix;
 use jetstream::Publisher;
+
+/// Advisory-lock key of the outbox relay (`"noroshi\x01"` as a big-endian integer).
+pub const RELAY_LOCK_KEY: i64 = 0x6e6f_726f_7368_6901;
 
 /// Channel on which the event store wakes the relay after commits.
 pub const OUTBOX_CHANNEL: &str = "noroshi_outbox";

@@ -1,4 +1,5 @@
-//! Leadership of a singleton component through a PostgreSQL advisory lock.
+//! Leadership of a singleton component (the outbox relay, each projection, each
+//! scheduler) through a PostgreSQL advisory lock.
 //!
 //! The lock lives on one dedicated connection: when the leader's process dies, or its
 //! connection does, PostgreSQL releases the lock and a waiting copy takes over. The
@@ -12,9 +13,6 @@ use sqlx::{ConnectOptions, Connection};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::StoreError;
-
-/// Advisory-lock key of the outbox relay (`"noroshi\x01"` as a big-endian integer).
-pub const RELAY_LOCK_KEY: i64 = 0x6e6f_726f_7368_6901;
 
 /// A held advisory lock and the connection that holds it.
 #[derive(Debug)]
