@@ -27,15 +27,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
 
-    let mut config = tonic_prost_build::Config::new();
+    let mut config = prost_build::Config::new();
     // Event types are stored as the protobuf full name (`prost::Name::full_name`).
     config.enable_type_names();
-    // Service stubs only with the `grpc` feature: the messages alone need no tonic.
-    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
+    generate(config, descriptors)
+}
+
+/// Messages and, with the `grpc` feature, the service stubs (servers and clients).
+#[cfg(feature = "grpc")]
+fn generate(
+    config: prost_build::Config,
+    descriptors: prost_types::FileDescriptorSet,
+) -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
-        .build_server(grpc)
-        .build_client(grpc)
         .build_transport(false)
         .compile_fds_with_config(descriptors, config)?;
+    Ok(())
+}
+
+/// Messages only: crates that store or read them (codec, projections) build no tonic.
+#[cfg(not(feature = "grpc"))]
+fn generate(
+    mut config: prost_build::Config,
+    descriptors: prost_types::FileDescriptorSet,
+) -> Result<(), Box<dyn std::error::Error>> {
+    config.compile_fds(descriptors)?;
     Ok(())
 }

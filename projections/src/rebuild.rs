@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::runner::{
-    self, Decoder, Next, Projection, ProjectionError, RunnerConfig, Seen, VIEWS_CHANNEL, count,
+    self, Next, Projection, ProjectionError, RunnerConfig, Seen, VIEWS_CHANNEL, count,
 };
 use crate::{View, Visitor};
 
@@ -116,7 +116,6 @@ pub async fn rebuild(
     config: RunnerConfig,
     reading: Reading,
     views: &[(View, Progress<'_>)],
-    decoder: Decoder,
     shutdown: CancellationToken,
 ) -> Result<Option<u64>, ProjectionError> {
     let database = runner::with_session_settings(database);
@@ -145,7 +144,7 @@ pub async fn rebuild(
         reading,
         baseline: claim.baseline,
     };
-    let outcome = rebuild_leading(&mut leaderships, log, views, decoder, shutdown).await;
+    let outcome = rebuild_leading(&mut leaderships, log, views, shutdown).await;
     release(leaderships).await;
     claim.finish().await;
     outcome
@@ -224,7 +223,6 @@ async fn rebuild_leading(
     leaderships: &mut [Leadership],
     log: Log,
     views: &[(View, Progress<'_>)],
-    decoder: Decoder,
     shutdown: CancellationToken,
 ) -> Result<Option<u64>, ProjectionError> {
     let Log {
@@ -266,7 +264,7 @@ async fn rebuild_leading(
     sources.dedup();
 
     let (feeds, receivers): (Vec<_>, Vec<_>) = views.iter().map(|_| mpsc::channel(2)).unzip();
-    let fanout = Fanout::new(feeds, decoder, chunk.max(1), baseline);
+    let fanout = Fanout::new(feeds, chunk.max(1), baseline);
     // The reader decodes on a task of its own, alongside the views' work.
     let (total, reader) = match source {
         Source::Store => {
@@ -349,7 +347,6 @@ fn stream_not_found(error: &jetstream::context::GetStreamError) -> bool {
 /// where the log ends.
 struct Fanout {
     feeds: Vec<mpsc::Sender<Feed>>,
-    decoder: Decoder,
     /// Events per chunk.
     size: usize,
     chunk: Vec<(RecordedEvent, DomainEvent)>,
@@ -357,10 +354,9 @@ struct Fanout {
 }
 
 impl Fanout {
-    fn new(feeds: Vec<mpsc::Sender<Feed>>, decoder: Decoder, size: usize, baseline: i64) -> Self {
+    fn new(feeds: Vec<mpsc::Sender<Feed>>, size: usize, baseline: i64) -> Self {
         Self {
             feeds,
-            decoder,
             size,
             chunk: Vec::with_capacity(size),
             end: End {
@@ -382,7 +378,7 @@ impl Fanout {
         if !runner::is_new(stream_id.as_str(), recorded.version, last)? {
             return Ok(());
         }
-        let decoded = runner::decode(&self.decoder, &recorded)?;
+        let decoded = runner::decode(&recorded)?;
         self.end
             .versions
             .insert(stream_id.clone(), (recorded.version, recorded.position));

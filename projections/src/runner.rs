@@ -65,10 +65,6 @@ fn notification<'a>(projection: &str, streams: impl Iterator<Item = &'a str>) ->
 static NO_HEADERS: std::sync::LazyLock<async_nats::HeaderMap> =
     std::sync::LazyLock::new(async_nats::HeaderMap::new);
 
-/// Turns a stored event into a domain event; supplied by the API layer, which owns the
-/// wire format of payloads.
-pub type Decoder = Arc<dyn Fn(&RecordedEvent) -> Result<DomainEvent, BoxError> + Send + Sync>;
-
 /// A read model maintained from the event log.
 pub trait Projection: Send + Sync + 'static {
     /// Its name, which keys its checkpoint and its leadership.
@@ -216,7 +212,6 @@ pub async fn run<P: Projection>(
     nats: async_nats::Client,
     config: RunnerConfig,
     projection: P,
-    decoder: Decoder,
     status: Arc<ProjectionStatus>,
     shutdown: CancellationToken,
 ) {
@@ -234,7 +229,6 @@ pub async fn run<P: Projection>(
             &nats,
             &config,
             &projection,
-            &decoder,
             &status,
             &shutdown,
         )
@@ -437,7 +431,6 @@ impl Position {
 async fn apply_batch<P: Projection>(
     conn: &mut PgConnection,
     projection: &P,
-    decoder: &Decoder,
     batch: &[jetstream::Message],
     position: &mut Position,
 ) -> Result<(), ProjectionError> {
@@ -516,7 +509,7 @@ async fn apply_batch<P: Projection>(
             applied.insert(stream_id, last);
             continue;
         }
-        let decoded = decode(decoder, &recorded)?;
+        let decoded = decode(&recorded)?;
         written.insert(stream_id.clone(), (recorded.version, recorded.position));
         applied.insert(stream_id, recorded.version);
         fresh.push((recorded, decoded));
@@ -586,14 +579,11 @@ pub(crate) fn recorded(
 }
 
 /// The domain event a stored event holds.
-pub(crate) fn decode(
-    decoder: &Decoder,
-    recorded: &RecordedEvent,
-) -> Result<DomainEvent, ProjectionError> {
-    decoder(recorded).map_err(|source| ProjectionError::Decode {
+pub(crate) fn decode(recorded: &RecordedEvent) -> Result<DomainEvent, ProjectionError> {
+    noroshi_codec::decode(recorded).map_err(|source| ProjectionError::Decode {
         stream_id: recorded.stream_id.to_string(),
         version: recorded.version,
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -675,7 +665,6 @@ async fn lead<P: Projection>(
     nats: &async_nats::Client,
     config: &RunnerConfig,
     projection: &P,
-    decoder: &Decoder,
     status: &ProjectionStatus,
     shutdown: &CancellationToken,
 ) -> Result<(), ProjectionError> {
@@ -716,7 +705,7 @@ async fn lead<P: Projection>(
             }
         };
         last_message = Instant::now();
-        apply_batch(conn, projection, decoder, &batch, &mut position).await?;
+        apply_batch(conn, projection, &batch, &mut position).await?;
         if marked && position.pending == 0 {
             // An interrupted rebuild left its mark; caught up, the view is whole again.
             sqlx::query(

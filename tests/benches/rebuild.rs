@@ -237,7 +237,6 @@ async fn main() {
             chunk: usize::try_from(chunk).unwrap(),
         },
         &views,
-        noroshi_api::convert::events::decoder(),
         CancellationToken::new(),
     )
     .await

@@ -97,7 +97,6 @@ impl Pipeline {
             client,
             config,
             projection,
-            noroshi_api::convert::events::decoder(),
             status.clone(),
             self.shutdown.clone(),
         ));

@@ -8,7 +8,8 @@ use std::process::Command;
 
 use noroshi_api::admin::{AdminError, AdminFile, Outcome, Plan, apply};
 use noroshi_api::auth::Tokens;
-use noroshi_api::convert::events::{DomainEvent, decode};
+use noroshi_codec::decode;
+use noroshi_domain::DomainEvent;
 use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::facility::{FacilityEvent, FacilityProfile};
 use noroshi_domain::values::{FacilityId, FacilityKind, PrincipalId};

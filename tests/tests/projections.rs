@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use noroshi_api::auth::{TokenEntry, Tokens};
-use noroshi_api::convert::events::decode;
+use noroshi_codec::decode;
 use noroshi_domain::DomainEvent;
 use noroshi_domain::case::{Case, CaseEvent};
 use noroshi_domain::facility::{Facility, FacilityEvent};

@@ -41,8 +41,8 @@ use uuid::Uuid;
 use crate::auth::{TokenEntry, Tokens};
 use crate::commands::CommandHandler;
 use crate::commands::facility::{Registration, Update, register_checked, update_checked};
-use crate::convert::enums::WireEnum;
 use crate::error::ApiError;
+use noroshi_codec::WireEnum;
 
 /// Namespace of the command ids `apply` derives, so that two runs registering the same
 /// facility are one command.

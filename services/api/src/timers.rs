@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::commands::{CommandHandler, placement};
-use crate::convert::events::{self, DomainEvent};
 use crate::error::ApiError;
+use noroshi_codec::events;
+use noroshi_domain::DomainEvent;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TimerSettings {

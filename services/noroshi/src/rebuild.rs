@@ -36,7 +36,6 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
         max_backoff: Duration::from_secs(5),
         known_versions: noroshi_projections::runner::KNOWN_VERSIONS,
     };
-    let decoder = noroshi_api::convert::events::decoder();
     let shutdown = CancellationToken::new();
     let interrupt = shutdown.clone();
     tokio::spawn(async move {
@@ -82,7 +81,6 @@ pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
             chunk: args.chunk_events,
         },
         &rebuilds,
-        decoder,
         shutdown.clone(),
     )
     .await

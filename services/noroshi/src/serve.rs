@@ -374,10 +374,9 @@ impl Visitor for SpawnProjection<'_> {
             self.config.clone(),
             self.shutdown.clone(),
         );
-        let decoder = noroshi_api::convert::events::decoder();
         let status = Arc::new(ProjectionStatus::default());
         self.components.spawn(async move {
-            runner::run(database, nats, config, projection, decoder, status, token).await;
+            runner::run(database, nats, config, projection, status, token).await;
             Ok(())
         });
     }

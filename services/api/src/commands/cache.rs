@@ -12,7 +12,7 @@ use noroshi_domain::case::{Case, CaseEvent};
 use noroshi_domain::facility::{Facility, FacilityEvent};
 use noroshi_domain::placement::{Placement, PlacementEvent};
 
-use crate::convert::events::DomainEvent;
+use noroshi_domain::DomainEvent;
 
 /// An aggregate the command handler can load, cache and evolve.
 pub(crate) trait Aggregate: Clone + Default + Send + Sync + 'static {

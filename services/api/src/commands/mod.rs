@@ -27,9 +27,10 @@ use noroshi_proto::v1 as pb;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::convert::events::{self, DomainEvent};
 use crate::error::ApiError;
 pub(crate) use cache::{Aggregate, Loaded, StateCache};
+use noroshi_codec::events;
+use noroshi_domain::DomainEvent;
 
 /// Events read per round trip when catching a state up with its stream.
 const READ_PAGE: u32 = 500;

@@ -7,8 +7,9 @@ use noroshi_domain::Violations;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::convert::enums::WireEnum;
 use crate::error::ApiError;
+use noroshi_codec::WireEnum;
+use noroshi_codec::timestamps::from_timestamp;
 
 /// Parses the mandatory idempotency key.
 pub(crate) fn command_id(value: &str, violations: &mut Violations) -> Option<Uuid> {
@@ -69,16 +70,6 @@ pub(crate) fn optional<T, E: std::fmt::Display>(
     }
 }
 
-/// A protobuf timestamp as a time, `None` when it is out of range or its nanos are not
-/// within one second.
-pub(crate) fn from_timestamp(value: &prost_types::Timestamp) -> Option<OffsetDateTime> {
-    if !(0..1_000_000_000).contains(&value.nanos) {
-        return None;
-    }
-    let nanos = i128::from(value.seconds) * 1_000_000_000 + i128::from(value.nanos);
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
-}
-
 pub(crate) fn timestamp(
     value: &prost_types::Timestamp,
     field: &str,
@@ -89,14 +80,6 @@ pub(crate) fn timestamp(
         violations.add(field, "is not a valid timestamp");
     }
     parsed
-}
-
-pub(crate) fn to_timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
-    let nanos = at.unix_timestamp_nanos();
-    prost_types::Timestamp {
-        seconds: i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX),
-        nanos: i32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
-    }
 }
 
 /// Finishes parsing: the value when every field was valid, else every violation.

@@ -1,5 +1,3 @@
-//! Conversions between the protobuf wire types and the domain, at the edge (DESIGN.md §3).
+//! Parsing request messages into domain values, at the edge (DESIGN.md §3).
 
-pub(crate) mod enums;
-pub mod events;
 pub(crate) mod fields;

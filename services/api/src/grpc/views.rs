@@ -9,8 +9,10 @@ use noroshi_event_store::StreamId;
 use noroshi_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::convert::enums::WireEnum;
-use crate::convert::fields::{enum_set, finish, optional, to_timestamp};
+use noroshi_codec::WireEnum;
+use noroshi_codec::timestamps::to_timestamp;
+
+use crate::convert::fields::{enum_set, finish, optional};
 use crate::error::ApiError;
 use crate::views::{
     AreaStats, BedBoardDelta, BedBoardFilter, BedBoardRowView, BedBoardUpdate, BedBoardView,

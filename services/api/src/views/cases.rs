@@ -29,9 +29,9 @@ use super::{
     BedBoardFilter, BedBoardRowView, Changed, Listed, Update, Views, diff, follow, merged,
 };
 use crate::audit;
-use crate::convert::events;
 use crate::error::ApiError;
 use crate::error::store_failure;
+use noroshi_codec::events;
 
 /// Rows per page when the caller does not say.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;

@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::commands::CommandHandler;
-use crate::convert::events::{DomainEvent, decode};
 use crate::error::ApiError;
+use noroshi_codec::decode;
+use noroshi_domain::DomainEvent;
 
 /// Most observations returned, the latest.
 const MAX_OBSERVATIONS: usize = 200;

@@ -5,7 +5,7 @@ use noroshi_domain::values as domain;
 use noroshi_proto::v1 as pb;
 
 /// A domain enum carried on the wire as a protobuf enum number.
-pub(crate) trait WireEnum: Sized + Copy + Ord {
+pub trait WireEnum: Sized + Copy + Ord {
     /// The protobuf enum's name, for messages.
     const NAME: &'static str;
     fn from_known(value: i32) -> Option<Self>;
@@ -139,6 +139,6 @@ wire_enum!(
 );
 
 /// Wire numbers of a set, in order.
-pub(crate) fn to_wire_all<T: WireEnum>(values: impl IntoIterator<Item = T>) -> Vec<i32> {
+pub fn to_wire_all<T: WireEnum>(values: impl IntoIterator<Item = T>) -> Vec<i32> {
     values.into_iter().map(WireEnum::to_wire).collect()
 }

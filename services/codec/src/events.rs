@@ -23,12 +23,12 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::convert::enums::{WireEnum, to_wire_all};
-use crate::convert::fields::{from_timestamp, to_timestamp};
+use crate::enums::{WireEnum, to_wire_all};
+use crate::timestamps::{from_timestamp, to_timestamp};
 
 const DATE: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
-pub use noroshi_domain::DomainEvent;
+use noroshi_domain::DomainEvent;
 
 /// A stored event that cannot be turned back into a domain event.
 #[derive(Debug, thiserror::Error)]
@@ -454,13 +454,6 @@ fn set<T: Ord, E: std::fmt::Display>(
     parse: impl Fn(&str) -> Result<T, E>,
 ) -> Decoded<BTreeSet<T>> {
     values.iter().map(|v| field(name, parse(v))).collect()
-}
-
-/// [`decode`] as the projection runner takes it.
-pub fn decoder() -> noroshi_projections::runner::Decoder {
-    std::sync::Arc::new(|event| {
-        decode(event).map_err(|e| Box::new(e) as noroshi_projections::runner::BoxError)
-    })
 }
 
 /// The domain event stored as `recorded`.
