@@ -5,15 +5,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use noroshi_api::auth::{TokenEntry, Tokens};
 use noroshi_api::commands::{Clock, CommandHandler, CommandSettings, system_clock};
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
-use noroshi_api::identity::certificates::{self, TlsFiles};
-use noroshi_api::identity::{Authenticator, IdentitySettings};
 use noroshi_api::views::{ViewSettings, Views};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::{EventStore, StoreLimits};
+use noroshi_identity::certificates::{self, TlsFiles};
+use noroshi_identity::tokens::{TokenEntry, Tokens};
+use noroshi_identity::{Authenticator, IdentitySettings};
 use noroshi_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 use pb::facility_service_client::FacilityServiceClient;
@@ -319,7 +319,7 @@ impl TestApi {
             grpc,
             self.grpc_context.clone(),
             self.grpc_settings,
-            Some(certificates::grpc_config(files).expect("TLS files")),
+            Some(grpc::grpc_config(files).expect("TLS files")),
             self.shutdown.clone(),
         ));
         addrs

@@ -73,7 +73,7 @@ impl TestDatabase {
         noroshi_projections::migrate(&pool)
             .await
             .expect("migrate the read models of the test database");
-        noroshi_api::identity::migrate(&pool)
+        noroshi_identity::migrate(&pool)
             .await
             .expect("migrate the identity tables of the test database");
         Self { name, url, pool }

@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use noroshi_api::admin::{AdminError, AdminFile, Outcome, Plan, apply};
-use noroshi_api::auth::Tokens;
 use noroshi_codec::decode;
 use noroshi_domain::DomainEvent;
 use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::facility::{FacilityEvent, FacilityProfile};
 use noroshi_domain::values::{FacilityId, FacilityKind, PrincipalId};
 use noroshi_event_store::GlobalCursor;
+use noroshi_identity::tokens::Tokens;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{Actor, ApiOptions, TestApi, authed, declare_request, report_request};
 use noroshi_tests::{TestDatabase, noroshi_bin, read_all_to};

@@ -7,9 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use fantoccini::{Client, Locator};
-use noroshi_api::identity::users::{self, NewUser, Password};
 use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::values::{FacilityId, FacilityKind, PrincipalId};
+use noroshi_identity::users::{self, NewUser, Password};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
 use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, authed, cid, report_request};

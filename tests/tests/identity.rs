@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use http::Method;
-use noroshi_api::identity::IdentitySettings;
+use noroshi_identity::IdentitySettings;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
 use noroshi_tests::api::{ADMIN, ApiOptions, HC, HQ, HttpAnswer, TestApi, cid, declare_request};
@@ -805,4 +805,60 @@ async fn one_address_gets_only_so_many_login_attempts_a_minute_across_usernames(
             .unwrap()
             .contains("too many login attempts")
     );
+}
+
+/// A database migrated while the audit log was still the event store's migration: the
+/// event store forgets its record of it, the identity migrations take it over, and the
+/// rows and the append-only rule stay.
+#[tokio::test]
+async fn a_database_migrated_before_the_audit_log_moved_keeps_its_audit_log() {
+    let db = noroshi_tests::TestDatabase::create().await;
+    let pool = db.pool();
+    sqlx::query(
+        "INSERT INTO audit_log (kind, principal_id, organisation_id, role, via) \
+         VALUES ('PII_READ', 'hofu-hc-user', 'hofu-hc', 'HEALTH_CENTER', 'case_board')",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    // The histories as the earlier layout left them.
+    sqlx::query("DELETE FROM _sqlx_migrations_identity WHERE version = 20261130000001")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (20261130000001, 'audit log', true, '\\x00'::bytea, 1)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+
+    noroshi_event_store::migrate(pool).await.unwrap();
+    noroshi_projections::migrate(pool).await.unwrap();
+    noroshi_identity::migrate(pool).await.unwrap();
+
+    let histories: (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = 20261130000001), \
+                EXISTS (SELECT 1 FROM _sqlx_migrations_identity WHERE version = 20261130000001)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(histories, (false, true));
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE via = 'case_board'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    assert!(
+        sqlx::query("DELETE FROM audit_log")
+            .execute(pool)
+            .await
+            .is_err(),
+        "the audit log stays append-only"
+    );
+    // Running them again changes nothing.
+    noroshi_event_store::migrate(pool).await.unwrap();
+    noroshi_identity::migrate(pool).await.unwrap();
 }

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use noroshi_api::auth::{TokenEntry, Tokens};
 use noroshi_codec::decode;
 use noroshi_domain::DomainEvent;
 use noroshi_domain::case::{Case, CaseEvent};
@@ -17,6 +16,7 @@ use noroshi_domain::placement::Placement;
 use noroshi_domain::placement::PlacementRecord;
 use noroshi_domain::values::PlacementStatus;
 use noroshi_event_store::{EventStore, StoreLimits, StreamId};
+use noroshi_identity::tokens::{TokenEntry, Tokens};
 use noroshi_projections::timeline::{self, TimelineEntry};
 use noroshi_projections::{View, bed_board, case_board, facility_inbox, placement_queue};
 use noroshi_proto::v1 as pb;

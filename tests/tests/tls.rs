@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use http_body_util::BodyExt;
-use noroshi_api::identity::certificates::{self, ClientCertificates, IssuedPem, TlsFiles};
 use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::values::{FacilityId, FacilityKind, PrincipalId};
+use noroshi_identity::certificates::{self, ClientCertificates, IssuedPem, TlsFiles};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{Actor, HOSPITAL, HQ, TestApi, declare_request};
 use pb::facility_service_client::FacilityServiceClient;

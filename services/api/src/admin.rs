@@ -31,18 +31,19 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
-use noroshi_domain::authz::{Principal, Role};
+use noroshi_domain::authz::Principal;
 use noroshi_domain::facility::FacilityProfile;
 use noroshi_domain::values::{Capability, FacilityId, FacilityKind};
+pub use noroshi_identity::areas::{AreaEntry, MunicipalityEntry};
 use noroshi_proto::v1 as pb;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{TokenEntry, Tokens};
 use crate::commands::CommandHandler;
 use crate::commands::facility::{Registration, Update, register_checked, update_checked};
 use crate::error::ApiError;
 use noroshi_codec::WireEnum;
+use noroshi_identity::tokens::{TokenEntry, Tokens};
 
 /// Namespace of the command ids `apply` derives, so that two runs registering the same
 /// facility are one command.
@@ -61,29 +62,6 @@ pub struct AdminFile {
     /// The medical areas and their neighbours; the file's list replaces the stored one.
     #[serde(default)]
     pub area: Vec<AreaEntry>,
-}
-
-/// A secondary medical area (二次医療圏) and the areas that border it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AreaEntry {
-    pub code: String,
-    pub name: String,
-    pub name_en: Option<String>,
-    #[serde(default)]
-    pub neighbours: Vec<String>,
-    /// The municipalities (市区町村) of the area, so that pages can name them.
-    #[serde(default)]
-    pub municipalities: Vec<MunicipalityEntry>,
-}
-
-/// A municipality: its 全国地方公共団体コード and names.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MunicipalityEntry {
-    pub code: String,
-    pub name: String,
-    pub name_en: Option<String>,
 }
 
 /// A user of the web UI. For demo and first set-up: the password is in the file.
@@ -312,7 +290,7 @@ pub async fn apply(
                 facility.profile.map(|p| p.kind)
             }
         };
-        if let Err(reason) = fits(principal.role, kind) {
+        if let Err(reason) = principal.role.fits(kind) {
             problems.push(format!("token[{index}] of {org}: {reason}"));
         }
     }
@@ -433,27 +411,6 @@ fn names<T: fmt::Display>(values: &[T]) -> String {
         .join(", ")
 }
 
-/// Whether a token of `role` may stand for an organisation of `kind` (`None`: not registered).
-pub(crate) fn fits(role: Role, kind: Option<FacilityKind>) -> Result<(), String> {
-    let fitting: &[FacilityKind] = match role {
-        // The operator and the public belong to no facility.
-        Role::Admin | Role::Public => return Ok(()),
-        Role::Hq => &[FacilityKind::Hq],
-        Role::HealthCenter => &[FacilityKind::HealthCenter],
-        Role::Hospital => &[FacilityKind::Hospital, FacilityKind::Clinic],
-        Role::Hotel => &[FacilityKind::Hotel],
-    };
-    match kind {
-        None => {
-            Err("the organisation is not registered (neither in this file nor in the store)".into())
-        }
-        Some(kind) if fitting.contains(&kind) => Ok(()),
-        Some(kind) => Err(format!(
-            "role {role} cannot stand for a {kind} organisation"
-        )),
-    }
-}
-
 /// Creates the users of `entries` that do not exist yet, as `admin`; returns how many
 /// were (or, with `dry_run`, would be) created and how many existed. Run after the
 /// facilities are applied, since a user's organisation must be registered.
@@ -464,7 +421,7 @@ pub async fn apply_users(
     entries: &[UserEntry],
     dry_run: bool,
 ) -> Result<(usize, usize), AdminError> {
-    use crate::identity::users::{self, NewUser, Password};
+    use noroshi_identity::users::{self, NewUser, Password};
     let (mut created, mut existing) = (0, 0);
     for entry in entries {
         let fail = |source| AdminError::User {
@@ -504,7 +461,7 @@ pub async fn apply_users(
         };
         users::create(pool, admin, &user, kind, "noroshi admin apply")
             .await
-            .map_err(fail)?;
+            .map_err(|e| fail(e.into()))?;
     }
     Ok((created, existing))
 }
@@ -609,38 +566,8 @@ pub async fn apply_areas(
     if areas.is_empty() || dry_run {
         return Ok(areas.len());
     }
-    let fail = |e| AdminError::Areas(crate::error::store_failure(e));
-    let mut tx = pool.begin().await.map_err(fail)?;
-    sqlx::query("DELETE FROM medical_areas")
-        .execute(&mut *tx)
+    noroshi_identity::areas::replace(pool, areas)
         .await
-        .map_err(fail)?;
-    // Their municipalities go with them (ON DELETE CASCADE).
-    for area in areas {
-        sqlx::query(
-            "INSERT INTO medical_areas (code, name, name_en, neighbours) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&area.code)
-        .bind(&area.name)
-        .bind(&area.name_en)
-        .bind(&area.neighbours)
-        .execute(&mut *tx)
-        .await
-        .map_err(fail)?;
-        for municipality in &area.municipalities {
-            sqlx::query(
-                "INSERT INTO municipalities (code, name, name_en, medical_area) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&municipality.code)
-            .bind(&municipality.name)
-            .bind(&municipality.name_en)
-            .bind(&area.code)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        }
-    }
-    tx.commit().await.map_err(fail)?;
+        .map_err(|e| AdminError::Areas(e.into()))?;
     Ok(areas.len())
 }

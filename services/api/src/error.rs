@@ -108,6 +108,22 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl From<noroshi_identity::IdentityError> for ApiError {
+    fn from(error: noroshi_identity::IdentityError) -> Self {
+        use noroshi_identity::IdentityError as E;
+        match error {
+            E::Unauthenticated(why) => Self::Unauthenticated(why),
+            E::PermissionDenied => Self::PermissionDenied,
+            E::Invalid(violations) => Self::Invalid(violations),
+            E::NotFound(what) => Self::NotFound(what),
+            E::AlreadyExists(what) => Self::AlreadyExists(what),
+            E::ResourceExhausted(why) => Self::ResourceExhausted(why),
+            E::Unavailable(why) => Self::Unavailable(why),
+            E::Internal(source) => Self::Internal(source),
+        }
+    }
+}
+
 impl From<Denied> for ApiError {
     fn from(_: Denied) -> Self {
         Self::PermissionDenied

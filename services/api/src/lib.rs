@@ -2,14 +2,11 @@
 //! (DESIGN.md §8). Conversions between protobuf and domain types live here, at the edge.
 
 pub mod admin;
-pub mod audit;
-pub mod auth;
 pub mod commands;
 pub mod convert;
 pub mod error;
 pub mod grpc;
 pub mod http;
-pub mod identity;
 pub mod metrics;
 pub mod timers;
 pub mod views;

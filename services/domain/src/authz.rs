@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use crate::values::{FacilityId, PrincipalId};
+use crate::case::CaseRecord;
+use crate::placement::{Origin, PlacementRecord};
+use crate::values::{FacilityId, FacilityKind, PlacementStatus, PrincipalId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -47,6 +49,40 @@ impl Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Role {
+    /// The role in which a user or client of an organisation of `kind` acts.
+    pub fn of_kind(kind: FacilityKind) -> Self {
+        match kind {
+            FacilityKind::Hq => Self::Hq,
+            FacilityKind::HealthCenter => Self::HealthCenter,
+            FacilityKind::Hospital | FacilityKind::Clinic => Self::Hospital,
+            FacilityKind::Hotel => Self::Hotel,
+        }
+    }
+
+    /// Whether a login, client or token of this role may stand for an organisation of
+    /// `kind` (`None`: not registered); `Err` says why not.
+    pub fn fits(self, kind: Option<FacilityKind>) -> Result<(), String> {
+        let fitting: &[FacilityKind] = match self {
+            // The operator and the public belong to no facility.
+            Self::Admin | Self::Public => return Ok(()),
+            Self::Hq => &[FacilityKind::Hq],
+            Self::HealthCenter => &[FacilityKind::HealthCenter],
+            Self::Hospital => &[FacilityKind::Hospital, FacilityKind::Clinic],
+            Self::Hotel => &[FacilityKind::Hotel],
+        };
+        match kind {
+            None => Err(
+                "the organisation is not registered (neither in this file nor in the store)".into(),
+            ),
+            Some(kind) if fitting.contains(&kind) => Ok(()),
+            Some(kind) => Err(format!(
+                "role {self} cannot stand for a {kind} organisation"
+            )),
+        }
     }
 }
 
@@ -110,6 +146,96 @@ impl Target<'_> {
         accepted_by: None,
         transfer_from: None,
     };
+}
+
+impl<'a> Target<'a> {
+    /// The facts of a case: its owner, and where the patient is now.
+    pub fn of_case(case: &'a CaseRecord) -> Self {
+        Target {
+            case_owner: Some(&case.report.health_center_id),
+            patient_at: case.stay.as_ref().map(|(_, facility)| facility),
+            ..Target::UNKNOWN
+        }
+    }
+
+    /// The facts of a placement and its case, as `asking` sees them. A facility that
+    /// was offered the patient before (and declined, or let the offer expire) still
+    /// counts as addressed, so that a late answer learns that the offer is gone rather
+    /// than being told it has no rights.
+    pub fn of_placement(
+        placement: &'a PlacementRecord,
+        case: Option<&'a CaseRecord>,
+        asking: &FacilityId,
+    ) -> Self {
+        let accepted = matches!(
+            placement.status,
+            PlacementStatus::Accepted
+                | PlacementStatus::TransportArranged
+                | PlacementStatus::InTransit
+                | PlacementStatus::Arrived
+        );
+        Target {
+            facility: None,
+            case_owner: case.map(|c| &c.report.health_center_id),
+            patient_at: case.and_then(|c| c.stay.as_ref().map(|(_, facility)| facility)),
+            offered_to: placement
+                .target
+                .as_ref()
+                .filter(|_| placement.status == PlacementStatus::Offered)
+                .or_else(|| placement.declined_by.iter().find(|f| *f == asking)),
+            accepted_by: placement.target.as_ref().filter(|_| accepted),
+            transfer_from: match &placement.origin {
+                Origin::Facility(facility) => Some(facility),
+                Origin::Home(_) => None,
+            },
+        }
+    }
+
+    /// Every facility the target names as taking part.
+    fn involved(&self) -> impl Iterator<Item = &'a FacilityId> {
+        [
+            self.case_owner,
+            self.offered_to,
+            self.accepted_by,
+            self.transfer_from,
+            self.patient_at,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// A stream a principal asks to follow (to wait until a view has applied its writes,
+/// `min_versions`), with the facts of its aggregate; `None` when it does not exist.
+#[derive(Debug, Clone, Copy)]
+pub enum Followed<'a> {
+    /// A facility, by the id in its stream name.
+    Facility(&'a str),
+    Case(Option<&'a CaseRecord>),
+    Placement(Option<(&'a PlacementRecord, Option<&'a CaseRecord>)>),
+}
+
+/// Whether `principal` may follow a stream: a facility whose figures it may see, a case
+/// whose patient it may read, a placement it takes part in. A stream that does not exist
+/// is not followed, so the answer says nothing about what exists.
+pub fn may_follow(principal: &Principal, followed: Followed<'_>) -> bool {
+    let own = |facility: &FacilityId| facility == &principal.organisation_id;
+    match followed {
+        Followed::Facility(id) => match principal.role {
+            Role::Hq | Role::HealthCenter | Role::Public => true,
+            Role::Hospital | Role::Hotel => principal.organisation_id.as_str() == id,
+            Role::Admin => false,
+        },
+        Followed::Case(case) => case.is_some_and(|case| {
+            may(principal, Action::ReadPatient, &Target::of_case(case)).is_ok()
+        }),
+        Followed::Placement(placement) => placement.is_some_and(|(placement, case)| {
+            principal.role == Role::Hq
+                || Target::of_placement(placement, case, &principal.organisation_id)
+                    .involved()
+                    .any(own)
+        }),
+    }
 }
 
 /// A refusal; deliberately carries nothing about the target.

@@ -13,7 +13,7 @@ pub mod placement;
 pub mod priority;
 pub mod values;
 
-pub use error::{DomainError, Violation, Violations};
+pub use error::{DomainError, ErrorCode, Violation, Violations};
 
 /// The aggregate type of each aggregate's event streams (`facility-<id>`, `case-<id>`,
 /// `placement-<id>`).

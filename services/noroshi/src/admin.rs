@@ -10,10 +10,10 @@ use noroshi_domain::values::{FacilityId, PrincipalId};
 use noroshi_event_store::{EventStore, Prefecture, StoreLimits};
 
 use base64::Engine;
-use noroshi_api::identity::certificates;
-use noroshi_api::identity::clients::{self, NewClient};
-use noroshi_api::identity::users::{self, NewUser, Password, UserChange};
 use noroshi_domain::values::FacilityKind;
+use noroshi_identity::certificates;
+use noroshi_identity::clients::{self, NewClient};
+use noroshi_identity::users::{self, NewUser, Password, UserChange};
 use sqlx::PgPool;
 
 use crate::cli::{
@@ -121,7 +121,7 @@ async fn user(args: UserArgs) -> Result<(), ServeError> {
             };
             let created = users::create(&pool, &actor, &user, kind, via)
                 .await
-                .map_err(ServeError::Api)?;
+                .map_err(ServeError::Identity)?;
             print(format_args!(
                 "created {} ({} of {})",
                 created.username, created.role, created.organisation_id
@@ -134,7 +134,7 @@ async fn user(args: UserArgs) -> Result<(), ServeError> {
             let password = generated_password()?;
             users::reset_password(&pool, &actor, &username, &password, via)
                 .await
-                .map_err(ServeError::Api)?;
+                .map_err(ServeError::Identity)?;
             print(format_args!(
                 "new password of {username}: {}",
                 password.expose()
@@ -148,14 +148,17 @@ async fn user(args: UserArgs) -> Result<(), ServeError> {
             };
             users::update(&pool, &actor, username, &change, via)
                 .await
-                .map_err(ServeError::Api)?;
+                .map_err(ServeError::Identity)?;
             print(format_args!(
                 "{username} {}",
                 if disabled { "disabled" } else { "enabled" }
             ))?;
         }
         UserCommand::List => {
-            for user in users::list(&pool, &actor).await.map_err(ServeError::Api)? {
+            for user in users::list(&pool, &actor)
+                .await
+                .map_err(ServeError::Identity)?
+            {
                 print(format_args!(
                     "{}\t{}\t{}\t{}{}",
                     user.username,
@@ -192,7 +195,7 @@ async fn client(args: ClientArgs) -> Result<(), ServeError> {
             };
             let issued = clients::issue(&pool, &actor, &client, kind, via)
                 .await
-                .map_err(ServeError::Api)?;
+                .map_err(ServeError::Identity)?;
             print(format_args!(
                 "client {} for {} ({}), scopes {}, expires {}",
                 issued.client.client_id,
@@ -212,7 +215,7 @@ async fn client(args: ClientArgs) -> Result<(), ServeError> {
             })?;
             let revoked = clients::revoke(&pool, &actor, client_id, via)
                 .await
-                .map_err(ServeError::Api)?;
+                .map_err(ServeError::Identity)?;
             print(format_args!(
                 "revoked {} ({})",
                 revoked.client_id, revoked.name
@@ -221,7 +224,7 @@ async fn client(args: ClientArgs) -> Result<(), ServeError> {
         ClientCommand::List => {
             for client in clients::list(&pool, &actor)
                 .await
-                .map_err(ServeError::Api)?
+                .map_err(ServeError::Identity)?
             {
                 print(format_args!(
                     "{}\t{}\t{}\t{}\texpires {}{}",
@@ -308,7 +311,7 @@ async fn ca(args: CaArgs) -> Result<(), ServeError> {
             let pool = pool(&database)?;
             let revoked = certificates::revoke(&pool, &serial)
                 .await
-                .map_err(ServeError::Api)?;
+                .map_err(ServeError::Identity)?;
             pool.close().await;
             if revoked {
                 print(format_args!("revoked certificate {serial}"))

@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use noroshi_api::auth::Tokens;
 use noroshi_api::commands::{CommandHandler, CommandSettings, system_clock};
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
-use noroshi_api::identity::certificates::{self, TlsFiles};
-use noroshi_api::identity::{Authenticator, IdentitySettings};
 use noroshi_api::metrics::Metrics;
 use noroshi_api::timers::{self, TimerSettings};
 use noroshi_api::views::{ViewSettings, Views};
@@ -18,6 +15,9 @@ use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::relay::{self, RelayConfig, StreamSettings};
 use noroshi_event_store::wire::{InvalidSubjectPrefix, SubjectPrefix};
 use noroshi_event_store::{EventStore, Prefecture, StoreLimits};
+use noroshi_identity::certificates::{self, TlsFiles};
+use noroshi_identity::tokens::Tokens;
+use noroshi_identity::{Authenticator, IdentitySettings};
 use noroshi_projections::runner::{self, Projection, ProjectionStatus, RunnerConfig};
 use noroshi_projections::{View, Visitor};
 use sqlx::postgres::{PgConnectOptions, PgPool};
@@ -47,7 +47,7 @@ pub(crate) enum ServeError {
         source: std::io::Error,
     },
     #[error("cannot load the token file")]
-    Tokens(#[source] noroshi_api::auth::TokenFileError),
+    Tokens(#[source] noroshi_identity::tokens::TokenFileError),
     #[error(
         "a token file is for development and tests only: its tokens are plain text, never \
          audited and never revoked; use logins, API clients or client certificates, or pass \
@@ -56,10 +56,12 @@ pub(crate) enum ServeError {
     TokenFileRefused,
     #[error("{0}")]
     Api(#[source] noroshi_api::ApiError),
+    #[error("{0}")]
+    Identity(#[source] noroshi_identity::IdentityError),
     #[error("cannot issue the certificate")]
-    Issue(#[source] noroshi_api::identity::certificates::IssueError),
+    Issue(#[source] noroshi_identity::certificates::IssueError),
     #[error("invalid TLS configuration")]
-    Tls(#[source] noroshi_api::identity::certificates::CertificateError),
+    Tls(#[source] noroshi_identity::certificates::CertificateError),
     #[error("invalid duration {0:?}")]
     Duration(Duration),
     #[error("cannot set up the offer timer")]
@@ -99,7 +101,7 @@ pub(crate) async fn migrate(args: &DatabaseArgs) -> Result<(), ServeError> {
     noroshi_projections::migrate(&pool)
         .await
         .map_err(ServeError::Migrate)?;
-    noroshi_api::identity::migrate(&pool)
+    noroshi_identity::migrate(&pool)
         .await
         .map_err(ServeError::Migrate)?;
     tracing::info!("database schema is up to date");
@@ -190,7 +192,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             let (http_tls, grpc_tls) = match &tls {
                 Some(files) => (
                     Some(certificates::server_config(files).map_err(ServeError::Tls)?),
-                    Some(certificates::grpc_config(files).map_err(ServeError::Tls)?),
+                    Some(grpc::grpc_config(files).map_err(ServeError::Tls)?),
                 ),
                 None => (None, None),
             };

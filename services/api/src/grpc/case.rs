@@ -4,7 +4,7 @@ use super::command_service;
 use crate::commands::case;
 
 command_service! {
-    Cases: pb::case_service_server::CaseService, crate::identity::Scope::Cases, {
+    Cases: pb::case_service_server::CaseService, noroshi_identity::Scope::Cases, {
         report_case(pb::ReportCaseRequest) => case::report;
         triage_case(pb::TriageCaseRequest) => case::triage;
         override_priority(pb::OverridePriorityRequest) => case::override_priority;

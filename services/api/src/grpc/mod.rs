@@ -9,6 +9,7 @@ mod views;
 
 use std::sync::Arc;
 
+use noroshi_identity::certificates;
 use noroshi_proto::v1::case_service_server::CaseServiceServer;
 use noroshi_proto::v1::facility_service_server::FacilityServiceServer;
 use noroshi_proto::v1::placement_service_server::PlacementServiceServer;
@@ -20,9 +21,9 @@ use tonic::codegen::http;
 
 use crate::commands::CommandHandler;
 use crate::error::ApiError;
-use crate::identity::{Authenticator, Caller, Presented, Scope};
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::views::Views;
+use noroshi_identity::{Authenticator, Caller, Presented, Scope};
 
 /// Shared by every service.
 #[derive(Debug, Clone)]
@@ -39,8 +40,32 @@ pub struct GrpcSettings {
     pub max_message_bytes: usize,
 }
 
-/// TLS for the gRPC listener, from [`crate::identity::certificates::grpc_config`].
+/// TLS for the gRPC listener, from [`grpc_config`].
 pub type GrpcTls = tonic::transport::ServerTlsConfig;
+
+/// tonic's TLS configuration from the same files.
+pub fn grpc_config(
+    files: &certificates::TlsFiles,
+) -> Result<tonic::transport::ServerTlsConfig, certificates::CertificateError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let identity = Identity::from_pem(
+        certificates::read(&files.cert)?,
+        certificates::read(&files.key)?,
+    );
+    let config = ServerTlsConfig::new().identity(identity);
+    Ok(match files.client_certificates {
+        certificates::ClientCertificates::Off => config,
+        mode => {
+            let ca = files
+                .client_ca
+                .as_ref()
+                .ok_or(certificates::CertificateError::NoClientCa)?;
+            config
+                .client_ca_root(Certificate::from_pem(certificates::read(ca)?))
+                .client_auth_optional(mode == certificates::ClientCertificates::Optional)
+        }
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcError {
@@ -169,9 +194,11 @@ fn principal<T>(
     request: &tonic::Request<T>,
     scope: Scope,
 ) -> Result<noroshi_domain::authz::Principal, ApiError> {
-    crate::identity::required(request.extensions().get::<Caller>())?
-        .scoped(scope)
-        .cloned()
+    Ok(
+        noroshi_identity::required(request.extensions().get::<Caller>())?
+            .scoped(scope)
+            .cloned()?,
+    )
 }
 
 /// Authenticates every request before it reaches a service: a valid bearer token or
@@ -232,7 +259,7 @@ where
                 Some(value) => match value.to_str() {
                     Ok(value) => Some(value.to_owned()),
                     Err(_) => {
-                        let refused = ApiError::Unauthenticated(crate::identity::NOT_BEARER);
+                        let refused = ApiError::Unauthenticated(noroshi_identity::NOT_BEARER);
                         return Ok(tonic::Status::from(refused).into_http());
                     }
                 },
@@ -252,7 +279,7 @@ where
                 .await;
             let caller = match caller {
                 Ok(caller) => caller,
-                Err(error) => return Ok(tonic::Status::from(error).into_http()),
+                Err(error) => return Ok(tonic::Status::from(ApiError::from(error)).into_http()),
             };
             let principal = caller.as_ref().map(|c| c.principal.clone());
             if let Some(caller) = caller {

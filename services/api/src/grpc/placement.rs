@@ -4,7 +4,7 @@ use super::command_service;
 use crate::commands::placement;
 
 command_service! {
-    Placements: pb::placement_service_server::PlacementService, crate::identity::Scope::Placements, {
+    Placements: pb::placement_service_server::PlacementService, noroshi_identity::Scope::Placements, {
         request_placement(pb::RequestPlacementRequest) => placement::request;
         offer_placement(pb::OfferPlacementRequest) => placement::offer;
         accept_placement(pb::AcceptPlacementRequest) => placement::accept;

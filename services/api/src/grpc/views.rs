@@ -35,7 +35,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetBedBoardRequest>,
     ) -> Result<Response<Self::WatchBedBoardStream>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let (filter, min_versions) = bed_board_request(&request.into_inner())?;
         let updates = self
             .0
@@ -49,7 +49,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetBedBoardRequest>,
     ) -> Result<Response<pb::BedBoard>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let (filter, min_versions) = bed_board_request(&request.into_inner())?;
         let view = self
             .0
@@ -63,7 +63,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetPlacementQueueRequest>,
     ) -> Result<Response<pb::PlacementQueue>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let view = self
             .0
@@ -79,7 +79,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetPlacementQueueRequest>,
     ) -> Result<Response<Self::WatchPlacementQueueStream>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let updates = self
             .0
@@ -93,7 +93,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetCaseBoardRequest>,
     ) -> Result<Response<pb::CaseBoard>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let (filter, page, min_versions) = case_board_request(request.get_ref())?;
         let view = self
             .0
@@ -109,7 +109,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetCaseBoardRequest>,
     ) -> Result<Response<Self::WatchCaseBoardStream>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let (filter, _, min_versions) = case_board_request(request.get_ref())?;
         let updates = self
             .0
@@ -123,7 +123,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetFacilityInboxRequest>,
     ) -> Result<Response<pb::FacilityInbox>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let (facility, min_versions) = facility_inbox_request(request.get_ref())?;
         let view = self
             .0
@@ -139,7 +139,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetFacilityInboxRequest>,
     ) -> Result<Response<Self::WatchFacilityInboxStream>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let (facility, min_versions) = facility_inbox_request(request.get_ref())?;
         let updates = self
             .0
@@ -153,7 +153,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetTimelineRequest>,
     ) -> Result<Response<pb::Timeline>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let (subject, page, min_versions) = timeline_request(request.get_ref())?;
         let view = self
             .0
@@ -169,7 +169,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetTimelineRequest>,
     ) -> Result<Response<Self::WatchTimelineStream>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let (subject, _, min_versions) = timeline_request(request.get_ref())?;
         let updates = self
             .0
@@ -185,7 +185,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetPublicStatsRequest>,
     ) -> Result<Response<Self::WatchPublicStatsStream>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let updates = self
             .0
@@ -199,7 +199,7 @@ impl pb::view_service_server::ViewService for Views {
         &self,
         request: Request<pb::GetPublicStatsRequest>,
     ) -> Result<Response<pb::PublicStats>, Status> {
-        let principal = super::principal(&request, crate::identity::Scope::Views)?;
+        let principal = super::principal(&request, noroshi_identity::Scope::Views)?;
         let min_versions = only_min_versions(request.get_ref().min_versions.as_ref())?;
         let view = self.0.views.public_stats(&principal, &min_versions).await?;
         Ok(Response::new(public_stats(view)))

@@ -18,7 +18,7 @@ use super::HttpContext;
 use super::identity::Authed;
 use crate::commands::{case, facility, placement};
 use crate::error::ApiError;
-use crate::identity::{Caller, Scope};
+use noroshi_identity::{Caller, Scope};
 
 /// The protobuf schema, for decoding JSON bodies and encoding answers.
 static SCHEMA: LazyLock<Result<DescriptorPool, prost_reflect::DescriptorError>> =

@@ -25,10 +25,12 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::HttpContext;
-use crate::audit::{self, AuditQuery};
 use crate::error::ApiError;
-use crate::identity::users::{self, NewUser, Password, UserChange};
-use crate::identity::{self, Caller, Credential, Presented, clients, sessions};
+use noroshi_identity::audit::{self, AuditQuery};
+use noroshi_identity::users::{self, NewUser, Password, UserChange};
+use noroshi_identity::{self as identity, Caller, Credential, Presented, clients, sessions};
+
+use super::cookies;
 
 /// The authenticated caller of an HTTP request; UNAUTHENTICATED when there is none.
 #[derive(Debug, Clone)]
@@ -41,6 +43,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authed {
         identity::required(parts.extensions.get::<Caller>())
             .cloned()
             .map(Self)
+            .map_err(ApiError::from)
     }
 }
 
@@ -127,7 +130,7 @@ async fn authenticated(
         ),
     };
     let settings = context.auth.settings();
-    let session = sessions::from_headers(settings, headers);
+    let session = cookies::from_headers(settings, headers);
     let certificate = request
         .extensions()
         .get::<ConnectInfo<TlsPeer>>()
@@ -249,7 +252,7 @@ async fn log_in(
     )
     .await?;
     let opened = sessions::open(auth.pool(), auth.settings(), login.username.trim()).await?;
-    let cookie = sessions::set_cookie(auth.settings(), &opened.cookie_value);
+    let cookie = cookies::set_cookie(auth.settings(), &opened.cookie_value);
     Ok((principal, cookie, opened.csrf_token))
 }
 
@@ -299,7 +302,7 @@ pub(super) async fn delete_session(
         StatusCode::NO_CONTENT,
         [(
             header::SET_COOKIE,
-            sessions::clear_cookie(context.auth.settings()),
+            cookies::clear_cookie(context.auth.settings()),
         )],
     )
         .into_response())
@@ -311,7 +314,7 @@ async fn end_session(
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
     let settings = context.auth.settings();
-    let cookie = sessions::from_headers(settings, headers);
+    let cookie = cookies::from_headers(settings, headers);
     match (&caller.credential, cookie) {
         (Credential::Session { .. }, Some(cookie)) => {
             sessions::end(context.auth.pool(), cookie).await?;
@@ -324,6 +327,7 @@ async fn end_session(
                 None,
             )
             .await
+            .map_err(ApiError::from)
         }
         _ => Err(ApiError::Unauthenticated("no session: log in")),
     }
@@ -385,7 +389,7 @@ pub(super) async fn logout_submit(
     Ok((
         [(
             header::SET_COOKIE,
-            sessions::clear_cookie(context.auth.settings()),
+            cookies::clear_cookie(context.auth.settings()),
         )],
         Redirect::to("/login"),
     )

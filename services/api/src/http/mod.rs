@@ -3,6 +3,7 @@
 //! `/metrics`. Errors follow the one table, as `{"code", "message", "violations"}`.
 
 mod commands;
+mod cookies;
 pub mod identity;
 mod openapi;
 
@@ -28,13 +29,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::CommandHandler;
 use crate::error::ApiError;
-use crate::identity::{Authenticator, Scope};
 use crate::metrics::{self as prometheus, Metrics, MetricsLayer};
 use crate::views::{
     BedBoardFilter, CaseBoardFilter, MinVersions, Page, TimelineSubject, Update, Views, to_json,
 };
 use crate::web;
 use identity::Authed;
+use noroshi_identity::{Authenticator, Scope};
 
 /// What the HTTP handlers share.
 #[derive(Debug, Clone)]

@@ -28,10 +28,10 @@ use uuid::Uuid;
 use super::{
     BedBoardFilter, BedBoardRowView, Changed, Listed, Update, Views, diff, follow, merged,
 };
-use crate::audit;
 use crate::error::ApiError;
 use crate::error::store_failure;
 use noroshi_codec::events;
+use noroshi_identity::audit;
 
 /// Rows per page when the caller does not say.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;

@@ -128,12 +128,7 @@ pub async fn candidates(
         None => None,
     };
     let neighbours: Vec<String> = match &origin_area {
-        Some(area) => sqlx::query_scalar("SELECT neighbours FROM medical_areas WHERE code = $1")
-            .bind(area)
-            .fetch_optional(pool)
-            .await
-            .map_err(store_failure)?
-            .unwrap_or_default(),
+        Some(area) => noroshi_identity::areas::neighbours(pool, area).await?,
         None => Vec::new(),
     };
     let rows = bed_board::rows(pool).await.map_err(store_failure)?;

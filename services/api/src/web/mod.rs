@@ -19,7 +19,7 @@ use noroshi_domain::authz::Role;
 use crate::error::ApiError;
 use crate::http::HttpContext;
 use crate::http::identity::Authed;
-use crate::identity::{Caller, Credential, Scope};
+use noroshi_identity::{Caller, Credential, Scope};
 
 /// The caller of a page request, if any: pages redirect to the login instead of
 /// answering 401.
@@ -237,23 +237,6 @@ pub async fn placement_candidates(
     Ok(Json(serde_json::json!({ "candidates": ranked })).into_response())
 }
 
-/// A secondary medical area (二次医療圏) as the admin file registered it.
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
-pub struct MedicalArea {
-    pub code: String,
-    pub name: String,
-    pub name_en: Option<String>,
-}
-
-/// A municipality (市区町村) of a medical area, as the admin file registered it.
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
-pub struct Municipality {
-    pub code: String,
-    pub name: String,
-    pub name_en: Option<String>,
-    pub medical_area: String,
-}
-
 /// `GET /api/v1/areas`: the names of the medical areas and of their municipalities, by
 /// code, for any principal that reads views. They are public reference data, like the
 /// codes the views carry.
@@ -262,18 +245,7 @@ pub async fn medical_areas(
     Authed(caller): Authed,
 ) -> Result<Response, ApiError> {
     caller.scoped(Scope::Views)?;
-    let pool = context.views.pool();
-    let areas: Vec<MedicalArea> =
-        sqlx::query_as("SELECT code, name, name_en FROM medical_areas ORDER BY code")
-            .fetch_all(pool)
-            .await
-            .map_err(crate::error::store_failure)?;
-    let municipalities: Vec<Municipality> = sqlx::query_as(
-        "SELECT code, name, name_en, medical_area FROM municipalities ORDER BY code",
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(crate::error::store_failure)?;
+    let (areas, municipalities) = noroshi_identity::areas::list(context.views.pool()).await?;
     Ok(
         Json(serde_json::json!({ "areas": areas, "municipalities": municipalities }))
             .into_response(),

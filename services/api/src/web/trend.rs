@@ -9,11 +9,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit;
 use crate::commands::CommandHandler;
 use crate::error::ApiError;
 use noroshi_codec::decode;
 use noroshi_domain::DomainEvent;
+use noroshi_identity::audit;
 
 /// Most observations returned, the latest.
 const MAX_OBSERVATIONS: usize = 200;

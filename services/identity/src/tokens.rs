@@ -1,7 +1,7 @@
 //! Development tokens: bearer tokens from a TOML file, each mapped to
 //! `(principal_id, organisation_id, role)`. `serve` refuses such a file unless it is
 //! explicitly allowed (`noroshi dev` and the tests); real deployments use logins, API
-//! clients and client certificates (crate::identity).
+//! clients and client certificates (the rest of this crate).
 //!
 //! ```toml
 //! [[token]]

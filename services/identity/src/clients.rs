@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::secrets::{digest, random_token};
 use super::{CLIENT_TOKEN_PREFIX, Scope};
 use crate::audit;
-use crate::error::{ApiError, store_failure};
+use crate::error::{IdentityError, store_failure};
 
 /// Longest lifetime of a token.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -69,21 +69,11 @@ pub fn principal_id(client_id: Uuid) -> String {
     format!("client:{client_id}")
 }
 
-/// The role a client of an organisation of `kind` acts in.
-pub fn role_of(kind: FacilityKind) -> Role {
-    match kind {
-        FacilityKind::Hq => Role::Hq,
-        FacilityKind::HealthCenter => Role::HealthCenter,
-        FacilityKind::Hospital | FacilityKind::Clinic => Role::Hospital,
-        FacilityKind::Hotel => Role::Hotel,
-    }
-}
-
-fn may_manage(actor: &Principal) -> Result<(), ApiError> {
+fn may_manage(actor: &Principal) -> Result<(), IdentityError> {
     if actor.role == Role::Admin {
         Ok(())
     } else {
-        Err(ApiError::PermissionDenied)
+        Err(IdentityError::PermissionDenied)
     }
 }
 
@@ -95,7 +85,7 @@ pub async fn issue(
     client: &NewClient,
     kind: Option<FacilityKind>,
     via: &str,
-) -> Result<Issued, ApiError> {
+) -> Result<Issued, IdentityError> {
     may_manage(actor)?;
     let mut violations = Violations::new();
     if !(1..=100).contains(&client.name.trim().chars().count()) {
@@ -110,7 +100,7 @@ pub async fn issue(
             violations.add("organisation_id", "is not a registered organisation");
             None
         }
-        (Ok(_), Some(kind)) => Some(role_of(kind)),
+        (Ok(_), Some(kind)) => Some(Role::of_kind(kind)),
     };
     let mut scopes = Vec::new();
     for (index, scope) in client.scopes.iter().enumerate() {
@@ -138,7 +128,7 @@ pub async fn issue(
     }
     let role = match role {
         Some(role) if violations.is_empty() => role,
-        _ => return Err(ApiError::Invalid(violations)),
+        _ => return Err(IdentityError::Invalid(violations)),
     };
     let token = format!("{CLIENT_TOKEN_PREFIX}{}", random_token()?);
     let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
@@ -190,7 +180,7 @@ pub async fn revoke(
     actor: &Principal,
     client_id: Uuid,
     via: &str,
-) -> Result<ClientRecord, ApiError> {
+) -> Result<ClientRecord, IdentityError> {
     may_manage(actor)?;
     let mut tx = pool.begin().await.map_err(store_failure)?;
     let record = sqlx::query_as::<_, ClientRecord>(
@@ -204,7 +194,7 @@ pub async fn revoke(
     .fetch_optional(&mut *tx)
     .await
     .map_err(store_failure)?
-    .ok_or_else(|| ApiError::NotFound(format!("unrevoked API client {client_id}")))?;
+    .ok_or_else(|| IdentityError::NotFound(format!("unrevoked API client {client_id}")))?;
     audit::record(
         &mut *tx,
         audit::CLIENT_REVOKED,
@@ -218,7 +208,7 @@ pub async fn revoke(
     Ok(record)
 }
 
-pub async fn list(pool: &PgPool, actor: &Principal) -> Result<Vec<ClientRecord>, ApiError> {
+pub async fn list(pool: &PgPool, actor: &Principal) -> Result<Vec<ClientRecord>, IdentityError> {
     may_manage(actor)?;
     sqlx::query_as::<_, ClientRecord>(
         "SELECT client_id, name, organisation_id, role, scopes, created_by, created_at, \
@@ -235,7 +225,7 @@ pub(super) async fn authenticate(
     pool: &PgPool,
     token: &str,
     via: &str,
-) -> Result<Option<(Principal, Vec<Scope>)>, ApiError> {
+) -> Result<Option<(Principal, Vec<Scope>)>, IdentityError> {
     let row: Option<(Uuid, String, String, Vec<String>, bool)> = sqlx::query_as(
         "WITH client AS ( \
            SELECT client_id, organisation_id, role, scopes, \

@@ -8,13 +8,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::IdentityError;
 
 /// `N` random bytes from the operating system.
-pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], IdentityError> {
     let mut bytes = [0_u8; N];
     getrandom::fill(&mut bytes).map_err(|e| {
-        ApiError::internal(std::io::Error::other(format!(
+        IdentityError::internal(std::io::Error::other(format!(
             "the operating system gave no random bytes: {e}"
         )))
     })?;
@@ -22,7 +22,7 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
 }
 
 /// 256 random bits, URL-safe base64 (43 characters).
-pub(crate) fn random_token() -> Result<String, ApiError> {
+pub(crate) fn random_token() -> Result<String, IdentityError> {
     Ok(URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
 }
 

@@ -5,16 +5,22 @@
 //! - an API client token, issued by ADMIN for one organisation and a set of scopes
 //!   ([`clients`]);
 //! - a client certificate from the deployment's own CA ([`certificates`]);
-//! - a development token from a file ([`crate::auth`]), only where explicitly allowed.
+//! - a development token from a file ([`tokens`]), only where explicitly allowed.
 //!
 //! A client certificate also binds its connection: a session or token presented over it
 //! must belong to the certificate's organisation.
 
+pub mod areas;
+pub mod audit;
 pub mod certificates;
 pub mod clients;
+mod error;
 mod secrets;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
+
+pub use error::IdentityError;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -28,11 +34,11 @@ use noroshi_domain::values::{FacilityId, PrincipalId};
 use sqlx::PgPool;
 use sqlx::migrate::{MigrateError, Migrator};
 
-use crate::auth::Tokens;
-use crate::error::ApiError;
+use crate::tokens::Tokens;
 
-/// The identity tables' migrations (`services/api/migrations`), recorded in their own
-/// table so that they never mix with the event store's or the read models'.
+/// The identity tables' migrations (`services/identity/migrations`): users, sessions,
+/// clients, certificates, the audit log and the deployment's medical areas, recorded in
+/// their own table so that they never mix with the event store's or the read models'.
 pub fn migrator() -> Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.dangerous_set_table_name("_sqlx_migrations_identity");
@@ -151,10 +157,10 @@ pub struct Caller {
 impl Caller {
     /// The principal, for an action of `scope`: an API client without the scope is
     /// refused, every other credential carries all scopes its role allows.
-    pub fn scoped(&self, scope: Scope) -> Result<&Principal, ApiError> {
+    pub fn scoped(&self, scope: Scope) -> Result<&Principal, IdentityError> {
         match &self.credential {
             Credential::ApiClient { scopes } if !scopes.contains(&scope) => {
-                Err(ApiError::PermissionDenied)
+                Err(IdentityError::PermissionDenied)
             }
             _ => Ok(&self.principal),
         }
@@ -195,7 +201,7 @@ impl fmt::Debug for Authenticator {
 const THROTTLED_ADDRESSES: usize = 10_000;
 
 const MISSING: &str = "no credentials: log in, or send an Authorization: Bearer token";
-pub(crate) const NOT_BEARER: &str = "the Authorization header is not a Bearer token";
+pub const NOT_BEARER: &str = "the Authorization header is not a Bearer token";
 const UNKNOWN_TOKEN: &str = "the token is unknown, expired or revoked";
 const SESSION_ENDED: &str = "the session has ended: log in again";
 const CERTIFICATE_UNKNOWN: &str = "the client certificate is not registered, expired or revoked";
@@ -215,13 +221,13 @@ impl Authenticator {
 
     /// Counts a login attempt from `peer`; RESOURCE_EXHAUSTED once the address has used
     /// its attempts of the minute. Nothing is checked or recorded for a refused attempt.
-    pub fn throttle_login(&self, peer: Option<IpAddr>) -> Result<(), ApiError> {
+    pub fn throttle_login(&self, peer: Option<IpAddr>) -> Result<(), IdentityError> {
         let Some(peer) = peer else { return Ok(()) };
         if self.login_attempts.len() > THROTTLED_ADDRESSES {
             self.login_attempts.retain_recent();
         }
         self.login_attempts.check_key(&peer).map_err(|_| {
-            ApiError::ResourceExhausted(
+            IdentityError::ResourceExhausted(
                 "too many login attempts from this address: wait a minute and try again".into(),
             )
         })
@@ -238,12 +244,15 @@ impl Authenticator {
     /// The caller of a request, `Ok(None)` when it presented nothing at all. A bearer
     /// token wins over a session cookie; a client certificate that is presented must be
     /// registered, and must belong to the organisation of any other credential.
-    pub async fn authenticate(&self, presented: Presented<'_>) -> Result<Option<Caller>, ApiError> {
+    pub async fn authenticate(
+        &self,
+        presented: Presented<'_>,
+    ) -> Result<Option<Caller>, IdentityError> {
         let terminal = match presented.certificate {
             Some(der) => Some(
                 certificates::lookup(&self.pool, der)
                     .await?
-                    .ok_or(ApiError::Unauthenticated(CERTIFICATE_UNKNOWN))?,
+                    .ok_or(IdentityError::Unauthenticated(CERTIFICATE_UNKNOWN))?,
             ),
             None => None,
         };
@@ -252,12 +261,12 @@ impl Authenticator {
                 .strip_prefix("Bearer ")
                 .or_else(|| header.strip_prefix("bearer "))
                 .map(str::trim)
-                .ok_or(ApiError::Unauthenticated(NOT_BEARER))?;
+                .ok_or(IdentityError::Unauthenticated(NOT_BEARER))?;
             Some(self.bearer(token, presented.via).await?)
         } else if let Some(cookie) = presented.session {
             let (principal, csrf_token) = sessions::resume(&self.pool, &self.settings, cookie)
                 .await?
-                .ok_or(ApiError::Unauthenticated(SESSION_ENDED))?;
+                .ok_or(IdentityError::Unauthenticated(SESSION_ENDED))?;
             Some(Caller {
                 principal,
                 credential: Credential::Session { csrf_token },
@@ -271,7 +280,7 @@ impl Authenticator {
             {
                 // The terminal belongs to another organisation.
                 audit_denial(&self.pool, &caller.principal, presented.via).await?;
-                Err(ApiError::PermissionDenied)
+                Err(IdentityError::PermissionDenied)
             }
             (Some(caller), _) => Ok(Some(caller)),
             (None, Some(terminal)) => Ok(Some(Caller {
@@ -282,11 +291,11 @@ impl Authenticator {
         }
     }
 
-    async fn bearer(&self, token: &str, via: &str) -> Result<Caller, ApiError> {
+    async fn bearer(&self, token: &str, via: &str) -> Result<Caller, IdentityError> {
         if token.starts_with(CLIENT_TOKEN_PREFIX) {
             let (principal, scopes) = clients::authenticate(&self.pool, token, via)
                 .await?
-                .ok_or(ApiError::Unauthenticated(UNKNOWN_TOKEN))?;
+                .ok_or(IdentityError::Unauthenticated(UNKNOWN_TOKEN))?;
             return Ok(Caller {
                 principal,
                 credential: Credential::ApiClient { scopes },
@@ -296,7 +305,7 @@ impl Authenticator {
             .dev_tokens
             .as_ref()
             .and_then(|tokens| tokens.principal(token))
-            .ok_or(ApiError::Unauthenticated(UNKNOWN_TOKEN))?;
+            .ok_or(IdentityError::Unauthenticated(UNKNOWN_TOKEN))?;
         Ok(Caller {
             principal,
             credential: Credential::DevToken,
@@ -304,17 +313,21 @@ impl Authenticator {
     }
 
     /// Records that `principal` was refused `via`.
-    pub async fn denied(&self, principal: &Principal, via: &str) -> Result<(), ApiError> {
+    pub async fn denied(&self, principal: &Principal, via: &str) -> Result<(), IdentityError> {
         audit_denial(&self.pool, principal, via).await
     }
 }
 
 /// The caller of a request that must be authenticated.
-pub fn required(caller: Option<&Caller>) -> Result<&Caller, ApiError> {
-    caller.ok_or(ApiError::Unauthenticated(MISSING))
+pub fn required(caller: Option<&Caller>) -> Result<&Caller, IdentityError> {
+    caller.ok_or(IdentityError::Unauthenticated(MISSING))
 }
 
-async fn audit_denial(pool: &PgPool, principal: &Principal, via: &str) -> Result<(), ApiError> {
+async fn audit_denial(
+    pool: &PgPool,
+    principal: &Principal,
+    via: &str,
+) -> Result<(), IdentityError> {
     crate::audit::record(
         pool,
         crate::audit::PERMISSION_DENIED,
@@ -331,9 +344,9 @@ fn principal(
     principal_id: String,
     organisation_id: &str,
     role: &str,
-) -> Result<Principal, ApiError> {
+) -> Result<Principal, IdentityError> {
     let corrupt = |what: &str| {
-        ApiError::internal(std::io::Error::other(format!(
+        IdentityError::internal(std::io::Error::other(format!(
             "identity table holds an invalid {what}"
         )))
     };

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use noroshi_domain::authz::Principal;
+use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::values::FacilityKind;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -22,10 +22,9 @@ use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use super::clients::role_of;
 use super::secrets::{digest_bytes, random_bytes};
 use crate::audit;
-use crate::error::{ApiError, store_failure};
+use crate::error::{IdentityError, store_failure};
 
 /// File names inside a CA directory.
 pub const CA_CERT: &str = "ca.pem";
@@ -78,7 +77,8 @@ pub enum CertificateError {
     NoClientCa,
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, CertificateError> {
+/// The contents of a PEM file of the TLS configuration.
+pub fn read(path: &Path) -> Result<Vec<u8>, CertificateError> {
     std::fs::read(path).map_err(|source| CertificateError::Read {
         path: path.display().to_string(),
         source,
@@ -238,7 +238,7 @@ pub async fn issue_client(
     kind: FacilityKind,
     days: i64,
 ) -> Result<IssuedPem, IssueError> {
-    let role = role_of(kind);
+    let role = Role::of_kind(kind);
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
@@ -286,7 +286,7 @@ pub enum IssueError {
     #[error(transparent)]
     Certificate(#[from] CertificateError),
     #[error("cannot register the certificate: {0}")]
-    Register(#[from] ApiError),
+    Register(#[from] IdentityError),
 }
 
 impl From<rcgen::Error> for IssueError {
@@ -296,7 +296,7 @@ impl From<rcgen::Error> for IssueError {
 }
 
 /// Revokes a registered certificate by serial; it stops authenticating at once.
-pub async fn revoke(pool: &PgPool, serial: &str) -> Result<bool, ApiError> {
+pub async fn revoke(pool: &PgPool, serial: &str) -> Result<bool, IdentityError> {
     let done = sqlx::query(
         "UPDATE client_certificates SET revoked_at = now() \
          WHERE serial = $1 AND revoked_at IS NULL",
@@ -310,7 +310,7 @@ pub async fn revoke(pool: &PgPool, serial: &str) -> Result<bool, ApiError> {
 
 /// The organisation a presented certificate (DER) stands for, if it is registered,
 /// unexpired and unrevoked.
-pub(super) async fn lookup(pool: &PgPool, der: &[u8]) -> Result<Option<Principal>, ApiError> {
+pub(super) async fn lookup(pool: &PgPool, der: &[u8]) -> Result<Option<Principal>, IdentityError> {
     let row: Option<(String, String, String)> = sqlx::query_as(
         "SELECT serial, organisation_id, role FROM client_certificates \
          WHERE fingerprint = $1 AND revoked_at IS NULL AND not_after > now()",
@@ -387,25 +387,4 @@ pub fn server_config(files: &TlsFiles) -> Result<rustls::ServerConfig, Certifica
         .map_err(|e| CertificateError::Tls(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// tonic's TLS configuration from the same files.
-pub fn grpc_config(
-    files: &TlsFiles,
-) -> Result<tonic::transport::ServerTlsConfig, CertificateError> {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    let identity = Identity::from_pem(read(&files.cert)?, read(&files.key)?);
-    let config = ServerTlsConfig::new().identity(identity);
-    Ok(match files.client_certificates {
-        ClientCertificates::Off => config,
-        mode => {
-            let ca = files
-                .client_ca
-                .as_ref()
-                .ok_or(CertificateError::NoClientCa)?;
-            config
-                .client_ca_root(Certificate::from_pem(read(ca)?))
-                .client_auth_optional(mode == ClientCertificates::Optional)
-        }
-    })
 }

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 use super::IdentitySettings;
 use crate::audit;
-use crate::error::{ApiError, store_failure};
+use crate::error::{IdentityError, store_failure};
 
 /// Shortest and longest password accepted.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 12..=256;
@@ -119,17 +119,20 @@ fn hash_permits() -> &'static Semaphore {
 /// Runs argon2 off the async threads, a few at a time.
 async fn with_argon2<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    let _permit = hash_permits().acquire().await.map_err(ApiError::internal)?;
+) -> Result<T, IdentityError> {
+    let _permit = hash_permits()
+        .acquire()
+        .await
+        .map_err(IdentityError::internal)?;
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(ApiError::internal)
+        .map_err(IdentityError::internal)
 }
 
 /// An argon2id hash (PHC string) of `password` with a fresh salt.
-pub async fn hash_password(password: &Password) -> Result<String, ApiError> {
+pub async fn hash_password(password: &Password) -> Result<String, IdentityError> {
     let salt = SaltString::encode_b64(&super::secrets::random_bytes::<16>()?)
-        .map_err(|e| ApiError::internal(std::io::Error::other(format!("salt: {e}"))))?;
+        .map_err(|e| IdentityError::internal(std::io::Error::other(format!("salt: {e}"))))?;
     let password = password.clone();
     with_argon2(move || {
         Argon2::default()
@@ -137,10 +140,10 @@ pub async fn hash_password(password: &Password) -> Result<String, ApiError> {
             .map(|hash| hash.to_string())
     })
     .await?
-    .map_err(|e| ApiError::internal(std::io::Error::other(format!("argon2: {e}"))))
+    .map_err(|e| IdentityError::internal(std::io::Error::other(format!("argon2: {e}"))))
 }
 
-async fn verify_password(hash: String, password: &Password) -> Result<bool, ApiError> {
+async fn verify_password(hash: String, password: &Password) -> Result<bool, IdentityError> {
     let password = password.clone();
     with_argon2(move || {
         PasswordHash::new(&hash).is_ok_and(|parsed| {
@@ -154,7 +157,7 @@ async fn verify_password(hash: String, password: &Password) -> Result<bool, ApiE
 
 /// A hash that matches no password, verified against for unknown usernames so that
 /// they take as long to refuse as known ones.
-async fn decoy_hash() -> Result<String, ApiError> {
+async fn decoy_hash() -> Result<String, IdentityError> {
     static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DECOY
         .get_or_try_init(|| async {
@@ -165,19 +168,19 @@ async fn decoy_hash() -> Result<String, ApiError> {
 }
 
 /// Whether `actor` may manage users of `role`.
-fn may_manage(actor: &Principal, role: Role) -> Result<(), ApiError> {
+fn may_manage(actor: &Principal, role: Role) -> Result<(), IdentityError> {
     match actor.role {
         Role::Admin => Ok(()),
         Role::Hq if role != Role::Admin => Ok(()),
-        _ => Err(ApiError::PermissionDenied),
+        _ => Err(IdentityError::PermissionDenied),
     }
 }
 
 /// Whether `actor` may list users.
-pub fn may_list(actor: &Principal) -> Result<(), ApiError> {
+pub fn may_list(actor: &Principal) -> Result<(), IdentityError> {
     match actor.role {
         Role::Admin | Role::Hq => Ok(()),
-        _ => Err(ApiError::PermissionDenied),
+        _ => Err(IdentityError::PermissionDenied),
     }
 }
 
@@ -189,7 +192,7 @@ pub async fn create(
     user: &NewUser,
     kind: Option<FacilityKind>,
     via: &str,
-) -> Result<UserRecord, ApiError> {
+) -> Result<UserRecord, IdentityError> {
     let mut violations = Violations::new();
     if let Err(reason) = check_username(&user.username) {
         violations.add("username", reason);
@@ -214,7 +217,7 @@ pub async fn create(
         Some(role) => {
             if let Err(reason) = FacilityId::parse(&user.organisation_id) {
                 violations.add("organisation_id", reason.to_string());
-            } else if let Err(reason) = crate::admin::fits(role, kind) {
+            } else if let Err(reason) = role.fits(kind) {
                 violations.add("organisation_id", reason);
             }
         }
@@ -224,7 +227,7 @@ pub async fn create(
     }
     let role = match role {
         Some(role) if violations.is_empty() => role,
-        _ => return Err(ApiError::Invalid(violations)),
+        _ => return Err(IdentityError::Invalid(violations)),
     };
     may_manage(actor, role)?;
     let hash = hash_password(&user.password).await?;
@@ -242,7 +245,7 @@ pub async fn create(
     .fetch_optional(&mut *tx)
     .await
     .map_err(store_failure)?
-    .ok_or_else(|| ApiError::AlreadyExists(format!("user {}", user.username)))?;
+    .ok_or_else(|| IdentityError::AlreadyExists(format!("user {}", user.username)))?;
     audit::record(
         &mut *tx,
         audit::USER_CREATED,
@@ -277,11 +280,11 @@ pub async fn update(
     username: &str,
     change: &UserChange,
     via: &str,
-) -> Result<UserRecord, ApiError> {
+) -> Result<UserRecord, IdentityError> {
     if let Some(name) = &change.display_name
         && !(1..=100).contains(&name.trim().chars().count())
     {
-        return Err(ApiError::invalid(
+        return Err(IdentityError::invalid(
             "display_name",
             "must be 1 to 100 characters",
         ));
@@ -327,8 +330,8 @@ pub async fn reset_password(
     username: &str,
     password: &Password,
     via: &str,
-) -> Result<(), ApiError> {
-    check_password(password).map_err(|reason| ApiError::invalid("password", reason))?;
+) -> Result<(), IdentityError> {
+    check_password(password).map_err(|reason| IdentityError::invalid("password", reason))?;
     let hash = hash_password(password).await?;
     let mut tx = pool.begin().await.map_err(store_failure)?;
     lock_managed(&mut tx, actor, username).await?;
@@ -361,7 +364,7 @@ async fn lock_managed(
     tx: &mut sqlx::PgConnection,
     actor: &Principal,
     username: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), IdentityError> {
     may_list(actor)?;
     let role: Option<String> =
         sqlx::query_scalar("SELECT role FROM users WHERE username = $1 FOR UPDATE")
@@ -369,11 +372,11 @@ async fn lock_managed(
             .fetch_optional(&mut *tx)
             .await
             .map_err(store_failure)?;
-    let role = role.ok_or_else(|| ApiError::NotFound(format!("user {username}")))?;
+    let role = role.ok_or_else(|| IdentityError::NotFound(format!("user {username}")))?;
     may_manage(actor, Role::parse(&role).unwrap_or(Role::Admin))
 }
 
-pub async fn list(pool: &PgPool, actor: &Principal) -> Result<Vec<UserRecord>, ApiError> {
+pub async fn list(pool: &PgPool, actor: &Principal) -> Result<Vec<UserRecord>, IdentityError> {
     may_list(actor)?;
     let rows = sqlx::query_as::<_, Row>(
         "SELECT username, display_name, organisation_id, role, disabled, locked_until, created_at, updated_at \
@@ -397,7 +400,7 @@ pub async fn login(
     username: &str,
     password: &Password,
     via: &str,
-) -> Result<Principal, ApiError> {
+) -> Result<Principal, IdentityError> {
     let mut tx = pool.begin().await.map_err(store_failure)?;
     let row: Option<(String, String, bool, String, bool)> = sqlx::query_as(
         "SELECT organisation_id, role, disabled, password_hash, \
@@ -421,13 +424,13 @@ pub async fn login(
         )
         .await?;
         tx.commit().await.map_err(store_failure)?;
-        return Err(ApiError::Unauthenticated(WRONG_PASSWORD));
+        return Err(IdentityError::Unauthenticated(WRONG_PASSWORD));
     };
     let principal = super::principal(principal_id(username), &organisation_id, &role)?;
     if locked {
         audit::record(&mut *tx, audit::LOGIN_LOCKED, &principal, via, None, None).await?;
         tx.commit().await.map_err(store_failure)?;
-        return Err(ApiError::Unauthenticated(LOCKED));
+        return Err(IdentityError::Unauthenticated(LOCKED));
     }
     let matches = verify_password(hash, password).await?;
     if matches && !disabled {
@@ -477,7 +480,7 @@ pub async fn login(
     )
     .await?;
     tx.commit().await.map_err(store_failure)?;
-    Err(ApiError::Unauthenticated(WRONG_PASSWORD))
+    Err(IdentityError::Unauthenticated(WRONG_PASSWORD))
 }
 
 /// The principal recorded for attempts that name no known user.

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::error::{ApiError, store_failure};
+use crate::error::{IdentityError, store_failure};
 
 /// The kind of a record of a patient's identity being read.
 pub const PII_READ: &str = "PII_READ";
@@ -23,7 +23,7 @@ pub async fn pii_reads(
     principal: &Principal,
     via: &str,
     cases: &[Uuid],
-) -> Result<(), ApiError> {
+) -> Result<(), IdentityError> {
     if cases.is_empty() {
         return Ok(());
     }
@@ -70,7 +70,7 @@ pub async fn record(
     via: &str,
     case_id: Option<Uuid>,
     detail: Option<serde_json::Value>,
-) -> Result<(), ApiError> {
+) -> Result<(), IdentityError> {
     sqlx::query(
         "INSERT INTO audit_log (kind, principal_id, organisation_id, role, via, case_id, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -105,7 +105,7 @@ pub struct AuditQuery {
 impl AuditQuery {
     /// The query of `?case_id=&principal_id=&kind=&from=&to=&limit=&format=`, and
     /// whether CSV was asked for. Times are RFC 3339.
-    pub fn from_params(params: &[(String, String)]) -> Result<(Self, bool), ApiError> {
+    pub fn from_params(params: &[(String, String)]) -> Result<(Self, bool), IdentityError> {
         let mut query = Self {
             limit: 1000,
             ..Self::default()
@@ -147,7 +147,7 @@ impl AuditQuery {
         if v.is_empty() {
             Ok((query, csv))
         } else {
-            Err(ApiError::Invalid(v))
+            Err(IdentityError::Invalid(v))
         }
     }
 }
@@ -172,9 +172,9 @@ pub async fn query(
     pool: &PgPool,
     principal: &Principal,
     query: &AuditQuery,
-) -> Result<Vec<AuditRecord>, ApiError> {
+) -> Result<Vec<AuditRecord>, IdentityError> {
     if !matches!(principal.role, Role::Hq | Role::Admin) {
-        return Err(ApiError::PermissionDenied);
+        return Err(IdentityError::PermissionDenied);
     }
     let records = sqlx::query_as::<_, AuditRecord>(
         "SELECT id, at, kind, principal_id, organisation_id, role, via, case_id, detail \
@@ -210,7 +210,7 @@ pub async fn query(
 }
 
 /// Records as CSV, with a header row.
-pub fn to_csv(records: &[AuditRecord]) -> Result<Vec<u8>, ApiError> {
+pub fn to_csv(records: &[AuditRecord]) -> Result<Vec<u8>, IdentityError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer
         .write_record([
@@ -224,9 +224,9 @@ pub fn to_csv(records: &[AuditRecord]) -> Result<Vec<u8>, ApiError> {
             "case_id",
             "detail",
         ])
-        .map_err(ApiError::internal)?;
+        .map_err(IdentityError::internal)?;
     for r in records {
-        let at = r.at.format(&Rfc3339).map_err(ApiError::internal)?;
+        let at = r.at.format(&Rfc3339).map_err(IdentityError::internal)?;
         writer
             .write_record([
                 r.id.to_string().as_str(),
@@ -239,9 +239,9 @@ pub fn to_csv(records: &[AuditRecord]) -> Result<Vec<u8>, ApiError> {
                 &r.case_id.map(|c| c.to_string()).unwrap_or_default(),
                 r.detail.as_deref().unwrap_or_default(),
             ])
-            .map_err(ApiError::internal)?;
+            .map_err(IdentityError::internal)?;
     }
     writer
         .into_inner()
-        .map_err(|e| ApiError::internal(e.into_error()))
+        .map_err(|e| IdentityError::internal(e.into_error()))
 }

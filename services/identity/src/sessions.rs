@@ -3,13 +3,12 @@
 //! at its absolute lifetime, at logout, and when its user is disabled or has the
 //! password reset. Each has a CSRF token that state-changing requests must send back.
 
-use cookie::{Cookie, SameSite};
 use noroshi_domain::authz::Principal;
 use sqlx::{PgExecutor, PgPool};
 
 use super::IdentitySettings;
 use super::secrets::{digest, random_token};
-use crate::error::{ApiError, store_failure};
+use crate::error::{IdentityError, store_failure};
 
 /// A session just opened: the cookie's value (shown to the browser only) and its CSRF
 /// token.
@@ -31,7 +30,7 @@ pub async fn open(
     pool: &PgPool,
     settings: &IdentitySettings,
     username: &str,
-) -> Result<Opened, ApiError> {
+) -> Result<Opened, IdentityError> {
     let cookie_value = random_token()?;
     let csrf_token = csrf_token(&cookie_value);
     sqlx::query(
@@ -64,7 +63,7 @@ pub async fn resume(
     pool: &PgPool,
     settings: &IdentitySettings,
     cookie_value: &str,
-) -> Result<Option<(Principal, String)>, ApiError> {
+) -> Result<Option<(Principal, String)>, IdentityError> {
     let row: Option<(String, String, String)> = sqlx::query_as(
         "UPDATE sessions s SET last_seen = now() FROM users u \
          WHERE s.id_hash = $1 AND u.username = s.username AND NOT u.disabled \
@@ -97,7 +96,7 @@ fn csrf_token(cookie_value: &str) -> String {
 }
 
 /// Ends one session (logout). Ending an ended session is not an error.
-pub async fn end(pool: &PgPool, cookie_value: &str) -> Result<(), ApiError> {
+pub async fn end(pool: &PgPool, cookie_value: &str) -> Result<(), IdentityError> {
     sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
         .bind(digest(cookie_value))
         .execute(pool)
@@ -107,50 +106,11 @@ pub async fn end(pool: &PgPool, cookie_value: &str) -> Result<(), ApiError> {
 }
 
 /// Ends every session of a user.
-pub async fn end_all(executor: impl PgExecutor<'_>, username: &str) -> Result<(), ApiError> {
+pub async fn end_all(executor: impl PgExecutor<'_>, username: &str) -> Result<(), IdentityError> {
     sqlx::query("DELETE FROM sessions WHERE username = $1")
         .bind(username)
         .execute(executor)
         .await
         .map_err(store_failure)?;
     Ok(())
-}
-
-/// The `Set-Cookie` value that hands a session to the browser. Without `Max-Age` it
-/// lasts until the browser closes; the server ends it earlier.
-pub fn set_cookie(settings: &IdentitySettings, value: &str) -> String {
-    Cookie::build((settings.cookie_name(), value.to_owned()))
-        .http_only(true)
-        .secure(settings.secure_cookies)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .build()
-        .to_string()
-}
-
-/// The `Set-Cookie` value that removes the session cookie.
-pub fn clear_cookie(settings: &IdentitySettings) -> String {
-    Cookie::build((settings.cookie_name(), ""))
-        .http_only(true)
-        .secure(settings.secure_cookies)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .max_age(cookie::time::Duration::ZERO)
-        .build()
-        .to_string()
-}
-
-/// The session cookie's value among the `Cookie` headers of a request.
-pub fn from_headers<'a>(
-    settings: &IdentitySettings,
-    headers: &'a http::HeaderMap,
-) -> Option<&'a str> {
-    let name = settings.cookie_name();
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|header| Cookie::split_parse(header).filter_map(Result::ok))
-        .find(|cookie| cookie.name() == name)
-        .and_then(|cookie| cookie.name_raw().and(cookie.value_raw()))
 }
