@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use noroshi_api::commands::{Clock, CommandHandler, CommandSettings, system_clock};
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
 use noroshi_api::views::{ViewSettings, Views};
+use noroshi_app::{Clock, CommandHandler, CommandSettings, system_clock};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::{EventStore, StoreLimits};
 use noroshi_identity::certificates::{self, TlsFiles};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use noroshi_api::commands::{CommandHandler, CommandSettings};
-use noroshi_api::timers::{self, TimerSettings};
+use noroshi_app::timers::{self, TimerSettings};
+use noroshi_app::{CommandHandler, CommandSettings};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::{EventStore, StoreLimits};
 use noroshi_proto::v1 as pb;
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// A clock that can be moved forward, shared by the API and the timers.
-fn movable_clock() -> (Arc<AtomicI64>, noroshi_api::commands::Clock) {
+fn movable_clock() -> (Arc<AtomicI64>, noroshi_app::Clock) {
     let offset = Arc::new(AtomicI64::new(0));
     let read = offset.clone();
     let clock = Arc::new(move || {
@@ -30,7 +30,7 @@ fn movable_clock() -> (Arc<AtomicI64>, noroshi_api::commands::Clock) {
 }
 
 /// A second command handler on the same database, as another process would have.
-fn another_process(api: &TestApi, clock: noroshi_api::commands::Clock) -> Arc<CommandHandler> {
+fn another_process(api: &TestApi, clock: noroshi_app::Clock) -> Arc<CommandHandler> {
     let settings = CommandSettings {
         prefecture: noroshi_tests::fixtures::yamaguchi(),
         policy: PlacementPolicy::default(),
@@ -99,7 +99,10 @@ async fn a_passed_deadline_expires_once_with_two_timers_and_after_a_restart() {
     offset.store(29 * 60, Ordering::SeqCst);
     let handler = another_process(&api, clock.clone());
     let early = timers_expire_directly(&handler, &placement_id, 1).await;
-    assert_eq!(early.unwrap_err().code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        early.unwrap().unwrap_err().code(),
+        noroshi_domain::ErrorCode::FailedPrecondition
+    );
 
     offset.store(31 * 60, Ordering::SeqCst);
     eventually("the offer expires", Duration::from_secs(20), || async {
@@ -109,6 +112,7 @@ async fn a_passed_deadline_expires_once_with_two_timers_and_after_a_restart() {
     // The same expiry again, as a racing timer would send it: the original answer, nothing new.
     let again = timers_expire_directly(&handler, &placement_id, 1)
         .await
+        .unwrap()
         .unwrap();
     assert!(again.replayed);
     assert_eq!(expiries(&api, &placement_id).await, 1);
@@ -161,14 +165,13 @@ async fn timers_expire_directly(
     handler: &CommandHandler,
     placement_id: &str,
     offer: u32,
-) -> Result<pb::CommandResult, tonic::Status> {
+) -> noroshi_app::Outcome {
     let placement_id = Uuid::parse_str(placement_id).unwrap();
-    noroshi_api::commands::placement::expire_offer(
+    noroshi_app::placement::expire_offer(
         handler,
         &timers::system_principal().unwrap(),
         placement_id,
         offer,
     )
     .await
-    .map_err(tonic::Status::from)
 }

@@ -39,10 +39,12 @@ use noroshi_proto::v1 as pb;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::commands::CommandHandler;
-use crate::commands::facility::{Registration, Update, register_checked, update_checked};
+use crate::commands::facility;
 use crate::error::ApiError;
+use noroshi_app::CommandHandler;
+use noroshi_app::{Command, Envelope};
 use noroshi_codec::WireEnum;
+use noroshi_domain::facility::FacilityCommand;
 use noroshi_identity::tokens::{TokenEntry, Tokens};
 
 /// Namespace of the command ids `apply` derives, so that two runs registering the same
@@ -256,7 +258,10 @@ pub async fn apply(
     let mut kinds = BTreeMap::new();
     for profile in &plan.facilities {
         let id = &profile.facility_id;
-        let (current, version) = handler.facility(id).await.map_err(store_error(id))?;
+        let (current, version) = handler
+            .facility(id)
+            .await
+            .map_err(|e| store_error(id)(e.into()))?;
         let change = match &current.profile {
             None => Some(Outcome::Registered),
             Some(registered) if registered.kind != profile.kind => {
@@ -286,7 +291,10 @@ pub async fn apply(
         let kind = match kinds.get(org) {
             Some(kind) => Some(*kind),
             None => {
-                let (facility, _) = handler.facility(org).await.map_err(store_error(org))?;
+                let (facility, _) = handler
+                    .facility(org)
+                    .await
+                    .map_err(|e| store_error(org)(e.into()))?;
                 facility.profile.map(|p| p.kind)
             }
         };
@@ -307,23 +315,22 @@ pub async fn apply(
         if !dry_run {
             match outcome {
                 Outcome::Registered => {
-                    let registration = Registration {
+                    let envelope = Envelope {
                         command_id: registration_command_id(id),
                         expected_version: None,
-                        profile: profile.clone(),
                     };
-                    register_checked(handler, admin, registration)
+                    let command = FacilityCommand::Register(profile.clone());
+                    run(handler, admin, envelope, id, command)
                         .await
                         .map_err(store_error(id))?;
                 }
                 Outcome::Updated => {
-                    let update = Update {
+                    let envelope = Envelope {
                         command_id: Uuid::now_v7(),
                         expected_version: Some(version),
-                        facility_id: id.clone(),
-                        changes: profile.changes(),
                     };
-                    update_checked(handler, admin, update)
+                    let command = FacilityCommand::Update(profile.changes());
+                    run(handler, admin, envelope, id, command)
                         .await
                         .map_err(store_error(id))?;
                 }
@@ -333,6 +340,22 @@ pub async fn apply(
         report.facilities.push((id.clone(), outcome));
     }
     Ok(report)
+}
+
+/// Runs a facility command of `apply`.
+async fn run(
+    handler: &CommandHandler,
+    admin: &Principal,
+    envelope: Envelope,
+    facility_id: &FacilityId,
+    command: FacilityCommand,
+) -> Result<(), ApiError> {
+    let command = Command::Facility {
+        facility_id: facility_id.clone(),
+        command,
+    };
+    handler.execute(admin, envelope, command).await??;
+    Ok(())
 }
 
 /// The command id of a facility's registration by `apply`.
@@ -365,7 +388,7 @@ fn registration(entry: &FacilityEntry, prefecture: &str) -> Result<FacilityProfi
         }
     }
     // The command id is derived when applying; a placeholder passes the check here.
-    let checked = Registration::parse(&pb::RegisterFacilityRequest {
+    let checked = facility::register(&pb::RegisterFacilityRequest {
         command_id: Uuid::from_u128(1).to_string(),
         facility_id: entry.facility_id.clone(),
         name: entry.name.clone(),
@@ -382,9 +405,15 @@ fn registration(entry: &FacilityEntry, prefecture: &str) -> Result<FacilityProfi
         expected_version: None,
     });
     match checked {
-        Ok(registration) if reasons.is_empty() => Ok(FacilityProfile {
+        Ok((
+            _,
+            Command::Facility {
+                command: FacilityCommand::Register(profile),
+                ..
+            },
+        )) if reasons.is_empty() => Ok(FacilityProfile {
             active: entry.active,
-            ..registration.profile
+            ..profile
         }),
         Ok(_) => Err(reasons),
         Err(ApiError::Invalid(violations)) => {
@@ -446,7 +475,7 @@ pub async fn apply_users(
             Ok(id) => handler
                 .facility(&id)
                 .await
-                .map_err(fail)?
+                .map_err(|e| fail(e.into()))?
                 .0
                 .profile
                 .map(|p| p.kind),

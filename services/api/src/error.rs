@@ -124,6 +124,32 @@ impl From<noroshi_identity::IdentityError> for ApiError {
     }
 }
 
+impl From<noroshi_app::Refusal> for ApiError {
+    fn from(refusal: noroshi_app::Refusal) -> Self {
+        use noroshi_app::Refusal as R;
+        match refusal {
+            R::Denied => Self::PermissionDenied,
+            R::Rule(rule) => rule.into(),
+            stale @ R::StaleVersion { .. } => Self::Aborted(stale.to_string()),
+        }
+    }
+}
+
+impl From<noroshi_app::CommandError> for ApiError {
+    fn from(error: noroshi_app::CommandError) -> Self {
+        use noroshi_app::CommandError as E;
+        match error {
+            conflict @ E::Conflict { .. } => Self::Aborted(conflict.to_string()),
+            E::TooLarge(why) => Self::ResourceExhausted(why),
+            unavailable @ E::Unavailable(_) => {
+                tracing::warn!(error = %unavailable, "event store unavailable");
+                Self::Unavailable("the event store cannot be reached; retry later".into())
+            }
+            E::Internal(source) => Self::Internal(source),
+        }
+    }
+}
+
 impl From<Denied> for ApiError {
     fn from(_: Denied) -> Self {
         Self::PermissionDenied

@@ -8,7 +8,6 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
-pub mod timers;
 pub mod views;
 pub mod web;
 

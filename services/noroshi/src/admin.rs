@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use noroshi_api::admin::{self, AdminFile, Outcome, Plan};
-use noroshi_api::commands::{CommandHandler, CommandSettings, system_clock};
+use noroshi_app::{CommandHandler, CommandSettings, system_clock};
 use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_domain::values::{FacilityId, PrincipalId};
@@ -72,7 +72,7 @@ async fn organisation_kind(
     let Ok(id) = FacilityId::parse(organisation) else {
         return Ok(None);
     };
-    let (facility, _) = handler.facility(&id).await.map_err(ServeError::Api)?;
+    let (facility, _) = handler.facility(&id).await.map_err(ServeError::Command)?;
     Ok(facility.profile.map(|p| p.kind))
 }
 

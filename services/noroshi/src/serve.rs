@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use noroshi_api::commands::{CommandHandler, CommandSettings, system_clock};
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
 use noroshi_api::metrics::Metrics;
-use noroshi_api::timers::{self, TimerSettings};
 use noroshi_api::views::{ViewSettings, Views};
+use noroshi_app::timers::{self, TimerSettings};
+use noroshi_app::{CommandHandler, CommandSettings, system_clock};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::relay::{self, RelayConfig, StreamSettings};
 use noroshi_event_store::wire::{InvalidSubjectPrefix, SubjectPrefix};
@@ -58,6 +58,8 @@ pub(crate) enum ServeError {
     Api(#[source] noroshi_api::ApiError),
     #[error("{0}")]
     Identity(#[source] noroshi_identity::IdentityError),
+    #[error("{0}")]
+    Command(#[source] noroshi_app::CommandError),
     #[error("cannot issue the certificate")]
     Issue(#[source] noroshi_identity::certificates::IssueError),
     #[error("invalid TLS configuration")]
@@ -65,7 +67,7 @@ pub(crate) enum ServeError {
     #[error("invalid duration {0:?}")]
     Duration(Duration),
     #[error("cannot set up the offer timer")]
-    Timers(#[source] noroshi_api::ApiError),
+    Timers(#[source] noroshi_app::CommandError),
     #[error("rebuild failed")]
     Rebuild(#[source] noroshi_projections::runner::ProjectionError),
     #[error("http api failed")]

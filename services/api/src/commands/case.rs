@@ -1,8 +1,9 @@
-//! `CaseService` commands, issued by the health center that owns the case.
+//! `CaseService` requests as case commands.
 
+use noroshi_app::Command;
 use noroshi_domain::Violations;
-use noroshi_domain::authz::{Action, Principal, Target};
-use noroshi_domain::case::{self as rules, Case, CaseCommand, CaseReport, Observation, Patient};
+use noroshi_domain::authz::Principal;
+use noroshi_domain::case::{CaseCommand, CaseReport, Observation, Patient};
 use noroshi_domain::values::{
     ExternalRef, MunicipalityCode, Name, Phone, Priority, Reason, Spo2, Temperature, Text,
 };
@@ -11,38 +12,11 @@ use time::Date;
 use time::macros::format_description;
 use uuid::Uuid;
 
-use crate::commands::{CaseRef, Changes, CommandHandler, CommandMeta, FacilityRef, Needs};
+use super::{Parsed, envelope};
 use crate::convert::fields::{command_id, enum_set, enum_value, finish, optional, timestamp, uuid};
 use crate::error::ApiError;
 
-/// Namespace of case ids derived from `(health center, external_ref)`.
-const CASE_REF_NAMESPACE: Uuid = Uuid::from_u128(0x6e6f_726f_7368_6900_8000_6361_7365_7265);
-
-fn meta(command_id: Uuid, expected_version: Option<u64>) -> CommandMeta {
-    CommandMeta {
-        command_id,
-        expected_version,
-        addressed: "case",
-    }
-}
-
-/// The case id: derived from the external reference when there is one, so that the
-/// same patient reported twice by one health center is refused as ALREADY_EXISTS.
-pub fn case_id_for(health_center: &str, external_ref: Option<&ExternalRef>) -> Uuid {
-    match external_ref {
-        Some(reference) => Uuid::new_v5(
-            &CASE_REF_NAMESPACE,
-            format!("{health_center}/{reference}").as_bytes(),
-        ),
-        None => Uuid::now_v7(),
-    }
-}
-
-pub async fn report(
-    handler: &CommandHandler,
-    principal: &Principal,
-    r: pb::ReportCaseRequest,
-) -> Result<pb::CommandResult, ApiError> {
+pub fn report(principal: &Principal, r: &pb::ReportCaseRequest) -> Result<Parsed, ApiError> {
     let mut v = Violations::new();
     let id = command_id(&r.command_id, &mut v);
     let external_ref = optional(&r.external_ref, "external_ref", ExternalRef::parse, &mut v);
@@ -94,63 +68,21 @@ pub async fn report(
         ))
     })();
     let (id, case_report) = finish(v, parsed)?;
-    let case_id = case_id_for(health_center_id.as_str(), case_report.external_ref.as_ref());
-    let needs = Needs {
-        case: Some(CaseRef::Id(case_id)),
-        facility: Some(FacilityRef::Principal),
-        ..Needs::default()
-    };
-    handler
-        .execute(principal, meta(id, r.expected_version), &needs, |s| {
-            let target = Target {
-                case_owner: Some(&health_center_id),
-                ..Target::UNKNOWN
-            };
-            s.authorize(Action::ReportCase, true, &target, "case")?;
-            let (Some((_, reporter)), Some((_, case))) = (s.facility(), s.case()) else {
-                return Err(ApiError::internal(Unresolved("the reporter or the case")));
-            };
-            let events = rules::report(case, reporter, case_report.clone(), s.now)?;
-            Changes::default().add::<Case>(&case_id.to_string(), events)
-        })
-        .await
+    Ok((
+        envelope(id, r.expected_version),
+        Command::ReportCase(case_report),
+    ))
 }
 
-/// Runs `command` on the case for `action`.
-async fn on_case(
-    handler: &CommandHandler,
-    principal: &Principal,
-    action: Action,
-    case_id: Uuid,
-    meta: CommandMeta,
-    command: CaseCommand,
-) -> Result<pb::CommandResult, ApiError> {
-    let needs = Needs {
-        case: Some(CaseRef::Id(case_id)),
-        ..Needs::default()
-    };
-    handler
-        .execute(principal, meta, &needs, |s| {
-            let Some((_, case)) = s.case() else {
-                return Err(ApiError::NotFound("case".into()));
-            };
-            let record = case.record.as_ref();
-            let target = Target {
-                case_owner: record.map(|r| &r.report.health_center_id),
-                ..Target::UNKNOWN
-            };
-            s.authorize(action, record.is_some(), &target, "case")?;
-            let events = case.decide(command.clone(), s.now)?;
-            Changes::default().add::<Case>(&case_id.to_string(), events)
-        })
-        .await
+/// `command` on the case `case_id`.
+fn on_case(id: Uuid, expected_version: Option<u64>, case_id: Uuid, command: CaseCommand) -> Parsed {
+    (
+        envelope(id, expected_version),
+        Command::Case { case_id, command },
+    )
 }
 
-pub async fn triage(
-    handler: &CommandHandler,
-    principal: &Principal,
-    r: pb::TriageCaseRequest,
-) -> Result<pb::CommandResult, ApiError> {
+pub fn triage(r: &pb::TriageCaseRequest) -> Result<Parsed, ApiError> {
     let mut v = Violations::new();
     let id = command_id(&r.command_id, &mut v);
     let case_id = uuid(&r.case_id, "case_id", &mut v);
@@ -165,22 +97,10 @@ pub async fn triage(
         needs,
         note,
     };
-    on_case(
-        handler,
-        principal,
-        Action::TriageCase,
-        case_id,
-        meta(id, r.expected_version),
-        command,
-    )
-    .await
+    Ok(on_case(id, r.expected_version, case_id, command))
 }
 
-pub async fn override_priority(
-    handler: &CommandHandler,
-    principal: &Principal,
-    r: pb::OverridePriorityRequest,
-) -> Result<pb::CommandResult, ApiError> {
+pub fn override_priority(r: &pb::OverridePriorityRequest) -> Result<Parsed, ApiError> {
     let mut v = Violations::new();
     let id = command_id(&r.command_id, &mut v);
     let case_id = uuid(&r.case_id, "case_id", &mut v);
@@ -189,28 +109,20 @@ pub async fn override_priority(
     let (id, case_id, priority, reason) =
         finish(v, (|| Some((id?, case_id?, priority?, reason?)))())?;
     let command = CaseCommand::OverridePriority { priority, reason };
-    on_case(
-        handler,
-        principal,
-        Action::OverridePriority,
-        case_id,
-        meta(id, r.expected_version),
-        command,
-    )
-    .await
+    Ok(on_case(id, r.expected_version, case_id, command))
 }
 
-pub async fn record_observation(
-    handler: &CommandHandler,
-    principal: &Principal,
-    r: pb::RecordObservationRequest,
-) -> Result<pb::CommandResult, ApiError> {
+/// An observation without `observed_at` was made `now`.
+pub fn record_observation(
+    r: &pb::RecordObservationRequest,
+    now: time::OffsetDateTime,
+) -> Result<Parsed, ApiError> {
     let mut v = Violations::new();
     let id = command_id(&r.command_id, &mut v);
     let case_id = uuid(&r.case_id, "case_id", &mut v);
     let observed_at = match &r.observed_at {
         Some(at) => timestamp(at, "observed_at", &mut v),
-        None => Some(handler.now()),
+        None => Some(now),
     };
     let temperature = match r.temperature_decicelsius {
         0 => None,
@@ -237,61 +149,34 @@ pub async fn record_observation(
         symptoms,
         note,
     });
-    on_case(
-        handler,
-        principal,
-        Action::RecordObservation,
-        case_id,
-        meta(id, r.expected_version),
-        command,
-    )
-    .await
+    Ok(on_case(id, r.expected_version, case_id, command))
 }
 
-pub async fn start_home_care(
-    handler: &CommandHandler,
-    principal: &Principal,
-    r: pb::StartHomeCareRequest,
-) -> Result<pb::CommandResult, ApiError> {
+pub fn start_home_care(r: &pb::StartHomeCareRequest) -> Result<Parsed, ApiError> {
     let mut v = Violations::new();
     let id = command_id(&r.command_id, &mut v);
     let case_id = uuid(&r.case_id, "case_id", &mut v);
     let note = v.check("note", Text::parse(&r.note));
     let (id, case_id, note) = finish(v, (|| Some((id?, case_id?, note?)))())?;
-    on_case(
-        handler,
-        principal,
-        Action::StartHomeCare,
+    Ok(on_case(
+        id,
+        r.expected_version,
         case_id,
-        meta(id, r.expected_version),
         CaseCommand::StartHomeCare { note },
-    )
-    .await
+    ))
 }
 
-pub async fn close(
-    handler: &CommandHandler,
-    principal: &Principal,
-    r: pb::CloseCaseRequest,
-) -> Result<pb::CommandResult, ApiError> {
+pub fn close(r: &pb::CloseCaseRequest) -> Result<Parsed, ApiError> {
     let mut v = Violations::new();
     let id = command_id(&r.command_id, &mut v);
     let case_id = uuid(&r.case_id, "case_id", &mut v);
     let outcome = enum_value(r.outcome, "outcome", &mut v);
     let note = v.check("note", Text::parse(&r.note));
     let (id, case_id, outcome, note) = finish(v, (|| Some((id?, case_id?, outcome?, note?)))())?;
-    on_case(
-        handler,
-        principal,
-        Action::CloseCase,
+    Ok(on_case(
+        id,
+        r.expected_version,
         case_id,
-        meta(id, r.expected_version),
         CaseCommand::Close { outcome, note },
-    )
-    .await
+    ))
 }
-
-/// A command's needs resolved to nothing, which `Needs` rules out.
-#[derive(Debug, thiserror::Error)]
-#[error("{0} was not loaded")]
-struct Unresolved(&'static str);

@@ -1,27 +1,27 @@
-//! `FacilityService` commands: registration (ADMIN), capacity and acceptance.
+//! `FacilityService` requests as facility commands: registration (ADMIN), profile,
+//! capacity and acceptance.
 
 use std::collections::BTreeSet;
 
+use noroshi_app::Command;
 use noroshi_domain::Violations;
-use noroshi_domain::authz::{Action, Principal, Role, Target};
+use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::facility::{
-    CategoryFigures, Facility, FacilityChanges, FacilityCommand, FacilityProfile, ProxyEntry,
+    CategoryFigures, FacilityChanges, FacilityCommand, FacilityProfile, ProxyEntry,
 };
 use noroshi_domain::values::{
     FacilityId, MedicalAreaCode, MunicipalityCode, Name, PrefectureCode, Reason, bed_count,
 };
 use noroshi_proto::v1 as pb;
-use uuid::Uuid;
 
-use crate::commands::{Changes, CommandHandler, CommandMeta, FacilityRef, Needs, Session};
+use super::{Parsed, envelope};
 use crate::convert::fields::{command_id, enum_set, enum_value, finish, optional};
 use crate::error::ApiError;
 
-fn meta(command_id: Uuid, expected_version: Option<u64>) -> CommandMeta {
-    CommandMeta {
-        command_id,
-        expected_version,
-        addressed: "facility",
+fn facility(facility_id: FacilityId, command: FacilityCommand) -> Command {
+    Command::Facility {
+        facility_id,
+        command,
     }
 }
 
@@ -64,32 +64,6 @@ fn proxy_entry(
         })
 }
 
-/// Authorizes `action` on the loaded facility and decides `command`.
-fn decide(
-    session: &Session<'_>,
-    action: Action,
-    command: FacilityCommand,
-) -> Result<Changes, ApiError> {
-    let Some((facility_id, facility)) = session.facility() else {
-        return Err(ApiError::NotFound("facility".into()));
-    };
-    let target = Target {
-        facility: Some(facility_id),
-        ..Target::UNKNOWN
-    };
-    let creates = matches!(command, FacilityCommand::Register(_));
-    session.authorize(action, creates || facility.exists(), &target, "facility")?;
-    let events = facility.decide(command, session.now)?;
-    Changes::default().add::<Facility>(facility_id.as_str(), events)
-}
-
-fn needs(facility_id: &FacilityId) -> Needs {
-    Needs {
-        facility: Some(FacilityRef::Id(facility_id.clone())),
-        ..Needs::default()
-    }
-}
-
 /// The profile fields a registration and an update share, as the request holds them.
 struct Fields<'r> {
     name: &'r str,
@@ -119,168 +93,79 @@ fn changes(f: Fields<'_>, active: bool, v: &mut Violations) -> Option<FacilityCh
     })
 }
 
-/// A `RegisterFacilityRequest` whose fields passed their checks.
-#[derive(Debug, Clone)]
-pub struct Registration {
-    pub command_id: Uuid,
-    pub expected_version: Option<u64>,
-    pub profile: FacilityProfile,
+/// A `RegisterFacilityRequest`: the profile it registers.
+pub fn register(r: &pb::RegisterFacilityRequest) -> Result<Parsed, ApiError> {
+    let mut v = Violations::new();
+    let id = command_id(&r.command_id, &mut v);
+    let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
+    let kind = enum_value(r.kind, "kind", &mut v);
+    let prefecture = v.check("prefecture", PrefectureCode::parse(&r.prefecture));
+    let changes = changes(
+        Fields {
+            name: &r.name,
+            name_en: &r.name_en,
+            medical_area: &r.medical_area,
+            municipality: &r.municipality,
+            jurisdiction: &r.jurisdiction,
+            capabilities: &r.capabilities,
+        },
+        true,
+        &mut v,
+    );
+    let parsed = (|| {
+        let c = changes?;
+        let profile = FacilityProfile {
+            facility_id: facility_id?,
+            name: c.name,
+            name_en: c.name_en,
+            kind: kind?,
+            prefecture: prefecture?,
+            medical_area: c.medical_area,
+            municipality: c.municipality,
+            jurisdiction: c.jurisdiction,
+            capabilities: c.capabilities,
+            active: true,
+        };
+        Some((
+            envelope(id?, r.expected_version),
+            facility(
+                profile.facility_id.clone(),
+                FacilityCommand::Register(profile),
+            ),
+        ))
+    })();
+    finish(v, parsed)
 }
 
-impl Registration {
-    pub fn parse(r: &pb::RegisterFacilityRequest) -> Result<Self, ApiError> {
-        let mut v = Violations::new();
-        let id = command_id(&r.command_id, &mut v);
-        let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
-        let kind = enum_value(r.kind, "kind", &mut v);
-        let prefecture = v.check("prefecture", PrefectureCode::parse(&r.prefecture));
-        let changes = changes(
-            Fields {
-                name: &r.name,
-                name_en: &r.name_en,
-                medical_area: &r.medical_area,
-                municipality: &r.municipality,
-                jurisdiction: &r.jurisdiction,
-                capabilities: &r.capabilities,
-            },
-            true,
-            &mut v,
-        );
-        let parsed = (|| {
-            let c = changes?;
-            Some(Self {
-                command_id: id?,
-                expected_version: r.expected_version,
-                profile: FacilityProfile {
-                    facility_id: facility_id?,
-                    name: c.name,
-                    name_en: c.name_en,
-                    kind: kind?,
-                    prefecture: prefecture?,
-                    medical_area: c.medical_area,
-                    municipality: c.municipality,
-                    jurisdiction: c.jurisdiction,
-                    capabilities: c.capabilities,
-                    active: true,
-                },
-            })
-        })();
-        finish(v, parsed)
-    }
+pub fn update(r: &pb::UpdateFacilityRequest) -> Result<Parsed, ApiError> {
+    let mut v = Violations::new();
+    let id = command_id(&r.command_id, &mut v);
+    let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
+    let changes = changes(
+        Fields {
+            name: &r.name,
+            name_en: &r.name_en,
+            medical_area: &r.medical_area,
+            municipality: &r.municipality,
+            jurisdiction: &r.jurisdiction,
+            capabilities: &r.capabilities,
+        },
+        r.active,
+        &mut v,
+    );
+    let parsed = (|| {
+        Some((
+            envelope(id?, r.expected_version),
+            facility(facility_id?, FacilityCommand::Update(changes?)),
+        ))
+    })();
+    finish(v, parsed)
 }
 
-/// An `UpdateFacilityRequest` whose fields passed their checks.
-#[derive(Debug, Clone)]
-pub struct Update {
-    pub command_id: Uuid,
-    pub expected_version: Option<u64>,
-    pub facility_id: FacilityId,
-    pub changes: FacilityChanges,
-}
-
-impl Update {
-    pub fn parse(r: &pb::UpdateFacilityRequest) -> Result<Self, ApiError> {
-        let mut v = Violations::new();
-        let id = command_id(&r.command_id, &mut v);
-        let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
-        let changes = changes(
-            Fields {
-                name: &r.name,
-                name_en: &r.name_en,
-                medical_area: &r.medical_area,
-                municipality: &r.municipality,
-                jurisdiction: &r.jurisdiction,
-                capabilities: &r.capabilities,
-            },
-            r.active,
-            &mut v,
-        );
-        let parsed = (|| {
-            Some(Self {
-                command_id: id?,
-                expected_version: r.expected_version,
-                facility_id: facility_id?,
-                changes: changes?,
-            })
-        })();
-        finish(v, parsed)
-    }
-}
-
-pub async fn register(
-    handler: &CommandHandler,
+pub fn declare_capacity(
     principal: &Principal,
-    r: pb::RegisterFacilityRequest,
-) -> Result<pb::CommandResult, ApiError> {
-    register_checked(handler, principal, Registration::parse(&r)?).await
-}
-
-pub async fn register_checked(
-    handler: &CommandHandler,
-    principal: &Principal,
-    registration: Registration,
-) -> Result<pb::CommandResult, ApiError> {
-    let Registration {
-        command_id,
-        expected_version,
-        profile,
-    } = registration;
-    handler
-        .execute(
-            principal,
-            meta(command_id, expected_version),
-            &needs(&profile.facility_id),
-            |s| {
-                decide(
-                    s,
-                    Action::RegisterFacility,
-                    FacilityCommand::Register(profile.clone()),
-                )
-            },
-        )
-        .await
-}
-
-pub async fn update(
-    handler: &CommandHandler,
-    principal: &Principal,
-    r: pb::UpdateFacilityRequest,
-) -> Result<pb::CommandResult, ApiError> {
-    update_checked(handler, principal, Update::parse(&r)?).await
-}
-
-pub async fn update_checked(
-    handler: &CommandHandler,
-    principal: &Principal,
-    update: Update,
-) -> Result<pb::CommandResult, ApiError> {
-    let Update {
-        command_id,
-        expected_version,
-        facility_id,
-        changes,
-    } = update;
-    handler
-        .execute(
-            principal,
-            meta(command_id, expected_version),
-            &needs(&facility_id),
-            |s| {
-                decide(
-                    s,
-                    Action::UpdateFacility,
-                    FacilityCommand::Update(changes.clone()),
-                )
-            },
-        )
-        .await
-}
-
-pub async fn declare_capacity(
-    handler: &CommandHandler,
-    principal: &Principal,
-    r: pb::DeclareCapacityRequest,
-) -> Result<pb::CommandResult, ApiError> {
+    r: &pb::DeclareCapacityRequest,
+) -> Result<Parsed, ApiError> {
     let mut v = Violations::new();
     let id = command_id(&r.command_id, &mut v);
     let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
@@ -303,27 +188,17 @@ pub async fn declare_capacity(
     }
     let proxy = proxy_entry(principal, &r.proxy_reason, &mut v);
     let (id, facility_id) = finish(v, id.zip(facility_id))?;
-    handler
-        .execute(
-            principal,
-            meta(id, r.expected_version),
-            &needs(&facility_id),
-            |s| {
-                let command = FacilityCommand::DeclareCapacity {
-                    categories: categories.clone(),
-                    proxy: proxy.clone(),
-                };
-                decide(s, Action::DeclareCapacity, command)
-            },
-        )
-        .await
+    let command = FacilityCommand::DeclareCapacity { categories, proxy };
+    Ok((
+        envelope(id, r.expected_version),
+        facility(facility_id, command),
+    ))
 }
 
-pub async fn set_acceptance(
-    handler: &CommandHandler,
+pub fn set_acceptance(
     principal: &Principal,
-    r: pb::SetAcceptanceRequest,
-) -> Result<pb::CommandResult, ApiError> {
+    r: &pb::SetAcceptanceRequest,
+) -> Result<Parsed, ApiError> {
     let mut v = Violations::new();
     let id = command_id(&r.command_id, &mut v);
     let facility_id = v.check("facility_id", FacilityId::parse(&r.facility_id));
@@ -333,20 +208,14 @@ pub async fn set_acceptance(
     let proxy = proxy_entry(principal, &r.proxy_reason, &mut v);
     let parsed = (|| Some((id?, facility_id?, category?, acceptance?)))();
     let (id, facility_id, category, acceptance) = finish(v, parsed)?;
-    handler
-        .execute(
-            principal,
-            meta(id, r.expected_version),
-            &needs(&facility_id),
-            |s| {
-                let command = FacilityCommand::SetAcceptance {
-                    category,
-                    acceptance,
-                    constraints: constraints.clone(),
-                    proxy: proxy.clone(),
-                };
-                decide(s, Action::SetAcceptance, command)
-            },
-        )
-        .await
+    let command = FacilityCommand::SetAcceptance {
+        category,
+        acceptance,
+        constraints,
+        proxy,
+    };
+    Ok((
+        envelope(id, r.expected_version),
+        facility(facility_id, command),
+    ))
 }

@@ -19,10 +19,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::http;
 
-use crate::commands::CommandHandler;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::views::Views;
+use noroshi_app::CommandHandler;
 use noroshi_identity::{Authenticator, Caller, Presented, Scope};
 
 /// Shared by every service.
@@ -167,7 +167,7 @@ fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::R
 /// Implements a command service: each RPC authenticates, runs its command and maps the
 /// error through the one error table.
 macro_rules! command_service {
-    ($service:ident: $server_trait:path, $scope:expr, { $($rpc:ident($request:ty) => $command:path;)+ }) => {
+    ($service:ident: $server_trait:path, $scope:expr, { $($rpc:ident($request:ty);)+ }) => {
         #[derive(Debug)]
         pub(super) struct $service(pub(super) super::GrpcContext);
 
@@ -180,7 +180,9 @@ macro_rules! command_service {
                     request: tonic::Request<$request>,
                 ) -> Result<tonic::Response<noroshi_proto::v1::CommandResult>, tonic::Status> {
                     let principal = super::principal(&request, $scope)?;
-                    let result = $command(&self.0.handler, &principal, request.into_inner()).await?;
+                    let result =
+                        crate::commands::execute(&self.0.handler, &principal, request.get_ref())
+                            .await?;
                     Ok(tonic::Response::new(result))
                 }
             )+

@@ -16,7 +16,6 @@ use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 
 use super::HttpContext;
 use super::identity::Authed;
-use crate::commands::{case, facility, placement};
 use crate::error::ApiError;
 use noroshi_identity::{Caller, Scope};
 
@@ -86,7 +85,7 @@ pub(super) fn field_of(path: String) -> String {
 pub(super) struct MissingMessage(pub(super) String);
 
 macro_rules! http_commands {
-    ($($name:literal => $scope:ident => $request:ty => $command:path;)+) => {
+    ($($name:literal => $scope:ident => $request:ty;)+) => {
         /// Every command served at `/api/v1/commands/<name>`, with the name of its request
         /// message in package `noroshi.v1`.
         pub const COMMANDS: &[(&str, &str)] = &[$(($name, <$request as prost::Name>::NAME)),+];
@@ -101,7 +100,7 @@ macro_rules! http_commands {
                 $($name => {
                     let principal = caller.scoped(Scope::$scope)?;
                     let request: $request = from_json(body)?;
-                    $command(&context.handler, principal, request).await
+                    crate::commands::execute(&context.handler, principal, &request).await
                 })+
                 _ => Err(ApiError::invalid(
                     "command",
@@ -113,25 +112,25 @@ macro_rules! http_commands {
 }
 
 http_commands! {
-    "RegisterFacility" => Facilities => pb::RegisterFacilityRequest => facility::register;
-    "UpdateFacility" => Facilities => pb::UpdateFacilityRequest => facility::update;
-    "DeclareCapacity" => Facilities => pb::DeclareCapacityRequest => facility::declare_capacity;
-    "SetAcceptance" => Facilities => pb::SetAcceptanceRequest => facility::set_acceptance;
-    "ReportCase" => Cases => pb::ReportCaseRequest => case::report;
-    "TriageCase" => Cases => pb::TriageCaseRequest => case::triage;
-    "OverridePriority" => Cases => pb::OverridePriorityRequest => case::override_priority;
-    "RecordObservation" => Cases => pb::RecordObservationRequest => case::record_observation;
-    "StartHomeCare" => Cases => pb::StartHomeCareRequest => case::start_home_care;
-    "CloseCase" => Cases => pb::CloseCaseRequest => case::close;
-    "RequestPlacement" => Placements => pb::RequestPlacementRequest => placement::request;
-    "OfferPlacement" => Placements => pb::OfferPlacementRequest => placement::offer;
-    "AcceptPlacement" => Placements => pb::AcceptPlacementRequest => placement::accept;
-    "DeclinePlacement" => Placements => pb::DeclinePlacementRequest => placement::decline;
-    "ArrangeTransport" => Placements => pb::ArrangeTransportRequest => placement::arrange_transport;
-    "RecordDeparture" => Placements => pb::RecordDepartureRequest => placement::record_departure;
-    "RecordArrival" => Placements => pb::RecordArrivalRequest => placement::record_arrival;
-    "CancelPlacement" => Placements => pb::CancelPlacementRequest => placement::cancel;
-    "RecordDischarge" => Placements => pb::RecordDischargeRequest => placement::record_discharge;
+    "RegisterFacility" => Facilities => pb::RegisterFacilityRequest;
+    "UpdateFacility" => Facilities => pb::UpdateFacilityRequest;
+    "DeclareCapacity" => Facilities => pb::DeclareCapacityRequest;
+    "SetAcceptance" => Facilities => pb::SetAcceptanceRequest;
+    "ReportCase" => Cases => pb::ReportCaseRequest;
+    "TriageCase" => Cases => pb::TriageCaseRequest;
+    "OverridePriority" => Cases => pb::OverridePriorityRequest;
+    "RecordObservation" => Cases => pb::RecordObservationRequest;
+    "StartHomeCare" => Cases => pb::StartHomeCareRequest;
+    "CloseCase" => Cases => pb::CloseCaseRequest;
+    "RequestPlacement" => Placements => pb::RequestPlacementRequest;
+    "OfferPlacement" => Placements => pb::OfferPlacementRequest;
+    "AcceptPlacement" => Placements => pb::AcceptPlacementRequest;
+    "DeclinePlacement" => Placements => pb::DeclinePlacementRequest;
+    "ArrangeTransport" => Placements => pb::ArrangeTransportRequest;
+    "RecordDeparture" => Placements => pb::RecordDepartureRequest;
+    "RecordArrival" => Placements => pb::RecordArrivalRequest;
+    "CancelPlacement" => Placements => pb::CancelPlacementRequest;
+    "RecordDischarge" => Placements => pb::RecordDischargeRequest;
 }
 
 /// `POST /api/v1/commands/{name}`: authenticate, read at most the configured number of

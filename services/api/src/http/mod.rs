@@ -27,7 +27,6 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::CommandHandler;
 use crate::error::ApiError;
 use crate::metrics::{self as prometheus, Metrics, MetricsLayer};
 use crate::views::{
@@ -35,6 +34,7 @@ use crate::views::{
 };
 use crate::web;
 use identity::Authed;
+use noroshi_app::CommandHandler;
 use noroshi_identity::{Authenticator, Scope};
 
 /// What the HTTP handlers share.

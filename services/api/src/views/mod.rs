@@ -25,8 +25,8 @@ use sqlx::postgres::PgListener;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
-use crate::commands::CommandHandler;
 use crate::error::{ApiError, store_failure};
+use noroshi_app::CommandHandler;
 
 mod cases;
 mod public;
@@ -321,7 +321,7 @@ impl Views {
     ) -> Result<(), ApiError> {
         let mut violations = noroshi_domain::Violations::new();
         for (stream, _) in min_versions {
-            if !self.streams.stream_visible(principal, stream).await? {
+            if !self.streams.may_follow(principal, stream).await? {
                 violations.add(
                     "min_versions",
                     format!("{stream} is not a stream this caller may follow"),

@@ -15,8 +15,8 @@ use noroshi_projections::placement_queue::{self, QueueRow};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::commands::CommandHandler;
 use crate::error::{ApiError, store_failure};
+use noroshi_app::CommandHandler;
 
 /// One facility HQ could offer the patient to.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::commands::CommandHandler;
 use crate::error::ApiError;
+use noroshi_app::CommandHandler;
 use noroshi_codec::decode;
 use noroshi_domain::DomainEvent;
 use noroshi_identity::audit;
@@ -36,7 +36,7 @@ pub async fn observations(
     let stream = StreamId::parse(&format!("case-{case_id}"))
         .map_err(|_| ApiError::invalid("case_id", "must be a UUID"))?;
     // Unknown and forbidden look the same.
-    if !handler.stream_visible(principal, &stream).await? {
+    if !handler.may_follow(principal, &stream).await? {
         return Err(ApiError::PermissionDenied);
     }
     let mut points = Vec::new();

@@ -18,10 +18,11 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::commands::{CommandHandler, placement};
-use crate::error::ApiError;
-use noroshi_codec::events;
-use noroshi_domain::DomainEvent;
+use noroshi_domain::{DomainError, DomainEvent};
+
+use crate::command::{CommandError, Refusal};
+use crate::handler::CommandHandler;
+use crate::placement;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TimerSettings {
@@ -72,7 +73,11 @@ impl Deadlines {
     }
 
     /// Reads every event committed since the last call.
-    async fn follow(&mut self, handler: &CommandHandler, page_size: u32) -> Result<(), ApiError> {
+    async fn follow(
+        &mut self,
+        handler: &CommandHandler,
+        page_size: u32,
+    ) -> Result<(), CommandError> {
         loop {
             let page = handler.store().read_all(self.cursor, page_size).await?;
             for recorded in &page.events {
@@ -82,7 +87,7 @@ impl Deadlines {
                 let Ok(placement_id) = Uuid::try_parse(recorded.stream_id.aggregate_id()) else {
                     continue;
                 };
-                match events::decode(recorded).map_err(ApiError::internal)? {
+                match noroshi_codec::decode(recorded).map_err(CommandError::internal)? {
                     DomainEvent::Placement(event) => self.apply(placement_id, &event),
                     _ => continue,
                 }
@@ -96,10 +101,10 @@ impl Deadlines {
 }
 
 /// The principal the timer acts as.
-pub fn system_principal() -> Result<Principal, ApiError> {
+pub fn system_principal() -> Result<Principal, CommandError> {
     Ok(Principal {
-        principal_id: PrincipalId::parse("system:timers").map_err(ApiError::internal)?,
-        organisation_id: FacilityId::parse("system").map_err(ApiError::internal)?,
+        principal_id: PrincipalId::parse("system:timers").map_err(CommandError::internal)?,
+        organisation_id: FacilityId::parse("system").map_err(CommandError::internal)?,
         role: Role::Hq,
     })
 }
@@ -136,7 +141,7 @@ async fn tick(
     system: &Principal,
     settings: &TimerSettings,
     deadlines: &mut Deadlines,
-) -> Result<(), ApiError> {
+) -> Result<(), CommandError> {
     deadlines.follow(handler, settings.page_size).await?;
     let now = handler.now();
     let due: Vec<(Uuid, u32)> = deadlines
@@ -146,17 +151,17 @@ async fn tick(
         .map(|(id, (number, _))| (*id, *number))
         .collect();
     for (placement_id, number) in due {
-        match placement::expire_offer(handler, system, placement_id, number).await {
+        match placement::expire_offer(handler, system, placement_id, number).await? {
             Ok(result) => {
                 tracing::info!(%placement_id, offer = number, replayed = result.replayed, "offer expired");
                 deadlines.open.remove(&placement_id);
             }
             // Answered or cancelled just before the deadline: nothing to expire.
-            Err(ApiError::FailedPrecondition(reason)) => {
+            Err(Refusal::Rule(DomainError::Precondition(reason))) => {
                 tracing::debug!(%placement_id, reason, "offer no longer open");
                 deadlines.open.remove(&placement_id);
             }
-            Err(error) => return Err(error),
+            Err(refusal) => return Err(CommandError::internal(refusal)),
         }
     }
     Ok(())
