@@ -485,6 +485,21 @@ impl EventStore {
         }))
     }
 
+    /// The position of the newest event (0 while there is none) and the number of
+    /// committed events the relay has not published yet (its backlog).
+    pub async fn head(&self) -> Result<(u64, u64), StoreError> {
+        let (head, backlog): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce((SELECT max(position) FROM events), 0), \
+                    (SELECT count(*) FROM event_outbox)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            u64::try_from(head).unwrap_or_default(),
+            u64::try_from(backlog).unwrap_or_default(),
+        ))
+    }
+
     /// The current version of a stream, `None` when it has no events.
     pub async fn stream_version(&self, stream_id: &StreamId) -> Result<Option<u64>, StoreError> {
         let version: Option<i64> = sqlx::query_scalar(STREAM_VERSION)

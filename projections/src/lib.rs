@@ -1,8 +1,10 @@
 //! Projections: consume the JetStream event log and maintain the PostgreSQL read models
 //! (DESIGN.md §6), committing each batch with its checkpoint in one transaction.
 //!
-//! The runner ([`runner`]), bulk rebuilds ([`rebuild`]) and one module per view: [`bed_board`], [`placement_queue`],
-//! [`case_board`], [`facility_inbox`], [`timeline`] and [`public_stats`].
+//! The runner ([`runner`]), bulk rebuilds ([`rebuild`]) and one module per view:
+//! [`bed_board`], [`placement_queue`], [`case_board`], [`facility_inbox`], [`timeline`]
+//! and [`public_stats`], each with its projection and, in its `query` module, the query
+//! that answers with the view's protobuf message ([`views`] holds what they share).
 
 pub mod bed_board;
 pub mod case_board;
@@ -12,6 +14,7 @@ pub mod public_stats;
 pub mod rebuild;
 pub mod runner;
 pub mod timeline;
+pub mod views;
 
 use noroshi_event_store::RecordedEvent;
 

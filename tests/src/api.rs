@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
-use noroshi_api::views::{ViewSettings, Views};
+use noroshi_api::views::Gate;
 use noroshi_app::{Clock, CommandHandler, CommandSettings, system_clock};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_event_store::{EventStore, StoreLimits};
 use noroshi_identity::certificates::{self, TlsFiles};
 use noroshi_identity::tokens::{TokenEntry, Tokens};
 use noroshi_identity::{Authenticator, IdentitySettings};
+use noroshi_projections::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 use pb::facility_service_client::FacilityServiceClient;
@@ -244,11 +245,7 @@ impl TestApi {
             Some(options.tokens),
             options.identity,
         ));
-        let views = Arc::new(Views::new(
-            db.pool().clone(),
-            options.views,
-            handler.clone(),
-        ));
+        let views = Arc::new(Gate::new(handler.clone(), db.pool().clone()).views(options.views));
         let metrics = Arc::new(noroshi_api::metrics::Metrics::default());
         let http_listener = TcpListener::bind("127.0.0.1:0")
             .await

@@ -513,11 +513,14 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         .unwrap_or_else(|| panic!("the case is on the board: {board}"));
     assert_eq!(
         row["risk_factors"],
-        serde_json::json!(["AGE_65_PLUS"]),
+        serde_json::json!(["RISK_FACTOR_AGE_65_PLUS"]),
         "{row}"
     );
     assert!(
-        row["needs"].as_array().unwrap().contains(&"OXYGEN".into()),
+        row["needs"]
+            .as_array()
+            .unwrap()
+            .contains(&"CAPABILITY_OXYGEN".into()),
         "{row}"
     );
     click(&hq, "#queue tbody tr[data-placement] button.choose").await;
@@ -798,14 +801,17 @@ async fn a_hospital_limits_its_acceptance_and_says_why() {
             .find(|r| r["facility_id"] == "hofu-central")
             .cloned()
             .unwrap_or_default();
-        if row["acceptance"] == "LIMITED" {
+        if row["acceptance"] == "ACCEPTANCE_LIMITED" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(
         (&row["acceptance"], &row["constraints"]),
-        (&serde_json::json!("LIMITED"), &serde_json::json!(["STAFF"])),
+        (
+            &serde_json::json!("ACCEPTANCE_LIMITED"),
+            &serde_json::json!(["ACCEPTANCE_CONSTRAINT_STAFF"])
+        ),
         "{row}"
     );
     // And HQ's page, with the time of the last report.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use noroshi_api::views::ViewSettings;
+use noroshi_projections::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
 use noroshi_tests::api::{
@@ -101,7 +101,7 @@ fn moderate(inbox: &Value) -> &Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|row| row["category"] == "MODERATE")
+        .find(|row| row["category"] == "BED_CATEGORY_MODERATE")
         .unwrap_or_else(|| panic!("no MODERATE capacity: {inbox}"))
 }
 
@@ -153,10 +153,10 @@ async fn each_role_sees_only_its_cases_offers_and_timelines() {
     assert_eq!(ids(&board["rows"], "case_id"), [case_id.as_str()]);
     let row = &board["rows"][0];
     assert_eq!(row["name"], PATIENT_NAME);
-    assert_eq!(row["status"], "PLACEMENT_IN_PROGRESS");
+    assert_eq!(row["status"], "CASE_STATUS_PLACEMENT_IN_PROGRESS");
     assert_eq!(row["placement_status"], "OFFERED");
     assert_eq!(row["placement_target"], "hofu-central");
-    assert_eq!(row["severity"], "MODERATE_I");
+    assert_eq!(row["severity"], "SEVERITY_MODERATE_I");
     assert_eq!(row["birth_date"], "1950-04-01");
     assert_eq!(board["total"], 1);
     assert_eq!(audits(&api, HC, &case_id, "case_board").await, 1);
@@ -209,7 +209,7 @@ async fn each_role_sees_only_its_cases_offers_and_timelines() {
     );
     let offer = &inbox["offers"][0];
     assert_eq!(offer["age_band"], "70-79");
-    assert_eq!(offer["sex"], "FEMALE");
+    assert_eq!(offer["sex"], "SEX_FEMALE");
     assert_eq!(offer["origin_area"], "3504");
     assert!(offer["offer_deadline"].is_string());
     let text = inbox.to_string();
@@ -329,7 +329,7 @@ async fn each_role_sees_only_its_cases_offers_and_timelines() {
     assert_eq!(ids(&inbox["inbound"], "case_id"), [case_id.as_str()]);
     assert_eq!(inbox["inbound"][0]["name"], PATIENT_NAME);
     assert_eq!(inbox["inbound"][0]["birth_date"], "1950-04-01");
-    assert_eq!(inbox["inbound"][0]["status"], "ACCEPTED");
+    assert_eq!(inbox["inbound"][0]["status"], "PLACEMENT_STATUS_ACCEPTED");
     assert_eq!(moderate(&inbox)["held"], 1);
     assert_eq!(audits(&api, HOSPITAL, &case_id, "facility_inbox").await, 1);
     let (status, _) = api
@@ -396,7 +396,7 @@ async fn an_accepted_placement_is_in_the_inbox_read_with_its_version_every_time(
             .iter()
             .find(|row| row["placement_id"] == placement_id.as_str())
             .unwrap_or_else(|| panic!("round {round}: the accepted placement is missing"));
-        assert_eq!(row["status"], "ACCEPTED", "round {round}");
+        assert_eq!(row["status"], "PLACEMENT_STATUS_ACCEPTED", "round {round}");
         assert_eq!(inbound.len(), round + 1, "round {round}");
         assert_eq!(moderate(&inbox)["held"], round + 1, "round {round}");
     }
@@ -594,7 +594,7 @@ async fn a_live_case_board_follows_cases_into_and_out_of_its_filter() {
     let expected = fresh(tails.join(",")).await;
     assert_eq!(expected.keys().count(), 2, "{expected:?}");
     assert!(expected.contains_key(&placed) && expected.contains_key(&waiting));
-    assert_eq!(expected[&placed]["status"], "HOSPITALIZED");
+    assert_eq!(expected[&placed]["status"], "CASE_STATUS_HOSPITALIZED");
     while board != expected {
         let (name, data) = events
             .next(wait)
@@ -805,7 +805,7 @@ async fn grpc_serves_the_same_patient_views_with_the_same_rules() {
         .into_inner();
     assert_eq!(board.rows.len(), 1);
     assert_eq!(board.rows[0].name, PATIENT_NAME);
-    assert_eq!(board.rows[0].placement_status, "OFFERED");
+    assert_eq!(board.rows[0].placement_status.as_deref(), Some("OFFERED"));
     assert_eq!(audits(&api, HC, &case_id, "case_board").await, 1);
 
     let history = views
@@ -1134,8 +1134,7 @@ async fn timeline_reasons_reach_the_coordinators_and_a_facility_only_its_own() {
                 .into_inner()
                 .entries
                 .into_iter()
-                .map(|e| e.reason)
-                .filter(|reason| !reason.is_empty())
+                .filter_map(|e| e.reason)
                 .collect::<Vec<_>>()
         }
     };

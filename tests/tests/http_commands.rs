@@ -245,16 +245,40 @@ async fn the_openapi_document_describes_every_command_and_view() {
         );
     }
     assert_eq!(noroshi_api::http::COMMANDS.len(), 19);
-    for view in noroshi_api::http::VIEW_NAMES {
+    assert_eq!(noroshi_api::views::NAMES.len(), 6);
+    for view in noroshi_api::views::NAMES {
+        // Every view answers its protobuf message, typed.
+        let answer = &paths[&format!("/api/v1/views/{view}")]["get"]["responses"]["200"];
+        let reference = answer["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{view} has no typed answer: {answer}"));
         assert!(
-            paths.contains_key(&format!("/api/v1/views/{view}")),
-            "{view}"
+            reference.starts_with("#/components/schemas/noroshi.v1."),
+            "{reference}"
         );
-        assert!(
-            paths.contains_key(&format!("/api/v1/views/{view}/stream")),
-            "{view}"
-        );
+        let events = &paths[&format!("/api/v1/views/{view}/stream")]["get"]["responses"]["200"]["content"]
+            ["text/event-stream"]["schema"]["x-events"];
+        assert!(events["snapshot"]["$ref"].is_string(), "{view}: {events}");
     }
+    let board = &doc["components"]["schemas"]["noroshi.v1.BedBoardRow"];
+    assert_eq!(
+        board["properties"]["category"]["enum"][1],
+        "BED_CATEGORY_SEVERE"
+    );
+    assert!(
+        board["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("available"))
+    );
+    let parameters = &paths["/api/v1/views/bed_board"]["get"]["parameters"];
+    let names: Vec<&str> = parameters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["medical_area", "categories", "min_versions"]);
     for path in [
         "/api/v1/areas",
         "/api/v1/facilities",

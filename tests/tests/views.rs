@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use noroshi_api::views::ViewSettings;
+use noroshi_projections::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
 use noroshi_tests::api::{
@@ -62,10 +62,10 @@ fn grpc_rows(view: &pb::BedBoard) -> BTreeMap<(String, String), [u64; 5]> {
     view.rows
         .iter()
         .map(|r| {
+            // As the canonical JSON names it.
             let category = pb::BedCategory::try_from(r.category)
                 .unwrap()
                 .as_str_name()
-                .trim_start_matches("BED_CATEGORY_")
                 .to_owned();
             (
                 (r.facility_id.clone(), category),
@@ -125,7 +125,7 @@ async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
         .into_inner();
     let rows = grpc_rows(&view);
     assert_eq!(
-        rows[&("hofu-central".into(), "MODERATE".into())],
+        rows[&("hofu-central".into(), "BED_CATEGORY_MODERATE".into())],
         [20, 12, 5, 0, 7]
     );
     let hofu = view
@@ -133,7 +133,7 @@ async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
         .iter()
         .find(|r| r.facility_id == "hofu-central" && r.category == pb::BedCategory::Moderate as i32)
         .unwrap();
-    assert_eq!(hofu.proxy_by, "yamaguchi-hq");
+    assert_eq!(hofu.proxy_by.as_deref(), Some("yamaguchi-hq"));
     assert!(!hofu.stale && !hofu.overflow);
     assert!(view.stream_sequence > 0);
 
@@ -156,18 +156,18 @@ async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
             .cloned()
             .unwrap_or_else(|| panic!("no {facility} {category} row"))
     };
-    let ube = json_row("ube-medical", "MODERATE");
+    let ube = json_row("ube-medical", "BED_CATEGORY_MODERATE");
     assert_eq!(ube["overflow"], true);
     assert_eq!(ube["available"], 0);
     // Categories a facility has never declared are on the board too, as stale zeros, so
     // HQ sees who has not reported.
-    let never = json_row("ube-medical", "SEVERE");
+    let never = json_row("ube-medical", "BED_CATEGORY_SEVERE");
     assert_eq!(
         (never["secured"].as_u64(), never["stale"].as_bool()),
         (Some(0), Some(true))
     );
     assert!(never["declared_at"].is_null());
-    let hotel = json_row("yuda-hotel", "HOTEL_ROOM");
+    let hotel = json_row("yuda-hotel", "BED_CATEGORY_HOTEL_ROOM");
     assert_eq!(hotel["stale"], true);
     assert_eq!(
         json["rows"].as_array().unwrap().len(),
@@ -202,8 +202,8 @@ async fn bed_board_is_the_same_over_grpc_and_http_and_fresh_after_a_write() {
     assert_eq!(
         json_rows(&severe).keys().collect::<Vec<_>>(),
         [
-            &("hofu-central".to_owned(), "SEVERE".to_owned()),
-            &("ube-medical".to_owned(), "SEVERE".to_owned())
+            &("hofu-central".to_owned(), "BED_CATEGORY_SEVERE".to_owned()),
+            &("ube-medical".to_owned(), "BED_CATEGORY_SEVERE".to_owned())
         ]
     );
 
@@ -363,7 +363,7 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
     assert_eq!(row["placement_id"], placement_id.as_str());
     assert_eq!(row["case_id"], case_id.as_str());
     assert_eq!(row["case_owner"], "hofu-hc");
-    assert_eq!(row["status"], "OFFERED");
+    assert_eq!(row["status"], "PLACEMENT_STATUS_OFFERED");
     assert_eq!(row["target"], "hofu-central");
     assert!(row["offer_deadline"].is_string());
     assert_eq!(row["hold_overdue"], false);
@@ -389,9 +389,9 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
         (
             own.rows[0].priority,
             own.rows[0].priority_overridden,
-            own.rows[0].priority_reason.as_str()
+            own.rows[0].priority_reason.as_deref()
         ),
-        (1, false, "")
+        (1, false, None)
     );
 
     // The row follows the case's priority: HQ overrides it, read with the case's version.
@@ -418,9 +418,9 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
         (
             own.rows[0].priority,
             own.rows[0].priority_overridden,
-            own.rows[0].priority_reason.as_str()
+            own.rows[0].priority_reason.as_deref()
         ),
-        (3, true, "妊娠後期、急変の恐れ")
+        (3, true, Some("妊娠後期、急変の恐れ"))
     );
     // Another health center sees none of it; a hospital works from its inbox.
     let (_, other) = api
@@ -521,18 +521,18 @@ async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|b| b["category"] == "MODERATE")
+            .find(|b| b["category"] == "BED_CATEGORY_MODERATE")
             .cloned()
             .unwrap()
     };
 
     let hofu_area = area("3504");
     assert!(
-        cases(&hofu_area)["REPORTED"].is_null(),
+        cases(&hofu_area)["CASE_STATUS_REPORTED"].is_null(),
         "5 is withheld too: the prefecture's 6 less 5 would give Ube's 1 away"
     );
     assert!(
-        cases(&hofu_area)["PLACEMENT_IN_PROGRESS"].is_null(),
+        cases(&hofu_area)["CASE_STATUS_PLACEMENT_IN_PROGRESS"].is_null(),
         "2 is suppressed"
     );
     let beds = moderate(&hofu_area);
@@ -547,15 +547,18 @@ async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
     );
 
     let ube_area = area("3505");
-    assert!(cases(&ube_area)["REPORTED"].is_null(), "1 is suppressed");
+    assert!(
+        cases(&ube_area)["CASE_STATUS_REPORTED"].is_null(),
+        "1 is suppressed"
+    );
     let beds = moderate(&ube_area);
     assert_eq!(beds["secured"], 8, "capacity is not a count of people");
     assert!(beds["occupied"].is_null() && beds["available"].is_null());
     assert!(ube_area["occupancy_rate"].is_null());
 
     let prefecture = &stats["prefecture"];
-    assert_eq!(cases(prefecture)["REPORTED"], 6);
-    assert!(cases(prefecture)["PLACEMENT_IN_PROGRESS"].is_null());
+    assert_eq!(cases(prefecture)["CASE_STATUS_REPORTED"], 6);
+    assert!(cases(prefecture)["CASE_STATUS_PLACEMENT_IN_PROGRESS"].is_null());
     assert_eq!(moderate(prefecture)["occupied"], 13);
     // Nothing in it names a patient or a case.
     let text = stats.to_string();
@@ -633,8 +636,8 @@ fn apply(board: &mut BTreeMap<(String, String), [u64; 5]>, name: &str, data: &Va
     board.extend(json_rows(data));
     for removed in data["removed"].as_array().unwrap() {
         board.remove(&(
-            removed[0].as_str().unwrap().to_owned(),
-            removed[1].as_str().unwrap().to_owned(),
+            removed["facility_id"].as_str().unwrap().to_owned(),
+            removed["category"].as_str().unwrap().to_owned(),
         ));
     }
 }
@@ -680,7 +683,7 @@ async fn a_live_bed_board_ends_as_a_fresh_read_and_never_shows_another_s_rows() 
         apply(board, &name, &data);
     }
     assert_eq!(
-        hq_board[&("ube-medical".into(), "MODERATE".into())],
+        hq_board[&("ube-medical".into(), "BED_CATEGORY_MODERATE".into())],
         [6, 6, 1, 0, 5]
     );
 
@@ -738,7 +741,7 @@ async fn a_live_bed_board_ends_as_a_fresh_read_and_never_shows_another_s_rows() 
         }
     }
     assert_eq!(
-        hq_board[&("hofu-central".into(), "MODERATE".into())],
+        hq_board[&("hofu-central".into(), "BED_CATEGORY_MODERATE".into())],
         [12, 9, 4, 1, 4]
     );
     assert_eq!(
@@ -893,7 +896,7 @@ async fn a_live_placement_queue_follows_placements_in_and_out() {
         1,
         "arrived and cancelled placements left: {fresh:?}"
     );
-    assert_eq!(fresh[&placements[1]], "OFFERED");
+    assert_eq!(fresh[&placements[1]], "PLACEMENT_STATUS_OFFERED");
     // Within less than the streams' 15 s look at the whole queue: the deltas come from
     // what each batch touched.
     while queue != fresh {
@@ -945,7 +948,7 @@ async fn live_public_stats_update_only_when_a_published_figure_changes() {
             .iter()
             .filter(|a| a["medical_area"] == "3504")
             .flat_map(|a| a["cases"].as_array().unwrap().clone())
-            .find(|c| c["status"] == "REPORTED")
+            .find(|c| c["status"] == "CASE_STATUS_REPORTED")
             .map(|c| c["count"].clone())
     };
 
@@ -1012,7 +1015,7 @@ async fn projections_move_past_streams_they_do_not_read() {
         .await;
     assert_eq!(status, 200, "{board}");
     assert_eq!(
-        json_rows(&board)[&("hofu-central".into(), "MODERATE".into())][1],
+        json_rows(&board)[&("hofu-central".into(), "BED_CATEGORY_MODERATE".into())][1],
         5
     );
 

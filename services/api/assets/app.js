@@ -376,6 +376,20 @@ function setLive(state) {
   node.textContent = t('live.' + state);
 }
 
+/** The views answer canonical protobuf JSON, whose enum values carry their type's
+ *  prefix (`BED_CATEGORY_MODERATE`). The pages name values without it, as the labels
+ *  and the forms' choices do: this strips the prefix from the fields that hold enums. */
+const ENUM_FIELDS = new Set(['category', 'kind', 'acceptance', 'constraints', 'status', 'severity',
+  'sex', 'needs', 'risk_factors', 'vehicle', 'outcome']);
+const ENUM_PREFIX = /^(FACILITY_KIND|CAPABILITY|BED_CATEGORY|ACCEPTANCE_CONSTRAINT|ACCEPTANCE|RISK_FACTOR|SEVERITY|SEX|CASE_STATUS|CASE_OUTCOME|PLACEMENT_STATUS|VEHICLE|DISCHARGE_OUTCOME)_/;
+function plainEnums(value, key) {
+  if (Array.isArray(value)) return value.map((v) => plainEnums(v, key));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plainEnums(v, k)]));
+  }
+  return typeof value === 'string' && ENUM_FIELDS.has(key) ? value.replace(ENUM_PREFIX, '') : value;
+}
+
 /** A live view: `onSnapshot` with the view, then `onDelta` with each change. */
 function live(view, params, onSnapshot, onDelta) {
   // A list is a repeated parameter (`status=A&status=B`).
@@ -384,9 +398,10 @@ function live(view, params, onSnapshot, onDelta) {
   const source = new EventSource(`/api/v1/views/${view}/stream${query ? '?' + query : ''}`);
   source.addEventListener('open', () => setLive('live'));
   source.addEventListener('error', () => setLive('reconnecting'));
-  source.addEventListener('snapshot', (e) => { setLive('live'); onSnapshot(JSON.parse(e.data)); });
-  source.addEventListener('delta', (e) => (onDelta || onSnapshot)(JSON.parse(e.data)));
-  source.addEventListener('update', (e) => onSnapshot(JSON.parse(e.data)));
+  const data = (e) => plainEnums(JSON.parse(e.data));
+  source.addEventListener('snapshot', (e) => { setLive('live'); onSnapshot(data(e)); });
+  source.addEventListener('delta', (e) => (onDelta || onSnapshot)(data(e)));
+  source.addEventListener('update', (e) => onSnapshot(data(e)));
   return source;
 }
 
@@ -801,7 +816,7 @@ PAGES.hq = () => {
     bedSource = live('bed_board', category ? { category } : {}, (view) => {
       beds.replace(view.rows); areas = view.areas; prefecture = view.prefecture; renderBeds();
     }, (delta) => {
-      beds.apply(delta.rows, delta.removed, (k) => `${k[0]}|${k[1]}`);
+      beds.apply(delta.rows, delta.removed, (k) => `${k.facility_id}|${k.category}`);
       areas = delta.areas; prefecture = delta.prefecture; renderBeds();
     });
   }

@@ -1,9 +1,9 @@
-//! The one error table of the API: every failure kind with its gRPC code (and, for the
-//! HTTP API, its status). Internal failures are logged with their cause chain and shown
-//! to the caller only as "internal error".
+//! The API's errors. Each names its kind ([`ErrorCode`]), which alone decides the gRPC
+//! code and the HTTP status. Internal failures are logged with their cause chain and
+//! shown to the caller only as "internal error".
 
 use noroshi_domain::authz::Denied;
-use noroshi_domain::{DomainError, Violations};
+use noroshi_domain::{DomainError, ErrorCode, Violations};
 use noroshi_event_store::{AppendError, InvalidAppend, StoreError};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -49,50 +49,20 @@ impl ApiError {
         Self::Internal(Box::new(error))
     }
 
-    /// The gRPC code of this kind of failure.
-    pub fn code(&self) -> Code {
+    /// The kind of failure, which names its gRPC code and its HTTP status
+    /// (`noroshi_domain::ErrorCode`, the one table).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unauthenticated(_) => Code::Unauthenticated,
-            Self::PermissionDenied | Self::CsrfRejected => Code::PermissionDenied,
-            Self::Invalid(_) => Code::InvalidArgument,
-            Self::NotFound(_) => Code::NotFound,
-            Self::AlreadyExists(_) => Code::AlreadyExists,
-            Self::FailedPrecondition(_) => Code::FailedPrecondition,
-            Self::Aborted(_) => Code::Aborted,
-            Self::ResourceExhausted(_) => Code::ResourceExhausted,
-            Self::Unavailable(_) => Code::Unavailable,
-            Self::Internal(_) => Code::Internal,
-        }
-    }
-
-    /// The name of the gRPC code, which the HTTP API's error body carries as `code`.
-    pub fn code_name(&self) -> &'static str {
-        match self.code() {
-            Code::Unauthenticated => "UNAUTHENTICATED",
-            Code::PermissionDenied => "PERMISSION_DENIED",
-            Code::InvalidArgument => "INVALID_ARGUMENT",
-            Code::NotFound => "NOT_FOUND",
-            Code::AlreadyExists => "ALREADY_EXISTS",
-            Code::FailedPrecondition => "FAILED_PRECONDITION",
-            Code::Aborted => "ABORTED",
-            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-            Code::Unavailable => "UNAVAILABLE",
-            _ => "INTERNAL",
-        }
-    }
-
-    /// The HTTP status of this kind of failure.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Self::Unauthenticated(_) => 401,
-            Self::PermissionDenied | Self::CsrfRejected => 403,
-            Self::Invalid(_) => 400,
-            Self::NotFound(_) => 404,
-            Self::AlreadyExists(_) | Self::Aborted(_) => 409,
-            Self::FailedPrecondition(_) => 412,
-            Self::ResourceExhausted(_) => 429,
-            Self::Unavailable(_) => 503,
-            Self::Internal(_) => 500,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::PermissionDenied | Self::CsrfRejected => ErrorCode::PermissionDenied,
+            Self::Invalid(_) => ErrorCode::InvalidArgument,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            Self::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
+            Self::Aborted(_) => ErrorCode::Aborted,
+            Self::ResourceExhausted(_) => ErrorCode::ResourceExhausted,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -150,6 +120,19 @@ impl From<noroshi_app::CommandError> for ApiError {
     }
 }
 
+impl From<noroshi_projections::views::QueryError> for ApiError {
+    fn from(error: noroshi_projections::views::QueryError) -> Self {
+        use noroshi_projections::views::QueryError as E;
+        match error {
+            E::Denied => Self::PermissionDenied,
+            E::Invalid(violations) => Self::Invalid(violations),
+            E::NotFound(what) => Self::NotFound(what),
+            E::Unavailable(why) => Self::Unavailable(why),
+            E::Internal(source) => Self::Internal(source),
+        }
+    }
+}
+
 impl From<Denied> for ApiError {
     fn from(_: Denied) -> Self {
         Self::PermissionDenied
@@ -195,7 +178,7 @@ pub(crate) fn store_failure(error: sqlx::Error) -> ApiError {
 
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
-        let code = error.code();
+        let code = Code::from_i32(error.code().grpc_code());
         match error {
             ApiError::Invalid(violations) => {
                 let mut details = ErrorDetails::new();

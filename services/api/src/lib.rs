@@ -7,6 +7,7 @@ pub mod convert;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod json;
 pub mod metrics;
 pub mod views;
 pub mod web;

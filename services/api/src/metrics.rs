@@ -17,7 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 
-use crate::error::{ApiError, store_failure};
+use crate::error::ApiError;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -126,7 +126,12 @@ impl Metrics {
     /// The metrics in the OpenMetrics text format, the store's figures read now.
     /// `shared` is the event store's count of shared statements and the appends in them
     /// (`EventStore::batched`).
-    pub async fn render(&self, pool: &PgPool, shared: (u64, u64)) -> Result<String, ApiError> {
+    pub async fn render(
+        &self,
+        store: &noroshi_event_store::EventStore,
+        views: &PgPool,
+    ) -> Result<String, ApiError> {
+        let shared = store.batched().get();
         {
             // Counters only move forward: add what the store counted since the last scrape.
             let _catching_up = self
@@ -139,16 +144,12 @@ impl Metrics {
             self.shared_appends
                 .inc_by(appends.saturating_sub(self.shared_appends.get()));
         }
-        let (head, backlog): (i64, i64) = sqlx::query_as(
-            "SELECT coalesce((SELECT max(position) FROM events), 0), \
-                    (SELECT count(*) FROM event_outbox)",
-        )
-        .fetch_one(pool)
-        .await
-        .map_err(store_failure)?;
-        self.head_position.set(head);
-        self.relay_backlog.set(backlog);
-        for (projection, lag) in crate::views::projection_lag(pool).await? {
+        let (head, backlog) = store.head().await?;
+        self.head_position
+            .set(i64::try_from(head).unwrap_or(i64::MAX));
+        self.relay_backlog
+            .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        for (projection, lag) in noroshi_projections::views::lag(views, head).await? {
             self.projection_lag
                 .get_or_create(&ProjectionLabels { projection })
                 .set(i64::try_from(lag).unwrap_or(i64::MAX));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
 use noroshi_api::metrics::Metrics;
-use noroshi_api::views::{ViewSettings, Views};
+use noroshi_api::views::Gate;
 use noroshi_app::timers::{self, TimerSettings};
 use noroshi_app::{CommandHandler, CommandSettings, system_clock};
 use noroshi_domain::placement::PlacementPolicy;
@@ -19,6 +19,7 @@ use noroshi_identity::certificates::{self, TlsFiles};
 use noroshi_identity::tokens::Tokens;
 use noroshi_identity::{Authenticator, IdentitySettings};
 use noroshi_projections::runner::{self, Projection, ProjectionStatus, RunnerConfig};
+use noroshi_projections::views::ViewSettings;
 use noroshi_projections::{View, Visitor};
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use tokio::net::TcpListener;
@@ -206,16 +207,14 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), ServeError> {
                     source,
                 })?;
             tracing::info!(addr = %listener.local_addr().map_err(|source| ServeError::Listen { addr: addr.clone(), source })?, tls = tls.is_some(), "grpc api listening");
-            let views = Arc::new(Views::new(
-                pool.clone(),
-                ViewSettings {
+            let views = Arc::new(
+                Gate::new(handler.clone(), pool.clone()).views(ViewSettings {
                     read_your_writes_wait: args.api.read_your_writes_wait,
                     stale_after: time::Duration::try_from(args.api.stale_after)
                         .map_err(|_| ServeError::Duration(args.api.stale_after))?,
                     suppress_below: args.api.suppress_below,
-                },
-                handler.clone(),
-            ));
+                }),
+            );
             let http_addr = &args.api.http_addr;
             let http_listener =
                 TcpListener::bind(http_addr)

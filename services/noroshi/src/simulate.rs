@@ -344,11 +344,11 @@ impl Simulation {
         }
         for row in queue["rows"].as_array().into_iter().flatten() {
             let state = match row["status"].as_str() {
-                Some("REQUESTED") => Step::Waiting,
-                Some("OFFERED") => Step::Offered,
-                Some("ACCEPTED") => Step::Accepted,
-                Some("TRANSPORT_ARRANGED") => Step::Arranged,
-                Some("IN_TRANSIT") => Step::InTransit,
+                Some("PLACEMENT_STATUS_REQUESTED") => Step::Waiting,
+                Some("PLACEMENT_STATUS_OFFERED") => Step::Offered,
+                Some("PLACEMENT_STATUS_ACCEPTED") => Step::Accepted,
+                Some("PLACEMENT_STATUS_TRANSPORT_ARRANGED") => Step::Arranged,
+                Some("PLACEMENT_STATUS_IN_TRANSIT") => Step::InTransit,
                 _ => continue,
             };
             let Some(owner) = row["case_owner"]
@@ -685,7 +685,7 @@ impl Simulation {
             return;
         };
         for row in queue["rows"].as_array().into_iter().flatten() {
-            let (Some(id), Some("REQUESTED")) =
+            let (Some(id), Some("PLACEMENT_STATUS_REQUESTED")) =
                 (row["placement_id"].as_str(), row["status"].as_str())
             else {
                 continue;
@@ -748,9 +748,9 @@ impl Summary {
 /// A bed category as a view names it, as the simulation keeps it.
 fn category_of(category: Option<&str>) -> &'static str {
     match category {
-        Some("SEVERE") => "SEVERE",
-        Some("MODERATE") => "MODERATE",
-        Some("MILD") => "MILD",
+        Some("BED_CATEGORY_SEVERE") => "SEVERE",
+        Some("BED_CATEGORY_MODERATE") => "MODERATE",
+        Some("BED_CATEGORY_MILD") => "MILD",
         _ => "HOTEL_ROOM",
     }
 }

@@ -5,7 +5,6 @@
 mod case;
 mod facility;
 mod placement;
-mod views;
 
 use std::sync::Arc;
 
@@ -21,9 +20,9 @@ use tonic::codegen::http;
 
 use crate::error::ApiError;
 use crate::metrics::{Metrics, MetricsLayer};
-use crate::views::Views;
 use noroshi_app::CommandHandler;
 use noroshi_identity::{Authenticator, Caller, Presented, Scope};
+use noroshi_projections::views::Views;
 
 /// Shared by every service.
 #[derive(Debug, Clone)]
@@ -94,7 +93,7 @@ pub async fn serve(
         .set_serving::<PlacementServiceServer<placement::Placements>>()
         .await;
     health
-        .set_serving::<ViewServiceServer<views::Views>>()
+        .set_serving::<ViewServiceServer<crate::views::grpc::Views>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(noroshi_proto::FILE_DESCRIPTOR_SET)
@@ -125,7 +124,10 @@ pub async fn serve(
             PlacementServiceServer::new(placement::Placements(context.clone()))
                 .max_decoding_message_size(limit),
         )
-        .add_service(ViewServiceServer::new(views::Views(context)).max_decoding_message_size(limit))
+        .add_service(
+            ViewServiceServer::new(crate::views::grpc::Views(context))
+                .max_decoding_message_size(limit),
+        )
         .serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned())
         .await
         .map_err(GrpcError::Transport)
@@ -192,7 +194,7 @@ macro_rules! command_service {
 use command_service;
 
 /// The principal of an authenticated request, for an action of `scope`.
-fn principal<T>(
+pub(crate) fn principal<T>(
     request: &tonic::Request<T>,
     scope: Scope,
 ) -> Result<noroshi_domain::authz::Principal, ApiError> {

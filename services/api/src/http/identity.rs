@@ -370,8 +370,8 @@ pub(super) async fn login_submit(
     match log_in(&context, peer, &login, "/login").await {
         Ok((_, cookie, _)) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
         Err(error @ (ApiError::Unauthenticated(_) | ApiError::ResourceExhausted(_))) => {
-            let status =
-                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            let status = StatusCode::from_u16(error.code().http_status())
+                .unwrap_or(StatusCode::UNAUTHORIZED);
             let text = error.to_string();
             login_page(status, Some((login_error(&error), &text)), &login.username)
         }
@@ -412,7 +412,7 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
     let mut json = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut json).map_err(|error| {
         ApiError::invalid(
-            super::commands::field_of(error.path().to_string()),
+            crate::json::field_of(error.path().to_string()),
             format!("malformed JSON: {}", error.inner()),
         )
     })

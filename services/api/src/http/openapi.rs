@@ -7,9 +7,44 @@ use std::collections::BTreeMap;
 use prost_reflect::{Cardinality, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Value, json};
 
-use super::commands::{COMMANDS, schema};
-use super::{VIEW_NAMES, VIEW_PARAMETERS};
+use super::commands::COMMANDS;
 use crate::error::ApiError;
+use crate::json::{MissingMessage, schema};
+
+/// The OpenAPI document being written: its paths, and the protobuf messages whose
+/// schemas it refers to.
+#[derive(Debug, Default)]
+pub(crate) struct Document {
+    paths: serde_json::Map<String, Value>,
+    messages: BTreeMap<String, MessageDescriptor>,
+}
+
+impl Document {
+    /// A reference to the schema of `message`, which the document will describe.
+    pub(crate) fn message_ref(&mut self, message: MessageDescriptor) -> Value {
+        let name = message.full_name().to_owned();
+        let reference = json!({"$ref": format!("#/components/schemas/{name}")});
+        self.messages.entry(name).or_insert(message);
+        reference
+    }
+
+    /// A reference to the schema of message `T`.
+    pub(crate) fn message<T: prost::Name>(&mut self) -> Result<Value, ApiError> {
+        let message = schema()?
+            .get_message_by_name(&T::full_name())
+            .ok_or_else(|| ApiError::internal(MissingMessage(T::full_name())))?;
+        Ok(self.message_ref(message))
+    }
+
+    pub(crate) fn path(&mut self, path: &str, item: Value) {
+        self.paths.insert(path.to_owned(), item);
+    }
+
+    /// The error answers every operation may give.
+    pub(crate) fn errors() -> Value {
+        errors()
+    }
+}
 
 /// The JSON Schema of a protobuf field, as the canonical JSON mapping writes it.
 fn field_schema(
@@ -47,6 +82,8 @@ fn field_schema(
     }
 }
 
+/// A message's schema. Fields without presence are always written (and so required);
+/// optional fields, messages and the fields of a oneof are written when set.
 fn message_schema(
     message: &MessageDescriptor,
     messages: &mut BTreeMap<String, MessageDescriptor>,
@@ -55,7 +92,13 @@ fn message_schema(
         .fields()
         .map(|field| (field.name().to_owned(), field_schema(&field, messages)))
         .collect();
-    json!({"type": "object", "properties": properties, "additionalProperties": false})
+    let required: Vec<String> = message
+        .fields()
+        .filter(|field| !field.supports_presence())
+        .map(|field| field.name().to_owned())
+        .collect();
+    json!({"type": "object", "properties": properties, "required": required,
+        "additionalProperties": false})
 }
 
 fn error_response(description: &str) -> Value {
@@ -81,14 +124,16 @@ fn errors() -> Value {
 /// The whole document.
 pub(super) fn document() -> Result<Value, ApiError> {
     let schema = schema()?;
-    let mut messages = BTreeMap::new();
-    let mut paths = serde_json::Map::new();
+    let mut document = Document::default();
+    crate::views::describe(&mut document)?;
+    let Document {
+        mut paths,
+        mut messages,
+    } = document;
     for (name, request) in COMMANDS {
         let request = schema
             .get_message_by_name(&format!("noroshi.v1.{request}"))
-            .ok_or_else(|| {
-                ApiError::internal(super::commands::MissingMessage((*request).into()))
-            })?;
+            .ok_or_else(|| ApiError::internal(MissingMessage((*request).into())))?;
         messages.insert(request.full_name().to_owned(), request.clone());
         let mut responses = errors();
         responses["200"] = json!({
@@ -111,40 +156,6 @@ pub(super) fn document() -> Result<Value, ApiError> {
     }
     if let Some(result) = schema.get_message_by_name("noroshi.v1.CommandResult") {
         messages.insert(result.full_name().to_owned(), result);
-    }
-    for view in VIEW_NAMES {
-        let mut parameters = vec![json!({
-            "name": "min_versions", "in": "query", "required": false,
-            "description": "stream:version pairs, comma-separated, as commands return them: wait (bounded) until the view has applied them",
-            "schema": {"type": "string"},
-        })];
-        for (param, repeated, description) in VIEW_PARAMETERS
-            .iter()
-            .filter(|(v, ..)| v == view)
-            .map(|(_, p, r, d)| (p, r, d))
-        {
-            parameters.push(json!({
-                "name": param, "in": "query", "required": false, "description": description,
-                "explode": true,
-                "schema": if *repeated { json!({"type": "array", "items": {"type": "string"}}) } else { json!({"type": "string"}) },
-            }));
-        }
-        let mut responses = errors();
-        responses["200"] = json!({"description": format!("the {view} view (see docs/views.md)"),
-            "content": {"application/json": {"schema": {"type": "object"}}}});
-        paths.insert(
-            format!("/api/v1/views/{view}"),
-            json!({"get": {"operationId": format!("get_{view}"), "tags": ["views"],
-                "security": [{"bearer": []}], "parameters": parameters, "responses": responses}}),
-        );
-        let mut responses = errors();
-        responses["200"] = json!({"description": "Server-Sent Events: `snapshot`, then `delta` (or `update`); `error` if a read fails",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}}});
-        paths.insert(
-            format!("/api/v1/views/{view}/stream"),
-            json!({"get": {"operationId": format!("watch_{view}"), "tags": ["views"],
-                "security": [{"bearer": []}], "parameters": parameters, "responses": responses}}),
-        );
     }
     // What the web UI reads besides the views: reference data and HQ's and nurses' aids.
     for (path, operation, parameter, description) in [

@@ -117,14 +117,9 @@ pub async fn candidates(
         _ => placement.case_owner.clone(),
     };
     let origin_area: Option<String> = match &origin_facility {
-        Some(facility) => sqlx::query_scalar(
-            "SELECT medical_area FROM bed_board_facilities WHERE facility_id = $1",
-        )
-        .bind(facility)
-        .fetch_optional(pool)
-        .await
-        .map_err(store_failure)?
-        .flatten(),
+        Some(facility) => bed_board::medical_area_of(pool, facility)
+            .await
+            .map_err(store_failure)?,
         None => None,
     };
     let neighbours: Vec<String> = match &origin_area {

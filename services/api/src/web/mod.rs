@@ -252,16 +252,6 @@ pub async fn medical_areas(
     )
 }
 
-/// A registered facility as pages name it.
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
-pub struct FacilityName {
-    pub facility_id: String,
-    pub name: String,
-    pub name_en: Option<String>,
-    pub kind: String,
-    pub medical_area: Option<String>,
-}
-
 /// `GET /api/v1/facilities`: the registered facilities' names, so that pages show names
 /// rather than ids. Every principal that reads views may call it except `PUBLIC`, whose
 /// statistics name no facility.
@@ -273,13 +263,9 @@ pub async fn facility_names(
     if principal.role == Role::Public {
         return Err(ApiError::PermissionDenied);
     }
-    let facilities: Vec<FacilityName> = sqlx::query_as(
-        "SELECT facility_id, name, name_en, kind, medical_area FROM bed_board_facilities \
-         ORDER BY facility_id",
-    )
-    .fetch_all(context.views.pool())
-    .await
-    .map_err(crate::error::store_failure)?;
+    let facilities = noroshi_projections::bed_board::facility_names(context.views.pool())
+        .await
+        .map_err(crate::error::store_failure)?;
     Ok(Json(serde_json::json!({ "facilities": facilities })).into_response())
 }
 

@@ -2,6 +2,8 @@
 //! priority, the last observation, the deterioration flag and where the latest placement
 //! stands. The rows carry the patient's identity: the API audits every read.
 
+pub mod query;
+
 use foldhash::{HashMap, HashSet};
 
 use noroshi_domain::case::CaseEvent;

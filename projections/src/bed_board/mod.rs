@@ -7,6 +7,8 @@
 //! and occupied; a hold adds to held; an arrival turns a hold into an occupied bed; a
 //! release or a discharge only counts for a placement the board saw held or placed.
 
+pub mod query;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use noroshi_domain::facility::FacilityEvent;
@@ -514,6 +516,15 @@ impl Totals {
         self.available += u64::from(row.available());
     }
 
+    /// Adds another set of sums.
+    pub fn merge(&mut self, other: &Totals) {
+        self.secured += other.secured;
+        self.ready += other.ready;
+        self.occupied += other.occupied;
+        self.held += other.held;
+        self.available += other.available;
+    }
+
     /// 病床使用率 by [`OCCUPANCY_DEFINITION`]; `None` when nothing is secured.
     pub fn occupancy_rate(&self) -> Option<f64> {
         (self.secured > 0).then(|| self.occupied as f64 / self.secured as f64)
@@ -578,6 +589,40 @@ async fn stored_rows(
             })
         })
         .collect()
+}
+
+/// A registered facility as pages name it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct FacilityName {
+    pub facility_id: String,
+    pub name: String,
+    pub name_en: Option<String>,
+    pub kind: String,
+    pub medical_area: Option<String>,
+}
+
+/// Every registered facility's names, kind and medical area, by id.
+pub async fn facility_names(pool: &PgPool) -> Result<Vec<FacilityName>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT facility_id, name, name_en, kind, medical_area FROM bed_board_facilities \
+         ORDER BY facility_id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The medical area of a registered facility, if it has one.
+pub async fn medical_area_of(
+    pool: &PgPool,
+    facility_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, Option<String>>(
+        "SELECT medical_area FROM bed_board_facilities WHERE facility_id = $1",
+    )
+    .bind(facility_id)
+    .fetch_optional(pool)
+    .await?
+    .flatten())
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -1,4 +1,5 @@
-//! `public_stats`: beds and cases per medical area and for the prefecture, for anyone.
+//! The `public_stats` view: beds and cases per medical area and for the prefecture, for
+//! anyone.
 //!
 //! It names no one, and it withholds every count of people that is small enough to point
 //! at someone, together with whatever would let such a count be worked out by
@@ -6,59 +7,46 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::Stream;
+use noroshi_domain::Violations;
 use noroshi_domain::authz::Principal;
-use noroshi_event_store::StreamId;
-use noroshi_projections::View;
-use noroshi_projections::bed_board::{self, OCCUPANCY_DEFINITION, Totals};
-use noroshi_projections::public_stats::{self, PublicStats};
-use noroshi_projections::runner::Projection;
-use serde::Serialize;
+use noroshi_domain::values::{BedCategory, CaseStatus};
+use noroshi_proto::v1 as pb;
 use time::OffsetDateTime;
 
-use super::{Changed, Views, follow};
-use crate::error::{ApiError, store_failure};
+use super::PublicStats;
+use crate::View;
+use crate::bed_board::{OCCUPANCY_DEFINITION, Totals};
+use crate::runner::Projection;
+use crate::views::live::{Changed, follow};
+use crate::views::{MinVersions, QueryError, Updates, ViewQuery, Views, at, min_versions, wire};
 
 /// Beds of one category in one area. Counts of people (occupied, and what reveals it)
 /// are `None` when withheld.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CategoryStats {
-    pub category: String,
-    pub secured: u64,
-    pub ready: u64,
-    pub occupied: Option<u64>,
-    pub available: Option<u64>,
+#[derive(Debug, Clone, PartialEq)]
+struct CategoryStats {
+    category: String,
+    secured: u64,
+    ready: u64,
+    occupied: Option<u64>,
+    available: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StatusCount {
-    pub status: String,
+#[derive(Debug, Clone, PartialEq)]
+struct StatusCount {
+    status: String,
     /// `None` when withheld.
-    pub count: Option<u64>,
+    count: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AreaStats {
+#[derive(Debug, Clone, PartialEq)]
+struct AreaStats {
     /// `None` for the prefecture.
-    pub medical_area: Option<String>,
-    pub beds: Vec<CategoryStats>,
+    medical_area: Option<String>,
+    beds: Vec<CategoryStats>,
     /// Over every category; `None` when nothing is secured or the occupied beds over
     /// every category are withheld (the rate times the secured beds would give them).
-    pub occupancy_rate: Option<f64>,
-    pub cases: Vec<StatusCount>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PublicStatsView {
-    pub areas: Vec<AreaStats>,
-    pub prefecture: AreaStats,
-    pub occupancy_definition: &'static str,
-    /// Counts of people from 1 up to this (exclusive) are withheld, and so is what would
-    /// reveal them.
-    pub suppress_below: u64,
-    pub stream_sequence: u64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub generated_at: OffsetDateTime,
+    occupancy_rate: Option<f64>,
+    cases: Vec<StatusCount>,
 }
 
 /// A count of people the statistics publish, or let be worked out: the occupied beds
@@ -261,98 +249,6 @@ fn sums(areas: &BTreeMap<String, AreaSums>, prefecture: &AreaSums) -> Vec<Sum<Co
     sums
 }
 
-impl Views {
-    /// `public_stats`, the same for every principal: nothing in it identifies anyone.
-    pub async fn public_stats(
-        &self,
-        principal: &Principal,
-        min_versions: &[(StreamId, u64)],
-    ) -> Result<PublicStatsView, ApiError> {
-        self.ready(
-            principal,
-            &[View::BedBoard, View::PublicStats],
-            min_versions,
-        )
-        .await?;
-        let stream_sequence = self
-            .checkpoint(bed_board::BedBoard::NAME)
-            .await?
-            .min(self.checkpoint(PublicStats::NAME).await?);
-        let mut areas: BTreeMap<String, AreaSums> = BTreeMap::new();
-        let mut prefecture = AreaSums::default();
-        for row in bed_board::board(&self.pool, None)
-            .await
-            .map_err(store_failure)?
-        {
-            let add = |sums: &mut AreaSums| {
-                sums.beds.entry(row.category.clone()).or_default().add(&row);
-            };
-            add(&mut prefecture);
-            if let Some(area) = &row.medical_area {
-                add(areas.entry(area.clone()).or_default());
-            }
-        }
-        for (area, status, count) in public_stats::case_counts(&self.pool)
-            .await
-            .map_err(store_failure)?
-        {
-            let count = u64::try_from(count).unwrap_or_default();
-            *prefecture.cases.entry(status.clone()).or_default() += count;
-            if let Some(area) = area {
-                *areas
-                    .entry(area)
-                    .or_default()
-                    .cases
-                    .entry(status)
-                    .or_default() += count;
-            }
-        }
-        let suppress_below = self.settings.suppress_below;
-        let (areas, prefecture) = published(&areas, &prefecture, suppress_below);
-        Ok(PublicStatsView {
-            areas,
-            prefecture,
-            occupancy_definition: OCCUPANCY_DEFINITION,
-            suppress_below,
-            stream_sequence,
-            generated_at: OffsetDateTime::now_utc(),
-        })
-    }
-
-    /// A live `public_stats`: the statistics, then the whole (small) statistics again
-    /// whenever a figure changed.
-    pub async fn watch_public_stats(
-        &self,
-        principal: Principal,
-        min_versions: &[(StreamId, u64)],
-    ) -> Result<impl Stream<Item = Result<PublicStatsView, ApiError>> + Send + 'static, ApiError>
-    {
-        let changes = self.subscribe().await;
-        let first = self.public_stats(&principal, min_versions).await?;
-        let figures = |v: &PublicStatsView| (v.areas.clone(), v.prefecture.clone());
-        let mut before = figures(&first);
-        let views = self.clone();
-        let read = move |_: Changed| {
-            let (views, principal) = (views.clone(), principal.clone());
-            async move { views.public_stats(&principal, &[]).await }
-        };
-        let next = move |view: PublicStatsView| {
-            let after = figures(&view);
-            let changed = after != before;
-            before = after;
-            changed.then_some(view)
-        };
-        // Beds come from bed_board, cases from public_stats: either may change them.
-        Ok(follow(
-            changes,
-            &[bed_board::BedBoard::NAME, PublicStats::NAME],
-            first,
-            read,
-            next,
-        ))
-    }
-}
-
 /// Every count of people the areas and the prefecture publish.
 fn counts(areas: &BTreeMap<String, AreaSums>, prefecture: &AreaSums) -> BTreeMap<Count, u64> {
     areas
@@ -378,6 +274,142 @@ fn published(
             .collect(),
         prefecture.stats(None, &withheld),
     )
+}
+
+impl AreaStats {
+    fn message(self) -> pb::AreaStats {
+        pb::AreaStats {
+            medical_area: self.medical_area,
+            beds: self
+                .beds
+                .into_iter()
+                .map(|b| pb::CategoryStats {
+                    category: wire(&b.category, BedCategory::parse),
+                    secured: b.secured,
+                    ready: b.ready,
+                    occupied: b.occupied,
+                    available: b.available,
+                })
+                .collect(),
+            occupancy_rate: self.occupancy_rate,
+            cases: self
+                .cases
+                .into_iter()
+                .map(|c| pb::StatusCount {
+                    status: wire(&c.status, CaseStatus::parse),
+                    count: c.count,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Views {
+    /// `public_stats`, the same for every principal: nothing in it identifies anyone.
+    async fn public_stats(
+        &self,
+        principal: &Principal,
+        min_versions: &[(noroshi_event_store::StreamId, u64)],
+    ) -> Result<pb::PublicStats, QueryError> {
+        let read_from = [View::BedBoard, View::PublicStats];
+        self.ready(principal, &read_from, min_versions).await?;
+        let stream_sequence = self.checkpoints(&read_from).await?;
+        let mut areas: BTreeMap<String, AreaSums> = BTreeMap::new();
+        let mut prefecture = AreaSums::default();
+        for row in crate::bed_board::board(&self.pool, None).await? {
+            let add = |sums: &mut AreaSums| {
+                sums.beds.entry(row.category.clone()).or_default().add(&row);
+            };
+            add(&mut prefecture);
+            if let Some(area) = &row.medical_area {
+                add(areas.entry(area.clone()).or_default());
+            }
+        }
+        for (area, status, count) in super::case_counts(&self.pool).await? {
+            let count = u64::try_from(count).unwrap_or_default();
+            *prefecture.cases.entry(status.clone()).or_default() += count;
+            if let Some(area) = area {
+                *areas
+                    .entry(area)
+                    .or_default()
+                    .cases
+                    .entry(status)
+                    .or_default() += count;
+            }
+        }
+        let suppress_below = self.settings.suppress_below;
+        let (areas, prefecture) = published(&areas, &prefecture, suppress_below);
+        Ok(pb::PublicStats {
+            areas: areas.into_iter().map(AreaStats::message).collect(),
+            prefecture: Some(prefecture.message()),
+            occupancy_definition: OCCUPANCY_DEFINITION.into(),
+            suppress_below,
+            stream_sequence,
+            generated_at: at(OffsetDateTime::now_utc()),
+        })
+    }
+}
+
+fn request_min_versions(r: &pb::GetPublicStatsRequest) -> Result<MinVersions, QueryError> {
+    let mut v = Violations::new();
+    let min_versions = min_versions(r.min_versions.as_ref(), &mut v);
+    QueryError::check(v, min_versions)
+}
+
+impl ViewQuery for PublicStats {
+    const NAME: &'static str = "public_stats";
+    type Request = pb::GetPublicStatsRequest;
+    type Response = pb::PublicStats;
+    /// The whole (small) statistics, each time a published figure changed.
+    type Update = pb::PublicStats;
+
+    fn violations(request: &pb::GetPublicStatsRequest) -> Violations {
+        crate::views::violations(request_min_versions(request))
+    }
+
+    async fn get(
+        views: &Views,
+        principal: &Principal,
+        request: &pb::GetPublicStatsRequest,
+    ) -> Result<pb::PublicStats, QueryError> {
+        let min_versions = request_min_versions(request)?;
+        views.public_stats(principal, &min_versions).await
+    }
+
+    /// The statistics, then the whole statistics again whenever a figure changed.
+    async fn watch(
+        views: &Views,
+        principal: &Principal,
+        request: &pb::GetPublicStatsRequest,
+    ) -> Result<Updates<pb::PublicStats>, QueryError> {
+        let min_versions = request_min_versions(request)?;
+        let changes = views.subscribe().await;
+        let first = views.public_stats(principal, &min_versions).await?;
+        let figures = |v: &pb::PublicStats| (v.areas.clone(), v.prefecture.clone());
+        let mut before = figures(&first);
+        let (views, principal) = (views.clone(), principal.clone());
+        let read = move |_: Changed| {
+            let (views, principal) = (views.clone(), principal.clone());
+            async move { views.public_stats(&principal, &[]).await }
+        };
+        let next = move |stats: pb::PublicStats| {
+            let after = figures(&stats);
+            let changed = after != before;
+            before = after;
+            changed.then_some(stats)
+        };
+        // Beds come from bed_board, cases from public_stats: either may change them.
+        Ok(Box::pin(follow(
+            changes,
+            &[
+                <crate::bed_board::BedBoard as Projection>::NAME,
+                <PublicStats as Projection>::NAME,
+            ],
+            first,
+            read,
+            next,
+        )))
+    }
 }
 
 #[cfg(test)]

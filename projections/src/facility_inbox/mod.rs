@@ -6,6 +6,8 @@
 //! One row per placement follows it from its request until the patient leaves the
 //! facility; the API shows a facility the rows it is the target of.
 
+pub mod query;
+
 use foldhash::{HashMap, HashSet};
 
 use noroshi_domain::case::CaseEvent;

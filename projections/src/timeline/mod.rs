@@ -9,6 +9,8 @@
 //! seen: a read with `min_versions` waits for it as for any view, and a rebuild writes
 //! one row per case and placement rather than a copy of every event.
 
+pub mod query;
+
 use foldhash::{HashMap, HashSet};
 
 use noroshi_domain::case::CaseEvent;

@@ -5,6 +5,8 @@
 //! The beds come from the `bed_board` read model; this projection keeps only each case's
 //! status and owning health center (`case_status`), moved as `Case::evolve` moves it.
 
+pub mod query;
+
 use foldhash::HashMap;
 
 use noroshi_domain::case::CaseEvent;

@@ -7,6 +7,8 @@
 //! or cancelled). Its priority is the case's current one, as `Case::evolve` keeps it: a
 //! new triage or an HQ override moves the case's live placement in the queue.
 
+pub mod query;
+
 use foldhash::{HashMap, HashSet};
 
 use noroshi_domain::case::CaseEvent;
