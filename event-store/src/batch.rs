@@ -56,12 +56,13 @@ const MAX_BATCH_BYTES: usize = 4 << 20;
 const APPEND_BATCH: &str = "\
 WITH req AS (
     SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
-                         $7::text[], $8::bigint[])
-        AS r(i, command_id, correlation_id, causation_id, actor, prefecture, stream_id, expected)
+                         $7::text[], $8::bigint[], $16::bytea[])
+        AS r(i, command_id, correlation_id, causation_id, actor, prefecture, stream_id, expected,
+             request_digest)
 ), previous AS (
-    SELECT r.i, e.event_id, e.stream_id, e.version, e.position
+    SELECT r.i, e.event_id, e.stream_id, e.version, e.position, e.request_digest
     FROM req r CROSS JOIN LATERAL (
-        SELECT e.event_id, e.stream_id, e.version, e.position FROM events e
+        SELECT e.event_id, e.stream_id, e.version, e.position, e.request_digest FROM events e
         WHERE e.command_id = r.command_id
         OFFSET 0) AS e
 ), fresh AS (
@@ -71,9 +72,11 @@ WITH req AS (
     WHERE NOT EXISTS (SELECT 1 FROM previous p WHERE p.i = r.i)
 ), inserted AS (
     INSERT INTO events (event_id, stream_id, version, event_type, schema_version, occurred_at,
-                        command_id, command_seq, correlation_id, causation_id, actor, prefecture, payload)
+                        command_id, command_seq, correlation_id, causation_id, actor, prefecture, payload,
+                        request_digest)
     SELECT n.event_id, f.stream_id, f.current + n.seq, n.event_type, n.schema_version, n.occurred_at,
-           f.command_id, n.seq, f.correlation_id, f.causation_id, f.actor, f.prefecture, n.payload
+           f.command_id, n.seq, f.correlation_id, f.causation_id, f.actor, f.prefecture, n.payload,
+           f.request_digest
     FROM fresh f
     JOIN unnest($9::int[], $10::int[], $11::uuid[], $12::text[], $13::int[], $14::timestamptz[],
                 $15::bytea[])
@@ -85,12 +88,13 @@ WITH req AS (
     INSERT INTO event_outbox (position) SELECT position FROM inserted
 )
 SELECT r.i, n.event_id, n.stream_id, n.version, n.position AS event_position,
-       false AS replayed, NULL::bigint AS current
+       false AS replayed, NULL::bigint AS current, NULL::bytea AS request_digest
 FROM inserted n JOIN req r ON r.command_id = n.command_id
 UNION ALL
-SELECT p.i, p.event_id, p.stream_id, p.version, p.position, true, NULL FROM previous p
+SELECT p.i, p.event_id, p.stream_id, p.version, p.position, true, NULL, p.request_digest
+FROM previous p
 UNION ALL
-SELECT f.i, NULL, f.stream_id, NULL, NULL, false, f.current FROM fresh f
+SELECT f.i, NULL, f.stream_id, NULL, NULL, false, f.current, NULL FROM fresh f
 WHERE f.expected <> f.current
 ORDER BY 1, 5";
 
@@ -271,6 +275,7 @@ async fn together(
     let mut prefectures = Vec::with_capacity(batch.len());
     let mut streams = Vec::with_capacity(batch.len());
     let mut expected = Vec::with_capacity(batch.len());
+    let mut digests: Vec<Option<&[u8]>> = Vec::with_capacity(batch.len());
     let (mut event_of, mut seqs, mut event_ids, mut event_types) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut schema_versions, mut occurred_at) = (Vec::new(), Vec::new());
@@ -288,6 +293,7 @@ async fn together(
         prefectures.push(request.prefecture.code());
         streams.push(write.stream_id.as_str());
         expected.push(write.expected.to_sql());
+        digests.push(request.request_digest.as_deref());
         for (seq, event) in (1_i32..).zip(&write.events) {
             event_of.push(index);
             seqs.push(seq);
@@ -315,6 +321,7 @@ async fn together(
         .bind(&schema_versions)
         .bind(&occurred_at)
         .bind(&payloads)
+        .bind(&digests)
         .fetch_all(&mut *conn)
         .await?;
     drop(conn);
@@ -378,6 +385,7 @@ mod tests {
                     Bytes::from(vec![0; payload]),
                 )],
             }],
+            request_digest: None,
         };
         Job {
             request,

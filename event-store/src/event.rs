@@ -85,6 +85,11 @@ pub struct AppendRequest {
     pub actor: String,
     pub prefecture: Prefecture,
     pub streams: Vec<StreamWrite>,
+    /// A digest of the request the command came from (e.g. SHA-256 of its bytes), kept
+    /// with its events: a later append under the same command id with another digest is
+    /// refused as [`crate::AppendError::CommandIdReused`] instead of being answered with
+    /// this command's result. `None` when the caller has no request to speak of.
+    pub request_digest: Option<Vec<u8>>,
 }
 
 /// Where one appended event landed.

@@ -89,7 +89,8 @@ const COMMAND_ONCE_KEY: &str = "events_command_once";
 /// - `outboxed`: the outbox rows for the relay.
 const APPEND: &str = "\
 WITH previous AS (
-    SELECT e.event_id, e.stream_id, e.version, e.position FROM events e WHERE e.command_id = $1
+    SELECT e.event_id, e.stream_id, e.version, e.position, e.request_digest FROM events e
+    WHERE e.command_id = $1
 ), streams AS (
     SELECT r.ord, r.stream_id, r.expected,
            coalesce((SELECT max(e.version) FROM events e WHERE e.stream_id = r.stream_id), 0) AS current
@@ -97,12 +98,13 @@ WITH previous AS (
     WHERE NOT EXISTS (SELECT 1 FROM previous)
 ), inserted AS (
     INSERT INTO events (event_id, stream_id, version, event_type, schema_version, occurred_at,
-                        command_id, command_seq, correlation_id, causation_id, actor, prefecture, payload)
+                        command_id, command_seq, correlation_id, causation_id, actor, prefecture, payload,
+                        request_digest)
     SELECT n.event_id, s.stream_id,
            CASE WHEN s.expected = -1 OR s.expected = s.current THEN s.current + n.seq
                 ELSE noroshi_wrong_expected_version(s.current, s.stream_id) END,
            n.event_type, n.schema_version, n.occurred_at,
-           $1, n.ord, $2, $3, $4, $5, n.payload
+           $1, n.ord, $2, $3, $4, $5, n.payload, $15
     FROM unnest($8::uuid[], $9::text[], $10::int[], $11::timestamptz[], $12::bytea[], $13::int[], $14::int[])
          WITH ORDINALITY AS n(event_id, event_type, schema_version, occurred_at, payload, stream_ord, seq, ord)
     JOIN streams s ON s.ord = n.stream_ord
@@ -111,9 +113,10 @@ WITH previous AS (
 ), outboxed AS (
     INSERT INTO event_outbox (position) SELECT position FROM inserted
 )
-SELECT event_id, stream_id, version, position AS event_position, false AS replayed FROM inserted
+SELECT event_id, stream_id, version, position AS event_position, false AS replayed,
+       NULL::bytea AS request_digest FROM inserted
 UNION ALL
-SELECT event_id, stream_id, version, position, true FROM previous
+SELECT event_id, stream_id, version, position, true, request_digest FROM previous
 ORDER BY event_position";
 
 /// [`APPEND`] for the common case of one stream: the same checks and writes, without
@@ -125,15 +128,17 @@ ORDER BY event_position";
 ///   checked for events that are inserted, so a replay (`previous`) never raises NR409.
 const APPEND_ONE_STREAM: &str = "\
 WITH previous AS (
-    SELECT e.event_id, e.stream_id, e.version, e.position FROM events e WHERE e.command_id = $1
+    SELECT e.event_id, e.stream_id, e.version, e.position, e.request_digest FROM events e
+    WHERE e.command_id = $1
 ), inserted AS (
     INSERT INTO events (event_id, stream_id, version, event_type, schema_version, occurred_at,
-                        command_id, command_seq, correlation_id, causation_id, actor, prefecture, payload)
+                        command_id, command_seq, correlation_id, causation_id, actor, prefecture, payload,
+                        request_digest)
     SELECT n.event_id, $6::text,
            CASE WHEN $7::bigint = -1 OR $7::bigint = s.current THEN s.current + n.ord
                 ELSE noroshi_wrong_expected_version(s.current, $6::text) END,
            n.event_type, n.schema_version, n.occurred_at,
-           $1, n.ord, $2, $3, $4, $5, n.payload
+           $1, n.ord, $2, $3, $4, $5, n.payload, $13
     FROM (SELECT coalesce(max(e.version), 0) AS current FROM events e WHERE e.stream_id = $6) AS s,
          unnest($8::uuid[], $9::text[], $10::int[], $11::timestamptz[], $12::bytea[])
          WITH ORDINALITY AS n(event_id, event_type, schema_version, occurred_at, payload, ord)
@@ -143,9 +148,10 @@ WITH previous AS (
 ), outboxed AS (
     INSERT INTO event_outbox (position) SELECT position FROM inserted
 )
-SELECT event_id, stream_id, version, position AS event_position, false AS replayed FROM inserted
+SELECT event_id, stream_id, version, position AS event_position, false AS replayed,
+       NULL::bytea AS request_digest FROM inserted
 UNION ALL
-SELECT event_id, stream_id, version, position, true FROM previous
+SELECT event_id, stream_id, version, position, true, request_digest FROM previous
 ORDER BY event_position";
 
 /// Queued attempts of an append that expects any version and keeps losing the next
@@ -182,7 +188,8 @@ const READ_STREAMS: &str = concat!(
      WHERE e.position > $4 ORDER BY e.position LIMIT $5"
 );
 
-const COMMAND_EVENTS: &str = "SELECT event_id, stream_id, version, position FROM events WHERE command_id = $1 ORDER BY position";
+const COMMAND_EVENTS: &str = "SELECT event_id, stream_id, version, position, request_digest \
+    FROM events WHERE command_id = $1 ORDER BY position";
 
 const STREAM_VERSION: &str = "SELECT max(version) FROM events WHERE stream_id = $1";
 
@@ -403,7 +410,10 @@ impl EventStore {
             Err(Refused::Error(error)) => return Err(error),
             Err(refused) => refused,
         };
-        if let Some(committed) = self.command_result(request.command_id).await? {
+        let committed = self
+            .command_result(request.command_id, request.request_digest.as_deref())
+            .await?;
+        if let Some(committed) = committed {
             let same_streams = committed.streams.len() == request.streams.len()
                 && request
                     .streams
@@ -444,17 +454,22 @@ impl EventStore {
 
     /// The result of a committed command, as a retry of it would return it (`replayed`
     /// set), or `None` when no such command was committed. Streams come in the order of
-    /// their first event.
+    /// their first event. With `request_digest`, a command committed from a request of
+    /// another digest is [`AppendError::CommandIdReused`].
     pub async fn command_result(
         &self,
         command_id: Uuid,
-    ) -> Result<Option<AppendResult>, StoreError> {
+        request_digest: Option<&[u8]>,
+    ) -> Result<Option<AppendResult>, AppendError> {
         let rows = sqlx::query(COMMAND_EVENTS)
             .bind(command_id)
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .map_err(StoreError::from)?;
         let mut streams: Vec<StreamAppended> = Vec::new();
         for row in &rows {
+            let stored: Option<Vec<u8>> = row.try_get("request_digest")?;
+            same_request(command_id, request_digest, stored.as_deref())?;
             let stream: String = row.try_get("stream_id")?;
             let event = AppendedEvent {
                 event_id: row.try_get("event_id")?,
@@ -785,7 +800,8 @@ pub(crate) async fn append_validated(
             .bind(&event_types)
             .bind(&schema_versions)
             .bind(&occurred_at)
-            .bind(&payloads),
+            .bind(&payloads)
+            .bind(request.request_digest.as_deref()),
         _ => sqlx::query(APPEND)
             .bind(request.command_id)
             .bind(request.correlation_id)
@@ -800,7 +816,8 @@ pub(crate) async fn append_validated(
             .bind(&occurred_at)
             .bind(&payloads)
             .bind(&stream_ords)
-            .bind(&seqs),
+            .bind(&seqs)
+            .bind(request.request_digest.as_deref()),
     };
     let rows = query
         .fetch_all(&mut *conn)
@@ -868,6 +885,21 @@ fn append_failure(error: sqlx::Error, request: &AppendRequest) -> Refused {
 }
 
 /// Groups the rows returned by [`APPEND`] or [`APPEND_ONE_STREAM`] by stream, in the request's order.
+/// Refuses a replay of a command id whose first request had another digest. Where
+/// either digest is unknown, the command id alone decides.
+fn same_request(
+    command_id: Uuid,
+    asked: Option<&[u8]>,
+    stored: Option<&[u8]>,
+) -> Result<(), AppendError> {
+    match (asked, stored) {
+        (Some(asked), Some(stored)) if asked != stored => {
+            Err(AppendError::CommandIdReused { command_id })
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn append_result(
     request: &AppendRequest,
     rows: &[PgRow],
@@ -884,9 +916,19 @@ pub(crate) fn append_result(
         })
         .collect();
     for row in rows {
-        replayed |= row
+        let replay = row
             .try_get::<bool, _>("replayed")
             .map_err(StoreError::from)?;
+        if replay {
+            let stored: Option<Vec<u8>> =
+                row.try_get("request_digest").map_err(StoreError::from)?;
+            same_request(
+                request.command_id,
+                request.request_digest.as_deref(),
+                stored.as_deref(),
+            )?;
+        }
+        replayed |= replay;
         let stream: String = row.try_get("stream_id").map_err(StoreError::from)?;
         let Some(slot) = streams.iter_mut().find(|s| s.stream_id.as_str() == stream) else {
             // A replay whose streams differ from this request's: a reused command id.
@@ -966,6 +1008,7 @@ mod tests {
             actor: "user-1".into(),
             prefecture: Prefecture::parse("35").unwrap(),
             streams,
+            request_digest: None,
         }
     }
 

@@ -49,6 +49,7 @@ async fn main() {
                         Bytes::from(vec![7u8; PAYLOAD_BYTES]),
                     )],
                 }],
+                request_digest: None,
             };
             store.append(&request).await.unwrap();
         }

@@ -44,5 +44,6 @@ pub fn append(streams: Vec<StreamWrite>) -> AppendRequest {
         actor: "test-actor".to_owned(),
         prefecture: yamaguchi(),
         streams,
+        request_digest: None,
     }
 }

@@ -5,7 +5,8 @@
 
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{
-    ADMIN, HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi, UBE, authed, cid, report_request,
+    ADMIN, HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi, UBE, authed, cid, declare_request,
+    report_request,
 };
 use pb::{BedCategory as Bed, Severity};
 use tonic::Code;
@@ -868,5 +869,119 @@ async fn missing_tokens_stale_versions_and_oversized_messages_get_their_codes() 
             .unwrap_err()
             .code(),
         Code::PermissionDenied
+    );
+}
+
+/// A command id is the key of one request: the same request again is answered with the
+/// first result; another request under it (other figures, another facility) is refused
+/// with INVALID_ARGUMENT naming `command_id`, and writes nothing.
+#[tokio::test]
+async fn a_command_id_reused_for_another_request_is_refused_and_writes_nothing() {
+    let api = TestApi::start().await;
+    api.seed().await;
+    let first = declare_request("hofu-central", Bed::Moderate, 10, 8, 2);
+    let recorded = api
+        .facilities()
+        .declare_capacity(authed(HOSPITAL, first.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = api
+        .facilities()
+        .declare_capacity(authed(HOSPITAL, first.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.replayed);
+    assert_eq!(
+        (&again.stream_id, again.version),
+        (&recorded.stream_id, recorded.version)
+    );
+    // The same request over HTTP, with the JSON names of the other style, is the same.
+    let (status, over_http) = api
+        .http_post(
+            Some(HOSPITAL),
+            "/api/v1/commands/DeclareCapacity",
+            serde_json::json!({
+                "commandId": first.command_id,
+                "facilityId": "hofu-central",
+                "categories": [{"category": "BED_CATEGORY_MODERATE", "secured": 10, "ready": 8, "occupied": 2}],
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{over_http}");
+    assert_eq!(over_http["replayed"], true);
+
+    let refused_reuse = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let fields: Vec<String> = status
+            .get_details_bad_request()
+            .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+            .unwrap_or_default();
+        assert_eq!(fields, ["command_id"], "{status:?}");
+        assert!(status.message().contains(&first.command_id), "{status:?}");
+    };
+    // Other figures under the same command id.
+    let other_figures = pb::DeclareCapacityRequest {
+        categories: vec![pb::DeclaredFigures {
+            category: Bed::Moderate as i32,
+            secured: 10,
+            ready: 3,
+            occupied: 7,
+        }],
+        ..first.clone()
+    };
+    refused_reuse(
+        api.facilities()
+            .declare_capacity(authed(HOSPITAL, other_figures))
+            .await
+            .unwrap_err(),
+    );
+    // HQ, for another facility, under the same command id.
+    let other_facility = pb::DeclareCapacityRequest {
+        facility_id: "ube-medical".into(),
+        proxy_reason: "電話で受領".into(),
+        ..first.clone()
+    };
+    refused_reuse(
+        api.facilities()
+            .declare_capacity(authed(HQ, other_facility))
+            .await
+            .unwrap_err(),
+    );
+    // Over HTTP: 400 with the same violation.
+    let (status, body) = api
+        .http_post(
+            Some(HOSPITAL),
+            "/api/v1/commands/DeclareCapacity",
+            serde_json::json!({
+                "command_id": first.command_id,
+                "facility_id": "hofu-central",
+                "categories": [{"category": "BED_CATEGORY_MODERATE", "secured": 10, "ready": 1, "occupied": 9}],
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT")),
+        "{body}"
+    );
+    assert_eq!(body["violations"][0]["field"], "command_id");
+    // Nothing was written: one declaration on the first facility, none on the other.
+    assert_eq!(
+        api.event_types("facility-hofu-central")
+            .await
+            .iter()
+            .filter(|t| t.as_str() == "CapacityDeclared")
+            .count(),
+        1
+    );
+    assert!(
+        !api.event_types("facility-ube-medical")
+            .await
+            .iter()
+            .any(|t| t == "CapacityDeclared")
     );
 }

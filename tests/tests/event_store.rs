@@ -334,6 +334,68 @@ async fn a_committed_command_id_returns_the_original_result_and_appends_nothing(
     assert_eq!(db.event_count().await, count);
 }
 
+/// With request digests, the same stream under the same command id is a replay only for
+/// the same request: another digest is refused on every append path (one stream, several,
+/// and the group commit of concurrent single-stream appends), and by `command_result`.
+#[tokio::test]
+async fn a_command_id_with_another_request_digest_is_refused() {
+    let db = TestDatabase::create().await;
+    let store = db.store();
+    let mut single = append(vec![write("facility-d1", ExpectedVersion::Any, 1)]);
+    single.request_digest = Some(vec![1; 32]);
+    let mut multi = append(vec![
+        write("facility-d2", ExpectedVersion::Any, 1),
+        write("case-d2", ExpectedVersion::Any, 1),
+    ]);
+    multi.request_digest = Some(vec![2; 32]);
+    store.append(&single).await.unwrap();
+    store.append(&multi).await.unwrap();
+    let count = db.event_count().await;
+    for request in [&single, &multi] {
+        assert!(store.append(request).await.unwrap().replayed);
+        let mut other = request.clone();
+        other.request_digest = Some(vec![9; 32]);
+        let refused = store.append(&other).await.unwrap_err();
+        assert!(
+            matches!(refused, AppendError::CommandIdReused { command_id } if command_id == request.command_id),
+            "{refused:?}"
+        );
+        // Without a digest, the command id alone decides, as before digests.
+        let mut unknown = request.clone();
+        unknown.request_digest = None;
+        assert!(store.append(&unknown).await.unwrap().replayed);
+        assert!(matches!(
+            store
+                .command_result(request.command_id, Some(&[9; 32]))
+                .await,
+            Err(AppendError::CommandIdReused { .. })
+        ));
+        assert!(
+            store
+                .command_result(request.command_id, request.request_digest.as_deref())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    // Concurrent single-stream appends go through the group commit.
+    let mut racing = Vec::new();
+    for i in 0..8_u8 {
+        let store = store.clone();
+        let mut retry = single.clone();
+        retry.request_digest = Some(vec![i % 2 + 1; 32]);
+        racing.push(tokio::spawn(async move { store.append(&retry).await }));
+    }
+    for (i, handle) in racing.into_iter().enumerate() {
+        match (i % 2, handle.await.unwrap()) {
+            (0, Ok(result)) => assert!(result.replayed),
+            (1, Err(AppendError::CommandIdReused { .. })) => {}
+            (_, other) => panic!("append {i}: {other:?}"),
+        }
+    }
+    assert_eq!(db.event_count().await, count, "nothing appended");
+}
+
 #[tokio::test]
 async fn concurrent_retries_of_one_command_commit_it_once() {
     let db = TestDatabase::with_pool_size(16).await;

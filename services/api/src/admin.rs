@@ -318,6 +318,7 @@ pub async fn apply(
                     let envelope = Envelope {
                         command_id: registration_command_id(id),
                         expected_version: None,
+                        request_digest: None,
                     };
                     let command = FacilityCommand::Register(profile.clone());
                     run(handler, admin, envelope, id, command)
@@ -328,6 +329,7 @@ pub async fn apply(
                     let envelope = Envelope {
                         command_id: Uuid::now_v7(),
                         expected_version: Some(version),
+                        request_digest: None,
                     };
                     let command = FacilityCommand::Update(profile.changes());
                     run(handler, admin, envelope, id, command)

@@ -100,6 +100,7 @@ impl From<noroshi_app::Refusal> for ApiError {
         match refusal {
             R::Denied => Self::PermissionDenied,
             R::Rule(rule) => rule.into(),
+            reused @ R::CommandIdReused { .. } => Self::invalid("command_id", reused.to_string()),
             stale @ R::StaleVersion { .. } => Self::Aborted(stale.to_string()),
         }
     }

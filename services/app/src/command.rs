@@ -90,6 +90,10 @@ pub struct Envelope {
     pub command_id: Uuid,
     /// The version the client expects the addressed stream at, if it says.
     pub expected_version: Option<u64>,
+    /// SHA-256 of the request the command was parsed from, when it came from one: the
+    /// same command id with another request is refused ([`Refusal::CommandIdReused`])
+    /// rather than answered with the first request's result.
+    pub request_digest: Option<[u8; 32]>,
 }
 
 /// A recorded command: the streams it wrote, the addressed one first.
@@ -148,6 +152,12 @@ pub enum Refusal {
     /// A rule of the aggregate: invalid, not found, already exists, illegal transition.
     #[error(transparent)]
     Rule(DomainError),
+    /// The command id was recorded before for a different request. A retry must repeat
+    /// its request exactly; a new request needs a new command id.
+    #[error(
+        "command_id {command_id} was already used for a different request; a retry must repeat the request exactly, and a new request needs a new command_id"
+    )]
+    CommandIdReused { command_id: uuid::Uuid },
     /// The addressed stream is not at the version the client expected.
     #[error("{stream_id} is at version {actual}, not the expected {expected}")]
     StaleVersion {
@@ -162,6 +172,7 @@ impl Refusal {
         match self {
             Self::Denied => ErrorCode::PermissionDenied,
             Self::Rule(rule) => rule.code(),
+            Self::CommandIdReused { .. } => ErrorCode::InvalidArgument,
             Self::StaleVersion { .. } => ErrorCode::Aborted,
         }
     }

@@ -432,18 +432,20 @@ impl CommandHandler {
         Ok(Arc::new(loaded))
     }
 
-    /// The result of a command id recorded before, for the aggregate type the command
-    /// addresses.
-    async fn original(
-        &self,
-        command_id: Uuid,
-        addressed: &str,
-    ) -> Result<Option<Recorded>, CommandError> {
-        Ok(self
-            .store
-            .command_result(command_id)
-            .await?
-            .map(|original| Recorded::of(&original, addressed)))
+    /// The outcome of a command id recorded before, for the aggregate type the command
+    /// addresses: its first result when the request is the same, a refusal when it is
+    /// not, `None` when the command id is new.
+    async fn original(&self, envelope: &Envelope, addressed: &str) -> Option<Outcome> {
+        let digest = envelope.request_digest.as_ref().map(|d| &d[..]);
+        match self.store.command_result(envelope.command_id, digest).await {
+            Ok(None) => None,
+            Ok(Some(original)) => Some(Ok(Ok(Recorded::of(&original, addressed)))),
+            Err(AppendError::CommandIdReused { command_id }) => {
+                Some(Ok(Err(Refusal::CommandIdReused { command_id })))
+            }
+            Err(AppendError::Store(error)) => Some(Err(error.into())),
+            Err(other) => Some(Err(CommandError::internal(other))),
+        }
     }
 
     /// Runs `decide` until its changes commit, a rule refuses it, or the attempts run out.
@@ -483,10 +485,10 @@ impl CommandHandler {
                         fresh = true;
                         continue;
                     }
-                    return match self.original(envelope.command_id, addressed).await? {
-                        Some(original) => Ok(Ok(original)),
-                        None => Ok(Err(refusal)),
-                    };
+                    return self
+                        .original(&envelope, addressed)
+                        .await
+                        .unwrap_or(Ok(Err(refusal)));
                 }
                 Err(Stop::Failed(error)) => return Err(error),
             };
@@ -499,8 +501,8 @@ impl CommandHandler {
                     fresh = true;
                     continue;
                 }
-                if let Some(original) = self.original(envelope.command_id, addressed).await? {
-                    return Ok(Ok(original));
+                if let Some(original) = self.original(&envelope, addressed).await {
+                    return original;
                 }
                 return Ok(Err(Refusal::StaleVersion {
                     stream_id: first.clone(),
@@ -518,11 +520,12 @@ impl CommandHandler {
                 }
                 Err(AppendError::WrongExpectedVersion { .. }) => fresh = true,
                 Err(AppendError::CommandIdReused { .. }) => {
-                    // A retry re-decided with new ids (e.g. a new case id): the original stands.
-                    return match self.original(envelope.command_id, addressed).await? {
-                        Some(original) => Ok(Ok(original)),
-                        None => Err(CommandError::Conflict { attempts: 1 }),
-                    };
+                    // Another request under this command id, or a retry re-decided with
+                    // new ids (e.g. a new case id), whose original stands.
+                    return self
+                        .original(&envelope, addressed)
+                        .await
+                        .unwrap_or(Err(CommandError::Conflict { attempts: 1 }));
                 }
                 Err(AppendError::Invalid(
                     invalid @ (InvalidAppend::PayloadTooLarge { .. }
@@ -564,6 +567,7 @@ impl CommandHandler {
             actor: session.principal.principal_id.to_string(),
             prefecture: self.settings.prefecture,
             streams,
+            request_digest: envelope.request_digest.map(Vec::from),
         }
     }
 }

@@ -250,6 +250,7 @@ pub async fn expire_offer(
     let envelope = Envelope {
         command_id: offer_expiry_command_id(placement_id, offer),
         expected_version: None,
+        request_digest: None,
     };
     let needs = Needs {
         placement: Some(placement_id),

@@ -10,6 +10,7 @@ pub mod placement;
 use noroshi_app::{Command, CommandHandler, Envelope, Recorded};
 use noroshi_domain::authz::Principal;
 use noroshi_proto::v1 as pb;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -22,6 +23,7 @@ pub(crate) fn envelope(command_id: Uuid, expected_version: Option<u64>) -> Envel
     Envelope {
         command_id,
         expected_version,
+        request_digest: None,
     }
 }
 
@@ -84,7 +86,9 @@ pub async fn execute<R: CommandRequest>(
         principal,
         now: handler.now(),
     };
-    let (envelope, command) = request.parse(&context)?;
+    let (mut envelope, command) = request.parse(&context)?;
+    // The request as received: the same command id with other bytes is another request.
+    envelope.request_digest = Some(Sha256::digest(request.encode_to_vec()).into());
     let recorded = handler.execute(principal, envelope, command).await??;
     Ok(command_result(&recorded))
 }
