@@ -322,6 +322,11 @@ impl TestApi {
         addrs
     }
 
+    /// The gRPC channel to the API, for raw calls.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     pub fn views(&self) -> pb::view_service_client::ViewServiceClient<Channel> {
         pb::view_service_client::ViewServiceClient::new(self.channel.clone())
     }

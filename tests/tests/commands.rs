@@ -985,3 +985,214 @@ async fn a_command_id_reused_for_another_request_is_refused_and_writes_nothing()
             .any(|t| t == "CapacityDeclared")
     );
 }
+
+/// Request bytes as they are, for messages no client library would send.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+/// Bytes that are not a message of the method (a field whose length runs past the end)
+/// are INVALID_ARGUMENT on every service, unary or streaming, and the answer names no
+/// internal type.
+#[tokio::test]
+async fn malformed_protobuf_is_invalid_argument_on_every_service() {
+    let api = TestApi::start().await;
+    api.seed().await;
+    let malformed = vec![0x0a, 0xff, 0x01, 0x41];
+    for (actor, path) in [
+        (HOSPITAL, "/noroshi.v1.FacilityService/DeclareCapacity"),
+        (HC, "/noroshi.v1.CaseService/ReportCase"),
+        (HOSPITAL, "/noroshi.v1.PlacementService/AcceptPlacement"),
+        (HQ, "/noroshi.v1.ViewService/GetBedBoard"),
+    ] {
+        let mut grpc = tonic::client::Grpc::new(api.channel());
+        grpc.ready().await.unwrap();
+        let status = grpc
+            .unary(
+                authed(actor, malformed.clone()),
+                http::uri::PathAndQuery::from_static(path),
+                RawCodec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+        assert!(
+            !status.message().contains("Request") && !status.message().contains("underflow"),
+            "{path}: {status:?}"
+        );
+    }
+    let mut grpc = tonic::client::Grpc::new(api.channel());
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .server_streaming(
+            authed(HQ, malformed),
+            http::uri::PathAndQuery::from_static("/noroshi.v1.ViewService/WatchBedBoard"),
+            RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+}
+
+/// A facility that accepted and accepts again (a double click, with a new command id)
+/// always hears FAILED_PRECONDITION: the placement is already accepted by it. Also after
+/// transport is arranged, and for a decline after the accept.
+#[tokio::test]
+async fn a_second_accept_by_the_same_facility_says_it_is_already_accepted() {
+    let api = TestApi::start().await;
+    api.seed().await;
+    api.declare(HOSPITAL, "hofu-central", Bed::Moderate, 5, 5, 0)
+        .await;
+    let case_id = api.report_case(Severity::ModerateI).await;
+    let placement_id = api.request_placement(&case_id, Bed::Moderate).await;
+    api.offer(&placement_id, "hofu-central").await;
+    api.accept(HOSPITAL, &placement_id).await.unwrap();
+    let accept_again = || pb::AcceptPlacementRequest {
+        command_id: cid(),
+        placement_id: placement_id.clone(),
+        override_capacity: false,
+        override_reason: String::new(),
+        expected_version: None,
+    };
+    let already = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert!(
+            status.message().contains("already accepted by you"),
+            "{status:?}"
+        );
+    };
+    for _ in 0..3 {
+        already(
+            api.placements()
+                .accept_placement(authed(HOSPITAL, accept_again()))
+                .await
+                .unwrap_err(),
+        );
+    }
+    already(
+        api.placements()
+            .decline_placement(authed(
+                HOSPITAL,
+                pb::DeclinePlacementRequest {
+                    command_id: cid(),
+                    placement_id: placement_id.clone(),
+                    reason: "二重送信".into(),
+                    expected_version: None,
+                },
+            ))
+            .await
+            .unwrap_err(),
+    );
+    api.transport(&placement_id).await;
+    already(
+        api.placements()
+            .accept_placement(authed(HOSPITAL, accept_again()))
+            .await
+            .unwrap_err(),
+    );
+    // Another facility, never offered the patient, still learns nothing.
+    let other = api
+        .placements()
+        .accept_placement(authed(HOSPITAL_OTHER, accept_again()))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::PermissionDenied, "{other:?}");
+}
+
+/// Server reflection answers both its versions: v1, and v1alpha, which many clients
+/// still ask for.
+#[tokio::test]
+async fn server_reflection_lists_the_services_in_v1_and_v1alpha() {
+    use futures_util::StreamExt;
+    use tonic_reflection::pb::{v1, v1alpha};
+    let api = TestApi::start().await;
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(api.channel());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut answers = client
+        .server_reflection_info(futures_util::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.next().await.unwrap().unwrap();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("{answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"noroshi.v1.FacilityService".to_owned()),
+        "{names:?}"
+    );
+
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(api.channel());
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut answers = client
+        .server_reflection_info(futures_util::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.next().await.unwrap().unwrap();
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("{answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"noroshi.v1.ViewService".to_owned()),
+        "{names:?}"
+    );
+}

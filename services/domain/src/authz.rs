@@ -159,21 +159,15 @@ impl<'a> Target<'a> {
     }
 
     /// The facts of a placement and its case, as `asking` sees them. A facility that
-    /// was offered the patient before (and declined, or let the offer expire) still
-    /// counts as addressed, so that a late answer learns that the offer is gone rather
-    /// than being told it has no rights.
+    /// was offered the patient before (and declined, or accepted it already) still
+    /// counts as addressed, so that a late or repeated answer learns where the placement
+    /// stands rather than being told it has no rights.
     pub fn of_placement(
         placement: &'a PlacementRecord,
         case: Option<&'a CaseRecord>,
         asking: &FacilityId,
     ) -> Self {
-        let accepted = matches!(
-            placement.status,
-            PlacementStatus::Accepted
-                | PlacementStatus::TransportArranged
-                | PlacementStatus::InTransit
-                | PlacementStatus::Arrived
-        );
+        let accepted = placement.status.is_accepted();
         Target {
             facility: None,
             case_owner: case.map(|c| &c.report.health_center_id),
@@ -181,7 +175,9 @@ impl<'a> Target<'a> {
             offered_to: placement
                 .target
                 .as_ref()
-                .filter(|_| placement.status == PlacementStatus::Offered)
+                .filter(|target| {
+                    placement.status == PlacementStatus::Offered || (accepted && *target == asking)
+                })
                 .or_else(|| placement.declined_by.iter().find(|f| *f == asking)),
             accepted_by: placement.target.as_ref().filter(|_| accepted),
             transfer_from: match &placement.origin {

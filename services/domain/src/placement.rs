@@ -293,6 +293,12 @@ impl Placement {
         now: OffsetDateTime,
     ) -> Result<&PlacementRecord, DomainError> {
         let record = self.requested()?;
+        if record.status.is_accepted() && record.target.as_ref() == Some(facility) {
+            return Err(DomainError::precondition(format!(
+                "the placement is already accepted by you (it is {})",
+                record.status
+            )));
+        }
         if record.status != PlacementStatus::Offered {
             return Err(illegal(record.status, "answer an offer"));
         }

@@ -397,6 +397,15 @@ impl PlacementStatus {
     pub fn is_live(self) -> bool {
         !matches!(self, Self::Arrived | Self::Cancelled)
     }
+
+    /// The facility it was offered to has accepted it (and the patient may be on the
+    /// way, or there).
+    pub fn is_accepted(self) -> bool {
+        matches!(
+            self,
+            Self::Accepted | Self::TransportArranged | Self::InTransit | Self::Arrived
+        )
+    }
 }
 
 #[cfg(test)]

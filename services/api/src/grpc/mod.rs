@@ -95,10 +95,16 @@ pub async fn serve(
     health
         .set_serving::<ViewServiceServer<crate::views::grpc::Views>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(noroshi_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
+    // Both versions of server reflection: clients that still ask for v1alpha (grpcurl
+    // and many others) find the services too.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(noroshi_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(GrpcError::Reflection)?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .map_err(GrpcError::Reflection)?;
     let limit = settings.max_message_bytes;
     let mut builder = tonic::transport::Server::builder();
@@ -108,11 +114,10 @@ pub async fn serve(
     builder
         .layer(MetricsLayer(context.metrics.clone()))
         .layer(AuthLayer(context.auth.clone()))
-        .layer(tower::util::MapResponseLayer::new(
-            oversize_is_resource_exhausted,
-        ))
+        .layer(tower::util::MapResponseLayer::new(transport_refusals))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(
             FacilityServiceServer::new(facility::Facilities(context.clone()))
                 .max_decoding_message_size(limit),
@@ -149,22 +154,37 @@ fn incoming(
     })
 }
 
-/// tonic refuses a request message above the limit with OUT_OF_RANGE; the API's error
-/// table says RESOURCE_EXHAUSTED for every limit, so the status is rewritten.
-fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+/// tonic answers two kinds of bad input on its own, outside the error table: a request
+/// message above the limit (OUT_OF_RANGE) and one that does not decode (INTERNAL, with
+/// the message's type and field names in the text). The table says RESOURCE_EXHAUSTED
+/// for every limit and INVALID_ARGUMENT for malformed input, with nothing internal in
+/// the message, so both are rewritten here.
+fn transport_refusals<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
-    let out_of_range = headers
-        .get("grpc-status")
-        .is_some_and(|v| v.as_bytes() == b"11");
-    let oversize = headers
+    let status = headers.get("grpc-status").map(|v| v.as_bytes().to_vec());
+    let message = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
-    if out_of_range && oversize {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        .map(|m| m.replace("%20", " "))
+        .unwrap_or_default();
+    match status.as_deref() {
+        Some(b"11") if message.contains("message length too large") => {
+            headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        }
+        Some(b"13") if message.starts_with("failed to decode Protobuf message") => {
+            headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+            headers.insert(
+                "grpc-message",
+                http::HeaderValue::from_static(MALFORMED_REQUEST),
+            );
+        }
+        _ => {}
     }
     response
 }
+
+/// The message of a request that does not decode, percent-encoded as a grpc-message.
+const MALFORMED_REQUEST: &str = "invalid%20argument:%20the%20request%20is%20not%20a%20valid%20protobuf%20message%20for%20this%20method";
 
 /// Implements a command service: each RPC authenticates, runs its command and maps the
 /// error through the one error table.
