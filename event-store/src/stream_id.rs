@@ -147,6 +147,9 @@ pub struct Prefecture(u8);
 pub struct InvalidPrefecture;
 
 impl Prefecture {
+    /// Yamaguchi (35), the prefecture of the demo set and the default deployment.
+    pub const YAMAGUCHI: Self = Self(35);
+
     pub fn parse(code: &str) -> Result<Self, InvalidPrefecture> {
         if code.len() != 2 {
             return Err(InvalidPrefecture);

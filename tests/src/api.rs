@@ -5,22 +5,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
-use noroshi_api::http::{self, HttpContext};
-use noroshi_api::views::Gate;
+use noroshi::application::{Application, Component, Config};
 use noroshi_app::{Clock, CommandHandler, CommandSettings, system_clock};
 use noroshi_domain::placement::PlacementPolicy;
-use noroshi_event_store::{EventStore, StoreLimits};
-use noroshi_identity::certificates::{self, TlsFiles};
+use noroshi_identity::IdentitySettings;
+use noroshi_identity::certificates::TlsFiles;
 use noroshi_identity::tokens::{TokenEntry, Tokens};
-use noroshi_identity::{Authenticator, IdentitySettings};
 use noroshi_projections::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 use pb::facility_service_client::FacilityServiceClient;
 use pb::placement_service_client::PlacementServiceClient;
-use sqlx::postgres::PgPool;
-use tokio::net::TcpListener;
+use sqlx::ConnectOptions;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -28,8 +24,8 @@ use uuid::Uuid;
 use crate::TestDatabase;
 use crate::proxy::TcpProxy;
 
-/// A pool on `db` through a new proxy; a cut proxy makes a connection wait at most 2 s.
-async fn pool_through_proxy(db: &TestDatabase, size: u32) -> (PgPool, TcpProxy) {
+/// The URL of `db` through a new proxy that a test can cut.
+async fn url_through_proxy(db: &TestDatabase) -> (String, TcpProxy) {
     let direct = noroshi_event_store::connect_options(db.url()).expect("test database url");
     let target = tokio::net::lookup_host((direct.get_host(), direct.get_port()))
         .await
@@ -37,12 +33,12 @@ async fn pool_through_proxy(db: &TestDatabase, size: u32) -> (PgPool, TcpProxy) 
         .next()
         .expect("an address for PostgreSQL");
     let proxy = TcpProxy::start(target).await;
-    let options = direct.host("127.0.0.1").port(proxy.addr().port());
-    let pool = noroshi_event_store::pool_options()
-        .max_connections(size)
-        .acquire_timeout(Duration::from_secs(2))
-        .connect_lazy_with(options);
-    (pool, proxy)
+    let url = direct
+        .host("127.0.0.1")
+        .port(proxy.addr().port())
+        .to_url_lossy()
+        .to_string();
+    (url, proxy)
 }
 
 /// A principal of the test world: its bearer token and organisation.
@@ -163,9 +159,8 @@ pub struct TestApi {
     pub proxy: Option<TcpProxy>,
     channel: Channel,
     shutdown: CancellationToken,
-    grpc_context: GrpcContext,
-    grpc_settings: GrpcSettings,
-    http_context: HttpContext,
+    /// What the API was built with, to serve it again over TLS.
+    config: Config,
 }
 
 impl std::fmt::Debug for TestApi {
@@ -221,65 +216,37 @@ impl TestApi {
 
     pub async fn with(options: ApiOptions) -> Self {
         let db = TestDatabase::with_pool_size(options.pool_size).await;
-        let settings = CommandSettings {
+        let (url, proxy) = if options.through_proxy {
+            let (url, proxy) = url_through_proxy(&db).await;
+            (url, Some(proxy))
+        } else {
+            (db.url().to_owned(), None)
+        };
+        let mut config = Config::new(url);
+        config.database.max_connections = options.pool_size;
+        if proxy.is_some() {
+            // A cut proxy makes a connection wait at most this long.
+            config.database.acquire_timeout = Duration::from_secs(2);
+        }
+        config.components = vec![Component::Api];
+        config.commands = CommandSettings {
             prefecture: crate::fixtures::yamaguchi(),
             policy: options.policy,
             max_attempts: 32,
             cache_capacity: 10_000,
         };
-        let (pool, proxy) = if options.through_proxy {
-            let (pool, proxy) = pool_through_proxy(&db, options.pool_size).await;
-            (pool, Some(proxy))
-        } else {
-            (db.pool().clone(), None)
-        };
-        let store = EventStore::new(pool, StoreLimits::default());
-        let handler = Arc::new(CommandHandler::new(store, settings, options.clock));
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a free port");
-        let addr = listener.local_addr().expect("bound address");
-        let shutdown = CancellationToken::new();
-        let auth = Arc::new(Authenticator::new(
-            db.pool().clone(),
-            Some(options.tokens),
-            options.identity,
-        ));
-        let views = Arc::new(Gate::new(handler.clone(), db.pool().clone()).views(options.views));
-        let metrics = Arc::new(noroshi_api::metrics::Metrics::default());
-        let http_listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a free port");
-        let http_addr = http_listener.local_addr().expect("bound address");
-        let http_context = HttpContext {
-            auth: auth.clone(),
-            views: views.clone(),
-            metrics: metrics.clone(),
-            handler: handler.clone(),
-            max_body_bytes: 4 * 1024 * 1024,
-        };
-        tokio::spawn(http::serve(
-            http_listener,
-            http_context.clone(),
-            None,
-            shutdown.clone(),
-        ));
-        let grpc_context = GrpcContext {
-            handler: handler.clone(),
-            auth,
-            views,
-            metrics,
-        };
-        let grpc_settings = GrpcSettings {
-            max_message_bytes: options.max_message_bytes,
-        };
-        tokio::spawn(grpc::serve(
-            listener,
-            grpc_context.clone(),
-            grpc_settings,
-            None,
-            shutdown.clone(),
-        ));
+        config.api.grpc_addr = "127.0.0.1:0".into();
+        config.api.http_addr = "127.0.0.1:0".into();
+        config.api.max_request_bytes = options.max_message_bytes;
+        config.api.views = options.views;
+        config.api.identity = options.identity;
+        config.api.dev_tokens = Some(options.tokens);
+        config.shutdown_timeout = Duration::from_secs(5);
+        config.clock = options.clock;
+        let (application, addr, http_addr) = Self::application(&config).await;
+        let handler = application.handler().clone();
+        let shutdown = application.shutdown();
+        tokio::spawn(application.run_until_stopped());
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .expect("endpoint")
             .connect_lazy();
@@ -291,35 +258,34 @@ impl TestApi {
             proxy,
             channel,
             shutdown,
-            grpc_context,
-            grpc_settings,
-            http_context,
+            config,
         }
+    }
+
+    /// An application of `config`, built, and its gRPC and HTTP addresses.
+    async fn application(config: &Config) -> (Application, SocketAddr, SocketAddr) {
+        let application = Application::build(config.clone())
+            .await
+            .expect("build the application");
+        let addr = application.grpc_addr().expect("a gRPC listener");
+        let http_addr = application.http_addr().expect("an HTTP listener");
+        (application, addr, http_addr)
     }
 
     /// Serves the same API once more over TLS with `files`, on new ports: the gRPC and
     /// the HTTP address.
     pub async fn serve_tls(&self, files: &TlsFiles) -> (SocketAddr, SocketAddr) {
-        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addrs = (
-            grpc.local_addr().expect("bound"),
-            http.local_addr().expect("bound"),
-        );
-        tokio::spawn(http::serve(
-            http,
-            self.http_context.clone(),
-            Some(certificates::server_config(files).expect("TLS files")),
-            self.shutdown.clone(),
-        ));
-        tokio::spawn(grpc::serve(
-            grpc,
-            self.grpc_context.clone(),
-            self.grpc_settings,
-            Some(grpc::grpc_config(files).expect("TLS files")),
-            self.shutdown.clone(),
-        ));
-        addrs
+        let mut config = self.config.clone();
+        config.api.tls = Some(files.clone());
+        let (application, grpc, http) = Self::application(&config).await;
+        let shutdown = self.shutdown.clone();
+        let stop = application.shutdown();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stop.cancel();
+        });
+        tokio::spawn(application.run_until_stopped());
+        (grpc, http)
     }
 
     /// The gRPC channel to the API, for raw calls.

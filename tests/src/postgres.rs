@@ -67,15 +67,9 @@ impl TestDatabase {
             .connect_with(noroshi_event_store::connect_options(&url).expect("test database url"))
             .await
             .expect("connect to test database");
-        noroshi_event_store::migrate(&pool)
+        noroshi::application::migrate(&pool)
             .await
-            .expect("migrate test database");
-        noroshi_projections::migrate(&pool)
-            .await
-            .expect("migrate the read models of the test database");
-        noroshi_identity::migrate(&pool)
-            .await
-            .expect("migrate the identity tables of the test database");
+            .expect("migrate the test database");
         Self { name, url, pool }
     }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-use noroshi_api::admin::{AdminError, AdminFile, Outcome, Plan, apply};
+use noroshi::apply::{AdminError, AdminFile, Outcome, Plan, apply};
 use noroshi_codec::decode;
 use noroshi_domain::DomainEvent;
 use noroshi_domain::authz::{Principal, Role};
@@ -262,13 +262,13 @@ organisation_id = "hagi-test-hospital"
 role = "HOSPITAL"
 "#;
 
-async fn apply_text(api: &TestApi, text: &str) -> Result<noroshi_api::admin::Report, AdminError> {
+async fn apply_text(api: &TestApi, text: &str) -> Result<noroshi::apply::Report, AdminError> {
     let file = AdminFile::parse(text)?;
     let plan = Plan::check(&file, "35")?;
     apply(&api.handler, &operator(), &plan, false).await
 }
 
-fn problems(result: Result<noroshi_api::admin::Report, AdminError>) -> String {
+fn problems(result: Result<noroshi::apply::Report, AdminError>) -> String {
     match result {
         Err(AdminError::Invalid(problems)) => problems.join("\n"),
         other => panic!("expected a refused file, got {other:?}"),

@@ -786,7 +786,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     runner.abort();
     assert!(runner.await.unwrap_err().is_cancelled());
     more.await.unwrap();
-    let (live, status) = pipeline.spawn_bed_board().await;
+    let live = pipeline.restart().await;
     caught_up(&api.db, "bed_board").await;
 
     let expected = recomputed(&api.db).await;
@@ -805,7 +805,13 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     assert_eq!(projected(&api.db).await, expected);
     let held: u32 = expected.values().map(|f| f.3).sum();
     assert!(held > 0, "the scenario leaves beds held");
-    assert!(status.checkpoint.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    let checkpoint: i64 = sqlx::query_scalar(
+        "SELECT stream_sequence FROM projection_checkpoints WHERE projection = 'bed_board'",
+    )
+    .fetch_one(api.db.pool())
+    .await
+    .unwrap();
+    assert!(checkpoint > 0, "the runner that took over committed");
 
     // Totals add the rows up; the HQ's proxy entry is recorded.
     let rows = bed_board::rows(api.db.pool()).await.unwrap();

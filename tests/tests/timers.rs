@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use noroshi::application::{Application, Component, Config};
+use noroshi_app::CommandHandler;
 use noroshi_app::timers::{self, TimerSettings};
-use noroshi_app::{CommandHandler, CommandSettings};
-use noroshi_domain::placement::PlacementPolicy;
-use noroshi_event_store::{EventStore, StoreLimits};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{ApiOptions, HOSPITAL, TestApi};
 use noroshi_tests::eventually;
@@ -29,35 +28,36 @@ fn movable_clock() -> (Arc<AtomicI64>, noroshi_app::Clock) {
     (offset, clock)
 }
 
-/// A second command handler on the same database, as another process would have.
-fn another_process(api: &TestApi, clock: noroshi_app::Clock) -> Arc<CommandHandler> {
-    let settings = CommandSettings {
-        prefecture: noroshi_tests::fixtures::yamaguchi(),
-        policy: PlacementPolicy::default(),
-        max_attempts: 32,
-        cache_capacity: 1000,
-    };
-    Arc::new(CommandHandler::new(
-        EventStore::new(api.db.pool().clone(), StoreLimits::default()),
-        settings,
-        clock,
-    ))
-}
-
-fn start_timer(
-    handler: Arc<CommandHandler>,
+/// A timer process on the API's database, as `noroshi serve --components timers` runs it,
+/// with a movable clock; it runs until `shutdown`.
+async fn timer_process(
+    api: &TestApi,
+    clock: noroshi_app::Clock,
     shutdown: &CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    let settings = TimerSettings {
+) -> (Arc<CommandHandler>, tokio::task::JoinHandle<()>) {
+    let mut config = Config::new(api.db.url());
+    config.components = vec![Component::Timers];
+    config.commands.cache_capacity = 1000;
+    config.timers = TimerSettings {
         poll_interval: Duration::from_millis(50),
         page_size: 100,
     };
-    tokio::spawn(timers::run(
-        handler,
-        timers::system_principal().unwrap(),
-        settings,
-        shutdown.clone(),
-    ))
+    config.clock = clock;
+    let application = Application::build(config).await.unwrap();
+    let handler = application.handler().clone();
+    let stop = application.shutdown();
+    let shutdown = shutdown.clone();
+    let running = tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown.cancelled() => stop.cancel(),
+            () = stop.cancelled() => {}
+        }
+    });
+    let run = tokio::spawn(async move {
+        application.run_until_stopped().await.unwrap();
+        running.await.unwrap();
+    });
+    (handler, run)
 }
 
 async fn expiries(api: &TestApi, placement_id: &str) -> usize {
@@ -93,11 +93,16 @@ async fn a_passed_deadline_expires_once_with_two_timers_and_after_a_restart() {
     api.offer(&placement_id, "hofu-central").await;
 
     let shutdown = CancellationToken::new();
-    let first = start_timer(another_process(&api, clock.clone()), &shutdown);
-    let second = start_timer(another_process(&api, clock.clone()), &shutdown);
+    let (_, first) = timer_process(&api, clock.clone(), &shutdown).await;
+    let (_, second) = timer_process(&api, clock.clone(), &shutdown).await;
     // Before the deadline nothing expires, however often the timers look.
     offset.store(29 * 60, Ordering::SeqCst);
-    let handler = another_process(&api, clock.clone());
+    // The command side of another process, running no component: what a racing timer
+    // would send, sent by hand.
+    let mut config = Config::new(api.db.url());
+    config.components = Vec::new();
+    config.clock = clock.clone();
+    let handler = Application::build(config).await.unwrap().handler().clone();
     let early = timers_expire_directly(&handler, &placement_id, 1).await;
     assert_eq!(
         early.unwrap().unwrap_err().code(),
@@ -124,7 +129,7 @@ async fn a_passed_deadline_expires_once_with_two_timers_and_after_a_restart() {
     api.offer(&placement_id, "hofu-central").await;
     offset.store(62 * 60, Ordering::SeqCst);
     let restarted = CancellationToken::new();
-    let third = start_timer(another_process(&api, clock.clone()), &restarted);
+    let (_, third) = timer_process(&api, clock.clone(), &restarted).await;
     eventually(
         "the second offer expires after a restart",
         Duration::from_secs(20),

@@ -1,7 +1,8 @@
-//! The API of noroshi: command handling over the event store, and the gRPC front end
-//! (DESIGN.md §8). Conversions between protobuf and domain types live here, at the edge.
+//! The transports of noroshi (DESIGN.md §8): the gRPC services, HTTP/JSON and
+//! Server-Sent Events, the web UI and its assets, request metrics, and the one mapping
+//! of error kinds to codes and statuses. Protobuf requests are parsed into the domain's
+//! commands here, at the edge; nothing below this crate sees a transport type.
 
-pub mod admin;
 pub mod commands;
 pub mod convert;
 pub mod error;

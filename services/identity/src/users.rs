@@ -184,6 +184,15 @@ pub fn may_list(actor: &Principal) -> Result<(), IdentityError> {
     }
 }
 
+/// Whether a user of this name exists.
+pub async fn exists(pool: &PgPool, username: &str) -> Result<bool, IdentityError> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)")
+        .bind(username)
+        .fetch_one(pool)
+        .await
+        .map_err(store_failure)
+}
+
 /// Creates a user. `kind` is the kind of its organisation, `None` when that is not
 /// registered. Recorded as `USER_CREATED`.
 pub async fn create(

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use noroshi_api::admin::{self, AdminFile, Outcome, Plan};
+use crate::apply::{AdminFile, Outcome, Plan};
 use noroshi_app::{CommandHandler, CommandSettings, system_clock};
 use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::placement::PlacementPolicy;
@@ -16,16 +16,17 @@ use noroshi_identity::clients::{self, NewClient};
 use noroshi_identity::users::{self, NewUser, Password, UserChange};
 use sqlx::PgPool;
 
+use crate::application::pool;
 use crate::cli::{
     AdminArgs, AdminCommand, ApplyArgs, CaArgs, CaCommand, ClientArgs, ClientCommand, UserArgs,
     UserCommand,
 };
-use crate::serve::{ServeError, pool};
+use crate::error::ServeError;
 
 /// The organisation of the operator's own principal.
 const ADMIN_ORGANISATION: &str = "noroshi-admin";
 
-pub(crate) async fn run(args: AdminArgs) -> Result<(), ServeError> {
+pub async fn run(args: AdminArgs) -> Result<(), ServeError> {
     match args.command {
         AdminCommand::Apply(args) => apply(args).await,
         AdminCommand::User(args) => user(args).await,
@@ -38,10 +39,12 @@ pub(crate) async fn run(args: AdminArgs) -> Result<(), ServeError> {
 fn admin_principal(actor: &str) -> Result<Principal, ServeError> {
     Ok(Principal {
         principal_id: PrincipalId::parse(actor).map_err(|e| {
-            ServeError::Admin(admin::AdminError::Invalid(vec![format!("--actor {e}")]))
+            ServeError::Admin(crate::apply::AdminError::Invalid(vec![format!(
+                "--actor {e}"
+            )]))
         })?,
         organisation_id: FacilityId::parse(ADMIN_ORGANISATION).map_err(|e| {
-            ServeError::Admin(admin::AdminError::Invalid(vec![format!(
+            ServeError::Admin(crate::apply::AdminError::Invalid(vec![format!(
                 "organisation {e}"
             )]))
         })?,
@@ -91,7 +94,7 @@ fn generated_password() -> Result<Password, ServeError> {
 
 async fn user(args: UserArgs) -> Result<(), ServeError> {
     let actor = admin_principal(&args.actor.actor)?;
-    let pool = pool(&args.database)?;
+    let pool = pool(&args.database.config())?;
     let via = "noroshi admin user";
     match args.command {
         UserCommand::Add {
@@ -176,7 +179,7 @@ async fn user(args: UserArgs) -> Result<(), ServeError> {
 
 async fn client(args: ClientArgs) -> Result<(), ServeError> {
     let actor = admin_principal(&args.actor.actor)?;
-    let pool = pool(&args.database)?;
+    let pool = pool(&args.database.config())?;
     let via = "noroshi admin client";
     match args.command {
         ClientCommand::Issue {
@@ -282,7 +285,7 @@ async fn ca(args: CaArgs) -> Result<(), ServeError> {
             days,
         } => {
             let admin = admin_principal(&actor.actor)?;
-            let pool = pool(&database)?;
+            let pool = pool(&database.config())?;
             let handler = handler(&pool, &actor.prefecture, 1)?;
             let kind = organisation_kind(&handler, &organisation)
                 .await?
@@ -308,7 +311,7 @@ async fn ca(args: CaArgs) -> Result<(), ServeError> {
             ))
         }
         CaCommand::Revoke { serial, database } => {
-            let pool = pool(&database)?;
+            let pool = pool(&database.config())?;
             let revoked = certificates::revoke(&pool, &serial)
                 .await
                 .map_err(ServeError::Identity)?;
@@ -348,15 +351,17 @@ async fn apply(args: ApplyArgs) -> Result<(), ServeError> {
     let file = AdminFile::load(&args.file).map_err(ServeError::Admin)?;
     let plan = Plan::check(&file, &args.prefecture).map_err(ServeError::Admin)?;
     let admin = admin_principal(&args.actor)?;
-    let pool = pool(&args.database)?;
+    let pool = pool(&args.database.config())?;
     let handler = handler(&pool, &args.prefecture, plan.facilities().len())?;
-    let report = admin::apply(&handler, &admin, &plan, args.dry_run).await;
+    let report = crate::apply::apply(&handler, &admin, &plan, args.dry_run).await;
     let areas = match &report {
-        Ok(_) => Some(admin::apply_areas(&pool, &file.area, args.dry_run).await),
+        Ok(_) => Some(crate::apply::apply_areas(&pool, &file.area, args.dry_run).await),
         Err(_) => None,
     };
     let users = match &report {
-        Ok(_) => Some(admin::apply_users(&pool, &handler, &admin, &file.user, args.dry_run).await),
+        Ok(_) => {
+            Some(crate::apply::apply_users(&pool, &handler, &admin, &file.user, args.dry_run).await)
+        }
         Err(_) => None,
     };
     pool.close().await;

@@ -4,21 +4,23 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::application::Component;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "noroshi",
     version,
     about = "Event-sourced regional information sharing for surge coordination"
 )]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(flatten)]
-    pub(crate) log: LogArgs,
+    pub log: LogArgs,
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// Create or update the database schema.
     Migrate(DatabaseArgs),
     /// Run the chosen components until SIGTERM or Ctrl-C.
@@ -34,60 +36,60 @@ pub(crate) enum Command {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct DevArgs {
+pub struct DevArgs {
     /// PostgreSQL database; created when missing.
     #[arg(
         long,
         env = "NOROSHI_DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/noroshi_dev"
     )]
-    pub(crate) database_url: String,
+    pub database_url: String,
     /// Also run the surge simulator, so that the dashboards move.
     #[arg(long)]
-    pub(crate) simulate: bool,
+    pub simulate: bool,
     /// Simulator: new cases a day at the peak.
     #[arg(long, default_value_t = 300.0)]
-    pub(crate) peak_per_day: f64,
+    pub peak_per_day: f64,
     /// Simulator: simulated days.
     #[arg(long, default_value_t = 30.0)]
-    pub(crate) days: f64,
+    pub days: f64,
     /// Simulator: simulated seconds per real second.
     #[arg(long, default_value_t = 1440.0)]
-    pub(crate) speed: f64,
+    pub speed: f64,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct SimulateArgs {
+pub struct SimulateArgs {
     /// Base URL of the HTTP API.
     #[arg(
         long,
         env = "NOROSHI_SIMULATE_URL",
         default_value = "http://127.0.0.1:8080"
     )]
-    pub(crate) url: String,
+    pub url: String,
     /// Admin file with the organisations and their bearer tokens (the demo set).
     #[arg(
         long,
         env = "NOROSHI_SIMULATE_FILE",
         default_value = "ops/demo/yamaguchi.toml"
     )]
-    pub(crate) file: std::path::PathBuf,
+    pub file: std::path::PathBuf,
     /// New cases a day at the peak of the surge.
     #[arg(long, default_value_t = 300.0)]
-    pub(crate) peak_per_day: f64,
+    pub peak_per_day: f64,
     /// Simulated days; the surge rises to its peak halfway and falls again.
     #[arg(long, default_value_t = 14.0)]
-    pub(crate) days: f64,
+    pub days: f64,
     /// Simulated seconds per real second (1440: a day per minute).
     #[arg(long, default_value_t = 1440.0)]
-    pub(crate) speed: f64,
+    pub speed: f64,
     /// Seed for a repeatable run.
     #[arg(long)]
-    pub(crate) seed: Option<u64>,
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum View {
+pub enum View {
     #[value(name = "bed_board")]
     BedBoard,
     #[value(name = "placement_queue")]
@@ -104,7 +106,7 @@ pub(crate) enum View {
 
 /// Where `noroshi rebuild` reads the events from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum RebuildSource {
+pub enum RebuildSource {
     /// The event store (PostgreSQL, the source of truth), in one snapshot.
     Store,
     /// The JetStream stream, from its first message.
@@ -112,7 +114,7 @@ pub(crate) enum RebuildSource {
 }
 
 impl RebuildSource {
-    pub(crate) fn source(self) -> noroshi_projections::rebuild::Source {
+    pub fn source(self) -> noroshi_projections::rebuild::Source {
         use noroshi_projections::rebuild::Source;
         match self {
             Self::Store => Source::Store,
@@ -122,7 +124,7 @@ impl RebuildSource {
 }
 
 impl View {
-    pub(crate) fn projection(self) -> noroshi_projections::View {
+    pub fn projection(self) -> noroshi_projections::View {
         use noroshi_projections::View as P;
         match self {
             Self::BedBoard => P::BedBoard,
@@ -136,35 +138,35 @@ impl View {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct RebuildArgs {
+pub struct RebuildArgs {
     #[command(flatten)]
-    pub(crate) database: DatabaseArgs,
+    pub database: DatabaseArgs,
     #[command(flatten)]
-    pub(crate) nats: NatsArgs,
+    pub nats: NatsArgs,
     /// Views to rebuild.
     #[arg(value_enum, required_unless_present = "all")]
-    pub(crate) views: Vec<View>,
+    pub views: Vec<View>,
     /// Rebuild every view.
     #[arg(long, conflicts_with = "views")]
-    pub(crate) all: bool,
+    pub all: bool,
     /// Where to read the events from.
     #[arg(long, value_enum, default_value = "store")]
-    pub(crate) from: RebuildSource,
+    pub from: RebuildSource,
     /// Events handed to every view at a time: fewer use less memory and take longer.
     #[arg(long, default_value_t = noroshi_projections::rebuild::CHUNK,
           value_parser = clap::builder::TypedValueParser::map(
               clap::value_parser!(u32).range(1..), |n| n as usize))]
-    pub(crate) chunk_events: usize,
+    pub chunk_events: usize,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct AdminArgs {
+pub struct AdminArgs {
     #[command(subcommand)]
-    pub(crate) command: AdminCommand,
+    pub command: AdminCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum AdminCommand {
+pub enum AdminCommand {
     /// Register or update the facilities of a file and check its tokens; applying the
     /// same file twice changes nothing.
     Apply(ApplyArgs),
@@ -178,27 +180,27 @@ pub(crate) enum AdminCommand {
 
 /// Who the CLI acts as, recorded in the audit log.
 #[derive(Debug, Args)]
-pub(crate) struct ActorArgs {
+pub struct ActorArgs {
     /// Principal recorded as the actor of the changes.
     #[arg(long, env = "NOROSHI_ADMIN_ACTOR", default_value = "noroshi-admin")]
-    pub(crate) actor: String,
+    pub actor: String,
     /// JIS X 0401 code of the deployment's prefecture.
     #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
-    pub(crate) prefecture: String,
+    pub prefecture: String,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct UserArgs {
+pub struct UserArgs {
     #[command(flatten)]
-    pub(crate) database: DatabaseArgs,
+    pub database: DatabaseArgs,
     #[command(flatten)]
-    pub(crate) actor: ActorArgs,
+    pub actor: ActorArgs,
     #[command(subcommand)]
-    pub(crate) command: UserCommand,
+    pub command: UserCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum UserCommand {
+pub enum UserCommand {
     /// Create a user; prints a generated first password unless one comes on stdin.
     Add {
         username: String,
@@ -223,17 +225,17 @@ pub(crate) enum UserCommand {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct ClientArgs {
+pub struct ClientArgs {
     #[command(flatten)]
-    pub(crate) database: DatabaseArgs,
+    pub database: DatabaseArgs,
     #[command(flatten)]
-    pub(crate) actor: ActorArgs,
+    pub actor: ActorArgs,
     #[command(subcommand)]
-    pub(crate) command: ClientCommand,
+    pub command: ClientCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum ClientCommand {
+pub enum ClientCommand {
     /// Issue a client token for an organisation; the token is printed once.
     Issue {
         #[arg(long)]
@@ -254,16 +256,16 @@ pub(crate) enum ClientCommand {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct CaArgs {
+pub struct CaArgs {
     /// Directory of the CA (`ca.pem`, `ca-key.pem`).
     #[arg(long, env = "NOROSHI_CA_DIR", default_value = "ca")]
-    pub(crate) dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
     #[command(subcommand)]
-    pub(crate) command: CaCommand,
+    pub command: CaCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum CaCommand {
+pub enum CaCommand {
     /// Create the CA; refuses to overwrite one.
     Init,
     /// Issue and register a client certificate for an organisation's terminal.
@@ -299,24 +301,24 @@ pub(crate) enum CaCommand {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct ApplyArgs {
+pub struct ApplyArgs {
     #[command(flatten)]
-    pub(crate) database: DatabaseArgs,
+    pub database: DatabaseArgs,
     /// TOML file of `[[facility]]` and `[[token]]` entries (see docs/admin.md).
-    pub(crate) file: std::path::PathBuf,
+    pub file: std::path::PathBuf,
     /// JIS X 0401 code of the deployment's prefecture, for entries that name none.
     #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
-    pub(crate) prefecture: String,
+    pub prefecture: String,
     /// Principal recorded as the actor of the changes.
     #[arg(long, env = "NOROSHI_ADMIN_ACTOR", default_value = "noroshi-admin")]
-    pub(crate) actor: String,
+    pub actor: String,
     /// Print what would change without changing anything.
     #[arg(long)]
-    pub(crate) dry_run: bool,
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct LogArgs {
+pub struct LogArgs {
     /// Log filter, in `tracing` env-filter syntax (e.g. `info,noroshi_event_store=debug`).
     #[arg(
         long = "log",
@@ -324,53 +326,41 @@ pub(crate) struct LogArgs {
         default_value = "info",
         global = true
     )]
-    pub(crate) filter: String,
+    pub filter: String,
     /// Log line format.
     #[arg(long, env = "NOROSHI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
-    pub(crate) log_format: LogFormat,
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum LogFormat {
+pub enum LogFormat {
     Pretty,
     Json,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct DatabaseArgs {
+pub struct DatabaseArgs {
     /// PostgreSQL URL of this prefecture's event store.
     #[arg(long, env = "NOROSHI_DATABASE_URL")]
-    pub(crate) database_url: String,
+    pub database_url: String,
     /// Connections in the pool.
     #[arg(long, env = "NOROSHI_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
-    pub(crate) database_max_connections: u32,
+    pub database_max_connections: u32,
     /// How long to wait for a pooled connection before reporting the store unavailable.
     #[arg(long, env = "NOROSHI_DATABASE_ACQUIRE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
-    pub(crate) database_acquire_timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
-pub(crate) enum Component {
-    /// Publishes committed events from the outbox to JetStream.
-    Relay,
-    /// The gRPC and HTTP APIs.
-    Api,
-    /// Appends `OfferExpired` when an offer's deadline passes.
-    Timers,
-    /// Maintains the read models from the JetStream stream (`bed_board`, `placement_queue`, `public_stats`).
-    Projections,
+    pub database_acquire_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct ServeArgs {
+pub struct ServeArgs {
     #[command(flatten)]
-    pub(crate) database: DatabaseArgs,
+    pub database: DatabaseArgs,
     #[command(flatten)]
-    pub(crate) nats: NatsArgs,
+    pub nats: NatsArgs,
     #[command(flatten)]
-    pub(crate) relay: RelayArgs,
+    pub relay: RelayArgs,
     #[command(flatten)]
-    pub(crate) api: ApiArgs,
+    pub api: ApiArgs,
     /// Components to run in this process.
     #[arg(
         long,
@@ -379,144 +369,144 @@ pub(crate) struct ServeArgs {
         value_delimiter = ',',
         default_value = "relay"
     )]
-    pub(crate) components: Vec<Component>,
+    pub components: Vec<Component>,
     /// Largest event payload the store accepts, in bytes.
     #[arg(long, env = "NOROSHI_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
-    pub(crate) max_event_bytes: usize,
+    pub max_event_bytes: usize,
     /// How long to wait for components to finish their work after SIGTERM.
     #[arg(long, env = "NOROSHI_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
-    pub(crate) shutdown_timeout: Duration,
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct NatsArgs {
+pub struct NatsArgs {
     /// NATS server URL(s), comma-separated.
     #[arg(
         long,
         env = "NOROSHI_NATS_URL",
         default_value = "nats://127.0.0.1:4222"
     )]
-    pub(crate) nats_url: String,
+    pub nats_url: String,
     /// First tokens of every subject: `<prefix>.<prefecture>.events.<type>.<id>`.
     #[arg(long, env = "NOROSHI_NATS_SUBJECT_PREFIX", default_value = "noroshi")]
-    pub(crate) nats_subject_prefix: String,
+    pub nats_subject_prefix: String,
     /// JetStream stream that carries the events.
     #[arg(long, env = "NOROSHI_NATS_STREAM", default_value = "NOROSHI_EVENTS")]
-    pub(crate) nats_stream: String,
+    pub nats_stream: String,
     /// Replicas of the stream (1 on one node, 3 in a cluster).
     #[arg(long, env = "NOROSHI_NATS_REPLICAS", default_value_t = 1)]
-    pub(crate) nats_replicas: usize,
+    pub nats_replicas: usize,
     /// How long events stay on the stream; `0s` keeps them.
     #[arg(long, env = "NOROSHI_NATS_MAX_AGE", value_parser = humantime::parse_duration, default_value = "0s")]
-    pub(crate) nats_max_age: Duration,
+    pub nats_max_age: Duration,
     /// Largest size of the stream in bytes; -1 for no limit.
     #[arg(long, env = "NOROSHI_NATS_MAX_BYTES", default_value_t = -1, allow_negative_numbers = true)]
-    pub(crate) nats_max_bytes: i64,
+    pub nats_max_bytes: i64,
     /// Window in which JetStream drops a republished event id.
     #[arg(long, env = "NOROSHI_NATS_DUPLICATE_WINDOW", value_parser = humantime::parse_duration, default_value = "10m")]
-    pub(crate) nats_duplicate_window: Duration,
+    pub nats_duplicate_window: Duration,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct RelayArgs {
+pub struct RelayArgs {
     /// Most events the relay publishes per round.
     #[arg(long, env = "NOROSHI_RELAY_BATCH_SIZE", default_value_t = 500)]
-    pub(crate) relay_batch_size: u32,
+    pub relay_batch_size: u32,
     /// Longest the relay sleeps without a commit notification.
     #[arg(long, env = "NOROSHI_RELAY_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
-    pub(crate) relay_poll_interval: Duration,
+    pub relay_poll_interval: Duration,
     /// How often a standby relay tries to take over.
     #[arg(long, env = "NOROSHI_RELAY_LEADER_RETRY", value_parser = humantime::parse_duration, default_value = "1s")]
-    pub(crate) relay_leader_retry: Duration,
+    pub relay_leader_retry: Duration,
     /// How long to wait for one JetStream ack.
     #[arg(long, env = "NOROSHI_RELAY_PUBLISH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
-    pub(crate) relay_publish_timeout: Duration,
+    pub relay_publish_timeout: Duration,
     /// Most events a projection applies in one transaction.
     #[arg(long, env = "NOROSHI_PROJECTION_BATCH_SIZE", default_value_t = 500)]
-    pub(crate) projection_batch_size: usize,
+    pub projection_batch_size: usize,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct ApiArgs {
+pub struct ApiArgs {
     /// Address the gRPC API listens on.
     #[arg(long, env = "NOROSHI_GRPC_ADDR", default_value = "127.0.0.1:50051")]
-    pub(crate) grpc_addr: String,
+    pub grpc_addr: String,
     /// Address the HTTP API listens on.
     #[arg(long, env = "NOROSHI_HTTP_ADDR", default_value = "127.0.0.1:8080")]
-    pub(crate) http_addr: String,
+    pub http_addr: String,
     /// Longest a read waits for the `min_versions` it names before UNAVAILABLE.
     #[arg(long, env = "NOROSHI_READ_YOUR_WRITES_WAIT", value_parser = humantime::parse_duration, default_value = "5s")]
-    pub(crate) read_your_writes_wait: Duration,
+    pub read_your_writes_wait: Duration,
     /// Capacity figures declared longer ago than this are shown as stale.
     #[arg(long, env = "NOROSHI_STALE_AFTER", value_parser = humantime::parse_duration, default_value = "12h")]
-    pub(crate) stale_after: Duration,
+    pub stale_after: Duration,
     /// `public_stats` suppresses counts of people from 1 up to this (exclusive).
     #[arg(long, env = "NOROSHI_PUBLIC_STATS_SUPPRESS_BELOW", default_value_t = 5)]
-    pub(crate) suppress_below: u64,
+    pub suppress_below: u64,
     /// TOML file of development bearer tokens (`[[token]]` entries); see docs/identity.md.
     /// Refused unless `--allow-token-file`.
     #[arg(long, env = "NOROSHI_TOKENS_FILE")]
-    pub(crate) tokens_file: Option<std::path::PathBuf>,
+    pub tokens_file: Option<std::path::PathBuf>,
     /// Accept `--tokens-file`: for `noroshi dev`, tests and benchmarks only, since its
     /// tokens are plain text in a file and are never audited or revoked.
     #[arg(long, env = "NOROSHI_ALLOW_TOKEN_FILE")]
-    pub(crate) allow_token_file: bool,
+    pub allow_token_file: bool,
     /// A web session unused for this long ends.
     #[arg(long, env = "NOROSHI_SESSION_IDLE", value_parser = humantime::parse_duration, default_value = "30m")]
-    pub(crate) session_idle: Duration,
+    pub session_idle: Duration,
     /// A web session ends this long after login, however active.
     #[arg(long, env = "NOROSHI_SESSION_LIFETIME", value_parser = humantime::parse_duration, default_value = "12h")]
-    pub(crate) session_lifetime: Duration,
+    pub session_lifetime: Duration,
     /// Consecutive failed logins that lock an account.
     #[arg(long, env = "NOROSHI_MAX_FAILED_LOGINS", default_value_t = 5)]
-    pub(crate) max_failed_logins: u32,
+    pub max_failed_logins: u32,
     /// How long a locked account stays locked.
     #[arg(long, env = "NOROSHI_LOCKOUT", value_parser = humantime::parse_duration, default_value = "15m")]
-    pub(crate) lockout: Duration,
+    pub lockout: Duration,
     /// Login attempts one address may make per minute (all usernames together).
     #[arg(long, env = "NOROSHI_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 30)]
-    pub(crate) login_attempts_per_minute: u32,
+    pub login_attempts_per_minute: u32,
     /// Mark session cookies Secure (on by itself with --tls-cert; set it behind a
     /// TLS-terminating proxy).
     #[arg(long, env = "NOROSHI_SECURE_COOKIES")]
-    pub(crate) secure_cookies: bool,
+    pub secure_cookies: bool,
     /// PEM certificate (chain) of both listeners; with it they speak TLS only.
     #[arg(long, env = "NOROSHI_TLS_CERT", requires = "tls_key")]
-    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    pub tls_cert: Option<std::path::PathBuf>,
     /// PEM private key of `--tls-cert`.
     #[arg(long, env = "NOROSHI_TLS_KEY", requires = "tls_cert")]
-    pub(crate) tls_key: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
     /// PEM CA certificate that signs client certificates (`noroshi admin ca init`).
     #[arg(long, env = "NOROSHI_TLS_CLIENT_CA")]
-    pub(crate) tls_client_ca: Option<std::path::PathBuf>,
+    pub tls_client_ca: Option<std::path::PathBuf>,
     /// Whether the TLS listeners ask for client certificates.
     #[arg(long, env = "NOROSHI_TLS_CLIENT_CERTIFICATES", value_enum, default_value_t = ClientCertificates::Off)]
-    pub(crate) tls_client_certificates: ClientCertificates,
+    pub tls_client_certificates: ClientCertificates,
     /// JIS X 0401 code of the prefecture this deployment serves.
     #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
-    pub(crate) prefecture: String,
+    pub prefecture: String,
     /// How long a facility has to answer an offer.
     #[arg(long, env = "NOROSHI_OFFER_DEADLINE", value_parser = humantime::parse_duration, default_value = "30m")]
-    pub(crate) offer_deadline: Duration,
+    pub offer_deadline: Duration,
     /// How long an accepted placement holds a bed before HQ is alerted.
     #[arg(long, env = "NOROSHI_HOLD_DEADLINE", value_parser = humantime::parse_duration, default_value = "6h")]
-    pub(crate) hold_deadline: Duration,
+    pub hold_deadline: Duration,
     /// Largest gRPC request message, in bytes.
     #[arg(long, env = "NOROSHI_MAX_REQUEST_BYTES", default_value_t = 1024 * 1024)]
-    pub(crate) max_request_bytes: usize,
+    pub max_request_bytes: usize,
     /// Attempts of one command under concurrency conflicts before ABORTED.
     #[arg(long, env = "NOROSHI_COMMAND_ATTEMPTS", default_value_t = 32)]
-    pub(crate) command_attempts: u32,
+    pub command_attempts: u32,
     /// Aggregate states cached in memory per aggregate type.
     #[arg(long, env = "NOROSHI_STATE_CACHE", default_value_t = 100_000)]
-    pub(crate) state_cache: usize,
+    pub state_cache: usize,
     /// How often the offer timer looks for new offers.
     #[arg(long, env = "NOROSHI_TIMER_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
-    pub(crate) timer_poll_interval: Duration,
+    pub timer_poll_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum ClientCertificates {
+pub enum ClientCertificates {
     /// Not asked for.
     Off,
     /// Checked when presented; other credentials still work without one.

@@ -11,8 +11,9 @@ use clap::Parser;
 use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 
+use crate::application::Application;
 use crate::cli::{ApplyArgs, Cli, Command, DatabaseArgs, DevArgs, SimulateArgs};
-use crate::serve::ServeError;
+use crate::error::ServeError;
 
 /// The demo set, embedded so that `noroshi dev` needs no file.
 const DEMO: &str = include_str!("../../../ops/demo/yamaguchi.toml");
@@ -52,7 +53,7 @@ fn dev_error(message: String) -> ServeError {
     ServeError::Output(std::io::Error::other(message))
 }
 
-pub(crate) async fn run(args: DevArgs) -> Result<(), ServeError> {
+pub async fn run(args: DevArgs) -> Result<(), ServeError> {
     ensure_database(&args.database_url).await?;
     let demo = std::env::temp_dir().join(format!("noroshi-dev-demo-{}.toml", std::process::id()));
     std::fs::write(&demo, DEMO).map_err(ServeError::Output)?;
@@ -88,8 +89,9 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), ServeError> {
     let Command::Serve(serve) = cli.command else {
         return Err(dev_error("unexpected command".into()));
     };
-    let http = serve.api.http_addr.clone();
-    let grpc = serve.api.grpc_addr.clone();
+    let application = Application::build(serve.config()?).await?;
+    let addr = |addr: Option<std::net::SocketAddr>| addr.map(|a| a.to_string()).unwrap_or_default();
+    let (http, grpc) = (addr(application.http_addr()), addr(application.grpc_addr()));
     let banner = format!(
         "\n  noroshi dev is starting.\n\
          \x20   web UI      http://{http}/  (日本語 / English)\n\
@@ -129,7 +131,7 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), ServeError> {
             }
         });
     }
-    let served = crate::serve::serve(*serve).await;
+    let served = crate::serve::run(application).await;
     let _ = std::fs::remove_file(&demo);
     served
 }

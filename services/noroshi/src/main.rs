@@ -1,19 +1,11 @@
-//! `noroshi`: one binary for every component. This file only parses the command line
-//! and wires the libraries together.
-
-mod admin;
-mod cli;
-mod dev;
-mod rebuild;
-mod serve;
-mod simulate;
-mod telemetry;
+//! `noroshi`: one binary for every component. It parses the command line and calls the
+//! library.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use noroshi::cli::{Cli, Command};
+use noroshi::{admin, dev, rebuild, serve, simulate, telemetry};
 
 /// mimalloc rather than the system allocator: decoding JetStream messages, protobuf and
 /// SQL rows allocates many small short-lived buffers, and with it the same machine

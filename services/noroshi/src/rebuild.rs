@@ -11,9 +11,9 @@ use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RebuildArgs;
-use crate::serve::ServeError;
+use crate::error::ServeError;
 
-pub(crate) async fn run(args: RebuildArgs) -> Result<(), ServeError> {
+pub async fn run(args: RebuildArgs) -> Result<(), ServeError> {
     let views: Vec<View> = if args.all {
         View::ALL.to_vec()
     } else {

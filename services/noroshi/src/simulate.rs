@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use crate::apply::AdminFile;
 use http_body_util::BodyExt;
-use noroshi_api::admin::AdminFile;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::cli::SimulateArgs;
-use crate::serve::ServeError;
+use crate::error::ServeError;
 
 const FAMILY: &[&str] = &[
     "試験", "見本", "仮野", "架空", "模擬", "例田", "想定", "検証", "演習", "訓練",
@@ -179,7 +179,7 @@ struct Simulation {
     summary: Summary,
 }
 
-pub(crate) async fn run(args: SimulateArgs) -> Result<(), ServeError> {
+pub async fn run(args: SimulateArgs) -> Result<(), ServeError> {
     let file = AdminFile::load(&args.file).map_err(ServeError::Admin)?;
     let token_of: HashMap<String, String> = file
         .token

@@ -4,7 +4,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogArgs, LogFormat};
 
-pub(crate) fn init(args: &LogArgs) {
+pub fn init(args: &LogArgs) {
     let filter = EnvFilter::try_new(&args.filter).unwrap_or_else(|error| {
         eprintln!("invalid log filter {:?} ({error}); using info", args.filter);
         EnvFilter::new("info")

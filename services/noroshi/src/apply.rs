@@ -39,8 +39,8 @@ use noroshi_proto::v1 as pb;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::commands::facility;
-use crate::error::ApiError;
+use noroshi_api::ApiError;
+use noroshi_api::commands::facility;
 use noroshi_app::CommandHandler;
 use noroshi_app::{Command, Envelope};
 use noroshi_codec::WireEnum;
@@ -459,13 +459,10 @@ pub async fn apply_users(
             username: entry.username.clone(),
             source,
         };
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)")
-                .bind(&entry.username)
-                .fetch_one(pool)
-                .await
-                .map_err(|e| fail(crate::error::store_failure(e)))?;
-        if exists {
+        if users::exists(pool, &entry.username)
+            .await
+            .map_err(|e| fail(e.into()))?
+        {
             existing += 1;
             continue;
         }
