@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use crate::application::Component;
+pub use noroshi_simulator::SimulateArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,36 +57,6 @@ pub struct DevArgs {
     /// Simulator: simulated seconds per real second.
     #[arg(long, default_value_t = 1440.0)]
     pub speed: f64,
-}
-
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// Base URL of the HTTP API.
-    #[arg(
-        long,
-        env = "NOROSHI_SIMULATE_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub url: String,
-    /// Admin file with the organisations and their bearer tokens (the demo set).
-    #[arg(
-        long,
-        env = "NOROSHI_SIMULATE_FILE",
-        default_value = "ops/demo/yamaguchi.toml"
-    )]
-    pub file: std::path::PathBuf,
-    /// New cases a day at the peak of the surge.
-    #[arg(long, default_value_t = 300.0)]
-    pub peak_per_day: f64,
-    /// Simulated days; the surge rises to its peak halfway and falls again.
-    #[arg(long, default_value_t = 14.0)]
-    pub days: f64,
-    /// Simulated seconds per real second (1440: a day per minute).
-    #[arg(long, default_value_t = 1440.0)]
-    pub speed: f64,
-    /// Seed for a repeatable run.
-    #[arg(long)]
-    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -126,7 +126,7 @@ pub async fn run(args: DevArgs) -> Result<(), ServeError> {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            if let Err(error) = crate::simulate::run(simulate).await {
+            if let Err(error) = noroshi_simulator::run(simulate).await {
                 tracing::error!(error = %error, "the simulator stopped");
             }
         });

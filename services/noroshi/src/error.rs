@@ -58,6 +58,8 @@ pub enum ServeError {
     Panicked(#[source] tokio::task::JoinError),
     #[error("admin")]
     Admin(#[source] crate::apply::AdminError),
+    #[error("the simulation failed")]
+    Simulate(#[source] noroshi_simulator::SimulateError),
     #[error("cannot write the report")]
     Output(#[source] std::io::Error),
     #[error("cannot listen for shutdown signals")]

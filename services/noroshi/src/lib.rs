@@ -10,7 +10,6 @@ pub mod dev;
 pub mod error;
 pub mod rebuild;
 pub mod serve;
-pub mod simulate;
 pub mod telemetry;
 
 pub use application::{Application, Component, Config};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use noroshi::cli::{Cli, Command};
-use noroshi::{admin, dev, rebuild, serve, simulate, telemetry};
+use noroshi::{ServeError, admin, dev, rebuild, serve, telemetry};
 
 /// mimalloc rather than the system allocator: decoding JetStream messages, protobuf and
 /// SQL rows allocates many small short-lived buffers, and with it the same machine
@@ -33,7 +33,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(*args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Rebuild(args) => rebuild::run(args).await,
-            Command::Simulate(args) => simulate::run(args).await,
+            Command::Simulate(args) => noroshi_simulator::run(args)
+                .await
+                .map_err(ServeError::Simulate),
             Command::Dev(args) => dev::run(args).await,
         }
     });

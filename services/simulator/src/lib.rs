@@ -1,5 +1,7 @@
 //! `noroshi simulate`: a synthetic surge, driven through the public HTTP API with the
-//! demo organisations' tokens, so that every dashboard moves (docs/simulate.md).
+//! demo organisations' tokens, so that every dashboard moves (docs/web.md). A client of
+//! the public API only: it reads the demo file for tokens and facilities and speaks
+//! HTTP/JSON, as any other client would.
 //!
 //! Time is compressed: the simulation's clock runs `--speed` times faster than the wall
 //! clock, and its own decisions (arrivals of cases, deterioration, how long a facility
@@ -9,14 +11,99 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::apply::AdminFile;
 use http_body_util::BodyExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::cli::SimulateArgs;
-use crate::error::ServeError;
+/// How to drive the surge.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Base URL of the HTTP API.
+    #[arg(
+        long,
+        env = "NOROSHI_SIMULATE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Admin file with the organisations and their bearer tokens (the demo set).
+    #[arg(
+        long,
+        env = "NOROSHI_SIMULATE_FILE",
+        default_value = "ops/demo/yamaguchi.toml"
+    )]
+    pub file: std::path::PathBuf,
+    /// New cases a day at the peak of the surge.
+    #[arg(long, default_value_t = 300.0)]
+    pub peak_per_day: f64,
+    /// Simulated days; the surge rises to its peak halfway and falls again.
+    #[arg(long, default_value_t = 14.0)]
+    pub days: f64,
+    /// Simulated seconds per real second (1440: a day per minute).
+    #[arg(long, default_value_t = 1440.0)]
+    pub speed: f64,
+    /// Seed for a repeatable run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Why the simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an admin file: {reason}")]
+    File { path: String, reason: String },
+    #[error("{0}")]
+    World(&'static str),
+    #[error("cannot write the report")]
+    Output(#[source] std::io::Error),
+}
+
+/// What the simulation needs of the admin file (docs/admin.md): the facilities, and
+/// the tokens it acts with. Everything else in the file is left alone.
+#[derive(Debug, Deserialize)]
+struct World {
+    #[serde(default)]
+    facility: Vec<FacilityEntry>,
+    #[serde(default)]
+    token: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FacilityEntry {
+    facility_id: String,
+    kind: String,
+    #[serde(default)]
+    jurisdiction: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenEntry {
+    token: String,
+    organisation_id: String,
+    role: String,
+}
+
+impl World {
+    fn load(path: &std::path::Path) -> Result<Self, SimulateError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SimulateError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| SimulateError::File {
+            path: shown,
+            reason: e.message().to_owned(),
+        })
+    }
+}
 
 const FAMILY: &[&str] = &[
     "試験", "見本", "仮野", "架空", "模擬", "例田", "想定", "検証", "演習", "訓練",
@@ -78,8 +165,55 @@ struct Summary {
     deteriorations: u64,
     discharges: u64,
     errors: u64,
+    /// Requests refused for what they were or who sent them.
+    refused: u64,
+    /// Requests not sent while their organisation was backing off after a refusal.
+    skipped: u64,
     /// Simulated minutes from request to acceptance.
     waits: Vec<f64>,
+}
+
+/// How long an organisation whose request was refused is left alone at first, and at
+/// most: a simulator pointed at a deployment that does not know the demo set (another
+/// database, a token that was revoked) would otherwise repeat the refused requests many
+/// times a second.
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const LONGEST_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Failed requests in a row after which a token is left alone even when each could
+/// have been a race (409, 412): a health center that is not registered is refused every
+/// case it reports with 412.
+const FAILURES_IN_A_ROW: u32 = 3;
+
+/// The refusals of one token and how long it is left alone.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    until: Instant,
+    next: Duration,
+    /// Failures since its last success.
+    in_a_row: u32,
+}
+
+/// Why a request came back without an answer.
+#[derive(Debug)]
+enum Failure {
+    /// Not sent: its token is backing off after a refusal.
+    Skipped,
+    /// Refused for what it is or who sent it (400, 401, 403, 404, 429, or a 409 or 412
+    /// several times in a row): the same request as the same organisation would be
+    /// refused again.
+    Refused(String),
+    /// Anything else (a race with another change, the server or the network).
+    Failed(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Skipped => f.write_str("skipped while backing off"),
+            Self::Refused(why) | Self::Failed(why) => f.write_str(why),
+        }
+    }
 }
 
 struct Api {
@@ -88,16 +222,68 @@ struct Api {
         hyper_util::client::legacy::connect::HttpConnector,
         http_body_util::Full<bytes::Bytes>,
     >,
+    /// Tokens whose requests were refused, left alone for a while (doubling each time).
+    backoff: std::sync::Mutex<HashMap<String, Backoff>>,
 }
 
 impl Api {
+    fn backing_off(&self, token: &str) -> bool {
+        self.backoffs()
+            .get(token)
+            .is_some_and(|b| Instant::now() < b.until)
+    }
+
+    /// Leaves `token` alone for longer than after its last refusal; how long.
+    fn back_off(&self, token: &str) -> Duration {
+        let mut backoffs = self.backoffs();
+        let entry = backoffs.entry(token.to_owned()).or_insert(Backoff {
+            until: Instant::now(),
+            next: FIRST_BACKOFF,
+            in_a_row: 0,
+        });
+        let wait = entry.next;
+        entry.until = Instant::now() + wait;
+        entry.next = (wait * 2).min(LONGEST_BACKOFF);
+        entry.in_a_row = 0;
+        wait
+    }
+
+    /// Counts a failure of `token` that may have been a race; whether it has failed
+    /// too often in a row to go on.
+    fn failed_again(&self, token: &str) -> bool {
+        let mut backoffs = self.backoffs();
+        let entry = backoffs.entry(token.to_owned()).or_insert(Backoff {
+            until: Instant::now(),
+            next: FIRST_BACKOFF,
+            in_a_row: 0,
+        });
+        entry.in_a_row += 1;
+        entry.in_a_row >= FAILURES_IN_A_ROW
+    }
+
+    fn succeeded(&self, token: &str) {
+        if let Some(entry) = self.backoffs().get_mut(token) {
+            entry.in_a_row = 0;
+        }
+    }
+
+    fn backoffs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Backoff>> {
+        // Each holder sets one entry whole: a poisoned map is still consistent.
+        self.backoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn send(
         &self,
         method: http::Method,
         token: &str,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, Failure> {
+        if self.backing_off(token) {
+            return Err(Failure::Skipped);
+        }
         let request = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -106,31 +292,50 @@ impl Api {
             .body(http_body_util::Full::new(bytes::Bytes::from(
                 body.map(|b| b.to_string()).unwrap_or_default(),
             )))
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Failed(e.to_string()))?;
+        let response = match self.client.request(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                // The API cannot be reached: asking again at once would not help.
+                let wait = self.back_off(token);
+                tracing::warn!(path, error = %error, backoff = %humantime::format_duration(wait), "the API cannot be reached");
+                return Err(Failure::Failed(error.to_string()));
+            }
+        };
         let status = response.status();
         let bytes = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| Failure::Failed(e.to_string()))?
             .to_bytes();
         let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
-            Ok(json)
-        } else {
-            Err(format!(
-                "{status}: {}",
-                json["message"].as_str().unwrap_or("")
-            ))
+            self.succeeded(token);
+            return Ok(json);
+        }
+        let why = format!("{status}: {}", json["message"].as_str().unwrap_or(""));
+        let refused = match status.as_u16() {
+            400 | 401 | 403 | 404 | 429 => true,
+            409 | 412 => self.failed_again(token),
+            _ => false,
+        };
+        match refused {
+            true => {
+                let wait = self.back_off(token);
+                tracing::warn!(
+                    path,
+                    error = %why,
+                    backoff = %humantime::format_duration(wait),
+                    "request refused; this organisation is left alone for a while"
+                );
+                Err(Failure::Refused(why))
+            }
+            false => Err(Failure::Failed(why)),
         }
     }
 
-    async fn command(&self, token: &str, name: &str, mut body: Value) -> Result<Value, String> {
+    async fn command(&self, token: &str, name: &str, mut body: Value) -> Result<Value, Failure> {
         body["command_id"] = json!(uuid::Uuid::now_v7().to_string());
         self.send(
             http::Method::POST,
@@ -141,7 +346,7 @@ impl Api {
         .await
     }
 
-    async fn get(&self, token: &str, path: &str) -> Result<Value, String> {
+    async fn get(&self, token: &str, path: &str) -> Result<Value, Failure> {
         self.send(http::Method::GET, token, path, None).await
     }
 }
@@ -177,10 +382,12 @@ struct Simulation {
     cases: Vec<SimCase>,
     placements: BTreeMap<String, SimPlacement>,
     summary: Summary,
+    /// The last simulated day logged.
+    logged_day: u64,
 }
 
-pub async fn run(args: SimulateArgs) -> Result<(), ServeError> {
-    let file = AdminFile::load(&args.file).map_err(ServeError::Admin)?;
+pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
+    let file = World::load(&args.file)?;
     let token_of: HashMap<String, String> = file
         .token
         .iter()
@@ -192,7 +399,7 @@ pub async fn run(args: SimulateArgs) -> Result<(), ServeError> {
         .iter()
         .find(|t| t.role == "HQ")
         .map(|t| t.token.clone())
-        .ok_or_else(|| simulation_error("the file has no HQ token"))?;
+        .ok_or(SimulateError::World("the file has no HQ token"))?;
     let health_centers: Vec<(String, Vec<String>)> = file
         .facility
         .iter()
@@ -209,7 +416,7 @@ pub async fn run(args: SimulateArgs) -> Result<(), ServeError> {
         .map(|f| (f.facility_id.clone(), f.kind.clone()))
         .collect();
     if health_centers.is_empty() || facilities.is_empty() {
-        return Err(simulation_error(
+        return Err(SimulateError::World(
             "the file needs health centers and facilities with tokens",
         ));
     }
@@ -220,6 +427,7 @@ pub async fn run(args: SimulateArgs) -> Result<(), ServeError> {
                 hyper_util::rt::TokioExecutor::new(),
             )
             .build_http(),
+            backoff: std::sync::Mutex::default(),
         },
         rng: match args.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
@@ -231,11 +439,13 @@ pub async fn run(args: SimulateArgs) -> Result<(), ServeError> {
         cases: Vec::new(),
         placements: BTreeMap::new(),
         summary: Summary::default(),
+        logged_day: 0,
     };
     sim.declare_capacity(&facilities).await;
     sim.adopt(&facilities).await;
 
     let total = args.days * DAY;
+    let bar = progress_bar(args.days);
     let started = Instant::now();
     let mut due_cases = 0.0_f64;
     let mut last = 0.0_f64;
@@ -256,12 +466,12 @@ pub async fn run(args: SimulateArgs) -> Result<(), ServeError> {
         sim.offer_waiting(now).await;
         sim.advance(now).await;
         sim.take_back_expired().await;
-        sim.progress(now, args.days);
+        sim.progress(now, args.days, &bar);
     }
-    eprintln!();
+    bar.finish_and_clear();
     let report = sim.summary.report(args.days, args.speed);
     use std::io::Write;
-    writeln!(std::io::stdout().lock(), "{report}").map_err(ServeError::Output)
+    writeln!(std::io::stdout().lock(), "{report}").map_err(SimulateError::Output)
 }
 
 impl Simulation {
@@ -271,13 +481,15 @@ impl Simulation {
             self.summary.errors += 1;
             return None;
         };
-        match self.api.command(token, name, body).await {
+        let outcome = self.api.command(token, name, body).await;
+        self.summary.count(&outcome);
+        match outcome {
             Ok(result) => Some(result),
-            Err(error) => {
+            Err(Failure::Failed(error)) => {
                 tracing::warn!(command = name, organisation, error = %error, "command failed");
-                self.summary.errors += 1;
                 None
             }
+            Err(_) => None,
         }
     }
 
@@ -549,12 +761,9 @@ impl Simulation {
                 continue;
             };
             let body = json!({"placement_id": placement_id, "facility_id": top});
-            if self
-                .api
-                .command(&self.hq, "OfferPlacement", body)
-                .await
-                .is_ok()
-            {
+            let offered = self.api.command(&self.hq, "OfferPlacement", body).await;
+            self.summary.count_refusal(&offered);
+            if offered.is_ok() {
                 let answer_at = now + self.rng.random_range(300.0..2400.0);
                 if let Some(p) = self.placements.get_mut(&placement_id) {
                     p.state = Step::Offered;
@@ -640,7 +849,12 @@ impl Simulation {
         let id = json!({"placement_id": placement_id});
         let accepted = if roll < 75 {
             match self.token_of.get(facility) {
-                Some(token) => self.api.command(token, "AcceptPlacement", id).await.is_ok(),
+                Some(token) => {
+                    let accepted = self.api.command(token, "AcceptPlacement", id).await;
+                    // Refused for want of a bed: the facility declines instead.
+                    self.summary.count_refusal(&accepted);
+                    accepted.is_ok()
+                }
                 None => false,
             }
         } else {
@@ -700,36 +914,73 @@ impl Simulation {
         }
     }
 
-    fn progress(&self, now: f64, days: f64) {
+    /// The figures so far, on the progress bar (drawn only on a terminal) and, once a
+    /// simulated day, as a log line.
+    fn progress(&mut self, now: f64, days: f64, bar: &ProgressBar) {
         let waiting = self
             .placements
             .values()
             .filter(|p| matches!(p.state, Step::Waiting | Step::Offered))
             .count();
         let s = &self.summary;
-        eprint!(
-            "\rday {:>5.1}/{:<4} cases {:>5}  waiting {:>4}  placed {:>5}  declines {:>4}  expiries {:>3}  discharged {:>5}  errors {:>3} ",
-            now / DAY,
-            days,
-            s.cases,
-            waiting,
-            s.placed,
-            s.declines,
-            s.expiries,
-            s.discharges,
-            s.errors
+        let figures = format!(
+            "cases {} waiting {waiting} placed {} declines {} expiries {} discharged {} failed {} skipped {}",
+            s.cases, s.placed, s.declines, s.expiries, s.discharges, s.errors, s.skipped
         );
+        bar.set_position((now / DAY * 10.0) as u64);
+        bar.set_message(figures.clone());
+        let day = (now / DAY).floor() as u64;
+        if day > self.logged_day {
+            self.logged_day = day;
+            tracing::info!(day, days, "{figures}");
+        }
     }
 }
 
+/// A bar over the simulated days, in tenths of a day. Drawn on stderr when it is a
+/// terminal; elsewhere (logs, CI) hidden, and the days are logged instead.
+fn progress_bar(days: f64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some((days * 10.0).ceil() as u64),
+        ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = ProgressStyle::with_template("day {pos:>4}/{len} (tenths) [{bar:30}] {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
 impl Summary {
+    /// Counts a command's failure: refused and skipped apart, both failures.
+    fn count<T>(&mut self, outcome: &Result<T, Failure>) {
+        match outcome {
+            Ok(_) => {}
+            Err(Failure::Skipped) => self.skipped += 1,
+            Err(Failure::Refused(_)) => {
+                self.refused += 1;
+                self.errors += 1;
+            }
+            Err(Failure::Failed(_)) => self.errors += 1,
+        }
+    }
+
+    /// Counts only a refusal or a skip: for steps whose other failures are part of the
+    /// simulation (an offer to a facility that just filled up becomes a decline).
+    fn count_refusal<T>(&mut self, outcome: &Result<T, Failure>) {
+        if matches!(outcome, Err(Failure::Skipped | Failure::Refused(_))) {
+            self.count(outcome);
+        }
+    }
+
     fn report(&mut self, days: f64, speed: f64) -> String {
         self.waits.sort_by(f64::total_cmp);
         let minutes = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |m| format!("{m:.0} min"));
         format!(
             "simulated {days} days at {speed}x: {} placements of an earlier run carried on, \
              {} cases ({} deteriorated at home), {} placements requested, {} placed, \
-             time to placement median {} p90 {}, {} declines, {} offers left to expire, {} discharges, {} failed commands",
+             time to placement median {} p90 {}, {} declines, {} offers left to expire, {} discharges, {} failed commands \
+             ({} refused), {} not sent while their organisation backed off after a refusal",
             self.adopted,
             self.cases,
             self.deteriorations,
@@ -741,6 +992,8 @@ impl Summary {
             self.expiries,
             self.discharges,
             self.errors,
+            self.refused,
+            self.skipped,
         )
     }
 }
@@ -753,8 +1006,4 @@ fn category_of(category: Option<&str>) -> &'static str {
         Some("BED_CATEGORY_MILD") => "MILD",
         _ => "HOTEL_ROOM",
     }
-}
-
-fn simulation_error(message: &str) -> ServeError {
-    ServeError::Output(std::io::Error::other(message.to_owned()))
 }
