@@ -9,13 +9,19 @@ use noroshi_event_store::RecordedEvent;
 use noroshi_event_store::wire::decode_event;
 use tempfile::TempDir;
 
-/// A nats-server with JetStream on a free loopback port, with its own store directory.
+/// A nats-server with JetStream on a loopback port of its own choosing, with its own
+/// store directory.
+///
+/// The server binds a random port itself (`port: -1`) and writes it to a ports file,
+/// which is read back: no port is picked, released and bound again, so no other process
+/// can take it in between. A restart binds the port it had.
 #[derive(Debug)]
 pub struct NatsServer {
     child: Option<Child>,
-    port: u16,
+    /// Known once the server has started.
+    port: Option<u16>,
+    max_payload: usize,
     dir: TempDir,
-    config: PathBuf,
 }
 
 fn server_binary() -> PathBuf {
@@ -41,34 +47,67 @@ impl NatsServer {
             .prefix("noroshi-nats-")
             .tempdir()
             .expect("temp dir for nats-server");
-        let port = crate::free_port();
-        let config = dir.path().join("nats.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listen: 127.0.0.1:{port}\nmax_payload: {max_payload}\n\
-                 jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 64MB\n  max_file_store: 2GB\n}}\n",
-                dir.path().join("jetstream").display()
-            ),
-        )
-        .expect("write nats config");
         let mut server = Self {
             child: None,
-            port,
+            port: None,
+            max_payload,
             dir,
-            config,
         };
         server.launch().await;
         server
     }
 
+    /// Writes the configuration: the known port, or a random one (`-1`).
+    fn configure(&self) -> PathBuf {
+        let config = self.dir.path().join("nats.conf");
+        let port = self.port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
+        std::fs::write(
+            &config,
+            format!(
+                "host: 127.0.0.1\nport: {port}\nmax_payload: {}\n\
+                 jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 64MB\n  max_file_store: 2GB\n}}\n",
+                self.max_payload,
+                self.dir.path().join("jetstream").display()
+            ),
+        )
+        .expect("write nats config");
+        config
+    }
+
+    /// The client port the server `pid` wrote to its ports file, once it has.
+    async fn bound_port(&self, pid: u32) -> u16 {
+        let file = self.dir.path().join(format!("nats-server_{pid}.ports"));
+        let mut port = None;
+        crate::eventually(
+            "nats-server to write its ports file",
+            Duration::from_secs(15),
+            || {
+                port = std::fs::read_to_string(&file)
+                    .ok()
+                    .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                    .and_then(|ports| {
+                        ports["nats"][0]
+                            .as_str()
+                            .and_then(|url| url.rsplit_once(':'))
+                            .and_then(|(_, port)| port.parse().ok())
+                    });
+                std::future::ready(port.is_some())
+            },
+        )
+        .await;
+        port.expect("a port")
+    }
+
     async fn launch(&mut self) {
+        let config = self.configure();
         let log =
             std::fs::File::create(self.dir.path().join("nats-server.log")).expect("nats log file");
         let binary = server_binary();
         let child = Command::new(&binary)
             .arg("-c")
-            .arg(&self.config)
+            .arg(&config)
+            .arg("--ports_file_dir")
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -78,7 +117,11 @@ impl NatsServer {
                     binary.display()
                 )
             });
+        let pid = child.id();
         self.child = Some(child);
+        if self.port.is_none() {
+            self.port = Some(self.bound_port(pid).await);
+        }
         let url = self.url();
         crate::eventually(
             "nats-server to accept clients",
@@ -101,7 +144,7 @@ impl NatsServer {
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://127.0.0.1:{}", self.port.unwrap_or_default())
     }
 
     pub async fn client(&self) -> async_nats::Client {

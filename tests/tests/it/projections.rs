@@ -900,7 +900,7 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     // An upgrade that replays views (placement_queue and case_board, as the migration does):
     // until their runners have caught up, readers are told so rather than shown them empty.
     sqlx::raw_sql(include_str!(
-        "../../projections/migrations/20261204100002_replay_queue_and_case_board.sql"
+        "../../../projections/migrations/20261204100002_replay_queue_and_case_board.sql"
     ))
     .execute(api.db.pool())
     .await

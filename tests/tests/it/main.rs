@@ -1,0 +1,24 @@
+//! The black-box suites, one module each, in one test binary: linking the whole stack
+//! once rather than once per suite keeps the build lean on small machines.
+//!
+//! Each suite starts the real things it needs (a fresh PostgreSQL database per test, a
+//! private nats-server, the noroshi binary or an in-process `Application`), so suites
+//! and tests run in parallel without sharing state.
+
+mod admin;
+mod authorization;
+mod browser;
+mod candidates;
+mod case_views;
+mod commands;
+mod event_store;
+mod http_commands;
+mod identity;
+mod outage;
+mod projections;
+mod relay;
+mod secrets;
+mod simulate;
+mod timers;
+mod tls;
+mod views;
