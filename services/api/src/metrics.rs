@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 
@@ -164,7 +165,9 @@ impl Metrics {
 /// The content type of [`Metrics::render`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Counts and times every request of the service it wraps.
+/// Counts and times every request of the service it wraps, each in a `request` span
+/// (transport, method, route, then status) that what handles it adds to: a command
+/// records its `command_id`, `correlation_id` and `stream_id` there (DESIGN.md §9).
 #[derive(Debug, Clone)]
 pub struct MetricsLayer(pub Arc<Metrics>);
 
@@ -214,30 +217,49 @@ where
         };
         let started = Instant::now();
         let metrics = self.metrics.clone();
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let response = answer.await?;
-            // gRPC errors come as trailers-only responses, their status in the headers.
-            let status = if grpc {
-                response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("0")
-                    .to_owned()
-            } else {
-                response.status().as_u16().to_string()
-            };
-            let transport = if grpc { "grpc" } else { "http" };
-            metrics.observe(
-                RequestLabels {
-                    transport,
-                    route,
-                    status,
-                },
-                started,
-            );
-            Ok(response)
-        })
+        let transport = if grpc { "grpc" } else { "http" };
+        let span = tracing::info_span!(
+            "request",
+            transport,
+            method = %request.method(),
+            route = %route,
+            status = tracing::field::Empty,
+            command_id = tracing::field::Empty,
+            correlation_id = tracing::field::Empty,
+            stream_id = tracing::field::Empty,
+        );
+        let answer = span.in_scope(|| self.inner.call(request));
+        let within = span.clone();
+        Box::pin(
+            async move {
+                let response = answer.await?;
+                // gRPC errors come as trailers-only responses, their status in the headers.
+                let status = if grpc {
+                    response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("0")
+                        .to_owned()
+                } else {
+                    response.status().as_u16().to_string()
+                };
+                span.record("status", status.as_str());
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "request answered"
+                );
+                metrics.observe(
+                    RequestLabels {
+                        transport,
+                        route,
+                        status,
+                    },
+                    started,
+                );
+                Ok(response)
+            }
+            .instrument(within),
+        )
     }
 }

@@ -355,7 +355,13 @@ impl CommandHandler {
     #[tracing::instrument(
         name = "command",
         skip_all,
-        fields(command_id = %envelope.command_id, addressed = command.addressed())
+        fields(
+            command_id = %envelope.command_id,
+            correlation_id = %envelope.command_id,
+            actor = %principal.principal_id,
+            addressed = command.addressed(),
+            stream_id = tracing::field::Empty,
+        )
     )]
     pub async fn execute(
         &self,
@@ -363,7 +369,19 @@ impl CommandHandler {
         envelope: Envelope,
         command: Command,
     ) -> Outcome {
-        crate::decide::execute(self, principal, envelope, command).await
+        let outcome = crate::decide::execute(self, principal, envelope, command).await;
+        let span = tracing::Span::current();
+        match &outcome {
+            Ok(Ok(recorded)) => {
+                if let Some(first) = recorded.first() {
+                    span.record("stream_id", tracing::field::display(&first.stream_id));
+                }
+                tracing::debug!(replayed = recorded.replayed, "command recorded");
+            }
+            Ok(Err(refusal)) => tracing::debug!(refusal = %refusal, "command refused"),
+            Err(error) => tracing::warn!(error = %error, "command not recorded"),
+        }
+        outcome
     }
 
     /// A facility's state and the version of its stream, read up to the store's tail.

@@ -17,6 +17,7 @@ mod identity;
 mod outage;
 mod projections;
 mod relay;
+mod request_spans;
 mod secrets;
 mod simulate;
 mod timers;

@@ -87,9 +87,20 @@ pub async fn execute<R: CommandRequest>(
         now: handler.now(),
     };
     let (mut envelope, command) = request.parse(&context)?;
+    // The request span (crate::metrics) names the command, and once it is recorded the
+    // stream it addressed.
+    let span = tracing::Span::current();
+    span.record("command_id", tracing::field::display(envelope.command_id));
+    span.record(
+        "correlation_id",
+        tracing::field::display(envelope.command_id),
+    );
     // The request as received: the same command id with other bytes is another request.
     envelope.request_digest = Some(Sha256::digest(request.encode_to_vec()).into());
     let recorded = handler.execute(principal, envelope, command).await??;
+    if let Some(first) = recorded.first() {
+        span.record("stream_id", tracing::field::display(&first.stream_id));
+    }
     Ok(command_result(&recorded))
 }
 

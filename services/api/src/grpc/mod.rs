@@ -196,7 +196,6 @@ macro_rules! command_service {
         #[tonic::async_trait]
         impl $server_trait for $service {
             $(
-                #[tracing::instrument(skip_all, fields(command_id = %request.get_ref().command_id))]
                 async fn $rpc(
                     &self,
                     request: tonic::Request<$request>,
