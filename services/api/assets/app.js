@@ -44,7 +44,7 @@ const I18N = {
     facility_id: '施設ID', facility: '施設', proxy_reason: '代行理由', save: '登録', declare: '報告する', report: '報告',
     request: '依頼', arrange: '手配', close: '終了する', timeline: '経過', name: '氏名', name_kana: 'ふりがな',
     age: '年齢', age_band: '年代', sex: '性別', 'sex.FEMALE': '女性', 'sex.MALE': '男性', 'sex.OTHER': 'その他',
-    birth_date: '生年月日', phone: '電話', address: '住所', municipality: '市区町村コード', severity: '重症度',
+    birth_date: '生年月日', phone: '電話', address: '住所', municipality: '市区町村', choose: '選んでください', severity: '重症度',
     'sev.ASYMPTOMATIC': '無症状', 'sev.MILD': '軽症', 'sev.MODERATE_I': '中等症I', 'sev.MODERATE_II': '中等症II', 'sev.SEVERE': '重症',
     placement: '入院調整', temperature: '体温 (℃)', on_oxygen: '酸素投与中', vehicle: '車両', pickup_at: '迎車時刻',
     'vehicle.AMBULANCE': '救急車', 'vehicle.HEALTH_CENTER_VEHICLE': '保健所車両', 'vehicle.PRIVATE': '自家用車', 'vehicle.OTHER': 'その他',
@@ -122,7 +122,7 @@ const I18N = {
     facility_id: 'Facility id', facility: 'Facility', proxy_reason: 'Proxy reason', save: 'Save', declare: 'Declare', report: 'Report',
     request: 'Request', arrange: 'Arrange', close: 'Close case', timeline: 'Timeline', name: 'Name', name_kana: 'Name (kana)',
     age: 'Age', age_band: 'Age band', sex: 'Sex', 'sex.FEMALE': 'Female', 'sex.MALE': 'Male', 'sex.OTHER': 'Other',
-    birth_date: 'Birth date', phone: 'Phone', address: 'Address', municipality: 'Municipality code', severity: 'Severity',
+    birth_date: 'Birth date', phone: 'Phone', address: 'Address', municipality: 'Municipality', choose: 'Choose', severity: 'Severity',
     'sev.ASYMPTOMATIC': 'Asymptomatic', 'sev.MILD': 'Mild', 'sev.MODERATE_I': 'Moderate I', 'sev.MODERATE_II': 'Moderate II', 'sev.SEVERE': 'Severe',
     placement: 'Placement', temperature: 'Temperature (°C)', on_oxygen: 'On oxygen', vehicle: 'Vehicle', pickup_at: 'Pickup',
     'vehicle.AMBULANCE': 'Ambulance', 'vehicle.HEALTH_CENTER_VEHICLE': 'Health center vehicle', 'vehicle.PRIVATE': 'Private car', 'vehicle.OTHER': 'Other',
@@ -344,9 +344,30 @@ async function loadNames() {
 /** The header names the user's organisation. */
 function showOrganisation() {
   const node = document.getElementById('who-org');
-  if (node) node.textContent = facilityLabel(document.body.dataset.organisation);
+  if (!node) return;
+  const name = facilityLabel(document.body.dataset.organisation);
+  node.textContent = name;
+  // 「山口県入院調整本部 · 入院調整本部」 says it twice: the role goes when the name ends with it.
+  const role = document.getElementById('who-role');
+  if (role) role.hidden = name.endsWith(t('role.' + document.body.dataset.role));
 }
 rerenders.push(showOrganisation);
+
+/** The health center's report form offers its own jurisdiction's municipalities by name
+ *  (all the deployment's, should the page not know the jurisdiction), keeping the choice. */
+function fillJurisdiction() {
+  const select = document.querySelector('#report-form select[name="municipality"]');
+  if (!select) return;
+  const own = (document.body.dataset.jurisdiction || '').split(',').filter(Boolean);
+  const codes = own.length ? own : [...municipalityNames.keys()];
+  const chosen = select.value;
+  const options = codes
+    .map((code) => [code, municipalityLabel(code)])
+    .sort((a, b) => a[1].localeCompare(b[1], lang) || a[0].localeCompare(b[0]));
+  select.replaceChildren(
+    h('option', { value: '', disabled: true, selected: !chosen }, t('choose')),
+    ...options.map(([code, label]) => h('option', { value: code, selected: code === chosen }, label)));
+}
 
 /** Fills the `<datalist id>` a field suggests from (if the page has it): `[value, label]` pairs. */
 function fillList(id, choices) {
@@ -357,7 +378,7 @@ function fillList(id, choices) {
 // The municipality field suggests codes by name; HQ's facility field, hospitals and hotels;
 // the admin forms' organisation field, every registered facility.
 rerenders.push(() => {
-  fillList('municipality-list', [...municipalityNames.values()].map((m) => [m.code, `${localName(m)} (${areaLabel(m.medical_area)})`]));
+  fillJurisdiction();
   const facilities = [...facilityNames.values()];
   fillList('facility-list', facilities.filter((f) => f.kind === 'HOSPITAL' || f.kind === 'HOTEL')
     .map((f) => [f.facility_id, `${localName(f)} (${areaLabel(f.medical_area)})`]));

@@ -204,16 +204,22 @@ async fn an_invalid_form_shows_the_field_error_and_keeps_what_was_typed() {
         "防府市 架空町 9-9",
     )
     .await;
-    fill(&nurse, "#report-form input[name='municipality']", "12").await;
+    pick(&nurse, "#report-form select[name='municipality']", "352063").await;
+    fill(
+        &nurse,
+        "#report-form input[name='patient.phone']",
+        "電話はなし",
+    )
+    .await;
     click(&nurse, "#report-form button[type=submit]").await;
     let error = wait_text(
         &nurse,
-        "#report-form .field-error[data-field='municipality']",
+        "#report-form .field-error[data-field='patient.phone']",
         |t| !t.is_empty(),
     )
     .await;
-    assert!(error.contains("市区町村コード"), "{error}");
-    let invalid = wait_for(&nurse, "#report-form input[name='municipality']")
+    assert!(error.contains("電話番号"), "{error}");
+    let invalid = wait_for(&nurse, "#report-form input[name='patient.phone']")
         .await
         .attr("aria-invalid")
         .await
@@ -225,8 +231,8 @@ async fn an_invalid_form_shows_the_field_error_and_keeps_what_was_typed() {
         "試験 四郎"
     );
     assert_eq!(
-        value(&nurse, "#report-form input[name='municipality']").await,
-        "12"
+        value(&nurse, "#report-form input[name='patient.phone']").await,
+        "電話はなし"
     );
     assert_eq!(world.api.db.event_count().await, events);
     // In English, the same error comes in English.
@@ -234,11 +240,11 @@ async fn an_invalid_form_shows_the_field_error_and_keeps_what_was_typed() {
     click(&nurse, "#report-form button[type=submit]").await;
     let error = wait_text(
         &nurse,
-        "#report-form .field-error[data-field='municipality']",
+        "#report-form .field-error[data-field='patient.phone']",
         |t| t.starts_with("must"),
     )
     .await;
-    assert!(error.contains("municipality code"), "{error}");
+    assert!(error.contains("phone number"), "{error}");
     nurse.close().await.unwrap();
 }
 
@@ -330,6 +336,9 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     );
     log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
     assert_eq!(hq.current_url().await.unwrap().path(), "/hq");
+    // The header names the HQ once: its name already says what it is.
+    wait_text(&hq, "#who-org", |t| t == "山口県入院調整本部").await;
+    wait_for(&hq, "#who-role[hidden]").await;
     let occupied =
         "#bed-board tr[data-facility='hofu-central'][data-category='MODERATE'] td:nth-child(5)";
     wait_text(&hq, occupied, |t| t == "1").await;
@@ -389,13 +398,30 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     // 1. The health center reports a case and requests a placement.
     log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
     wait_text(&nurse, "#live", |t| t == "ライブ").await;
-    // The header names the user's organisation.
+    // The header names the user's organisation, and its role, which the name does not.
     wait_text(&nurse, "#who-org", |t| t == "防府健康福祉センター").await;
-    // The municipality field suggests municipalities by name.
-    let hofu = wait_for(&nurse, "#municipality-list option[value='352063']").await;
-    assert_eq!(
-        hofu.attr("label").await.unwrap().as_deref(),
-        Some("防府市 (3504 山口・防府)")
+    wait_for(&nurse, "#who-role:not([hidden])").await;
+    // The report form offers the health center's own municipalities, by name.
+    wait_text(
+        &nurse,
+        "#report-form select[name='municipality'] option[value='352063']",
+        |t| t == "防府市",
+    )
+    .await;
+    let offered: Vec<String> = serde_json::from_value(
+        nurse
+            .execute(
+                "return [...document.querySelectorAll(\"#report-form select[name='municipality'] option\")]\
+                 .map((o) => o.value).filter((v) => v);",
+                vec![],
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        offered.contains(&"352063".to_owned()) && !offered.contains(&"352021".to_owned()),
+        "Hofu's health center reports for its jurisdiction only: {offered:?}"
     );
     fill(
         &nurse,
@@ -427,7 +453,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         "防府市 架空町 1-1",
     )
     .await;
-    fill(&nurse, "#report-form input[name='municipality']", "352063").await;
+    pick(&nurse, "#report-form select[name='municipality']", "352063").await;
     pick(
         &nurse,
         "#report-form select[name='severity']",
@@ -1189,7 +1215,7 @@ async fn a_nurse_finds_a_case_by_name_kana_or_reference_and_closed_cases_wait_un
         "1950-04-01",
     )
     .await;
-    fill(&nurse, "#report-form input[name='municipality']", "352021").await;
+    pick(&nurse, "#report-form select[name='municipality']", "352063").await;
     click(&nurse, "#report-form button[type=submit]").await;
     let error = wait_text(
         &nurse,

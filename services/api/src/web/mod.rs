@@ -75,6 +75,12 @@ pub fn escape(text: &str) -> String {
 
 /// The page `body` (one of the embedded fragments) in the shell, for `caller`.
 fn render(page: &str, body: &str, caller: &Caller) -> Response {
+    render_with(page, body, caller, &[])
+}
+
+/// [`render`], with the municipalities of the caller's jurisdiction (a health center's
+/// report form offers them by name).
+fn render_with(page: &str, body: &str, caller: &Caller, jurisdiction: &[String]) -> Response {
     let csrf = match &caller.credential {
         Credential::Session { csrf_token } => csrf_token.as_str(),
         _ => "",
@@ -88,6 +94,7 @@ fn render(page: &str, body: &str, caller: &Caller) -> Response {
             &escape(principal.organisation_id.as_str()),
         )
         .replace("{{role}}", principal.role.as_str())
+        .replace("{{jurisdiction}}", &escape(&jurisdiction.join(",")))
         .replace("{{csrf}}", &escape(csrf))
         .replace("{{body}}", body);
     (
@@ -153,8 +160,31 @@ pub async fn admin_page(PageCaller(caller): PageCaller) -> Response {
 }
 
 /// `GET /hc`: the health center's cases.
-pub async fn hc_page(PageCaller(caller): PageCaller) -> Response {
-    page(caller, &[Role::HealthCenter], "hc", HEALTH_CENTER)
+pub async fn hc_page(
+    State(context): State<HttpContext>,
+    PageCaller(caller): PageCaller,
+) -> Response {
+    let caller = match caller {
+        Some(caller) if caller.principal.role == Role::HealthCenter => caller,
+        other => return page(other, &[Role::HealthCenter], "hc", HEALTH_CENTER),
+    };
+    // Without its profile (the store cannot be reached) the form offers every
+    // municipality instead.
+    let jurisdiction: Vec<String> = match context
+        .handler
+        .facility(&caller.principal.organisation_id)
+        .await
+    {
+        Ok((facility, _)) => facility
+            .profile
+            .map(|p| p.jurisdiction.iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot read the health center's jurisdiction");
+            Vec::new()
+        }
+    };
+    render_with("hc", HEALTH_CENTER, &caller, &jurisdiction)
 }
 
 /// `GET /facility/{facility_id}`: a hospital's or hotel's own page. Another facility's
