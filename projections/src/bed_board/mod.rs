@@ -592,7 +592,7 @@ async fn stored_rows(
 }
 
 /// A registered facility as pages name it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct FacilityName {
     pub facility_id: String,
     pub name: String,

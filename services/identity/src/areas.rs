@@ -32,7 +32,7 @@ pub struct MunicipalityEntry {
 }
 
 /// A medical area as pages name it.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct MedicalArea {
     pub code: String,
     pub name: String,
@@ -40,7 +40,7 @@ pub struct MedicalArea {
 }
 
 /// A municipality of a medical area, as pages name it.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Municipality {
     pub code: String,
     pub name: String,

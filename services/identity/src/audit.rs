@@ -153,10 +153,11 @@ impl AuditQuery {
 }
 
 /// One record of the audit log.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct AuditRecord {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub at: OffsetDateTime,
     pub kind: String,
     pub principal_id: String,

@@ -33,7 +33,7 @@ pub struct NewClient {
 }
 
 /// A client as ADMIN sees it; never the token.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ClientRecord {
     pub client_id: Uuid,
     pub name: String,
@@ -42,15 +42,18 @@ pub struct ClientRecord {
     pub scopes: Vec<String>,
     pub created_by: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// A client just issued, with its token: the only time the token is shown.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, schemars::JsonSchema)]
 pub struct Issued {
     pub client: ClientRecord,
     pub token: String,

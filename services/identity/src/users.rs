@@ -61,7 +61,7 @@ pub struct NewUser {
 }
 
 /// A user as ADMIN and HQ see it; no hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct UserRecord {
     pub username: String,
     pub display_name: String,
@@ -69,10 +69,13 @@ pub struct UserRecord {
     pub role: String,
     pub disabled: bool,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub locked_until: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub updated_at: OffsetDateTime,
 }
 
@@ -274,7 +277,7 @@ pub async fn create(
 }
 
 /// Changes to a user; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     pub display_name: Option<String>,

@@ -312,6 +312,63 @@ async fn the_openapi_document_describes_every_command_and_view() {
             .unwrap()
             .contains(&json!("SEVERITY_MODERATE_I"))
     );
+    // Every route answers a typed schema: a reference to a described type, or a string.
+    let mut untyped = Vec::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, answer) in operation["responses"].as_object().unwrap() {
+                if !status.starts_with('2') {
+                    continue;
+                }
+                for (media, content) in answer["content"].as_object().into_iter().flatten() {
+                    let schema = &content["schema"];
+                    let typed = schema["$ref"].is_string()
+                        || schema["type"] == "string"
+                        || (schema["type"] == "object"
+                            && media == "application/json"
+                            && path == "/api/v1/openapi.json");
+                    if !typed {
+                        untyped.push(format!("{method} {path} {status} {media}: {schema}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(untyped.is_empty(), "{untyped:#?}");
+    // Every parameter of a path template is declared.
+    for (path, item) in paths {
+        let templated: Vec<&str> = path
+            .split('/')
+            .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        for (method, operation) in item.as_object().unwrap() {
+            for name in &templated {
+                assert!(
+                    operation["parameters"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["name"] == *name && p["in"] == "path"),
+                    "{method} {path} does not declare {name}"
+                );
+            }
+        }
+    }
+    for (path, method) in [
+        ("/api/v1/session", "post"),
+        ("/api/v1/admin/users", "post"),
+        ("/api/v1/admin/clients", "post"),
+        ("/api/v1/audit", "get"),
+    ] {
+        assert!(paths[path][method].is_object(), "{method} {path}");
+    }
+    let user = &schemas["UserRecord"]["properties"];
+    assert_eq!(user["created_at"]["format"], "date-time");
+    assert_eq!(
+        paths["/api/v1/admin/users"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/UserBody"
+    );
     // Every reference resolves.
     let mut found = Vec::new();
     refs(&doc, &mut found);

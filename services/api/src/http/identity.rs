@@ -14,8 +14,8 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use noroshi_domain::authz::Principal;
 use noroshi_domain::values::{FacilityId, FacilityKind};
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -218,9 +218,10 @@ async fn csrf_token_of(
     Ok((Request::from_parts(parts, Body::from(bytes)), token))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/session`'s body.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Login {
+pub(crate) struct Login {
     username: String,
     password: String,
 }
@@ -256,13 +257,41 @@ async fn log_in(
     Ok((principal, cookie, opened.csrf_token))
 }
 
-fn session_json(principal: &Principal, csrf_token: &str) -> serde_json::Value {
-    json!({
-        "principal_id": principal.principal_id.as_str(),
-        "organisation_id": principal.organisation_id.as_str(),
-        "role": principal.role.as_str(),
-        "csrf_token": csrf_token,
-    })
+/// A web session: who is logged in, and the token its state-changing requests carry
+/// (`X-CSRF-Token`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SessionAnswer {
+    principal_id: String,
+    organisation_id: String,
+    role: String,
+    csrf_token: String,
+}
+
+fn session_json(principal: &Principal, csrf_token: &str) -> SessionAnswer {
+    SessionAnswer {
+        principal_id: principal.principal_id.to_string(),
+        organisation_id: principal.organisation_id.to_string(),
+        role: principal.role.as_str().to_owned(),
+        csrf_token: csrf_token.to_owned(),
+    }
+}
+
+/// `GET /api/v1/admin/users`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Users {
+    users: Vec<users::UserRecord>,
+}
+
+/// `GET /api/v1/admin/clients`: never their tokens.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Clients {
+    clients: Vec<clients::ClientRecord>,
+}
+
+/// `GET /api/v1/audit`, newest first.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct AuditRecords {
+    records: Vec<audit::AuditRecord>,
 }
 
 /// `POST /api/v1/session` with `{"username", "password"}`: opens a session (cookie) and
@@ -418,9 +447,10 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
     })
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/admin/users`'s body.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UserBody {
+pub(crate) struct UserBody {
     username: String,
     display_name: String,
     organisation_id: String,
@@ -434,7 +464,7 @@ pub(super) async fn list_users(
     Authed(caller): Authed,
 ) -> Result<Response, ApiError> {
     let users = users::list(context.auth.pool(), &caller.principal).await?;
-    Ok(Json(json!({ "users": users })).into_response())
+    Ok(Json(Users { users }).into_response())
 }
 
 /// `POST /api/v1/admin/users` (ADMIN; HQ for every role but ADMIN).
@@ -482,9 +512,10 @@ pub(super) async fn update_user(
     Ok(Json(updated).into_response())
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/admin/users/{username}/password`'s body.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PasswordBody {
+pub(crate) struct PasswordBody {
     password: String,
 }
 
@@ -508,9 +539,10 @@ pub(super) async fn reset_password(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/admin/clients`'s body.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ClientBody {
+pub(crate) struct ClientBody {
     name: String,
     organisation_id: String,
     scopes: Vec<String>,
@@ -524,7 +556,7 @@ pub(super) async fn list_clients(
     Authed(caller): Authed,
 ) -> Result<Response, ApiError> {
     let clients = clients::list(context.auth.pool(), &caller.principal).await?;
-    Ok(Json(json!({ "clients": clients })).into_response())
+    Ok(Json(Clients { clients }).into_response())
 }
 
 /// `POST /api/v1/admin/clients` (ADMIN): issues a client; the answer holds its token,
@@ -597,7 +629,7 @@ pub(super) async fn audit_log(
         )
             .into_response());
     }
-    Ok(Json(json!({ "records": records })).into_response())
+    Ok(Json(AuditRecords { records }).into_response())
 }
 
 impl Connected<axum::serve::IncomingStream<'_, TlsListener>> for TlsPeer {

@@ -178,14 +178,34 @@ async fn metrics(State(context): State<HttpContext>) -> Result<Response, ApiErro
     Ok(([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response())
 }
 
-async fn readyz(State(context): State<HttpContext>) -> Result<Json<serde_json::Value>, ApiError> {
+/// `GET /readyz`: ready, with how far each projection is behind the event store.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Readiness {
+    status: &'static str,
+    projections: Vec<ProjectionLag>,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct ProjectionLag {
+    projection: String,
+    /// Event positions the projection has not applied yet.
+    lag_positions: u64,
+}
+
+async fn readyz(State(context): State<HttpContext>) -> Result<Json<Readiness>, ApiError> {
     let (head, _) = context.handler.store().head().await?;
     let lag = noroshi_projections::views::lag(context.views.pool(), head).await?;
-    let projections: Vec<serde_json::Value> = lag
+    let projections: Vec<ProjectionLag> = lag
         .into_iter()
-        .map(|(name, lag)| json!({"projection": name, "lag_positions": lag}))
+        .map(|(projection, lag_positions)| ProjectionLag {
+            projection,
+            lag_positions,
+        })
         .collect();
-    Ok(Json(json!({"status": "ready", "projections": projections})))
+    Ok(Json(Readiness {
+        status: "ready",
+        projections,
+    }))
 }
 
 /// The OpenAPI document, open like `/healthz`: it describes, it reveals no data.

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use prost_reflect::{Cardinality, FieldDescriptor, Kind, MessageDescriptor};
+use schemars::SchemaGenerator;
+use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
 use super::commands::COMMANDS;
@@ -121,6 +123,425 @@ fn errors() -> Value {
     })
 }
 
+/// A route other than a view or a command.
+struct Route {
+    method: &'static str,
+    path: &'static str,
+    operation: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    /// Open to anyone, as `/healthz` is: it describes or reports, and reveals no data.
+    open: bool,
+    /// Path parameters: the ids of cases, placements and clients are UUIDs, others text.
+    parameters: &'static [&'static str],
+    /// The query parameters, documented in the summary.
+    query: &'static [(&'static str, &'static str)],
+    body: Option<Value>,
+    /// The success status, and its content (`None`: no content).
+    answer: (&'static str, Option<(&'static str, Value)>),
+}
+
+impl Route {
+    fn operation(&self) -> Value {
+        let mut responses = errors();
+        let (status, content) = &self.answer;
+        responses[*status] = match content {
+            Some((media, schema)) => json!({"description": self.summary,
+                "content": {*media: {"schema": schema}}}),
+            None => json!({"description": self.summary}),
+        };
+        let mut parameters: Vec<Value> = self
+            .parameters
+            .iter()
+            .map(|name| {
+                let schema = if matches!(*name, "placement_id" | "case_id" | "client_id") {
+                    json!({"type": "string", "format": "uuid"})
+                } else {
+                    json!({"type": "string"})
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
+            .collect();
+        parameters.extend(self.query.iter().map(|(name, description)| {
+            json!({"name": name, "in": "query", "required": false,
+                "description": description, "schema": {"type": "string"}})
+        }));
+        let mut operation = json!({
+            "operationId": self.operation,
+            "tags": [self.tag],
+            "summary": self.summary,
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if !self.open {
+            operation["security"] = json!([{"bearer": []}, {"session": []}]);
+        }
+        if let Some(body) = &self.body {
+            operation["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": body}}});
+        }
+        operation
+    }
+}
+
+/// Every route other than the views and the commands, typed by `generator`.
+fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
+    use super::identity::{
+        AuditRecords, ClientBody, Clients, Login, PasswordBody, SessionAnswer, UserBody, Users,
+    };
+    use crate::web::{Areas, Candidates, Facilities, Observations};
+    use noroshi_identity::clients::{ClientRecord, Issued};
+    use noroshi_identity::users::{UserChange, UserRecord};
+    let json = |schema: Value| Some(("application/json", schema));
+    let session = json(generator.subschema_for::<SessionAnswer>().to_value());
+    let route = |method, path, operation, tag, summary| Route {
+        method,
+        path,
+        operation,
+        tag,
+        summary,
+        open: false,
+        parameters: &[],
+        query: &[],
+        body: None,
+        answer: ("200", None),
+    };
+    vec![
+        Route {
+            body: Some(generator.subschema_for::<Login>().to_value()),
+            answer: ("200", session.clone()),
+            open: true,
+            ..route(
+                "post",
+                "/api/v1/session",
+                "create_session",
+                "sessions",
+                "logs in: a session cookie, and the CSRF token its state-changing requests send as X-CSRF-Token",
+            )
+        },
+        Route {
+            answer: ("200", session),
+            ..route(
+                "get",
+                "/api/v1/session",
+                "get_session",
+                "sessions",
+                "who is logged in, and the session's CSRF token",
+            )
+        },
+        Route {
+            answer: ("204", None),
+            ..route(
+                "delete",
+                "/api/v1/session",
+                "delete_session",
+                "sessions",
+                "logs out (with the CSRF token)",
+            )
+        },
+        Route {
+            answer: ("200", json(generator.subschema_for::<Users>().to_value())),
+            ..route(
+                "get",
+                "/api/v1/admin/users",
+                "list_users",
+                "admin",
+                "the users (ADMIN, HQ)",
+            )
+        },
+        Route {
+            body: Some(generator.subschema_for::<UserBody>().to_value()),
+            answer: (
+                "201",
+                json(generator.subschema_for::<UserRecord>().to_value()),
+            ),
+            ..route(
+                "post",
+                "/api/v1/admin/users",
+                "create_user",
+                "admin",
+                "creates a user (ADMIN; HQ for every role but ADMIN)",
+            )
+        },
+        Route {
+            parameters: &["username"],
+            body: Some(generator.subschema_for::<UserChange>().to_value()),
+            answer: (
+                "200",
+                json(generator.subschema_for::<UserRecord>().to_value()),
+            ),
+            ..route(
+                "patch",
+                "/api/v1/admin/users/{username}",
+                "update_user",
+                "admin",
+                "changes a user's display name, or disables or enables it",
+            )
+        },
+        Route {
+            parameters: &["username"],
+            body: Some(generator.subschema_for::<PasswordBody>().to_value()),
+            answer: ("204", None),
+            ..route(
+                "post",
+                "/api/v1/admin/users/{username}/password",
+                "reset_password",
+                "admin",
+                "sets a new password, lifts a lockout and ends the user's sessions",
+            )
+        },
+        Route {
+            answer: ("200", json(generator.subschema_for::<Clients>().to_value())),
+            ..route(
+                "get",
+                "/api/v1/admin/clients",
+                "list_clients",
+                "admin",
+                "the API clients, never their tokens (ADMIN)",
+            )
+        },
+        Route {
+            body: Some(generator.subschema_for::<ClientBody>().to_value()),
+            answer: ("201", json(generator.subschema_for::<Issued>().to_value())),
+            ..route(
+                "post",
+                "/api/v1/admin/clients",
+                "issue_client",
+                "admin",
+                "issues an API client; the answer holds its token, the only time it is shown (ADMIN)",
+            )
+        },
+        Route {
+            parameters: &["client_id"],
+            answer: (
+                "200",
+                json(generator.subschema_for::<ClientRecord>().to_value()),
+            ),
+            ..route(
+                "post",
+                "/api/v1/admin/clients/{client_id}/revoke",
+                "revoke_client",
+                "admin",
+                "revokes an API client, at once (ADMIN)",
+            )
+        },
+        Route {
+            query: &[
+                ("case_id", "only reads of this case"),
+                ("principal_id", "only this principal's records"),
+                ("kind", "only records of this kind (e.g. PII_READ)"),
+                ("from", "RFC 3339: not before"),
+                ("to", "RFC 3339: before"),
+                ("limit", "at most this many records"),
+                ("format", "csv for a CSV download (text/csv)"),
+            ],
+            answer: (
+                "200",
+                json(generator.subschema_for::<AuditRecords>().to_value()),
+            ),
+            ..route(
+                "get",
+                "/api/v1/audit",
+                "get_audit_log",
+                "admin",
+                "the audit log, newest first, as JSON or CSV (HQ, ADMIN); the read is recorded too",
+            )
+        },
+        Route {
+            answer: ("200", json(generator.subschema_for::<Areas>().to_value())),
+            ..route(
+                "get",
+                "/api/v1/areas",
+                "get_areas",
+                "reference",
+                "the medical areas and their municipalities by code (any reader of views)",
+            )
+        },
+        Route {
+            answer: (
+                "200",
+                json(generator.subschema_for::<Facilities>().to_value()),
+            ),
+            ..route(
+                "get",
+                "/api/v1/facilities",
+                "get_facilities",
+                "reference",
+                "the registered facilities' names, kinds and areas (any reader of views but PUBLIC)",
+            )
+        },
+        Route {
+            parameters: &["placement_id"],
+            answer: (
+                "200",
+                json(generator.subschema_for::<Candidates>().to_value()),
+            ),
+            ..route(
+                "get",
+                "/api/v1/placements/{placement_id}/candidates",
+                "get_candidates",
+                "reference",
+                "where HQ may offer a waiting placement, best first (HQ)",
+            )
+        },
+        Route {
+            parameters: &["case_id"],
+            answer: (
+                "200",
+                json(generator.subschema_for::<Observations>().to_value()),
+            ),
+            ..route(
+                "get",
+                "/api/v1/cases/{case_id}/observations",
+                "get_observations",
+                "reference",
+                "a case's SpO2 and temperature trend (an audited read)",
+            )
+        },
+        Route {
+            open: true,
+            answer: (
+                "200",
+                Some(("text/plain", json!({"type": "string", "const": "ok"}))),
+            ),
+            ..route(
+                "get",
+                "/healthz",
+                "healthz",
+                "operations",
+                "the process is up",
+            )
+        },
+        Route {
+            open: true,
+            answer: (
+                "200",
+                json(generator.subschema_for::<super::Readiness>().to_value()),
+            ),
+            ..route(
+                "get",
+                "/readyz",
+                "readyz",
+                "operations",
+                "ready, with each projection's lag",
+            )
+        },
+        Route {
+            open: true,
+            answer: (
+                "200",
+                Some((super::prometheus::CONTENT_TYPE, json!({"type": "string"}))),
+            ),
+            ..route(
+                "get",
+                "/metrics",
+                "metrics",
+                "operations",
+                "Prometheus metrics (OpenMetrics text)",
+            )
+        },
+        Route {
+            open: true,
+            answer: (
+                "200",
+                Some((
+                    "application/json",
+                    json!({"type": "object",
+                "description": "this document (OpenAPI 3.1)"}),
+                )),
+            ),
+            ..route(
+                "get",
+                "/api/v1/openapi.json",
+                "openapi",
+                "operations",
+                "this document",
+            )
+        },
+    ]
+    .into_iter()
+    .chain(pages())
+    .collect()
+}
+
+/// The web UI's pages and forms (docs/web.md): HTML for people, described for
+/// completeness.
+fn pages() -> Vec<Route> {
+    let html = || Some(("text/html", json!({"type": "string"})));
+    let page = |path, operation, summary| Route {
+        method: "get",
+        path,
+        operation,
+        tag: "web",
+        summary,
+        open: true,
+        parameters: &[],
+        query: &[],
+        body: None,
+        answer: ("200", html()),
+    };
+    vec![
+        page(
+            "/",
+            "page_home",
+            "the caller's own page, or the login (303)",
+        ),
+        page("/login", "page_login", "the login form"),
+        Route {
+            method: "post",
+            answer: ("303", None),
+            ..page(
+                "/login",
+                "submit_login",
+                "logs in from the form (username, password); 303 to the caller's page",
+            )
+        },
+        Route {
+            method: "post",
+            answer: ("303", None),
+            ..page(
+                "/logout",
+                "submit_logout",
+                "logs out from the form (with the CSRF token); 303 to the login",
+            )
+        },
+        page("/hq", "page_hq", "HQ: the queue, the bed board, candidates"),
+        page(
+            "/hc",
+            "page_health_center",
+            "a health center: its cases, reports, observations, requests",
+        ),
+        Route {
+            parameters: &["facility_id"],
+            ..page(
+                "/facility/{facility_id}",
+                "page_facility",
+                "a hospital's or hotel's inbox and capacity",
+            )
+        },
+        page(
+            "/timeline",
+            "page_timeline",
+            "the history of a case or placement",
+        ),
+        page("/public", "page_public", "the public statistics"),
+        page(
+            "/admin",
+            "page_admin",
+            "users, API clients and the audit log",
+        ),
+        Route {
+            parameters: &["name"],
+            answer: ("200", Some(("text/plain", json!({"type": "string"})))),
+            ..page(
+                "/assets/{name}",
+                "asset",
+                "the pages' script and style sheet",
+            )
+        },
+    ]
+}
+
 /// The whole document.
 pub(super) fn document() -> Result<Value, ApiError> {
     let schema = schema()?;
@@ -157,55 +578,16 @@ pub(super) fn document() -> Result<Value, ApiError> {
     if let Some(result) = schema.get_message_by_name("noroshi.v1.CommandResult") {
         messages.insert(result.full_name().to_owned(), result);
     }
-    // What the web UI reads besides the views: reference data and HQ's and nurses' aids.
-    for (path, operation, parameter, description) in [
-        (
-            "/api/v1/areas",
-            "get_areas",
-            None,
-            "the medical areas and their municipalities: code, name, name_en (any reader of views)",
-        ),
-        (
-            "/api/v1/facilities",
-            "get_facilities",
-            None,
-            "the registered facilities: id, name, name_en, kind, medical area (any reader of views but PUBLIC)",
-        ),
-        (
-            "/api/v1/placements/{placement_id}/candidates",
-            "get_candidates",
-            Some("placement_id"),
-            "where HQ may offer a waiting placement, best first (HQ)",
-        ),
-        (
-            "/api/v1/cases/{case_id}/observations",
-            "get_observations",
-            Some("case_id"),
-            "a case's SpO2 and temperature trend (an audited read)",
-        ),
-    ] {
-        let mut responses = errors();
-        responses["200"] = json!({"description": description,
-            "content": {"application/json": {"schema": {"type": "object"}}}});
-        let parameters: Vec<Value> = parameter
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}))
-            .into_iter()
-            .collect();
-        paths.insert(
-            path.into(),
-            json!({"get": {"operationId": operation, "tags": ["reference"],
-                "security": [{"bearer": []}], "parameters": parameters, "responses": responses}}),
-        );
-    }
-    for (path, description) in [
-        ("/healthz", "the process is up"),
-        ("/readyz", "each projection's lag"),
-        ("/metrics", "Prometheus metrics (OpenMetrics text)"),
-    ] {
-        paths.insert(
-            path.into(),
-            json!({"get": {"tags": ["operations"], "responses": {"200": {"description": description}}}}),
-        );
+    // The routes besides views and commands, their bodies and answers typed from the
+    // Rust types they are (de)serialized with.
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|settings| settings.definitions_path = "/components/schemas/".into())
+        .into_generator();
+    for route in routes(&mut generator) {
+        let item = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| json!({}));
+        item[route.method] = route.operation();
     }
     // Nested messages, until every referenced one is described.
     let mut schemas = serde_json::Map::new();
@@ -218,6 +600,7 @@ pub(super) fn document() -> Result<Value, ApiError> {
         done.insert(name.clone());
         schemas.insert(name, message_schema(&message, &mut messages));
     }
+    schemas.extend(generator.take_definitions(true));
     schemas.insert(
         "Error".into(),
         json!({"type": "object", "required": ["code", "message", "violations"], "properties": {
@@ -237,7 +620,11 @@ pub(super) fn document() -> Result<Value, ApiError> {
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "noroshi_session",
+                    "description": "a web session (POST /api/v1/session); state-changing requests also send X-CSRF-Token"},
+            },
         },
     }))
 }

@@ -19,7 +19,7 @@ use crate::error::{ApiError, store_failure};
 use noroshi_app::CommandHandler;
 
 /// One facility HQ could offer the patient to.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Candidate {
     pub facility_id: String,
     pub name: String,

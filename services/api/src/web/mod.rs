@@ -21,6 +21,31 @@ use crate::http::HttpContext;
 use crate::http::identity::Authed;
 use noroshi_identity::{Caller, Credential, Scope};
 
+/// `GET /api/v1/placements/{placement_id}/candidates`, best first.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Candidates {
+    candidates: Vec<Candidate>,
+}
+
+/// `GET /api/v1/areas`: the medical areas and their municipalities, by code.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Areas {
+    areas: Vec<noroshi_identity::areas::MedicalArea>,
+    municipalities: Vec<noroshi_identity::areas::Municipality>,
+}
+
+/// `GET /api/v1/facilities`: every registered facility's names, by id.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Facilities {
+    facilities: Vec<noroshi_projections::bed_board::FacilityName>,
+}
+
+/// `GET /api/v1/cases/{case_id}/observations`, oldest first.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Observations {
+    observations: Vec<ObservationPoint>,
+}
+
 /// The caller of a page request, if any: pages redirect to the login instead of
 /// answering 401.
 #[derive(Debug, Clone)]
@@ -264,7 +289,7 @@ pub async fn placement_candidates(
         placement_id,
     )
     .await?;
-    Ok(Json(serde_json::json!({ "candidates": ranked })).into_response())
+    Ok(Json(Candidates { candidates: ranked }).into_response())
 }
 
 /// `GET /api/v1/areas`: the names of the medical areas and of their municipalities, by
@@ -276,10 +301,11 @@ pub async fn medical_areas(
 ) -> Result<Response, ApiError> {
     caller.scoped(Scope::Views)?;
     let (areas, municipalities) = noroshi_identity::areas::list(context.views.pool()).await?;
-    Ok(
-        Json(serde_json::json!({ "areas": areas, "municipalities": municipalities }))
-            .into_response(),
-    )
+    Ok(Json(Areas {
+        areas,
+        municipalities,
+    })
+    .into_response())
 }
 
 /// `GET /api/v1/facilities`: the registered facilities' names, so that pages show names
@@ -296,7 +322,7 @@ pub async fn facility_names(
     let facilities = noroshi_projections::bed_board::facility_names(context.views.pool())
         .await
         .map_err(crate::error::store_failure)?;
-    Ok(Json(serde_json::json!({ "facilities": facilities })).into_response())
+    Ok(Json(Facilities { facilities }).into_response())
 }
 
 /// `GET /api/v1/cases/{case_id}/observations`: the SpO₂ and temperature trend.
@@ -308,5 +334,8 @@ pub async fn case_observations(
     let principal = caller.scoped(Scope::Views)?;
     let case_id = uuid("case_id", &case_id)?;
     let points = observations(&context.handler, principal, case_id).await?;
-    Ok(Json(serde_json::json!({ "observations": points })).into_response())
+    Ok(Json(Observations {
+        observations: points,
+    })
+    .into_response())
 }

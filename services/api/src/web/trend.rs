@@ -18,9 +18,11 @@ use noroshi_identity::audit;
 /// Most observations returned, the latest.
 const MAX_OBSERVATIONS: usize = 200;
 
-#[derive(Debug, Clone, Serialize)]
+/// One observation of a case's trend.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ObservationPoint {
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub observed_at: OffsetDateTime,
     pub spo2_percent: Option<u8>,
     pub temperature_decicelsius: Option<u16>,
