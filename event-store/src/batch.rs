@@ -32,9 +32,9 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::append::{Refused, append_pooled, append_result, to_u64};
 use crate::error::{AppendError, StoreError, connection_lost};
 use crate::event::{AppendRequest, AppendResult, ExpectedVersion};
-use crate::store::{Refused, append_pooled, append_result, to_u64};
 
 /// Lanes per store: batches written at once. Each holds one pooled connection while it
 /// writes.

@@ -10,6 +10,7 @@
 //! - the [`relay`] publishes every committed event to JetStream exactly once per
 //!   `Nats-Msg-Id`, in order per stream, and survives restarts of itself and of NATS.
 
+mod append;
 pub mod batch;
 mod error;
 mod event;

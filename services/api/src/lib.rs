@@ -3,13 +3,17 @@
 //! of error kinds to codes and statuses. Protobuf requests are parsed into the domain's
 //! commands here, at the edge; nothing below this crate sees a transport type.
 
+pub mod auth;
 pub mod commands;
 pub mod convert;
+mod cookies;
 pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod json;
 pub mod metrics;
+mod openapi;
+pub mod state;
 pub mod views;
 pub mod web;
 

@@ -6,7 +6,43 @@ use crate::command::{Command, Envelope, Outcome};
 use crate::handler::CommandHandler;
 use crate::{case, facility, placement};
 
-pub(crate) async fn execute(
+impl CommandHandler {
+    /// Runs `command` for `principal`: loads what it touches, authorizes it, decides it
+    /// and appends its events (DESIGN.md §4–§7).
+    #[tracing::instrument(
+        name = "command",
+        skip_all,
+        fields(
+            command_id = %envelope.command_id,
+            correlation_id = %envelope.command_id,
+            actor = %principal.principal_id,
+            addressed = command.addressed(),
+            stream_id = tracing::field::Empty,
+        )
+    )]
+    pub async fn execute(
+        &self,
+        principal: &Principal,
+        envelope: Envelope,
+        command: Command,
+    ) -> Outcome {
+        let outcome = execute(self, principal, envelope, command).await;
+        let span = tracing::Span::current();
+        match &outcome {
+            Ok(Ok(recorded)) => {
+                if let Some(first) = recorded.first() {
+                    span.record("stream_id", tracing::field::display(&first.stream_id));
+                }
+                tracing::debug!(replayed = recorded.replayed, "command recorded");
+            }
+            Ok(Err(refusal)) => tracing::debug!(refusal = %refusal, "command refused"),
+            Err(error) => tracing::warn!(error = %error, "command not recorded"),
+        }
+        outcome
+    }
+}
+
+async fn execute(
     handler: &CommandHandler,
     principal: &Principal,
     envelope: Envelope,

@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::cache::{Aggregate, Loaded, StateCache};
-use crate::command::{Command, CommandError, Envelope, Outcome, Recorded, Refusal};
+use crate::command::{CommandError, Envelope, Outcome, Recorded, Refusal};
 
 /// Events read per round trip when catching a state up with its stream.
 const READ_PAGE: u32 = 500;
@@ -348,40 +348,6 @@ impl CommandHandler {
 
     pub fn now(&self) -> OffsetDateTime {
         (self.clock)()
-    }
-
-    /// Runs `command` for `principal`: loads what it touches, authorizes it, decides it
-    /// and appends its events (DESIGN.md §4–§7).
-    #[tracing::instrument(
-        name = "command",
-        skip_all,
-        fields(
-            command_id = %envelope.command_id,
-            correlation_id = %envelope.command_id,
-            actor = %principal.principal_id,
-            addressed = command.addressed(),
-            stream_id = tracing::field::Empty,
-        )
-    )]
-    pub async fn execute(
-        &self,
-        principal: &Principal,
-        envelope: Envelope,
-        command: Command,
-    ) -> Outcome {
-        let outcome = crate::decide::execute(self, principal, envelope, command).await;
-        let span = tracing::Span::current();
-        match &outcome {
-            Ok(Ok(recorded)) => {
-                if let Some(first) = recorded.first() {
-                    span.record("stream_id", tracing::field::display(&first.stream_id));
-                }
-                tracing::debug!(replayed = recorded.replayed, "command recorded");
-            }
-            Ok(Err(refusal)) => tracing::debug!(refusal = %refusal, "command refused"),
-            Err(error) => tracing::warn!(error = %error, "command not recorded"),
-        }
-        outcome
     }
 
     /// A facility's state and the version of its stream, read up to the store's tail.

@@ -339,6 +339,15 @@ async fn audit_denial(
     .await
 }
 
+/// The principal of a web user: `user:<username>`, of its organisation, in its role.
+fn user_principal(
+    username: &str,
+    organisation_id: &str,
+    role: &str,
+) -> Result<Principal, IdentityError> {
+    principal(format!("user:{username}"), organisation_id, role)
+}
+
 /// A principal read back from an identity table.
 fn principal(
     principal_id: String,

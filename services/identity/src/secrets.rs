@@ -2,7 +2,7 @@
 //!
 //! Session ids and API tokens are 256 random bits, so a plain SHA-256 is enough to store
 //! them: unlike passwords they cannot be guessed, and a fast digest keeps every request's
-//! lookup cheap. Passwords get argon2id ([`super::users`]).
+//! lookup cheap. Passwords get argon2id (see the users module).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

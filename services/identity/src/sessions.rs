@@ -76,12 +76,8 @@ pub async fn resume(
     .await
     .map_err(store_failure)?;
     row.map(|(username, organisation_id, role)| {
-        super::principal(
-            super::users::principal_id(&username),
-            &organisation_id,
-            &role,
-        )
-        .map(|principal| (principal, csrf_token(cookie_value)))
+        crate::user_principal(&username, &organisation_id, &role)
+            .map(|principal| (principal, csrf_token(cookie_value)))
     })
     .transpose()
 }

@@ -79,11 +79,6 @@ pub struct UserRecord {
     pub updated_at: OffsetDateTime,
 }
 
-/// The principal id of a user.
-pub fn principal_id(username: &str) -> String {
-    format!("user:{username}")
-}
-
 /// 3 to 64 of `a-z`, `0-9`, `.`, `_` and `-`, starting with a letter or digit.
 pub fn check_username(username: &str) -> Result<(), &'static str> {
     let ok = (3..=64).contains(&username.len())
@@ -438,7 +433,7 @@ pub async fn login(
         tx.commit().await.map_err(store_failure)?;
         return Err(IdentityError::Unauthenticated(WRONG_PASSWORD));
     };
-    let principal = super::principal(principal_id(username), &organisation_id, &role)?;
+    let principal = crate::user_principal(username, &organisation_id, &role)?;
     if locked {
         audit::record(&mut *tx, audit::LOGIN_LOCKED, &principal, via, None, None).await?;
         tx.commit().await.map_err(store_failure)?;

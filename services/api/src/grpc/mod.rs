@@ -6,6 +6,8 @@ mod case;
 mod facility;
 mod placement;
 
+pub use crate::state::GrpcContext;
+
 use std::sync::Arc;
 
 use noroshi_identity::certificates;
@@ -19,19 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::codegen::http;
 
 use crate::error::ApiError;
-use crate::metrics::{Metrics, MetricsLayer};
-use noroshi_app::CommandHandler;
-use noroshi_identity::{Authenticator, Caller, Presented, Scope};
-use noroshi_projections::views::Views;
-
-/// Shared by every service.
-#[derive(Debug, Clone)]
-pub struct GrpcContext {
-    pub handler: Arc<CommandHandler>,
-    pub auth: Arc<Authenticator>,
-    pub views: Arc<Views>,
-    pub metrics: Arc<Metrics>,
-}
+use crate::metrics::MetricsLayer;
+use noroshi_identity::{Authenticator, Presented};
 
 #[derive(Debug, Clone, Copy)]
 pub struct GrpcSettings {
@@ -200,7 +191,7 @@ macro_rules! command_service {
                     &self,
                     request: tonic::Request<$request>,
                 ) -> Result<tonic::Response<noroshi_proto::v1::CommandResult>, tonic::Status> {
-                    let principal = super::principal(&request, $scope)?;
+                    let principal = crate::auth::principal(&request, $scope)?;
                     let result =
                         crate::commands::execute(&self.0.handler, &principal, request.get_ref())
                             .await?;
@@ -211,18 +202,6 @@ macro_rules! command_service {
     };
 }
 use command_service;
-
-/// The principal of an authenticated request, for an action of `scope`.
-pub(crate) fn principal<T>(
-    request: &tonic::Request<T>,
-    scope: Scope,
-) -> Result<noroshi_domain::authz::Principal, ApiError> {
-    Ok(
-        noroshi_identity::required(request.extensions().get::<Caller>())?
-            .scoped(scope)
-            .cloned()?,
-    )
-}
 
 /// Authenticates every request before it reaches a service: a valid bearer token or
 /// client certificate puts a [`Caller`] in the request's extensions; invalid ones are

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use noroshi_proto::v1 as pb;
 
 use super::HttpContext;
-use super::identity::Authed;
+use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::json::{from_json, to_json};
 use noroshi_identity::{Caller, Scope};

@@ -2,43 +2,27 @@
 //! `ViewService`, the commands under `/api/v1/commands/…`, `/healthz`, `/readyz` and
 //! `/metrics`. Errors follow the one table, as `{"code", "message", "violations"}`.
 
-mod commands;
-mod cookies;
-pub mod identity;
-pub(crate) mod openapi;
+pub(crate) mod admin;
+pub(crate) mod commands;
+pub(crate) mod operations;
+pub(crate) mod sessions;
+mod tls;
 
+pub use crate::state::HttpContext;
 pub use commands::COMMANDS;
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::serve::ListenerExt;
-use noroshi_app::CommandHandler;
-use noroshi_identity::Authenticator;
-use noroshi_projections::views::Views;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use crate::metrics::{self as prometheus, Metrics, MetricsLayer};
+use crate::metrics::MetricsLayer;
 use crate::web;
-
-/// What the HTTP handlers share.
-#[derive(Debug, Clone)]
-pub struct HttpContext {
-    pub auth: Arc<Authenticator>,
-    pub views: Arc<Views>,
-    pub metrics: Arc<Metrics>,
-    /// Runs the commands of `/api/v1/commands/…`.
-    pub handler: Arc<CommandHandler>,
-    /// Longest accepted request body; more is RESOURCE_EXHAUSTED.
-    pub max_body_bytes: usize,
-}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -67,44 +51,41 @@ impl IntoResponse for ApiError {
 pub fn router(context: HttpContext) -> axum::Router {
     crate::views::routes(axum::Router::new())
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/views/{view}", get(unknown_view))
-        .route("/api/v1/views/{view}/stream", get(unknown_view))
+        .route("/readyz", get(operations::readyz))
+        .route("/metrics", get(operations::metrics))
+        .route("/api/v1/views/{view}", get(operations::unknown_view))
+        .route("/api/v1/views/{view}/stream", get(operations::unknown_view))
         .route("/api/v1/commands/{name}", post(commands::command))
-        .route("/api/v1/openapi.json", get(openapi_document))
+        .route(
+            "/api/v1/openapi.json",
+            get(crate::openapi::openapi_document),
+        )
         .route(
             "/api/v1/session",
-            get(identity::get_session)
-                .post(identity::create_session)
-                .delete(identity::delete_session),
+            get(sessions::get_session)
+                .post(sessions::create_session)
+                .delete(sessions::delete_session),
         )
-        .route(
-            "/login",
-            get(identity::login_form).post(identity::login_submit),
-        )
-        .route("/logout", post(identity::logout_submit))
+        .route("/login", get(web::login_form).post(web::login_submit))
+        .route("/logout", post(web::logout_submit))
         .route(
             "/api/v1/admin/users",
-            get(identity::list_users).post(identity::create_user),
+            get(admin::list_users).post(admin::create_user),
         )
-        .route(
-            "/api/v1/admin/users/{username}",
-            patch(identity::update_user),
-        )
+        .route("/api/v1/admin/users/{username}", patch(admin::update_user))
         .route(
             "/api/v1/admin/users/{username}/password",
-            post(identity::reset_password),
+            post(admin::reset_password),
         )
         .route(
             "/api/v1/admin/clients",
-            get(identity::list_clients).post(identity::issue_client),
+            get(admin::list_clients).post(admin::issue_client),
         )
         .route(
             "/api/v1/admin/clients/{client_id}/revoke",
-            post(identity::revoke_client),
+            post(admin::revoke_client),
         )
-        .route("/api/v1/audit", get(identity::audit_log))
+        .route("/api/v1/audit", get(admin::audit_log))
         .route(
             "/api/v1/placements/{placement_id}/candidates",
             get(web::placement_candidates),
@@ -125,7 +106,7 @@ pub fn router(context: HttpContext) -> axum::Router {
         .route("/assets/{name}", get(web::asset))
         .route_layer(axum::middleware::from_fn_with_state(
             context.clone(),
-            identity::authenticate,
+            crate::auth::authenticate,
         ))
         .layer(MetricsLayer(context.metrics.clone()))
         .with_state(context)
@@ -158,67 +139,13 @@ pub async fn serve(
             .await
         }
         Some(config) => {
-            let listener = identity::TlsListener::new(listener, config, shutdown.clone())?;
+            let listener = tls::TlsListener::new(listener, config, shutdown.clone())?;
             axum::serve(
                 listener,
-                app.into_make_service_with_connect_info::<identity::TlsPeer>(),
+                app.into_make_service_with_connect_info::<crate::auth::TlsPeer>(),
             )
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
         }
     }
-}
-
-/// Prometheus metrics; open to the scraper, as `/healthz` is (they hold no patient data).
-async fn metrics(State(context): State<HttpContext>) -> Result<Response, ApiError> {
-    let text = context
-        .metrics
-        .render(context.handler.store(), context.views.pool())
-        .await?;
-    Ok(([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response())
-}
-
-/// `GET /readyz`: ready, with how far each projection is behind the event store.
-#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
-pub(crate) struct Readiness {
-    status: &'static str,
-    projections: Vec<ProjectionLag>,
-}
-
-#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
-pub(crate) struct ProjectionLag {
-    projection: String,
-    /// Event positions the projection has not applied yet.
-    lag_positions: u64,
-}
-
-async fn readyz(State(context): State<HttpContext>) -> Result<Json<Readiness>, ApiError> {
-    let (head, _) = context.handler.store().head().await?;
-    let lag = noroshi_projections::views::lag(context.views.pool(), head).await?;
-    let projections: Vec<ProjectionLag> = lag
-        .into_iter()
-        .map(|(projection, lag_positions)| ProjectionLag {
-            projection,
-            lag_positions,
-        })
-        .collect();
-    Ok(Json(Readiness {
-        status: "ready",
-        projections,
-    }))
-}
-
-/// The OpenAPI document, open like `/healthz`: it describes, it reveals no data.
-async fn openapi_document() -> Result<Json<serde_json::Value>, ApiError> {
-    openapi::document().map(Json)
-}
-
-async fn unknown_view(Path(view): Path<String>) -> ApiError {
-    ApiError::invalid(
-        "view",
-        format!(
-            "unknown view {view:?}; the views are {}",
-            crate::views::NAMES.join(", ")
-        ),
-    )
 }

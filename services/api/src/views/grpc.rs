@@ -6,7 +6,7 @@ use noroshi_projections::views::ViewQuery;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::grpc::GrpcContext;
+use crate::state::GrpcContext;
 
 #[derive(Debug)]
 pub(crate) struct Views(pub(crate) GrpcContext);
@@ -20,7 +20,7 @@ impl Views {
         &self,
         request: Request<V::Request>,
     ) -> Result<Response<V::Response>, Status> {
-        let principal = crate::grpc::principal(&request, Scope::Views)?;
+        let principal = crate::auth::principal(&request, Scope::Views)?;
         let view = V::get(&self.0.views, &principal, request.get_ref())
             .await
             .map_err(ApiError::from)?;
@@ -31,7 +31,7 @@ impl Views {
         &self,
         request: Request<V::Request>,
     ) -> Result<Response<Updates<V::Update>>, Status> {
-        let principal = crate::grpc::principal(&request, Scope::Views)?;
+        let principal = crate::auth::principal(&request, Scope::Views)?;
         let updates = V::watch(&self.0.views, &principal, request.get_ref())
             .await
             .map_err(ApiError::from)?;

@@ -21,11 +21,11 @@ use prost_reflect::{
 };
 use serde_json::json;
 
+use crate::auth::Authed;
 use crate::error::ApiError;
-use crate::http::HttpContext;
-use crate::http::identity::Authed;
-use crate::http::openapi::Document;
 use crate::json::{descriptor, to_json};
+use crate::openapi::schema::Document;
+use crate::state::HttpContext;
 
 /// The message type of `min_versions`, written `stream:version,…` in a query string.
 const MIN_VERSIONS: &str = "noroshi.v1.MinVersions";

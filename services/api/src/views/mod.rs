@@ -20,8 +20,8 @@ use noroshi_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::http::HttpContext;
-use crate::http::openapi::Document;
+use crate::openapi::schema::Document;
+use crate::state::HttpContext;
 
 /// Registers every view, with its gRPC methods and the name of its stream type.
 macro_rules! views {

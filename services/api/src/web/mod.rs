@@ -4,21 +4,22 @@
 //! binary; there is no front-end build.
 
 mod candidates;
+mod login;
 mod trend;
 
 pub use candidates::{Candidate, candidates};
+pub(crate) use login::{login_form, login_submit, logout_submit};
 pub use trend::{ObservationPoint, observations};
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use noroshi_domain::authz::Role;
 
+use crate::auth::{Authed, PageCaller};
 use crate::error::ApiError;
-use crate::http::HttpContext;
-use crate::http::identity::Authed;
+use crate::state::HttpContext;
 use noroshi_identity::{Caller, Credential, Scope};
 
 /// `GET /api/v1/placements/{placement_id}/candidates`, best first.
@@ -44,19 +45,6 @@ pub(crate) struct Facilities {
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub(crate) struct Observations {
     observations: Vec<ObservationPoint>,
-}
-
-/// The caller of a page request, if any: pages redirect to the login instead of
-/// answering 401.
-#[derive(Debug, Clone)]
-pub struct PageCaller(pub Option<Caller>);
-
-impl<S: Send + Sync> FromRequestParts<S> for PageCaller {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<Caller>().cloned()))
-    }
 }
 
 const SHELL: &str = include_str!("../../assets/shell.html");

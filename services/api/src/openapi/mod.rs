@@ -2,125 +2,20 @@
 //! bodies and answers are derived from the protobuf schema the commands decode with, so
 //! the document cannot drift from what the server accepts.
 
-use std::collections::BTreeMap;
-
-use prost_reflect::{Cardinality, FieldDescriptor, Kind, MessageDescriptor};
 use schemars::SchemaGenerator;
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
-use super::commands::COMMANDS;
+pub(crate) mod schema;
+
+use self::schema::{Document, errors, message_schema};
 use crate::error::ApiError;
+use crate::http::commands::COMMANDS;
 use crate::json::{MissingMessage, schema};
 
-/// The OpenAPI document being written: its paths, and the protobuf messages whose
-/// schemas it refers to.
-#[derive(Debug, Default)]
-pub(crate) struct Document {
-    paths: serde_json::Map<String, Value>,
-    messages: BTreeMap<String, MessageDescriptor>,
-}
-
-impl Document {
-    /// A reference to the schema of `message`, which the document will describe.
-    pub(crate) fn message_ref(&mut self, message: MessageDescriptor) -> Value {
-        let name = message.full_name().to_owned();
-        let reference = json!({"$ref": format!("#/components/schemas/{name}")});
-        self.messages.entry(name).or_insert(message);
-        reference
-    }
-
-    /// A reference to the schema of message `T`.
-    pub(crate) fn message<T: prost::Name>(&mut self) -> Result<Value, ApiError> {
-        let message = schema()?
-            .get_message_by_name(&T::full_name())
-            .ok_or_else(|| ApiError::internal(MissingMessage(T::full_name())))?;
-        Ok(self.message_ref(message))
-    }
-
-    pub(crate) fn path(&mut self, path: &str, item: Value) {
-        self.paths.insert(path.to_owned(), item);
-    }
-
-    /// The error answers every operation may give.
-    pub(crate) fn errors() -> Value {
-        errors()
-    }
-}
-
-/// The JSON Schema of a protobuf field, as the canonical JSON mapping writes it.
-fn field_schema(
-    field: &FieldDescriptor,
-    messages: &mut BTreeMap<String, MessageDescriptor>,
-) -> Value {
-    let single = match field.kind() {
-        Kind::Bool => json!({"type": "boolean"}),
-        Kind::String => json!({"type": "string"}),
-        Kind::Bytes => json!({"type": "string", "contentEncoding": "base64"}),
-        Kind::Double | Kind::Float => json!({"type": "number"}),
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 | Kind::Uint32 | Kind::Fixed32 => {
-            json!({"type": "integer"})
-        }
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64 => {
-            json!({"type": ["integer", "string"]})
-        }
-        Kind::Enum(e) => json!({
-            "type": "string",
-            "enum": e.values().map(|v| v.name().to_owned()).collect::<Vec<_>>(),
-        }),
-        Kind::Message(m) if m.full_name() == "google.protobuf.Timestamp" => {
-            json!({"type": "string", "format": "date-time"})
-        }
-        Kind::Message(m) => {
-            let name = m.full_name().to_owned();
-            messages.entry(name.clone()).or_insert(m);
-            json!({"$ref": format!("#/components/schemas/{name}")})
-        }
-    };
-    if field.cardinality() == Cardinality::Repeated && !field.is_map() {
-        json!({"type": "array", "items": single})
-    } else {
-        single
-    }
-}
-
-/// A message's schema. Fields without presence are always written (and so required);
-/// optional fields, messages and the fields of a oneof are written when set.
-fn message_schema(
-    message: &MessageDescriptor,
-    messages: &mut BTreeMap<String, MessageDescriptor>,
-) -> Value {
-    let properties: serde_json::Map<String, Value> = message
-        .fields()
-        .map(|field| (field.name().to_owned(), field_schema(&field, messages)))
-        .collect();
-    let required: Vec<String> = message
-        .fields()
-        .filter(|field| !field.supports_presence())
-        .map(|field| field.name().to_owned())
-        .collect();
-    json!({"type": "object", "properties": properties, "required": required,
-        "additionalProperties": false})
-}
-
-fn error_response(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    })
-}
-
-fn errors() -> Value {
-    json!({
-        "400": error_response("INVALID_ARGUMENT, with the offending fields"),
-        "401": error_response("UNAUTHENTICATED"),
-        "403": error_response("PERMISSION_DENIED; says nothing about whether the target exists"),
-        "404": error_response("NOT_FOUND"),
-        "409": error_response("ALREADY_EXISTS, or ABORTED by a conflict that survived the retries"),
-        "412": error_response("FAILED_PRECONDITION: an illegal transition, or no free bed"),
-        "429": error_response("RESOURCE_EXHAUSTED: a body or message over the limit"),
-        "503": error_response("UNAVAILABLE: the store is down, or min_versions not reached in time"),
-    })
+/// The OpenAPI document, open like `/healthz`: it describes, it reveals no data.
+pub(crate) async fn openapi_document() -> Result<axum::Json<Value>, ApiError> {
+    document().map(axum::Json)
 }
 
 /// A route other than a view or a command.
@@ -186,9 +81,8 @@ impl Route {
 
 /// Every route other than the views and the commands, typed by `generator`.
 fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
-    use super::identity::{
-        AuditRecords, ClientBody, Clients, Login, PasswordBody, SessionAnswer, UserBody, Users,
-    };
+    use crate::http::admin::{AuditRecords, ClientBody, Clients, PasswordBody, UserBody, Users};
+    use crate::http::sessions::{Login, SessionAnswer};
     use crate::web::{Areas, Candidates, Facilities, Observations};
     use noroshi_identity::clients::{ClientRecord, Issued};
     use noroshi_identity::users::{UserChange, UserRecord};
@@ -416,7 +310,7 @@ fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
             open: true,
             answer: (
                 "200",
-                json(generator.subschema_for::<super::Readiness>().to_value()),
+                json(generator.subschema_for::<crate::http::operations::Readiness>().to_value()),
             ),
             ..route(
                 "get",
@@ -430,7 +324,7 @@ fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
             open: true,
             answer: (
                 "200",
-                Some((super::prometheus::CONTENT_TYPE, json!({"type": "string"}))),
+                Some((crate::metrics::CONTENT_TYPE, json!({"type": "string"}))),
             ),
             ..route(
                 "get",
@@ -543,7 +437,7 @@ fn pages() -> Vec<Route> {
 }
 
 /// The whole document.
-pub(super) fn document() -> Result<Value, ApiError> {
+pub(crate) fn document() -> Result<Value, ApiError> {
     let schema = schema()?;
     let mut document = Document::default();
     crate::views::describe(&mut document)?;

@@ -1,0 +1,31 @@
+//! What the handlers of each transport share: the command handler, the views, the
+//! authenticator and the metrics.
+
+use std::sync::Arc;
+
+use noroshi_app::CommandHandler;
+use noroshi_identity::Authenticator;
+use noroshi_projections::views::Views;
+
+use crate::metrics::Metrics;
+
+/// What the HTTP handlers share.
+#[derive(Debug, Clone)]
+pub struct HttpContext {
+    pub auth: Arc<Authenticator>,
+    pub views: Arc<Views>,
+    pub metrics: Arc<Metrics>,
+    /// Runs the commands of `/api/v1/commands/…`.
+    pub handler: Arc<CommandHandler>,
+    /// Longest accepted request body; more is RESOURCE_EXHAUSTED.
+    pub max_body_bytes: usize,
+}
+
+/// What every gRPC service shares.
+#[derive(Debug, Clone)]
+pub struct GrpcContext {
+    pub handler: Arc<CommandHandler>,
+    pub auth: Arc<Authenticator>,
+    pub views: Arc<Views>,
+    pub metrics: Arc<Metrics>,
+}
