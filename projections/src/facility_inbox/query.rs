@@ -164,11 +164,11 @@ impl ViewQuery for FacilityInbox {
     type Response = pb::FacilityInbox;
     type Update = pb::FacilityInboxUpdate;
 
-    /// The inbox; audits every identified patient.
     fn violations(request: &pb::GetFacilityInboxRequest) -> Violations {
         crate::views::violations(parse(request))
     }
 
+    /// The inbox; audits every identified patient.
     async fn get(
         views: &Views,
         principal: &Principal,

@@ -880,10 +880,16 @@ async fn a_live_placement_queue_follows_placements_in_and_out() {
     api.offer(&placements[0], "hofu-central").await;
     api.accept(HOSPITAL, &placements[0]).await.unwrap();
     api.transport(&placements[0]).await;
-    api.arrive(HOSPITAL, &placements[0]).await;
-    api.offer(&placements[1], "hofu-central").await;
-    let last = api.cancel(&placements[2]).await;
-    let (_, after_all) = after(&last);
+    let arrived = api.arrive(HOSPITAL, &placements[0]).await;
+    let offered = api.offer(&placements[1], "hofu-central").await;
+    let cancelled = api.cancel(&placements[2]).await;
+    // The relay keeps each stream's order, not an order across streams: wait for the
+    // last write of each placement.
+    let after_all = [arrived, offered, cancelled]
+        .iter()
+        .map(|result| after(result).1)
+        .collect::<Vec<_>>()
+        .join(",");
     let (_, fresh) = api
         .http_get(
             Some(HQ),
