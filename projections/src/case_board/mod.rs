@@ -53,26 +53,28 @@ macro_rules! case_columns {
         "case_id, health_center_id, external_ref, name, name_kana, birth_date, sex, \
          municipality, risk_factors, severity, needs, priority, priority_overridden, status, \
          reported_at, last_observed_at, last_spo2, last_temperature, last_on_oxygen, \
-         deteriorated_at, outcome, closed_at"
+         deteriorated_at, outcome, closed_at, last_observed_by"
     };
 }
 
-/// Inserts the cases of `$1`..`$22` (`s`: `$28`, whether the row is stored), filtered by
-/// a `WHERE` that follows.
+/// Inserts the cases of `$1`..`$22` and `$30` (`s`: `$28`, whether the row is stored),
+/// filtered by a `WHERE` that follows.
 macro_rules! cases_insert {
     () => {
         "INSERT INTO case_board (case_id, health_center_id, external_ref, name, name_kana, \
            birth_date, sex, municipality, risk_factors, severity, needs, priority, \
            priority_overridden, status, reported_at, last_observed_at, last_spo2, \
-           last_temperature, last_on_oxygen, deteriorated_at, outcome, closed_at) \
+           last_temperature, last_on_oxygen, deteriorated_at, outcome, closed_at, \
+           last_observed_by) \
          SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9::text[], c10, c11::text[], c12, c13, c14, \
-           c15, c16, c17, c18, c19, c20, c21, c22 \
+           c15, c16, c17, c18, c19, c20, c21, c22, c23 \
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], \
            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::bool[], \
            $14::text[], $15::timestamptz[], $16::timestamptz[], $17::int[], $18::int[], \
-           $19::bool[], $20::timestamptz[], $21::text[], $22::timestamptz[], $28::bool[]) \
+           $19::bool[], $20::timestamptz[], $21::text[], $22::timestamptz[], $30::text[], \
+           $28::bool[]) \
            AS r(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, \
-                c18, c19, c20, c21, c22, s)"
+                c18, c19, c20, c21, c22, c23, s)"
     };
 }
 
@@ -111,6 +113,7 @@ struct Case {
     deteriorated_at: Option<OffsetDateTime>,
     outcome: Option<String>,
     closed_at: Option<OffsetDateTime>,
+    last_observed_by: Option<String>,
 }
 
 /// A stored row of `case_board_placements`.
@@ -211,6 +214,7 @@ impl Board {
                         deteriorated_at: None,
                         outcome: None,
                         closed_at: None,
+                        last_observed_by: None,
                     },
                 );
             }
@@ -253,12 +257,16 @@ impl Board {
                 case.last_spo2 = observation.spo2.map(|s| i32::from(s.percent()));
                 case.last_temperature = observation.temperature.map(|t| i32::from(t.decicelsius()));
                 case.last_on_oxygen = Some(observation.on_oxygen);
+                case.last_observed_by = observation.recorded_by.as_ref().map(ToString::to_string);
             }
             CaseEvent::DeteriorationFlagged { observed_at, .. } => {
                 case.deteriorated_at = Some(*observed_at);
             }
             CaseEvent::HomeCareStarted { .. } => case.status = CaseStatus::HomeCare.to_string(),
             CaseEvent::StatusChanged { to, .. } => case.status = to.to_string(),
+            // The patient stays where they are until they arrive; the placement's own
+            // events show the transfer.
+            CaseEvent::TransferRequested { .. } | CaseEvent::TransferCancelled { .. } => return,
             CaseEvent::Closed {
                 outcome, closed_at, ..
             } => {
@@ -353,7 +361,7 @@ impl Board {
                last_observed_at = excluded.last_observed_at, last_spo2 = excluded.last_spo2, \
                last_temperature = excluded.last_temperature, last_on_oxygen = excluded.last_on_oxygen, \
                deteriorated_at = excluded.deteriorated_at, outcome = excluded.outcome, \
-               closed_at = excluded.closed_at"
+               closed_at = excluded.closed_at, last_observed_by = excluded.last_observed_by"
         ))
         .bind(cases.iter().map(|c| c.case_id).collect::<Vec<_>>())
         .bind(column(&|c| c.health_center_id.clone()))
@@ -384,6 +392,7 @@ impl Board {
         .bind(placements.iter().map(|p| p.target.clone()).collect::<Vec<_>>())
         .bind(cases.iter().map(|c| stored(&c.case_id)).collect::<Vec<_>>())
         .bind(placements.iter().map(|p| stored(&p.placement_id)).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.last_observed_by.clone()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -416,6 +425,8 @@ pub struct CaseRow {
     /// Tenths of a degree Celsius.
     pub last_temperature: Option<i32>,
     pub last_on_oxygen: Option<bool>,
+    /// Who recorded the last observation (DESIGN.md §5.4).
+    pub last_observed_by: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub deteriorated_at: Option<OffsetDateTime>,
     pub placement_id: Option<Uuid>,
@@ -441,7 +452,7 @@ pub struct CaseQuery<'a> {
 const SELECT: &str = "SELECT c.case_id, c.health_center_id, c.external_ref, c.name, \
     c.name_kana, c.birth_date, c.sex, c.municipality, c.risk_factors, c.severity, c.needs, \
     c.priority, c.priority_overridden, c.status, c.reported_at, c.last_observed_at, \
-    c.last_spo2, c.last_temperature, c.last_on_oxygen, c.deteriorated_at, \
+    c.last_spo2, c.last_temperature, c.last_on_oxygen, c.last_observed_by, c.deteriorated_at, \
     p.placement_id, p.status AS placement_status, p.target AS placement_target, \
     c.outcome, c.closed_at FROM case_board c \
     LEFT JOIN LATERAL (SELECT placement_id, status, target FROM case_board_placements \

@@ -95,6 +95,7 @@ fn row(row: CaseRow, today: time::Date) -> pb::CaseBoardRow {
         last_spo2: row.last_spo2.and_then(|v| u32::try_from(v).ok()),
         last_temperature: row.last_temperature.and_then(|v| u32::try_from(v).ok()),
         last_on_oxygen: row.last_on_oxygen.unwrap_or_default(),
+        last_observed_by: row.last_observed_by,
         deteriorated_at: at_opt(row.deteriorated_at),
         placement_id: row.placement_id.map(|id| id.to_string()),
         placement_status: row.placement_status,
@@ -182,11 +183,11 @@ impl ViewQuery for CaseBoard {
     type Response = pb::CaseBoard;
     type Update = pb::CaseBoardUpdate;
 
-    /// A page of the board; audits every case on it.
     fn violations(request: &pb::GetCaseBoardRequest) -> Violations {
         crate::views::violations(parse(request))
     }
 
+    /// A page of the board; audits every case on it.
     async fn get(
         views: &Views,
         principal: &Principal,

@@ -344,10 +344,19 @@ fn facts(event: &DomainEvent) -> (Option<String>, Option<String>) {
                 to, facility_id, ..
             } => (facility_id.as_ref().map(ToString::to_string), *to),
             CaseEvent::Closed { outcome, .. } => (None, CaseStatus::from(*outcome)),
+            CaseEvent::ObservationRecorded(observation) => {
+                return (
+                    observation.recorded_by.as_ref().map(ToString::to_string),
+                    None,
+                );
+            }
+            CaseEvent::TransferRequested { from_facility, .. } => {
+                return (Some(from_facility.to_string()), None);
+            }
             CaseEvent::Triaged { .. }
             | CaseEvent::PriorityOverridden { .. }
-            | CaseEvent::ObservationRecorded(_)
-            | CaseEvent::DeteriorationFlagged { .. } => return (None, None),
+            | CaseEvent::DeteriorationFlagged { .. }
+            | CaseEvent::TransferCancelled { .. } => return (None, None),
         },
         DomainEvent::Placement(event) => {
             let (facility, status) = match event {

@@ -2,7 +2,7 @@
 
 use noroshi_domain::DomainError;
 use noroshi_domain::authz::{Action, Principal, Target};
-use noroshi_domain::case::{self as rules, Case, CaseCommand, CaseReport};
+use noroshi_domain::case::{self as rules, Case, CaseCommand, CaseReport, Observation};
 use noroshi_domain::values::ExternalRef;
 use uuid::Uuid;
 
@@ -88,12 +88,19 @@ pub(crate) async fn run(
                 return Err(DomainError::NotFound("case".into()).into());
             };
             let record = case.record.as_ref();
-            let target = Target {
-                case_owner: record.map(|r| &r.report.health_center_id),
-                ..Target::UNKNOWN
-            };
+            let target = record.map(Target::of_case).unwrap_or(Target::UNKNOWN);
             s.authorize(action, record.is_some(), &target, "case")?;
-            let events = case.decide(command.clone(), s.now)?;
+            let command = match command.clone() {
+                // Recorded by whoever is with the patient (DESIGN.md §5.4).
+                CaseCommand::RecordObservation(observation) => {
+                    CaseCommand::RecordObservation(Observation {
+                        recorded_by: Some(s.principal.organisation_id.clone()),
+                        ..observation
+                    })
+                }
+                command => command,
+            };
+            let events = case.decide(command, s.now)?;
             Changes::default().add::<Case>(&case_id.to_string(), events)
         })
         .await

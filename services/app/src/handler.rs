@@ -134,6 +134,9 @@ pub(crate) struct Needs {
     pub(crate) placement: Option<Uuid>,
     pub(crate) case: Option<CaseRef>,
     pub(crate) facility: Option<FacilityRef>,
+    /// The stay the case records at another placement than the loaded one, with the
+    /// facility of that stay (a transfer's arrival ends it).
+    pub(crate) stay: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +168,15 @@ pub(crate) struct Session<'h> {
     facility: Option<(FacilityId, Arc<Loaded<Facility>>)>,
     case: Option<(Uuid, Arc<Loaded<Case>>)>,
     placement: Option<(Uuid, Arc<Loaded<Placement>>)>,
+    stay: Option<LoadedStay>,
+}
+
+/// The stay a transfer leaves: its placement and its facility.
+struct LoadedStay {
+    placement_id: Uuid,
+    placement: Arc<Loaded<Placement>>,
+    facility_id: FacilityId,
+    facility: Arc<Loaded<Facility>>,
 }
 
 impl Session<'_> {
@@ -188,6 +200,17 @@ impl Session<'_> {
         self.placement
             .as_ref()
             .map(|(id, loaded)| (*id, &loaded.state))
+    }
+
+    /// The stay the case records elsewhere, when the command asked for it.
+    pub(crate) fn stay(&self) -> Option<noroshi_domain::placement::Stay<'_>> {
+        self.stay
+            .as_ref()
+            .map(|stay| noroshi_domain::placement::Stay {
+                placement_id: stay.placement_id,
+                placement: &stay.placement.state,
+                facility: &stay.facility.state,
+            })
     }
 
     /// Checks the rules of DESIGN.md §7 before anything is decided. `exists` says whether
@@ -240,6 +263,24 @@ impl Session<'_> {
             let loaded = self.load(&handler.facilities, id.as_str()).await?;
             self.facility = Some((id, loaded));
         }
+        let stay = self
+            .case
+            .as_ref()
+            .and_then(|(_, c)| c.state.record.as_ref())
+            .and_then(|r| r.stay.clone())
+            .filter(|(p, _)| needs.stay && Some(*p) != needs.placement);
+        if let Some((placement_id, facility_id)) = stay {
+            let placement = self
+                .load(&handler.placements, &placement_id.to_string())
+                .await?;
+            let facility = self.load(&handler.facilities, facility_id.as_str()).await?;
+            self.stay = Some(LoadedStay {
+                placement_id,
+                placement,
+                facility_id,
+                facility,
+            });
+        }
         Ok(())
     }
 
@@ -283,8 +324,10 @@ impl Session<'_> {
                 Facility::TYPE => {
                     let before = self
                         .facility
-                        .as_ref()
-                        .filter(|(f, _)| f.as_str() == id)
+                        .iter()
+                        .map(|(f, l)| (f, l))
+                        .chain(self.stay.iter().map(|s| (&s.facility_id, &s.facility)))
+                        .find(|(f, _)| f.as_str() == id)
                         .map(|(_, l)| l);
                     advance(&handler.facilities, before, id, events, version);
                 }
@@ -299,8 +342,10 @@ impl Session<'_> {
                 Placement::TYPE => {
                     let before = self
                         .placement
-                        .as_ref()
-                        .filter(|(p, _)| p.to_string() == id)
+                        .iter()
+                        .map(|(p, l)| (p, l))
+                        .chain(self.stay.iter().map(|s| (&s.placement_id, &s.placement)))
+                        .find(|(p, _)| p.to_string() == id)
                         .map(|(_, l)| l);
                     advance(&handler.placements, before, id, events, version);
                 }
@@ -456,6 +501,7 @@ impl CommandHandler {
                 facility: None,
                 case: None,
                 placement: None,
+                stay: None,
             };
             let decided = match session.resolve(needs).await {
                 Ok(()) => decide(&session),

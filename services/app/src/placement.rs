@@ -58,7 +58,13 @@ fn changes(
     if let Some(facility) = facility {
         changes = changes.add::<Facility>(facility.as_str(), decision.facility)?;
     }
-    changes.add::<Case>(&case_id.to_string(), decision.case)
+    changes = changes.add::<Case>(&case_id.to_string(), decision.case)?;
+    match decision.origin {
+        Some(origin) => changes
+            .add::<Placement>(&origin.placement_id.to_string(), origin.placement)?
+            .add::<Facility>(origin.facility_id.as_str(), origin.facility),
+        None => Ok(changes),
+    }
 }
 
 fn only_placement(placement_id: Uuid, events: Vec<rules::PlacementEvent>) -> Result<Changes, Stop> {
@@ -77,7 +83,7 @@ pub(crate) async fn request(
     let needs = Needs {
         placement: Some(placement_id),
         case: Some(CaseRef::Id(case_id)),
-        facility: None,
+        ..Needs::default()
     };
     handler
         .run(principal, envelope, addressed, &needs, |s| {
@@ -141,6 +147,7 @@ pub(crate) async fn run(
         placement: Some(placement_id),
         case: Some(CaseRef::OfPlacement),
         facility: facility_of(&command),
+        stay: matches!(command, PlacementCommand::RecordArrival),
     };
     let action = action(&command);
     handler
@@ -195,7 +202,8 @@ fn decide(
                     "placement has no accepting facility",
                 ))
             })?;
-            let decision = placement.record_arrival(placement_id, facility, case(s)?, s.now)?;
+            let decision =
+                placement.record_arrival(placement_id, facility, case(s)?, s.stay(), s.now)?;
             changes(placement_id, record.case_id, Some(facility_id), decision)
         }
         PlacementCommand::Cancel { reason } => {

@@ -235,6 +235,7 @@ fn encode_case(event: &CaseEvent, case_id: &str) -> (String, Bytes) {
             on_oxygen: o.on_oxygen,
             symptoms: strings(&o.symptoms),
             note: o.note.to_string(),
+            recorded_by: opt_string(o.recorded_by.as_ref()),
         }),
         CaseEvent::DeteriorationFlagged {
             observed_at,
@@ -264,6 +265,18 @@ fn encode_case(event: &CaseEvent, case_id: &str) -> (String, Bytes) {
             to: to.to_wire(),
             placement_id: placement_id.to_string(),
             facility_id: opt_string(facility_id.as_ref()),
+        }),
+        CaseEvent::TransferRequested {
+            placement_id,
+            from_facility,
+        } => message(pb::TransferRequested {
+            case_id: id,
+            placement_id: placement_id.to_string(),
+            from_facility_id: from_facility.to_string(),
+        }),
+        CaseEvent::TransferCancelled { placement_id } => message(pb::TransferCancelled {
+            case_id: id,
+            placement_id: placement_id.to_string(),
         }),
         CaseEvent::Closed {
             outcome,
@@ -383,6 +396,7 @@ fn encode_placement(event: &PlacementEvent, placement_id: &str) -> (String, Byte
             outcome,
             discharged_at,
             note,
+            transferred_to,
         } => message(pb::PatientDischarged {
             placement_id: id,
             facility_id: facility.to_string(),
@@ -390,6 +404,7 @@ fn encode_placement(event: &PlacementEvent, placement_id: &str) -> (String, Byte
             outcome: outcome.to_wire(),
             discharged_at: Some(to_timestamp(*discharged_at)),
             note: note.to_string(),
+            transferred_to: opt_string(transferred_to.as_ref()),
         }),
     }
 }
@@ -638,6 +653,7 @@ fn decode_payload(event_type: &str, payload: &Bytes) -> Decoded<DomainEvent> {
                     .map(|s| field("symptoms", Name::parse(s)))
                     .collect::<Decoded<_>>()?,
                 note: field("note", Text::parse(&m.note))?,
+                recorded_by: opt_field("recorded_by", &m.recorded_by, FacilityId::parse)?,
             }))
         }
         "DeteriorationFlagged" => {
@@ -666,6 +682,19 @@ fn decode_payload(event_type: &str, payload: &Bytes) -> Decoded<DomainEvent> {
                 to: wire("to", m.to)?,
                 placement_id: id("placement_id", &m.placement_id)?,
                 facility_id: opt_field("facility_id", &m.facility_id, FacilityId::parse)?,
+            })
+        }
+        "TransferRequested" => {
+            let m = parse_as!(pb::TransferRequested, payload);
+            DomainEvent::Case(CaseEvent::TransferRequested {
+                placement_id: id("placement_id", &m.placement_id)?,
+                from_facility: field("from_facility_id", FacilityId::parse(&m.from_facility_id))?,
+            })
+        }
+        "TransferCancelled" => {
+            let m = parse_as!(pb::TransferCancelled, payload);
+            DomainEvent::Case(CaseEvent::TransferCancelled {
+                placement_id: id("placement_id", &m.placement_id)?,
             })
         }
         "CaseClosed" => {
@@ -778,6 +807,10 @@ fn decode_payload(event_type: &str, payload: &Bytes) -> Decoded<DomainEvent> {
                 outcome: wire("outcome", m.outcome)?,
                 discharged_at: at("discharged_at", m.discharged_at.as_ref())?,
                 note: field("note", Text::parse(&m.note))?,
+                transferred_to: match m.transferred_to.as_str() {
+                    "" => None,
+                    placement => Some(id("transferred_to", placement)?),
+                },
             })
         }
         other => return Err(format!("unknown event type {other}")),

@@ -259,7 +259,7 @@ pub fn may(principal: &Principal, action: Action, target: &Target<'_>) -> Result
         (RequestPlacement | CancelPlacement | ArrangeTransport | RecordDeparture, HealthCenter) => {
             own(target.case_owner)
         }
-        (RequestPlacement, Hospital | Hotel) => own(target.patient_at),
+        (RequestPlacement | RecordObservation, Hospital | Hotel) => own(target.patient_at),
         (ArrangeTransport | RecordDeparture, Hospital | Hotel) => own(target.transfer_from),
         (AcceptPlacement | DeclinePlacement, Hospital | Hotel) => own(target.offered_to),
         (RecordArrival | RecordDischarge, Hospital | Hotel) => own(target.accepted_by),

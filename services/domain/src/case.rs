@@ -42,6 +42,10 @@ pub struct CaseReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
     pub observed_at: OffsetDateTime,
+    /// The organisation that recorded it: the owning health center for a patient at
+    /// home, the facility where the patient is otherwise (DESIGN.md §5.4). `None` in
+    /// observations recorded before it was kept.
+    pub recorded_by: Option<FacilityId>,
     pub temperature: Option<Temperature>,
     pub spo2: Option<Spo2>,
     pub on_oxygen: bool,
@@ -80,6 +84,17 @@ pub enum CaseEvent {
     HomeCareStarted {
         started_at: OffsetDateTime,
         note: Text,
+    },
+    /// A placement that moves the patient on from the facility where they are
+    /// (escalation, step-down, transfer): the case keeps its status and the patient
+    /// their bed until they arrive (DESIGN.md §5.4). Appended with the placement's request.
+    TransferRequested {
+        placement_id: Uuid,
+        from_facility: FacilityId,
+    },
+    /// The transfer placement ended before arrival: the patient stays where they are.
+    TransferCancelled {
+        placement_id: Uuid,
     },
     /// Appended by placement commands in the same transaction as the placement event.
     StatusChanged {
@@ -300,10 +315,10 @@ impl Case {
                 ))),
             },
             CaseCommand::Close { outcome, note } => {
-                if record.status == CaseStatus::PlacementInProgress {
-                    return Err(DomainError::precondition(
-                        "case is PLACEMENT_IN_PROGRESS; cancel the placement before closing",
-                    ));
+                if let Some(live) = record.live_placement {
+                    return Err(DomainError::precondition(format!(
+                        "case has a live placement {live}; cancel the placement before closing"
+                    )));
                 }
                 Ok(vec![CaseEvent::Closed {
                     outcome,
@@ -363,6 +378,15 @@ impl Case {
             }
             CaseEvent::DeteriorationFlagged { .. } => record.deteriorated = true,
             CaseEvent::HomeCareStarted { .. } => record.status = CaseStatus::HomeCare,
+            CaseEvent::TransferRequested { placement_id, .. } => {
+                record.live_placement = Some(*placement_id);
+                record.status_before_placement = None;
+            }
+            CaseEvent::TransferCancelled { placement_id } => {
+                if record.live_placement == Some(*placement_id) {
+                    record.live_placement = None;
+                }
+            }
             CaseEvent::StatusChanged {
                 from,
                 to,

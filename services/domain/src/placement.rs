@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::case::{Case, CaseEvent};
+use crate::case::{Case, CaseEvent, CaseRecord};
 use crate::error::DomainError;
 use crate::facility::{Facility, FacilityEvent};
 use crate::values::{
@@ -81,6 +81,8 @@ pub enum PlacementEvent {
         outcome: DischargeOutcome,
         discharged_at: OffsetDateTime,
         note: Text,
+        /// The placement that moved the patient on, when the discharge is its arrival.
+        transferred_to: Option<Uuid>,
     },
 }
 
@@ -119,6 +121,27 @@ pub struct Decision {
     pub placement: Vec<PlacementEvent>,
     pub facility: Vec<FacilityEvent>,
     pub case: Vec<CaseEvent>,
+    /// A transfer's arrival: the stay it ends, discharged and vacated.
+    pub origin: Option<OriginDischarge>,
+}
+
+/// The end of the stay a transfer leaves: its placement's `Discharged` and its
+/// facility's `BedVacated`, in the same append as the arrival.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginDischarge {
+    pub placement_id: Uuid,
+    pub placement: Vec<PlacementEvent>,
+    pub facility_id: FacilityId,
+    pub facility: Vec<FacilityEvent>,
+}
+
+/// The stay a transfer leaves, as the arrival decides on it: its placement and the
+/// facility where the patient has been.
+#[derive(Debug, Clone, Copy)]
+pub struct Stay<'a> {
+    pub placement_id: Uuid,
+    pub placement: &'a Placement,
+    pub facility: &'a Facility,
 }
 
 /// Deadlines the placement rules apply (DESIGN.md §5.3 defaults: 30 min, 6 h).
@@ -148,6 +171,44 @@ pub struct RequestPlacement {
 
 fn illegal(status: PlacementStatus, action: &str) -> DomainError {
     DomainError::precondition(format!("placement is {status}; cannot {action}"))
+}
+
+/// The stay an arriving patient leaves, discharged and vacated: the stay the case
+/// records elsewhere than `placement_id`, still occupying its bed.
+fn leaving(
+    case: &CaseRecord,
+    placement_id: Uuid,
+    stay: Option<Stay<'_>>,
+    now: OffsetDateTime,
+) -> Result<Option<OriginDischarge>, DomainError> {
+    let Some((stay_id, origin)) = case.stay.as_ref().filter(|(p, _)| *p != placement_id) else {
+        return Ok(None);
+    };
+    let Some(stay) = stay.filter(|s| s.placement_id == *stay_id) else {
+        return Err(DomainError::precondition(format!(
+            "the stay of placement {stay_id} at {origin} was not loaded"
+        )));
+    };
+    let Some(record) = stay.placement.record.as_ref() else {
+        return Ok(None);
+    };
+    if record.discharged || record.status != PlacementStatus::Arrived {
+        return Ok(None);
+    }
+    let vacated = stay.facility.vacate(*stay_id, DischargeOutcome::Transfer)?;
+    Ok(Some(OriginDischarge {
+        placement_id: *stay_id,
+        placement: vec![PlacementEvent::Discharged {
+            facility: origin.clone(),
+            case_id: record.case_id,
+            outcome: DischargeOutcome::Transfer,
+            discharged_at: now,
+            note: Text::empty(),
+            transferred_to: Some(placement_id),
+        }],
+        facility_id: origin.clone(),
+        facility: vec![vacated],
+    }))
 }
 
 /// Statuses a case may request a placement from; those other than AWAITING_PLACEMENT
@@ -185,18 +246,34 @@ pub fn request(
             record.status
         )));
     }
-    let origin = match &record.stay {
+    let needs = record.needs.union(&command.needs).copied().collect();
+    // A patient in a bed keeps it until they arrive at the next (DESIGN.md §5.4): the
+    // case stays where it is, with this placement live.
+    let (origin, case_event) = match &record.stay {
         Some((_, facility))
             if matches!(
                 record.status,
                 CaseStatus::Hospitalized | CaseStatus::InHotel
             ) =>
         {
-            Origin::Facility(facility.clone())
+            (
+                Origin::Facility(facility.clone()),
+                CaseEvent::TransferRequested {
+                    placement_id,
+                    from_facility: facility.clone(),
+                },
+            )
         }
-        _ => Origin::Home(record.report.municipality.clone()),
+        _ => (
+            Origin::Home(record.report.municipality.clone()),
+            CaseEvent::StatusChanged {
+                from: record.status,
+                to: CaseStatus::PlacementInProgress,
+                placement_id,
+                facility_id: None,
+            },
+        ),
     };
-    let needs = record.needs.union(&command.needs).copied().collect();
     Ok(Decision {
         placement: vec![PlacementEvent::Requested {
             case_id,
@@ -208,13 +285,8 @@ pub fn request(
             requested_at: now,
             note: command.note,
         }],
-        case: vec![CaseEvent::StatusChanged {
-            from: record.status,
-            to: CaseStatus::PlacementInProgress,
-            placement_id,
-            facility_id: None,
-        }],
-        facility: Vec::new(),
+        case: vec![case_event],
+        ..Decision::default()
     })
 }
 
@@ -344,7 +416,7 @@ impl Placement {
                 capacity_override,
             }],
             facility: vec![held],
-            case: Vec::new(),
+            ..Decision::default()
         })
     }
 
@@ -408,12 +480,15 @@ impl Placement {
         Ok(vec![PlacementEvent::Departed { departed_at: now }])
     }
 
-    /// `RecordArrival`: the hold becomes an occupied bed and the case is placed.
+    /// `RecordArrival`: the hold becomes an occupied bed and the case is placed. A
+    /// transfer's arrival also ends the stay it leaves (DESIGN.md §5.4): `stay` is that
+    /// stay, which the caller loads when the case has one elsewhere.
     pub fn record_arrival(
         &self,
         placement_id: Uuid,
         facility: &Facility,
         case: &Case,
+        stay: Option<Stay<'_>>,
         now: OffsetDateTime,
     ) -> Result<Decision, DomainError> {
         let record = self.requested()?;
@@ -437,11 +512,9 @@ impl Placement {
                 arrived_at: now,
             }],
             facility: vec![occupied],
-            case: Vec::new(),
+            ..Decision::default()
         };
-        if case_record.status == CaseStatus::PlacementInProgress
-            && case_record.live_placement == Some(placement_id)
-        {
+        if case_record.live_placement == Some(placement_id) {
             let kind = facility.profile.as_ref().map(|p| p.kind);
             decision.case.push(CaseEvent::StatusChanged {
                 from: case_record.status,
@@ -453,6 +526,15 @@ impl Placement {
                 placement_id,
                 facility_id: Some(facility_id.clone()),
             });
+        }
+        decision.origin = leaving(case_record, placement_id, stay, now)?;
+        if let Some(origin) = decision
+            .origin
+            .as_mut()
+            .filter(|origin| &origin.facility_id == facility_id)
+        {
+            // Moved within one facility (another category): one stream, in order.
+            decision.facility.append(&mut origin.facility);
         }
         Ok(decision)
     }
@@ -487,6 +569,16 @@ impl Placement {
         if let Some(case_record) = &case.record
             && case_record.live_placement == Some(placement_id)
         {
+            if matches!(
+                case_record.status,
+                CaseStatus::Hospitalized | CaseStatus::InHotel
+            ) {
+                // A transfer: the patient never left their bed.
+                decision
+                    .case
+                    .push(CaseEvent::TransferCancelled { placement_id });
+                return Ok(decision);
+            }
             decision.case.push(CaseEvent::StatusChanged {
                 from: case_record.status,
                 to: case_record
@@ -527,6 +619,14 @@ impl Placement {
             .ok_or_else(|| {
                 DomainError::precondition("the patient was placed at another facility")
             })?;
+        if let Some(live) = case.record.as_ref().and_then(|c| {
+            c.live_placement
+                .filter(|_| c.stay.as_ref().is_some_and(|(p, _)| *p == placement_id))
+        }) {
+            return Err(DomainError::precondition(format!(
+                "the patient is to move on with placement {live}, which discharges them here on arrival; cancel it before discharging"
+            )));
+        }
         let vacated = facility.vacate(placement_id, outcome)?;
         let mut decision = Decision {
             placement: vec![PlacementEvent::Discharged {
@@ -535,9 +635,10 @@ impl Placement {
                 outcome,
                 discharged_at: now,
                 note,
+                transferred_to: None,
             }],
             facility: vec![vacated],
-            case: Vec::new(),
+            ..Decision::default()
         };
         if let Some(case_record) = &case.record {
             let here = case_record

@@ -11,7 +11,7 @@ use noroshi_domain::facility::{
     CategoryFigures, Facility, FacilityChanges, FacilityCommand, FacilityEvent, FacilityProfile,
 };
 use noroshi_domain::placement::{
-    Decision, Placement, PlacementEvent, PlacementPolicy, RequestPlacement, Transport,
+    self, Decision, Placement, PlacementEvent, PlacementPolicy, RequestPlacement, Transport,
 };
 use noroshi_domain::values::*;
 use time::macros::{date, datetime};
@@ -341,6 +341,7 @@ fn triage_override_and_observations() {
     let mild = Case::from_events(&reported()); // MODERATE_I: floor 93 %
     let observe = |spo2: i64| Observation {
         observed_at: NOW,
+        recorded_by: None,
         temperature: None,
         spo2: Some(Spo2::new(spo2).unwrap()),
         on_oxygen: false,
@@ -554,7 +555,7 @@ fn the_whole_placement_path_and_its_illegal_steps() {
     precondition(placement.record_departure(NOW).unwrap_err(), "ACCEPTED");
     precondition(
         placement
-            .record_arrival(PLACEMENT, &facility, &case, NOW)
+            .record_arrival(PLACEMENT, &facility, &case, None, NOW)
             .unwrap_err(),
         "ACCEPTED",
     );
@@ -566,7 +567,7 @@ fn the_whole_placement_path_and_its_illegal_steps() {
     placement.evolve(&placement.arrange_transport(transport).unwrap()[0]);
     placement.evolve(&placement.record_departure(NOW).unwrap()[0]);
     let arrived = placement
-        .record_arrival(PLACEMENT, &facility, &case, NOW)
+        .record_arrival(PLACEMENT, &facility, &case, None, NOW)
         .unwrap();
     assert!(matches!(
         &arrived.case[..],
@@ -679,5 +680,225 @@ fn an_offer_expires_after_its_deadline_and_cancel_releases_the_hold() {
             .cancel(PLACEMENT, Some(&facility), &case, reason("x"), NOW)
             .unwrap_err(),
         "CANCELLED",
+    );
+}
+
+/// A placement taken from request to arrival at `facility`; the decisions applied.
+fn arrive_at(
+    placement_id: Uuid,
+    facility: &mut Facility,
+    case: &mut Case,
+    category: BedCategory,
+    stay: Option<(&mut Placement, &mut Facility)>,
+) -> (Placement, Decision) {
+    let policy = PlacementPolicy::default();
+    let mut placement = Placement::default();
+    let requested = placement::request(
+        &placement,
+        placement_id,
+        CASE,
+        case,
+        RequestPlacement {
+            category,
+            ..request()
+        },
+        NOW,
+    )
+    .unwrap();
+    requested.placement.iter().for_each(|e| placement.evolve(e));
+    requested.case.iter().for_each(|e| case.evolve(e));
+    placement.evolve(&placement.offer(facility, NOW, policy).unwrap()[0]);
+    let accepted = placement
+        .accept(placement_id, facility, None, NOW, policy)
+        .unwrap();
+    apply(&accepted, &mut placement, facility, case);
+    let transport = Transport {
+        vehicle: Vehicle::Ambulance,
+        pickup_at: None,
+        note: Text::empty(),
+    };
+    placement.evolve(&placement.arrange_transport(transport).unwrap()[0]);
+    placement.evolve(&placement.record_departure(NOW).unwrap()[0]);
+    let stay_view = stay.as_ref().map(|(p, f)| placement::Stay {
+        placement_id: PLACEMENT,
+        placement: p,
+        facility: f,
+    });
+    let arrived = placement
+        .record_arrival(placement_id, facility, case, stay_view, NOW)
+        .unwrap();
+    apply(&arrived, &mut placement, facility, case);
+    if let (Some((stay_placement, stay_facility)), Some(origin)) = (stay, &arrived.origin) {
+        origin
+            .placement
+            .iter()
+            .for_each(|e| stay_placement.evolve(e));
+        origin.facility.iter().for_each(|e| stay_facility.evolve(e));
+    }
+    (placement, arrived)
+}
+
+fn hotel(ready: u32) -> Facility {
+    Facility::from_events(&[
+        FacilityEvent::Registered(profile("yuda-hotel", FacilityKind::Hotel, &[])),
+        FacilityEvent::CapacityDeclared {
+            categories: vec![CategoryFigures {
+                category: BedCategory::HotelRoom,
+                secured: 10,
+                ready,
+                occupied: 0,
+            }],
+            declared_at: NOW,
+            proxy: None,
+        },
+    ])
+}
+
+#[test]
+fn an_escalation_keeps_the_room_until_the_hospital_records_arrival() {
+    const ESCALATION: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0003);
+    let mut case = Case::from_events(&reported());
+    let mut hotel = hotel(5);
+    let (mut stay, _) = arrive_at(
+        PLACEMENT,
+        &mut hotel,
+        &mut case,
+        BedCategory::HotelRoom,
+        None,
+    );
+    let status = |case: &Case| case.record.as_ref().unwrap().status;
+    assert_eq!(status(&case), CaseStatus::InHotel);
+    assert_eq!(hotel.beds(BedCategory::HotelRoom).occupied, 1);
+
+    // The request keeps the case in the hotel, with the escalation live.
+    let requested = placement::request(
+        &Placement::default(),
+        ESCALATION,
+        CASE,
+        &case,
+        request(),
+        NOW,
+    )
+    .unwrap();
+    assert!(matches!(
+        &requested.case[..],
+        [CaseEvent::TransferRequested { placement_id, from_facility }]
+            if *placement_id == ESCALATION && from_facility.as_str() == "yuda-hotel"
+    ));
+    assert!(matches!(
+        &requested.placement[..],
+        [PlacementEvent::Requested { origin: placement::Origin::Facility(f), .. }] if f.as_str() == "yuda-hotel"
+    ));
+    let mut during = case.clone();
+    requested.case.iter().for_each(|e| during.evolve(e));
+    assert_eq!(status(&during), CaseStatus::InHotel);
+    // The hotel cannot discharge the resident while the escalation is live...
+    precondition(
+        stay.discharge(
+            PLACEMENT,
+            &hotel,
+            &during,
+            DischargeOutcome::Transfer,
+            Text::empty(),
+            NOW,
+        )
+        .unwrap_err(),
+        "cancel it before discharging",
+    );
+    // ...nor the health center close the case.
+    precondition(
+        during
+            .decide(
+                CaseCommand::Close {
+                    outcome: CaseOutcome::Recovered,
+                    note: Text::empty(),
+                },
+                NOW,
+            )
+            .unwrap_err(),
+        "live placement",
+    );
+
+    // Arrival at the hospital discharges the hotel stay and vacates the room, together.
+    let mut hospital = hospital(5, 0);
+    let (_, arrived) = arrive_at(
+        ESCALATION,
+        &mut hospital,
+        &mut case,
+        BedCategory::Moderate,
+        Some((&mut stay, &mut hotel)),
+    );
+    let origin = arrived.origin.expect("the stay it ends");
+    assert_eq!(origin.placement_id, PLACEMENT);
+    assert_eq!(origin.facility_id.as_str(), "yuda-hotel");
+    assert!(matches!(
+        &origin.placement[..],
+        [PlacementEvent::Discharged { outcome: DischargeOutcome::Transfer, transferred_to: Some(to), .. }] if *to == ESCALATION
+    ));
+    assert!(matches!(
+        &origin.facility[..],
+        [FacilityEvent::BedVacated {
+            category: BedCategory::HotelRoom,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        &arrived.case[..],
+        [CaseEvent::StatusChanged {
+            from: CaseStatus::InHotel,
+            to: CaseStatus::Hospitalized,
+            ..
+        }]
+    ));
+    assert_eq!(status(&case), CaseStatus::Hospitalized);
+    assert_eq!(hotel.beds(BedCategory::HotelRoom).occupied, 0);
+    assert_eq!(hospital.beds(BedCategory::Moderate).occupied, 1);
+    assert_eq!(
+        case.record.as_ref().unwrap().stay,
+        Some((ESCALATION, fid("hofu-central")))
+    );
+    assert!(stay.record.as_ref().unwrap().discharged);
+}
+
+#[test]
+fn a_cancelled_transfer_leaves_the_patient_where_they_are() {
+    const TRANSFER: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0004);
+    let mut case = Case::from_events(&reported());
+    let mut hospital = hospital(5, 0);
+    let (stay, _) = arrive_at(
+        PLACEMENT,
+        &mut hospital,
+        &mut case,
+        BedCategory::Moderate,
+        None,
+    );
+    let requested =
+        placement::request(&Placement::default(), TRANSFER, CASE, &case, request(), NOW).unwrap();
+    let mut transfer = Placement::default();
+    requested.placement.iter().for_each(|e| transfer.evolve(e));
+    requested.case.iter().for_each(|e| case.evolve(e));
+    let cancelled = transfer
+        .cancel(TRANSFER, None, &case, reason("状態安定"), NOW)
+        .unwrap();
+    assert!(matches!(
+        &cancelled.case[..],
+        [CaseEvent::TransferCancelled { placement_id }] if *placement_id == TRANSFER
+    ));
+    cancelled.case.iter().for_each(|e| case.evolve(e));
+    let record = case.record.as_ref().unwrap();
+    assert_eq!(record.status, CaseStatus::Hospitalized);
+    assert_eq!(record.live_placement, None);
+    assert_eq!(record.stay, Some((PLACEMENT, fid("hofu-central"))));
+    // The hospital may discharge again once nothing moves the patient on.
+    assert!(
+        stay.discharge(
+            PLACEMENT,
+            &hospital,
+            &case,
+            DischargeOutcome::Recovered,
+            Text::empty(),
+            NOW,
+        )
+        .is_ok()
     );
 }

@@ -143,6 +143,7 @@ pub fn record_observation(
         finish(v, (|| Some((id?, case_id?, observed_at?, note?)))())?;
     let command = CaseCommand::RecordObservation(Observation {
         observed_at,
+        recorded_by: None,
         temperature,
         spo2,
         on_oxygen: r.on_oxygen,
