@@ -61,15 +61,16 @@ macro_rules! inbox_columns {
     };
 }
 
-/// Inserts the cases of `$1`..`$8` (`s`: `$27`, whether the row is stored), filtered by
-/// a `WHERE` that follows.
+/// Inserts the cases of `$1`..`$8` and `$29`..`$31` (`s`: `$27`, whether the row is
+/// stored), filtered by a `WHERE` that follows.
 macro_rules! inbox_cases_insert {
     () => {
         "INSERT INTO facility_inbox_cases (case_id, health_center_id, name, name_kana, \
-           birth_date, sex, phone, severity) \
-         SELECT i, h, n, k, b, x, p, v FROM unnest($1::uuid[], $2::text[], $3::text[], \
-           $4::text[], $5::date[], $6::text[], $7::text[], $8::text[], $27::bool[]) \
-           AS c(i, h, n, k, b, x, p, v, s)"
+           birth_date, sex, phone, severity, last_spo2, last_observed_at, deteriorated_at) \
+         SELECT i, h, n, k, b, x, p, v, o2, oa, da FROM unnest($1::uuid[], $2::text[], \
+           $3::text[], $4::text[], $5::date[], $6::text[], $7::text[], $8::text[], \
+           $29::int[], $30::timestamptz[], $31::timestamptz[], $27::bool[]) \
+           AS c(i, h, n, k, b, x, p, v, o2, oa, da, s)"
     };
 }
 
@@ -121,6 +122,11 @@ struct CaseFacts {
     sex: String,
     phone: Option<String>,
     severity: String,
+    /// The last observation, wherever the patient was (DESIGN.md §5.4).
+    last_spo2: Option<i32>,
+    last_observed_at: Option<OffsetDateTime>,
+    /// Flagged as deteriorating since the last triage.
+    deteriorated_at: Option<OffsetDateTime>,
 }
 
 /// The rows a batch touches: loaded before it, moved by its events, written after.
@@ -167,7 +173,8 @@ impl Inbox {
         if !cases.is_empty() {
             let rows: Vec<CaseFacts> = sqlx::query_as(
                 "SELECT case_id, health_center_id, name, name_kana, birth_date, sex, phone, \
-                 severity FROM facility_inbox_cases WHERE case_id = ANY($1)",
+                 severity, last_spo2, last_observed_at, deteriorated_at \
+                 FROM facility_inbox_cases WHERE case_id = ANY($1)",
             )
             .bind(&cases)
             .fetch_all(&mut *tx)
@@ -195,6 +202,9 @@ impl Inbox {
                         sex: report.patient.sex.to_string(),
                         phone: report.patient.phone.as_ref().map(ToString::to_string),
                         severity: report.severity.to_string(),
+                        last_spo2: None,
+                        last_observed_at: None,
+                        deteriorated_at: None,
                     },
                 );
             }
@@ -203,6 +213,27 @@ impl Inbox {
                     return;
                 };
                 case.severity = severity.to_string();
+                case.deteriorated_at = None;
+            }
+            CaseEvent::ObservationRecorded(observation) => {
+                let Some(case) = self.cases.get_mut(&case_id) else {
+                    return;
+                };
+                // A late-recorded older observation does not replace a newer one.
+                if case
+                    .last_observed_at
+                    .is_some_and(|last| last > observation.observed_at)
+                {
+                    return;
+                }
+                case.last_observed_at = Some(observation.observed_at);
+                case.last_spo2 = observation.spo2.map(|s| i32::from(s.percent()));
+            }
+            CaseEvent::DeteriorationFlagged { observed_at, .. } => {
+                let Some(case) = self.cases.get_mut(&case_id) else {
+                    return;
+                };
+                case.deteriorated_at = Some(*observed_at);
             }
             _ => return,
         }
@@ -325,7 +356,9 @@ impl Inbox {
             inbox_cases_insert!(),
             " WHERE NOT s), cases AS (",
             inbox_cases_insert!(),
-            " WHERE s ON CONFLICT (case_id) DO UPDATE SET severity = excluded.severity), \
+            " WHERE s ON CONFLICT (case_id) DO UPDATE SET severity = excluded.severity, \
+               last_spo2 = excluded.last_spo2, last_observed_at = excluded.last_observed_at, \
+               deteriorated_at = excluded.deteriorated_at), \
              removed AS ( \
                DELETE FROM facility_inbox i USING unnest($9::uuid[]) AS r(id) \
                WHERE i.placement_id = r.id), \
@@ -398,6 +431,9 @@ impl Inbox {
                 .map(|r| stored(&r.placement_id))
                 .collect::<Vec<_>>(),
         )
+        .bind(cases.iter().map(|c| c.last_spo2).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.last_observed_at).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.deteriorated_at).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -444,6 +480,16 @@ pub struct InboxRow {
     pub name: String,
     pub name_kana: Option<String>,
     pub phone: Option<String>,
+    pub last_spo2: Option<i32>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_observed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deteriorated_at: Option<OffsetDateTime>,
+    /// For a patient placed here: the live placement that moves them on from here
+    /// (escalation, step-down, transfer), its status and its target.
+    pub moving_on: Option<Uuid>,
+    pub moving_on_status: Option<String>,
+    pub moving_on_target: Option<String>,
 }
 
 /// Whether any of `placements`, or any placement of `cases`, is among the rows [`rows`]
@@ -456,7 +502,8 @@ pub async fn concerns(
 ) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM facility_inbox \
-           WHERE target = $1 AND status <> 'REQUESTED' \
+           WHERE ((target = $1 AND status <> 'REQUESTED') \
+                  OR (origin_kind = 'FACILITY' AND origin = $1)) \
              AND (placement_id = ANY($2) OR case_id = ANY($3)))",
     )
     .bind(facility)
@@ -481,8 +528,15 @@ pub async fn rows(pool: &PgPool, facility: Option<&str>) -> Result<Vec<InboxRow>
                    WHERE facility_id = c.health_center_id)) AS origin_area, \
          i.requested_at, i.offered_at, i.offer_deadline, \
          i.accepted_at, i.hold_deadline, i.vehicle, i.pickup_at, i.arrived_at, \
-         c.sex, c.severity, c.birth_date, c.name, c.name_kana, c.phone \
+         c.sex, c.severity, c.birth_date, c.name, c.name_kana, c.phone, \
+         c.last_spo2, c.last_observed_at, c.deteriorated_at, \
+         m.placement_id AS moving_on, m.status AS moving_on_status, m.target AS moving_on_target \
          FROM facility_inbox i JOIN facility_inbox_cases c USING (case_id) \
+         LEFT JOIN LATERAL (SELECT o.placement_id, o.status, o.target FROM facility_inbox o \
+           WHERE i.status = 'ARRIVED' AND o.case_id = i.case_id \
+             AND o.origin_kind = 'FACILITY' AND o.origin = i.target \
+             AND o.placement_id <> i.placement_id AND o.status <> 'ARRIVED' \
+           ORDER BY o.requested_at DESC LIMIT 1) m ON true \
          WHERE i.target IS NOT NULL AND i.status <> 'REQUESTED' \
            AND ($1::text IS NULL OR i.target = $1) \
          ORDER BY CASE i.status WHEN 'OFFERED' THEN 0 WHEN 'ARRIVED' THEN 2 ELSE 1 END, \

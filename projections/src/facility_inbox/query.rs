@@ -74,6 +74,15 @@ fn patient(row: InboxRow, now: OffsetDateTime, today: Date) -> pb::InboxPatient 
         vehicle: row.vehicle.as_deref().map(|v| wire(v, Vehicle::parse)),
         pickup_at: at_opt(row.pickup_at),
         arrived_at: at_opt(row.arrived_at),
+        last_spo2: row.last_spo2.and_then(|v| u32::try_from(v).ok()),
+        last_observed_at: at_opt(row.last_observed_at),
+        deteriorated: row.deteriorated_at.is_some(),
+        moving_on_placement_id: row.moving_on.map(|id| id.to_string()),
+        moving_on_status: row
+            .moving_on_status
+            .as_deref()
+            .map(|status| wire(status, PlacementStatus::parse)),
+        moving_on_target: row.moving_on_target,
     }
 }
 

@@ -66,14 +66,14 @@ impl Projection for PlacementQueue {
     }
 }
 
-/// Inserts the cases of `$1`..`$5` (`s`: `$26`, whether the row is stored), filtered by
-/// a `WHERE` that follows.
+/// Inserts the cases of `$1`..`$5` and `$28` (`s`: `$26`, whether the row is stored),
+/// filtered by a `WHERE` that follows.
 macro_rules! queue_cases_insert {
     () => {
         "INSERT INTO placement_queue_cases (case_id, health_center_id, priority, \
-           priority_overridden, priority_reason) \
-         SELECT i, h, p, o, r FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bool[], \
-           $5::text[], $26::bool[]) AS c(i, h, p, o, r, s)"
+           priority_overridden, priority_reason, deteriorated_at) \
+         SELECT i, h, p, o, r, d FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bool[], \
+           $5::text[], $28::timestamptz[], $26::bool[]) AS c(i, h, p, o, r, d, s)"
     };
 }
 
@@ -95,7 +95,8 @@ macro_rules! queue_insert {
 }
 
 /// What the queue keeps of a case: who owns it, its current priority and, when HQ set it,
-/// the reason HQ gave.
+/// the reason HQ gave; and when an observation last flagged it as deteriorating (until a
+/// new triage).
 #[derive(Debug, FromRow)]
 struct CaseRow {
     case_id: Uuid,
@@ -103,6 +104,7 @@ struct CaseRow {
     priority: Option<i32>,
     priority_overridden: bool,
     priority_reason: Option<String>,
+    deteriorated_at: Option<OffsetDateTime>,
 }
 
 /// The rows a batch touches: loaded before it, moved by its events, written after.
@@ -119,13 +121,15 @@ struct Queue {
     stored: HashSet<Uuid>,
 }
 
-/// Whether the queue follows a case event: its report, and what changes its priority.
+/// Whether the queue follows a case event: its report, what changes its priority, and
+/// a deterioration.
 fn followed(event: &CaseEvent) -> bool {
     matches!(
         event,
         CaseEvent::Reported { .. }
             | CaseEvent::Triaged { .. }
             | CaseEvent::PriorityOverridden { .. }
+            | CaseEvent::DeteriorationFlagged { .. }
     )
 }
 
@@ -182,8 +186,8 @@ impl Queue {
             .rows
             .extend(rows.into_iter().map(|row| (row.placement_id, Some(row))));
         let known: Vec<CaseRow> = sqlx::query_as(
-            "SELECT case_id, health_center_id, priority, priority_overridden, priority_reason \
-             FROM placement_queue_cases WHERE case_id = ANY($1)",
+            "SELECT case_id, health_center_id, priority, priority_overridden, priority_reason, \
+             deteriorated_at FROM placement_queue_cases WHERE case_id = ANY($1)",
         )
         .bind(&cases_existing)
         .fetch_all(&mut *tx)
@@ -198,6 +202,13 @@ impl Queue {
     /// came first (streams are ordered each on its own). Other case events change nothing
     /// here.
     fn case(&mut self, case_id: Uuid, event: &CaseEvent) {
+        if let CaseEvent::DeteriorationFlagged { observed_at, .. } = event {
+            if let Some(case) = self.cases.get_mut(&case_id) {
+                case.deteriorated_at = Some(*observed_at);
+                self.changed_cases.insert(case_id);
+            }
+            return;
+        }
         let (priority, reason) = match event {
             CaseEvent::Reported {
                 report, priority, ..
@@ -208,10 +219,17 @@ impl Queue {
                     priority: None,
                     priority_overridden: false,
                     priority_reason: None,
+                    deteriorated_at: None,
                 });
                 (*priority, None)
             }
-            CaseEvent::Triaged { priority, .. } => (*priority, None),
+            CaseEvent::Triaged { priority, .. } => {
+                // A new triage takes the deterioration into account.
+                if let Some(case) = self.cases.get_mut(&case_id) {
+                    case.deteriorated_at = None;
+                }
+                (*priority, None)
+            }
             CaseEvent::PriorityOverridden {
                 priority, reason, ..
             } => (*priority, Some(reason.to_string())),
@@ -297,6 +315,7 @@ impl Queue {
                     hold_deadline: None,
                     declined_by: Vec::new(),
                     vehicle: None,
+                    deteriorated_at: case.and_then(|case| case.deteriorated_at),
                 }),
             );
             self.changed.insert(placement_id);
@@ -352,6 +371,7 @@ impl Queue {
         }
         let (mut case_ids, mut owners, mut priorities, mut overridden, mut reasons) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut deteriorated = Vec::new();
         let mut cases_stored = Vec::new();
         for id in &self.changed_cases {
             if let Some(case) = self.cases.get(id) {
@@ -361,6 +381,7 @@ impl Queue {
                 priorities.push(case.priority);
                 overridden.push(case.priority_overridden);
                 reasons.push(case.priority_reason.as_deref());
+                deteriorated.push(case.deteriorated_at);
             }
         }
         let mut removed = Vec::new();
@@ -386,7 +407,8 @@ impl Queue {
             queue_cases_insert!(),
             " WHERE s ON CONFLICT (case_id) DO UPDATE SET priority = excluded.priority, \
                  priority_overridden = excluded.priority_overridden, \
-                 priority_reason = excluded.priority_reason), \
+                 priority_reason = excluded.priority_reason, \
+                 deteriorated_at = excluded.deteriorated_at), \
              removed AS ( \
                DELETE FROM placement_queue q USING unnest($6::uuid[]) AS r(id) \
                WHERE q.placement_id = r.id), \
@@ -428,6 +450,7 @@ impl Queue {
         .bind(&rows.vehicle)
         .bind(&cases_stored)
         .bind(&rows_stored)
+        .bind(&deteriorated)
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -511,6 +534,11 @@ pub struct QueueRow {
     pub hold_deadline: Option<OffsetDateTime>,
     pub declined_by: Vec<String>,
     pub vehicle: Option<String>,
+    /// When an observation last flagged the case as deteriorating, until a new triage
+    /// (read from the case; not a column of the row).
+    #[sqlx(default)]
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deteriorated_at: Option<OffsetDateTime>,
 }
 
 impl QueueRow {
@@ -518,6 +546,14 @@ impl QueueRow {
     pub fn hold_overdue(&self, now: OffsetDateTime) -> bool {
         self.hold_deadline.is_some_and(|deadline| deadline < now)
     }
+}
+
+/// The case's deterioration, beside a row's columns.
+macro_rules! deteriorated_at {
+    () => {
+        ", (SELECT c.deteriorated_at FROM placement_queue_cases c \
+           WHERE c.case_id = placement_queue.case_id) AS deteriorated_at"
+    };
 }
 
 /// The queue's rows of `placements` and of every placement of `cases`, of `owner`'s cases
@@ -532,6 +568,7 @@ pub async fn rows_of(
     sqlx::query_as(concat!(
         "SELECT ",
         queue_columns!(),
+        deteriorated_at!(),
         " FROM placement_queue WHERE (placement_id = ANY($2) OR case_id = ANY($3)) \
          AND ($1::text IS NULL OR case_owner = $1)"
     ))
@@ -548,6 +585,7 @@ pub async fn rows(pool: &PgPool, owner: Option<&str>) -> Result<Vec<QueueRow>, s
     sqlx::query_as(concat!(
         "SELECT ",
         queue_columns!(),
+        deteriorated_at!(),
         " FROM placement_queue WHERE $1::text IS NULL OR case_owner = $1 \
          ORDER BY priority, requested_at, placement_id"
     ))

@@ -51,6 +51,8 @@ fn row(row: QueueRow, now: OffsetDateTime) -> pb::PlacementQueueRow {
         vehicle: row.vehicle.as_deref().map(|v| wire(v, Vehicle::parse)),
         priority_overridden: row.priority_overridden,
         priority_reason: row.priority_reason,
+        deteriorated: row.deteriorated_at.is_some(),
+        deteriorated_at: at_opt(row.deteriorated_at),
     }
 }
 

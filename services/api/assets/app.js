@@ -36,6 +36,13 @@ const I18N = {
     'fac.declare': '病床数の報告', 'fac.capacity': '現在の病床', 'fac.offers': '受入打診', 'fac.inbound': '入院予定', 'fac.placed': '入院中',
     'fac.accept': '受け入れる', 'fac.decline': '断る', 'fac.decline_reason': '断る理由', 'fac.arrived': '到着を記録',
     'fac.discharge': '退院', 'fac.no_offers': '打診はありません',
+    'fac.inbound@HOTEL': '入所予定', 'fac.placed@HOTEL': '療養中', 'fac.discharge@HOTEL': '退所',
+    'fac.declare@HOTEL': '居室数の報告', 'fac.capacity@HOTEL': '現在の居室',
+    'occupied@HOTEL': '使用中', 'fac.moving_on': '転出の調整', 'fac.open': '観察・依頼',
+    'fac.escalate': '転院・下り搬送の依頼', 'fac.escalate@HOTEL': '入院の依頼（悪化時）',
+    'fac.escalate_note': '転出先に到着するまで、この病床は確保されたままです。',
+    'fac.escalate_note@HOTEL': '入院先に到着するまで、この居室は確保されたままです。',
+    'fac.moving_to': '→', 'fac.moving_live': '転出の調整中のため、退院・退所は到着時に自動で記録されます。',
     'pub.title': '病床の状況（公開統計）', 'pub.note': '少数の人数と、そこから少数が割り出せる数は、個人が特定されないよう表示していません（—）。',
     category: '病床区分', 'cat.SEVERE': '重症', 'cat.MODERATE': '中等症', 'cat.MILD': '軽症', 'cat.HOTEL_ROOM': '宿泊療養',
     secured: '確保病床', ready: '即応病床', occupied: '入院中', held: '確保中', available: '空床', occupancy: '使用率',
@@ -114,6 +121,13 @@ const I18N = {
     'fac.declare': 'Declare capacity', 'fac.capacity': 'Current beds', 'fac.offers': 'Offers', 'fac.inbound': 'Inbound', 'fac.placed': 'Admitted',
     'fac.accept': 'Accept', 'fac.decline': 'Decline', 'fac.decline_reason': 'Reason', 'fac.arrived': 'Record arrival',
     'fac.discharge': 'Discharge', 'fac.no_offers': 'No offers',
+    'fac.inbound@HOTEL': 'Arriving residents', 'fac.placed@HOTEL': 'Residents', 'fac.discharge@HOTEL': 'Check out',
+    'fac.declare@HOTEL': 'Declare rooms', 'fac.capacity@HOTEL': 'Current rooms',
+    'occupied@HOTEL': 'In use', 'fac.moving_on': 'Moving on', 'fac.open': 'Observe / request',
+    'fac.escalate': 'Request a transfer or step-down', 'fac.escalate@HOTEL': 'Request a hospital bed (deterioration)',
+    'fac.escalate_note': 'The bed here stays occupied until the patient arrives at the next.',
+    'fac.escalate_note@HOTEL': 'The room stays occupied until the resident arrives at the hospital.',
+    'fac.moving_to': '→', 'fac.moving_live': 'Moving on: the discharge here is recorded by itself on arrival.',
     'pub.title': 'Beds (public statistics)', 'pub.note': 'Small counts of people, and counts from which a small one could be worked out, are not shown (—), so that nobody can be identified.',
     category: 'Category', 'cat.SEVERE': 'Severe', 'cat.MODERATE': 'Moderate', 'cat.MILD': 'Mild', 'cat.HOTEL_ROOM': 'Hotel room',
     secured: 'Secured', ready: 'Ready', occupied: 'Occupied', held: 'Held', available: 'Available', occupancy: 'Occupancy',
@@ -202,8 +216,13 @@ const DESCRIPTIONS_JA = [
 let lang = localStorage.getItem('noroshi.lang') === 'en' ? 'en' : 'ja';
 const rerenders = [];
 
+/** A text in the user's language; a kind of facility may word it its own way
+ *  (`key@HOTEL`: a hotel admits residents, 入所/退所, where a hospital says 入院/退院). */
 function t(key) {
-  return (I18N[lang] && I18N[lang][key]) || I18N.ja[key] || key;
+  const role = document.body ? document.body.dataset.role : '';
+  const own = role && `${key}@${role}`;
+  return (own && ((I18N[lang] && I18N[lang][own]) || I18N.ja[own]))
+    || (I18N[lang] && I18N[lang][key]) || I18N.ja[key] || key;
 }
 
 function applyI18n(root) {
@@ -401,7 +420,7 @@ function setLive(state) {
  *  prefix (`BED_CATEGORY_MODERATE`). The pages name values without it, as the labels
  *  and the forms' choices do: this strips the prefix from the fields that hold enums. */
 const ENUM_FIELDS = new Set(['category', 'kind', 'acceptance', 'constraints', 'status', 'severity',
-  'sex', 'needs', 'risk_factors', 'vehicle', 'outcome']);
+  'sex', 'needs', 'risk_factors', 'vehicle', 'outcome', 'moving_on_status']);
 const ENUM_PREFIX = /^(FACILITY_KIND|CAPABILITY|BED_CATEGORY|ACCEPTANCE_CONSTRAINT|ACCEPTANCE|RISK_FACTOR|SEVERITY|SEX|CASE_STATUS|CASE_OUTCOME|PLACEMENT_STATUS|VEHICLE|DISCHARGE_OUTCOME)_/;
 function plainEnums(value, key) {
   if (Array.isArray(value)) return value.map((v) => plainEnums(v, key));
@@ -735,6 +754,7 @@ PAGES.hq = () => {
       const canOffer = r.status === 'REQUESTED';
       return h('tr', { 'data-placement': r.placement_id, class: choosing === r.placement_id ? 'selected' : '' },
         h('td', { class: 'num priority' }, r.priority, r.priority_overridden ? tag('overridden') : null,
+          r.deteriorated ? tag('deteriorated') : null,
           // Why HQ moved the patient, for whoever works the queue next (in full on hover).
           r.priority_reason ? h('div', { class: 'muted reason', title: r.priority_reason }, r.priority_reason) : null),
         h('td', {}, enumLabel('cat', r.category)),
@@ -1008,8 +1028,14 @@ PAGES.hc = () => {
   rerenders.push(render);
 };
 
-/** How a patient can leave a facility; a step-down or transfer puts the case back in the queue. */
-const DISCHARGE_OUTCOMES = ['RECOVERED', 'STEP_DOWN', 'TRANSFER', 'DECEASED'];
+/** How a patient leaves a facility from its page. A move to another facility is a
+ *  placement of its own (escalation, step-down, transfer), which keeps the bed here until
+ *  the patient arrives there and then records the discharge by itself. */
+const DISCHARGE_OUTCOMES = ['RECOVERED', 'DECEASED'];
+
+/** The categories a facility may ask for to move a patient on: a hotel escalates to a
+ *  hospital; a hospital transfers, or steps down to a hotel. */
+const MOVE_ON = { HOTEL: ['MODERATE', 'SEVERE', 'MILD'], HOSPITAL: ['SEVERE', 'MODERATE', 'MILD', 'HOTEL_ROOM'] };
 
 PAGES.facility = () => {
   const facility = document.querySelector('[data-facility]').dataset.facility;
@@ -1095,16 +1121,56 @@ PAGES.facility = () => {
       h('td', {}, p.status === 'IN_TRANSIT' ? h('button', { type: 'button', class: 'arrive', onclick: (e) => act(e.target, 'RecordArrival', { placement_id: p.placement_id }) }, t('fac.arrived')) : null,
         ' ', h('a', { href: `/timeline?placement_id=${p.placement_id}` }, t('timeline'))))));
     const placed = document.querySelector('#placed tbody');
-    placed.replaceChildren(...inbox.placed.map((p) => h('tr', { 'data-placement': p.placement_id },
+    placed.replaceChildren(...inbox.placed.map((p) => h('tr', { 'data-placement': p.placement_id, 'data-case': p.case_id, class: p.case_id === selected ? 'selected' : null },
       h('td', {}, p.name), h('td', { class: 'num' }, p.age), h('td', {}, enumLabel('sev', p.severity)), h('td', {}, fmtTime(p.arrived_at)),
-      h('td', {}, h('form', { class: 'inline-form discharge-form', onsubmit: (e) => {
-        e.preventDefault();
-        act(e.target.querySelector('button'), 'RecordDischarge', { placement_id: p.placement_id, outcome: outcomeOf(p.placement_id) });
-      } },
-      h('select', { name: 'outcome', onchange: (e) => outcomes.set(p.placement_id, e.target.value) },
-        DISCHARGE_OUTCOMES.map((o) => h('option', { value: 'DISCHARGE_OUTCOME_' + o, selected: outcomeOf(p.placement_id) === 'DISCHARGE_OUTCOME_' + o }, t('discharge.' + o)))),
-      h('button', { type: 'submit', class: 'secondary discharge' }, t('fac.discharge')))))));
+      h('td', { class: 'num spo2' }, p.last_spo2 ? `${p.last_spo2}%` : '', p.deteriorated ? tag('deteriorated') : null),
+      h('td', { class: 'moving-on' }, p.moving_on_status
+        ? [t('status.' + p.moving_on_status), p.moving_on_target ? ` ${t('fac.moving_to')} ${facilityLabel(p.moving_on_target)}` : '']
+        : ''),
+      h('td', {},
+        h('button', { type: 'button', class: 'secondary open-patient', onclick: () => select(p.case_id) }, t('fac.open')),
+        ' ',
+        p.moving_on_status ? null : h('form', { class: 'inline-form discharge-form', onsubmit: (e) => {
+          e.preventDefault();
+          act(e.target.querySelector('button'), 'RecordDischarge', { placement_id: p.placement_id, outcome: outcomeOf(p.placement_id) });
+        } },
+        h('select', { name: 'outcome', 'aria-label': t('outcome'), onchange: (e) => outcomes.set(p.placement_id, e.target.value) },
+          DISCHARGE_OUTCOMES.map((o) => h('option', { value: 'DISCHARGE_OUTCOME_' + o, selected: outcomeOf(p.placement_id) === 'DISCHARGE_OUTCOME_' + o }, t('discharge.' + o)))),
+        h('button', { type: 'submit', class: 'secondary discharge' }, t('fac.discharge')))))));
+    renderPatient();
   }
+
+  // The panel of one placed patient: its observations and the request that moves it on.
+  // Its forms are drawn once, so live updates never wipe what a nurse is typing.
+  let selected = null;
+  const panel = document.getElementById('patient-panel');
+  const role = document.body.dataset.role;
+  document.querySelector('#escalate-form [name="category"]').replaceChildren(...(MOVE_ON[role] || MOVE_ON.HOSPITAL)
+    .map((c) => h('option', { value: 'BED_CATEGORY_' + c, 'data-i18n': 'cat.' + c }, enumLabel('cat', c))));
+  function select(caseId) {
+    selected = caseId;
+    for (const form of panel.querySelectorAll('form')) clearErrors(form);
+    document.getElementById('patient-status').textContent = '';
+    render();
+    panel.scrollIntoView({ block: 'nearest' });
+  }
+  function renderPatient() {
+    const p = selected && inbox.placed.find((x) => x.case_id === selected);
+    panel.hidden = !p;
+    if (!p) return;
+    document.getElementById('patient-title').textContent = `${p.name}（${p.age}）`
+      + (p.last_spo2 ? ` · SpO₂ ${p.last_spo2}%` : '') + (p.deteriorated ? ` · ${t('deteriorated')}` : '');
+    const moving = !!p.moving_on_status;
+    document.getElementById('escalate-form').hidden = moving;
+    if (moving) document.getElementById('patient-status').textContent = t('fac.moving_live');
+  }
+  const said = (form) => {
+    const title = form.querySelector('h3');
+    document.getElementById('patient-status').textContent = `${t('ok.saved')}: ${title ? title.textContent : ''}`;
+  };
+  bindForm(document.getElementById('fac-observe-form'), 'RecordObservation',
+    () => ({ case_id: selected, observed_at: new Date().toISOString() }), (_, form) => { form.reset(); said(form); });
+  bindForm(document.getElementById('escalate-form'), 'RequestPlacement', () => ({ case_id: selected }), (_, form) => said(form));
 
   live('facility_inbox', { facility_id: facility }, (view) => { inbox = view; render(); });
   bindForm(declare, 'DeclareCapacity', { facility_id: facility }, () => { declareEdited = false; });

@@ -35,6 +35,8 @@ enum Act {
     ReportCase,
     TriageCase,
     RecordObservation,
+    /// An observation of a patient in a hospital bed (DESIGN.md §5.4).
+    ObserveAdmittedPatient,
     StartHomeCare,
     CloseCase,
     OverridePriority,
@@ -60,6 +62,11 @@ const MATRIX: &[(Act, Option<Stage>, &[Actor])] = &[
     (Act::ReportCase, None, &[HC, HC_OTHER]),
     (Act::TriageCase, Some(Stage::Reported), &[HC]),
     (Act::RecordObservation, Some(Stage::Reported), &[HC]),
+    (
+        Act::ObserveAdmittedPatient,
+        Some(Stage::Arrived),
+        &[HC, HOSPITAL],
+    ),
     (Act::StartHomeCare, Some(Stage::Reported), &[HC]),
     (Act::CloseCase, Some(Stage::Reported), &[HC]),
     (Act::OverridePriority, Some(Stage::Reported), &[HQ]),
@@ -358,7 +365,7 @@ async fn perform(
                 ))
                 .await
         }
-        Act::RecordObservation => {
+        Act::RecordObservation | Act::ObserveAdmittedPatient => {
             api.cases()
                 .record_observation(authed(
                     actor,

@@ -12,7 +12,9 @@ use noroshi_domain::values::{FacilityId, FacilityKind, PrincipalId};
 use noroshi_identity::users::{self, NewUser, Password};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
-use noroshi_tests::api::{HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, authed, cid, report_request};
+use noroshi_tests::api::{
+    HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi, authed, cid, report_request,
+};
 use noroshi_tests::browser::{Browser, log_in, screenshot, wait_for, wait_text};
 use noroshi_tests::pipeline::Pipeline;
 
@@ -74,6 +76,7 @@ async fn world() -> World {
             "HOSPITAL",
             FacilityKind::Hospital,
         ),
+        ("yuda.nurse", "yuda-hotel", "HOTEL", FacilityKind::Hotel),
     ] {
         users::create(
             api.db.pool(),
@@ -669,20 +672,39 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     );
     screenshot(&hq, "hq").await;
 
-    // 6. The hospital steps the patient down: the case waits for a placement again, and
-    //    its nurse sees it without a reload.
-    pick(
+    // 6. The hospital asks for a step-down to a hotel in one step: the patient keeps the
+    //    bed until arriving there, and the case's nurse and HQ see the request without a
+    //    reload.
+    click(
         &beds,
-        "#placed tbody tr[data-placement] select[name='outcome']",
-        "DISCHARGE_OUTCOME_STEP_DOWN",
+        "#placed tbody tr[data-placement] button.open-patient",
     )
     .await;
-    click(&beds, "#placed tbody tr[data-placement] button.discharge").await;
+    pick(
+        &beds,
+        "#escalate-form select[name='category']",
+        "BED_CATEGORY_HOTEL_ROOM",
+    )
+    .await;
+    click(&beds, "#escalate-form button[type=submit]").await;
+    wait_text(
+        &beds,
+        "#placed tbody tr[data-placement] td.moving-on",
+        |t| t == "依頼済み",
+    )
+    .await;
+    wait_text(
+        &nurse,
+        "#cases tbody tr[data-case] .placement-status",
+        |t| t == "依頼済み",
+    )
+    .await;
     wait_text(&nurse, "#cases tbody tr[data-case] .case-status", |t| {
-        t == "調整待ち"
+        t == "入院中"
     })
     .await;
-    wait_text(&hq, occupied, |t| t == "1").await;
+    wait_for(&hq, "#queue tbody tr[data-placement]").await;
+    wait_text(&hq, occupied, |t| t == "2").await;
     let timeline = hq
         .execute("return document.querySelector('#queue') !== null;", vec![])
         .await
@@ -1290,4 +1312,110 @@ async fn hq_adds_a_user_on_the_admin_page_who_can_then_log_in() {
     for client in [hq, clerk] {
         client.close().await.unwrap();
     }
+}
+
+/// A hotel nurse records a resident's low SpO₂ and asks for a hospital bed in one step:
+/// the page speaks as a hotel does (療養中, 退所), the resident keeps the room while the
+/// request goes on, and the discharge is not offered meanwhile.
+#[tokio::test]
+async fn a_hotel_nurse_records_a_low_spo2_and_requests_a_hospital_bed() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let api = &world.api;
+    api.declare(HOTEL, "yuda-hotel", pb::BedCategory::HotelRoom, 10, 10, 0)
+        .await;
+    let case_id = api.report_case(pb::Severity::Mild).await;
+    let stay = api
+        .request_placement(&case_id, pb::BedCategory::HotelRoom)
+        .await;
+    api.offer(&stay, "yuda-hotel").await;
+    api.accept(HOTEL, &stay).await.unwrap();
+    api.transport(&stay).await;
+    api.arrive(HOTEL, &stay).await;
+
+    let nurse = browser.session().await;
+    log_in(&nurse, &world.base, "yuda.nurse", PASSWORD).await;
+    let row = format!("#placed tr[data-case='{case_id}']");
+    wait_for(&nurse, &row).await;
+    // A hotel's words: residents 療養中, who check out (退所).
+    wait_text(&nurse, "h2[data-i18n='fac.placed']", |t| t == "療養中").await;
+    wait_text(&nurse, &format!("{row} button.discharge"), |t| t == "退所").await;
+    let outcomes = nurse
+        .find_all(Locator::Css(&format!(
+            "{row} select[name='outcome'] option"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes.len(),
+        2,
+        "recovered or deceased; moving on is a request"
+    );
+
+    click(&nurse, &format!("{row} button.open-patient")).await;
+    fill(&nurse, "#fac-observe-form input[name='spo2_percent']", "92").await;
+    fill(
+        &nurse,
+        "#fac-observe-form input[name='temperature_decicelsius']",
+        "38.2",
+    )
+    .await;
+    click(&nurse, "#fac-observe-form button[type=submit]").await;
+    wait_text(&nurse, &format!("{row} td.spo2"), |t| {
+        t.contains("92%") && t.contains("悪化")
+    })
+    .await;
+
+    wait_text(&nurse, "#escalate-form h3", |t| t == "入院の依頼（悪化時）").await;
+    pick(
+        &nurse,
+        "#escalate-form select[name='category']",
+        "BED_CATEGORY_MODERATE",
+    )
+    .await;
+    click(&nurse, "#escalate-form button[type=submit]").await;
+    wait_text(&nurse, &format!("{row} td.moving-on"), |t| t == "依頼済み").await;
+    // The room stays the resident's; no discharge while the request goes on.
+    wait_gone(
+        &nurse,
+        &format!("{row} .discharge-form"),
+        "the discharge form",
+    )
+    .await;
+    let (_, board) = api
+        .http_get(Some(HQ), "/api/v1/views/bed_board?category=HOTEL_ROOM")
+        .await;
+    let room = board["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["facility_id"] == "yuda-hotel")
+        .cloned()
+        .unwrap();
+    assert_eq!(room["occupied"], 1, "{room}");
+    // HQ's queue shows the escalation (its projection may trail the inbox a moment).
+    let mut escalation = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, queue) = api
+            .http_get(Some(HQ), "/api/v1/views/placement_queue")
+            .await;
+        escalation = queue["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["case_id"] == case_id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        if !escalation.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (&escalation["origin"], &escalation["deteriorated"]),
+        (&serde_json::json!("yuda-hotel"), &serde_json::json!(true)),
+        "{escalation}"
+    );
+    screenshot(&nurse, "hotel").await;
+    nurse.close().await.unwrap();
 }

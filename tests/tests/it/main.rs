@@ -23,4 +23,5 @@ mod secrets;
 mod simulate;
 mod timers;
 mod tls;
+mod transfers;
 mod views;

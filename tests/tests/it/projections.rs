@@ -97,14 +97,15 @@ async fn recomputed(db: &TestDatabase) -> BTreeMap<(String, String), Figures> {
 }
 
 /// placement id → (status, target, declined by, the case's current priority, whether HQ
-/// overrode it and why, case owner, offer and hold deadlines in µs) of every live
+/// overrode it and why, whether it deteriorated since its last triage, case owner, offer
+/// and hold deadlines in µs) of every live
 /// placement, recomputed from the store with the domain's own `evolve` (and the reason of
 /// the last override not followed by a new triage).
 type QueueEntry = (
     String,
     Option<String>,
     Vec<String>,
-    (i32, bool, Option<String>),
+    (i32, bool, Option<String>, bool),
     Option<String>,
     Option<i128>,
     Option<i128>,
@@ -165,6 +166,7 @@ async fn recomputed_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
                         i32::from(cases[&record.case_id].priority.get()),
                         cases[&record.case_id].priority_overridden,
                         reasons[&record.case_id].clone(),
+                        cases[&record.case_id].deteriorated,
                     ),
                     Some(cases[&record.case_id].report.health_center_id.to_string()),
                     micros(record.offer_deadline),
@@ -228,7 +230,12 @@ async fn projected_queue(db: &TestDatabase) -> BTreeMap<Uuid, QueueEntry> {
                     row.status,
                     row.target,
                     row.declined_by,
-                    (row.priority, row.priority_overridden, row.priority_reason),
+                    (
+                        row.priority,
+                        row.priority_overridden,
+                        row.priority_reason,
+                        row.deteriorated_at.is_some(),
+                    ),
                     row.case_owner,
                     micros(row.offer_deadline),
                     micros(row.hold_deadline),
@@ -696,9 +703,57 @@ async fn episode(api: Arc<TestApi>, hospitals: Arc<Vec<Actor>>, n: usize) {
             if n % 4 == 3 {
                 api.discharge(hospital, &placement_id, pb::DischargeOutcome::Recovered)
                     .await;
+            } else if n % 8 == 2 {
+                transfer(&api, hospital, other, &case_id, n).await;
             }
         }
     }
+}
+
+/// The hospital where the patient is records a low SpO₂ and asks for a transfer to
+/// `other`, which keeps the bed until arrival (DESIGN.md §5.4); some transfers are
+/// cancelled on the way.
+async fn transfer(api: &TestApi, hospital: Actor, other: Actor, case_id: &str, n: usize) {
+    api.cases()
+        .record_observation(authed(
+            hospital,
+            pb::RecordObservationRequest {
+                command_id: cid(),
+                case_id: case_id.into(),
+                spo2_percent: 88,
+                ..pb::RecordObservationRequest::default()
+            },
+        ))
+        .await
+        .expect("the hospital records an observation");
+    let transfer = api
+        .placements()
+        .request_placement(authed(
+            hospital,
+            pb::RequestPlacementRequest {
+                command_id: cid(),
+                case_id: case_id.into(),
+                category: pb::BedCategory::Moderate as i32,
+                ..pb::RequestPlacementRequest::default()
+            },
+        ))
+        .await
+        .expect("the hospital requests a transfer")
+        .into_inner()
+        .stream_id
+        .trim_start_matches("placement-")
+        .to_owned();
+    if hospital.organisation == other.organisation {
+        api.cancel(&transfer).await;
+        return;
+    }
+    api.offer(&transfer, other.organisation).await;
+    if api.accept(other, &transfer).await.is_err() || n % 16 == 10 {
+        api.cancel(&transfer).await;
+        return;
+    }
+    api.transport(&transfer).await;
+    api.arrive(other, &transfer).await;
 }
 
 async fn run_episodes(

@@ -201,6 +201,7 @@ mod tests {
             hold_deadline: None,
             declined_by: declined.iter().map(|d| (*d).to_owned()).collect(),
             vehicle: None,
+            deteriorated_at: None,
         }
     }
 
