@@ -87,7 +87,7 @@ pub(crate) fn case_and_placement_ids(
         match decoded {
             DomainEvent::Case(_) => cases.push(aggregate_uuid(event)?),
             DomainEvent::Placement(_) => placements.push(aggregate_uuid(event)?),
-            DomainEvent::Facility(_) => {}
+            DomainEvent::Facility(_) | DomainEvent::Consult(_) => {}
         }
     }
     Ok((cases, placements))

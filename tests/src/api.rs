@@ -88,6 +88,18 @@ pub const HOTEL: Actor = Actor {
     organisation: "yuda-hotel",
     role: "HOTEL",
 };
+/// A consult center whose doctors consult remotely (へき地医療支援センター).
+pub const CONSULT: Actor = Actor {
+    token: "test-token-consult-yamaguchi",
+    organisation: "yamaguchi-consult",
+    role: "CONSULT_CENTER",
+};
+/// Another consult center.
+pub const CONSULT_OTHER: Actor = Actor {
+    token: "test-token-consult-hagi-01",
+    organisation: "hagi-consult",
+    role: "CONSULT_CENTER",
+};
 pub const PUBLIC: Actor = Actor {
     token: "test-token-public-00001",
     organisation: "public",
@@ -102,6 +114,8 @@ pub const ACTORS: &[Actor] = &[
     HOSPITAL,
     HOSPITAL_OTHER,
     HOTEL,
+    CONSULT,
+    CONSULT_OTHER,
     PUBLIC,
 ];
 
@@ -384,6 +398,10 @@ impl TestApi {
         PlacementServiceClient::new(self.channel.clone())
     }
 
+    pub fn consults(&self) -> pb::consult_service_client::ConsultServiceClient<Channel> {
+        pb::consult_service_client::ConsultServiceClient::new(self.channel.clone())
+    }
+
     /// Registers the world's organisations and facilities through the API.
     pub async fn seed(&self) {
         use pb::{Capability as C, FacilityKind as K};
@@ -449,6 +467,24 @@ impl TestApi {
                 K::Hotel,
                 "3504",
                 "352039",
+                &[],
+                &[],
+            ),
+            (
+                "yamaguchi-consult",
+                "山口へき地医療支援センター",
+                K::ConsultCenter,
+                "3504",
+                "352039",
+                &[],
+                &[],
+            ),
+            (
+                "hagi-consult",
+                "萩遠隔診療センター",
+                K::ConsultCenter,
+                "3507",
+                "352047",
                 &[],
                 &[],
             ),

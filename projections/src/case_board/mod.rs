@@ -40,7 +40,7 @@ impl Projection for CaseBoard {
             match decoded {
                 DomainEvent::Case(e) => board.apply_case(aggregate_uuid(event)?, e),
                 DomainEvent::Placement(e) => board.apply_placement(aggregate_uuid(event)?, e),
-                DomainEvent::Facility(_) => {}
+                DomainEvent::Facility(_) | DomainEvent::Consult(_) => {}
             }
         }
         board.write(tx).await
@@ -266,7 +266,10 @@ impl Board {
             CaseEvent::StatusChanged { to, .. } => case.status = to.to_string(),
             // The patient stays where they are until they arrive; the placement's own
             // events show the transfer.
-            CaseEvent::TransferRequested { .. } | CaseEvent::TransferCancelled { .. } => return,
+            CaseEvent::TransferRequested { .. }
+            | CaseEvent::TransferCancelled { .. }
+            | CaseEvent::ConsultOpened { .. }
+            | CaseEvent::ConsultClosed { .. } => return,
             CaseEvent::Closed {
                 outcome, closed_at, ..
             } => {

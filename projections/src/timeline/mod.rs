@@ -51,7 +51,7 @@ impl Projection for Timeline {
                 DomainEvent::Placement(placement_event) => {
                     subjects.follow(aggregate_uuid(event)?, placement_event);
                 }
-                DomainEvent::Case(_) | DomainEvent::Facility(_) => {}
+                DomainEvent::Case(_) | DomainEvent::Facility(_) | DomainEvent::Consult(_) => {}
             }
         }
         subjects.write(tx).await
@@ -333,7 +333,7 @@ fn stated(event: &DomainEvent) -> (Option<i32>, Option<String>) {
 /// The facility an event names and the status it moves its case or placement to.
 fn facts(event: &DomainEvent) -> (Option<String>, Option<String>) {
     let (facility, status) = match event {
-        DomainEvent::Facility(_) => return (None, None),
+        DomainEvent::Facility(_) | DomainEvent::Consult(_) => return (None, None),
         DomainEvent::Case(event) => match event {
             CaseEvent::Reported { report, .. } => (
                 Some(report.health_center_id.to_string()),
@@ -353,6 +353,10 @@ fn facts(event: &DomainEvent) -> (Option<String>, Option<String>) {
             CaseEvent::TransferRequested { from_facility, .. } => {
                 return (Some(from_facility.to_string()), None);
             }
+            CaseEvent::ConsultOpened { center, .. } => {
+                return (center.as_ref().map(ToString::to_string), None);
+            }
+            CaseEvent::ConsultClosed { .. } => return (None, None),
             CaseEvent::Triaged { .. }
             | CaseEvent::PriorityOverridden { .. }
             | CaseEvent::DeteriorationFlagged { .. }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use noroshi_domain::case::{Case, CaseEvent};
+use noroshi_domain::consult::{Consult, ConsultEvent};
 use noroshi_domain::facility::{Facility, FacilityEvent};
 use noroshi_domain::placement::{Placement, PlacementEvent};
 
@@ -38,6 +39,23 @@ impl Aggregate for Facility {
     }
     fn wrap(event: FacilityEvent) -> DomainEvent {
         DomainEvent::Facility(event)
+    }
+}
+
+impl Aggregate for Consult {
+    type Event = ConsultEvent;
+    const TYPE: &'static str = noroshi_domain::streams::CONSULT;
+    fn apply(&mut self, event: &ConsultEvent) {
+        self.evolve(event);
+    }
+    fn select(event: DomainEvent) -> Option<ConsultEvent> {
+        match event {
+            DomainEvent::Consult(e) => Some(e),
+            _ => None,
+        }
+    }
+    fn wrap(event: ConsultEvent) -> DomainEvent {
+        DomainEvent::Consult(event)
     }
 }
 

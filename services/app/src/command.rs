@@ -10,9 +10,13 @@ use std::collections::BTreeSet;
 
 use noroshi_domain::authz::Denied;
 use noroshi_domain::case::{CaseCommand, CaseReport};
+use noroshi_domain::consult::ConsultCommand;
 use noroshi_domain::facility::FacilityCommand;
 use noroshi_domain::placement::Transport;
-use noroshi_domain::values::{BedCategory, Capability, DischargeOutcome, FacilityId, Reason, Text};
+use noroshi_domain::values::{
+    BedCategory, Capability, ConsultMode, ConsultUrgency, DischargeOutcome, FacilityId, Reason,
+    Text,
+};
 use noroshi_domain::{DomainError, ErrorCode};
 use noroshi_event_store::{AppendResult, StreamId};
 use uuid::Uuid;
@@ -43,6 +47,27 @@ pub enum Command {
         placement_id: Uuid,
         command: PlacementCommand,
     },
+    /// A new remote consultation for a case (DESIGN.md §5.5). The requesting organisation
+    /// is the principal's.
+    RequestConsult(ConsultAsk),
+    /// A step of an existing consult.
+    Consult {
+        consult_id: Uuid,
+        command: ConsultCommand,
+    },
+}
+
+/// A consult request as the transports parse it: the requester is whoever asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsultAsk {
+    pub case_id: Uuid,
+    pub mode: ConsultMode,
+    pub urgency: ConsultUrgency,
+    pub question: Text,
+    pub preferred_from: Option<time::OffsetDateTime>,
+    pub preferred_until: Option<time::OffsetDateTime>,
+    pub contact: Text,
+    pub center: Option<FacilityId>,
 }
 
 /// The steps of a placement (DESIGN.md §5.3) after its request.
@@ -79,6 +104,7 @@ impl Command {
             Self::Facility { .. } => streams::FACILITY,
             Self::ReportCase(_) | Self::Case { .. } => streams::CASE,
             Self::RequestPlacement { .. } | Self::Placement { .. } => streams::PLACEMENT,
+            Self::RequestConsult(_) | Self::Consult { .. } => streams::CONSULT,
         }
     }
 }

@@ -4,7 +4,7 @@ use noroshi_domain::authz::Principal;
 
 use crate::command::{Command, Envelope, Outcome};
 use crate::handler::CommandHandler;
-use crate::{case, facility, placement};
+use crate::{case, consult, facility, placement};
 
 impl CommandHandler {
     /// Runs `command` for `principal`: loads what it touches, authorizes it, decides it
@@ -98,5 +98,12 @@ async fn execute(
             )
             .await
         }
+        Command::RequestConsult(ask) => {
+            consult::request(handler, principal, envelope, addressed, ask).await
+        }
+        Command::Consult {
+            consult_id,
+            command,
+        } => consult::run(handler, principal, envelope, addressed, consult_id, command).await,
     }
 }

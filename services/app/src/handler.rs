@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use noroshi_domain::authz::{self, Action, Principal, Target};
 use noroshi_domain::case::Case;
+use noroshi_domain::consult::Consult;
 use noroshi_domain::facility::Facility;
 use noroshi_domain::placement::{Placement, PlacementPolicy};
 use noroshi_domain::values::FacilityId;
@@ -54,6 +55,7 @@ pub struct CommandHandler {
     pub(crate) facilities: StateCache<Facility>,
     pub(crate) cases: StateCache<Case>,
     pub(crate) placements: StateCache<Placement>,
+    pub(crate) consults: StateCache<Consult>,
 }
 
 impl std::fmt::Debug for CommandHandler {
@@ -137,6 +139,8 @@ pub(crate) struct Needs {
     /// The stay the case records at another placement than the loaded one, with the
     /// facility of that stay (a transfer's arrival ends it).
     pub(crate) stay: bool,
+    /// A consult, loaded first; its case with `CaseRef::OfConsult`.
+    pub(crate) consult: Option<Uuid>,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +148,8 @@ pub(crate) enum CaseRef {
     Id(Uuid),
     /// The case of the loaded placement, if it exists.
     OfPlacement,
+    /// The case of the loaded consult, if it exists.
+    OfConsult,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +175,7 @@ pub(crate) struct Session<'h> {
     case: Option<(Uuid, Arc<Loaded<Case>>)>,
     placement: Option<(Uuid, Arc<Loaded<Placement>>)>,
     stay: Option<LoadedStay>,
+    consult: Option<(Uuid, Arc<Loaded<Consult>>)>,
 }
 
 /// The stay a transfer leaves: its placement and its facility.
@@ -198,6 +205,12 @@ impl Session<'_> {
 
     pub(crate) fn placement(&self) -> Option<(Uuid, &Placement)> {
         self.placement
+            .as_ref()
+            .map(|(id, loaded)| (*id, &loaded.state))
+    }
+
+    pub(crate) fn consult(&self) -> Option<(Uuid, &Consult)> {
+        self.consult
             .as_ref()
             .map(|(id, loaded)| (*id, &loaded.state))
     }
@@ -232,6 +245,10 @@ impl Session<'_> {
 
     async fn resolve(&mut self, needs: &Needs) -> Result<(), Stop> {
         let handler = self.handler;
+        if let Some(id) = needs.consult {
+            let loaded = self.load(&handler.consults, &id.to_string()).await?;
+            self.consult = Some((id, loaded));
+        }
         if let Some(id) = needs.placement {
             let loaded = self.load(&handler.placements, &id.to_string()).await?;
             self.placement = Some((id, loaded));
@@ -243,6 +260,11 @@ impl Session<'_> {
                 .as_ref()
                 .and_then(|(_, p)| p.state.record.as_ref())
                 .map(|r| r.case_id),
+            Some(CaseRef::OfConsult) => self
+                .consult
+                .as_ref()
+                .and_then(|(_, c)| c.state.record.as_ref())
+                .map(|r| r.request.case_id),
             None => None,
         };
         if let Some(id) = case_id {
@@ -349,6 +371,14 @@ impl Session<'_> {
                         .map(|(_, l)| l);
                     advance(&handler.placements, before, id, events, version);
                 }
+                Consult::TYPE => {
+                    let before = self
+                        .consult
+                        .as_ref()
+                        .filter(|(c, _)| c.to_string() == id)
+                        .map(|(_, l)| l);
+                    advance(&handler.consults, before, id, events, version);
+                }
                 _ => {}
             }
         }
@@ -384,6 +414,7 @@ impl CommandHandler {
             facilities: StateCache::new(capacity),
             cases: StateCache::new(capacity),
             placements: StateCache::new(capacity),
+            consults: StateCache::new(capacity),
         }
     }
 
@@ -502,6 +533,7 @@ impl CommandHandler {
                 case: None,
                 placement: None,
                 stay: None,
+                consult: None,
             };
             let decided = match session.resolve(needs).await {
                 Ok(()) => decide(&session),

@@ -9,6 +9,7 @@
 mod cache;
 pub mod case;
 pub mod command;
+mod consult;
 mod decide;
 mod facility;
 mod handler;
@@ -17,6 +18,7 @@ pub mod timers;
 mod visibility;
 
 pub use command::{
-    Command, CommandError, Envelope, Outcome, PlacementCommand, Recorded, Refusal, StreamVersion,
+    Command, CommandError, ConsultAsk, Envelope, Outcome, PlacementCommand, Recorded, Refusal,
+    StreamVersion,
 };
 pub use handler::{Clock, CommandHandler, CommandSettings, system_clock};

@@ -37,6 +37,10 @@ impl CommandHandler {
                     Followed::Placement(Some((record, case.state.record.as_ref()))),
                 )
             }
+            streams::CONSULT => {
+                let consult = self.current(&self.consults, id).await?;
+                authz::may_follow(principal, Followed::Consult(consult.state.record.as_ref()))
+            }
             _ => false,
         })
     }

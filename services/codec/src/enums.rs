@@ -47,10 +47,37 @@ macro_rules! wire_enum {
     };
 }
 
+wire_enum!(ConsultMode, "CONSULT_MODE", [DToPWithN, DToD, DToP]);
+wire_enum!(
+    ConsultUrgency,
+    "CONSULT_URGENCY",
+    [Routine, Urgent, Emergency]
+);
+wire_enum!(
+    Recommendation,
+    "RECOMMENDATION",
+    [Continue, Escalate, Prescribe, FollowUp]
+);
+wire_enum!(
+    ConsultStatus,
+    "CONSULT_STATUS",
+    [
+        Requested, Scheduled, InProgress, Completed, Cancelled, Missed
+    ]
+);
 wire_enum!(
     FacilityKind,
     "FACILITY_KIND",
-    [Hospital, Hotel, HealthCenter, Hq, Clinic]
+    [
+        Hospital,
+        Hotel,
+        HealthCenter,
+        Hq,
+        Clinic,
+        ConsultCenter,
+        MobileClinic,
+        Temporary
+    ]
 );
 wire_enum!(
     Capability,

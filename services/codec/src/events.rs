@@ -21,10 +21,10 @@ use noroshi_proto::v1 as pb;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
-use uuid::Uuid;
 
 use crate::enums::{WireEnum, to_wire_all};
-use crate::timestamps::{from_timestamp, to_timestamp};
+use crate::fields::{Decoded, at, field, id, message, opt_field, opt_string, wire};
+use crate::timestamps::to_timestamp;
 
 const DATE: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
@@ -46,12 +46,9 @@ pub fn encode(event: &DomainEvent, aggregate_id: &str, occurred_at: OffsetDateTi
         DomainEvent::Facility(e) => encode_facility(e, aggregate_id),
         DomainEvent::Case(e) => encode_case(e, aggregate_id),
         DomainEvent::Placement(e) => encode_placement(e, aggregate_id),
+        DomainEvent::Consult(e) => crate::consult::encode(e, aggregate_id),
     };
     NewEvent::new(event_type, occurred_at, payload)
-}
-
-fn message<M: Message + prost::Name>(message: M) -> (String, Bytes) {
-    (M::full_name(), Bytes::from(message.encode_to_vec()))
 }
 
 fn proxy(entry: Option<&ProxyEntry>) -> Option<pb::ProxyEntry> {
@@ -59,10 +56,6 @@ fn proxy(entry: Option<&ProxyEntry>) -> Option<pb::ProxyEntry> {
         entered_by_organisation_id: p.entered_by.to_string(),
         reason: p.reason.to_string(),
     })
-}
-
-fn opt_string<T: ToString>(value: Option<&T>) -> String {
-    value.map(ToString::to_string).unwrap_or_default()
 }
 
 fn strings<'a, T: ToString + 'a>(values: impl IntoIterator<Item = &'a T>) -> Vec<String> {
@@ -278,6 +271,15 @@ fn encode_case(event: &CaseEvent, case_id: &str) -> (String, Bytes) {
             case_id: id,
             placement_id: placement_id.to_string(),
         }),
+        CaseEvent::ConsultOpened { consult_id, center } => message(pb::ConsultOpened {
+            case_id: id,
+            consult_id: consult_id.to_string(),
+            center_id: opt_string(center.as_ref()),
+        }),
+        CaseEvent::ConsultClosed { consult_id } => message(pb::ConsultClosed {
+            case_id: id,
+            consult_id: consult_id.to_string(),
+        }),
         CaseEvent::Closed {
             outcome,
             closed_at,
@@ -409,40 +411,8 @@ fn encode_placement(event: &PlacementEvent, placement_id: &str) -> (String, Byte
     }
 }
 
-/// Decoding one stored message; errors are plain descriptions, wrapped by [`decode`].
-type Decoded<T> = Result<T, String>;
-
-fn field<T, E: std::fmt::Display>(name: &str, parsed: Result<T, E>) -> Decoded<T> {
-    parsed.map_err(|e| format!("{name}: {e}"))
-}
-
-fn opt_field<T, E: std::fmt::Display>(
-    name: &str,
-    value: &str,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-) -> Decoded<Option<T>> {
-    if value.is_empty() {
-        Ok(None)
-    } else {
-        field(name, parse(value)).map(Some)
-    }
-}
-
-fn wire<T: WireEnum>(name: &str, value: i32) -> Decoded<T> {
-    field(name, T::from_wire(value))
-}
-
 fn wire_set<T: WireEnum>(name: &str, values: &[i32]) -> Decoded<BTreeSet<T>> {
     values.iter().map(|&v| wire(name, v)).collect()
-}
-
-fn at(name: &str, value: Option<&prost_types::Timestamp>) -> Decoded<OffsetDateTime> {
-    let ts = value.ok_or_else(|| format!("{name}: missing"))?;
-    from_timestamp(ts).ok_or_else(|| format!("{name}: not a valid timestamp"))
-}
-
-fn id(name: &str, value: &str) -> Decoded<Uuid> {
-    field(name, Uuid::try_parse(value))
 }
 
 fn priority(value: u32) -> Decoded<Priority> {
@@ -697,6 +667,19 @@ fn decode_payload(event_type: &str, payload: &Bytes) -> Decoded<DomainEvent> {
                 placement_id: id("placement_id", &m.placement_id)?,
             })
         }
+        "ConsultOpened" => {
+            let m = parse_as!(pb::ConsultOpened, payload);
+            DomainEvent::Case(CaseEvent::ConsultOpened {
+                consult_id: id("consult_id", &m.consult_id)?,
+                center: opt_field("center_id", &m.center_id, FacilityId::parse)?,
+            })
+        }
+        "ConsultClosed" => {
+            let m = parse_as!(pb::ConsultClosed, payload);
+            DomainEvent::Case(CaseEvent::ConsultClosed {
+                consult_id: id("consult_id", &m.consult_id)?,
+            })
+        }
         "CaseClosed" => {
             let m = parse_as!(pb::CaseClosed, payload);
             DomainEvent::Case(CaseEvent::Closed {
@@ -813,6 +796,6 @@ fn decode_payload(event_type: &str, payload: &Bytes) -> Decoded<DomainEvent> {
                 },
             })
         }
-        other => return Err(format!("unknown event type {other}")),
+        other => return crate::consult::decode(other, payload),
     })
 }

@@ -5,8 +5,10 @@
 //! Every reader of the log (command handling, projections, rebuilds, timers) decodes
 //! through [`events::decode`], so a payload has one meaning wherever it is read.
 
+mod consult;
 pub mod enums;
 pub mod events;
+mod fields;
 pub mod timestamps;
 
 pub use enums::WireEnum;

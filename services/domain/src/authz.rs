@@ -7,6 +7,7 @@
 use std::fmt;
 
 use crate::case::CaseRecord;
+use crate::consult::ConsultRecord;
 use crate::placement::{Origin, PlacementRecord};
 use crate::values::{FacilityId, FacilityKind, PlacementStatus, PrincipalId};
 
@@ -16,6 +17,16 @@ pub enum Role {
     HealthCenter,
     Hospital,
     Hotel,
+    /// A temporary medical facility: declares capacity and takes placements like a
+    /// hospital (DESIGN.md §1).
+    Temporary,
+    /// A rural clinic or an online-consultation site; one with beds takes placements
+    /// like a hospital.
+    Clinic,
+    /// A mobile clinic vehicle with a nurse on board.
+    MobileClinic,
+    /// A support center whose doctors consult remotely.
+    ConsultCenter,
     Public,
     Admin,
 }
@@ -26,6 +37,10 @@ impl Role {
         Self::HealthCenter,
         Self::Hospital,
         Self::Hotel,
+        Self::Temporary,
+        Self::Clinic,
+        Self::MobileClinic,
+        Self::ConsultCenter,
         Self::Public,
         Self::Admin,
     ];
@@ -40,6 +55,10 @@ impl Role {
             Self::HealthCenter => "HEALTH_CENTER",
             Self::Hospital => "HOSPITAL",
             Self::Hotel => "HOTEL",
+            Self::Temporary => "TEMPORARY",
+            Self::Clinic => "CLINIC",
+            Self::MobileClinic => "MOBILE_CLINIC",
+            Self::ConsultCenter => "CONSULT_CENTER",
             Self::Public => "PUBLIC",
             Self::Admin => "ADMIN",
         }
@@ -53,13 +72,28 @@ impl fmt::Display for Role {
 }
 
 impl Role {
+    /// The roles of organisations where patients are: hospitals, hotels, temporary
+    /// facilities and clinics (a clinic with beds takes placements; any clinic, and a
+    /// mobile clinic, sees patients). Each acts for its own facility and the patients
+    /// with it.
+    pub fn keeps_patients(self) -> bool {
+        matches!(
+            self,
+            Self::Hospital | Self::Hotel | Self::Temporary | Self::Clinic | Self::MobileClinic
+        )
+    }
+
     /// The role in which a user or client of an organisation of `kind` acts.
     pub fn of_kind(kind: FacilityKind) -> Self {
         match kind {
             FacilityKind::Hq => Self::Hq,
             FacilityKind::HealthCenter => Self::HealthCenter,
-            FacilityKind::Hospital | FacilityKind::Clinic => Self::Hospital,
+            FacilityKind::Hospital => Self::Hospital,
             FacilityKind::Hotel => Self::Hotel,
+            FacilityKind::Temporary => Self::Temporary,
+            FacilityKind::Clinic => Self::Clinic,
+            FacilityKind::MobileClinic => Self::MobileClinic,
+            FacilityKind::ConsultCenter => Self::ConsultCenter,
         }
     }
 
@@ -71,8 +105,14 @@ impl Role {
             Self::Admin | Self::Public => return Ok(()),
             Self::Hq => &[FacilityKind::Hq],
             Self::HealthCenter => &[FacilityKind::HealthCenter],
+            // A clinic's logins made before clinics had a role of their own act as
+            // hospitals, which a clinic with beds is.
             Self::Hospital => &[FacilityKind::Hospital, FacilityKind::Clinic],
             Self::Hotel => &[FacilityKind::Hotel],
+            Self::Temporary => &[FacilityKind::Temporary],
+            Self::Clinic => &[FacilityKind::Clinic],
+            Self::MobileClinic => &[FacilityKind::MobileClinic],
+            Self::ConsultCenter => &[FacilityKind::ConsultCenter],
         };
         match kind {
             None => Err(
@@ -115,6 +155,15 @@ pub enum Action {
     ArrangeTransport,
     RecordDeparture,
     RecordDischarge,
+    /// Asking for a remote consultation (DESIGN.md §5.5).
+    RequestConsult,
+    CancelConsult,
+    /// A consult center takes a request.
+    ScheduleConsult,
+    /// The center that scheduled it starts, completes or marks it missed.
+    ConductConsult,
+    /// Opening the placement request an `ESCALATE` recommendation asked for.
+    EscalateConsult,
     /// Reading a patient's identity.
     ReadPatient,
 }
@@ -134,6 +183,10 @@ pub struct Target<'a> {
     pub accepted_by: Option<&'a FacilityId>,
     /// The facility a transfer leaves from.
     pub transfer_from: Option<&'a FacilityId>,
+    /// The organisation that requested a consult.
+    pub consult_requester: Option<&'a FacilityId>,
+    /// The consult center that scheduled a consult.
+    pub consult_center: Option<&'a FacilityId>,
 }
 
 impl Target<'_> {
@@ -145,6 +198,8 @@ impl Target<'_> {
         offered_to: None,
         accepted_by: None,
         transfer_from: None,
+        consult_requester: None,
+        consult_center: None,
     };
 }
 
@@ -184,6 +239,22 @@ impl<'a> Target<'a> {
                 Origin::Facility(facility) => Some(facility),
                 Origin::Home(_) => None,
             },
+            ..Target::UNKNOWN
+        }
+    }
+
+    /// The facts of a consult and its case: the case's owner and where the patient is
+    /// now (or was when the consult was requested), who requested it, and the center
+    /// that scheduled it.
+    pub fn of_consult(consult: &'a ConsultRecord, case: Option<&'a CaseRecord>) -> Self {
+        Target {
+            case_owner: Some(&consult.case_owner),
+            patient_at: case
+                .and_then(|c| c.stay.as_ref().map(|(_, facility)| facility))
+                .or(consult.patient_at.as_ref()),
+            consult_requester: Some(&consult.request.requested_by),
+            consult_center: consult.center.as_ref(),
+            ..Target::UNKNOWN
         }
     }
 
@@ -195,6 +266,8 @@ impl<'a> Target<'a> {
             self.accepted_by,
             self.transfer_from,
             self.patient_at,
+            self.consult_requester,
+            self.consult_center,
         ]
         .into_iter()
         .flatten()
@@ -209,6 +282,7 @@ pub enum Followed<'a> {
     Facility(&'a str),
     Case(Option<&'a CaseRecord>),
     Placement(Option<(&'a PlacementRecord, Option<&'a CaseRecord>)>),
+    Consult(Option<&'a ConsultRecord>),
 }
 
 /// Whether `principal` may follow a stream: a facility whose figures it may see, a case
@@ -219,8 +293,8 @@ pub fn may_follow(principal: &Principal, followed: Followed<'_>) -> bool {
     match followed {
         Followed::Facility(id) => match principal.role {
             Role::Hq | Role::HealthCenter | Role::Public => true,
-            Role::Hospital | Role::Hotel => principal.organisation_id.as_str() == id,
-            Role::Admin => false,
+            role if role.keeps_patients() => principal.organisation_id.as_str() == id,
+            _ => false,
         },
         Followed::Case(case) => case.is_some_and(|case| {
             may(principal, Action::ReadPatient, &Target::of_case(case)).is_ok()
@@ -231,7 +305,25 @@ pub fn may_follow(principal: &Principal, followed: Followed<'_>) -> bool {
                     .involved()
                     .any(own)
         }),
+        // A consult center follows the requests it may take, as it sees them in its queue.
+        Followed::Consult(consult) => consult.is_some_and(|consult| {
+            principal.role == Role::Hq
+                || (principal.role == Role::ConsultCenter && may_take(principal, consult))
+                || Target::of_consult(consult, None).involved().any(own)
+        }),
     }
+}
+
+/// Whether a consult center may see a consult in its queue, de-identified: an open
+/// request not yet scheduled, addressed to it or to any center.
+pub fn may_take(principal: &Principal, consult: &ConsultRecord) -> bool {
+    principal.role == Role::ConsultCenter
+        && consult.status == crate::values::ConsultStatus::Requested
+        && consult
+            .request
+            .center
+            .as_ref()
+            .is_none_or(|center| center == &principal.organisation_id)
 }
 
 /// A refusal; deliberately carries nothing about the target.
@@ -250,7 +342,7 @@ pub fn may(principal: &Principal, action: Action, target: &Target<'_>) -> Result
     let allowed = match (action, principal.role) {
         (RegisterFacility | UpdateFacility, Admin) => true,
         (DeclareCapacity | SetAcceptance, Hq) => true,
-        (DeclareCapacity | SetAcceptance, Hospital | Hotel) => own(target.facility),
+        (DeclareCapacity | SetAcceptance, role) if role.keeps_patients() => own(target.facility),
         (ReportCase | TriageCase | RecordObservation | StartHomeCare | CloseCase, HealthCenter) => {
             own(target.case_owner)
         }
@@ -259,13 +351,36 @@ pub fn may(principal: &Principal, action: Action, target: &Target<'_>) -> Result
         (RequestPlacement | CancelPlacement | ArrangeTransport | RecordDeparture, HealthCenter) => {
             own(target.case_owner)
         }
-        (RequestPlacement | RecordObservation, Hospital | Hotel) => own(target.patient_at),
-        (ArrangeTransport | RecordDeparture, Hospital | Hotel) => own(target.transfer_from),
-        (AcceptPlacement | DeclinePlacement, Hospital | Hotel) => own(target.offered_to),
-        (RecordArrival | RecordDischarge, Hospital | Hotel) => own(target.accepted_by),
+        (RequestPlacement | RecordObservation, role) if role.keeps_patients() => {
+            own(target.patient_at)
+        }
+        (ArrangeTransport | RecordDeparture, role) if role.keeps_patients() => {
+            own(target.transfer_from)
+        }
+        (AcceptPlacement | DeclinePlacement, role) if role.keeps_patients() => {
+            own(target.offered_to)
+        }
+        (RecordArrival | RecordDischarge, role) if role.keeps_patients() => own(target.accepted_by),
+        (RequestConsult, Hq) => true,
+        (RequestConsult, HealthCenter) => own(target.case_owner),
+        (RequestConsult, role) if role.keeps_patients() => own(target.patient_at),
+        (CancelConsult | EscalateConsult, Hq) => true,
+        (CancelConsult | EscalateConsult, HealthCenter) => own(target.case_owner),
+        (CancelConsult | EscalateConsult, role) if role.keeps_patients() => {
+            own(target.consult_requester) || own(target.patient_at)
+        }
+        (CancelConsult | EscalateConsult | ConductConsult, ConsultCenter) => {
+            own(target.consult_center)
+        }
+        // Any consult center may take a request; the domain refuses one addressed to
+        // another center or scheduled already.
+        (ScheduleConsult, ConsultCenter) => true,
         (ReadPatient, Hq) => true,
         (ReadPatient, HealthCenter) => own(target.case_owner),
-        (ReadPatient, Hospital | Hotel) => own(target.accepted_by) || own(target.patient_at),
+        (ReadPatient, role) if role.keeps_patients() => {
+            own(target.accepted_by) || own(target.patient_at) || own(target.consult_requester)
+        }
+        (ReadPatient, ConsultCenter) => own(target.consult_center),
         _ => false,
     };
     if allowed {
@@ -295,8 +410,8 @@ pub enum ViewScope {
 pub fn bed_board_scope(principal: &Principal) -> ViewScope {
     match principal.role {
         Role::Hq | Role::HealthCenter => ViewScope::All,
-        Role::Hospital | Role::Hotel => ViewScope::Own(principal.organisation_id.clone()),
-        Role::Public | Role::Admin => ViewScope::None,
+        role if role.keeps_patients() => ViewScope::Own(principal.organisation_id.clone()),
+        _ => ViewScope::None,
     }
 }
 
@@ -337,7 +452,7 @@ pub fn placement_queue_scope(principal: &Principal) -> ViewScope {
     match principal.role {
         Role::Hq => ViewScope::All,
         Role::HealthCenter => ViewScope::Own(principal.organisation_id.clone()),
-        Role::Hospital | Role::Hotel | Role::Public | Role::Admin => ViewScope::None,
+        _ => ViewScope::None,
     }
 }
 
@@ -369,7 +484,7 @@ pub fn case_board_scope(principal: &Principal) -> ViewScope {
     match principal.role {
         Role::Hq => ViewScope::All,
         Role::HealthCenter => ViewScope::Own(principal.organisation_id.clone()),
-        Role::Hospital | Role::Hotel | Role::Public | Role::Admin => ViewScope::None,
+        _ => ViewScope::None,
     }
 }
 
@@ -378,8 +493,8 @@ pub fn case_board_scope(principal: &Principal) -> ViewScope {
 pub fn facility_inbox_scope(principal: &Principal) -> ViewScope {
     match principal.role {
         Role::Hq => ViewScope::All,
-        Role::Hospital | Role::Hotel => ViewScope::Own(principal.organisation_id.clone()),
-        Role::HealthCenter | Role::Public | Role::Admin => ViewScope::None,
+        role if role.keeps_patients() => ViewScope::Own(principal.organisation_id.clone()),
+        _ => ViewScope::None,
     }
 }
 
@@ -396,8 +511,8 @@ pub fn may_read_timeline(
     match principal.role {
         Role::Hq => true,
         Role::HealthCenter => case_owner.is_some_and(|owner| owner.as_str() == own),
-        Role::Hospital | Role::Hotel => involved.contains(&own),
-        Role::Public | Role::Admin => false,
+        role if role.keeps_patients() => involved.contains(&own),
+        _ => false,
     }
 }
 
@@ -408,8 +523,8 @@ pub fn may_read_timeline(
 pub fn may_read_timeline_reason(principal: &Principal, facility: Option<&str>) -> bool {
     match principal.role {
         Role::Hq | Role::HealthCenter => true,
-        Role::Hospital | Role::Hotel => facility == Some(principal.organisation_id.as_str()),
-        Role::Public | Role::Admin => false,
+        role if role.keeps_patients() => facility == Some(principal.organisation_id.as_str()),
+        _ => false,
     }
 }
 

@@ -96,6 +96,17 @@ pub enum CaseEvent {
     TransferCancelled {
         placement_id: Uuid,
     },
+    /// A remote consultation was requested for the case (DESIGN.md §5.5), addressed to
+    /// one consult center or to any; appended with the request, so that a case has one
+    /// open consult per provider.
+    ConsultOpened {
+        consult_id: Uuid,
+        center: Option<FacilityId>,
+    },
+    /// The consult ended: completed, cancelled or missed.
+    ConsultClosed {
+        consult_id: Uuid,
+    },
     /// Appended by placement commands in the same transaction as the placement event.
     StatusChanged {
         from: CaseStatus,
@@ -150,6 +161,8 @@ pub struct CaseRecord {
     pub stay: Option<(Uuid, FacilityId)>,
     pub last_observation: Option<Observation>,
     pub deteriorated: bool,
+    /// Open consults and the consult center each is addressed to (`None`: any).
+    pub open_consults: std::collections::BTreeMap<Uuid, Option<FacilityId>>,
 }
 
 /// State of one case stream. `record` is `None` until the case is reported.
@@ -347,6 +360,7 @@ impl Case {
                 stay: None,
                 last_observation: None,
                 deteriorated: false,
+                open_consults: std::collections::BTreeMap::new(),
             });
             return;
         }
@@ -386,6 +400,12 @@ impl Case {
                 if record.live_placement == Some(*placement_id) {
                     record.live_placement = None;
                 }
+            }
+            CaseEvent::ConsultOpened { consult_id, center } => {
+                record.open_consults.insert(*consult_id, center.clone());
+            }
+            CaseEvent::ConsultClosed { consult_id } => {
+                record.open_consults.remove(consult_id);
             }
             CaseEvent::StatusChanged {
                 from,

@@ -7,6 +7,7 @@
 
 pub mod authz;
 pub mod case;
+pub mod consult;
 pub mod error;
 pub mod facility;
 pub mod placement;
@@ -16,11 +17,12 @@ pub mod values;
 pub use error::{DomainError, ErrorCode, Violation, Violations};
 
 /// The aggregate type of each aggregate's event streams (`facility-<id>`, `case-<id>`,
-/// `placement-<id>`).
+/// `placement-<id>`, `consult-<id>`).
 pub mod streams {
     pub const FACILITY: &str = "facility";
     pub const CASE: &str = "case";
     pub const PLACEMENT: &str = "placement";
+    pub const CONSULT: &str = "consult";
 }
 
 /// An event of any aggregate, as decided.
@@ -29,4 +31,5 @@ pub enum DomainEvent {
     Facility(facility::FacilityEvent),
     Case(case::CaseEvent),
     Placement(placement::PlacementEvent),
+    Consult(consult::ConsultEvent),
 }

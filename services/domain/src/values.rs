@@ -263,7 +263,10 @@ domain_enum!(FacilityKind {
     Hotel,
     HealthCenter,
     Hq,
-    Clinic
+    Clinic,
+    ConsultCenter,
+    MobileClinic,
+    Temporary
 });
 domain_enum!(Capability {
     Ventilator,
@@ -351,9 +354,75 @@ domain_enum!(DischargeOutcome {
     Transfer
 });
 
+domain_enum!(
+    /// How soon a consult is needed: unscheduled `URGENT` requests raise an alert after
+    /// 30 minutes, `EMERGENCY` after 10 (DESIGN.md §5.5).
+    ConsultUrgency {
+        Routine,
+        Urgent,
+        Emergency
+    }
+);
+domain_enum!(
+    /// What the consulting doctor recommends.
+    Recommendation {
+        Continue,
+        Escalate,
+        Prescribe,
+        FollowUp
+    }
+);
+domain_enum!(ConsultStatus {
+    Requested,
+    Scheduled,
+    InProgress,
+    Completed,
+    Cancelled,
+    Missed
+});
+
+/// Who is with whom in a remote consultation (DESIGN.md §5.5): a doctor examines the
+/// patient with a nurse beside them (D-to-P with N), advises the patient's doctor
+/// (D-to-D), or sees the patient alone (D-to-P). Named by hand: the names do not follow
+/// the camel-case rule of the other enums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConsultMode {
+    DToPWithN,
+    DToD,
+    DToP,
+}
+
+impl ConsultMode {
+    pub const ALL: &'static [Self] = &[Self::DToPWithN, Self::DToD, Self::DToP];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.to_string() == name)
+    }
+}
+
+impl fmt::Display for ConsultMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::DToPWithN => "D_TO_P_WITH_N",
+            Self::DToD => "D_TO_D",
+            Self::DToP => "D_TO_P",
+        })
+    }
+}
+
+impl ConsultStatus {
+    /// Requested, scheduled or under way: it holds the case's one open consult with its
+    /// provider.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Requested | Self::Scheduled | Self::InProgress)
+    }
+}
+
 impl FacilityKind {
     /// The bed categories a facility of this kind can declare: hospitals and clinics have
-    /// wards, hotels only rooms, HQ and health centers no beds.
+    /// wards (a clinic with beds, 有床診療所), hotels only rooms, a temporary medical
+    /// facility (臨時の医療施設) moderate and mild beds (DESIGN.md §5.4); HQ, health centers,
+    /// consult centers and mobile clinics no beds.
     pub fn bed_categories(self) -> &'static [BedCategory] {
         match self {
             Self::Hospital | Self::Clinic => &[
@@ -361,8 +430,9 @@ impl FacilityKind {
                 BedCategory::Moderate,
                 BedCategory::Mild,
             ],
+            Self::Temporary => &[BedCategory::Moderate, BedCategory::Mild],
             Self::Hotel => &[BedCategory::HotelRoom],
-            Self::HealthCenter | Self::Hq => &[],
+            Self::HealthCenter | Self::Hq | Self::ConsultCenter | Self::MobileClinic => &[],
         }
     }
 

@@ -106,19 +106,27 @@ pub enum Scope {
     Cases,
     /// `PlacementService`.
     Placements,
+    /// `ConsultService`.
+    Consults,
     /// `ViewService` and `/api/v1/views/…`.
     Views,
 }
 
 impl Scope {
-    pub const ALL: &'static [Self] =
-        &[Self::Facilities, Self::Cases, Self::Placements, Self::Views];
+    pub const ALL: &'static [Self] = &[
+        Self::Facilities,
+        Self::Cases,
+        Self::Placements,
+        Self::Consults,
+        Self::Views,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Facilities => "facilities",
             Self::Cases => "cases",
             Self::Placements => "placements",
+            Self::Consults => "consults",
             Self::Views => "views",
         }
     }

@@ -12,6 +12,7 @@ mod browser;
 mod candidates;
 mod case_views;
 mod commands;
+mod consults;
 mod event_store;
 mod http_commands;
 mod identity;

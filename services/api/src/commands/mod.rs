@@ -1,9 +1,11 @@
-//! The command requests of `FacilityService`, `CaseService` and `PlacementService`,
+//! The command requests of `FacilityService`, `CaseService`, `PlacementService` and
+//! `ConsultService`,
 //! parsed into the domain's commands ([`noroshi_app::Command`]) and run by the
 //! application. gRPC and HTTP/JSON both come through here, so they parse, check and
 //! answer alike.
 
 pub mod case;
+pub mod consult;
 pub mod facility;
 pub mod placement;
 
@@ -73,6 +75,13 @@ command_requests! {
     pb::RecordArrivalRequest => |r, _c| placement::record_arrival(r);
     pb::CancelPlacementRequest => |r, _c| placement::cancel(r);
     pb::RecordDischargeRequest => |r, _c| placement::record_discharge(r);
+    pb::RequestConsultRequest => |r, _c| consult::request(r);
+    pb::ScheduleConsultRequest => |r, _c| consult::schedule(r);
+    pb::StartConsultRequest => |r, _c| consult::start(r);
+    pb::CompleteConsultRequest => |r, _c| consult::complete(r);
+    pb::EscalateConsultRequest => |r, _c| consult::escalate(r);
+    pb::CancelConsultRequest => |r, _c| consult::cancel(r);
+    pb::MarkConsultMissedRequest => |r, _c| consult::mark_missed(r);
 }
 
 /// Parses `request` and runs its command for `principal`; the result as the wire's

@@ -1,8 +1,9 @@
 //! The gRPC front end: `FacilityService`, `CaseService`, `PlacementService`,
-//! `ViewService`, plus
+//! `ConsultService`, `ViewService`, plus
 //! `grpc.health.v1.Health` and server reflection.
 
 mod case;
+mod consult;
 mod facility;
 mod placement;
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use noroshi_identity::certificates;
 use noroshi_proto::v1::case_service_server::CaseServiceServer;
+use noroshi_proto::v1::consult_service_server::ConsultServiceServer;
 use noroshi_proto::v1::facility_service_server::FacilityServiceServer;
 use noroshi_proto::v1::placement_service_server::PlacementServiceServer;
 use noroshi_proto::v1::view_service_server::ViewServiceServer;
@@ -84,6 +86,9 @@ pub async fn serve(
         .set_serving::<PlacementServiceServer<placement::Placements>>()
         .await;
     health
+        .set_serving::<ConsultServiceServer<consult::Consults>>()
+        .await;
+    health
         .set_serving::<ViewServiceServer<crate::views::grpc::Views>>()
         .await;
     // Both versions of server reflection: clients that still ask for v1alpha (grpcurl
@@ -118,6 +123,10 @@ pub async fn serve(
         )
         .add_service(
             PlacementServiceServer::new(placement::Placements(context.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            ConsultServiceServer::new(consult::Consults(context.clone()))
                 .max_decoding_message_size(limit),
         )
         .add_service(

@@ -62,6 +62,13 @@ http_commands! {
     "RecordArrival" => Placements => pb::RecordArrivalRequest;
     "CancelPlacement" => Placements => pb::CancelPlacementRequest;
     "RecordDischarge" => Placements => pb::RecordDischargeRequest;
+    "RequestConsult" => Consults => pb::RequestConsultRequest;
+    "ScheduleConsult" => Consults => pb::ScheduleConsultRequest;
+    "StartConsult" => Consults => pb::StartConsultRequest;
+    "CompleteConsult" => Consults => pb::CompleteConsultRequest;
+    "EscalateConsult" => Consults => pb::EscalateConsultRequest;
+    "CancelConsult" => Consults => pb::CancelConsultRequest;
+    "MarkConsultMissed" => Consults => pb::MarkConsultMissedRequest;
 }
 
 /// `POST /api/v1/commands/{name}`: authenticate, read at most the configured number of

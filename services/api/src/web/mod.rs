@@ -130,8 +130,9 @@ pub fn home(caller: &Caller) -> String {
         Role::Hq => "/hq".to_owned(),
         Role::Admin => "/admin".to_owned(),
         Role::HealthCenter => "/hc".to_owned(),
-        Role::Hospital | Role::Hotel => format!("/facility/{}", principal.organisation_id),
-        Role::Public => "/public".to_owned(),
+        Role::ConsultCenter => "/consult".to_owned(),
+        role if role.keeps_patients() => format!("/facility/{}", principal.organisation_id),
+        _ => "/public".to_owned(),
     }
 }
 
@@ -210,7 +211,7 @@ pub async fn facility_page(
         None => login_redirect(),
         Some(caller) => {
             let principal = &caller.principal;
-            let own = matches!(principal.role, Role::Hospital | Role::Hotel)
+            let own = principal.role.keeps_patients()
                 && principal.organisation_id.as_str() == facility_id;
             if own || principal.role == Role::Hq {
                 let body = FACILITY.replace("{{facility}}", &escape(&facility_id));

@@ -1,0 +1,462 @@
+//! Remote consultations (DESIGN.md §5.5): request, schedule, start, complete, escalate,
+//! cancel and miss, over gRPC and HTTP; two consult centers racing for one request; who
+//! may do what; and what each reader of `consult_queue` sees.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use noroshi_projections::views::ViewSettings;
+use noroshi_proto::v1 as pb;
+use noroshi_tests::NatsServer;
+use noroshi_tests::api::{
+    Actor, ApiOptions, CONSULT, CONSULT_OTHER, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ,
+    PUBLIC, TestApi, authed, cid,
+};
+use noroshi_tests::pipeline::Pipeline;
+use serde_json::json;
+use tonic::Code;
+
+async fn world() -> (TestApi, (Pipeline, NatsServer)) {
+    let nats = NatsServer::start().await;
+    let api = TestApi::with(ApiOptions {
+        views: ViewSettings {
+            read_your_writes_wait: Duration::from_secs(10),
+            ..ViewSettings::default()
+        },
+        ..ApiOptions::default()
+    })
+    .await;
+    api.seed().await;
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        10,
+        10,
+        0,
+    )
+    .await;
+    api.declare(HOTEL, "yuda-hotel", pb::BedCategory::HotelRoom, 20, 20, 0)
+        .await;
+    let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    (api, (pipeline, nats))
+}
+
+/// A MILD case placed in the hotel: its id.
+async fn hotel_resident(api: &TestApi) -> String {
+    let case_id = api.report_case(pb::Severity::Mild).await;
+    let stay = api
+        .request_placement(&case_id, pb::BedCategory::HotelRoom)
+        .await;
+    api.offer(&stay, "yuda-hotel").await;
+    api.accept(HOTEL, &stay).await.unwrap();
+    api.transport(&stay).await;
+    api.arrive(HOTEL, &stay).await;
+    case_id
+}
+
+fn request(case_id: &str, center: &str) -> pb::RequestConsultRequest {
+    pb::RequestConsultRequest {
+        command_id: cid(),
+        case_id: case_id.into(),
+        mode: pb::ConsultMode::DToPWithN as i32,
+        urgency: pb::ConsultUrgency::Urgent as i32,
+        question: "SpO₂ 93% で推移、入院の要否をご判断ください".into(),
+        contact: "https://meet.example.invalid/yuda-hotel".into(),
+        center_id: center.into(),
+        ..pb::RequestConsultRequest::default()
+    }
+}
+
+async fn ask(
+    api: &TestApi,
+    actor: Actor,
+    request: pb::RequestConsultRequest,
+) -> Result<(String, pb::CommandResult), tonic::Status> {
+    let result = api
+        .consults()
+        .request_consult(authed(actor, request))
+        .await?
+        .into_inner();
+    Ok((
+        result.stream_id.trim_start_matches("consult-").to_owned(),
+        result,
+    ))
+}
+
+async fn schedule(
+    api: &TestApi,
+    actor: Actor,
+    consult_id: &str,
+) -> Result<pb::CommandResult, tonic::Status> {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::minutes(20);
+    api.consults()
+        .schedule_consult(authed(
+            actor,
+            pb::ScheduleConsultRequest {
+                command_id: cid(),
+                consult_id: consult_id.into(),
+                scheduled_for: Some(noroshi_codec::timestamps::to_timestamp(at)),
+                doctor: "遠隔 一郎".into(),
+                ..pb::ScheduleConsultRequest::default()
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn start(
+    api: &TestApi,
+    actor: Actor,
+    consult_id: &str,
+) -> Result<pb::CommandResult, tonic::Status> {
+    api.consults()
+        .start_consult(authed(
+            actor,
+            pb::StartConsultRequest {
+                command_id: cid(),
+                consult_id: consult_id.into(),
+                ..pb::StartConsultRequest::default()
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn complete(
+    api: &TestApi,
+    actor: Actor,
+    consult_id: &str,
+    recommendation: pb::Recommendation,
+) -> Result<pb::CommandResult, tonic::Status> {
+    api.consults()
+        .complete_consult(authed(
+            actor,
+            pb::CompleteConsultRequest {
+                command_id: cid(),
+                consult_id: consult_id.into(),
+                findings: "呼吸数増加、酸素投与の適応あり".into(),
+                recommendation: recommendation as i32,
+                ..pb::CompleteConsultRequest::default()
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn escalate(
+    api: &TestApi,
+    actor: Actor,
+    consult_id: &str,
+) -> Result<pb::CommandResult, tonic::Status> {
+    api.consults()
+        .escalate_consult(authed(
+            actor,
+            pb::EscalateConsultRequest {
+                command_id: cid(),
+                consult_id: consult_id.into(),
+                category: pb::BedCategory::Moderate as i32,
+                note: "遠隔診療の結果".into(),
+                ..pb::EscalateConsultRequest::default()
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn cancel(
+    api: &TestApi,
+    actor: Actor,
+    consult_id: &str,
+) -> Result<pb::CommandResult, tonic::Status> {
+    api.consults()
+        .cancel_consult(authed(
+            actor,
+            pb::CancelConsultRequest {
+                command_id: cid(),
+                consult_id: consult_id.into(),
+                reason: "状態が安定したため".into(),
+                ..pb::CancelConsultRequest::default()
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> Code {
+    match result {
+        Ok(ok) => panic!("expected a refusal, got {ok:?}"),
+        Err(status) => status.code(),
+    }
+}
+
+#[tokio::test]
+async fn a_consult_from_request_to_escalation_with_its_refusals() {
+    let (api, _read_side) = world().await;
+    let case_id = hotel_resident(&api).await;
+
+    // Who may ask: the hotel where the patient is, the owning health center, HQ; nobody
+    // else, and a consult center least of all.
+    for actor in [HOSPITAL_OTHER, HC_OTHER, CONSULT, PUBLIC] {
+        assert_eq!(
+            code(ask(&api, actor, request(&case_id, "")).await),
+            Code::PermissionDenied,
+            "{}",
+            actor.organisation
+        );
+    }
+    let (consult, requested) = ask(&api, HOTEL, request(&case_id, "")).await.unwrap();
+    assert!(
+        requested
+            .streams
+            .iter()
+            .any(|s| s.stream_id == format!("case-{case_id}")),
+        "the case records its open consult: {requested:?}"
+    );
+    // One open consult per case and provider: another to any center is refused, one
+    // addressed to a named center is not.
+    assert_eq!(
+        code(ask(&api, HC, request(&case_id, "")).await),
+        Code::FailedPrecondition
+    );
+    let (addressed, _) = ask(&api, HC, request(&case_id, "hagi-consult"))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(schedule(&api, CONSULT, &addressed).await),
+        Code::FailedPrecondition,
+        "addressed to the other center"
+    );
+
+    // Only consult centers schedule; the others may not conduct what they did not
+    // schedule.
+    assert_eq!(
+        code(schedule(&api, HOTEL, &consult).await),
+        Code::PermissionDenied
+    );
+    schedule(&api, CONSULT, &consult).await.unwrap();
+    assert_eq!(
+        code(schedule(&api, CONSULT_OTHER, &consult).await),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(start(&api, CONSULT_OTHER, &consult).await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(complete(&api, CONSULT, &consult, pb::Recommendation::Escalate).await),
+        Code::FailedPrecondition,
+        "not started"
+    );
+    start(&api, CONSULT, &consult).await.unwrap();
+    complete(&api, CONSULT, &consult, pb::Recommendation::Escalate)
+        .await
+        .unwrap();
+    // A completed consult is closed on its case: a new one may be asked.
+    assert!(ask(&api, HOTEL, request(&case_id, "")).await.is_ok());
+
+    // ESCALATE opens a placement request in one step: the resident keeps the room.
+    let escalated = escalate(&api, HOTEL, &consult).await.unwrap();
+    let placement = escalated
+        .streams
+        .iter()
+        .find(|s| s.stream_id.starts_with("placement-"))
+        .map(|s| s.stream_id.clone())
+        .expect("a placement request");
+    assert_eq!(
+        api.event_types(&placement).await,
+        ["PlacementRequested"],
+        "{escalated:?}"
+    );
+    assert_eq!(
+        api.event_types(&format!("consult-{consult}"))
+            .await
+            .last()
+            .unwrap(),
+        "ConsultEscalated"
+    );
+    assert_eq!(
+        code(escalate(&api, HOTEL, &consult).await),
+        Code::FailedPrecondition,
+        "escalated once"
+    );
+    let versions = escalated
+        .streams
+        .iter()
+        .map(|s| format!("{}:{}", s.stream_id, s.version))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (status, queue) = api
+        .http_get(
+            Some(HQ),
+            &format!("/api/v1/views/placement_queue?min_versions={versions}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{queue}");
+    let row = queue["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| format!("placement-{}", r["placement_id"].as_str().unwrap()) == placement)
+        .unwrap_or_else(|| panic!("the escalation in HQ's queue: {queue}"));
+    assert_eq!(
+        (row["origin_kind"].as_str(), row["origin"].as_str()),
+        (Some("FACILITY"), Some("yuda-hotel"))
+    );
+
+    // The addressed consult is cancelled by the health center; a cancelled consult is
+    // neither missed nor cancelled again.
+    assert_eq!(
+        code(cancel(&api, HOSPITAL_OTHER, &addressed).await),
+        Code::PermissionDenied
+    );
+    cancel(&api, HC, &addressed).await.unwrap();
+    assert_eq!(
+        code(cancel(&api, HQ, &addressed).await),
+        Code::FailedPrecondition
+    );
+}
+
+#[tokio::test]
+async fn two_consult_centers_racing_for_one_request_give_one_schedule() {
+    let (api, _read_side) = world().await;
+    for _ in 0..5 {
+        let case_id = hotel_resident(&api).await;
+        let (consult, _) = ask(&api, HOTEL, request(&case_id, "")).await.unwrap();
+        let (a, b) = tokio::join!(
+            schedule(&api, CONSULT, &consult),
+            schedule(&api, CONSULT_OTHER, &consult)
+        );
+        let codes: Vec<Code> = [&a, &b]
+            .iter()
+            .map(|r| r.as_ref().map_or_else(tonic::Status::code, |_| Code::Ok))
+            .collect();
+        assert_eq!(
+            codes.iter().filter(|c| **c == Code::Ok).count(),
+            1,
+            "{a:?} {b:?}"
+        );
+        assert!(codes.contains(&Code::FailedPrecondition), "{a:?} {b:?}");
+        assert_eq!(
+            api.event_types(&format!("consult-{consult}")).await,
+            ["ConsultRequested", "ConsultScheduled"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_consult_requests_name_every_field_over_http() {
+    let (api, _read_side) = world().await;
+    let case_id = hotel_resident(&api).await;
+    let (status, answer) = api
+        .http_post(
+            Some(HOTEL),
+            "/api/v1/commands/RequestConsult",
+            json!({
+                "command_id": cid(),
+                "case_id": case_id,
+                "mode": "CONSULT_MODE_D_TO_P_WITH_N",
+                "question": "",
+                "contact": "",
+                "preferred_from": "2026-12-08T10:00:00Z",
+                "preferred_until": "2026-12-08T09:00:00Z",
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let fields: Vec<&str> = answer["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"urgency"), "{fields:?}");
+    assert!(
+        fields.contains(&"question") || fields.contains(&"contact"),
+        "{fields:?}"
+    );
+    let events = api.db.event_count().await;
+    // A blank question is no question; the window is the domain's rule, checked once
+    // every field parses.
+    let (status, answer) = api
+        .http_post(
+            Some(HOTEL),
+            "/api/v1/commands/RequestConsult",
+            json!({
+                "command_id": cid(),
+                "case_id": case_id,
+                "mode": "CONSULT_MODE_D_TO_P_WITH_N",
+                "urgency": "CONSULT_URGENCY_EMERGENCY",
+                "question": " ",
+                "contact": "0835-00-0000",
+                "preferred_from": "2026-12-08T10:00:00Z",
+                "preferred_until": "2026-12-08T09:00:00Z",
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let fields: Vec<&str> = answer["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["question"], "{answer}");
+    let (status, answer) = api
+        .http_post(
+            Some(HOTEL),
+            "/api/v1/commands/RequestConsult",
+            json!({
+                "command_id": cid(),
+                "case_id": case_id,
+                "mode": "CONSULT_MODE_D_TO_P_WITH_N",
+                "urgency": "CONSULT_URGENCY_EMERGENCY",
+                "question": "呼吸苦の訴えあり",
+                "contact": "0835-00-0000",
+                "preferred_from": "2026-12-08T10:00:00Z",
+                "preferred_until": "2026-12-08T09:00:00Z",
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["violations"][0]["field"], "preferred_until",
+        "{answer}"
+    );
+    assert_eq!(api.db.event_count().await, events, "nothing written");
+    // An unknown consult is not found for HQ, and denied for a center that could not
+    // tell.
+    let unknown = uuid::Uuid::now_v7().to_string();
+    assert_eq!(
+        code(start(&api, CONSULT, &unknown).await),
+        Code::PermissionDenied
+    );
+    assert_eq!(code(cancel(&api, HQ, &unknown).await), Code::NotFound);
+    // Over HTTP the same request works as over gRPC.
+    let (status, answer) = api
+        .http_post(
+            Some(HC),
+            "/api/v1/commands/RequestConsult",
+            json!({
+                "command_id": cid(),
+                "case_id": case_id,
+                "mode": "CONSULT_MODE_D_TO_D",
+                "urgency": "CONSULT_URGENCY_ROUTINE",
+                "question": "今後の療養方針について",
+                "contact": "0835-00-0000",
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["stream_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("consult-")
+    );
+}
