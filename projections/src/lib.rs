@@ -2,12 +2,13 @@
 //! (DESIGN.md §6), committing each batch with its checkpoint in one transaction.
 //!
 //! The runner ([`runner`]), bulk rebuilds ([`rebuild`]) and one module per view:
-//! [`bed_board`], [`placement_queue`], [`case_board`], [`facility_inbox`], [`timeline`]
-//! and [`public_stats`], each with its projection and, in its `query` module, the query
+//! [`bed_board`], [`placement_queue`], [`case_board`], [`facility_inbox`], [`timeline`],
+//! [`public_stats`] and [`consult_queue`], each with its projection and, in its `query` module, the query
 //! that answers with the view's protobuf message ([`views`] holds what they share).
 
 pub mod bed_board;
 pub mod case_board;
+pub mod consult_queue;
 pub mod facility_inbox;
 pub mod placement_queue;
 pub mod public_stats;
@@ -102,6 +103,7 @@ pub enum View {
     FacilityInbox,
     Timeline,
     PublicStats,
+    ConsultQueue,
 }
 
 /// Something to do with one projection, whatever its type (see [`View::visit`]).
@@ -119,6 +121,7 @@ impl View {
         Self::FacilityInbox,
         Self::Timeline,
         Self::PublicStats,
+        Self::ConsultQueue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -130,6 +133,7 @@ impl View {
             Self::FacilityInbox => facility_inbox::FacilityInbox::NAME,
             Self::Timeline => timeline::Timeline::NAME,
             Self::PublicStats => public_stats::PublicStats::NAME,
+            Self::ConsultQueue => consult_queue::ConsultQueue::NAME,
         }
     }
 
@@ -144,6 +148,7 @@ impl View {
             Self::FacilityInbox => facility_inbox::FacilityInbox::SOURCES,
             Self::Timeline => timeline::Timeline::SOURCES,
             Self::PublicStats => public_stats::PublicStats::SOURCES,
+            Self::ConsultQueue => consult_queue::ConsultQueue::SOURCES,
         }
     }
 
@@ -160,6 +165,7 @@ impl View {
             Self::FacilityInbox => visitor.visit(facility_inbox::FacilityInbox),
             Self::Timeline => visitor.visit(timeline::Timeline),
             Self::PublicStats => visitor.visit(public_stats::PublicStats),
+            Self::ConsultQueue => visitor.visit(consult_queue::ConsultQueue),
         }
     }
 }

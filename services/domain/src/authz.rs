@@ -326,6 +326,47 @@ pub fn may_take(principal: &Principal, consult: &ConsultRecord) -> bool {
             .is_none_or(|center| center == &principal.organisation_id)
 }
 
+/// How a reader sees a consult in `consult_queue` (DESIGN.md §5.5, §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsultSight {
+    /// With the patient's identity and the request's texts.
+    Identified,
+    /// An open request a consult center may take, without the patient's identity.
+    DeIdentified,
+    Hidden,
+}
+
+/// Whether `principal` may read `consult_queue` at all: the organisations that take part
+/// in consults and HQ; not the public, nor the operator.
+pub fn may_read_consults(principal: &Principal) -> bool {
+    matches!(
+        principal.role,
+        Role::Hq | Role::HealthCenter | Role::ConsultCenter
+    ) || principal.role.keeps_patients()
+}
+
+/// How `principal` sees a consult with the facts `target` (see [`Target::of_consult`]),
+/// addressed to `addressed_to` (`None`: any center), still `requested` (not scheduled):
+/// whoever may read the patient sees it identified; a consult center sees an open request
+/// for it or for any center de-identified; nobody else sees it.
+pub fn consult_sight(
+    principal: &Principal,
+    target: &Target<'_>,
+    addressed_to: Option<&FacilityId>,
+    requested: bool,
+) -> ConsultSight {
+    if may(principal, Action::ReadPatient, target).is_ok() {
+        ConsultSight::Identified
+    } else if principal.role == Role::ConsultCenter
+        && requested
+        && addressed_to.is_none_or(|center| center == &principal.organisation_id)
+    {
+        ConsultSight::DeIdentified
+    } else {
+        ConsultSight::Hidden
+    }
+}
+
 /// A refusal; deliberately carries nothing about the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{role} may not {action:?} here")]

@@ -14,7 +14,8 @@ use noroshi_tests::api::{
     PUBLIC, TestApi, authed, cid,
 };
 use noroshi_tests::pipeline::Pipeline;
-use serde_json::json;
+use noroshi_tests::sse::Events;
+use serde_json::{Value, json};
 use tonic::Code;
 
 async fn world() -> (TestApi, (Pipeline, NatsServer)) {
@@ -458,5 +459,185 @@ async fn bad_consult_requests_name_every_field_over_http() {
             .as_str()
             .unwrap()
             .starts_with("consult-")
+    );
+}
+
+/// The fictional patient of `report_request`.
+const PATIENT_NAME: &str = "試験 花子";
+
+/// The row of `consult` in a queue answer or delta, if any.
+fn consult_row(data: &Value, consult: &str) -> Option<Value> {
+    data["rows"]
+        .as_array()?
+        .iter()
+        .find(|r| r["consult_id"] == consult)
+        .cloned()
+}
+
+/// Follows a consult_queue stream until `wanted` holds of an event's data. With
+/// `private`, every event on the way must say nothing of that patient.
+async fn until(
+    events: &mut Events,
+    private: Option<&str>,
+    wanted: impl Fn(&str, &Value) -> bool,
+) -> Value {
+    loop {
+        let (name, data) = events
+            .next(Duration::from_secs(15))
+            .await
+            .expect("an update of the consult queue");
+        if let Some(case_id) = private {
+            let text = data.to_string();
+            assert!(
+                !text.contains(PATIENT_NAME) && !text.contains(case_id),
+                "{name}: {text}"
+            );
+        }
+        if wanted(&name, &data) {
+            return data;
+        }
+    }
+}
+
+async fn pii_reads(api: &TestApi, actor: Actor, case_id: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE kind = 'PII_READ' AND organisation_id = $1 \
+         AND case_id = $2::uuid AND via = 'consult_queue'",
+    )
+    .bind(actor.organisation)
+    .bind(case_id)
+    .fetch_one(api.db.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn consult_centers_see_a_request_de_identified_until_one_schedules_it() {
+    let (api, _read_side) = world().await;
+    let case_id = hotel_resident(&api).await;
+    let mut taker = Events::open(&api, CONSULT, "/api/v1/views/consult_queue/stream").await;
+    let mut other = Events::open(&api, CONSULT_OTHER, "/api/v1/views/consult_queue/stream").await;
+    let mut hotel = Events::open(&api, HOTEL, "/api/v1/views/consult_queue/stream").await;
+    for events in [&mut taker, &mut other, &mut hotel] {
+        let (name, data) = events.next(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(name, "snapshot", "{data}");
+        assert_eq!(data["rows"], json!([]), "{data}");
+    }
+    let (consult, requested) = ask(&api, HOTEL, request(&case_id, "")).await.unwrap();
+
+    // Both centers see the request, de-identified, live and when they read.
+    for events in [&mut taker, &mut other] {
+        let data = until(events, Some(&case_id), |_, data| {
+            consult_row(data, &consult).is_some()
+        })
+        .await;
+        let row = consult_row(&data, &consult).unwrap();
+        assert_eq!(row["identified"], false, "{row}");
+        assert_eq!(row["urgency"], "CONSULT_URGENCY_URGENT", "{row}");
+        assert_eq!(row["severity"], "SEVERITY_MILD", "{row}");
+        assert_eq!(row["age_band"], "70-79", "{row}");
+        for withheld in ["case_id", "name", "question", "contact", "age"] {
+            assert!(row.get(withheld).is_none(), "{withheld} in {row}");
+        }
+        assert!(!data.to_string().contains(PATIENT_NAME), "{data}");
+    }
+    let fresh = requested
+        .streams
+        .iter()
+        .find(|s| s.stream_id.starts_with("consult-"))
+        .map(|s| format!("{}:{}", s.stream_id, s.version))
+        .unwrap();
+    let (status, queue) = api
+        .http_get(
+            Some(CONSULT_OTHER),
+            &format!("/api/v1/views/consult_queue?min_versions={fresh}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{queue}");
+    assert_eq!(consult_row(&queue, &consult).unwrap()["identified"], false);
+    assert_eq!(pii_reads(&api, CONSULT_OTHER, &case_id).await, 0);
+    // The requester sees its own request identified.
+    let data = until(&mut hotel, None, |_, data| {
+        consult_row(data, &consult).is_some()
+    })
+    .await;
+    let row = consult_row(&data, &consult).unwrap();
+    assert_eq!(
+        (row["identified"].as_bool(), row["name"].as_str()),
+        (Some(true), Some(PATIENT_NAME)),
+        "{row}"
+    );
+
+    // One center schedules it: it now sees the patient; the other loses the request.
+    let scheduled = schedule(&api, CONSULT, &consult).await.unwrap();
+    let data = until(&mut taker, None, |_, data| {
+        consult_row(data, &consult).is_some_and(|r| r["identified"] == true)
+    })
+    .await;
+    let row = consult_row(&data, &consult).unwrap();
+    assert_eq!(row["name"], PATIENT_NAME, "{row}");
+    assert_eq!(
+        row["question"],
+        "SpO₂ 93% で推移、入院の要否をご判断ください"
+    );
+    assert_eq!(row["center"], "yamaguchi-consult");
+    assert_eq!(row["status"], "CONSULT_STATUS_SCHEDULED");
+    until(&mut other, Some(&case_id), |name, data| {
+        name == "delta"
+            && data["removed"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|id| id == consult.as_str()))
+    })
+    .await;
+    // Nothing more of it reaches the other center, not even when the consult moves on.
+    start(&api, CONSULT, &consult).await.unwrap();
+    assert!(
+        other.next(Duration::from_secs(2)).await.is_none(),
+        "the other center's queue is as it was"
+    );
+    assert!(pii_reads(&api, CONSULT, &case_id).await >= 1);
+    assert_eq!(pii_reads(&api, CONSULT_OTHER, &case_id).await, 0);
+
+    // Who else reads it: the owning health center and HQ identified; a hospital the
+    // patient has nothing to do with sees nothing; the public is refused.
+    let fresh = scheduled
+        .streams
+        .iter()
+        .map(|s| format!("{}:{}", s.stream_id, s.version))
+        .collect::<Vec<_>>()
+        .join(",");
+    for actor in [HC, HQ] {
+        let (status, queue) = api
+            .http_get(
+                Some(actor),
+                &format!("/api/v1/views/consult_queue?min_versions={fresh}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{queue}");
+        assert_eq!(
+            consult_row(&queue, &consult).unwrap()["name"],
+            PATIENT_NAME,
+            "{}",
+            actor.organisation
+        );
+    }
+    let (status, queue) = api
+        .http_get(Some(HOSPITAL_OTHER), "/api/v1/views/consult_queue")
+        .await;
+    assert_eq!((status, &queue["rows"]), (200, &json!([])), "{queue}");
+    let (status, _) = api
+        .http_get(Some(PUBLIC), "/api/v1/views/consult_queue")
+        .await;
+    assert_eq!(status, 403);
+    // Over gRPC the same rules.
+    let queue = api
+        .views()
+        .get_consult_queue(authed(CONSULT_OTHER, pb::GetConsultQueueRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        queue.rows.iter().all(|r| r.consult_id != consult),
+        "{queue:?}"
     );
 }

@@ -21,8 +21,8 @@ use noroshi_projections::timeline::{self, TimelineEntry};
 use noroshi_projections::{View, bed_board, case_board, facility_inbox, placement_queue};
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{
-    ACTORS, ADMIN, Actor, ApiOptions, HOFU, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, UBE, authed,
-    cid, token_entry,
+    ACTORS, ADMIN, Actor, ApiOptions, CONSULT, HOFU, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, UBE,
+    authed, cid, token_entry,
 };
 use noroshi_tests::pipeline::Pipeline;
 use noroshi_tests::{NatsServer, TestDatabase, eventually, noroshi_bin};
@@ -467,12 +467,74 @@ async fn views_equal_their_recomputation(db: &TestDatabase) {
     );
     assert_eq!(projected_inbox(db).await, recomputed_inbox(db).await);
     assert_eq!(projected_timeline(db).await, recomputed_timeline(db).await);
+    assert_eq!(projected_consults(db).await, recomputed_consults(db).await);
+}
+
+/// consult id → (case, status, center, recommendation, escalation) of every consult.
+type ConsultEntry = (Uuid, String, Option<String>, Option<String>, Option<Uuid>);
+
+/// Every consult recomputed from the store with `Consult::evolve`.
+async fn recomputed_consults(db: &TestDatabase) -> BTreeMap<Uuid, ConsultEntry> {
+    let store = EventStore::new(db.pool().clone(), StoreLimits::default());
+    let streams: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT stream_id FROM events WHERE stream_id LIKE 'consult-%'",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let mut consults = BTreeMap::new();
+    for stream in streams {
+        let stream_id = StreamId::parse(&stream).unwrap();
+        let mut consult = noroshi_domain::consult::Consult::default();
+        for recorded in store.read_stream(&stream_id, 1, 100_000).await.unwrap() {
+            if let DomainEvent::Consult(event) = decode(&recorded).unwrap() {
+                consult.evolve(&event);
+            }
+        }
+        let record = consult.record.unwrap();
+        consults.insert(
+            Uuid::parse_str(stream_id.aggregate_id()).unwrap(),
+            (
+                record.request.case_id,
+                record.status.to_string(),
+                record.center.map(|c| c.to_string()),
+                record.recommendation.map(|r| r.to_string()),
+                record.escalated_to,
+            ),
+        );
+    }
+    consults
+}
+
+async fn projected_consults(db: &TestDatabase) -> BTreeMap<Uuid, ConsultEntry> {
+    sqlx::query_as::<
+        _,
+        (
+            Uuid,
+            Uuid,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<Uuid>,
+        ),
+    >(
+        "SELECT consult_id, case_id, status, center, recommendation, escalated_to \
+         FROM consult_queue",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(id, case, status, center, recommendation, escalated)| {
+        (id, (case, status, center, recommendation, escalated))
+    })
+    .collect()
 }
 
 /// Every read model as comparable values, to check a rebuild against the live views.
 async fn every_view(db: &TestDatabase) -> String {
     format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         projected(db).await,
         projected_queue(db).await,
         case_board::all(db.pool()).await.unwrap(),
@@ -486,6 +548,13 @@ async fn every_view(db: &TestDatabase) -> String {
         .await
         .unwrap(),
         projected_case_status(db).await,
+        sqlx::query_as::<_, (Uuid, String, Option<i32>, Option<String>)>(
+            "SELECT q.consult_id, q.status, c.last_spo2, c.severity FROM consult_queue q \
+             LEFT JOIN consult_queue_cases c USING (case_id) ORDER BY q.consult_id"
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap(),
     )
 }
 
@@ -518,7 +587,11 @@ async fn rebuild_all(db: &TestDatabase, nats: &NatsServer, from: &str) {
         .unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");
-    assert_eq!(log.matches("view rebuilt").count(), 6, "{log}");
+    assert_eq!(
+        log.matches("view rebuilt").count(),
+        View::ALL.len(),
+        "{log}"
+    );
     let rebuilding: i64 =
         sqlx::query_scalar("SELECT count(*) FROM projection_checkpoints WHERE rebuilding")
             .fetch_one(db.pool())
@@ -541,7 +614,8 @@ async fn rebuild_all(db: &TestDatabase, nats: &NatsServer, from: &str) {
         .await
         .unwrap();
     assert!(
-        matches!(baselines[..], [(_, 6, versions)] if versions > 0 && versions <= streams),
+        matches!(baselines[..], [(_, views, versions)]
+            if views == View::ALL.len() as i64 && versions > 0 && versions <= streams),
         "{baselines:?}"
     );
     let orphans: i64 =
@@ -705,6 +779,8 @@ async fn episode(api: Arc<TestApi>, hospitals: Arc<Vec<Actor>>, n: usize) {
                     .await;
             } else if n % 8 == 2 {
                 transfer(&api, hospital, other, &case_id, n).await;
+            } else if n % 8 == 6 {
+                consult(&api, hospital, &case_id, n).await;
             }
         }
     }
@@ -754,6 +830,84 @@ async fn transfer(api: &TestApi, hospital: Actor, other: Actor, case_id: &str, n
     }
     api.transport(&transfer).await;
     api.arrive(other, &transfer).await;
+}
+
+/// The hospital asks for a remote consultation of its patient, which a consult center
+/// schedules; some are held and end with an escalation, others are cancelled.
+async fn consult(api: &TestApi, hospital: Actor, case_id: &str, n: usize) {
+    let mut consults = api.consults();
+    let consult_id = consults
+        .request_consult(authed(
+            hospital,
+            pb::RequestConsultRequest {
+                command_id: cid(),
+                case_id: case_id.into(),
+                mode: pb::ConsultMode::DToD as i32,
+                urgency: pb::ConsultUrgency::Routine as i32,
+                question: "治療方針の相談".into(),
+                contact: "0835-00-0000".into(),
+                ..pb::RequestConsultRequest::default()
+            },
+        ))
+        .await
+        .expect("request a consult")
+        .into_inner()
+        .stream_id
+        .trim_start_matches("consult-")
+        .to_owned();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    consults
+        .schedule_consult(authed(
+            CONSULT,
+            pb::ScheduleConsultRequest {
+                command_id: cid(),
+                consult_id: consult_id.clone(),
+                scheduled_for: Some(noroshi_codec::timestamps::to_timestamp(later)),
+                doctor: "遠隔 一郎".into(),
+                ..pb::ScheduleConsultRequest::default()
+            },
+        ))
+        .await
+        .expect("schedule the consult");
+    if n % 16 == 6 {
+        consults
+            .cancel_consult(authed(
+                hospital,
+                pb::CancelConsultRequest {
+                    command_id: cid(),
+                    consult_id,
+                    reason: "状態安定".into(),
+                    ..pb::CancelConsultRequest::default()
+                },
+            ))
+            .await
+            .expect("cancel the consult");
+        return;
+    }
+    consults
+        .start_consult(authed(
+            CONSULT,
+            pb::StartConsultRequest {
+                command_id: cid(),
+                consult_id: consult_id.clone(),
+                ..pb::StartConsultRequest::default()
+            },
+        ))
+        .await
+        .expect("start the consult");
+    consults
+        .complete_consult(authed(
+            CONSULT,
+            pb::CompleteConsultRequest {
+                command_id: cid(),
+                consult_id,
+                findings: "経過観察".into(),
+                recommendation: pb::Recommendation::Continue as i32,
+                ..pb::CompleteConsultRequest::default()
+            },
+        ))
+        .await
+        .expect("complete the consult");
 }
 
 async fn run_episodes(
@@ -936,6 +1090,14 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     );
     rebuild_all(&api.db, &nats, "store").await;
     views_equal_their_recomputation(&api.db).await;
+    // The episodes took consults all the way, and cancelled some.
+    let consults = recomputed_consults(&api.db).await;
+    for status in ["COMPLETED", "CANCELLED"] {
+        assert!(
+            consults.values().any(|c| c.1 == status),
+            "{status} consults: {consults:?}"
+        );
+    }
     assert_eq!(
         checkpoints(&api.db).await[0].1,
         live_checkpoints[0].1,

@@ -11,6 +11,7 @@ pub use gate::Gate;
 
 use noroshi_projections::bed_board::BedBoard;
 use noroshi_projections::case_board::CaseBoard;
+use noroshi_projections::consult_queue::ConsultQueue;
 use noroshi_projections::facility_inbox::FacilityInbox;
 use noroshi_projections::placement_queue::PlacementQueue;
 use noroshi_projections::public_stats::PublicStats;
@@ -71,4 +72,5 @@ views! {
     FacilityInbox => get_facility_inbox, watch_facility_inbox, WatchFacilityInboxStream;
     Timeline => get_timeline, watch_timeline, WatchTimelineStream;
     PublicStats => get_public_stats, watch_public_stats, WatchPublicStatsStream;
+    ConsultQueue => get_consult_queue, watch_consult_queue, WatchConsultQueueStream;
 }
