@@ -6,6 +6,22 @@
 const I18N = {
   ja: {
     'lang.switch': 'English', logout: 'ログアウト', none: 'なし', all: 'すべて',
+    'role.CONSULT_CENTER': '遠隔診療支援センター', 'role.TEMPORARY': '臨時の医療施設', 'role.CLINIC': '診療所',
+    'role.MOBILE_CLINIC': '移動診療車',
+    'cc.queue': '遠隔診療の依頼（緊急度・待ち時間順）', 'cc.urgency': '緊急度', 'cc.mode': '形態', 'cc.requester': '依頼元',
+    'cc.schedule': '日時を決めて受ける', 'cc.scheduled_for': '診察日時', 'cc.doctor': '担当医', 'cc.take': '受ける',
+    'cc.start': '診察を開始', 'cc.complete': '診察の結果', 'cc.findings': '所見', 'cc.recommendation': '推奨',
+    'cc.escalate_category': '入院調整を依頼する病床区分', 'cc.follow_up_at': '再診日時', 'cc.save_result': '結果を記録',
+    'cc.missed': '来なかった（未実施）', 'cc.open': '開く', 'cc.question': '相談内容', 'cc.contact': '連絡先',
+    'cc.deidentified': '受けるまで患者は特定されません', 'cc.none': '依頼はありません', 'cc.escalated': '入院調整を依頼済み',
+    'cc.request': '遠隔診療の依頼', 'cc.request_button': '依頼する', 'cc.contact_hint': '会議URLまたは電話番号',
+    'cc.consults': '遠隔診療', 'cc.escalate': '入院調整を依頼',
+    'urgency.ROUTINE': '通常', 'urgency.URGENT': '至急', 'urgency.EMERGENCY': '緊急',
+    'mode.D_TO_P_WITH_N': 'D to P with N', 'mode.D_TO_D': 'D to D', 'mode.D_TO_P': 'D to P',
+    'rec.CONTINUE': '現在の療養を継続', 'rec.ESCALATE': '入院が必要', 'rec.PRESCRIBE': '処方', 'rec.FOLLOW_UP': '再診',
+    'status.SCHEDULED': '予定', 'status.IN_PROGRESS': '診察中', 'status.COMPLETED': '完了', 'status.MISSED': '未実施',
+    'ev.ConsultOpened': '遠隔診療の依頼', 'ev.ConsultClosed': '遠隔診療の終了', 'ev.TransferRequested': '転院・入院の依頼',
+    'ev.TransferCancelled': '転院・入院の依頼の取消',
     'live.connecting': '接続中', 'live.live': 'ライブ', 'live.reconnecting': '再接続中',
     'role.HQ': '入院調整本部', 'role.HEALTH_CENTER': '保健所', 'role.HOSPITAL': '医療機関',
     'role.HOTEL': '宿泊療養施設', 'role.PUBLIC': '一般', 'role.ADMIN': '管理者',
@@ -91,6 +107,22 @@ const I18N = {
   },
   en: {
     'lang.switch': '日本語', logout: 'Log out', none: 'None', all: 'All',
+    'role.CONSULT_CENTER': 'Consult center', 'role.TEMPORARY': 'Temporary facility', 'role.CLINIC': 'Clinic',
+    'role.MOBILE_CLINIC': 'Mobile clinic',
+    'cc.queue': 'Consult requests (by urgency and waiting time)', 'cc.urgency': 'Urgency', 'cc.mode': 'Mode', 'cc.requester': 'From',
+    'cc.schedule': 'Take it: time and doctor', 'cc.scheduled_for': 'Time', 'cc.doctor': 'Doctor', 'cc.take': 'Take',
+    'cc.start': 'Start the consult', 'cc.complete': 'Result', 'cc.findings': 'Findings', 'cc.recommendation': 'Recommendation',
+    'cc.escalate_category': 'Bed category for the placement request', 'cc.follow_up_at': 'Follow-up', 'cc.save_result': 'Record the result',
+    'cc.missed': 'Did not take place', 'cc.open': 'Open', 'cc.question': 'Question', 'cc.contact': 'Contact',
+    'cc.deidentified': 'The patient is identified once you take it', 'cc.none': 'No requests', 'cc.escalated': 'Placement requested',
+    'cc.request': 'Request a remote consult', 'cc.request_button': 'Request', 'cc.contact_hint': 'Meeting link or phone number',
+    'cc.consults': 'Remote consults', 'cc.escalate': 'Request a placement',
+    'urgency.ROUTINE': 'Routine', 'urgency.URGENT': 'Urgent', 'urgency.EMERGENCY': 'Emergency',
+    'mode.D_TO_P_WITH_N': 'D to P with N', 'mode.D_TO_D': 'D to D', 'mode.D_TO_P': 'D to P',
+    'rec.CONTINUE': 'Continue', 'rec.ESCALATE': 'Escalate', 'rec.PRESCRIBE': 'Prescribe', 'rec.FOLLOW_UP': 'Follow up',
+    'status.SCHEDULED': 'Scheduled', 'status.IN_PROGRESS': 'In progress', 'status.COMPLETED': 'Completed', 'status.MISSED': 'Missed',
+    'ev.ConsultOpened': 'Consult requested', 'ev.ConsultClosed': 'Consult ended', 'ev.TransferRequested': 'Transfer requested',
+    'ev.TransferCancelled': 'Transfer cancelled',
     'live.connecting': 'Connecting', 'live.live': 'Live', 'live.reconnecting': 'Reconnecting',
     'role.HQ': 'Coordination HQ', 'role.HEALTH_CENTER': 'Health center', 'role.HOSPITAL': 'Hospital',
     'role.HOTEL': 'Recovery hotel', 'role.PUBLIC': 'Public', 'role.ADMIN': 'Administrator',
@@ -420,8 +452,8 @@ function setLive(state) {
  *  prefix (`BED_CATEGORY_MODERATE`). The pages name values without it, as the labels
  *  and the forms' choices do: this strips the prefix from the fields that hold enums. */
 const ENUM_FIELDS = new Set(['category', 'kind', 'acceptance', 'constraints', 'status', 'severity',
-  'sex', 'needs', 'risk_factors', 'vehicle', 'outcome', 'moving_on_status']);
-const ENUM_PREFIX = /^(FACILITY_KIND|CAPABILITY|BED_CATEGORY|ACCEPTANCE_CONSTRAINT|ACCEPTANCE|RISK_FACTOR|SEVERITY|SEX|CASE_STATUS|CASE_OUTCOME|PLACEMENT_STATUS|VEHICLE|DISCHARGE_OUTCOME)_/;
+  'sex', 'needs', 'risk_factors', 'vehicle', 'outcome', 'moving_on_status', 'mode', 'urgency', 'recommendation']);
+const ENUM_PREFIX = /^(FACILITY_KIND|CAPABILITY|BED_CATEGORY|ACCEPTANCE_CONSTRAINT|ACCEPTANCE|RISK_FACTOR|SEVERITY|SEX|CASE_STATUS|CASE_OUTCOME|PLACEMENT_STATUS|VEHICLE|DISCHARGE_OUTCOME|CONSULT_MODE|CONSULT_URGENCY|CONSULT_STATUS|RECOMMENDATION)_/;
 function plainEnums(value, key) {
   if (Array.isArray(value)) return value.map((v) => plainEnums(v, key));
   if (value && typeof value === 'object') {
@@ -887,6 +919,40 @@ PAGES.hq = () => {
   setInterval(renderQueue, 30000);
 };
 
+/** A case's SpO₂ trend as a small chart in `holder` (an audited read of its observations). */
+async function drawTrend(holder, caseId) {
+  holder.replaceChildren();
+  try {
+    const { observations } = await api(`/api/v1/cases/${caseId}/observations`);
+    const points = observations.filter((o) => o.spo2_percent);
+    if (points.length < 1) return;
+    const w = 300, hgt = 90, lo = 80, hi = 100;
+    const x = (i) => (points.length === 1 ? w / 2 : (i / (points.length - 1)) * (w - 10) + 5);
+    const y = (v) => hgt - ((Math.max(lo, Math.min(hi, v)) - lo) / (hi - lo)) * (hgt - 10) - 5;
+    const ns = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', `0 0 ${w} ${hgt}`);
+    const floor = document.createElementNS(ns, 'line');
+    Object.entries({ x1: 0, x2: w, y1: y(93), y2: y(93), class: 'floor' }).forEach(([k, v]) => floor.setAttribute(k, v));
+    const line = document.createElementNS(ns, 'polyline');
+    line.setAttribute('class', 'line');
+    line.setAttribute('points', points.map((p, i) => `${x(i)},${y(p.spo2_percent)}`).join(' '));
+    svg.append(floor, line);
+    for (const [i, p] of points.entries()) {
+      const dot = document.createElementNS(ns, 'circle');
+      Object.entries({ cx: x(i), cy: y(p.spo2_percent), r: 3, fill: 'currentColor' }).forEach(([k, v]) => dot.setAttribute(k, v));
+      const title = document.createElementNS(ns, 'title');
+      title.textContent = `${fmtTime(p.observed_at)} SpO₂ ${p.spo2_percent}%`;
+      dot.append(title);
+      svg.append(dot);
+    }
+    holder.append(svg, h('div', { class: 'muted' }, `SpO₂ ${points.map((p) => p.spo2_percent).join(' → ')}%`));
+  } catch (failure) {
+    holder.append(h('span', { class: 'muted' }, failure.message));
+  }
+}
+
+
 PAGES.hc = () => {
   const cases = new Rows((r) => r.case_id);
   let selected = null;
@@ -936,38 +1002,7 @@ PAGES.hc = () => {
     document.getElementById('cancel-form').hidden = !pending;
   }
 
-  async function trend() {
-    const holder = document.getElementById('spo2-trend');
-    holder.replaceChildren();
-    try {
-      const { observations } = await api(`/api/v1/cases/${selected}/observations`);
-      const points = observations.filter((o) => o.spo2_percent);
-      if (points.length < 1) return;
-      const w = 300, hgt = 90, lo = 80, hi = 100;
-      const x = (i) => (points.length === 1 ? w / 2 : (i / (points.length - 1)) * (w - 10) + 5);
-      const y = (v) => hgt - ((Math.max(lo, Math.min(hi, v)) - lo) / (hi - lo)) * (hgt - 10) - 5;
-      const ns = 'http://www.w3.org/2000/svg';
-      const svg = document.createElementNS(ns, 'svg');
-      svg.setAttribute('viewBox', `0 0 ${w} ${hgt}`);
-      const floor = document.createElementNS(ns, 'line');
-      Object.entries({ x1: 0, x2: w, y1: y(93), y2: y(93), class: 'floor' }).forEach(([k, v]) => floor.setAttribute(k, v));
-      const line = document.createElementNS(ns, 'polyline');
-      line.setAttribute('class', 'line');
-      line.setAttribute('points', points.map((p, i) => `${x(i)},${y(p.spo2_percent)}`).join(' '));
-      svg.append(floor, line);
-      for (const [i, p] of points.entries()) {
-        const dot = document.createElementNS(ns, 'circle');
-        Object.entries({ cx: x(i), cy: y(p.spo2_percent), r: 3, fill: 'currentColor' }).forEach(([k, v]) => dot.setAttribute(k, v));
-        const title = document.createElementNS(ns, 'title');
-        title.textContent = `${fmtTime(p.observed_at)} SpO₂ ${p.spo2_percent}%`;
-        dot.append(title);
-        svg.append(dot);
-      }
-      holder.append(svg, h('div', { class: 'muted' }, `SpO₂ ${points.map((p) => p.spo2_percent).join(' → ')}%`));
-    } catch (failure) {
-      holder.append(h('span', { class: 'muted' }, failure.message));
-    }
-  }
+  const trend = () => drawTrend(document.getElementById('spo2-trend'), selected);
 
   function open(caseId) {
     selected = caseId;
@@ -1163,7 +1198,27 @@ PAGES.facility = () => {
     const moving = !!p.moving_on_status;
     document.getElementById('escalate-form').hidden = moving;
     if (moving) document.getElementById('patient-status').textContent = t('fac.moving_live');
+    // The patient's consults, newest first; a completed ESCALATE opens the placement
+    // request in one step while the patient has none yet.
+    const mine = consults.values().filter((c) => c.case_id === p.case_id)
+      .sort((a, b) => b.requested_at.localeCompare(a.requested_at));
+    document.getElementById('patient-consults').replaceChildren(...mine.map((c) => h('li', { 'data-consult': c.consult_id },
+      h('strong', { class: 'consult-status' }, t('status.' + c.status)), ' ',
+      enumLabel('urgency', c.urgency), c.center ? ` · ${facilityLabel(c.center)}` : '',
+      c.scheduled_for ? ` · ${fmtTime(c.scheduled_for)} ${c.doctor || ''}` : '',
+      c.recommendation ? ` · ${enumLabel('rec', c.recommendation)}` : '',
+      c.findings ? h('div', { class: 'muted' }, c.findings) : null,
+      c.recommendation === 'ESCALATE' && !c.escalated_to && !moving
+        ? h('button', { type: 'button', class: 'secondary escalate-consult', onclick: (e) => act(e.target, 'EscalateConsult', {
+          consult_id: c.consult_id, category: document.querySelector('#escalate-form [name="category"]').value,
+        }) }, t('cc.escalate'))
+        : null)));
   }
+  const consults = new Rows((c) => c.consult_id);
+  bindForm(document.getElementById('consult-form'), 'RequestConsult', () => ({ case_id: selected }),
+    (_, form) => { form.querySelector('[name="question"]').value = ''; said(form); });
+  live('consult_queue', {}, (view) => { consults.replace(view.rows); render(); },
+    (delta) => { consults.apply(delta.rows, delta.removed); render(); });
   const said = (form) => {
     const title = form.querySelector('h3');
     document.getElementById('patient-status').textContent = `${t('ok.saved')}: ${title ? title.textContent : ''}`;
@@ -1181,6 +1236,112 @@ PAGES.facility = () => {
       node.classList.toggle('soon', new Date(node.dataset.deadline) - Date.now() < 5 * 60 * 1000);
     }
   }, 1000);
+};
+
+/** The facts of a consult as its panels show them: what only identified readers see
+ *  stays absent otherwise. */
+function consultFacts(r) {
+  const fact = (label, value) => (value ? [h('dt', {}, label), h('dd', {}, value)] : []);
+  return [
+    ...fact(t('cc.mode'), enumLabel('mode', r.mode)),
+    ...fact(t('cc.urgency'), enumLabel('urgency', r.urgency)),
+    ...fact(t('cc.requester'), facilityLabel(r.requested_by)),
+    ...fact(t('cc.question'), r.question),
+    ...fact(t('cc.contact'), r.contact),
+    ...fact(t('cc.scheduled_for'), r.scheduled_for ? `${fmtTime(r.scheduled_for)} ${r.doctor || ''}` : ''),
+    ...fact(t('cc.recommendation'), r.recommendation ? enumLabel('rec', r.recommendation) : ''),
+    ...fact(t('cc.findings'), r.findings),
+    ...fact(t('cc.follow_up_at'), fmtTime(r.follow_up_at)),
+    ...fact(t('cc.escalated'), r.escalated_to ? '✓' : ''),
+  ];
+}
+
+/** A consult center's queue: requests it may take (de-identified until it takes one),
+ *  and the consults it scheduled, with the forms of each step. */
+PAGES.consult = () => {
+  const own = document.body.dataset.organisation;
+  const consults = new Rows((r) => r.consult_id);
+  let selected = null;
+  const URGENCY = ['EMERGENCY', 'URGENT', 'ROUTINE'];
+  const open = (r) => ['REQUESTED', 'SCHEDULED', 'IN_PROGRESS'].includes(r.status);
+  function render() {
+    const rows = consults.values().sort((a, b) => Number(open(b)) - Number(open(a))
+      || URGENCY.indexOf(a.urgency) - URGENCY.indexOf(b.urgency) || a.requested_at.localeCompare(b.requested_at));
+    document.querySelector('#consults tbody').replaceChildren(...(rows.length ? rows.map((r) => h('tr', {
+      'data-consult': r.consult_id, class: r.consult_id === selected ? 'selected' : null,
+    },
+    h('td', {}, enumLabel('urgency', r.urgency), r.urgency === 'EMERGENCY' ? tag('overdue', 'urgency.EMERGENCY') : null),
+    h('td', {}, enumLabel('mode', r.mode)), h('td', {}, r.age_band), h('td', {}, r.sex ? enumLabel('sex', r.sex) : ''),
+    h('td', {}, r.severity ? enumLabel('sev', r.severity) : ''),
+    h('td', { class: 'num' }, r.last_spo2 ? `${r.last_spo2}%` : '', r.deteriorated ? tag('deteriorated') : null),
+    h('td', {}, facilityLabel(r.requested_by)),
+    h('td', {}, open(r) ? fmtWait((Date.now() - new Date(r.requested_at)) / 1000) : ''),
+    h('td', { class: 'consult-status' }, t('status.' + r.status)),
+    h('td', {}, h('button', { type: 'button', class: 'secondary open-consult', onclick: () => select(r.consult_id) }, t('cc.open')))))
+      : [h('tr', {}, h('td', { colspan: 10, class: 'muted' }, t('cc.none')))]));
+    renderPanel();
+  }
+  const panel = document.getElementById('consult-panel');
+  function select(id) {
+    selected = id;
+    for (const form of panel.querySelectorAll('form')) clearErrors(form);
+    document.getElementById('consult-status').textContent = '';
+    render();
+    const r = consults.map.get(id);
+    if (r && r.identified && r.case_id) drawTrend(document.getElementById('consult-trend'), r.case_id);
+    else document.getElementById('consult-trend').replaceChildren();
+  }
+  function renderPanel() {
+    const r = selected && consults.map.get(selected);
+    panel.hidden = !r;
+    if (!r) return;
+    document.getElementById('consult-title').textContent = r.identified
+      ? `${r.name}（${r.age}） · ${t('status.' + r.status)}`
+      : `${t('cc.deidentified')} · ${r.age_band} ${r.sex ? enumLabel('sex', r.sex) : ''}`;
+    document.getElementById('consult-facts').replaceChildren(...consultFacts(r));
+    const mine = r.center === own;
+    document.getElementById('schedule-form').hidden = r.status !== 'REQUESTED';
+    document.getElementById('start-form').hidden = !(mine && r.status === 'SCHEDULED');
+    document.getElementById('missed-form').hidden = !(mine && r.status === 'SCHEDULED');
+    document.getElementById('complete-form').hidden = !(mine && r.status === 'IN_PROGRESS');
+  }
+  // The result form shows the bed category with ESCALATE (a placement request follows the
+  // result in one more step) and the time with FOLLOW_UP.
+  const complete = document.getElementById('complete-form');
+  const recommendation = complete.querySelector('[name="recommendation"]');
+  const category = complete.querySelector('.escalate-only select');
+  category.removeAttribute('name');
+  category.id = 'escalate-category';
+  function showRecommendation() {
+    complete.querySelector('.escalate-only').hidden = recommendation.value !== 'RECOMMENDATION_ESCALATE';
+    const followUp = complete.querySelector('.follow-up-only');
+    followUp.hidden = recommendation.value !== 'RECOMMENDATION_FOLLOW_UP';
+    followUp.querySelector('input').disabled = followUp.hidden;
+  }
+  recommendation.addEventListener('change', showRecommendation);
+  showRecommendation();
+  const said = (form) => {
+    const title = form.querySelector('h3') || form.querySelector('button');
+    document.getElementById('consult-status').textContent = `${t('ok.saved')}: ${title ? title.textContent : ''}`;
+  };
+  const consult = () => ({ consult_id: selected });
+  bindForm(document.getElementById('schedule-form'), 'ScheduleConsult', consult, (_, form) => said(form));
+  bindForm(document.getElementById('start-form'), 'StartConsult', consult, (_, form) => said(form));
+  bindForm(document.getElementById('missed-form'), 'MarkConsultMissed', consult, (_, form) => said(form));
+  bindForm(complete, 'CompleteConsult', consult, async (_, form) => {
+    said(form);
+    if (recommendation.value === 'RECOMMENDATION_ESCALATE') {
+      try {
+        await command('EscalateConsult', { consult_id: form.dataset.consult || selected, category: category.value });
+        document.getElementById('consult-status').textContent = `${t('ok.saved')}: ${t('cc.escalated')}`;
+      } catch (failure) {
+        showFailure(form, failure);
+      }
+    }
+  });
+  live('consult_queue', {}, (view) => { consults.replace(view.rows); render(); },
+    (delta) => { consults.apply(delta.rows, delta.removed); render(); });
+  rerenders.push(render);
 };
 
 PAGES.timeline = () => {

@@ -296,8 +296,15 @@ pub fn may_follow(principal: &Principal, followed: Followed<'_>) -> bool {
             role if role.keeps_patients() => principal.organisation_id.as_str() == id,
             _ => false,
         },
+        // A consult center follows the patients of the consults it scheduled, while they
+        // are open (their observations, for the consult).
         Followed::Case(case) => case.is_some_and(|case| {
             may(principal, Action::ReadPatient, &Target::of_case(case)).is_ok()
+                || (principal.role == Role::ConsultCenter
+                    && case
+                        .open_consults
+                        .values()
+                        .any(|center| center.as_ref() == Some(&principal.organisation_id)))
         }),
         Followed::Placement(placement) => placement.is_some_and(|(placement, case)| {
             principal.role == Role::Hq

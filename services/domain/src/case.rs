@@ -98,7 +98,8 @@ pub enum CaseEvent {
     },
     /// A remote consultation was requested for the case (DESIGN.md §5.5), addressed to
     /// one consult center or to any; appended with the request, so that a case has one
-    /// open consult per provider.
+    /// open consult per provider, and again when a center schedules it (the consult is
+    /// then open with that center).
     ConsultOpened {
         consult_id: Uuid,
         center: Option<FacilityId>,

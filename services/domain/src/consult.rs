@@ -262,12 +262,21 @@ impl Consult {
                         "must not be in the past",
                     ));
                 }
-                Ok(only(ConsultEvent::Scheduled {
-                    center: by.clone(),
-                    scheduled_for,
-                    doctor,
-                    scheduled_at: now,
-                }))
+                // The case's open consult is now with this center: it may read the
+                // patient's observations while the consult lasts.
+                Ok(ConsultDecision {
+                    consult: vec![ConsultEvent::Scheduled {
+                        center: by.clone(),
+                        scheduled_for,
+                        doctor,
+                        scheduled_at: now,
+                    }],
+                    case: vec![CaseEvent::ConsultOpened {
+                        consult_id,
+                        center: Some(by.clone()),
+                    }],
+                    placement: None,
+                })
             }
             ConsultCommand::Start => match record.status {
                 ConsultStatus::Scheduled => Ok(only(ConsultEvent::Started { started_at: now })),

@@ -77,6 +77,12 @@ async fn world() -> World {
             FacilityKind::Hospital,
         ),
         ("yuda.nurse", "yuda-hotel", "HOTEL", FacilityKind::Hotel),
+        (
+            "consult.doctor",
+            "yamaguchi-consult",
+            "CONSULT_CENTER",
+            FacilityKind::ConsultCenter,
+        ),
     ] {
         users::create(
             api.db.pool(),
@@ -1418,4 +1424,136 @@ async fn a_hotel_nurse_records_a_low_spo2_and_requests_a_hospital_bed() {
     );
     screenshot(&nurse, "hotel").await;
     nurse.close().await.unwrap();
+}
+
+/// A hotel nurse asks for a remote consult; the consult center's page shows the request
+/// live without the patient's identity, the doctor takes it, holds it and completes it
+/// with ESCALATE; the placement request reaches HQ's queue without a reload.
+#[tokio::test]
+async fn a_remote_consult_from_a_hotel_ends_in_hq_s_queue() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let api = &world.api;
+    api.declare(HOTEL, "yuda-hotel", pb::BedCategory::HotelRoom, 10, 10, 0)
+        .await;
+    let case_id = api.report_case(pb::Severity::Mild).await;
+    let stay = api
+        .request_placement(&case_id, pb::BedCategory::HotelRoom)
+        .await;
+    api.offer(&stay, "yuda-hotel").await;
+    api.accept(HOTEL, &stay).await.unwrap();
+    api.transport(&stay).await;
+    api.arrive(HOTEL, &stay).await;
+
+    let hq = browser.session().await;
+    log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
+    wait_for(&hq, "#queue").await;
+    hq.execute("window.stillTheSamePage = true;", vec![])
+        .await
+        .unwrap();
+    let doctor = browser.session().await;
+    log_in(&doctor, &world.base, "consult.doctor", PASSWORD).await;
+    wait_text(&doctor, "#consults tbody", |t| {
+        t.contains("依頼はありません")
+    })
+    .await;
+
+    let nurse = browser.session().await;
+    log_in(&nurse, &world.base, "yuda.nurse", PASSWORD).await;
+    let row = format!("#placed tr[data-case='{case_id}']");
+    click(&nurse, &format!("{row} button.open-patient")).await;
+    fill(
+        &nurse,
+        "#consult-form textarea[name='question']",
+        "SpO₂ 93%、呼吸苦の訴えあり",
+    )
+    .await;
+    fill(
+        &nurse,
+        "#consult-form input[name='contact']",
+        "0835-00-0000",
+    )
+    .await;
+    click(&nurse, "#consult-form button[type=submit]").await;
+    wait_text(&nurse, "#patient-consults li .consult-status", |t| {
+        t == "依頼済み"
+    })
+    .await;
+
+    // The center sees the request live, de-identified until it takes it.
+    let request = "#consults tbody tr[data-consult]";
+    wait_text(&doctor, &format!("{request} .consult-status"), |t| {
+        t == "依頼済み"
+    })
+    .await;
+    let listed = wait_text(&doctor, request, |t| !t.is_empty()).await;
+    assert!(!listed.contains("試験"), "{listed}");
+    click(&doctor, &format!("{request} button.open-consult")).await;
+    wait_text(&doctor, "#consult-title", |t| t.contains("特定されません")).await;
+    let soon = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9))
+        + time::Duration::minutes(30);
+    let soon = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}",
+        soon.year(),
+        u8::from(soon.month()),
+        soon.day(),
+        soon.hour(),
+        soon.minute()
+    );
+    let field = wait_for(&doctor, "#schedule-form input[name='scheduled_for']").await;
+    doctor
+        .execute(
+            "arguments[0].value = arguments[1];",
+            vec![
+                serde_json::to_value(&field).unwrap(),
+                serde_json::Value::String(soon),
+            ],
+        )
+        .await
+        .unwrap();
+    fill(&doctor, "#schedule-form input[name='doctor']", "遠隔 一郎").await;
+    click(&doctor, "#schedule-form button[type=submit]").await;
+    // Taken: the patient is named now, and the doctor holds the consult.
+    wait_text(&doctor, "#consult-title", |t| t.contains("試験 花子")).await;
+    click(&doctor, "#start-form button[type=submit]").await;
+    wait_text(&doctor, "#consult-title", |t| t.contains("診察中")).await;
+    fill(
+        &doctor,
+        "#complete-form textarea[name='findings']",
+        "酸素投与の適応あり",
+    )
+    .await;
+    pick(
+        &doctor,
+        "#complete-form select[name='recommendation']",
+        "RECOMMENDATION_ESCALATE",
+    )
+    .await;
+    click(&doctor, "#complete-form button[type=submit]").await;
+    wait_text(&doctor, "#consult-status", |t| {
+        t.contains("入院調整を依頼済み")
+    })
+    .await;
+
+    // HQ's queue shows the new request from the hotel, without a reload.
+    wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
+        t.contains("湯田ひだまりホテル")
+    })
+    .await;
+    let same = hq
+        .execute("return window.stillTheSamePage === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        same,
+        serde_json::Value::Bool(true),
+        "HQ's page was reloaded"
+    );
+    // The nurse sees the recommendation and that the request is under way.
+    wait_text(&nurse, "#patient-consults li", |t| t.contains("入院が必要")).await;
+    wait_text(&nurse, &format!("{row} td.moving-on"), |t| t == "依頼済み").await;
+    screenshot(&doctor, "consult-center").await;
+    for session in [hq, doctor, nurse] {
+        session.close().await.unwrap();
+    }
 }

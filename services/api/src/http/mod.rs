@@ -100,6 +100,7 @@ pub fn router(context: HttpContext) -> axum::Router {
         .route("/hq", get(web::hq_page))
         .route("/admin", get(web::admin_page))
         .route("/hc", get(web::hc_page))
+        .route("/consult", get(web::consult_page))
         .route("/facility/{facility_id}", get(web::facility_page))
         .route("/timeline", get(web::timeline_page))
         .route("/public", get(web::public_page))

@@ -55,6 +55,7 @@ const TIMELINE: &str = include_str!("../../assets/timeline.html");
 const PUBLIC: &str = include_str!("../../assets/public.html");
 const FORBIDDEN: &str = include_str!("../../assets/forbidden.html");
 const ADMIN: &str = include_str!("../../assets/admin.html");
+const CONSULT: &str = include_str!("../../assets/consult.html");
 
 /// The embedded static files: name, content type, content.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -166,6 +167,11 @@ fn page(caller: Option<Caller>, allowed: &[Role], name: &str, body: &str) -> Res
 /// `GET /hq`: bed board, placement queue, offers, alerts, proxy entry.
 pub async fn hq_page(PageCaller(caller): PageCaller) -> Response {
     page(caller, &[Role::Hq], "hq", HQ)
+}
+
+/// `GET /consult`: a consult center's queue of remote consultations.
+pub async fn consult_page(PageCaller(caller): PageCaller) -> Response {
+    page(caller, &[Role::ConsultCenter, Role::Hq], "consult", CONSULT)
 }
 
 /// `GET /admin`: users (HQ and ADMIN), API clients (ADMIN), the audit log.
