@@ -59,15 +59,15 @@ async fn the_demo_file_registers_yamaguchi_once() {
     let demo = demo.to_str().expect("utf-8 path");
 
     let dry = admin_apply(&db, &["--dry-run", demo]);
-    assert!(dry.contains("45 would be registered"), "{dry}");
-    assert!(dry.contains("users: 5 would be created"), "{dry}");
+    assert!(dry.contains("51 would be registered"), "{dry}");
+    assert!(dry.contains("users: 6 would be created"), "{dry}");
     assert_eq!(db.event_count().await, 0, "a dry run writes nothing");
 
     let first = admin_apply(&db, &[demo]);
     assert!(
         first.contains(
-            "facilities: 45 registered, 0 updated, 0 unchanged; tokens checked: 47; \
-             users: 5 created, 0 existing; medical areas: 8"
+            "facilities: 51 registered, 0 updated, 0 unchanged; tokens checked: 53; \
+             users: 6 created, 0 existing; medical areas: 8"
         ),
         "{first}"
     );
@@ -80,6 +80,7 @@ async fn the_demo_file_registers_yamaguchi_once() {
         logins,
         [
             ("demo-admin", "noroshi-admin", "ADMIN"),
+            ("demo-consult", "yamabiko-remote-center", "CONSULT_CENTER"),
             ("demo-hc", "yamaguchi-hc", "HEALTH_CENTER"),
             ("demo-hospital", "hofu-sakuragi-general", "HOSPITAL"),
             ("demo-hotel", "yuda-onsen-hotel", "HOTEL"),
@@ -87,15 +88,19 @@ async fn the_demo_file_registers_yamaguchi_once() {
         ]
         .map(|(u, o, r)| (u.to_owned(), o.to_owned(), r.to_owned()))
     );
-    let facilities = registered(&db, 45).await;
-    assert_eq!(facilities.len(), 45);
-    assert_eq!(db.event_count().await, 45);
+    let facilities = registered(&db, 51).await;
+    assert_eq!(facilities.len(), 51);
+    assert_eq!(db.event_count().await, 51);
 
     let by_kind = |kind| facilities.values().filter(move |p| p.kind == kind);
     assert_eq!(by_kind(FacilityKind::Hq).count(), 1);
     assert_eq!(by_kind(FacilityKind::HealthCenter).count(), 8);
     assert_eq!(by_kind(FacilityKind::Hospital).count(), 31);
     assert_eq!(by_kind(FacilityKind::Hotel).count(), 5);
+    assert_eq!(by_kind(FacilityKind::ConsultCenter).count(), 1);
+    assert_eq!(by_kind(FacilityKind::Clinic).count(), 3);
+    assert_eq!(by_kind(FacilityKind::MobileClinic).count(), 1);
+    assert_eq!(by_kind(FacilityKind::Temporary).count(), 1);
 
     // The eight medical areas, each with one health center whose jurisdiction holds
     // every facility of the area, and the jurisdictions together cover Yamaguchi's 19
@@ -131,10 +136,10 @@ async fn the_demo_file_registers_yamaguchi_once() {
 
     let again = admin_apply(&db, &[demo]);
     assert!(
-        again.contains("facilities: 0 registered, 0 updated, 45 unchanged"),
+        again.contains("facilities: 0 registered, 0 updated, 51 unchanged"),
         "{again}"
     );
-    assert!(again.contains("users: 0 created, 5 existing"), "{again}");
+    assert!(again.contains("users: 0 created, 6 existing"), "{again}");
     let borders: Vec<(String, Vec<String>)> =
         sqlx::query_as("SELECT code, neighbours FROM medical_areas ORDER BY code")
             .fetch_all(db.pool())
@@ -169,13 +174,13 @@ async fn the_demo_file_registers_yamaguchi_once() {
             "{code} {name}"
         );
     }
-    assert_eq!(db.event_count().await, 45, "applying twice changes nothing");
+    assert_eq!(db.event_count().await, 51, "applying twice changes nothing");
 }
 
 #[tokio::test]
 async fn demo_tokens_act_for_their_organisations() {
     let tokens = Tokens::load(&demo_file()).expect("the demo tokens load");
-    assert_eq!(tokens.len(), 47);
+    assert_eq!(tokens.len(), 53);
     let api = TestApi::with(ApiOptions {
         tokens,
         ..ApiOptions::default()
@@ -186,7 +191,7 @@ async fn demo_tokens_act_for_their_organisations() {
     let report = apply(&api.handler, &operator(), &plan, false)
         .await
         .expect("apply");
-    assert_eq!(report.count(Outcome::Registered), 45);
+    assert_eq!(report.count(Outcome::Registered), 51);
 
     const HOSPITAL: Actor = Actor {
         token: "demo-token-hofu-sakuragi-general",
