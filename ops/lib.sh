@@ -34,7 +34,23 @@ ensure_browser() {
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
   fc-list 2>/dev/null | grep -qi 'ipagothic\|noto sans cjk' || missing+=(fonts-ipafont-gothic)
+  command -v npm >/dev/null || missing+=(npm)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+  ensure_axe
+}
+
+# axe-core, the accessibility engine the browser tests run on every page (WCAG 2.1 AA),
+# from the npm registry into $DATA/axe; NOROSHI_AXE_JS names its script for the tests.
+AXE_VERSION="4.14.1"
+ensure_axe() {
+  local dir="$DATA/axe"
+  local script="$dir/node_modules/axe-core/axe.min.js"
+  if [ ! -f "$script" ] || ! grep -q "\"version\": \"$AXE_VERSION\"" "$dir/node_modules/axe-core/package.json" 2>/dev/null; then
+    log "installing axe-core $AXE_VERSION into $dir"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-save --no-audit --no-fund --silent "axe-core@$AXE_VERSION" >/dev/null
+  fi
+  export NOROSHI_AXE_JS="$script"
 }
 
 # Exports NOROSHI_ADMIN_DATABASE_URL: a superuser connection to database `postgres`.

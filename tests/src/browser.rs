@@ -179,3 +179,42 @@ pub async fn screenshot(client: &Client, name: &str) -> PathBuf {
     std::fs::write(&path, png).expect("write the screenshot");
     path
 }
+
+/// The axe-core script (`NOROSHI_AXE_JS`, which ops/test sets after installing it, or the
+/// copy ops/test keeps under `.noroshi/axe`).
+fn axe_script() -> String {
+    let path = std::env::var("NOROSHI_AXE_JS").unwrap_or_else(|_| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../.noroshi/axe/node_modules/axe-core/axe.min.js")
+            .to_string_lossy()
+            .into_owned()
+    });
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("axe-core at {path}: {e} (ops/test installs it)"))
+}
+
+/// Runs axe-core's WCAG 2.1 A and AA rules on the page as it is now (JIS X 8341-3 asks
+/// for WCAG 2.x AA), and panics with every violation found on `page`.
+pub async fn accessible(client: &Client, page: &str) {
+    client
+        .execute(&format!("{}\nreturn true;", axe_script()), Vec::new())
+        .await
+        .expect("load axe-core into the page");
+    let found = client
+        .execute_async(
+            r"const done = arguments[arguments.length - 1];
+              axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                .then((r) => done(r.violations.map((v) => `${v.id} (${v.impact}): ${v.help}\n` +
+                  v.nodes.map((n) => `    ${n.target.join(' ')}: ${n.failureSummary.replace(/\n/g, ' ')}`).join('\n'))))
+                .catch((e) => done([`axe failed: ${e}`]));",
+            Vec::new(),
+        )
+        .await
+        .expect("run axe-core");
+    let violations: Vec<String> = serde_json::from_value(found).expect("a list of violations");
+    assert!(
+        violations.is_empty(),
+        "{page} is not accessible (WCAG 2.1 AA):\n{}",
+        violations.join("\n")
+    );
+}

@@ -265,8 +265,12 @@ function applyI18n(root) {
   for (const node of (root || document).querySelectorAll('[data-i18n-placeholder]')) {
     node.placeholder = t(node.dataset.i18nPlaceholder);
   }
+  // The switch names the other language in that language.
   const button = document.getElementById('lang');
-  if (button) button.textContent = t('lang.switch');
+  if (button) {
+    button.textContent = t('lang.switch');
+    button.lang = lang === 'ja' ? 'en' : 'ja';
+  }
   const live = document.getElementById('live');
   if (live) live.textContent = t('live.' + live.dataset.state);
 }
@@ -1094,7 +1098,10 @@ PAGES.facility = () => {
       declareEdited = false;
       document.querySelector('#declare-table tbody').replaceChildren(...rows.map((c, i) => h('tr', {},
         h('td', {}, h('input', { type: 'hidden', name: `categories[${i}].category`, value: 'BED_CATEGORY_' + c.category }), h('span', { 'data-i18n': 'cat.' + c.category }, enumLabel('cat', c.category))),
-        ...FIGURES.map((figure) => h('td', {}, h('input', { name: `categories[${i}].${figure}`, inputmode: 'numeric', value: c[figure] }))))));
+        ...FIGURES.map((figure) => h('td', {}, h('input', {
+          name: `categories[${i}].${figure}`, inputmode: 'numeric', value: c[figure],
+          'aria-label': `${enumLabel('cat', c.category)} ${t(figure)}`,
+        }))))));
     } else if (!declareEdited) {
       rows.forEach((c, i) => FIGURES.forEach((figure) => { declare.elements[`categories[${i}].${figure}`].value = c[figure]; }));
     }

@@ -15,7 +15,7 @@ use noroshi_tests::NatsServer;
 use noroshi_tests::api::{
     HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi, authed, cid, report_request,
 };
-use noroshi_tests::browser::{Browser, log_in, screenshot, wait_for, wait_text};
+use noroshi_tests::browser::{Browser, accessible, log_in, screenshot, wait_for, wait_text};
 use noroshi_tests::pipeline::Pipeline;
 
 const PASSWORD: &str = "browser-test-passphrase";
@@ -145,6 +145,9 @@ async fn the_language_switch_changes_every_label_and_stays_chosen() {
     let browser = Browser::start().await;
     let world = world().await;
     let nurse = browser.session().await;
+    nurse.goto(&format!("{}/login", world.base)).await.unwrap();
+    wait_for(&nurse, "#login-form").await;
+    accessible(&nurse, "login").await;
     log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
     assert_eq!(nurse.current_url().await.unwrap().path(), "/hc");
     wait_text(&nurse, "#live", |t| t == "ライブ").await;
@@ -159,6 +162,7 @@ async fn the_language_switch_changes_every_label_and_stays_chosen() {
     })
     .await;
     wait_text(&nurse, ".logout button", |t| t == "Log out").await;
+    accessible(&nurse, "health-center in English").await;
     // No label of the page is left in Japanese, hidden panels included.
     let untranslated = "return [...document.querySelectorAll('[data-i18n]')] \
         .filter((n) => /[\\u3040-\\u30ff\\u4e00-\\u9fff]/.test(n.textContent)) \
@@ -289,6 +293,7 @@ async fn a_hospital_cannot_open_another_facility_s_page_by_editing_the_url() {
         .await
         .unwrap();
     wait_text(&beds, "main h1", |t| t == "このページは表示できません").await;
+    accessible(&beds, "forbidden").await;
     assert!(
         beds.find(Locator::Css("#offers")).await.is_err(),
         "no inbox on the refused page"
@@ -586,6 +591,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
     .await;
     assert!(!offer.contains("試験 五郎"), "{offer}");
     assert!(offer.contains("人工呼吸器"), "{offer}");
+    accessible(&beds, "facility").await;
     screenshot(&beds, "facility").await;
     click(&beds, "#offers tbody tr[data-placement] button.accept").await;
     wait_text(&hq, "#queue tbody tr[data-placement]", |t| {
@@ -640,6 +646,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         t.contains("搬送手配済み")
     })
     .await;
+    accessible(&nurse, "health-center").await;
     screenshot(&nurse, "health-center").await;
     // The patient leaves home.
     click(&nurse, "#departure-form button[type=submit]").await;
@@ -676,6 +683,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         serde_json::Value::Bool(true),
         "HQ's page was reloaded"
     );
+    accessible(&hq, "hq").await;
     screenshot(&hq, "hq").await;
 
     // 6. The hospital asks for a step-down to a hotel in one step: the patient keeps the
@@ -740,6 +748,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         assert!(timeline.contains(step), "{step} missing: {timeline}");
     }
     assert!(!timeline.contains("PlacementRequested"), "{timeline}");
+    accessible(&public, "timeline").await;
     public
         .goto(&format!("{}/public", world.base))
         .await
@@ -759,6 +768,7 @@ async fn a_whole_episode_in_four_browsers_while_hq_watches_without_reloading() {
         order,
         serde_json::json!(["SEVERE", "MODERATE", "MILD", "HOTEL_ROOM"])
     );
+    accessible(&public, "public").await;
     screenshot(&public, "public").await;
     for client in [hq, nurse, beds, public] {
         client.close().await.unwrap();
@@ -1304,6 +1314,7 @@ async fn hq_adds_a_user_on_the_admin_page_who_can_then_log_in() {
     wait_text(&hq, "#users tbody", |t| t.contains("ube.clerk")).await;
     // The audit log shows who created it.
     wait_text(&hq, "#audit tbody", |t| t.contains("USER_CREATED")).await;
+    accessible(&hq, "admin").await;
     screenshot(&hq, "admin").await;
 
     let clerk = browser.session().await;
@@ -1422,6 +1433,7 @@ async fn a_hotel_nurse_records_a_low_spo2_and_requests_a_hospital_bed() {
         (&serde_json::json!("yuda-hotel"), &serde_json::json!(true)),
         "{escalation}"
     );
+    accessible(&nurse, "hotel").await;
     screenshot(&nurse, "hotel").await;
     nurse.close().await.unwrap();
 }
@@ -1552,6 +1564,7 @@ async fn a_remote_consult_from_a_hotel_ends_in_hq_s_queue() {
     // The nurse sees the recommendation and that the request is under way.
     wait_text(&nurse, "#patient-consults li", |t| t.contains("入院が必要")).await;
     wait_text(&nurse, &format!("{row} td.moving-on"), |t| t == "依頼済み").await;
+    accessible(&doctor, "consult-center").await;
     screenshot(&doctor, "consult-center").await;
     for session in [hq, doctor, nurse] {
         session.close().await.unwrap();
