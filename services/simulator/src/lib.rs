@@ -18,6 +18,8 @@ use rand::{RngExt, SeedableRng};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+mod moving_on;
+
 /// How to drive the surge.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
@@ -139,6 +141,8 @@ struct SimPlacement {
     state: Step,
     /// Left live by an earlier run: its wait for a bed is not this run's to report.
     adopted: bool,
+    /// The patient is to move on from this stay (a consult or a placement under way).
+    moving: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +167,10 @@ struct Summary {
     declines: u64,
     expiries: u64,
     deteriorations: u64,
+    /// Remote consults asked for, escalations to a hospital and step-downs to a hotel.
+    consults: u64,
+    escalations: u64,
+    step_downs: u64,
     discharges: u64,
     errors: u64,
     /// Requests refused for what they were or who sent them.
@@ -381,6 +389,9 @@ struct Simulation {
     health_centers: Vec<(String, Vec<String>)>,
     cases: Vec<SimCase>,
     placements: BTreeMap<String, SimPlacement>,
+    /// The consult center that sees residents remotely, if the file has one with a token.
+    consult_center: Option<String>,
+    consults: Vec<moving_on::SimConsult>,
     summary: Summary,
     /// The last simulated day logged.
     logged_day: u64,
@@ -411,7 +422,8 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
         .facility
         .iter()
         .filter(|f| {
-            matches!(f.kind.as_str(), "HOSPITAL" | "HOTEL") && token_of.contains_key(&f.facility_id)
+            matches!(f.kind.as_str(), "HOSPITAL" | "HOTEL" | "TEMPORARY")
+                && token_of.contains_key(&f.facility_id)
         })
         .map(|f| (f.facility_id.clone(), f.kind.clone()))
         .collect();
@@ -420,6 +432,11 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
             "the file needs health centers and facilities with tokens",
         ));
     }
+    let consult_center = file
+        .facility
+        .iter()
+        .find(|f| f.kind == "CONSULT_CENTER" && token_of.contains_key(&f.facility_id))
+        .map(|f| f.facility_id.clone());
     let mut sim = Simulation {
         api: Api {
             base: args.url.trim_end_matches('/').to_owned(),
@@ -438,6 +455,8 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
         health_centers,
         cases: Vec::new(),
         placements: BTreeMap::new(),
+        consult_center,
+        consults: Vec::new(),
         summary: Summary::default(),
         logged_day: 0,
     };
@@ -463,6 +482,8 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
             sim.new_case(now).await;
         }
         sim.deteriorate(now, dt).await;
+        sim.residents_deteriorate(now, dt).await;
+        sim.advance_consults(now).await;
         sim.offer_waiting(now).await;
         sim.advance(now).await;
         sim.take_back_expired().await;
@@ -496,12 +517,17 @@ impl Simulation {
     /// Every facility declares its capacity first.
     async fn declare_capacity(&mut self, facilities: &[(String, String)]) {
         for (facility, kind) in facilities {
+            let kinds: &[&str] = if kind == "TEMPORARY" {
+                &["MODERATE", "MILD"]
+            } else {
+                &["SEVERE", "MODERATE", "MILD"]
+            };
             let categories: Vec<Value> = if kind == "HOTEL" {
                 let ready = self.rng.random_range(30..40);
                 vec![json!({"category": "BED_CATEGORY_HOTEL_ROOM",
                             "secured": self.rng.random_range(40..120), "ready": ready, "occupied": 0})]
             } else {
-                ["SEVERE", "MODERATE", "MILD"]
+                kinds
                     .iter()
                     .map(|c| {
                         let secured = self.rng.random_range(4..24);
@@ -814,13 +840,12 @@ impl Simulation {
                     };
                     (done.map(|_| Step::Admitted), Some(now + stay_days * DAY))
                 }
-                Step::Admitted if due(p.discharge_at) => {
-                    let outcome = if category != "HOTEL_ROOM" && self.rng.random_bool(0.2) {
-                        "DISCHARGE_OUTCOME_STEP_DOWN"
-                    } else {
-                        "DISCHARGE_OUTCOME_RECOVERED"
-                    };
-                    let body = json!({"placement_id": placement_id, "outcome": outcome});
+                Step::Admitted if due(p.discharge_at) && !p.moving => {
+                    if self.step_down(&placement_id, now).await {
+                        continue;
+                    }
+                    let body = json!({"placement_id": placement_id,
+                                      "outcome": "DISCHARGE_OUTCOME_RECOVERED"});
                     let done = self.command(&facility, "RecordDischarge", body).await;
                     if done.is_some() {
                         self.summary.discharges += 1;
@@ -978,12 +1003,16 @@ impl Summary {
         let minutes = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |m| format!("{m:.0} min"));
         format!(
             "simulated {days} days at {speed}x: {} placements of an earlier run carried on, \
-             {} cases ({} deteriorated at home), {} placements requested, {} placed, \
+             {} cases ({} deteriorated), {} remote consults, {} escalations and {} step-downs \
+             from a bed, {} placements requested, {} placed, \
              time to placement median {} p90 {}, {} declines, {} offers left to expire, {} discharges, {} failed commands \
              ({} refused), {} not sent while their organisation backed off after a refusal",
             self.adopted,
             self.cases,
             self.deteriorations,
+            self.consults,
+            self.escalations,
+            self.step_downs,
             self.placements,
             self.placed,
             minutes(percentile(&self.waits, 0.5)),

@@ -45,7 +45,7 @@ async fn a_compressed_surge_places_patients_and_reports_its_figures() {
         server.log()
     );
 
-    let simulate = |seed: &'static str| {
+    let simulate = |seed: &'static str, days: &'static str, speed: &'static str| {
         let url = format!("http://{http}");
         async move {
             tokio::process::Command::new(noroshi_bin())
@@ -58,9 +58,9 @@ async fn a_compressed_surge_places_patients_and_reports_its_figures() {
                     "--file",
                     demo,
                     "--days",
-                    "1",
+                    days,
                     "--speed",
-                    "20000",
+                    speed,
                     "--peak-per-day",
                     "300",
                     "--seed",
@@ -71,7 +71,7 @@ async fn a_compressed_surge_places_patients_and_reports_its_figures() {
                 .unwrap()
         }
     };
-    let output = simulate("3").await;
+    let output = simulate("3", "1", "20000").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -104,12 +104,54 @@ async fn a_compressed_surge_places_patients_and_reports_its_figures() {
     // not left in HQ's queue, or in their beds, for good.
     let live = left_placements(&db).await;
     assert!(!live.is_empty(), "the first run leaves live placements");
-    let output = simulate("4").await;
+    let count = |kind: &'static str| {
+        let pool = db.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE event_type = $1")
+                .bind(kind)
+                .fetch_one(&pool)
+                .await
+                .unwrap() as u64
+        }
+    };
+    let kinds = [
+        "noroshi.v1.ConsultRequested",
+        "noroshi.v1.TransferRequested",
+    ];
+    let mut before = Vec::new();
+    for kind in kinds {
+        before.push(count(kind).await);
+    }
+    // What the second run added of `kinds[i]`.
+    let added = |i: usize| {
+        let (count, before) = (&count, &before);
+        async move { count(kinds[i]).await - before[i] }
+    };
+    // Six more days: stays end, and patients move on from their beds.
+    let output = simulate("4", "6", "40000").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    let number = |label: &str| -> u64 {
+        let before = stdout.split(label).next().unwrap();
+        before
+            .split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no figure before {label:?} in {stdout}"))
+    };
+    assert_eq!(number(" failed commands"), 0, "{stdout}");
+    // Hotel residents who deteriorate are seen remotely or escalated, hospital patients
+    // step down, each keeping the bed until arrival: the store holds what it says (how
+    // many there are is the simulation's chance).
+    assert_eq!(added(0).await, number(" remote consults"), "{stdout}");
+    assert_eq!(
+        added(1).await,
+        number(" escalations") + number(" step-downs"),
+        "{stdout}"
     );
     let before = stdout
         .split(" placements of an earlier run")
