@@ -6,13 +6,13 @@
 
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{
-    ACTORS, ADMIN, Actor, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, UBE, authed, cid,
-    report_request,
+    ACTORS, ADMIN, Actor, CONSULT, CONSULT_OTHER, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HQ,
+    TestApi, UBE, authed, cid, report_request,
 };
 use pb::{BedCategory as Bed, Severity};
 use tonic::Code;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Stage {
     Reported,
     Requested,
@@ -24,6 +24,15 @@ enum Stage {
     /// Hospitalized at hofu-central, then a transfer requested by the hospital and
     /// accepted by ube-medical.
     TransferAccepted,
+    /// Hospitalized at hofu-central, and a remote consult the hospital asked for (to any
+    /// center)...
+    ConsultRequested,
+    /// ...taken by the Yamaguchi consult center...
+    ConsultScheduled,
+    /// ...held...
+    ConsultInProgress,
+    /// ...and completed with ESCALATE.
+    ConsultEscalatable,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +60,13 @@ enum Act {
     RecordDeparture,
     RecordArrival,
     RecordDischarge,
+    RequestConsult,
+    ScheduleConsult,
+    StartConsult,
+    CompleteConsult,
+    MarkConsultMissed,
+    CancelConsult,
+    EscalateConsult,
 }
 
 /// The matrix: each action, the stage it needs, and who may do it.
@@ -93,12 +109,44 @@ const MATRIX: &[(Act, Option<Stage>, &[Actor])] = &[
     ),
     (Act::RecordArrival, Some(Stage::InTransit), &[HOSPITAL]),
     (Act::RecordDischarge, Some(Stage::Arrived), &[HOSPITAL]),
+    (
+        Act::RequestConsult,
+        Some(Stage::Arrived),
+        &[HQ, HC, HOSPITAL],
+    ),
+    (
+        Act::ScheduleConsult,
+        Some(Stage::ConsultRequested),
+        &[CONSULT, CONSULT_OTHER],
+    ),
+    (Act::StartConsult, Some(Stage::ConsultScheduled), &[CONSULT]),
+    (
+        Act::CompleteConsult,
+        Some(Stage::ConsultInProgress),
+        &[CONSULT],
+    ),
+    (
+        Act::MarkConsultMissed,
+        Some(Stage::ConsultScheduled),
+        &[CONSULT],
+    ),
+    (
+        Act::CancelConsult,
+        Some(Stage::ConsultRequested),
+        &[HQ, HC, HOSPITAL],
+    ),
+    (
+        Act::EscalateConsult,
+        Some(Stage::ConsultEscalatable),
+        &[HQ, HC, HOSPITAL, CONSULT],
+    ),
 ];
 
 #[derive(Debug, Default, Clone)]
 struct Ctx {
     case_id: String,
     placement_id: String,
+    consult_id: String,
 }
 
 async fn ok(
@@ -113,6 +161,7 @@ async fn setup(api: &TestApi, stage: Stage) -> Ctx {
     let mut ctx = Ctx {
         case_id: case_id.clone(),
         placement_id: String::new(),
+        consult_id: String::new(),
     };
     if stage == Stage::Reported {
         return ctx;
@@ -126,7 +175,14 @@ async fn setup(api: &TestApi, stage: Stage) -> Ctx {
         Stage::InTransit,
         Stage::Arrived,
     ];
-    let until = if stage == Stage::TransferAccepted {
+    let until = if matches!(
+        stage,
+        Stage::TransferAccepted
+            | Stage::ConsultRequested
+            | Stage::ConsultScheduled
+            | Stage::ConsultInProgress
+            | Stage::ConsultEscalatable
+    ) {
         Stage::Arrived
     } else {
         stage
@@ -237,7 +293,78 @@ async fn setup(api: &TestApi, stage: Stage) -> Ctx {
             .await)
         .await;
     }
+    if stage >= Stage::ConsultRequested {
+        ctx.consult_id = consult_at(api, &case_id, stage).await;
+    }
     ctx
+}
+
+/// A consult of `case_id` asked for by the hospital where the patient is, taken to `stage`.
+async fn consult_at(api: &TestApi, case_id: &str, stage: Stage) -> String {
+    let mut consults = api.consults();
+    let consult_id = ok(consults
+        .request_consult(authed(
+            HOSPITAL,
+            pb::RequestConsultRequest {
+                command_id: cid(),
+                case_id: case_id.into(),
+                mode: pb::ConsultMode::DToD as i32,
+                urgency: pb::ConsultUrgency::Routine as i32,
+                question: "治療方針の相談".into(),
+                contact: "0835-00-0000".into(),
+                ..pb::RequestConsultRequest::default()
+            },
+        ))
+        .await)
+    .await
+    .stream_id
+    .trim_start_matches("consult-")
+    .to_owned();
+    if stage >= Stage::ConsultScheduled {
+        let at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        ok(consults
+            .schedule_consult(authed(
+                CONSULT,
+                pb::ScheduleConsultRequest {
+                    command_id: cid(),
+                    consult_id: consult_id.clone(),
+                    scheduled_for: Some(noroshi_codec::timestamps::to_timestamp(at)),
+                    doctor: "遠隔 一郎".into(),
+                    ..pb::ScheduleConsultRequest::default()
+                },
+            ))
+            .await)
+        .await;
+    }
+    if stage >= Stage::ConsultInProgress {
+        ok(consults
+            .start_consult(authed(
+                CONSULT,
+                pb::StartConsultRequest {
+                    command_id: cid(),
+                    consult_id: consult_id.clone(),
+                    ..pb::StartConsultRequest::default()
+                },
+            ))
+            .await)
+        .await;
+    }
+    if stage >= Stage::ConsultEscalatable {
+        ok(consults
+            .complete_consult(authed(
+                CONSULT,
+                pb::CompleteConsultRequest {
+                    command_id: cid(),
+                    consult_id: consult_id.clone(),
+                    findings: "入院が必要".into(),
+                    recommendation: pb::Recommendation::Escalate as i32,
+                    ..pb::CompleteConsultRequest::default()
+                },
+            ))
+            .await)
+        .await;
+    }
+    consult_id
 }
 
 fn reaches(until: Stage, step: Stage) -> bool {
@@ -541,6 +668,103 @@ async fn perform(
                         outcome: pb::DischargeOutcome::Recovered as i32,
                         note: String::new(),
                         expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::RequestConsult => {
+            api.consults()
+                .request_consult(authed(
+                    actor,
+                    pb::RequestConsultRequest {
+                        command_id: cid(),
+                        case_id: c,
+                        mode: pb::ConsultMode::DToPWithN as i32,
+                        urgency: pb::ConsultUrgency::Urgent as i32,
+                        question: "呼吸状態の評価".into(),
+                        contact: "0835-00-0000".into(),
+                        ..pb::RequestConsultRequest::default()
+                    },
+                ))
+                .await
+        }
+        Act::ScheduleConsult => {
+            let at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+            api.consults()
+                .schedule_consult(authed(
+                    actor,
+                    pb::ScheduleConsultRequest {
+                        command_id: cid(),
+                        consult_id: ctx.consult_id.clone(),
+                        scheduled_for: Some(noroshi_codec::timestamps::to_timestamp(at)),
+                        doctor: "遠隔 一郎".into(),
+                        ..pb::ScheduleConsultRequest::default()
+                    },
+                ))
+                .await
+        }
+        Act::StartConsult => {
+            api.consults()
+                .start_consult(authed(
+                    actor,
+                    pb::StartConsultRequest {
+                        command_id: cid(),
+                        consult_id: ctx.consult_id.clone(),
+                        ..pb::StartConsultRequest::default()
+                    },
+                ))
+                .await
+        }
+        Act::CompleteConsult => {
+            api.consults()
+                .complete_consult(authed(
+                    actor,
+                    pb::CompleteConsultRequest {
+                        command_id: cid(),
+                        consult_id: ctx.consult_id.clone(),
+                        findings: "経過観察".into(),
+                        recommendation: pb::Recommendation::Continue as i32,
+                        ..pb::CompleteConsultRequest::default()
+                    },
+                ))
+                .await
+        }
+        Act::MarkConsultMissed => {
+            api.consults()
+                .mark_consult_missed(authed(
+                    actor,
+                    pb::MarkConsultMissedRequest {
+                        command_id: cid(),
+                        consult_id: ctx.consult_id.clone(),
+                        note: "接続できず".into(),
+                        ..pb::MarkConsultMissedRequest::default()
+                    },
+                ))
+                .await
+        }
+        Act::CancelConsult => {
+            api.consults()
+                .cancel_consult(authed(
+                    actor,
+                    pb::CancelConsultRequest {
+                        command_id: cid(),
+                        consult_id: ctx.consult_id.clone(),
+                        reason: "状態安定".into(),
+                        ..pb::CancelConsultRequest::default()
+                    },
+                ))
+                .await
+        }
+        Act::EscalateConsult => {
+            api.consults()
+                .escalate_consult(authed(
+                    actor,
+                    pb::EscalateConsultRequest {
+                        command_id: cid(),
+                        consult_id: ctx.consult_id.clone(),
+                        category: Bed::Moderate as i32,
+                        note: String::new(),
+                        ..pb::EscalateConsultRequest::default()
                     },
                 ))
                 .await
