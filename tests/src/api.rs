@@ -100,6 +100,12 @@ pub const CONSULT_OTHER: Actor = Actor {
     organisation: "hagi-consult",
     role: "CONSULT_CENTER",
 };
+/// A mobile clinic (a vehicle with a nurse on board) that cares for patients at home.
+pub const MOBILE: Actor = Actor {
+    token: "test-token-mobile-clinic-01",
+    organisation: "akiyoshi-mobile",
+    role: "MOBILE_CLINIC",
+};
 pub const PUBLIC: Actor = Actor {
     token: "test-token-public-00001",
     organisation: "public",
@@ -116,6 +122,7 @@ pub const ACTORS: &[Actor] = &[
     HOTEL,
     CONSULT,
     CONSULT_OTHER,
+    MOBILE,
     PUBLIC,
 ];
 
@@ -485,6 +492,15 @@ impl TestApi {
                 K::ConsultCenter,
                 "3507",
                 "352047",
+                &[],
+                &[],
+            ),
+            (
+                "akiyoshi-mobile",
+                "秋吉台みらい号",
+                K::MobileClinic,
+                "3504",
+                "352039",
                 &[],
                 &[],
             ),

@@ -53,11 +53,11 @@ macro_rules! case_columns {
         "case_id, health_center_id, external_ref, name, name_kana, birth_date, sex, \
          municipality, risk_factors, severity, needs, priority, priority_overridden, status, \
          reported_at, last_observed_at, last_spo2, last_temperature, last_on_oxygen, \
-         deteriorated_at, outcome, closed_at, last_observed_by"
+         deteriorated_at, outcome, closed_at, last_observed_by, care_site"
     };
 }
 
-/// Inserts the cases of `$1`..`$22` and `$30` (`s`: `$28`, whether the row is stored),
+/// Inserts the cases of `$1`..`$22`, `$30` and `$31` (`s`: `$28`, whether the row is stored),
 /// filtered by a `WHERE` that follows.
 macro_rules! cases_insert {
     () => {
@@ -65,16 +65,16 @@ macro_rules! cases_insert {
            birth_date, sex, municipality, risk_factors, severity, needs, priority, \
            priority_overridden, status, reported_at, last_observed_at, last_spo2, \
            last_temperature, last_on_oxygen, deteriorated_at, outcome, closed_at, \
-           last_observed_by) \
+           last_observed_by, care_site) \
          SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9::text[], c10, c11::text[], c12, c13, c14, \
-           c15, c16, c17, c18, c19, c20, c21, c22, c23 \
+           c15, c16, c17, c18, c19, c20, c21, c22, c23, c24 \
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], \
            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::bool[], \
            $14::text[], $15::timestamptz[], $16::timestamptz[], $17::int[], $18::int[], \
            $19::bool[], $20::timestamptz[], $21::text[], $22::timestamptz[], $30::text[], \
-           $28::bool[]) \
+           $31::text[], $28::bool[]) \
            AS r(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, \
-                c18, c19, c20, c21, c22, c23, s)"
+                c18, c19, c20, c21, c22, c23, c24, s)"
     };
 }
 
@@ -114,6 +114,7 @@ struct Case {
     outcome: Option<String>,
     closed_at: Option<OffsetDateTime>,
     last_observed_by: Option<String>,
+    care_site: Option<String>,
 }
 
 /// A stored row of `case_board_placements`.
@@ -215,6 +216,7 @@ impl Board {
                         outcome: None,
                         closed_at: None,
                         last_observed_by: None,
+                        care_site: None,
                     },
                 );
             }
@@ -263,7 +265,16 @@ impl Board {
                 case.deteriorated_at = Some(*observed_at);
             }
             CaseEvent::HomeCareStarted { .. } => case.status = CaseStatus::HomeCare.to_string(),
-            CaseEvent::StatusChanged { to, .. } => case.status = to.to_string(),
+            CaseEvent::CareSiteAssigned { care_site, .. } => {
+                case.care_site = care_site.as_ref().map(ToString::to_string);
+            }
+            CaseEvent::StatusChanged { to, .. } => {
+                // A patient who arrives at a facility leaves the care site's care.
+                if matches!(to, CaseStatus::Hospitalized | CaseStatus::InHotel) {
+                    case.care_site = None;
+                }
+                case.status = to.to_string();
+            }
             // The patient stays where they are until they arrive; the placement's own
             // events show the transfer.
             CaseEvent::TransferRequested { .. }
@@ -276,6 +287,7 @@ impl Board {
                 case.status = CaseStatus::from(*outcome).to_string();
                 case.outcome = Some(outcome.to_string());
                 case.closed_at = Some(*closed_at);
+                case.care_site = None;
             }
         }
         self.changed_cases.insert(case_id);
@@ -364,7 +376,8 @@ impl Board {
                last_observed_at = excluded.last_observed_at, last_spo2 = excluded.last_spo2, \
                last_temperature = excluded.last_temperature, last_on_oxygen = excluded.last_on_oxygen, \
                deteriorated_at = excluded.deteriorated_at, outcome = excluded.outcome, \
-               closed_at = excluded.closed_at, last_observed_by = excluded.last_observed_by"
+               closed_at = excluded.closed_at, last_observed_by = excluded.last_observed_by, \
+               care_site = excluded.care_site"
         ))
         .bind(cases.iter().map(|c| c.case_id).collect::<Vec<_>>())
         .bind(column(&|c| c.health_center_id.clone()))
@@ -396,6 +409,7 @@ impl Board {
         .bind(cases.iter().map(|c| stored(&c.case_id)).collect::<Vec<_>>())
         .bind(placements.iter().map(|p| stored(&p.placement_id)).collect::<Vec<_>>())
         .bind(cases.iter().map(|c| c.last_observed_by.clone()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.care_site.clone()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -430,6 +444,8 @@ pub struct CaseRow {
     pub last_on_oxygen: Option<bool>,
     /// Who recorded the last observation (DESIGN.md §5.4).
     pub last_observed_by: Option<String>,
+    /// The clinic or mobile clinic caring for the patient at home.
+    pub care_site: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub deteriorated_at: Option<OffsetDateTime>,
     pub placement_id: Option<Uuid>,
@@ -445,6 +461,8 @@ pub struct CaseRow {
 pub struct CaseQuery<'a> {
     /// Only the cases of this health center.
     pub owner: Option<&'a str>,
+    /// Only the cases in this care site's care.
+    pub care_site: Option<&'a str>,
     /// Only these statuses; empty for all.
     pub statuses: Vec<String>,
     pub offset: i64,
@@ -455,7 +473,8 @@ pub struct CaseQuery<'a> {
 const SELECT: &str = "SELECT c.case_id, c.health_center_id, c.external_ref, c.name, \
     c.name_kana, c.birth_date, c.sex, c.municipality, c.risk_factors, c.severity, c.needs, \
     c.priority, c.priority_overridden, c.status, c.reported_at, c.last_observed_at, \
-    c.last_spo2, c.last_temperature, c.last_on_oxygen, c.last_observed_by, c.deteriorated_at, \
+    c.last_spo2, c.last_temperature, c.last_on_oxygen, c.last_observed_by, c.care_site, \
+    c.deteriorated_at, \
     p.placement_id, p.status AS placement_status, p.target AS placement_target, \
     c.outcome, c.closed_at FROM case_board c \
     LEFT JOIN LATERAL (SELECT placement_id, status, target FROM case_board_placements \
@@ -468,14 +487,16 @@ pub async fn rows(
     query: &CaseQuery<'_>,
 ) -> Result<(Vec<CaseRow>, i64), sqlx::Error> {
     const WHERE: &str = "WHERE ($1::text IS NULL OR c.health_center_id = $1) \
-        AND (cardinality($2::text[]) = 0 OR c.status = ANY($2))";
+        AND (cardinality($2::text[]) = 0 OR c.status = ANY($2)) \
+        AND ($3::text IS NULL OR c.care_site = $3)";
     let sql = format!(
         "{SELECT} {WHERE} ORDER BY c.status, c.priority, c.reported_at, c.case_id \
-         OFFSET $3 LIMIT $4"
+         OFFSET $4 LIMIT $5"
     );
     let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(query.owner)
         .bind(&query.statuses)
+        .bind(query.care_site)
         .bind(query.offset)
         .bind(query.limit)
         .fetch_all(pool)
@@ -485,6 +506,7 @@ pub async fn rows(
     )))
     .bind(query.owner)
     .bind(&query.statuses)
+    .bind(query.care_site)
     .fetch_one(pool)
     .await?;
     Ok((rows, total))
@@ -500,12 +522,14 @@ pub async fn rows_of(
     let sql = format!(
         "{SELECT} WHERE c.case_id = ANY($3) \
          AND ($1::text IS NULL OR c.health_center_id = $1) \
-         AND (cardinality($2::text[]) = 0 OR c.status = ANY($2))"
+         AND (cardinality($2::text[]) = 0 OR c.status = ANY($2)) \
+         AND ($4::text IS NULL OR c.care_site = $4)"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(query.owner)
         .bind(&query.statuses)
         .bind(cases)
+        .bind(query.care_site)
         .fetch_all(pool)
         .await
 }

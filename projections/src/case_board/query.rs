@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use noroshi_domain::Violations;
-use noroshi_domain::authz::{Principal, ViewScope, case_board_scope};
+use noroshi_domain::authz::{Principal, Role, ViewScope, case_board_scope};
 use noroshi_domain::values::{
     Capability, CaseOutcome, CaseStatus, FacilityId, RiskFactor, Severity, Sex,
 };
@@ -58,16 +58,45 @@ fn parse(r: &pb::GetCaseBoardRequest) -> Result<(CaseBoardFilter, Page, MinVersi
     QueryError::check(v, (filter, page, min_versions))
 }
 
-/// The health center whose cases `principal` may see on the board asked for with
-/// `filter`; `None` for every one.
-fn board_owner(
-    principal: &Principal,
-    filter: &CaseBoardFilter,
-) -> Result<Option<FacilityId>, QueryError> {
+/// Whose cases `principal` may see on the board asked for with `filter`.
+#[derive(Debug, Clone, Default)]
+struct Sight {
+    /// The owning health center; `None` for every one.
+    owner: Option<FacilityId>,
+    /// The care site (a clinic's board); `None` for any.
+    care_site: Option<FacilityId>,
+}
+
+impl Sight {
+    fn query(&self, filter: &CaseBoardFilter) -> CaseQuery<'_> {
+        CaseQuery {
+            owner: self.owner.as_ref().map(|o| o.as_str()),
+            care_site: self.care_site.as_ref().map(|c| c.as_str()),
+            statuses: filter.statuses.iter().map(ToString::to_string).collect(),
+            ..CaseQuery::default()
+        }
+    }
+}
+
+fn board_sight(principal: &Principal, filter: &CaseBoardFilter) -> Result<Sight, QueryError> {
+    let cares = matches!(principal.role, Role::Clinic | Role::MobileClinic);
     match (case_board_scope(principal), &filter.health_center) {
-        (ViewScope::All, requested) => Ok(requested.clone()),
-        (ViewScope::Own(own), None) => Ok(Some(own)),
-        (ViewScope::Own(own), Some(requested)) if *requested == own => Ok(Some(own)),
+        (ViewScope::All, requested) => Ok(Sight {
+            owner: requested.clone(),
+            care_site: None,
+        }),
+        (ViewScope::Own(own), None) if cares => Ok(Sight {
+            owner: None,
+            care_site: Some(own),
+        }),
+        (ViewScope::Own(own), None) => Ok(Sight {
+            owner: Some(own),
+            care_site: None,
+        }),
+        (ViewScope::Own(own), Some(requested)) if *requested == own && !cares => Ok(Sight {
+            owner: Some(own),
+            care_site: None,
+        }),
         _ => Err(QueryError::Denied),
     }
 }
@@ -96,6 +125,7 @@ fn row(row: CaseRow, today: time::Date) -> pb::CaseBoardRow {
         last_temperature: row.last_temperature.and_then(|v| u32::try_from(v).ok()),
         last_on_oxygen: row.last_on_oxygen.unwrap_or_default(),
         last_observed_by: row.last_observed_by,
+        care_site_id: row.care_site,
         deteriorated_at: at_opt(row.deteriorated_at),
         placement_id: row.placement_id.map(|id| id.to_string()),
         placement_status: row.placement_status,
@@ -126,15 +156,14 @@ impl Views {
         limit: i64,
         min_versions: &[(StreamId, u64)],
     ) -> Result<pb::CaseBoard, QueryError> {
-        let owner = board_owner(principal, filter)?;
+        let sight = board_sight(principal, filter)?;
         self.ready(principal, &[View::CaseBoard], min_versions)
             .await?;
         let stream_sequence = self.checkpoint(View::CaseBoard.name()).await?;
         let query = CaseQuery {
-            owner: owner.as_ref().map(|o| o.as_str()),
-            statuses: filter.statuses.iter().map(ToString::to_string).collect(),
             offset,
             limit,
+            ..sight.query(filter)
         };
         let (stored, total) = super::rows(&self.pool, &query).await?;
         let next = offset.saturating_add(i64::try_from(stored.len()).unwrap_or_default());
@@ -156,7 +185,7 @@ impl Views {
         filter: &CaseBoardFilter,
         listed: &Listed,
     ) -> Result<(Vec<Uuid>, Vec<pb::CaseBoardRow>, u64), QueryError> {
-        let owner = board_owner(principal, filter)?;
+        let sight = board_sight(principal, filter)?;
         let mut cases = listed.cases.clone();
         let stream_sequence = self.checkpoint(View::CaseBoard.name()).await?;
         if !listed.placements.is_empty() {
@@ -167,12 +196,7 @@ impl Views {
         if cases.is_empty() {
             return Ok((cases, Vec::new(), stream_sequence));
         }
-        let query = CaseQuery {
-            owner: owner.as_ref().map(|o| o.as_str()),
-            statuses: filter.statuses.iter().map(ToString::to_string).collect(),
-            ..CaseQuery::default()
-        };
-        let stored = super::rows_of(&self.pool, &query, &cases).await?;
+        let stored = super::rows_of(&self.pool, &sight.query(filter), &cases).await?;
         Ok((cases, rows(stored), stream_sequence))
     }
 }

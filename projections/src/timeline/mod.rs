@@ -48,6 +48,11 @@ impl Projection for Timeline {
                 DomainEvent::Case(CaseEvent::Reported { report, .. }) => {
                     subjects.reported(aggregate_uuid(event)?, report.health_center_id.as_str());
                 }
+                // A care site reads the history of the patient in its care.
+                DomainEvent::Case(CaseEvent::CareSiteAssigned {
+                    care_site: Some(site),
+                    ..
+                }) => subjects.involve(aggregate_uuid(event)?, site.as_str()),
                 DomainEvent::Placement(placement_event) => {
                     subjects.follow(aggregate_uuid(event)?, placement_event);
                 }
@@ -101,7 +106,12 @@ impl Subjects {
         let mut ids = Vec::new();
         for (event, decoded) in events {
             match decoded {
-                DomainEvent::Case(CaseEvent::Reported { .. })
+                DomainEvent::Case(
+                    CaseEvent::Reported { .. }
+                    | CaseEvent::CareSiteAssigned {
+                        care_site: Some(_), ..
+                    },
+                )
                 | DomainEvent::Placement(
                     PlacementEvent::Offered { .. } | PlacementEvent::Accepted { .. },
                 ) => ids.push(aggregate_uuid(event)?),
@@ -357,6 +367,9 @@ fn facts(event: &DomainEvent) -> (Option<String>, Option<String>) {
                 return (center.as_ref().map(ToString::to_string), None);
             }
             CaseEvent::ConsultClosed { .. } => return (None, None),
+            CaseEvent::CareSiteAssigned { care_site, .. } => {
+                return (care_site.as_ref().map(ToString::to_string), None);
+            }
             CaseEvent::Triaged { .. }
             | CaseEvent::PriorityOverridden { .. }
             | CaseEvent::DeteriorationFlagged { .. }

@@ -30,6 +30,7 @@ fn action(command: &CaseCommand) -> Action {
         CaseCommand::OverridePriority { .. } => Action::OverridePriority,
         CaseCommand::RecordObservation(_) => Action::RecordObservation,
         CaseCommand::StartHomeCare { .. } => Action::StartHomeCare,
+        CaseCommand::AssignCareSite { .. } => Action::AssignCareSite,
         CaseCommand::Close { .. } => Action::CloseCase,
     }
 }
@@ -79,6 +80,14 @@ pub(crate) async fn run(
 ) -> Outcome {
     let needs = Needs {
         case: Some(CaseRef::Id(case_id)),
+        // The care site a case is put in the care of, whose kind the rules check.
+        facility: match &command {
+            CaseCommand::AssignCareSite {
+                care_site: Some(site),
+                ..
+            } => Some(FacilityRef::Id(site.clone())),
+            _ => None,
+        },
         ..Needs::default()
     };
     let action = action(&command);
@@ -97,6 +106,10 @@ pub(crate) async fn run(
                         recorded_by: Some(s.principal.organisation_id.clone()),
                         ..observation
                     })
+                }
+                CaseCommand::AssignCareSite { note, .. } => {
+                    let events = case.assign_care_site(s.facility(), note)?;
+                    return Changes::default().add::<Case>(&case_id.to_string(), events);
                 }
                 command => command,
             };

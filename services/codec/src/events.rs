@@ -247,6 +247,11 @@ fn encode_case(event: &CaseEvent, case_id: &str) -> (String, Bytes) {
             started_at: Some(to_timestamp(*started_at)),
             note: note.to_string(),
         }),
+        CaseEvent::CareSiteAssigned { care_site, note } => message(pb::CareSiteAssigned {
+            case_id: id,
+            care_site_id: opt_string(care_site.as_ref()),
+            note: note.to_string(),
+        }),
         CaseEvent::StatusChanged {
             from,
             to,
@@ -642,6 +647,13 @@ fn decode_payload(event_type: &str, payload: &Bytes) -> Decoded<DomainEvent> {
             let m = parse_as!(pb::HomeCareStarted, payload);
             DomainEvent::Case(CaseEvent::HomeCareStarted {
                 started_at: at("started_at", m.started_at.as_ref())?,
+                note: field("note", Text::parse(&m.note))?,
+            })
+        }
+        "CareSiteAssigned" => {
+            let m = parse_as!(pb::CareSiteAssigned, payload);
+            DomainEvent::Case(CaseEvent::CareSiteAssigned {
+                care_site: opt_field("care_site_id", &m.care_site_id, FacilityId::parse)?,
                 note: field("note", Text::parse(&m.note))?,
             })
         }

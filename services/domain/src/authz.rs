@@ -145,6 +145,8 @@ pub enum Action {
     OverridePriority,
     RecordObservation,
     StartHomeCare,
+    /// Putting a patient at home in a clinic's or mobile clinic's care.
+    AssignCareSite,
     CloseCase,
     RequestPlacement,
     OfferPlacement,
@@ -187,6 +189,8 @@ pub struct Target<'a> {
     pub consult_requester: Option<&'a FacilityId>,
     /// The consult center that scheduled a consult.
     pub consult_center: Option<&'a FacilityId>,
+    /// The clinic or mobile clinic caring for a patient at home.
+    pub care_site: Option<&'a FacilityId>,
 }
 
 impl Target<'_> {
@@ -200,15 +204,18 @@ impl Target<'_> {
         transfer_from: None,
         consult_requester: None,
         consult_center: None,
+        care_site: None,
     };
 }
 
 impl<'a> Target<'a> {
-    /// The facts of a case: its owner, and where the patient is now.
+    /// The facts of a case: its owner, where the patient is now, and the care site
+    /// caring for them at home.
     pub fn of_case(case: &'a CaseRecord) -> Self {
         Target {
             case_owner: Some(&case.report.health_center_id),
             patient_at: case.stay.as_ref().map(|(_, facility)| facility),
+            care_site: case.care_site.as_ref(),
             ..Target::UNKNOWN
         }
     }
@@ -227,6 +234,7 @@ impl<'a> Target<'a> {
             facility: None,
             case_owner: case.map(|c| &c.report.health_center_id),
             patient_at: case.and_then(|c| c.stay.as_ref().map(|(_, facility)| facility)),
+            care_site: case.and_then(|c| c.care_site.as_ref()),
             offered_to: placement
                 .target
                 .as_ref()
@@ -254,6 +262,7 @@ impl<'a> Target<'a> {
                 .or(consult.patient_at.as_ref()),
             consult_requester: Some(&consult.request.requested_by),
             consult_center: consult.center.as_ref(),
+            care_site: case.and_then(|c| c.care_site.as_ref()),
             ..Target::UNKNOWN
         }
     }
@@ -268,6 +277,7 @@ impl<'a> Target<'a> {
             self.patient_at,
             self.consult_requester,
             self.consult_center,
+            self.care_site,
         ]
         .into_iter()
         .flatten()
@@ -391,8 +401,15 @@ pub fn may(principal: &Principal, action: Action, target: &Target<'_>) -> Result
         (RegisterFacility | UpdateFacility, Admin) => true,
         (DeclareCapacity | SetAcceptance, Hq) => true,
         (DeclareCapacity | SetAcceptance, role) if role.keeps_patients() => own(target.facility),
-        (ReportCase | TriageCase | RecordObservation | StartHomeCare | CloseCase, HealthCenter) => {
-            own(target.case_owner)
+        (
+            ReportCase | TriageCase | RecordObservation | StartHomeCare | AssignCareSite
+            | CloseCase,
+            HealthCenter,
+        ) => own(target.case_owner),
+        // A clinic or mobile clinic observes, and asks for consults on, the patients at
+        // home in its care.
+        (RecordObservation | RequestConsult, Clinic | MobileClinic) if own(target.care_site) => {
+            true
         }
         (OverridePriority | OfferPlacement, Hq) => true,
         (RequestPlacement | CancelPlacement | ArrangeTransport | RecordDeparture, Hq) => true,
@@ -415,7 +432,7 @@ pub fn may(principal: &Principal, action: Action, target: &Target<'_>) -> Result
         (CancelConsult | EscalateConsult, Hq) => true,
         (CancelConsult | EscalateConsult, HealthCenter) => own(target.case_owner),
         (CancelConsult | EscalateConsult, role) if role.keeps_patients() => {
-            own(target.consult_requester) || own(target.patient_at)
+            own(target.consult_requester) || own(target.patient_at) || own(target.care_site)
         }
         (CancelConsult | EscalateConsult | ConductConsult, ConsultCenter) => {
             own(target.consult_center)
@@ -426,7 +443,10 @@ pub fn may(principal: &Principal, action: Action, target: &Target<'_>) -> Result
         (ReadPatient, Hq) => true,
         (ReadPatient, HealthCenter) => own(target.case_owner),
         (ReadPatient, role) if role.keeps_patients() => {
-            own(target.accepted_by) || own(target.patient_at) || own(target.consult_requester)
+            own(target.accepted_by)
+                || own(target.patient_at)
+                || own(target.consult_requester)
+                || own(target.care_site)
         }
         (ReadPatient, ConsultCenter) => own(target.consult_center),
         _ => false,
@@ -527,11 +547,15 @@ mod queue_scope_tests {
 }
 
 /// The `case_board` of DESIGN.md §6: a health center sees its own cases, HQ every case
-/// (it may read any patient, §7); nobody else.
+/// (it may read any patient, §7), a clinic or mobile clinic the patients at home in its
+/// care (§5.4); nobody else. For a health center the scope names the case owner, for a
+/// clinic the care site.
 pub fn case_board_scope(principal: &Principal) -> ViewScope {
     match principal.role {
         Role::Hq => ViewScope::All,
-        Role::HealthCenter => ViewScope::Own(principal.organisation_id.clone()),
+        Role::HealthCenter | Role::Clinic | Role::MobileClinic => {
+            ViewScope::Own(principal.organisation_id.clone())
+        }
         _ => ViewScope::None,
     }
 }
@@ -593,7 +617,16 @@ mod case_view_tests {
         let own = ViewScope::Own(FacilityId::parse("hofu-x").unwrap());
         assert_eq!(case_board_scope(&principal(Role::Hq)), ViewScope::All);
         assert_eq!(case_board_scope(&principal(Role::HealthCenter)), own);
-        for role in [Role::Hospital, Role::Hotel, Role::Public, Role::Admin] {
+        assert_eq!(case_board_scope(&principal(Role::Clinic)), own);
+        assert_eq!(case_board_scope(&principal(Role::MobileClinic)), own);
+        for role in [
+            Role::Hospital,
+            Role::Hotel,
+            Role::Temporary,
+            Role::ConsultCenter,
+            Role::Public,
+            Role::Admin,
+        ] {
             assert_eq!(case_board_scope(&principal(role)), ViewScope::None);
         }
     }

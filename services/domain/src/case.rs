@@ -85,6 +85,13 @@ pub enum CaseEvent {
         started_at: OffsetDateTime,
         note: Text,
     },
+    /// The health center put a patient at home in the care of a clinic or mobile clinic
+    /// (DESIGN.md §5.4), which then observes the patient and asks for consults; `None`
+    /// ends it. A patient who arrives at a facility leaves the care site's care.
+    CareSiteAssigned {
+        care_site: Option<FacilityId>,
+        note: Text,
+    },
     /// A placement that moves the patient on from the facility where they are
     /// (escalation, step-down, transfer): the case keeps its status and the patient
     /// their bed until they arrive (DESIGN.md §5.4). Appended with the placement's request.
@@ -138,6 +145,10 @@ pub enum CaseCommand {
     StartHomeCare {
         note: Text,
     },
+    AssignCareSite {
+        care_site: Option<FacilityId>,
+        note: Text,
+    },
     Close {
         outcome: CaseOutcome,
         note: Text,
@@ -164,6 +175,8 @@ pub struct CaseRecord {
     pub deteriorated: bool,
     /// Open consults and the consult center each is addressed to (`None`: any).
     pub open_consults: std::collections::BTreeMap<Uuid, Option<FacilityId>>,
+    /// The clinic or mobile clinic caring for the patient at home, if any.
+    pub care_site: Option<FacilityId>,
 }
 
 /// State of one case stream. `record` is `None` until the case is reported.
@@ -328,6 +341,9 @@ impl Case {
                     "case is {status}; home care starts from REPORTED or AWAITING_PLACEMENT"
                 ))),
             },
+            CaseCommand::AssignCareSite { .. } => Err(DomainError::precondition(
+                "a care site is assigned with the facility it names",
+            )),
             CaseCommand::Close { outcome, note } => {
                 if let Some(live) = record.live_placement {
                     return Err(DomainError::precondition(format!(
@@ -341,6 +357,58 @@ impl Case {
                 }])
             }
         }
+    }
+
+    /// Decides `AssignCareSite`: `site` is the state of the facility the command names
+    /// (`None` when it clears the care site). Only a patient at home (not at a facility)
+    /// is cared for by a clinic or a mobile clinic.
+    pub fn assign_care_site(
+        &self,
+        care_site: Option<(&FacilityId, &Facility)>,
+        note: Text,
+    ) -> Result<Vec<CaseEvent>, DomainError> {
+        let record = self.open()?;
+        if let Some((_, facility)) = &record.stay {
+            return Err(DomainError::precondition(format!(
+                "the patient is at {facility}; a care site cares for a patient at home"
+            )));
+        }
+        let care_site = match care_site {
+            None => None,
+            Some((id, facility)) => {
+                match facility.profile.as_ref() {
+                    None => {
+                        return Err(DomainError::invalid(
+                            "care_site_id",
+                            format!("{id} is not a registered facility"),
+                        ));
+                    }
+                    Some(profile)
+                        if !matches!(
+                            profile.kind,
+                            FacilityKind::Clinic | FacilityKind::MobileClinic
+                        ) =>
+                    {
+                        return Err(DomainError::invalid(
+                            "care_site_id",
+                            format!("{id} is a {}, not a clinic or mobile clinic", profile.kind),
+                        ));
+                    }
+                    Some(profile) if !profile.active => {
+                        return Err(DomainError::precondition(format!("{id} is deactivated")));
+                    }
+                    Some(_) => {}
+                }
+                Some(id.clone())
+            }
+        };
+        if care_site == record.care_site {
+            return Err(DomainError::precondition(match &care_site {
+                Some(id) => format!("the patient is in the care of {id} already"),
+                None => "the patient is in the care of no care site".into(),
+            }));
+        }
+        Ok(vec![CaseEvent::CareSiteAssigned { care_site, note }])
     }
 
     pub fn evolve(&mut self, event: &CaseEvent) {
@@ -362,6 +430,7 @@ impl Case {
                 last_observation: None,
                 deteriorated: false,
                 open_consults: std::collections::BTreeMap::new(),
+                care_site: None,
             });
             return;
         }
@@ -393,6 +462,7 @@ impl Case {
             }
             CaseEvent::DeteriorationFlagged { .. } => record.deteriorated = true,
             CaseEvent::HomeCareStarted { .. } => record.status = CaseStatus::HomeCare,
+            CaseEvent::CareSiteAssigned { care_site, .. } => record.care_site = care_site.clone(),
             CaseEvent::TransferRequested { placement_id, .. } => {
                 record.live_placement = Some(*placement_id);
                 record.status_before_placement = None;
@@ -423,6 +493,7 @@ impl Case {
                         record.live_placement = None;
                         record.status_before_placement = None;
                         record.stay = facility_id.clone().map(|f| (*placement_id, f));
+                        record.care_site = None;
                     }
                     _ => {
                         if record.live_placement == Some(*placement_id) {
@@ -439,6 +510,7 @@ impl Case {
             CaseEvent::Closed { outcome, .. } => {
                 record.status = CaseStatus::from(*outcome);
                 record.live_placement = None;
+                record.care_site = None;
             }
         }
     }

@@ -902,3 +902,57 @@ fn a_cancelled_transfer_leaves_the_patient_where_they_are() {
         .is_ok()
     );
 }
+
+#[test]
+fn a_care_site_is_a_clinic_or_mobile_clinic_caring_for_a_patient_at_home() {
+    let mobile = fid("akiyoshi-mobile");
+    let registered = |kind| {
+        Facility::from_events(&[FacilityEvent::Registered(profile(
+            "akiyoshi-mobile",
+            kind,
+            &[],
+        ))])
+    };
+    let mut state = Case::from_events(&reported());
+    let note = || Text::parse("週2回の訪問").unwrap();
+    // Only a registered clinic or mobile clinic.
+    for facility in [registered(FacilityKind::Hospital), Facility::default()] {
+        assert!(matches!(
+            state.assign_care_site(Some((&mobile, &facility)), note()),
+            Err(DomainError::Invalid(_))
+        ));
+    }
+    let site = registered(FacilityKind::MobileClinic);
+    let assigned = state
+        .assign_care_site(Some((&mobile, &site)), note())
+        .unwrap();
+    assert!(matches!(
+        &assigned[..],
+        [CaseEvent::CareSiteAssigned { care_site: Some(s), .. }] if *s == mobile
+    ));
+    state.evolve(&assigned[0]);
+    assert_eq!(
+        state.record.as_ref().unwrap().care_site,
+        Some(mobile.clone())
+    );
+    precondition(
+        state
+            .assign_care_site(Some((&mobile, &site)), note())
+            .unwrap_err(),
+        "already",
+    );
+    // Arriving at a facility ends the care; a patient at a facility has no care site.
+    state.evolve(&CaseEvent::StatusChanged {
+        from: CaseStatus::PlacementInProgress,
+        to: CaseStatus::Hospitalized,
+        placement_id: PLACEMENT,
+        facility_id: Some(fid("hofu-central")),
+    });
+    assert_eq!(state.record.as_ref().unwrap().care_site, None);
+    precondition(
+        state
+            .assign_care_site(Some((&mobile, &site)), note())
+            .unwrap_err(),
+        "at home",
+    );
+}

@@ -7,7 +7,7 @@
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{
     ACTORS, ADMIN, Actor, CONSULT, CONSULT_OTHER, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HQ,
-    TestApi, UBE, authed, cid, report_request,
+    MOBILE, TestApi, UBE, authed, cid, report_request,
 };
 use pb::{BedCategory as Bed, Severity};
 use tonic::Code;
@@ -33,6 +33,8 @@ enum Stage {
     ConsultInProgress,
     /// ...and completed with ESCALATE.
     ConsultEscalatable,
+    /// In home care, in the care of the mobile clinic (DESIGN.md §5.4).
+    InMobileClinicCare,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +49,11 @@ enum Act {
     /// An observation of a patient in a hospital bed (DESIGN.md §5.4).
     ObserveAdmittedPatient,
     StartHomeCare,
+    AssignCareSite,
+    /// An observation of a patient at home by the mobile clinic caring for them.
+    ObserveCaredPatient,
+    /// A consult for a patient at home asked for by the mobile clinic caring for them.
+    RequestConsultForCaredPatient,
     CloseCase,
     OverridePriority,
     RequestPlacement,
@@ -84,6 +91,17 @@ const MATRIX: &[(Act, Option<Stage>, &[Actor])] = &[
         &[HC, HOSPITAL],
     ),
     (Act::StartHomeCare, Some(Stage::Reported), &[HC]),
+    (Act::AssignCareSite, Some(Stage::Reported), &[HC]),
+    (
+        Act::ObserveCaredPatient,
+        Some(Stage::InMobileClinicCare),
+        &[HC, MOBILE],
+    ),
+    (
+        Act::RequestConsultForCaredPatient,
+        Some(Stage::InMobileClinicCare),
+        &[HQ, HC, MOBILE],
+    ),
     (Act::CloseCase, Some(Stage::Reported), &[HC]),
     (Act::OverridePriority, Some(Stage::Reported), &[HQ]),
     (Act::RequestPlacement, Some(Stage::Reported), &[HQ, HC]),
@@ -164,6 +182,33 @@ async fn setup(api: &TestApi, stage: Stage) -> Ctx {
         consult_id: String::new(),
     };
     if stage == Stage::Reported {
+        return ctx;
+    }
+    if stage == Stage::InMobileClinicCare {
+        let mut cases = api.cases();
+        ok(cases
+            .start_home_care(authed(
+                HC,
+                pb::StartHomeCareRequest {
+                    command_id: cid(),
+                    case_id: case_id.clone(),
+                    ..pb::StartHomeCareRequest::default()
+                },
+            ))
+            .await)
+        .await;
+        ok(cases
+            .assign_care_site(authed(
+                HC,
+                pb::AssignCareSiteRequest {
+                    command_id: cid(),
+                    case_id: case_id.clone(),
+                    care_site_id: MOBILE.organisation.into(),
+                    ..pb::AssignCareSiteRequest::default()
+                },
+            ))
+            .await)
+        .await;
         return ctx;
     }
     ctx.placement_id = api.request_placement(&case_id, Bed::Moderate).await;
@@ -492,7 +537,7 @@ async fn perform(
                 ))
                 .await
         }
-        Act::RecordObservation | Act::ObserveAdmittedPatient => {
+        Act::RecordObservation | Act::ObserveAdmittedPatient | Act::ObserveCaredPatient => {
             api.cases()
                 .record_observation(authed(
                     actor,
@@ -518,6 +563,20 @@ async fn perform(
                         command_id: cid(),
                         case_id: c,
                         note: String::new(),
+                        expected_version: None,
+                    },
+                ))
+                .await
+        }
+        Act::AssignCareSite => {
+            api.cases()
+                .assign_care_site(authed(
+                    actor,
+                    pb::AssignCareSiteRequest {
+                        command_id: cid(),
+                        case_id: c,
+                        care_site_id: MOBILE.organisation.into(),
+                        note: "訪問診療車が週2回訪問".into(),
                         expected_version: None,
                     },
                 ))
@@ -672,7 +731,7 @@ async fn perform(
                 ))
                 .await
         }
-        Act::RequestConsult => {
+        Act::RequestConsult | Act::RequestConsultForCaredPatient => {
             api.consults()
                 .request_consult(authed(
                     actor,

@@ -244,7 +244,7 @@ async fn the_openapi_document_describes_every_command_and_view() {
             "{name}"
         );
     }
-    assert_eq!(noroshi_api::http::COMMANDS.len(), 26);
+    assert_eq!(noroshi_api::http::COMMANDS.len(), 27);
     assert_eq!(noroshi_api::views::NAMES.len(), 7);
     for view in noroshi_api::views::NAMES {
         // Every view answers its protobuf message, typed.

@@ -10,6 +10,7 @@ mod architecture;
 mod authorization;
 mod browser;
 mod candidates;
+mod care_sites;
 mod case_views;
 mod commands;
 mod consults;

@@ -5,7 +5,8 @@ use noroshi_domain::Violations;
 use noroshi_domain::authz::Principal;
 use noroshi_domain::case::{CaseCommand, CaseReport, Observation, Patient};
 use noroshi_domain::values::{
-    ExternalRef, MunicipalityCode, Name, Phone, Priority, Reason, Spo2, Temperature, Text,
+    ExternalRef, FacilityId, MunicipalityCode, Name, Phone, Priority, Reason, Spo2, Temperature,
+    Text,
 };
 use noroshi_proto::v1 as pb;
 use time::Date;
@@ -164,6 +165,27 @@ pub fn start_home_care(r: &pb::StartHomeCareRequest) -> Result<Parsed, ApiError>
         r.expected_version,
         case_id,
         CaseCommand::StartHomeCare { note },
+    ))
+}
+
+pub fn assign_care_site(r: &pb::AssignCareSiteRequest) -> Result<Parsed, ApiError> {
+    let mut v = Violations::new();
+    let id = command_id(&r.command_id, &mut v);
+    let case_id = uuid(&r.case_id, "case_id", &mut v);
+    let care_site = if r.care_site_id.is_empty() {
+        Some(None)
+    } else {
+        v.check("care_site_id", FacilityId::parse(&r.care_site_id))
+            .map(Some)
+    };
+    let note = v.check("note", Text::parse(&r.note));
+    let (id, case_id, care_site, note) =
+        finish(v, (|| Some((id?, case_id?, care_site?, note?)))())?;
+    Ok(on_case(
+        id,
+        r.expected_version,
+        case_id,
+        CaseCommand::AssignCareSite { care_site, note },
     ))
 }
 

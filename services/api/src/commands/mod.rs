@@ -65,6 +65,7 @@ command_requests! {
     pb::OverridePriorityRequest => |r, _c| case::override_priority(r);
     pb::RecordObservationRequest => |r, c| case::record_observation(r, c.now);
     pb::StartHomeCareRequest => |r, _c| case::start_home_care(r);
+    pb::AssignCareSiteRequest => |r, _c| case::assign_care_site(r);
     pb::CloseCaseRequest => |r, _c| case::close(r);
     pb::RequestPlacementRequest => |r, _c| placement::request(r);
     pb::OfferPlacementRequest => |r, _c| placement::offer(r);

@@ -9,6 +9,7 @@ command_service! {
         override_priority(pb::OverridePriorityRequest);
         record_observation(pb::RecordObservationRequest);
         start_home_care(pb::StartHomeCareRequest);
+        assign_care_site(pb::AssignCareSiteRequest);
         close_case(pb::CloseCaseRequest);
     }
 }

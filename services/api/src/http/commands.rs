@@ -52,6 +52,7 @@ http_commands! {
     "OverridePriority" => Cases => pb::OverridePriorityRequest;
     "RecordObservation" => Cases => pb::RecordObservationRequest;
     "StartHomeCare" => Cases => pb::StartHomeCareRequest;
+    "AssignCareSite" => Cases => pb::AssignCareSiteRequest;
     "CloseCase" => Cases => pb::CloseCaseRequest;
     "RequestPlacement" => Placements => pb::RequestPlacementRequest;
     "OfferPlacement" => Placements => pb::OfferPlacementRequest;
