@@ -40,6 +40,8 @@ const I18N = {
     'hc.scope_all': '終了した患者も含む', 'hc.count': '$1 / $2 件', external_ref: 'HER-SYS ID',
     'hc.gone': 'この患者は一覧の表示条件から外れました（終了など）。「終了した患者も含む」で表示できます。',
     'hc.home_care': '自宅療養', 'hc.start_home_care': '自宅療養とする', 'hc.cancel': '入院調整の取消',
+    'hc.care_site': '在宅での担当（診療所・移動診療車）', 'hc.care_site_id': '担当', 'hc.care_site_none': '担当なし',
+    'hc.cared_by': '担当', 'fac.cared': '在宅で担当する患者', 'fac.no_cared': '担当する患者はいません', 'last_observed': '最終観察',
     'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
     'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
     'hq.priority': '優先度の変更', 'hq.priority_button': '優先度', 'hq.priority_save': '優先度を変更する',
@@ -89,7 +91,7 @@ const I18N = {
     'risk.AGE_65_PLUS': '65歳以上', 'risk.DIABETES': '糖尿病', 'risk.CHRONIC_LUNG': '慢性呼吸器疾患', 'risk.CHRONIC_KIDNEY': '慢性腎臓病', 'risk.DIALYSIS': '透析中', 'risk.PREGNANCY': '妊娠', 'risk.IMMUNOSUPPRESSED': '免疫抑制', 'risk.OBESITY': '肥満', 'risk.CARDIOVASCULAR': '心血管疾患',
     'cap.OXYGEN': '酸素投与', 'cap.VENTILATOR': '人工呼吸器', 'cap.ECMO': 'ECMO', 'cap.DIALYSIS': '透析', 'cap.PEDIATRIC': '小児', 'cap.PERINATAL': '周産期', 'cap.PSYCHIATRIC': '精神科', 'cap.DEMENTIA_CARE': '認知症対応',
     'ev.CaseReported': '患者の報告', 'ev.CaseTriaged': 'トリアージ', 'ev.PriorityOverridden': '優先度の変更', 'ev.ObservationRecorded': '健康観察',
-    'ev.DeteriorationFlagged': '悪化の報告', 'ev.HomeCareStarted': '自宅療養の開始', 'ev.CaseStatusChanged': '状態の変更', 'ev.CaseClosed': '終了',
+    'ev.DeteriorationFlagged': '悪化の報告', 'ev.HomeCareStarted': '自宅療養の開始', 'ev.CareSiteAssigned': '在宅での担当の変更', 'ev.CaseStatusChanged': '状態の変更', 'ev.CaseClosed': '終了',
     'ev.PlacementRequested': '入院調整の依頼', 'ev.PlacementOffered': '受入打診', 'ev.PlacementAccepted': '受入決定', 'ev.PlacementDeclined': '受入辞退',
     'ev.OfferExpired': '打診の期限切れ', 'ev.TransportArranged': '搬送手配', 'ev.PatientDeparted': '出発', 'ev.PatientArrived': '到着',
     'ev.PlacementCancelled': '入院調整の取消', 'ev.PatientDischarged': '退院・退所',
@@ -141,6 +143,8 @@ const I18N = {
     'hc.scope_all': 'Closed cases too', 'hc.count': '$1 of $2', external_ref: 'HER-SYS ID',
     'hc.gone': 'This patient is no longer on the board as shown (closed, for instance). Choose “Closed cases too” to see them.',
     'hc.home_care': 'Home care', 'hc.start_home_care': 'Start home care', 'hc.cancel': 'Cancel the placement',
+    'hc.care_site': 'Care at home (clinic or mobile clinic)', 'hc.care_site_id': 'Cared for by', 'hc.care_site_none': 'Nobody',
+    'hc.cared_by': 'cared for by', 'fac.cared': 'Patients at home in our care', 'fac.no_cared': 'No patient in our care', 'last_observed': 'Last observed',
     'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
     'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
     'hq.priority': 'Change the priority', 'hq.priority_button': 'Priority', 'hq.priority_save': 'Change the priority',
@@ -190,7 +194,7 @@ const I18N = {
     'risk.AGE_65_PLUS': 'Age 65+', 'risk.DIABETES': 'Diabetes', 'risk.CHRONIC_LUNG': 'Chronic lung disease', 'risk.CHRONIC_KIDNEY': 'Chronic kidney disease', 'risk.DIALYSIS': 'On dialysis', 'risk.PREGNANCY': 'Pregnancy', 'risk.IMMUNOSUPPRESSED': 'Immunosuppressed', 'risk.OBESITY': 'Obesity', 'risk.CARDIOVASCULAR': 'Cardiovascular disease',
     'cap.OXYGEN': 'Oxygen', 'cap.VENTILATOR': 'Ventilator', 'cap.ECMO': 'ECMO', 'cap.DIALYSIS': 'Dialysis', 'cap.PEDIATRIC': 'Paediatric', 'cap.PERINATAL': 'Perinatal', 'cap.PSYCHIATRIC': 'Psychiatric', 'cap.DEMENTIA_CARE': 'Dementia care',
     'ev.CaseReported': 'Case reported', 'ev.CaseTriaged': 'Triaged', 'ev.PriorityOverridden': 'Priority changed', 'ev.ObservationRecorded': 'Observation',
-    'ev.DeteriorationFlagged': 'Deterioration reported', 'ev.HomeCareStarted': 'Home care started', 'ev.CaseStatusChanged': 'Status changed', 'ev.CaseClosed': 'Closed',
+    'ev.DeteriorationFlagged': 'Deterioration reported', 'ev.HomeCareStarted': 'Home care started', 'ev.CareSiteAssigned': 'Care at home assigned', 'ev.CaseStatusChanged': 'Status changed', 'ev.CaseClosed': 'Closed',
     'ev.PlacementRequested': 'Placement requested', 'ev.PlacementOffered': 'Offered', 'ev.PlacementAccepted': 'Accepted', 'ev.PlacementDeclined': 'Declined',
     'ev.OfferExpired': 'Offer expired', 'ev.TransportArranged': 'Transport arranged', 'ev.PatientDeparted': 'Departed', 'ev.PatientArrived': 'Arrived',
     'ev.PlacementCancelled': 'Placement cancelled', 'ev.PatientDischarged': 'Discharged',
@@ -957,6 +961,41 @@ async function drawTrend(holder, caseId) {
 }
 
 
+/** The form that asks a consult center to see a patient remotely, for the panels of the
+ *  health center's and the facilities' pages. */
+function consultRequestForm() {
+  const option = (group, value) => h('option', { value: `CONSULT_${group.toUpperCase()}_${value}`, 'data-i18n': `${group}.${value}` }, t(`${group}.${value}`));
+  const field = (key, control) => h('label', {}, h('span', { 'data-i18n': key }, t(key)), control);
+  return h('form', { id: 'consult-form', class: 'form', novalidate: true },
+    h('h3', { 'data-i18n': 'cc.request' }, t('cc.request')),
+    field('cc.mode', h('select', { name: 'mode' }, ['D_TO_P_WITH_N', 'D_TO_D', 'D_TO_P'].map((m) => option('mode', m)))),
+    field('cc.urgency', h('select', { name: 'urgency' }, ['URGENT', 'EMERGENCY', 'ROUTINE'].map((u) => option('urgency', u)))),
+    field('cc.question', h('textarea', { name: 'question', rows: 2 })),
+    field('cc.contact', h('input', { name: 'contact', 'data-i18n-placeholder': 'cc.contact_hint', placeholder: t('cc.contact_hint') })),
+    h('button', { type: 'submit', 'data-i18n': 'cc.request_button' }, t('cc.request_button')),
+    h('p', { class: 'form-status', role: 'status' }));
+}
+
+/** The consults of one patient, newest first, as a requester's panel lists them;
+ *  `escalate` draws the one-step escalation of a completed ESCALATE, if the panel offers it. */
+function consultItems(consults, caseId, escalate) {
+  return consults.values().filter((c) => c.case_id === caseId)
+    .sort((a, b) => b.requested_at.localeCompare(a.requested_at))
+    .map((c) => h('li', { 'data-consult': c.consult_id },
+      h('strong', { class: 'consult-status' }, t('status.' + c.status)), ' ',
+      enumLabel('urgency', c.urgency), c.center ? ` · ${facilityLabel(c.center)}` : '',
+      c.scheduled_for ? ` · ${fmtTime(c.scheduled_for)} ${c.doctor || ''}` : '',
+      c.recommendation ? ` · ${enumLabel('rec', c.recommendation)}` : '',
+      c.findings ? h('div', { class: 'muted' }, c.findings) : null,
+      c.recommendation === 'ESCALATE' && !c.escalated_to && escalate ? escalate(c) : null));
+}
+
+/** Statuses of a case whose patient is at home: a clinic or mobile clinic may care for them. */
+const AT_HOME_STATUSES = ['REPORTED', 'HOME_CARE', 'AWAITING_PLACEMENT', 'PLACEMENT_IN_PROGRESS'];
+
+/** The roles that care for patients at home. */
+const CARE_SITE_ROLES = ['CLINIC', 'MOBILE_CLINIC'];
+
 PAGES.hc = () => {
   const cases = new Rows((r) => r.case_id);
   let selected = null;
@@ -993,7 +1032,8 @@ PAGES.hc = () => {
     const closed = !r || !OPEN_CASE_STATUSES.includes(r.status);
     for (const form of document.querySelectorAll('#case-panel form')) form.hidden = closed;
     if (!r) return;
-    document.getElementById('case-title').textContent = `${r.name}（${r.age}） ${enumLabel('sev', r.severity)} · ${t('status.' + r.status)}`;
+    document.getElementById('case-title').textContent = `${r.name}（${r.age}） ${enumLabel('sev', r.severity)} · ${t('status.' + r.status)}`
+      + (r.care_site_id ? ` · ${t('hc.cared_by')} ${facilityLabel(r.care_site_id)}` : '');
     document.getElementById('case-timeline').href = `/timeline?case_id=${r.case_id}`;
     if (closed) return;
     document.getElementById('transport-form').hidden = !(r.placement_id && r.placement_status === 'ACCEPTED');
@@ -1004,7 +1044,32 @@ PAGES.hc = () => {
     // can be cancelled until the patient arrives.
     document.getElementById('home-care-form').hidden = pending || !['REPORTED', 'AWAITING_PLACEMENT'].includes(r.status);
     document.getElementById('cancel-form').hidden = !pending;
+    // A patient at home may be put in the care of a clinic or mobile clinic.
+    const careSite = document.getElementById('care-site-form');
+    careSite.hidden = !AT_HOME_STATUSES.includes(r.status);
+    const sites = [...facilityNames.values()].filter((f) => f.kind === 'CLINIC' || f.kind === 'MOBILE_CLINIC')
+      .sort((a, b) => a.facility_id.localeCompare(b.facility_id));
+    const select = careSite.querySelector('[name="care_site_id"]');
+    const wanted = [''].concat(sites.map((f) => f.facility_id)).join();
+    if (select.dataset.options !== wanted || select.dataset.lang !== lang) {
+      select.dataset.options = wanted;
+      select.dataset.lang = lang;
+      select.replaceChildren(h('option', { value: '' }, t('hc.care_site_none')),
+        ...sites.map((f) => h('option', { value: f.facility_id }, localName(f))));
+    }
+    if (careSiteShown !== r.case_id + (r.care_site_id || '')) {
+      careSiteShown = r.case_id + (r.care_site_id || '');
+      select.value = r.care_site_id || '';
+    }
+    document.getElementById('case-consults').replaceChildren(...consultItems(consults, r.case_id,
+      (c) => h('button', { type: 'button', class: 'secondary escalate-consult', onclick: (e) => act(e.target, 'EscalateConsult', {
+        consult_id: c.consult_id, category: 'BED_CATEGORY_' + (r.severity === 'SEVERE' ? 'SEVERE' : 'MODERATE'),
+      }) }, t('cc.escalate'))));
   }
+  let careSiteShown = '';
+  const consults = new Rows((c) => c.consult_id);
+  live('consult_queue', {}, (view) => { consults.replace(view.rows); render(); },
+    (delta) => { consults.apply(delta.rows, delta.removed); render(); });
 
   const trend = () => drawTrend(document.getElementById('spo2-trend'), selected);
 
@@ -1064,6 +1129,10 @@ PAGES.hc = () => {
   bindForm(document.getElementById('home-care-form'), 'StartHomeCare', () => ({ case_id: selected }), (_, form) => { form.reset(); done(form); });
   bindForm(document.getElementById('cancel-form'), 'CancelPlacement', placement, (_, form) => { form.reset(); done(form); });
   bindForm(document.getElementById('close-form'), 'CloseCase', () => ({ case_id: selected }), (_, form) => done(form));
+  bindForm(document.getElementById('care-site-form'), 'AssignCareSite', () => ({ case_id: selected }), (_, form) => done(form));
+  document.getElementById('consult-form-slot').replaceWith(consultRequestForm());
+  bindForm(document.getElementById('consult-form'), 'RequestConsult', () => ({ case_id: selected }),
+    (_, form) => { form.querySelector('[name="question"]').value = ''; done(form); });
   rerenders.push(render);
 };
 
@@ -1079,6 +1148,8 @@ const MOVE_ON = { HOTEL: ['MODERATE', 'SEVERE', 'MILD'], HOSPITAL: ['SEVERE', 'M
 PAGES.facility = () => {
   const facility = document.querySelector('[data-facility]').dataset.facility;
   let inbox = null;
+  // A clinic's or mobile clinic's patients at home, from its case board.
+  const cared = new Rows((r) => r.case_id);
   // The outcome chosen for each patient, kept while live updates redraw the rows.
   const outcomes = new Map();
   const outcomeOf = (placement) => outcomes.get(placement) || 'DISCHARGE_OUTCOME_RECOVERED';
@@ -1179,6 +1250,21 @@ PAGES.facility = () => {
         h('select', { name: 'outcome', 'aria-label': t('outcome'), onchange: (e) => outcomes.set(p.placement_id, e.target.value) },
           DISCHARGE_OUTCOMES.map((o) => h('option', { value: 'DISCHARGE_OUTCOME_' + o, selected: outcomeOf(p.placement_id) === 'DISCHARGE_OUTCOME_' + o }, t('discharge.' + o)))),
         h('button', { type: 'submit', class: 'secondary discharge' }, t('fac.discharge')))))));
+    // A clinic or mobile clinic: the patients at home in its care. A mobile clinic, or a
+    // clinic without beds, shows no bed panels.
+    const caring = CARE_SITE_ROLES.includes(role);
+    document.getElementById('cared-panel').hidden = !caring;
+    const bedless = role === 'MOBILE_CLINIC' || (caring && !(inbox.capacity || []).length && !inbox.offers.length
+      && !inbox.inbound.length && !inbox.placed.length);
+    for (const section of document.querySelectorAll('section.beds')) section.hidden = bedless;
+    const caredRows = cared.values().sort(byAttention);
+    document.querySelector('#cared tbody').replaceChildren(...(caredRows.length ? caredRows.map((r) => h('tr', { 'data-case': r.case_id, class: r.case_id === selected ? 'selected' : null },
+      h('td', {}, r.name), h('td', { class: 'num' }, r.age), h('td', {}, enumLabel('sev', r.severity)),
+      h('td', {}, t('status.' + r.status)),
+      h('td', { class: 'num spo2' }, r.last_spo2 ? `${r.last_spo2}%` : '', r.deteriorated ? tag('deteriorated') : null),
+      h('td', {}, fmtTime(r.last_observed_at)),
+      h('td', {}, h('button', { type: 'button', class: 'secondary open-patient', onclick: () => select(r.case_id) }, t('fac.open')))))
+      : [h('tr', {}, h('td', { colspan: 7, class: 'muted' }, t('fac.no_cared')))]));
     renderPatient();
   }
 
@@ -1197,31 +1283,26 @@ PAGES.facility = () => {
     panel.scrollIntoView({ block: 'nearest' });
   }
   function renderPatient() {
-    const p = selected && inbox.placed.find((x) => x.case_id === selected);
+    const p = selected && (inbox.placed.find((x) => x.case_id === selected) || cared.map.get(selected));
     panel.hidden = !p;
     if (!p) return;
     document.getElementById('patient-title').textContent = `${p.name}（${p.age}）`
       + (p.last_spo2 ? ` · SpO₂ ${p.last_spo2}%` : '') + (p.deteriorated ? ` · ${t('deteriorated')}` : '');
     const moving = !!p.moving_on_status;
-    document.getElementById('escalate-form').hidden = moving;
+    // A patient at home is placed by the health center; the care site asks a consult
+    // center, whose ESCALATE opens the request.
+    const atHome = !inbox.placed.some((x) => x.case_id === p.case_id);
+    document.getElementById('escalate-form').hidden = moving || atHome;
     if (moving) document.getElementById('patient-status').textContent = t('fac.moving_live');
-    // The patient's consults, newest first; a completed ESCALATE opens the placement
-    // request in one step while the patient has none yet.
-    const mine = consults.values().filter((c) => c.case_id === p.case_id)
-      .sort((a, b) => b.requested_at.localeCompare(a.requested_at));
-    document.getElementById('patient-consults').replaceChildren(...mine.map((c) => h('li', { 'data-consult': c.consult_id },
-      h('strong', { class: 'consult-status' }, t('status.' + c.status)), ' ',
-      enumLabel('urgency', c.urgency), c.center ? ` · ${facilityLabel(c.center)}` : '',
-      c.scheduled_for ? ` · ${fmtTime(c.scheduled_for)} ${c.doctor || ''}` : '',
-      c.recommendation ? ` · ${enumLabel('rec', c.recommendation)}` : '',
-      c.findings ? h('div', { class: 'muted' }, c.findings) : null,
-      c.recommendation === 'ESCALATE' && !c.escalated_to && !moving
-        ? h('button', { type: 'button', class: 'secondary escalate-consult', onclick: (e) => act(e.target, 'EscalateConsult', {
-          consult_id: c.consult_id, category: document.querySelector('#escalate-form [name="category"]').value,
-        }) }, t('cc.escalate'))
-        : null)));
+    // The patient's consults; a completed ESCALATE opens the placement request in one
+    // step while the patient has none yet.
+    document.getElementById('patient-consults').replaceChildren(...consultItems(consults, p.case_id, moving ? null
+      : (c) => h('button', { type: 'button', class: 'secondary escalate-consult', onclick: (e) => act(e.target, 'EscalateConsult', {
+        consult_id: c.consult_id, category: document.querySelector('#escalate-form [name="category"]').value,
+      }) }, t('cc.escalate'))));
   }
   const consults = new Rows((c) => c.consult_id);
+  document.getElementById('consult-form-slot').replaceWith(consultRequestForm());
   bindForm(document.getElementById('consult-form'), 'RequestConsult', () => ({ case_id: selected }),
     (_, form) => { form.querySelector('[name="question"]').value = ''; said(form); });
   live('consult_queue', {}, (view) => { consults.replace(view.rows); render(); },
@@ -1235,6 +1316,10 @@ PAGES.facility = () => {
   bindForm(document.getElementById('escalate-form'), 'RequestPlacement', () => ({ case_id: selected }), (_, form) => said(form));
 
   live('facility_inbox', { facility_id: facility }, (view) => { inbox = view; render(); });
+  if (CARE_SITE_ROLES.includes(role)) {
+    live('case_board', {}, (view) => { cared.replace(view.rows); render(); },
+      (delta) => { cared.apply(delta.rows, delta.removed); render(); });
+  }
   bindForm(declare, 'DeclareCapacity', { facility_id: facility }, () => { declareEdited = false; });
   rerenders.push(render);
   setInterval(() => {

@@ -102,6 +102,7 @@ pub async fn run(args: DevArgs) -> Result<(), ServeError> {
          \x20               病院      demo-hospital / noroshi-demo-hospital\n\
          \x20               宿泊療養  demo-hotel / noroshi-demo-hotel\n\
          \x20               遠隔診療  demo-consult / noroshi-demo-consult\n\
+         \x20               移動診療  demo-mobile / noroshi-demo-mobile\n\
          \x20               管理者    demo-admin / noroshi-demo-admin\n\
          \x20   demo tokens {demo_path} (e.g. Bearer demo-token-yamaguchi-hq)\n{}",
         if args.simulate {

@@ -122,6 +122,8 @@ struct SimCase {
     severity: &'static str,
     at_home: bool,
     placement: Option<String>,
+    /// The clinic or mobile clinic caring for the patient at home, if any.
+    care_site: Option<String>,
 }
 
 /// A placement as the simulation follows it, with simulated times (seconds).
@@ -167,6 +169,8 @@ struct Summary {
     declines: u64,
     expiries: u64,
     deteriorations: u64,
+    /// Patients at home put in a clinic's or mobile clinic's care.
+    cared: u64,
     /// Remote consults asked for, escalations to a hospital and step-downs to a hotel.
     consults: u64,
     escalations: u64,
@@ -392,6 +396,8 @@ struct Simulation {
     /// The consult center that sees residents remotely, if the file has one with a token.
     consult_center: Option<String>,
     consults: Vec<moving_on::SimConsult>,
+    /// Clinics and mobile clinics with tokens, which care for patients at home.
+    care_sites: Vec<String>,
     summary: Summary,
     /// The last simulated day logged.
     logged_day: u64,
@@ -437,6 +443,15 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
         .iter()
         .find(|f| f.kind == "CONSULT_CENTER" && token_of.contains_key(&f.facility_id))
         .map(|f| f.facility_id.clone());
+    let care_sites = file
+        .facility
+        .iter()
+        .filter(|f| {
+            matches!(f.kind.as_str(), "CLINIC" | "MOBILE_CLINIC")
+                && token_of.contains_key(&f.facility_id)
+        })
+        .map(|f| f.facility_id.clone())
+        .collect();
     let mut sim = Simulation {
         api: Api {
             base: args.url.trim_end_matches('/').to_owned(),
@@ -457,6 +472,7 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
         placements: BTreeMap::new(),
         consult_center,
         consults: Vec::new(),
+        care_sites,
         summary: Summary::default(),
         logged_day: 0,
     };
@@ -483,6 +499,7 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
         }
         sim.deteriorate(now, dt).await;
         sim.residents_deteriorate(now, dt).await;
+        sim.cared_at_home(now, dt).await;
         sim.advance_consults(now).await;
         sim.offer_waiting(now).await;
         sim.advance(now).await;
@@ -626,6 +643,7 @@ impl Simulation {
             severity: "MODERATE_I",
             at_home: false,
             placement: Some(placement_id.to_owned()),
+            care_site: None,
         });
         self.placements.insert(
             placement_id.to_owned(),
@@ -685,6 +703,7 @@ impl Simulation {
             severity,
             at_home: true,
             placement: None,
+            care_site: None,
         });
         let needs_bed = match severity {
             "SEVERE" | "MODERATE_II" => true,
@@ -694,9 +713,12 @@ impl Simulation {
         };
         if needs_bed {
             self.request(self.cases.len() - 1, now).await;
-        } else {
-            self.command(&hc, "StartHomeCare", json!({"case_id": case_id}))
-                .await;
+        } else if self
+            .command(&hc, "StartHomeCare", json!({"case_id": case_id}))
+            .await
+            .is_some()
+        {
+            self.assign_care_site(self.cases.len() - 1).await;
         }
     }
 
@@ -709,11 +731,15 @@ impl Simulation {
                 continue;
             }
             let (hc, case_id) = (case.health_center.clone(), case.case_id.clone());
+            // The care site, when there is one, is who sees the patient at home.
+            let observer = case.care_site.clone().unwrap_or_else(|| hc.clone());
             let observation = json!({"case_id": case_id,
                 "observed_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
                 "spo2_percent": self.rng.random_range(86..92),
                 "temperature_decicelsius": self.rng.random_range(380..395), "on_oxygen": false});
-            let observed = self.command(&hc, "RecordObservation", observation).await;
+            let observed = self
+                .command(&observer, "RecordObservation", observation)
+                .await;
             let triage = json!({"case_id": case_id, "severity": "SEVERITY_MODERATE_II"});
             let triaged = self.command(&hc, "TriageCase", triage).await;
             if observed.is_some() && triaged.is_some() {
@@ -1003,13 +1029,15 @@ impl Summary {
         let minutes = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |m| format!("{m:.0} min"));
         format!(
             "simulated {days} days at {speed}x: {} placements of an earlier run carried on, \
-             {} cases ({} deteriorated), {} remote consults, {} escalations and {} step-downs \
+             {} cases ({} deteriorated, {} cared for at home by a clinic), {} remote consults, \
+             {} escalations and {} step-downs \
              from a bed, {} placements requested, {} placed, \
              time to placement median {} p90 {}, {} declines, {} offers left to expire, {} discharges, {} failed commands \
              ({} refused), {} not sent while their organisation backed off after a refusal",
             self.adopted,
             self.cases,
             self.deteriorations,
+            self.cared,
             self.consults,
             self.escalations,
             self.step_downs,

@@ -13,8 +13,9 @@ use crate::{DAY, SimPlacement, Simulation, Step};
 #[derive(Debug)]
 pub(crate) struct SimConsult {
     pub(crate) consult_id: String,
-    /// The hotel stay of the resident it is about.
-    stay: String,
+    case_id: String,
+    /// The hotel stay of the resident it is about; `None` for a patient at home.
+    stay: Option<String>,
     state: ConsultStep,
     next_at: f64,
 }
@@ -182,7 +183,8 @@ impl Simulation {
         let next_at = now + self.rng.random_range(300.0..1800.0);
         self.consults.push(SimConsult {
             consult_id,
-            stay: stay.to_owned(),
+            case_id: case_id.to_owned(),
+            stay: Some(stay.to_owned()),
             state: ConsultStep::Requested,
             next_at,
         });
@@ -214,12 +216,15 @@ impl Simulation {
                     .command(&center, "StartConsult", json!({"consult_id": id}))
                     .await
                     .map(|_| Some(ConsultStep::InProgress)),
+                // A patient at home whose care site asked is followed up remotely; the
+                // health center places them if they get worse.
                 ConsultStep::InProgress => {
-                    let escalate = self.rng.random_bool(0.7);
-                    let recommendation = if escalate {
-                        "RECOMMENDATION_ESCALATE"
-                    } else {
-                        "RECOMMENDATION_CONTINUE"
+                    let at_home = self.consults[index].stay.is_none();
+                    let escalate = !at_home && self.rng.random_bool(0.7);
+                    let recommendation = match (escalate, at_home) {
+                        (true, _) => "RECOMMENDATION_ESCALATE",
+                        (false, true) => "RECOMMENDATION_PRESCRIBE",
+                        (false, false) => "RECOMMENDATION_CONTINUE",
                     };
                     let body = json!({"consult_id": id, "findings": "呼吸状態を遠隔で確認",
                                       "recommendation": recommendation});
@@ -253,10 +258,12 @@ impl Simulation {
     /// A completed consult: with ESCALATE the center opens the placement request, else
     /// the resident stays where they are.
     async fn consult_ended(&mut self, index: usize, escalate: bool, center: &str, now: f64) {
-        let (consult_id, stay) = (
+        let (consult_id, Some(stay)) = (
             self.consults[index].consult_id.clone(),
             self.consults[index].stay.clone(),
-        );
+        ) else {
+            return;
+        };
         let case = self.placements.get(&stay).map(|p| p.case);
         let escalated = if escalate {
             let body = json!({"consult_id": consult_id, "category": "BED_CATEGORY_MODERATE"});
@@ -275,6 +282,77 @@ impl Simulation {
                 if let Some(p) = self.placements.get_mut(&stay) {
                     p.moving = false;
                 }
+            }
+        }
+    }
+
+    /// The health center puts a patient starting home care in the care of a clinic or
+    /// mobile clinic, 4 times in 10 when the world has one.
+    pub(crate) async fn assign_care_site(&mut self, index: usize) {
+        if self.care_sites.is_empty() || !self.rng.random_bool(0.4) {
+            return;
+        }
+        let site = self.care_sites[self.rng.random_range(0..self.care_sites.len())].clone();
+        let case = &self.cases[index];
+        let (hc, case_id) = (case.health_center.clone(), case.case_id.clone());
+        let body =
+            json!({"case_id": case_id, "care_site_id": site, "note": "訪問・オンライン診療"});
+        if self.command(&hc, "AssignCareSite", body).await.is_some() {
+            self.summary.cared += 1;
+            self.cases[index].care_site = Some(site);
+        }
+    }
+
+    /// Patients at home in a care site's care are visited, 15 % a day: the care site
+    /// records what it sees and asks the consult center for a routine look (with a nurse
+    /// beside the patient, D to P with N) half the time.
+    pub(crate) async fn cared_at_home(&mut self, now: f64, dt: f64) {
+        let p_visit = (0.15 * dt / DAY).min(1.0);
+        for index in 0..self.cases.len() {
+            let case = &self.cases[index];
+            let Some(site) = case.care_site.clone() else {
+                continue;
+            };
+            if !case.at_home || case.placement.is_some() || !self.rng.random_bool(p_visit) {
+                continue;
+            }
+            let case_id = case.case_id.clone();
+            let observation = json!({"case_id": case_id, "observed_at": real_time_in(0),
+                "spo2_percent": self.rng.random_range(96..99),
+                "temperature_decicelsius": self.rng.random_range(365..378)});
+            if self
+                .command(&site, "RecordObservation", observation)
+                .await
+                .is_none()
+            {
+                continue;
+            }
+            // One open consult per patient.
+            if self.consult_center.is_none()
+                || self.consults.iter().any(|c| c.case_id == case_id)
+                || !self.rng.random_bool(0.5)
+            {
+                continue;
+            }
+            let body = json!({"case_id": case_id, "mode": "CONSULT_MODE_D_TO_P_WITH_N",
+                "urgency": "CONSULT_URGENCY_ROUTINE",
+                "question": "訪問時の所見について、処方の要否をご相談します",
+                "contact": "https://meet.example.invalid/visit"});
+            let consult_id = self
+                .command(&site, "RequestConsult", body)
+                .await
+                .and_then(|r| r["stream_id"].as_str().map(str::to_owned))
+                .and_then(|s| s.strip_prefix("consult-").map(str::to_owned));
+            if let Some(consult_id) = consult_id {
+                self.summary.consults += 1;
+                let next_at = now + self.rng.random_range(300.0..1800.0);
+                self.consults.push(SimConsult {
+                    consult_id,
+                    case_id,
+                    stay: None,
+                    state: ConsultStep::Requested,
+                    next_at,
+                });
             }
         }
     }

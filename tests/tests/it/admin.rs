@@ -60,14 +60,14 @@ async fn the_demo_file_registers_yamaguchi_once() {
 
     let dry = admin_apply(&db, &["--dry-run", demo]);
     assert!(dry.contains("51 would be registered"), "{dry}");
-    assert!(dry.contains("users: 6 would be created"), "{dry}");
+    assert!(dry.contains("users: 7 would be created"), "{dry}");
     assert_eq!(db.event_count().await, 0, "a dry run writes nothing");
 
     let first = admin_apply(&db, &[demo]);
     assert!(
         first.contains(
             "facilities: 51 registered, 0 updated, 0 unchanged; tokens checked: 53; \
-             users: 6 created, 0 existing; medical areas: 8"
+             users: 7 created, 0 existing; medical areas: 8"
         ),
         "{first}"
     );
@@ -85,6 +85,7 @@ async fn the_demo_file_registers_yamaguchi_once() {
             ("demo-hospital", "hofu-sakuragi-general", "HOSPITAL"),
             ("demo-hotel", "yuda-onsen-hotel", "HOTEL"),
             ("demo-hq", "yamaguchi-hq", "HQ"),
+            ("demo-mobile", "yamabiko-go", "MOBILE_CLINIC"),
         ]
         .map(|(u, o, r)| (u.to_owned(), o.to_owned(), r.to_owned()))
     );
@@ -139,7 +140,7 @@ async fn the_demo_file_registers_yamaguchi_once() {
         again.contains("facilities: 0 registered, 0 updated, 51 unchanged"),
         "{again}"
     );
-    assert!(again.contains("users: 0 created, 6 existing"), "{again}");
+    assert!(again.contains("users: 0 created, 7 existing"), "{again}");
     let borders: Vec<(String, Vec<String>)> =
         sqlx::query_as("SELECT code, neighbours FROM medical_areas ORDER BY code")
             .fetch_all(db.pool())

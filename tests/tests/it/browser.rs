@@ -83,6 +83,12 @@ async fn world() -> World {
             "CONSULT_CENTER",
             FacilityKind::ConsultCenter,
         ),
+        (
+            "mobile.nurse",
+            "akiyoshi-mobile",
+            "MOBILE_CLINIC",
+            FacilityKind::MobileClinic,
+        ),
     ] {
         users::create(
             api.db.pool(),
@@ -1569,4 +1575,101 @@ async fn a_remote_consult_from_a_hotel_ends_in_hq_s_queue() {
     for session in [hq, doctor, nurse] {
         session.close().await.unwrap();
     }
+}
+
+/// A health-center nurse puts a patient at home in the mobile clinic's care; the mobile
+/// clinic's nurse sees the patient on its page without reloading, records a low SpO₂ and
+/// asks a consult center; the health center's board shows who observed it, live.
+#[tokio::test]
+async fn a_mobile_clinic_nurse_cares_for_a_patient_at_home() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let api = &world.api;
+    let case_id = api.report_case(pb::Severity::Mild).await;
+
+    let hc = browser.session().await;
+    log_in(&hc, &world.base, "hofu.nurse", PASSWORD).await;
+    let mobile = browser.session().await;
+    log_in(&mobile, &world.base, "mobile.nurse", PASSWORD).await;
+    // A mobile clinic has no beds: its page is the patients in its care.
+    wait_text(&mobile, "#cared tbody", |t| {
+        t.contains("担当する患者はいません")
+    })
+    .await;
+    let beds = mobile.find_all(Locator::Css("section.beds")).await.unwrap();
+    for section in beds {
+        assert!(!section.is_displayed().await.unwrap(), "no bed panels");
+    }
+
+    let row = format!("#cases tr[data-case='{case_id}']");
+    click(&hc, &format!("{row} button.open")).await;
+    click(&hc, "#home-care-form button[type=submit]").await;
+    wait_text(&hc, &format!("{row} td.case-status"), |t| t == "自宅療養").await;
+    pick(
+        &hc,
+        "#care-site-form select[name='care_site_id']",
+        "akiyoshi-mobile",
+    )
+    .await;
+    click(&hc, "#care-site-form button[type=submit]").await;
+    wait_text(&hc, "#case-title", |t| t.contains("秋吉台みらい号")).await;
+
+    let mine = format!("#cared tr[data-case='{case_id}']");
+    wait_for(&mobile, &mine).await;
+    click(&mobile, &format!("{mine} button.open-patient")).await;
+    assert!(
+        !wait_for(&mobile, "#escalate-form")
+            .await
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the health center places a patient at home"
+    );
+    fill(
+        &mobile,
+        "#fac-observe-form input[name='spo2_percent']",
+        "93",
+    )
+    .await;
+    click(&mobile, "#fac-observe-form button[type=submit]").await;
+    wait_text(&mobile, &format!("{mine} td.spo2"), |t| {
+        t.contains("93%") && t.contains("悪化")
+    })
+    .await;
+    fill(
+        &mobile,
+        "#consult-form textarea[name='question']",
+        "訪問時 SpO₂ 93%、入院の要否",
+    )
+    .await;
+    fill(
+        &mobile,
+        "#consult-form input[name='contact']",
+        "https://meet.example.invalid/akiyoshi",
+    )
+    .await;
+    click(&mobile, "#consult-form button[type=submit]").await;
+    wait_text(&mobile, "#patient-consults", |t| t.contains("依頼済み")).await;
+
+    // The health center sees the deterioration, and who saw it, without reloading; and
+    // the consult the mobile clinic asked for in the case's panel.
+    wait_text(&hc, &format!("{row} td:nth-child(3)"), |t| {
+        t.contains("悪化")
+    })
+    .await;
+    wait_text(&hc, "#case-consults", |t| t.contains("依頼済み")).await;
+    let (_, board) = api.http_get(Some(HC), "/api/v1/views/case_board").await;
+    let case = board["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["case_id"] == case_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(case["last_observed_by"], "akiyoshi-mobile", "{case}");
+    accessible(&mobile, "mobile clinic").await;
+    accessible(&hc, "health center with a care site").await;
+    screenshot(&mobile, "mobile-clinic").await;
+    hc.close().await.unwrap();
+    mobile.close().await.unwrap();
 }

@@ -71,7 +71,9 @@ async fn a_compressed_surge_places_patients_and_reports_its_figures() {
                 .unwrap()
         }
     };
-    let output = simulate("3", "1", "20000").await;
+    // A simulated day takes about 9 s: time for a few offers to be answered even while
+    // the read side starts on a busy machine.
+    let output = simulate("3", "1", "10000").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -117,6 +119,7 @@ async fn a_compressed_surge_places_patients_and_reports_its_figures() {
     let kinds = [
         "noroshi.v1.ConsultRequested",
         "noroshi.v1.TransferRequested",
+        "noroshi.v1.CareSiteAssigned",
     ];
     let mut before = Vec::new();
     for kind in kinds {
@@ -148,6 +151,14 @@ async fn a_compressed_surge_places_patients_and_reports_its_figures() {
     // step down, each keeping the bed until arrival: the store holds what it says (how
     // many there are is the simulation's chance).
     assert_eq!(added(0).await, number(" remote consults"), "{stdout}");
+    // Patients at home are put in the care of clinics and mobile clinics, who observe
+    // them and ask for consults too.
+    assert_eq!(
+        added(2).await,
+        number(" cared for at home by a clinic"),
+        "{stdout}"
+    );
+    assert!(number(" cared for at home by a clinic") >= 1, "{stdout}");
     assert_eq!(
         added(1).await,
         number(" escalations") + number(" step-downs"),
