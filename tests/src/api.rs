@@ -711,6 +711,24 @@ impl TestApi {
             .into_inner()
     }
 
+    /// The case's whole way into a `category` bed of `facility` (whose `actor` accepts
+    /// and records the arrival), as the health center asks for it and HQ offers it: the
+    /// placement and the arrival's result.
+    pub async fn admit(
+        &self,
+        case_id: &str,
+        category: pb::BedCategory,
+        actor: Actor,
+        facility: &str,
+    ) -> (String, pb::CommandResult) {
+        let placement_id = self.request_placement(case_id, category).await;
+        self.offer(&placement_id, facility).await;
+        self.accept(actor, &placement_id).await.expect("accept");
+        self.transport(&placement_id).await;
+        let arrived = self.arrive(actor, &placement_id).await;
+        (placement_id, arrived)
+    }
+
     /// `actor` discharges the patient of `placement_id`.
     pub async fn discharge(
         &self,

@@ -79,3 +79,28 @@ impl Drop for Pipeline {
         self.shutdown.cancel();
     }
 }
+
+/// A seeded world with its read side: the API, whose reads wait up to 10 s for the
+/// writes they name (`min_versions`), a private nats-server, and the relay and
+/// projections; each `(facility, its actor, category, beds)` declared by the facility
+/// itself, every bed ready and free.
+pub async fn live_world(
+    beds: &[(crate::api::Actor, &str, noroshi_proto::v1::BedCategory, i64)],
+) -> (crate::api::TestApi, (Pipeline, NatsServer)) {
+    let nats = NatsServer::start().await;
+    let api = crate::api::TestApi::with(crate::api::ApiOptions {
+        views: noroshi_projections::views::ViewSettings {
+            read_your_writes_wait: Duration::from_secs(10),
+            ..noroshi_projections::views::ViewSettings::default()
+        },
+        ..crate::api::ApiOptions::default()
+    })
+    .await;
+    api.seed().await;
+    for &(actor, facility, category, count) in beds {
+        api.declare(actor, facility, category, count, count, 0)
+            .await;
+    }
+    let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
+    (api, (pipeline, nats))
+}

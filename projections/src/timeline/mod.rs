@@ -48,11 +48,17 @@ impl Projection for Timeline {
                 DomainEvent::Case(CaseEvent::Reported { report, .. }) => {
                     subjects.reported(aggregate_uuid(event)?, report.health_center_id.as_str());
                 }
-                // A care site reads the history of the patient in its care.
-                DomainEvent::Case(CaseEvent::CareSiteAssigned {
-                    care_site: Some(site),
-                    ..
-                }) => subjects.involve(aggregate_uuid(event)?, site.as_str()),
+                // A care site reads the history of the patient in its care, a consult
+                // center that of a patient it took a consult of.
+                DomainEvent::Case(
+                    CaseEvent::CareSiteAssigned {
+                        care_site: Some(site),
+                        ..
+                    }
+                    | CaseEvent::ConsultOpened {
+                        center: Some(site), ..
+                    },
+                ) => subjects.involve(aggregate_uuid(event)?, site.as_str()),
                 DomainEvent::Placement(placement_event) => {
                     subjects.follow(aggregate_uuid(event)?, placement_event);
                 }
@@ -110,6 +116,9 @@ impl Subjects {
                     CaseEvent::Reported { .. }
                     | CaseEvent::CareSiteAssigned {
                         care_site: Some(_), ..
+                    }
+                    | CaseEvent::ConsultOpened {
+                        center: Some(_), ..
                     },
                 )
                 | DomainEvent::Placement(

@@ -13,6 +13,7 @@ const I18N = {
     'cc.start': '診察を開始', 'cc.complete': '診察の結果', 'cc.findings': '所見', 'cc.recommendation': '推奨',
     'cc.escalate_category': '入院調整を依頼する病床区分', 'cc.follow_up_at': '再診日時', 'cc.save_result': '結果を記録',
     'cc.missed': '来なかった（未実施）', 'cc.open': '開く', 'cc.question': '相談内容', 'cc.contact': '連絡先',
+    'cc.history': '経過', 'cc.history_all': '経過をすべて見る',
     'cc.deidentified': '受けるまで患者は特定されません', 'cc.none': '依頼はありません', 'cc.escalated': '入院調整を依頼済み',
     'cc.request': '遠隔診療の依頼', 'cc.request_button': '依頼する', 'cc.contact_hint': '会議URLまたは電話番号',
     'cc.consults': '遠隔診療', 'cc.escalate': '入院調整を依頼',
@@ -116,6 +117,7 @@ const I18N = {
     'cc.start': 'Start the consult', 'cc.complete': 'Result', 'cc.findings': 'Findings', 'cc.recommendation': 'Recommendation',
     'cc.escalate_category': 'Bed category for the placement request', 'cc.follow_up_at': 'Follow-up', 'cc.save_result': 'Record the result',
     'cc.missed': 'Did not take place', 'cc.open': 'Open', 'cc.question': 'Question', 'cc.contact': 'Contact',
+    'cc.history': 'History', 'cc.history_all': 'The whole history',
     'cc.deidentified': 'The patient is identified once you take it', 'cc.none': 'No requests', 'cc.escalated': 'Placement requested',
     'cc.request': 'Request a remote consult', 'cc.request_button': 'Request', 'cc.contact_hint': 'Meeting link or phone number',
     'cc.consults': 'Remote consults', 'cc.escalate': 'Request a placement',
@@ -1378,15 +1380,35 @@ PAGES.consult = () => {
     selected = id;
     for (const form of panel.querySelectorAll('form')) clearErrors(form);
     document.getElementById('consult-status').textContent = '';
+    patientShown = null;
+    document.getElementById('consult-trend').replaceChildren();
+    document.getElementById('consult-timeline').replaceChildren();
     render();
-    const r = consults.map.get(id);
-    if (r && r.identified && r.case_id) drawTrend(document.getElementById('consult-trend'), r.case_id);
-    else document.getElementById('consult-trend').replaceChildren();
+  }
+  // The patient's SpO₂ trend and history, newest first, once the center may see who it
+  // is (when it opens a consult it took, or as it takes one).
+  let patientShown = null;
+  function showPatient(r) {
+    patientShown = r.consult_id;
+    drawTrend(document.getElementById('consult-trend'), r.case_id);
+    document.getElementById('consult-timeline-link').href = `/timeline?case_id=${r.case_id}`;
+    // Just taken, the history may trail the queue a moment: asked again a few times.
+    const load = (tries) => api(`/api/v1/views/timeline?case_id=${r.case_id}`).then((view) => {
+      if (patientShown === r.consult_id) {
+        document.getElementById('consult-timeline').replaceChildren(...(view.entries || []).slice().reverse().slice(0, 12).map(timelineItem));
+      }
+    }).catch(() => {
+      if (tries > 1 && patientShown === r.consult_id) setTimeout(() => load(tries - 1), 1000);
+    });
+    load(5);
   }
   function renderPanel() {
     const r = selected && consults.map.get(selected);
     panel.hidden = !r;
     if (!r) return;
+    const identified = !!(r.identified && r.case_id);
+    document.getElementById('consult-history').hidden = !identified;
+    if (identified && patientShown !== r.consult_id) showPatient(r);
     document.getElementById('consult-title').textContent = r.identified
       ? `${r.name}（${r.age}） · ${t('status.' + r.status)}`
       : `${t('cc.deidentified')} · ${r.age_band} ${r.sex ? enumLabel('sex', r.sex) : ''}`;
@@ -1436,6 +1458,15 @@ PAGES.consult = () => {
   rerenders.push(render);
 };
 
+/** One entry of a timeline: the event in the reader's words, when, who, and what it names. */
+function timelineItem(e) {
+  return h('li', {},
+    h('strong', { 'data-event-type': e.event_type }, eventLabel(e.event_type)), ' ', fmtTime(e.occurred_at), ' · ', e.actor,
+    e.facility_id ? ` · ${facilityLabel(e.facility_id)}` : '', e.status ? ` · ${t('status.' + e.status)}` : '',
+    e.priority ? ` · ${t('priority')} ${e.priority}` : '',
+    e.reason ? h('div', { class: 'muted reason' }, `${t('reason')}: ${e.reason}`) : null);
+}
+
 PAGES.timeline = () => {
   const params = new URLSearchParams(window.location.search);
   const subject = params.has('case_id') ? { case_id: params.get('case_id') } : { placement_id: params.get('placement_id') || '' };
@@ -1443,11 +1474,7 @@ PAGES.timeline = () => {
   function render() {
     document.getElementById('timeline-subject').textContent = Object.entries(subject)
       .map(([k, v]) => `${t(k === 'case_id' ? 'timeline.case' : 'timeline.placement')} ${v}`).join('');
-    document.getElementById('timeline').replaceChildren(...entries.map((e) => h('li', {},
-      h('strong', { 'data-event-type': e.event_type }, eventLabel(e.event_type)), ' ', fmtTime(e.occurred_at), ' · ', e.actor,
-      e.facility_id ? ` · ${facilityLabel(e.facility_id)}` : '', e.status ? ` · ${t('status.' + e.status)}` : '',
-      e.priority ? ` · ${t('priority')} ${e.priority}` : '',
-      e.reason ? h('div', { class: 'muted reason' }, `${t('reason')}: ${e.reason}`) : null)));
+    document.getElementById('timeline').replaceChildren(...entries.map(timelineItem));
   }
   const source = live('timeline', subject, (view) => { entries = view.entries; render(); },
     // An event of one stream can be applied after a later one of another: keep position order.

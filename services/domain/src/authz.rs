@@ -571,9 +571,9 @@ pub fn facility_inbox_scope(principal: &Principal) -> ViewScope {
 }
 
 /// Who may read the `timeline` of a case or placement (DESIGN.md §6, "within their
-/// rights"): HQ any; a health center those of its own cases; a hospital or hotel those
-/// it is `involved` in (offered the placement, accepted the patient, or a transfer's
-/// origin).
+/// rights"): HQ any; a health center those of its own cases; a hospital, hotel, clinic or
+/// consult center those it is `involved` in (offered the placement, accepted the patient,
+/// a transfer's origin, the patient's care site, a consult it took).
 pub fn may_read_timeline(
     principal: &Principal,
     case_owner: Option<&FacilityId>,
@@ -583,7 +583,7 @@ pub fn may_read_timeline(
     match principal.role {
         Role::Hq => true,
         Role::HealthCenter => case_owner.is_some_and(|owner| owner.as_str() == own),
-        role if role.keeps_patients() => involved.contains(&own),
+        role if role.keeps_patients() || role == Role::ConsultCenter => involved.contains(&own),
         _ => false,
     }
 }
@@ -595,7 +595,9 @@ pub fn may_read_timeline(
 pub fn may_read_timeline_reason(principal: &Principal, facility: Option<&str>) -> bool {
     match principal.role {
         Role::Hq | Role::HealthCenter => true,
-        role if role.keeps_patients() => facility == Some(principal.organisation_id.as_str()),
+        role if role.keeps_patients() || role == Role::ConsultCenter => {
+            facility == Some(principal.organisation_id.as_str())
+        }
         _ => false,
     }
 }
@@ -683,6 +685,15 @@ mod case_view_tests {
             Some(&owner),
             &["ube-y"]
         ));
+        // A care site, and a consult center that took a consult, once involved.
+        for role in [Role::MobileClinic, Role::Clinic, Role::ConsultCenter] {
+            assert!(may_read_timeline(
+                &principal(role),
+                Some(&other),
+                &["hofu-x"]
+            ));
+            assert!(!may_read_timeline(&principal(role), Some(&other), &[]));
+        }
         for role in [Role::Public, Role::Admin] {
             assert!(!may_read_timeline(
                 &principal(role),

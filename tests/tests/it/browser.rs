@@ -1348,13 +1348,8 @@ async fn a_hotel_nurse_records_a_low_spo2_and_requests_a_hospital_bed() {
     api.declare(HOTEL, "yuda-hotel", pb::BedCategory::HotelRoom, 10, 10, 0)
         .await;
     let case_id = api.report_case(pb::Severity::Mild).await;
-    let stay = api
-        .request_placement(&case_id, pb::BedCategory::HotelRoom)
+    api.admit(&case_id, pb::BedCategory::HotelRoom, HOTEL, "yuda-hotel")
         .await;
-    api.offer(&stay, "yuda-hotel").await;
-    api.accept(HOTEL, &stay).await.unwrap();
-    api.transport(&stay).await;
-    api.arrive(HOTEL, &stay).await;
 
     let nurse = browser.session().await;
     log_in(&nurse, &world.base, "yuda.nurse", PASSWORD).await;
@@ -1455,13 +1450,8 @@ async fn a_remote_consult_from_a_hotel_ends_in_hq_s_queue() {
     api.declare(HOTEL, "yuda-hotel", pb::BedCategory::HotelRoom, 10, 10, 0)
         .await;
     let case_id = api.report_case(pb::Severity::Mild).await;
-    let stay = api
-        .request_placement(&case_id, pb::BedCategory::HotelRoom)
+    api.admit(&case_id, pb::BedCategory::HotelRoom, HOTEL, "yuda-hotel")
         .await;
-    api.offer(&stay, "yuda-hotel").await;
-    api.accept(HOTEL, &stay).await.unwrap();
-    api.transport(&stay).await;
-    api.arrive(HOTEL, &stay).await;
 
     let hq = browser.session().await;
     log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
@@ -1531,8 +1521,13 @@ async fn a_remote_consult_from_a_hotel_ends_in_hq_s_queue() {
         .unwrap();
     fill(&doctor, "#schedule-form input[name='doctor']", "遠隔 一郎").await;
     click(&doctor, "#schedule-form button[type=submit]").await;
-    // Taken: the patient is named now, and the doctor holds the consult.
+    // Taken: the patient is named now, with the history of the case (newest first), and
+    // the doctor holds the consult.
     wait_text(&doctor, "#consult-title", |t| t.contains("試験 花子")).await;
+    wait_text(&doctor, "#consult-timeline", |t| {
+        t.contains("遠隔診療の依頼") && t.contains("患者の報告")
+    })
+    .await;
     click(&doctor, "#start-form button[type=submit]").await;
     wait_text(&doctor, "#consult-title", |t| t.contains("診察中")).await;
     fill(

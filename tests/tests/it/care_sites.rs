@@ -7,39 +7,16 @@
 
 use std::time::Duration;
 
-use noroshi_projections::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
-use noroshi_tests::api::{
-    Actor, ApiOptions, HC, HC_OTHER, HOSPITAL, HOTEL, MOBILE, TestApi, authed, cid,
-};
-use noroshi_tests::pipeline::Pipeline;
+use noroshi_tests::api::{Actor, HC, HC_OTHER, HOSPITAL, HOTEL, MOBILE, TestApi, authed, cid};
+use noroshi_tests::pipeline::{Pipeline, live_world};
 use noroshi_tests::sse::Events;
 use serde_json::{Value, json};
 use tonic::Code;
 
 async fn world() -> (TestApi, (Pipeline, NatsServer)) {
-    let nats = NatsServer::start().await;
-    let api = TestApi::with(ApiOptions {
-        views: ViewSettings {
-            read_your_writes_wait: Duration::from_secs(10),
-            ..ViewSettings::default()
-        },
-        ..ApiOptions::default()
-    })
-    .await;
-    api.seed().await;
-    api.declare(
-        HOSPITAL,
-        "hofu-central",
-        pb::BedCategory::Moderate,
-        10,
-        10,
-        0,
-    )
-    .await;
-    let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
-    (api, (pipeline, nats))
+    live_world(&[(HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 10)]).await
 }
 
 /// `AssignCareSite` over HTTP as `actor`: status and answer.
@@ -248,13 +225,14 @@ async fn a_mobile_clinic_cares_for_a_patient_at_home_until_a_hospital_admits_the
         .unwrap();
 
     // The patient is admitted: the care ends with the arrival.
-    let placement = api
-        .request_placement(&case_id, pb::BedCategory::Moderate)
+    let (_, arrived) = api
+        .admit(
+            &case_id,
+            pb::BedCategory::Moderate,
+            HOSPITAL,
+            "hofu-central",
+        )
         .await;
-    api.offer(&placement, "hofu-central").await;
-    api.accept(HOSPITAL, &placement).await.unwrap();
-    api.transport(&placement).await;
-    let arrived = api.arrive(HOSPITAL, &placement).await;
     until(&mut live, |name, data| {
         name == "delta"
             && data["removed"]

@@ -7,14 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use noroshi_projections::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
 use noroshi_tests::api::{
-    ADMIN, Actor, ApiOptions, HC, HC_OTHER, HOFU, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, PUBLIC,
-    TestApi, authed, cid,
+    ADMIN, Actor, HC, HC_OTHER, HOFU, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, PUBLIC, TestApi, authed,
+    cid,
 };
-use noroshi_tests::pipeline::Pipeline;
+use noroshi_tests::pipeline::{Pipeline, live_world};
 use noroshi_tests::sse::Events;
 use serde_json::Value;
 
@@ -22,18 +21,7 @@ use serde_json::Value;
 const PATIENT_NAME: &str = "試験 花子";
 
 async fn world() -> (TestApi, (Pipeline, NatsServer)) {
-    let nats = NatsServer::start().await;
-    let api = TestApi::with(ApiOptions {
-        views: ViewSettings {
-            read_your_writes_wait: Duration::from_secs(10),
-            ..ViewSettings::default()
-        },
-        ..ApiOptions::default()
-    })
-    .await;
-    api.seed().await;
-    let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
-    (api, (pipeline, nats))
+    live_world(&[]).await
 }
 
 /// `stream:version,…` of a command's result, for `min_versions`.

@@ -6,54 +6,30 @@
 
 use std::time::Duration;
 
-use noroshi_projections::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
 use noroshi_tests::api::{
-    Actor, ApiOptions, CONSULT, CONSULT_OTHER, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ,
-    PUBLIC, TestApi, authed, cid,
+    Actor, CONSULT, CONSULT_OTHER, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, PUBLIC,
+    TestApi, authed, cid,
 };
-use noroshi_tests::pipeline::Pipeline;
+use noroshi_tests::pipeline::{Pipeline, live_world};
 use noroshi_tests::sse::Events;
 use serde_json::{Value, json};
 use tonic::Code;
 
 async fn world() -> (TestApi, (Pipeline, NatsServer)) {
-    let nats = NatsServer::start().await;
-    let api = TestApi::with(ApiOptions {
-        views: ViewSettings {
-            read_your_writes_wait: Duration::from_secs(10),
-            ..ViewSettings::default()
-        },
-        ..ApiOptions::default()
-    })
-    .await;
-    api.seed().await;
-    api.declare(
-        HOSPITAL,
-        "hofu-central",
-        pb::BedCategory::Moderate,
-        10,
-        10,
-        0,
-    )
-    .await;
-    api.declare(HOTEL, "yuda-hotel", pb::BedCategory::HotelRoom, 20, 20, 0)
-        .await;
-    let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
-    (api, (pipeline, nats))
+    live_world(&[
+        (HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 10),
+        (HOTEL, "yuda-hotel", pb::BedCategory::HotelRoom, 20),
+    ])
+    .await
 }
 
 /// A MILD case placed in the hotel: its id.
 async fn hotel_resident(api: &TestApi) -> String {
     let case_id = api.report_case(pb::Severity::Mild).await;
-    let stay = api
-        .request_placement(&case_id, pb::BedCategory::HotelRoom)
+    api.admit(&case_id, pb::BedCategory::HotelRoom, HOTEL, "yuda-hotel")
         .await;
-    api.offer(&stay, "yuda-hotel").await;
-    api.accept(HOTEL, &stay).await.unwrap();
-    api.transport(&stay).await;
-    api.arrive(HOTEL, &stay).await;
     case_id
 }
 
@@ -346,88 +322,85 @@ async fn two_consult_centers_racing_for_one_request_give_one_schedule() {
     }
 }
 
-#[tokio::test]
-async fn bad_consult_requests_name_every_field_over_http() {
-    let (api, _read_side) = world().await;
-    let case_id = hotel_resident(&api).await;
+/// `RequestConsult` over HTTP by the hotel: a valid request with `changes` and `window`
+/// laid over it (a null removes a field). Status, answer, and the fields it names.
+async fn post_request(
+    api: &TestApi,
+    case_id: &str,
+    changes: Value,
+    window: &Value,
+) -> (u16, Value, Vec<String>) {
+    let mut body = json!({
+        "command_id": cid(),
+        "case_id": case_id,
+        "mode": "CONSULT_MODE_D_TO_P_WITH_N",
+        "urgency": "CONSULT_URGENCY_EMERGENCY",
+        "question": "呼吸苦の訴えあり",
+        "contact": "0835-00-0000",
+    });
+    let fields = body.as_object_mut().unwrap();
+    for (key, value) in changes
+        .as_object()
+        .unwrap()
+        .iter()
+        .chain(window.as_object().unwrap())
+    {
+        if value.is_null() {
+            fields.remove(key);
+        } else {
+            fields.insert(key.clone(), value.clone());
+        }
+    }
     let (status, answer) = api
         .http_post(
             Some(HOTEL),
             "/api/v1/commands/RequestConsult",
-            json!({
-                "command_id": cid(),
-                "case_id": case_id,
-                "mode": "CONSULT_MODE_D_TO_P_WITH_N",
-                "question": "",
-                "contact": "",
-                "preferred_from": "2026-12-08T10:00:00Z",
-                "preferred_until": "2026-12-08T09:00:00Z",
-            })
-            .to_string(),
+            body.to_string(),
         )
         .await;
-    assert_eq!(status, 400, "{answer}");
-    let fields: Vec<&str> = answer["violations"]
+    let named = answer["violations"]
         .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["field"].as_str().unwrap())
-        .collect();
-    assert!(fields.contains(&"urgency"), "{fields:?}");
+        .map(|violations| {
+            violations
+                .iter()
+                .filter_map(|v| v["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, answer, named)
+}
+
+#[tokio::test]
+async fn bad_consult_requests_name_every_field_over_http() {
+    let (api, _read_side) = world().await;
+    let case_id = hotel_resident(&api).await;
+    let window = json!({
+        "preferred_from": "2026-12-08T10:00:00Z",
+        "preferred_until": "2026-12-08T09:00:00Z",
+    });
+    let (status, answer, fields) = post_request(
+        &api,
+        &case_id,
+        json!({"urgency": null, "question": "", "contact": ""}),
+        &window,
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(fields.contains(&"urgency".to_owned()), "{fields:?}");
     assert!(
-        fields.contains(&"question") || fields.contains(&"contact"),
+        fields.contains(&"question".to_owned()) || fields.contains(&"contact".to_owned()),
         "{fields:?}"
     );
     let events = api.db.event_count().await;
     // A blank question is no question; the window is the domain's rule, checked once
     // every field parses.
-    let (status, answer) = api
-        .http_post(
-            Some(HOTEL),
-            "/api/v1/commands/RequestConsult",
-            json!({
-                "command_id": cid(),
-                "case_id": case_id,
-                "mode": "CONSULT_MODE_D_TO_P_WITH_N",
-                "urgency": "CONSULT_URGENCY_EMERGENCY",
-                "question": " ",
-                "contact": "0835-00-0000",
-                "preferred_from": "2026-12-08T10:00:00Z",
-                "preferred_until": "2026-12-08T09:00:00Z",
-            })
-            .to_string(),
-        )
-        .await;
+    let (status, answer, fields) =
+        post_request(&api, &case_id, json!({"question": " "}), &window).await;
     assert_eq!(status, 400, "{answer}");
-    let fields: Vec<&str> = answer["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["field"].as_str().unwrap())
-        .collect();
     assert_eq!(fields, ["question"], "{answer}");
-    let (status, answer) = api
-        .http_post(
-            Some(HOTEL),
-            "/api/v1/commands/RequestConsult",
-            json!({
-                "command_id": cid(),
-                "case_id": case_id,
-                "mode": "CONSULT_MODE_D_TO_P_WITH_N",
-                "urgency": "CONSULT_URGENCY_EMERGENCY",
-                "question": "呼吸苦の訴えあり",
-                "contact": "0835-00-0000",
-                "preferred_from": "2026-12-08T10:00:00Z",
-                "preferred_until": "2026-12-08T09:00:00Z",
-            })
-            .to_string(),
-        )
-        .await;
+    let (status, answer, fields) = post_request(&api, &case_id, json!({}), &window).await;
     assert_eq!(status, 400, "{answer}");
-    assert_eq!(
-        answer["violations"][0]["field"], "preferred_until",
-        "{answer}"
-    );
+    assert_eq!(fields, ["preferred_until"], "{answer}");
     assert_eq!(api.db.event_count().await, events, "nothing written");
     // An unknown consult is not found for HQ, and denied for a center that could not
     // tell.
@@ -621,6 +594,39 @@ async fn consult_centers_see_a_request_de_identified_until_one_schedules_it() {
             actor.organisation
         );
     }
+    // The center that took it reads the case's history, naming itself where it took
+    // it; the other center may not.
+    let case_stream = scheduled
+        .streams
+        .iter()
+        .find(|s| s.stream_id.starts_with("case-"))
+        .map(|s| format!("{}:{}", s.stream_id, s.version))
+        .unwrap();
+    let (status, timeline) = api
+        .http_get(
+            Some(CONSULT),
+            &format!("/api/v1/views/timeline?case_id={case_id}&min_versions={case_stream}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{timeline}");
+    let entries = timeline["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["event_type"] == "ConsultOpened" && e["facility_id"] == "yamaguchi-consult"),
+        "{timeline}"
+    );
+    assert!(
+        entries.iter().any(|e| e["event_type"] == "CaseReported"),
+        "{timeline}"
+    );
+    let (status, _) = api
+        .http_get(
+            Some(CONSULT_OTHER),
+            &format!("/api/v1/views/timeline?case_id={case_id}"),
+        )
+        .await;
+    assert_eq!(status, 403);
     let (status, queue) = api
         .http_get(Some(HOSPITAL_OTHER), "/api/v1/views/consult_queue")
         .await;

@@ -6,50 +6,21 @@
 
 use std::time::Duration;
 
-use noroshi_projections::views::ViewSettings;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
-use noroshi_tests::api::{
-    Actor, ApiOptions, HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi, authed, cid,
-};
-use noroshi_tests::pipeline::Pipeline;
+use noroshi_tests::api::{Actor, HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi, authed, cid};
+use noroshi_tests::pipeline::{Pipeline, live_world};
 use noroshi_tests::sse::Events;
 use serde_json::Value;
 use tonic::Code;
 
 async fn world() -> (TestApi, (Pipeline, NatsServer)) {
-    let nats = NatsServer::start().await;
-    let api = TestApi::with(ApiOptions {
-        views: ViewSettings {
-            read_your_writes_wait: Duration::from_secs(10),
-            ..ViewSettings::default()
-        },
-        ..ApiOptions::default()
-    })
-    .await;
-    api.seed().await;
-    api.declare(
-        HOSPITAL,
-        "hofu-central",
-        pb::BedCategory::Moderate,
-        10,
-        10,
-        0,
-    )
-    .await;
-    api.declare(
-        HOSPITAL_OTHER,
-        "ube-medical",
-        pb::BedCategory::Moderate,
-        10,
-        10,
-        0,
-    )
-    .await;
-    api.declare(HOTEL, "yuda-hotel", pb::BedCategory::HotelRoom, 20, 20, 0)
-        .await;
-    let (pipeline, _) = Pipeline::start(&api.db, &nats).await;
-    (api, (pipeline, nats))
+    live_world(&[
+        (HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 10),
+        (HOSPITAL_OTHER, "ube-medical", pb::BedCategory::Moderate, 10),
+        (HOTEL, "yuda-hotel", pb::BedCategory::HotelRoom, 20),
+    ])
+    .await
 }
 
 /// `stream:version,…` of command results, for `min_versions`.
