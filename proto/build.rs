@@ -12,11 +12,13 @@ const PROTOS: &[&str] = &[
     "noroshi/v1/case_events.proto",
     "noroshi/v1/placement_events.proto",
     "noroshi/v1/consult_events.proto",
+    "noroshi/v1/alert_events.proto",
     "noroshi/v1/commands.proto",
     "noroshi/v1/facility_service.proto",
     "noroshi/v1/case_service.proto",
     "noroshi/v1/placement_service.proto",
     "noroshi/v1/consult_service.proto",
+    "noroshi/v1/alert_service.proto",
     "noroshi/v1/view_service.proto",
 ];
 

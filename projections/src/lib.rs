@@ -6,6 +6,7 @@
 //! [`public_stats`] and [`consult_queue`], each with its projection and, in its `query` module, the query
 //! that answers with the view's protobuf message ([`views`] holds what they share).
 
+pub mod alerts;
 pub mod bed_board;
 pub mod case_board;
 pub mod consult_queue;
@@ -88,7 +89,10 @@ pub(crate) fn case_and_placement_ids(
         match decoded {
             DomainEvent::Case(_) => cases.push(aggregate_uuid(event)?),
             DomainEvent::Placement(_) => placements.push(aggregate_uuid(event)?),
-            DomainEvent::Facility(_) | DomainEvent::Consult(_) => {}
+            DomainEvent::Facility(_)
+            | DomainEvent::Consult(_)
+            | DomainEvent::Alert(_)
+            | DomainEvent::AlertRules(_) => {}
         }
     }
     Ok((cases, placements))
@@ -104,6 +108,7 @@ pub enum View {
     Timeline,
     PublicStats,
     ConsultQueue,
+    Alerts,
 }
 
 /// Something to do with one projection, whatever its type (see [`View::visit`]).
@@ -122,6 +127,7 @@ impl View {
         Self::Timeline,
         Self::PublicStats,
         Self::ConsultQueue,
+        Self::Alerts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -134,6 +140,7 @@ impl View {
             Self::Timeline => timeline::Timeline::NAME,
             Self::PublicStats => public_stats::PublicStats::NAME,
             Self::ConsultQueue => consult_queue::ConsultQueue::NAME,
+            Self::Alerts => alerts::Alerts::NAME,
         }
     }
 
@@ -149,6 +156,7 @@ impl View {
             Self::Timeline => timeline::Timeline::SOURCES,
             Self::PublicStats => public_stats::PublicStats::SOURCES,
             Self::ConsultQueue => consult_queue::ConsultQueue::SOURCES,
+            Self::Alerts => alerts::Alerts::SOURCES,
         }
     }
 
@@ -166,6 +174,7 @@ impl View {
             Self::Timeline => visitor.visit(timeline::Timeline),
             Self::PublicStats => visitor.visit(public_stats::PublicStats),
             Self::ConsultQueue => visitor.visit(consult_queue::ConsultQueue),
+            Self::Alerts => visitor.visit(alerts::Alerts),
         }
     }
 }

@@ -40,7 +40,10 @@ impl Projection for CaseBoard {
             match decoded {
                 DomainEvent::Case(e) => board.apply_case(aggregate_uuid(event)?, e),
                 DomainEvent::Placement(e) => board.apply_placement(aggregate_uuid(event)?, e),
-                DomainEvent::Facility(_) | DomainEvent::Consult(_) => {}
+                DomainEvent::Facility(_)
+                | DomainEvent::Consult(_)
+                | DomainEvent::Alert(_)
+                | DomainEvent::AlertRules(_) => {}
             }
         }
         board.write(tx).await

@@ -43,7 +43,10 @@ impl Projection for ConsultQueue {
                 DomainEvent::Consult(e) => {
                     queue.apply_consult(aggregate_uuid(event)?, e, event.occurred_at);
                 }
-                DomainEvent::Facility(_) | DomainEvent::Placement(_) => {}
+                DomainEvent::Facility(_)
+                | DomainEvent::Placement(_)
+                | DomainEvent::Alert(_)
+                | DomainEvent::AlertRules(_) => {}
             }
         }
         queue.write(tx).await

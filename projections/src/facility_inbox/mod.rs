@@ -45,7 +45,10 @@ impl Projection for FacilityInbox {
             match decoded {
                 DomainEvent::Case(e) => inbox.apply_case(aggregate_uuid(event)?, e),
                 DomainEvent::Placement(e) => inbox.apply_placement(aggregate_uuid(event)?, e),
-                DomainEvent::Facility(_) | DomainEvent::Consult(_) => {}
+                DomainEvent::Facility(_)
+                | DomainEvent::Consult(_)
+                | DomainEvent::Alert(_)
+                | DomainEvent::AlertRules(_) => {}
             }
         }
         inbox.write(tx).await

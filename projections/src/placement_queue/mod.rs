@@ -32,7 +32,7 @@ macro_rules! queue_columns {
     () => {
         "placement_id, case_id, case_owner, requested_by, category, needs, priority, \
          priority_overridden, priority_reason, origin_kind, origin, requested_at, status, target, offered_at, \
-         offer_deadline, hold_deadline, declined_by, vehicle"
+         offer_deadline, hold_deadline, declined_by, vehicle, pickup_at, offer_expired_at"
     };
 }
 
@@ -77,20 +77,23 @@ macro_rules! queue_cases_insert {
     };
 }
 
-/// Inserts the rows of `$7`..`$25` (`s`: `$27`), filtered by a `WHERE` that follows.
+/// Inserts the rows of `$7`..`$25`, `$29` and `$30` (`s`: `$27`), filtered by a `WHERE`
+/// that follows.
 macro_rules! queue_insert {
     () => {
         "INSERT INTO placement_queue (placement_id, case_id, case_owner, requested_by, \
            category, needs, priority, priority_overridden, priority_reason, origin_kind, \
            origin, requested_at, status, target, offered_at, offer_deadline, hold_deadline, \
-           declined_by, vehicle) \
+           declined_by, vehicle, pickup_at, offer_expired_at) \
          SELECT p, c, o, rb, cat, n::text[], pr, po, prr, ok, org, ra, st, t, oa, od, hd, \
-           d::text[], v \
+           d::text[], v, pu, oe \
          FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[], \
            $12::text[], $13::int[], $14::bool[], $15::text[], $16::text[], $17::text[], \
            $18::timestamptz[], $19::text[], $20::text[], $21::timestamptz[], \
-           $22::timestamptz[], $23::timestamptz[], $24::text[], $25::text[], $27::bool[]) \
-           AS r(p, c, o, rb, cat, n, pr, po, prr, ok, org, ra, st, t, oa, od, hd, d, v, s)"
+           $22::timestamptz[], $23::timestamptz[], $24::text[], $25::text[], \
+           $29::timestamptz[], $30::timestamptz[], $27::bool[]) \
+           AS r(p, c, o, rb, cat, n, pr, po, prr, ok, org, ra, st, t, oa, od, hd, d, v, pu, \
+             oe, s)"
     };
 }
 
@@ -315,6 +318,8 @@ impl Queue {
                     hold_deadline: None,
                     declined_by: Vec::new(),
                     vehicle: None,
+                    pickup_at: None,
+                    offer_expired_at: None,
                     deteriorated_at: case.and_then(|case| case.deteriorated_at),
                 }),
             );
@@ -335,6 +340,7 @@ impl Queue {
                 row.target = Some(target.to_string());
                 row.offered_at = Some(*offered_at);
                 row.offer_deadline = Some(*offer_deadline);
+                row.offer_expired_at = None;
             }
             PlacementEvent::Accepted { hold_deadline, .. } => {
                 row.status = PlacementStatus::Accepted.to_string();
@@ -343,6 +349,9 @@ impl Queue {
             }
             PlacementEvent::Declined { facility, .. }
             | PlacementEvent::OfferExpired { facility, .. } => {
+                if let PlacementEvent::OfferExpired { offer_deadline, .. } = event {
+                    row.offer_expired_at = Some(*offer_deadline);
+                }
                 row.status = PlacementStatus::Requested.to_string();
                 row.target = None;
                 row.offer_deadline = None;
@@ -353,6 +362,7 @@ impl Queue {
             PlacementEvent::TransportArranged(transport) => {
                 row.status = PlacementStatus::TransportArranged.to_string();
                 row.vehicle = Some(transport.vehicle.to_string());
+                row.pickup_at = transport.pickup_at;
             }
             PlacementEvent::Departed { .. } => {
                 row.status = PlacementStatus::InTransit.to_string();
@@ -421,7 +431,8 @@ impl Queue {
                priority_reason = excluded.priority_reason, \
                status = excluded.status, target = excluded.target, offered_at = excluded.offered_at, \
                offer_deadline = excluded.offer_deadline, hold_deadline = excluded.hold_deadline, \
-               declined_by = excluded.declined_by, vehicle = excluded.vehicle"
+               declined_by = excluded.declined_by, vehicle = excluded.vehicle, \
+               pickup_at = excluded.pickup_at, offer_expired_at = excluded.offer_expired_at"
         ))
         .bind(&case_ids)
         .bind(&owners)
@@ -451,6 +462,8 @@ impl Queue {
         .bind(&cases_stored)
         .bind(&rows_stored)
         .bind(&deteriorated)
+        .bind(&rows.pickup_at)
+        .bind(&rows.offer_expired_at)
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -479,6 +492,8 @@ struct QueueColumns {
     hold_deadline: Vec<Option<OffsetDateTime>>,
     declined_by: Vec<String>,
     vehicle: Vec<Option<String>>,
+    pickup_at: Vec<Option<OffsetDateTime>>,
+    offer_expired_at: Vec<Option<OffsetDateTime>>,
 }
 
 impl QueueColumns {
@@ -502,6 +517,8 @@ impl QueueColumns {
         self.hold_deadline.push(row.hold_deadline);
         self.declined_by.push(crate::text_array(&row.declined_by));
         self.vehicle.push(row.vehicle.clone());
+        self.pickup_at.push(row.pickup_at);
+        self.offer_expired_at.push(row.offer_expired_at);
     }
 }
 
@@ -534,6 +551,12 @@ pub struct QueueRow {
     pub hold_deadline: Option<OffsetDateTime>,
     pub declined_by: Vec<String>,
     pub vehicle: Option<String>,
+    /// When the transport is to pick the patient up, once arranged.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub pickup_at: Option<OffsetDateTime>,
+    /// The deadline of the offer that last expired unanswered, until the next offer.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub offer_expired_at: Option<OffsetDateTime>,
     /// When an observation last flagged the case as deteriorating, until a new triage
     /// (read from the case; not a column of the row).
     #[sqlx(default)]

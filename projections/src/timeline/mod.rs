@@ -13,6 +13,7 @@ pub mod query;
 
 use foldhash::{HashMap, HashSet};
 
+use noroshi_domain::alert::AlertEvent;
 use noroshi_domain::case::CaseEvent;
 use noroshi_domain::placement::{Origin, PlacementEvent};
 use noroshi_domain::values::CaseStatus;
@@ -32,7 +33,7 @@ pub struct Timeline;
 impl Projection for Timeline {
     const NAME: &'static str = "timeline";
     const TABLES: &'static [&'static str] = &["timeline_subjects"];
-    const SOURCES: &'static [&'static str] = &[streams::CASE, streams::PLACEMENT];
+    const SOURCES: &'static [&'static str] = &[streams::CASE, streams::PLACEMENT, streams::ALERT];
 
     /// Loads the subjects the batch touches in one query, moves them in memory, and
     /// writes back those that changed in one statement.
@@ -62,7 +63,23 @@ impl Projection for Timeline {
                 DomainEvent::Placement(placement_event) => {
                     subjects.follow(aggregate_uuid(event)?, placement_event);
                 }
-                DomainEvent::Case(_) | DomainEvent::Facility(_) | DomainEvent::Consult(_) => {}
+                // An alert about a case or its placement is part of the case's history.
+                DomainEvent::Alert(AlertEvent::Raised { alert, .. }) => {
+                    if let Some(case_id) = alert.case_id {
+                        subjects.insert(SubjectRow {
+                            subject_id: aggregate_uuid(event)?,
+                            kind: "ALERT".into(),
+                            case_id,
+                            case_owner: None,
+                            facilities: Vec::new(),
+                        });
+                    }
+                }
+                DomainEvent::Case(_)
+                | DomainEvent::Facility(_)
+                | DomainEvent::Consult(_)
+                | DomainEvent::Alert(_)
+                | DomainEvent::AlertRules(_) => {}
             }
         }
         subjects.write(tx).await
@@ -352,7 +369,10 @@ fn stated(event: &DomainEvent) -> (Option<i32>, Option<String>) {
 /// The facility an event names and the status it moves its case or placement to.
 fn facts(event: &DomainEvent) -> (Option<String>, Option<String>) {
     let (facility, status) = match event {
-        DomainEvent::Facility(_) | DomainEvent::Consult(_) => return (None, None),
+        DomainEvent::Facility(_)
+        | DomainEvent::Consult(_)
+        | DomainEvent::Alert(_)
+        | DomainEvent::AlertRules(_) => return (None, None),
         DomainEvent::Case(event) => match event {
             CaseEvent::Reported { report, .. } => (
                 Some(report.health_center_id.to_string()),
@@ -442,7 +462,10 @@ pub async fn streams(
              WHERE s.subject_id = $2 AND s.kind = $3 \
              UNION ALL \
              SELECT 'placement-' || s.subject_id FROM timeline_subjects s \
-             WHERE s.case_id = $2 AND s.kind = 'PLACEMENT' AND $3 = 'CASE') AS w (stream_id) \
+             WHERE s.case_id = $2 AND s.kind = 'PLACEMENT' AND $3 = 'CASE' \
+             UNION ALL \
+             SELECT 'alert-' || s.subject_id FROM timeline_subjects s \
+             WHERE s.case_id = $2 AND s.kind = 'ALERT' AND $3 = 'CASE') AS w (stream_id) \
          ) applied WHERE version IS NOT NULL",
     )
     .bind(Timeline::NAME)

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use noroshi_domain::alert::{Alert, AlertEvent, AlertRules, AlertRulesEvent};
 use noroshi_domain::case::{Case, CaseEvent};
 use noroshi_domain::consult::{Consult, ConsultEvent};
 use noroshi_domain::facility::{Facility, FacilityEvent};
@@ -25,75 +26,35 @@ pub(crate) trait Aggregate: Clone + Default + Send + Sync + 'static {
     fn wrap(event: Self::Event) -> DomainEvent;
 }
 
-impl Aggregate for Facility {
-    type Event = FacilityEvent;
-    const TYPE: &'static str = noroshi_domain::streams::FACILITY;
-    fn apply(&mut self, event: &FacilityEvent) {
-        self.evolve(event);
-    }
-    fn select(event: DomainEvent) -> Option<FacilityEvent> {
-        match event {
-            DomainEvent::Facility(e) => Some(e),
-            _ => None,
+/// The one way each aggregate's state follows its events.
+macro_rules! aggregate {
+    ($state:ty, $event:ty, $stream:ident, $variant:ident) => {
+        impl Aggregate for $state {
+            type Event = $event;
+            const TYPE: &'static str = noroshi_domain::streams::$stream;
+            fn apply(&mut self, event: &$event) {
+                self.evolve(event);
+            }
+            fn select(event: DomainEvent) -> Option<$event> {
+                match event {
+                    DomainEvent::$variant(e) => Some(e),
+                    _ => None,
+                }
+            }
+            fn wrap(event: $event) -> DomainEvent {
+                DomainEvent::$variant(event)
+            }
         }
-    }
-    fn wrap(event: FacilityEvent) -> DomainEvent {
-        DomainEvent::Facility(event)
-    }
+    };
 }
 
-impl Aggregate for Consult {
-    type Event = ConsultEvent;
-    const TYPE: &'static str = noroshi_domain::streams::CONSULT;
-    fn apply(&mut self, event: &ConsultEvent) {
-        self.evolve(event);
-    }
-    fn select(event: DomainEvent) -> Option<ConsultEvent> {
-        match event {
-            DomainEvent::Consult(e) => Some(e),
-            _ => None,
-        }
-    }
-    fn wrap(event: ConsultEvent) -> DomainEvent {
-        DomainEvent::Consult(event)
-    }
-}
+aggregate!(Facility, FacilityEvent, FACILITY, Facility);
+aggregate!(Case, CaseEvent, CASE, Case);
+aggregate!(Placement, PlacementEvent, PLACEMENT, Placement);
+aggregate!(Consult, ConsultEvent, CONSULT, Consult);
+aggregate!(Alert, AlertEvent, ALERT, Alert);
+aggregate!(AlertRules, AlertRulesEvent, ALERT_RULES, AlertRules);
 
-impl Aggregate for Case {
-    type Event = CaseEvent;
-    const TYPE: &'static str = noroshi_domain::streams::CASE;
-    fn apply(&mut self, event: &CaseEvent) {
-        self.evolve(event);
-    }
-    fn select(event: DomainEvent) -> Option<CaseEvent> {
-        match event {
-            DomainEvent::Case(e) => Some(e),
-            _ => None,
-        }
-    }
-    fn wrap(event: CaseEvent) -> DomainEvent {
-        DomainEvent::Case(event)
-    }
-}
-
-impl Aggregate for Placement {
-    type Event = PlacementEvent;
-    const TYPE: &'static str = noroshi_domain::streams::PLACEMENT;
-    fn apply(&mut self, event: &PlacementEvent) {
-        self.evolve(event);
-    }
-    fn select(event: DomainEvent) -> Option<PlacementEvent> {
-        match event {
-            DomainEvent::Placement(e) => Some(e),
-            _ => None,
-        }
-    }
-    fn wrap(event: PlacementEvent) -> DomainEvent {
-        DomainEvent::Placement(event)
-    }
-}
-
-/// A state and the stream version it reflects (0: the stream does not exist).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Loaded<A> {
     pub(crate) state: A,

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use noroshi_domain::alert::AlertRule;
 use noroshi_domain::authz::Denied;
 use noroshi_domain::case::{CaseCommand, CaseReport};
 use noroshi_domain::consult::ConsultCommand;
@@ -55,6 +56,10 @@ pub enum Command {
         consult_id: Uuid,
         command: ConsultCommand,
     },
+    /// Acknowledging an alert of the principal's audience (DESIGN.md §5.6).
+    AcknowledgeAlert { alert_id: Uuid, note: Text },
+    /// HQ sets an alert threshold or limit.
+    SetAlertRule(AlertRule),
 }
 
 /// A consult request as the transports parse it: the requester is whoever asks.
@@ -105,6 +110,8 @@ impl Command {
             Self::ReportCase(_) | Self::Case { .. } => streams::CASE,
             Self::RequestPlacement { .. } | Self::Placement { .. } => streams::PLACEMENT,
             Self::RequestConsult(_) | Self::Consult { .. } => streams::CONSULT,
+            Self::AcknowledgeAlert { .. } => streams::ALERT,
+            Self::SetAlertRule(_) => streams::ALERT_RULES,
         }
     }
 }

@@ -4,7 +4,7 @@ use noroshi_domain::authz::Principal;
 
 use crate::command::{Command, Envelope, Outcome};
 use crate::handler::CommandHandler;
-use crate::{case, consult, facility, placement};
+use crate::{alert, case, consult, facility, placement};
 
 impl CommandHandler {
     /// Runs `command` for `principal`: loads what it touches, authorizes it, decides it
@@ -105,5 +105,11 @@ async fn execute(
             consult_id,
             command,
         } => consult::run(handler, principal, envelope, addressed, consult_id, command).await,
+        Command::AcknowledgeAlert { alert_id, note } => {
+            alert::acknowledge(handler, principal, envelope, addressed, alert_id, note).await
+        }
+        Command::SetAlertRule(rule) => {
+            alert::set_rule(handler, principal, envelope, addressed, rule).await
+        }
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use noroshi_domain::alert::{Alert, AlertRules};
 use noroshi_domain::authz::{self, Action, Principal, Target};
 use noroshi_domain::case::Case;
 use noroshi_domain::consult::Consult;
@@ -56,6 +57,8 @@ pub struct CommandHandler {
     pub(crate) cases: StateCache<Case>,
     pub(crate) placements: StateCache<Placement>,
     pub(crate) consults: StateCache<Consult>,
+    pub(crate) alerts: StateCache<Alert>,
+    pub(crate) alert_rules: StateCache<AlertRules>,
 }
 
 impl std::fmt::Debug for CommandHandler {
@@ -141,6 +144,10 @@ pub(crate) struct Needs {
     pub(crate) stay: bool,
     /// A consult, loaded first; its case with `CaseRef::OfConsult`.
     pub(crate) consult: Option<Uuid>,
+    /// An alert.
+    pub(crate) alert: Option<Uuid>,
+    /// The alert rules.
+    pub(crate) alert_rules: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +183,8 @@ pub(crate) struct Session<'h> {
     placement: Option<(Uuid, Arc<Loaded<Placement>>)>,
     stay: Option<LoadedStay>,
     consult: Option<(Uuid, Arc<Loaded<Consult>>)>,
+    alert: Option<(Uuid, Arc<Loaded<Alert>>)>,
+    alert_rules: Option<Arc<Loaded<AlertRules>>>,
 }
 
 /// The stay a transfer leaves: its placement and its facility.
@@ -215,6 +224,14 @@ impl Session<'_> {
             .map(|(id, loaded)| (*id, &loaded.state))
     }
 
+    pub(crate) fn alert(&self) -> Option<(Uuid, &Alert)> {
+        self.alert.as_ref().map(|(id, loaded)| (*id, &loaded.state))
+    }
+
+    pub(crate) fn alert_rules(&self) -> Option<&AlertRules> {
+        self.alert_rules.as_ref().map(|loaded| &loaded.state)
+    }
+
     /// The stay the case records elsewhere, when the command asked for it.
     pub(crate) fn stay(&self) -> Option<noroshi_domain::placement::Stay<'_>> {
         self.stay
@@ -245,6 +262,16 @@ impl Session<'_> {
 
     async fn resolve(&mut self, needs: &Needs) -> Result<(), Stop> {
         let handler = self.handler;
+        if let Some(id) = needs.alert {
+            let loaded = self.load(&handler.alerts, &id.to_string()).await?;
+            self.alert = Some((id, loaded));
+        }
+        if needs.alert_rules {
+            let loaded = self
+                .load(&handler.alert_rules, noroshi_domain::alert::RULES_STREAM_ID)
+                .await?;
+            self.alert_rules = Some(loaded);
+        }
         if let Some(id) = needs.consult {
             let loaded = self.load(&handler.consults, &id.to_string()).await?;
             self.consult = Some((id, loaded));
@@ -379,6 +406,23 @@ impl Session<'_> {
                         .map(|(_, l)| l);
                     advance(&handler.consults, before, id, events, version);
                 }
+                Alert::TYPE => {
+                    let before = self
+                        .alert
+                        .as_ref()
+                        .filter(|(a, _)| a.to_string() == id)
+                        .map(|(_, l)| l);
+                    advance(&handler.alerts, before, id, events, version);
+                }
+                AlertRules::TYPE => {
+                    advance(
+                        &handler.alert_rules,
+                        self.alert_rules.as_ref(),
+                        id,
+                        events,
+                        version,
+                    );
+                }
                 _ => {}
             }
         }
@@ -415,6 +459,8 @@ impl CommandHandler {
             cases: StateCache::new(capacity),
             placements: StateCache::new(capacity),
             consults: StateCache::new(capacity),
+            alerts: StateCache::new(capacity),
+            alert_rules: StateCache::new(1),
         }
     }
 
@@ -447,6 +493,16 @@ impl CommandHandler {
     }
 
     /// Reads the events of `stream` after `start` and applies them.
+    /// The alert rules in force now, read through the cache.
+    pub(crate) async fn alert_rules_now(&self) -> Result<AlertRules, CommandError> {
+        let id = noroshi_domain::alert::RULES_STREAM_ID;
+        let stream = stream_id(AlertRules::TYPE, id)?;
+        let start = self.alert_rules.get(id).unwrap_or_default();
+        let loaded = self.catch_up::<AlertRules>(&stream, start).await?;
+        self.alert_rules.put(id, loaded.clone());
+        Ok(loaded.state.clone())
+    }
+
     async fn catch_up<A: Aggregate>(
         &self,
         stream: &StreamId,
@@ -534,6 +590,8 @@ impl CommandHandler {
                 placement: None,
                 stay: None,
                 consult: None,
+                alert: None,
+                alert_rules: None,
             };
             let decided = match session.resolve(needs).await {
                 Ok(()) => decide(&session),

@@ -6,6 +6,7 @@
 //! append every resulting event in one transaction, retry on conflicts, cache the
 //! states. No transport type (protobuf, HTTP, gRPC) reaches it.
 
+pub mod alert;
 mod cache;
 pub mod case;
 pub mod command;
@@ -14,6 +15,7 @@ mod decide;
 mod facility;
 mod handler;
 pub mod placement;
+pub mod scheduler;
 pub mod timers;
 mod visibility;
 

@@ -148,7 +148,7 @@ pub(crate) async fn run(
         case: Some(CaseRef::OfPlacement),
         facility: facility_of(&command),
         stay: matches!(command, PlacementCommand::RecordArrival),
-        consult: None,
+        ..Needs::default()
     };
     let action = action(&command);
     handler

@@ -41,6 +41,11 @@ impl CommandHandler {
                 let consult = self.current(&self.consults, id).await?;
                 authz::may_follow(principal, Followed::Consult(consult.state.record.as_ref()))
             }
+            streams::ALERT => {
+                let alert = self.current(&self.alerts, id).await?;
+                authz::may_follow(principal, Followed::Alert(alert.state.record.as_ref()))
+            }
+            streams::ALERT_RULES => authz::may_follow(principal, Followed::AlertRules),
             _ => false,
         })
     }

@@ -173,7 +173,7 @@ pub(crate) fn decode(name: &str, payload: &Bytes) -> Decoded<DomainEvent> {
                 marked_at: at("marked_at", m.marked_at.as_ref())?,
             }
         }
-        other => return Err(format!("unknown event type {other}")),
+        other => return crate::alert::decode(other, payload),
     };
     Ok(DomainEvent::Consult(event))
 }

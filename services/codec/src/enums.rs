@@ -49,6 +49,29 @@ macro_rules! wire_enum {
 
 wire_enum!(ConsultMode, "CONSULT_MODE", [DToPWithN, DToD, DToP]);
 wire_enum!(
+    AlertKind,
+    "ALERT_KIND",
+    [
+        OfferDeadlineNear,
+        OfferExpired,
+        HoldOverdue,
+        TransportLate,
+        WaitingTooLong,
+        CapacityStale,
+        OccupancyThreshold,
+        Deterioration,
+        ConsultUnanswered,
+        BedMismatch
+    ]
+);
+wire_enum!(AlertSeverity, "ALERT_SEVERITY", [Info, Warning, Critical]);
+wire_enum!(AlertStatus, "ALERT_STATUS", [Open, Acknowledged, Resolved]);
+wire_enum!(
+    AlertSubjectKind,
+    "ALERT_SUBJECT_KIND",
+    [Facility, Case, Placement, Consult, Area]
+);
+wire_enum!(
     ConsultUrgency,
     "CONSULT_URGENCY",
     [Routine, Urgent, Emergency]

@@ -47,6 +47,8 @@ pub fn encode(event: &DomainEvent, aggregate_id: &str, occurred_at: OffsetDateTi
         DomainEvent::Case(e) => encode_case(e, aggregate_id),
         DomainEvent::Placement(e) => encode_placement(e, aggregate_id),
         DomainEvent::Consult(e) => crate::consult::encode(e, aggregate_id),
+        DomainEvent::Alert(e) => crate::alert::encode(e, aggregate_id),
+        DomainEvent::AlertRules(e) => crate::alert::encode_rules(e),
     };
     NewEvent::new(event_type, occurred_at, payload)
 }

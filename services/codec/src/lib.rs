@@ -5,6 +5,7 @@
 //! Every reader of the log (command handling, projections, rebuilds, timers) decodes
 //! through [`events::decode`], so a payload has one meaning wherever it is read.
 
+pub mod alert;
 mod consult;
 pub mod enums;
 pub mod events;

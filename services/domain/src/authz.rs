@@ -4,72 +4,11 @@
 //! not exist with [`Target::UNKNOWN`], and reports "not found" only to a principal who
 //! may act on every target of that kind.
 
-use std::fmt;
-
 use crate::case::CaseRecord;
 use crate::consult::ConsultRecord;
 use crate::placement::{Origin, PlacementRecord};
+pub use crate::values::Role;
 use crate::values::{FacilityId, FacilityKind, PlacementStatus, PrincipalId};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    Hq,
-    HealthCenter,
-    Hospital,
-    Hotel,
-    /// A temporary medical facility: declares capacity and takes placements like a
-    /// hospital (DESIGN.md §1).
-    Temporary,
-    /// A rural clinic or an online-consultation site; one with beds takes placements
-    /// like a hospital.
-    Clinic,
-    /// A mobile clinic vehicle with a nurse on board.
-    MobileClinic,
-    /// A support center whose doctors consult remotely.
-    ConsultCenter,
-    Public,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: &'static [Self] = &[
-        Self::Hq,
-        Self::HealthCenter,
-        Self::Hospital,
-        Self::Hotel,
-        Self::Temporary,
-        Self::Clinic,
-        Self::MobileClinic,
-        Self::ConsultCenter,
-        Self::Public,
-        Self::Admin,
-    ];
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|r| r.as_str() == value)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hq => "HQ",
-            Self::HealthCenter => "HEALTH_CENTER",
-            Self::Hospital => "HOSPITAL",
-            Self::Hotel => "HOTEL",
-            Self::Temporary => "TEMPORARY",
-            Self::Clinic => "CLINIC",
-            Self::MobileClinic => "MOBILE_CLINIC",
-            Self::ConsultCenter => "CONSULT_CENTER",
-            Self::Public => "PUBLIC",
-            Self::Admin => "ADMIN",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 impl Role {
     /// The roles of organisations where patients are: hospitals, hotels, temporary
@@ -168,6 +107,10 @@ pub enum Action {
     EscalateConsult,
     /// Reading a patient's identity.
     ReadPatient,
+    /// Acknowledging an alert of one's audience (DESIGN.md §5.6).
+    AcknowledgeAlert,
+    /// Setting an alert threshold or limit.
+    SetAlertRule,
 }
 
 /// The facts about a target that the rules look at; `None` where they do not apply.
@@ -191,6 +134,8 @@ pub struct Target<'a> {
     pub consult_center: Option<&'a FacilityId>,
     /// The clinic or mobile clinic caring for a patient at home.
     pub care_site: Option<&'a FacilityId>,
+    /// Who an alert tells, now (HQ too once it escalated).
+    pub alert_audience: Option<&'a crate::alert::Audience>,
 }
 
 impl Target<'_> {
@@ -205,6 +150,7 @@ impl Target<'_> {
         consult_requester: None,
         consult_center: None,
         care_site: None,
+        alert_audience: None,
     };
 }
 
@@ -293,6 +239,10 @@ pub enum Followed<'a> {
     Case(Option<&'a CaseRecord>),
     Placement(Option<(&'a PlacementRecord, Option<&'a CaseRecord>)>),
     Consult(Option<&'a ConsultRecord>),
+    /// An alert: its audience follows it.
+    Alert(Option<&'a crate::alert::AlertRecord>),
+    /// The alert rules: HQ, who sets them.
+    AlertRules,
 }
 
 /// Whether `principal` may follow a stream: a facility whose figures it may see, a case
@@ -323,6 +273,12 @@ pub fn may_follow(principal: &Principal, followed: Followed<'_>) -> bool {
                     .any(own)
         }),
         // A consult center follows the requests it may take, as it sees them in its queue.
+        Followed::Alert(alert) => alert.is_some_and(|alert| {
+            alert
+                .audience()
+                .includes(principal.role, &principal.organisation_id)
+        }),
+        Followed::AlertRules => principal.role == Role::Hq,
         Followed::Consult(consult) => consult.is_some_and(|consult| {
             principal.role == Role::Hq
                 || (principal.role == Role::ConsultCenter && may_take(principal, consult))
@@ -449,6 +405,10 @@ pub fn may(principal: &Principal, action: Action, target: &Target<'_>) -> Result
                 || own(target.care_site)
         }
         (ReadPatient, ConsultCenter) => own(target.consult_center),
+        (AcknowledgeAlert, _) => target
+            .alert_audience
+            .is_some_and(|audience| audience.includes(principal.role, &principal.organisation_id)),
+        (SetAlertRule, Hq) => true,
         _ => false,
     };
     if allowed {

@@ -5,6 +5,7 @@
 //! id are passed in, so each rule is tested as given events, when a command, then events
 //! or an error.
 
+pub mod alert;
 pub mod authz;
 pub mod case;
 pub mod consult;
@@ -17,12 +18,14 @@ pub mod values;
 pub use error::{DomainError, ErrorCode, Violation, Violations};
 
 /// The aggregate type of each aggregate's event streams (`facility-<id>`, `case-<id>`,
-/// `placement-<id>`, `consult-<id>`).
+/// `placement-<id>`, `consult-<id>`, `alert-<id>`, `alertrules-prefecture`).
 pub mod streams {
     pub const FACILITY: &str = "facility";
     pub const CASE: &str = "case";
     pub const PLACEMENT: &str = "placement";
     pub const CONSULT: &str = "consult";
+    pub const ALERT: &str = "alert";
+    pub const ALERT_RULES: &str = "alertrules";
 }
 
 /// An event of any aggregate, as decided.
@@ -32,4 +35,6 @@ pub enum DomainEvent {
     Case(case::CaseEvent),
     Placement(placement::PlacementEvent),
     Consult(consult::ConsultEvent),
+    Alert(alert::AlertEvent),
+    AlertRules(alert::AlertRulesEvent),
 }

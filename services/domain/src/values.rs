@@ -381,6 +381,98 @@ domain_enum!(ConsultStatus {
     Missed
 });
 
+/// The role a principal acts in (DESIGN.md §7); the rules of each are `authz`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Hq,
+    HealthCenter,
+    Hospital,
+    Hotel,
+    /// A temporary medical facility: declares capacity and takes placements like a
+    /// hospital (DESIGN.md §1).
+    Temporary,
+    /// A rural clinic or an online-consultation site; one with beds takes placements
+    /// like a hospital.
+    Clinic,
+    /// A mobile clinic vehicle with a nurse on board.
+    MobileClinic,
+    /// A support center whose doctors consult remotely.
+    ConsultCenter,
+    Public,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: &'static [Self] = &[
+        Self::Hq,
+        Self::HealthCenter,
+        Self::Hospital,
+        Self::Hotel,
+        Self::Temporary,
+        Self::Clinic,
+        Self::MobileClinic,
+        Self::ConsultCenter,
+        Self::Public,
+        Self::Admin,
+    ];
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|r| r.as_str() == value)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hq => "HQ",
+            Self::HealthCenter => "HEALTH_CENTER",
+            Self::Hospital => "HOSPITAL",
+            Self::Hotel => "HOTEL",
+            Self::Temporary => "TEMPORARY",
+            Self::Clinic => "CLINIC",
+            Self::MobileClinic => "MOBILE_CLINIC",
+            Self::ConsultCenter => "CONSULT_CENTER",
+            Self::Public => "PUBLIC",
+            Self::Admin => "ADMIN",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+domain_enum!(
+    /// What an alert is about (DESIGN.md §5.6).
+    AlertKind {
+        OfferDeadlineNear,
+        OfferExpired,
+        HoldOverdue,
+        TransportLate,
+        WaitingTooLong,
+        CapacityStale,
+        OccupancyThreshold,
+        Deterioration,
+        ConsultUnanswered,
+        BedMismatch
+    }
+);
+
+domain_enum!(
+    /// How urgent an alert is; an unacknowledged `CRITICAL` one escalates to HQ.
+    AlertSeverity { Info, Warning, Critical }
+);
+
+domain_enum!(
+    /// Where an alert stands: `OPEN` until acknowledged or resolved.
+    AlertStatus { Open, Acknowledged, Resolved }
+);
+
+domain_enum!(
+    /// The kind of thing an alert names.
+    AlertSubjectKind { Facility, Case, Placement, Consult, Area }
+);
+
 /// Who is with whom in a remote consultation (DESIGN.md §5.5): a doctor examines the
 /// patient with a nurse beside them (D-to-P with N), advises the patient's doctor
 /// (D-to-D), or sees the patient alone (D-to-P). Named by hand: the names do not follow

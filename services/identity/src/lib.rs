@@ -108,6 +108,8 @@ pub enum Scope {
     Placements,
     /// `ConsultService`.
     Consults,
+    /// `AlertService`: acknowledging alerts, alert rules.
+    Alerts,
     /// `ViewService` and `/api/v1/views/…`.
     Views,
 }
@@ -118,6 +120,7 @@ impl Scope {
         Self::Cases,
         Self::Placements,
         Self::Consults,
+        Self::Alerts,
         Self::Views,
     ];
 
@@ -127,6 +130,7 @@ impl Scope {
             Self::Cases => "cases",
             Self::Placements => "placements",
             Self::Consults => "consults",
+            Self::Alerts => "alerts",
             Self::Views => "views",
         }
     }

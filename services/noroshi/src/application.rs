@@ -13,6 +13,7 @@ use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
 use noroshi_api::metrics::Metrics;
 use noroshi_api::views::Gate;
+use noroshi_app::scheduler::{self, SchedulerSettings};
 use noroshi_app::timers::{self, TimerSettings};
 use noroshi_app::{Clock, CommandHandler, CommandSettings, system_clock};
 use noroshi_domain::placement::PlacementPolicy;
@@ -60,6 +61,8 @@ pub struct Config {
     pub relay: RelayTuning,
     pub projections: ProjectionTuning,
     pub timers: TimerSettings,
+    /// How often the alert scheduler (part of the timers) looks at the read models.
+    pub scheduler: SchedulerSettings,
     /// How long components may take to finish their work once told to stop.
     pub shutdown_timeout: Duration,
     /// The source of "now" for every decision.
@@ -187,6 +190,7 @@ impl Config {
                 known_versions: runner::KNOWN_VERSIONS,
             },
             timers: TimerSettings::default(),
+            scheduler: SchedulerSettings::default(),
             shutdown_timeout: Duration::from_secs(30),
             clock: system_clock(),
         }
@@ -425,8 +429,16 @@ impl Application {
         if config.runs(Component::Timers) {
             let system = timers::system_principal().map_err(ServeError::Timers)?;
             let (handler, settings, token) = (handler.clone(), config.timers, shutdown.clone());
+            let scheduled = (handler.clone(), system.clone(), shutdown.clone());
             components.spawn(async move {
                 timers::run(handler, system, settings, token).await;
+                Ok(())
+            });
+            let watch = crate::read_models::ReadModels { pool: pool.clone() };
+            let settings = config.scheduler;
+            components.spawn(async move {
+                let (handler, system, token) = scheduled;
+                scheduler::run(handler, watch, system, settings, token).await;
                 Ok(())
             });
         }

@@ -474,6 +474,10 @@ pub struct ApiArgs {
     /// How often the offer timer looks for new offers.
     #[arg(long, env = "NOROSHI_TIMER_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
     pub timer_poll_interval: Duration,
+    /// How often the alert scheduler looks at the read models for alerts to raise,
+    /// resolve or escalate.
+    #[arg(long, env = "NOROSHI_ALERT_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub alert_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -112,6 +112,9 @@ impl ServeArgs {
             poll_interval: api.timer_poll_interval,
             ..TimerSettings::default()
         };
+        config.scheduler = noroshi_app::scheduler::SchedulerSettings {
+            interval: api.alert_interval,
+        };
         config.shutdown_timeout = self.shutdown_timeout;
         Ok(config)
     }

@@ -244,8 +244,8 @@ async fn the_openapi_document_describes_every_command_and_view() {
             "{name}"
         );
     }
-    assert_eq!(noroshi_api::http::COMMANDS.len(), 27);
-    assert_eq!(noroshi_api::views::NAMES.len(), 7);
+    assert_eq!(noroshi_api::http::COMMANDS.len(), 29);
+    assert_eq!(noroshi_api::views::NAMES.len(), 8);
     for view in noroshi_api::views::NAMES {
         // Every view answers its protobuf message, typed.
         let answer = &paths[&format!("/api/v1/views/{view}")]["get"]["responses"]["200"];

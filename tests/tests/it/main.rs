@@ -6,6 +6,7 @@
 //! and tests run in parallel without sharing state.
 
 mod admin;
+mod alerts;
 mod architecture;
 mod authorization;
 mod browser;

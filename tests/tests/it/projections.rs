@@ -285,7 +285,7 @@ async fn folded(db: &TestDatabase) -> (BTreeMap<Uuid, PlacementRecord>, BTreeMap
             match decode(&recorded).unwrap() {
                 DomainEvent::Case(event) => case.evolve(&event),
                 DomainEvent::Placement(event) => placement.evolve(&event),
-                DomainEvent::Facility(_) | DomainEvent::Consult(_) => {}
+                _ => {}
             }
         }
         if let Some(record) = placement.record {

@@ -4,6 +4,7 @@
 //! application. gRPC and HTTP/JSON both come through here, so they parse, check and
 //! answer alike.
 
+pub mod alert;
 pub mod case;
 pub mod consult;
 pub mod facility;
@@ -77,6 +78,8 @@ command_requests! {
     pb::CancelPlacementRequest => |r, _c| placement::cancel(r);
     pb::RecordDischargeRequest => |r, _c| placement::record_discharge(r);
     pb::RequestConsultRequest => |r, _c| consult::request(r);
+    pb::AcknowledgeAlertRequest => |r, _c| alert::acknowledge(r);
+    pb::SetAlertRuleRequest => |r, _c| alert::set_rule(r);
     pb::ScheduleConsultRequest => |r, _c| consult::schedule(r);
     pb::StartConsultRequest => |r, _c| consult::start(r);
     pb::CompleteConsultRequest => |r, _c| consult::complete(r);

@@ -1,7 +1,8 @@
 //! The gRPC front end: `FacilityService`, `CaseService`, `PlacementService`,
-//! `ConsultService`, `ViewService`, plus
+//! `ConsultService`, `AlertService`, `ViewService`, plus
 //! `grpc.health.v1.Health` and server reflection.
 
+mod alert;
 mod case;
 mod consult;
 mod facility;
@@ -12,6 +13,7 @@ pub use crate::state::GrpcContext;
 use std::sync::Arc;
 
 use noroshi_identity::certificates;
+use noroshi_proto::v1::alert_service_server::AlertServiceServer;
 use noroshi_proto::v1::case_service_server::CaseServiceServer;
 use noroshi_proto::v1::consult_service_server::ConsultServiceServer;
 use noroshi_proto::v1::facility_service_server::FacilityServiceServer;
@@ -89,6 +91,9 @@ pub async fn serve(
         .set_serving::<ConsultServiceServer<consult::Consults>>()
         .await;
     health
+        .set_serving::<AlertServiceServer<alert::Alerts>>()
+        .await;
+    health
         .set_serving::<ViewServiceServer<crate::views::grpc::Views>>()
         .await;
     // Both versions of server reflection: clients that still ask for v1alpha (grpcurl
@@ -127,6 +132,10 @@ pub async fn serve(
         )
         .add_service(
             ConsultServiceServer::new(consult::Consults(context.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            AlertServiceServer::new(alert::Alerts(context.clone()))
                 .max_decoding_message_size(limit),
         )
         .add_service(

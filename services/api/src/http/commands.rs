@@ -70,6 +70,8 @@ http_commands! {
     "EscalateConsult" => Consults => pb::EscalateConsultRequest;
     "CancelConsult" => Consults => pb::CancelConsultRequest;
     "MarkConsultMissed" => Consults => pb::MarkConsultMissedRequest;
+    "AcknowledgeAlert" => Alerts => pb::AcknowledgeAlertRequest;
+    "SetAlertRule" => Alerts => pb::SetAlertRuleRequest;
 }
 
 /// `POST /api/v1/commands/{name}`: authenticate, read at most the configured number of

@@ -9,6 +9,7 @@ pub(crate) mod http;
 
 pub use gate::Gate;
 
+use noroshi_projections::alerts::Alerts;
 use noroshi_projections::bed_board::BedBoard;
 use noroshi_projections::case_board::CaseBoard;
 use noroshi_projections::consult_queue::ConsultQueue;
@@ -73,4 +74,5 @@ views! {
     Timeline => get_timeline, watch_timeline, WatchTimelineStream;
     PublicStats => get_public_stats, watch_public_stats, WatchPublicStatsStream;
     ConsultQueue => get_consult_queue, watch_consult_queue, WatchConsultQueueStream;
+    Alerts => get_alerts, watch_alerts, WatchAlertsStream;
 }

@@ -201,6 +201,8 @@ mod tests {
             hold_deadline: None,
             declined_by: declined.iter().map(|d| (*d).to_owned()).collect(),
             vehicle: None,
+            pickup_at: None,
+            offer_expired_at: None,
             deteriorated_at: None,
         }
     }
