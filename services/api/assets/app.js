@@ -32,7 +32,15 @@ const I18N = {
     'login.error.wrong': 'ユーザー名またはパスワードが違います。',
     'login.error.locked': 'ログインの失敗が続いたため、アカウントをロックしました。しばらく待つか、管理者にパスワードの再設定を依頼してください。',
     'login.error.throttled': 'この端末からのログインの試行が多すぎます。1分ほど待ってから試してください。',
-    'hq.alerts': 'アラート', 'hq.bedboard': '病床状況（医療圏別）', 'hq.queue': '入院調整待ち（優先度・待ち時間順）',
+    'hq.alerts': 'アラート', 'al.none': 'アラートはありません', 'al.ack': '確認', 'al.ack_note': '対応メモ',
+    'al.acked': '確認済み', 'al.resolved': '解消', 'al.escalated': '本部へ通知済み', 'al.by': '確認者',
+    'akind.OFFER_DEADLINE_NEAR': '回答期限が近い打診', 'akind.OFFER_EXPIRED': '期限切れの打診', 'akind.HOLD_OVERDUE': '確保期限を過ぎた病床',
+    'akind.TRANSPORT_LATE': '迎車時刻を過ぎても未出発', 'akind.WAITING_TOO_LONG': '入院調整待ちが長い', 'akind.CAPACITY_STALE': '病床報告が古い',
+    'akind.OCCUPANCY_THRESHOLD': '病床使用率が基準超え', 'akind.DETERIORATION': '容体悪化', 'akind.CONSULT_UNANSWERED': '未受付の遠隔診療依頼',
+    'akind.BED_MISMATCH': '病床数の不一致', 'asev.CRITICAL': '重大', 'asev.WARNING': '注意', 'asev.INFO': '情報',
+    'notify.off': '通知をオンにする', 'notify.on': '通知: オン（ミュートする）', 'notify.muted': '通知: ミュート中（オンにする）',
+    'notify.denied': '通知はブラウザで拒否されています', 'notify.offer': '新しい受入打診', 'notify.consult': '新しい遠隔診療の依頼',
+    'notify.critical': '重大なアラート', 'hq.bedboard': '病床状況（医療圏別）', 'hq.queue': '入院調整待ち（優先度・待ち時間順）',
     'hq.offer': '受入打診', 'hq.proxy': '代行入力（病床数）', 'hq.choose': '打診先を選ぶ', 'hq.offer_to': '打診する',
     'hq.no_candidates': '条件に合う空床がありません', 'hq.offer_for': '打診対象',
     'hc.cases': '担当患者', 'hc.report': '新規患者の報告', 'hc.observe': '観察記録', 'hc.request': '入院調整の依頼',
@@ -79,7 +87,6 @@ const I18N = {
     outcome: '転帰', 'outcome.RECOVERED': '回復', 'outcome.TRANSFERRED_OUT': '管外転出', 'outcome.DECEASED': '死亡',
     deadline: '回答期限', arrived_at: '到着', stale: '報告が古い', overflow: '超過', overdue: '期限超過',
     soon: '期限間近', declined: '辞退済み', same_area: '同じ医療圏', near_area: '隣接医療圏', deteriorated: '悪化', never: '未報告',
-    'alert.offer_soon': '回答期限が近い打診', 'alert.hold_overdue': '確保期限を過ぎた病床', 'alert.stale': '報告が古い・未報告の施設',
     'ok.saved': '登録しました', 'ok.done': '完了しました', 'error.field': '入力を確認してください',
     'error.failed': '処理できませんでした', 'error.network': '通信できませんでした。入力内容はそのままです。',
     'status.REPORTED': '報告済み', 'status.HOME_CARE': '自宅療養', 'status.AWAITING_PLACEMENT': '調整待ち',
@@ -136,7 +143,15 @@ const I18N = {
     'login.error.wrong': 'Wrong username or password.',
     'login.error.locked': 'Too many failed logins: the account is locked for a while, or until an administrator resets its password.',
     'login.error.throttled': 'Too many login attempts from this device. Wait a minute and try again.',
-    'hq.alerts': 'Alerts', 'hq.bedboard': 'Beds by medical area', 'hq.queue': 'Waiting for a bed (by priority and waiting time)',
+    'hq.alerts': 'Alerts', 'al.none': 'No alerts', 'al.ack': 'Acknowledge', 'al.ack_note': 'What was done',
+    'al.acked': 'Acknowledged', 'al.resolved': 'Resolved', 'al.escalated': 'Escalated to HQ', 'al.by': 'by',
+    'akind.OFFER_DEADLINE_NEAR': 'Offer deadline near', 'akind.OFFER_EXPIRED': 'Offer expired', 'akind.HOLD_OVERDUE': 'Bed held past its deadline',
+    'akind.TRANSPORT_LATE': 'Pickup time passed, no departure', 'akind.WAITING_TOO_LONG': 'Waiting too long for a bed', 'akind.CAPACITY_STALE': 'Capacity report stale',
+    'akind.OCCUPANCY_THRESHOLD': 'Occupancy over threshold', 'akind.DETERIORATION': 'Patient deteriorating', 'akind.CONSULT_UNANSWERED': 'Consult request not taken',
+    'akind.BED_MISMATCH': 'Bed figures do not match', 'asev.CRITICAL': 'Critical', 'asev.WARNING': 'Warning', 'asev.INFO': 'Info',
+    'notify.off': 'Turn notifications on', 'notify.on': 'Notifications on (mute)', 'notify.muted': 'Notifications muted (turn on)',
+    'notify.denied': 'Notifications are blocked in the browser', 'notify.offer': 'New offer', 'notify.consult': 'New consult request',
+    'notify.critical': 'Critical alert', 'hq.bedboard': 'Beds by medical area', 'hq.queue': 'Waiting for a bed (by priority and waiting time)',
     'hq.offer': 'Offer', 'hq.proxy': 'Proxy capacity entry', 'hq.choose': 'Choose where to offer', 'hq.offer_to': 'Offer',
     'hq.no_candidates': 'No facility with a free bed fits', 'hq.offer_for': 'Offer for',
     'hc.cases': 'Our cases', 'hc.report': 'Report a case', 'hc.observe': 'Observation', 'hc.request': 'Request a placement',
@@ -183,7 +198,6 @@ const I18N = {
     outcome: 'Outcome', 'outcome.RECOVERED': 'Recovered', 'outcome.TRANSFERRED_OUT': 'Transferred out', 'outcome.DECEASED': 'Deceased',
     deadline: 'Deadline', arrived_at: 'Arrived', stale: 'stale', overflow: 'overflow', overdue: 'overdue',
     soon: 'due soon', declined: 'declined before', same_area: 'same area', near_area: 'neighbouring area', deteriorated: 'deteriorating', never: 'never declared',
-    'alert.offer_soon': 'Offer deadline near', 'alert.hold_overdue': 'Bed held past its deadline', 'alert.stale': 'Facilities with stale or no capacity reports',
     'ok.saved': 'Saved', 'ok.done': 'Done', 'error.field': 'Please check this field',
     'error.failed': 'This could not be done', 'error.network': 'No connection. What you typed is kept.',
     'status.REPORTED': 'Reported', 'status.HOME_CARE': 'Home care', 'status.AWAITING_PLACEMENT': 'Awaiting placement',
@@ -462,8 +476,9 @@ function setLive(state) {
  *  prefix (`BED_CATEGORY_MODERATE`). The pages name values without it, as the labels
  *  and the forms' choices do: this strips the prefix from the fields that hold enums. */
 const ENUM_FIELDS = new Set(['category', 'kind', 'acceptance', 'constraints', 'status', 'severity',
-  'sex', 'needs', 'risk_factors', 'vehicle', 'outcome', 'moving_on_status', 'mode', 'urgency', 'recommendation']);
-const ENUM_PREFIX = /^(FACILITY_KIND|CAPABILITY|BED_CATEGORY|ACCEPTANCE_CONSTRAINT|ACCEPTANCE|RISK_FACTOR|SEVERITY|SEX|CASE_STATUS|CASE_OUTCOME|PLACEMENT_STATUS|VEHICLE|DISCHARGE_OUTCOME|CONSULT_MODE|CONSULT_URGENCY|CONSULT_STATUS|RECOMMENDATION)_/;
+  'sex', 'needs', 'risk_factors', 'vehicle', 'outcome', 'moving_on_status', 'mode', 'urgency', 'recommendation',
+  'subject_kind']);
+const ENUM_PREFIX = /^(FACILITY_KIND|CAPABILITY|BED_CATEGORY|ACCEPTANCE_CONSTRAINT|ACCEPTANCE|RISK_FACTOR|SEVERITY|SEX|CASE_STATUS|CASE_OUTCOME|PLACEMENT_STATUS|VEHICLE|DISCHARGE_OUTCOME|CONSULT_MODE|CONSULT_URGENCY|CONSULT_STATUS|RECOMMENDATION|ALERT_KIND|ALERT_SEVERITY|ALERT_STATUS|ALERT_SUBJECT_KIND)_/;
 function plainEnums(value, key) {
   if (Array.isArray(value)) return value.map((v) => plainEnums(v, key));
   if (value && typeof value === 'object') {
@@ -736,6 +751,133 @@ async function act(button, name, body) {
   }
 }
 
+// ── Alerts and notifications, on every role's page ──
+
+/** Whether this browser tells its user of new offers, consults and critical alerts:
+ *  `on`, `muted`, or `off` (never asked). Kept per browser. */
+let notifyState = localStorage.getItem('noroshi.notify') || 'off';
+
+function showNotifyState() {
+  const button = document.getElementById('notify');
+  if (!button) return;
+  const denied = typeof Notification !== 'undefined' && Notification.permission === 'denied';
+  button.textContent = denied ? t('notify.denied') : t('notify.' + notifyState);
+  button.setAttribute('aria-pressed', String(notifyState === 'on'));
+  button.disabled = denied;
+}
+
+async function toggleNotify() {
+  if (notifyState === 'on') {
+    notifyState = 'muted';
+  } else {
+    const permission = typeof Notification === 'undefined' ? 'denied'
+      : Notification.permission === 'granted' ? 'granted' : await Notification.requestPermission();
+    notifyState = permission === 'granted' ? 'on' : 'off';
+  }
+  localStorage.setItem('noroshi.notify', notifyState);
+  showNotifyState();
+}
+
+/** A short two-tone sound, made by the browser itself. */
+function chime() {
+  try {
+    const audio = new AudioContext();
+    [880, 660].forEach((frequency, i) => {
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = frequency;
+      gain.gain.value = 0.08;
+      tone.connect(gain).connect(audio.destination);
+      tone.start(audio.currentTime + i * 0.18);
+      tone.stop(audio.currentTime + i * 0.18 + 0.15);
+    });
+  } catch (_) {
+    // No sound where the browser allows none.
+  }
+}
+
+/** A desktop notification and a sound, unless muted or not allowed. */
+function notify(title, body, tag) {
+  if (notifyState !== 'on' || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
+  new Notification(title, { body, tag, lang });
+  chime();
+}
+
+/** Calls `onNew` for each key of `rows` not seen before, once the first list is known. */
+function newcomers() {
+  let seen = null;
+  return (keys, onNew) => {
+    const fresh = seen ? keys.filter((k) => !seen.has(k)) : [];
+    seen = new Set([...(seen || []), ...keys]);
+    fresh.forEach(onNew);
+  };
+}
+
+/** What an alert names, in the reader's words. */
+function alertSubject(a) {
+  switch (a.subject_kind) {
+    case 'FACILITY': return facilityLabel(a.subject_id);
+    case 'AREA': {
+      const [area, category] = a.subject_id.split('/');
+      return `${areaLabel(area)} ${category ? enumLabel('cat', category) : ''}`;
+    }
+    case 'CASE': return h('a', { href: `/timeline?case_id=${a.subject_id}` }, t('timeline'));
+    case 'PLACEMENT': return h('a', { href: `/timeline?placement_id=${a.subject_id}` }, t('timeline'));
+    default: return '';
+  }
+}
+
+/** The alert panel: the reader's own alerts, live, open ones first, each acknowledged
+ *  with a note; the page title counts the open ones. */
+function mountAlerts() {
+  const role = document.body.dataset.role;
+  if (['PUBLIC', 'ADMIN'].includes(role) || document.body.dataset.page === 'admin'
+    || !document.querySelector('main .grid')) return;
+  const panel = h('section', { class: 'panel', id: 'alerts-panel' },
+    h('h2', { 'data-i18n': 'hq.alerts' }, t('hq.alerts')),
+    h('ul', { id: 'alerts', class: 'alerts' }));
+  // HQ looks at its alerts first; the others work their lists first.
+  if (document.body.dataset.page === 'hq') document.querySelector('main .grid').prepend(panel);
+  else document.querySelector('main .grid').append(panel);
+  const header = document.getElementById('lang');
+  if (header && !document.getElementById('notify')) {
+    header.before(h('button', { type: 'button', id: 'notify', class: 'lang', onclick: toggleNotify }));
+    showNotifyState();
+  }
+  const title = document.title;
+  const alerts = new Rows((a) => a.alert_id);
+  const arrivals = newcomers();
+  const SEVERITY = ['CRITICAL', 'WARNING', 'INFO'];
+  function render() {
+    const rows = alerts.values().sort((a, b) => Number(b.status === 'OPEN') - Number(a.status === 'OPEN')
+      || SEVERITY.indexOf(a.severity) - SEVERITY.indexOf(b.severity) || b.raised_at.localeCompare(a.raised_at));
+    const open = rows.filter((a) => a.status === 'OPEN').length;
+    document.title = open ? `(${open}) ${title}` : title;
+    document.getElementById('alerts').replaceChildren(...(rows.length ? rows.slice(0, 30).map((a) => h('li', {
+      'data-alert': a.alert_id, 'data-kind': a.kind,
+      class: [a.severity === 'CRITICAL' ? 'bad' : '', a.status !== 'OPEN' ? 'done' : ''].join(' ').trim() || null,
+    },
+    h('strong', {}, `${t('asev.' + a.severity)} · ${t('akind.' + a.kind)}`), ' ', alertSubject(a),
+    // The server states the facts in English; marked so, for screen readers.
+    h('div', { class: 'muted' }, `${fmtTime(a.raised_at)} · `, h('span', { lang: 'en' }, a.message)),
+    a.escalated_at ? h('div', { class: 'muted' }, t('al.escalated')) : null,
+    a.status === 'ACKNOWLEDGED' ? h('div', { class: 'acked' }, `${t('al.acked')} (${t('al.by')} ${a.acknowledged_by}${a.acknowledgement_note ? ': ' + a.acknowledgement_note : ''})`) : null,
+    a.status === 'RESOLVED' ? h('div', { class: 'muted' }, t('al.resolved')) : null,
+    a.status === 'OPEN' ? h('form', { class: 'inline-form ack-form', onsubmit: (e) => {
+      e.preventDefault();
+      act(e.target.querySelector('button'), 'AcknowledgeAlert', { alert_id: a.alert_id, note: e.target.querySelector('input').value.trim() });
+    } }, h('input', { name: 'note', 'aria-label': t('al.ack_note'), placeholder: t('al.ack_note') }),
+    h('button', { type: 'submit', class: 'secondary ack' }, t('al.ack'))) : null))
+      : [h('li', { class: 'muted' }, t('al.none'))]));
+  }
+  const arrived = () => arrivals(alerts.values().filter((a) => a.status === 'OPEN' && a.severity === 'CRITICAL').map((a) => a.alert_id),
+    (id) => { const a = alerts.map.get(id); notify(t('notify.critical'), `${t('akind.' + a.kind)} · ${a.message}`, id); });
+  live('alerts', {}, (view) => { alerts.replace(view.rows); arrived(); render(); },
+    (delta) => { alerts.apply(delta.rows, delta.removed); arrived(); render(); });
+  rerenders.push(render);
+  rerenders.push(showNotifyState);
+}
+
 // ── Pages ──
 
 const PAGES = {};
@@ -785,7 +927,6 @@ PAGES.hq = () => {
               r.overflow ? tag('overflow') : null))))));
     });
     root.replaceChildren(...blocks);
-    renderAlerts();
   }
 
   function renderQueue() {
@@ -811,26 +952,6 @@ PAGES.hq = () => {
           ' ', h('button', { class: 'secondary cancel', type: 'button', onclick: () => askCancel(r) }, t('hq.cancel_button')),
           ' ', h('a', { href: `/timeline?placement_id=${r.placement_id}` }, t('timeline'))));
     }));
-    renderAlerts();
-  }
-
-  function renderAlerts() {
-    const list = document.getElementById('alerts');
-    const items = [];
-    const now = Date.now();
-    for (const r of queue.values()) {
-      if (r.status === 'OFFERED' && r.offer_deadline && new Date(r.offer_deadline) - now < 10 * 60 * 1000) {
-        items.push(h('li', {}, `${t('alert.offer_soon')}: ${facilityLabel(r.target)} (${fmtCountdown(r.offer_deadline)})`));
-      }
-      if (r.hold_overdue) items.push(h('li', { class: 'bad' }, `${t('alert.hold_overdue')}: ${facilityLabel(r.target)}`));
-    }
-    // A facility is stale when none of its figures is fresh.
-    const fresh = new Set(beds.values().filter((r) => !r.stale).map((r) => r.facility_id));
-    const stale = new Set(beds.values().filter((r) => r.active && !fresh.has(r.facility_id)).map((r) => r.facility_id));
-    if (stale.size) items.push(h('li', {}, `${t('alert.stale')}: ${stale.size} (${[...stale].slice(0, 8).map(facilityLabel).join(', ')}${stale.size > 8 ? '…' : ''})`));
-    const shown = items.slice(0, 6);
-    if (items.length > shown.length) shown.push(h('li', { class: 'muted' }, `+${items.length - shown.length}`));
-    list.replaceChildren(...(shown.length ? shown : [h('li', { class: 'muted' }, t('none'))]));
   }
 
   async function choose(row) {
@@ -1317,7 +1438,15 @@ PAGES.facility = () => {
     () => ({ case_id: selected, observed_at: new Date().toISOString() }), (_, form) => { form.reset(); said(form); });
   bindForm(document.getElementById('escalate-form'), 'RequestPlacement', () => ({ case_id: selected }), (_, form) => said(form));
 
-  live('facility_inbox', { facility_id: facility }, (view) => { inbox = view; render(); });
+  const offerArrivals = newcomers();
+  live('facility_inbox', { facility_id: facility }, (view) => {
+    inbox = view;
+    offerArrivals(inbox.offers.map((o) => o.placement_id), (id) => {
+      const o = inbox.offers.find((x) => x.placement_id === id);
+      notify(t('notify.offer'), `${enumLabel('cat', o.category)} · ${o.age_band} · ${enumLabel('sev', o.severity)}`, id);
+    });
+    render();
+  });
   if (CARE_SITE_ROLES.includes(role)) {
     live('case_board', {}, (view) => { cared.replace(view.rows); render(); },
       (delta) => { cared.apply(delta.rows, delta.removed); render(); });
@@ -1453,8 +1582,12 @@ PAGES.consult = () => {
       }
     }
   });
-  live('consult_queue', {}, (view) => { consults.replace(view.rows); render(); },
-    (delta) => { consults.apply(delta.rows, delta.removed); render(); });
+  // A new request a center may take: a notification and a sound.
+  const requests = newcomers();
+  const arrived = () => requests(consults.values().filter((r) => r.status === 'REQUESTED').map((r) => r.consult_id),
+    (id) => { const r = consults.map.get(id); notify(t('notify.consult'), `${enumLabel('urgency', r.urgency)} · ${enumLabel('mode', r.mode)}`, id); });
+  live('consult_queue', {}, (view) => { consults.replace(view.rows); arrived(); render(); },
+    (delta) => { consults.apply(delta.rows, delta.removed); arrived(); render(); });
   rerenders.push(render);
 };
 
@@ -1634,6 +1767,7 @@ document.addEventListener('DOMContentLoaded', () => {
   const page = document.body.dataset.page;
   if (PAGES[page]) {
     PAGES[page]();
+    mountAlerts();
     loadNames();
   }
 });

@@ -1668,3 +1668,127 @@ async fn a_mobile_clinic_nurse_cares_for_a_patient_at_home() {
     hc.close().await.unwrap();
     mobile.close().await.unwrap();
 }
+
+/// Stands in for the browser's Notification API, permission granted, and records what
+/// the page shows: a headless browser has no desktop to show it on.
+const FAKE_NOTIFICATIONS: &str = "window.shown = []; \
+    window.Notification = class { \
+      constructor(title, options) { window.shown.push(title + ' | ' + (options.body || '')); } \
+      static get permission() { return 'granted'; } \
+      static requestPermission() { return Promise.resolve('granted'); } \
+    }; return true;";
+
+async fn shown(client: &Client) -> Vec<String> {
+    let value = client
+        .execute("return window.shown || [];", vec![])
+        .await
+        .unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
+/// A hospital's page in the background tells of a new offer with a desktop notification,
+/// and not once muted; a health center's alert panel shows a deterioration the scheduler
+/// raised, the page title counts it, and a nurse acknowledges it with a note.
+#[tokio::test]
+async fn new_offers_notify_until_muted_and_alerts_are_acknowledged_from_the_panel() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let api = &world.api;
+    let beds = browser.session().await;
+    log_in(&beds, &world.base, "hofu.beds", PASSWORD).await;
+    wait_text(&beds, "#live", |t| t == "ライブ").await;
+    beds.execute(FAKE_NOTIFICATIONS, vec![]).await.unwrap();
+    wait_text(&beds, "#notify", |t| t == "通知をオンにする").await;
+    click(&beds, "#notify").await;
+    wait_text(&beds, "#notify", |t| t.starts_with("通知: オン")).await;
+
+    let offer = |severity| async move {
+        let case_id = api.report_case(severity).await;
+        let placement = api
+            .request_placement(&case_id, pb::BedCategory::Moderate)
+            .await;
+        api.offer(&placement, "hofu-central").await;
+        placement
+    };
+    let first = offer(pb::Severity::ModerateI).await;
+    wait_for(&beds, &format!("#offers tr[data-placement='{first}']")).await;
+    let mut told = Vec::new();
+    for _ in 0..100 {
+        told = shown(&beds).await;
+        if !told.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].starts_with("新しい受入打診 | "), "{told:?}");
+
+    // Muted: the next offer shows on the page, and no notification.
+    click(&beds, "#notify").await;
+    wait_text(&beds, "#notify", |t| t.starts_with("通知: ミュート")).await;
+    let second = offer(pb::Severity::ModerateIi).await;
+    wait_for(&beds, &format!("#offers tr[data-placement='{second}']")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(shown(&beds).await.len(), 1, "muted");
+    accessible(&beds, "hospital with alerts").await;
+    beds.close().await.unwrap();
+
+    // A patient at home deteriorates; the scheduler raises the alert.
+    let nurse = browser.session().await;
+    log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
+    wait_text(&nurse, "#alerts", |t| t.contains("アラートはありません")).await;
+    let case_id = api.report_case(pb::Severity::Mild).await;
+    api.cases()
+        .record_observation(authed(
+            HC,
+            pb::RecordObservationRequest {
+                command_id: cid(),
+                case_id: case_id.clone(),
+                spo2_percent: 91,
+                ..pb::RecordObservationRequest::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let read_models = noroshi::read_models::ReadModels {
+        pool: api.db.pool().clone(),
+    };
+    let system = noroshi_app::timers::system_principal().unwrap();
+    let alert = "#alerts li[data-kind='DETERIORATION']";
+    for _ in 0..100 {
+        noroshi_app::scheduler::round(&api.handler, &read_models, &system)
+            .await
+            .unwrap();
+        if nurse.find(Locator::Css(alert)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    wait_text(&nurse, alert, |t| t.contains("重大 · 容体悪化")).await;
+    let title = nurse.title().await.unwrap();
+    assert!(title.starts_with("(1) "), "{title}");
+    accessible(&nurse, "health center with an alert").await;
+    fill(
+        &nurse,
+        &format!("{alert} input[name='note']"),
+        "電話で状態確認、救急要請",
+    )
+    .await;
+    click(&nurse, &format!("{alert} button.ack")).await;
+    wait_text(&nurse, alert, |t| {
+        t.contains("確認済み") && t.contains("救急要請")
+    })
+    .await;
+    for _ in 0..50 {
+        if !nurse.title().await.unwrap().starts_with('(') {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        !nurse.title().await.unwrap().starts_with('('),
+        "no open alert left"
+    );
+    screenshot(&nurse, "health-center-alerts").await;
+    nurse.close().await.unwrap();
+}
