@@ -240,24 +240,32 @@ fn decide(
     }
 }
 
-/// The command id of the expiry of offer number `offer` of a placement: the same in
-/// every timer process, so two timers racing append it once.
-pub fn offer_expiry_command_id(placement_id: Uuid, offer: u32) -> Uuid {
+/// An offer's deadline as its expiry names it: to the microsecond, as PostgreSQL keeps it
+/// in the read model the scheduler finds it in.
+fn micros(at: time::OffsetDateTime) -> i128 {
+    at.unix_timestamp_nanos() / 1000
+}
+
+/// The expiry's command id: the placement and the deadline of the offer it ends, so that
+/// two schedulers (or one retrying) append each expiry once.
+pub fn offer_expiry_command_id(placement_id: Uuid, deadline: time::OffsetDateTime) -> Uuid {
     Uuid::new_v5(
         &OFFER_EXPIRY_NAMESPACE,
-        format!("{placement_id}/offer/{offer}").as_bytes(),
+        format!("{placement_id}/offer-due/{}", micros(deadline)).as_bytes(),
     )
 }
 
-/// The timer's `OfferExpired`, a system action that needs no principal's rights.
+/// The scheduler's `OfferExpired` for the offer due at `deadline`, a system action that
+/// needs no principal's rights. Refused when that offer was answered, withdrawn or
+/// followed by another, and before its deadline.
 pub async fn expire_offer(
     handler: &CommandHandler,
     system: &Principal,
     placement_id: Uuid,
-    offer: u32,
+    deadline: time::OffsetDateTime,
 ) -> Outcome {
     let envelope = Envelope {
-        command_id: offer_expiry_command_id(placement_id, offer),
+        command_id: offer_expiry_command_id(placement_id, deadline),
         expected_version: None,
         request_digest: None,
     };
@@ -275,10 +283,10 @@ pub async fn expire_offer(
                 let Some((_, placement)) = s.placement() else {
                     return Err(DomainError::NotFound("placement".into()).into());
                 };
-                let current = placement.requested()?.offers;
-                if current != offer {
+                let open = placement.requested()?.offer_deadline;
+                if open.map(micros) != Some(micros(deadline)) {
                     return Err(DomainError::precondition(format!(
-                        "offer {offer} was superseded by offer {current}"
+                        "the offer due {deadline} is no longer open"
                     ))
                     .into());
                 }

@@ -1,7 +1,8 @@
-//! The alert scheduler (`noroshi serve --components timers`, DESIGN.md §5.6): each round
-//! it reads what holds now from the read models ([`Watch`]), raises the alert of every new
-//! cause, resolves the alerts whose cause went away, and escalates to HQ the CRITICAL ones
-//! nobody acknowledged within the escalation delay.
+//! The scheduler (`noroshi serve --components timers`, DESIGN.md §5.6), one component for
+//! everything time-driven. Every second it expires the offers whose deadline passed; every
+//! round it reads what holds now from the read models ([`Watch`]), raises the alert of
+//! every new cause, resolves the alerts whose cause went away, and escalates to HQ the
+//! CRITICAL ones nobody acknowledged within the escalation delay.
 //!
 //! Nothing is kept between rounds but the read models themselves, so a restart loses
 //! nothing and needs no replay. Every step's command id derives from the alert and the
@@ -19,6 +20,7 @@ use noroshi_domain::authz::Principal;
 use noroshi_domain::values::{AlertKind, AlertSeverity, AlertStatus, Text};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::alert;
 use crate::command::{CommandError, Refusal};
@@ -42,18 +44,26 @@ pub trait Watch: Send + Sync + 'static {
         &self,
         causes: &[(AlertKind, String)],
     ) -> impl Future<Output = Result<BTreeMap<(AlertKind, String), u32>, WatchError>> + Send;
+    /// The open offers whose deadline is at or before `now`, with that deadline.
+    fn due_offers(
+        &self,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<(Uuid, OffsetDateTime)>, WatchError>> + Send;
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct SchedulerSettings {
-    /// Time between rounds.
+    /// Time between alert rounds.
     pub interval: Duration,
+    /// Time between looks for offers whose deadline passed.
+    pub offer_interval: Duration,
 }
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(5),
+            offer_interval: Duration::from_secs(1),
         }
     }
 }
@@ -74,8 +84,20 @@ pub async fn run<W: Watch>(
     settings: SchedulerSettings,
     shutdown: CancellationToken,
 ) {
-    tracing::info!("alert scheduler running");
+    tracing::info!("scheduler running");
+    let mut next_round = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
+        if let Err(error) = expire_offers(&handler, &watch, &system).await {
+            tracing::warn!(error = %error, "offer expiry failed; retrying");
+        }
+        if tokio::time::Instant::now() < next_round {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(settings.offer_interval) => {}
+            }
+            continue;
+        }
+        next_round = tokio::time::Instant::now() + settings.interval;
         match round(&handler, &watch, &system).await {
             Ok(done) if done != Round::default() => {
                 tracing::info!(
@@ -90,10 +112,32 @@ pub async fn run<W: Watch>(
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(settings.interval) => {}
+            () = tokio::time::sleep(settings.offer_interval) => {}
         }
     }
-    tracing::info!("alert scheduler stopped");
+    tracing::info!("scheduler stopped");
+}
+
+/// Appends `OfferExpired` for every open offer whose deadline passed (the read model says
+/// which); how many it appended.
+pub async fn expire_offers<W: Watch>(
+    handler: &CommandHandler,
+    watch: &W,
+    system: &Principal,
+) -> Result<usize, CommandError> {
+    let due = watch
+        .due_offers(handler.now())
+        .await
+        .map_err(CommandError::Internal)?;
+    let mut expired = 0;
+    for (placement_id, deadline) in due {
+        let result = crate::placement::expire_offer(handler, system, placement_id, deadline).await;
+        if outcome("expire offer", result)? {
+            tracing::info!(%placement_id, %deadline, "offer expired");
+            expired += 1;
+        }
+    }
+    Ok(expired)
 }
 
 /// A step refused because another scheduler (or an earlier round) took it first.

@@ -428,16 +428,13 @@ impl Application {
         }
         if config.runs(Component::Timers) {
             let system = timers::system_principal().map_err(ServeError::Timers)?;
-            let (handler, settings, token) = (handler.clone(), config.timers, shutdown.clone());
-            let scheduled = (handler.clone(), system.clone(), shutdown.clone());
-            components.spawn(async move {
-                timers::run(handler, system, settings, token).await;
-                Ok(())
-            });
             let watch = crate::read_models::ReadModels { pool: pool.clone() };
-            let settings = config.scheduler;
+            let settings = scheduler::SchedulerSettings {
+                offer_interval: config.timers.poll_interval,
+                ..config.scheduler
+            };
+            let (handler, token) = (handler.clone(), shutdown.clone());
             components.spawn(async move {
-                let (handler, system, token) = scheduled;
                 scheduler::run(handler, watch, system, settings, token).await;
                 Ok(())
             });

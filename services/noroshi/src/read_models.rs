@@ -45,4 +45,11 @@ impl Watch for ReadModels {
             })
             .collect())
     }
+
+    async fn due_offers(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(uuid::Uuid, OffsetDateTime)>, WatchError> {
+        Ok(conditions::due_offers(&self.pool, now).await?)
+    }
 }

@@ -110,10 +110,10 @@ impl ServeArgs {
         };
         config.timers = TimerSettings {
             poll_interval: api.timer_poll_interval,
-            ..TimerSettings::default()
         };
         config.scheduler = noroshi_app::scheduler::SchedulerSettings {
             interval: api.alert_interval,
+            offer_interval: api.timer_poll_interval,
         };
         config.shutdown_timeout = self.shutdown_timeout;
         Ok(config)

@@ -454,21 +454,20 @@ async fn offers_transport_waiting_consults_and_stale_capacity_each_raise_their_a
     // It expires unanswered: the reminder is resolved; HQ and the health center learn
     // the patient waits for another offer.
     world.later(time::Duration::minutes(6));
-    let expired = noroshi_app::placement::expire_offer(
+    let expired = noroshi_app::scheduler::expire_offers(
         &api.handler,
+        &ReadModels {
+            pool: api.db.pool().clone(),
+        },
         &system_principal().unwrap(),
-        placement.parse().unwrap(),
-        1,
     )
     .await
-    .unwrap()
     .unwrap();
-    let versions = expired
-        .streams
-        .iter()
-        .map(|s| format!("{}:{}", s.stream_id, s.version))
-        .collect::<Vec<_>>()
-        .join(",");
+    assert_eq!(
+        expired, 1,
+        "the scheduler expires the offer it reads is due"
+    );
+    let versions = format!("placement-{placement}:3");
     let (status, _) = api
         .http_get(
             Some(HQ),

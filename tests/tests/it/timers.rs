@@ -1,6 +1,6 @@
-//! The offer timer: each passed deadline becomes exactly one `OfferExpired`, with two
-//! timers running, and deadlines are recomputed from the store after a restart. The
-//! clock is moved instead of waiting for 30 minutes.
+//! The scheduler's offer expiry: each passed deadline becomes exactly one `OfferExpired`,
+//! with two schedulers running, and after a restart, read from the read models rather
+//! than from the log. The clock is moved instead of waiting for 30 minutes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,8 +12,10 @@ use noroshi::application::{Application, Component, Config};
 use noroshi_app::CommandHandler;
 use noroshi_app::timers::{self, TimerSettings};
 use noroshi_proto::v1 as pb;
+use noroshi_tests::NatsServer;
 use noroshi_tests::api::{ApiOptions, HOSPITAL, TestApi};
 use noroshi_tests::eventually;
+use noroshi_tests::pipeline::Pipeline;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -40,7 +42,6 @@ async fn timer_process(
     config.commands.cache_capacity = 1000;
     config.timers = TimerSettings {
         poll_interval: Duration::from_millis(50),
-        page_size: 100,
     };
     config.clock = clock;
     let application = Application::build(config).await.unwrap();
@@ -86,11 +87,14 @@ async fn a_passed_deadline_expires_once_with_two_timers_and_after_a_restart() {
         0,
     )
     .await;
+    let nats = NatsServer::start().await;
+    let (_read_side, _) = Pipeline::start(&api.db, &nats).await;
     let case_id = api.report_case(pb::Severity::ModerateI).await;
     let placement_id = api
         .request_placement(&case_id, pb::BedCategory::Moderate)
         .await;
     api.offer(&placement_id, "hofu-central").await;
+    let deadline = offer_deadline(&api, &placement_id).await;
 
     let shutdown = CancellationToken::new();
     let (_, first) = timer_process(&api, clock.clone(), &shutdown).await;
@@ -103,7 +107,7 @@ async fn a_passed_deadline_expires_once_with_two_timers_and_after_a_restart() {
     config.components = Vec::new();
     config.clock = clock.clone();
     let handler = Application::build(config).await.unwrap().handler().clone();
-    let early = timers_expire_directly(&handler, &placement_id, 1).await;
+    let early = timers_expire_directly(&handler, &placement_id, deadline).await;
     assert_eq!(
         early.unwrap().unwrap_err().code(),
         noroshi_domain::ErrorCode::FailedPrecondition
@@ -115,7 +119,7 @@ async fn a_passed_deadline_expires_once_with_two_timers_and_after_a_restart() {
     })
     .await;
     // The same expiry again, as a racing timer would send it: the original answer, nothing new.
-    let again = timers_expire_directly(&handler, &placement_id, 1)
+    let again = timers_expire_directly(&handler, &placement_id, deadline)
         .await
         .unwrap()
         .unwrap();
@@ -169,14 +173,38 @@ async fn a_passed_deadline_expires_once_with_two_timers_and_after_a_restart() {
 async fn timers_expire_directly(
     handler: &CommandHandler,
     placement_id: &str,
-    offer: u32,
+    deadline: OffsetDateTime,
 ) -> noroshi_app::Outcome {
     let placement_id = Uuid::parse_str(placement_id).unwrap();
     noroshi_app::placement::expire_offer(
         handler,
         &timers::system_principal().unwrap(),
         placement_id,
-        offer,
+        deadline,
     )
     .await
+}
+
+/// The deadline of the placement's open offer, as HQ's queue shows it.
+async fn offer_deadline(api: &TestApi, placement_id: &str) -> OffsetDateTime {
+    for _ in 0..500 {
+        let (_, queue) = api
+            .http_get(
+                Some(noroshi_tests::api::HQ),
+                "/api/v1/views/placement_queue",
+            )
+            .await;
+        let deadline = queue["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["placement_id"] == placement_id)
+            .and_then(|r| r["offer_deadline"].as_str());
+        if let Some(deadline) = deadline {
+            return OffsetDateTime::parse(deadline, &time::format_description::well_known::Rfc3339)
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the offer never reached HQ's queue");
 }
