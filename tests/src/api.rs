@@ -262,6 +262,8 @@ impl TestApi {
         config.api.views = options.views;
         config.api.identity = options.identity;
         config.api.dev_tokens = Some(options.tokens);
+        // The tests' webhook receivers listen on plain http.
+        config.api.allow_http_webhooks = true;
         config.shutdown_timeout = Duration::from_secs(5);
         config.clock = options.clock;
         let (application, addr, http_addr) = Self::application(&config).await;

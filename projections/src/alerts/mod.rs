@@ -308,3 +308,38 @@ pub async fn last_episodes(
     .fetch_all(pool)
     .await
 }
+
+/// The alerts told to a principal of `role` in `organisation`, raised since `since`, of
+/// `kinds` (every kind when empty): what a webhook of that organisation is sent.
+pub async fn told_since(
+    pool: &PgPool,
+    role: &str,
+    organisation: &str,
+    since: OffsetDateTime,
+    kinds: &[String],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT alert_id FROM alerts WHERE (audience_roles @> ARRAY[$1::text] \
+           OR audience_organisations @> ARRAY[$2::text]) AND raised_at >= $3 \
+           AND (cardinality($4::text[]) = 0 OR kind = ANY($4)) \
+         ORDER BY raised_at LIMIT 1000",
+    )
+    .bind(role)
+    .bind(organisation)
+    .bind(since)
+    .bind(kinds)
+    .fetch_all(pool)
+    .await
+}
+
+/// One alert, as a webhook is sent it.
+pub async fn one(pool: &PgPool, alert_id: Uuid) -> Result<Option<AlertRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        alert_columns!(),
+        " FROM alerts WHERE alert_id = $1"
+    ))
+    .bind(alert_id)
+    .fetch_optional(pool)
+    .await
+}

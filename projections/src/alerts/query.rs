@@ -1,7 +1,7 @@
 //! The `alerts` view: each reader's own audience (its role, its organisation; HQ also the
 //! alerts escalated to it), open ones first. No patient data, so nothing to audit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use noroshi_codec::WireEnum;
 use noroshi_domain::Violations;
@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{AlertRow, Alerts};
 use crate::View;
 use crate::runner::Projection;
-use crate::views::live::{diff, follow};
+use crate::views::live::whole_list;
 use crate::views::{
     MinVersions, QueryError, Updates, ViewQuery, Views, at, at_opt, min_versions, wire,
 };
@@ -46,7 +46,7 @@ fn may_read_alerts(principal: &Principal) -> bool {
     !matches!(principal.role, Role::Public | Role::Admin)
 }
 
-pub(crate) fn row(r: &AlertRow, now: OffsetDateTime) -> pb::AlertRow {
+pub fn row(r: &AlertRow, now: OffsetDateTime) -> pb::AlertRow {
     pb::AlertRow {
         alert_id: r.alert_id.to_string(),
         kind: wire(&r.kind, AlertKind::parse),
@@ -136,30 +136,31 @@ impl ViewQuery for Alerts {
         let (filter, min_versions) = parse(request)?;
         let changes = views.subscribe().await;
         let snapshot = views.alerts(principal, &filter, &min_versions).await?;
-        // An alert's age grows by itself; only what is said about it counts.
-        let state = |rows: &[pb::AlertRow]| -> BTreeMap<String, pb::AlertRow> {
-            rows.iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    r.age_seconds = 0;
-                    (r.alert_id.clone(), r)
-                })
-                .collect()
-        };
-        let mut before = state(&snapshot.rows);
-        let read = {
-            let (views, principal) = (views.clone(), principal.clone());
-            move |_| {
+        let (views, principal) = (views.clone(), principal.clone());
+        Ok(Box::pin(whole_list(
+            changes,
+            &[<Alerts as Projection>::NAME],
+            snapshot,
+            // An alert's age grows by itself; only what is said about it counts.
+            |alerts: &pb::Alerts| {
+                alerts
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        r.age_seconds = 0;
+                        (r.alert_id.clone(), r)
+                    })
+                    .collect()
+            },
+            |snapshot| pb::AlertsUpdate {
+                update: Some(Update::Snapshot(snapshot)),
+            },
+            move || {
                 let (views, principal, filter) = (views.clone(), principal.clone(), filter.clone());
                 async move { views.alerts(&principal, &filter, &[]).await }
-            }
-        };
-        let next = move |alerts: pb::Alerts| {
-            let after = state(&alerts.rows);
-            let changes = diff(&before, &after);
-            before = after;
-            let (changed, removed) = changes?;
-            Some(pb::AlertsUpdate {
+            },
+            |alerts: pb::Alerts, changed, removed| pb::AlertsUpdate {
                 update: Some(Update::Delta(pb::AlertsDelta {
                     rows: alerts
                         .rows
@@ -170,17 +171,7 @@ impl ViewQuery for Alerts {
                     stream_sequence: alerts.stream_sequence,
                     generated_at: alerts.generated_at,
                 })),
-            })
-        };
-        let first = pb::AlertsUpdate {
-            update: Some(Update::Snapshot(snapshot)),
-        };
-        Ok(Box::pin(follow(
-            changes,
-            &[<Alerts as Projection>::NAME],
-            first,
-            read,
-            next,
+            },
         )))
     }
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{CaseFacts, ConsultQueue, ConsultRow};
 use crate::View;
 use crate::runner::Projection;
-use crate::views::live::{audited, diff, follow};
+use crate::views::live::{audited, whole_list};
 use crate::views::page::today;
 use crate::views::{
     MinVersions, QueryError, Updates, ViewQuery, Views, age_band, age_on, at, at_opt, min_versions,
@@ -222,30 +222,31 @@ impl ViewQuery for ConsultQueue {
         let snapshot = views
             .consult_queue(principal, &filter, &min_versions)
             .await?;
-        // Waiting time grows by itself; only what the queue says about a consult counts.
-        let state = |rows: &[pb::ConsultRow]| -> BTreeMap<String, pb::ConsultRow> {
-            rows.iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    r.waiting_seconds = 0;
-                    (r.consult_id.clone(), r)
-                })
-                .collect()
-        };
-        let mut before = state(&snapshot.rows);
-        let read = {
-            let (views, principal) = (views.clone(), principal.clone());
-            move |_| {
-                let (views, principal, filter) = (views.clone(), principal.clone(), filter.clone());
+        let (reader, who) = (views.clone(), principal.clone());
+        let updates = whole_list(
+            changes,
+            &[<ConsultQueue as Projection>::NAME],
+            snapshot,
+            // Waiting time grows by itself; only what the queue says about a consult counts.
+            |queue: &pb::ConsultQueue| {
+                queue
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        r.waiting_seconds = 0;
+                        (r.consult_id.clone(), r)
+                    })
+                    .collect()
+            },
+            |snapshot| pb::ConsultQueueUpdate {
+                update: Some(Update::Snapshot(snapshot)),
+            },
+            move || {
+                let (views, principal, filter) = (reader.clone(), who.clone(), filter.clone());
                 async move { views.consult_queue(&principal, &filter, &[]).await }
-            }
-        };
-        let next = move |queue: pb::ConsultQueue| {
-            let after = state(&queue.rows);
-            let changes = diff(&before, &after);
-            before = after;
-            let (changed, removed) = changes?;
-            Some(pb::ConsultQueueUpdate {
+            },
+            |queue: pb::ConsultQueue, changed, removed| pb::ConsultQueueUpdate {
                 update: Some(Update::Delta(pb::ConsultQueueDelta {
                     rows: queue
                         .rows
@@ -256,17 +257,7 @@ impl ViewQuery for ConsultQueue {
                     stream_sequence: queue.stream_sequence,
                     generated_at: queue.generated_at,
                 })),
-            })
-        };
-        let first = pb::ConsultQueueUpdate {
-            update: Some(Update::Snapshot(snapshot)),
-        };
-        let updates = follow(
-            changes,
-            &[<ConsultQueue as Projection>::NAME],
-            first,
-            read,
-            next,
+            },
         );
         Ok(audited(
             updates,

@@ -200,6 +200,42 @@ where
     )
 }
 
+/// A live list that is read again whole after each batch of `projections` (a small list:
+/// a reader's consults, a reader's alerts): `snapshot` first, as `first` makes it an
+/// update, then after each batch a fresh `read` whose rows (`keyed`, each by its key and
+/// as compared: without what changes by itself, such as an age) are compared with the
+/// last ones, and `delta` makes the update of those that changed in or left the list.
+pub(crate) fn whole_list<L, R, U, F>(
+    changes: broadcast::Receiver<String>,
+    projections: &'static [&'static str],
+    snapshot: L,
+    keyed: fn(&L) -> BTreeMap<String, R>,
+    first: impl FnOnce(L) -> U,
+    mut read: impl FnMut() -> F + Send + 'static,
+    delta: impl Fn(L, &BTreeSet<String>, Vec<String>) -> U + Send + 'static,
+) -> impl Stream<Item = Result<U, QueryError>> + Send + 'static
+where
+    L: Send + 'static,
+    R: PartialEq + Send + 'static,
+    U: Send + 'static,
+    F: Future<Output = Result<L, QueryError>> + Send,
+{
+    let mut before = keyed(&snapshot);
+    follow(
+        changes,
+        projections,
+        first(snapshot),
+        move |_| read(),
+        move |list: L| {
+            let after = keyed(&list);
+            let changes = diff(&before, &after);
+            before = after;
+            let (changed, removed) = changes?;
+            Some(delta(list, &changed, removed))
+        },
+    )
+}
+
 /// What a live stream shares between its reads and its updates. A panic while it was
 /// held leaves nothing half-changed in it (each holder sets or extends it whole), so a
 /// poisoned lock is taken as it is.

@@ -110,6 +110,10 @@ const I18N = {
     'adm.clients': 'APIクライアント', 'adm.client_name': '名前', 'adm.scopes': '範囲（カンマ区切り: facilities, cases, placements, views）',
     'adm.expires_days': '有効日数', 'adm.issue': '発行', 'adm.token_once': 'このトークンは今だけ表示されます。安全に保管してください: ',
     'adm.revoke': '失効', 'adm.revoked': '失効済み', 'adm.audit': '監査ログ', 'adm.case_id': '患者ID',
+    'adm.webhooks': 'Webhook（アラートの送信先）', 'adm.webhook_url': '送信先URL（https）',
+    'adm.webhook_kinds': 'アラートの種類（カンマ区切り、空欄はすべて）', 'adm.register': '登録',
+    'adm.secret_once': '署名用シークレット（この一度だけ表示されます）: ', 'adm.failing': '送信失敗が続いています',
+    'adm.pending': '未送信', 'adm.delete': '削除', 'adm.deliveries': '送信記録',
     'adm.principal': '利用者（例 user:demo-hc）', 'adm.kind': '種類（例 PII_READ）', 'adm.search': '検索', 'adm.csv': 'CSVで書き出す',
     'adm.at': '日時', 'adm.kind_short': '種類', 'adm.principal_short': '利用者', 'adm.via': '経路', 'adm.case_short': '患者',
     'adm.disable': '無効にする', 'adm.enable': '有効にする', 'adm.disabled': '無効', 'adm.locked': 'ロック中', 'adm.active': '有効',
@@ -221,6 +225,10 @@ const I18N = {
     'adm.clients': 'API clients', 'adm.client_name': 'Name', 'adm.scopes': 'Scopes (comma-separated: facilities, cases, placements, views)',
     'adm.expires_days': 'Days valid', 'adm.issue': 'Issue', 'adm.token_once': 'This token is shown only now. Keep it safe: ',
     'adm.revoke': 'Revoke', 'adm.revoked': 'revoked', 'adm.audit': 'Audit log', 'adm.case_id': 'Case id',
+    'adm.webhooks': 'Webhooks (where alerts are sent)', 'adm.webhook_url': 'Endpoint URL (https)',
+    'adm.webhook_kinds': 'Alert kinds (comma-separated, empty for every kind)', 'adm.register': 'Register',
+    'adm.secret_once': 'Signing secret (shown this once only): ', 'adm.failing': 'keeps failing',
+    'adm.pending': 'pending', 'adm.delete': 'Delete', 'adm.deliveries': 'Deliveries',
     'adm.principal': 'Principal (e.g. user:demo-hc)', 'adm.kind': 'Kind (e.g. PII_READ)', 'adm.search': 'Search', 'adm.csv': 'Export CSV',
     'adm.at': 'At', 'adm.kind_short': 'Kind', 'adm.principal_short': 'Principal', 'adm.via': 'Via', 'adm.case_short': 'Case',
     'adm.disable': 'Disable', 'adm.enable': 'Enable', 'adm.disabled': 'disabled', 'adm.locked': 'locked', 'adm.active': 'active',
@@ -1697,6 +1705,21 @@ PAGES.admin = () => {
       } }, t('adm.revoke')))));
   }
 
+  async function loadWebhooks() {
+    const { webhooks } = await api('/api/v1/webhooks');
+    document.getElementById('webhooks').replaceChildren(...webhooks.map((w) => h('li', {
+      'data-webhook': w.webhook_id, class: w.failing ? 'bad' : 'done',
+    },
+    `${facilityLabel(w.organisation_id)} · ${w.url} · ${w.kinds.length ? w.kinds.join(',') : t('all')} · ${t('adm.pending')} ${w.pending}`,
+    w.failing ? h('strong', {}, ` · ${t('adm.failing')}`) : null, ' ',
+    h('a', { href: `/api/v1/webhooks/${w.webhook_id}/deliveries` }, t('adm.deliveries')), ' ',
+    h('button', { type: 'button', class: 'danger', onclick: async (e) => {
+      e.target.disabled = true;
+      await api(`/api/v1/webhooks/${w.webhook_id}`, { method: 'DELETE' }).catch(() => null);
+      await loadWebhooks();
+    } }, t('adm.delete')))));
+  }
+
   async function loadAudit(params) {
     const status = document.querySelector('#audit-form .form-status');
     const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v));
@@ -1734,6 +1757,15 @@ PAGES.admin = () => {
     });
     loadClients();
   }
+  bindJson(document.getElementById('webhook-form'), 'POST', '/api/v1/webhooks', (v) => ({
+    organisation_id: v.organisation_id || '', url: v.url || '',
+    kinds: String(v.kinds || '').split(',').map((x) => x.trim()).filter(Boolean),
+  }), (registered, form) => {
+    form.reset();
+    document.getElementById('webhook-secret').textContent = t('adm.secret_once') + registered.secret;
+    loadWebhooks();
+  });
+  loadWebhooks().catch(() => null);
   setLive('live');
   loadUsers();
   loadAudit({});

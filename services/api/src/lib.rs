@@ -16,5 +16,6 @@ mod openapi;
 pub mod state;
 pub mod views;
 pub mod web;
+pub mod webhooks;
 
 pub use error::ApiError;

@@ -19,6 +19,8 @@ pub struct HttpContext {
     pub handler: Arc<CommandHandler>,
     /// Longest accepted request body; more is RESOURCE_EXHAUSTED.
     pub max_body_bytes: usize,
+    /// Webhook endpoints may be plain `http` (development only).
+    pub allow_http_webhooks: bool,
 }
 
 /// What every gRPC service shares.

@@ -59,6 +59,8 @@ pub const PASSWORD_RESET: &str = "PASSWORD_RESET";
 pub const CLIENT_ISSUED: &str = "CLIENT_ISSUED";
 pub const CLIENT_REVOKED: &str = "CLIENT_REVOKED";
 pub const CERTIFICATE_ISSUED: &str = "CERTIFICATE_ISSUED";
+pub const WEBHOOK_REGISTERED: &str = "WEBHOOK_REGISTERED";
+pub const WEBHOOK_DELETED: &str = "WEBHOOK_DELETED";
 /// Someone read the audit log itself.
 pub const AUDIT_READ: &str = "AUDIT_READ";
 

@@ -67,6 +67,26 @@ impl std::fmt::Debug for Issued {
     }
 }
 
+/// The role in which an organisation of `kind` (`None`: not registered) acts, or the
+/// violation of `organisation_id` that says why there is none.
+pub(crate) fn organisation_role(
+    organisation_id: &str,
+    kind: Option<FacilityKind>,
+    violations: &mut Violations,
+) -> Option<Role> {
+    match (FacilityId::parse(organisation_id), kind) {
+        (Err(reason), _) => {
+            violations.add("organisation_id", reason.to_string());
+            None
+        }
+        (Ok(_), None) => {
+            violations.add("organisation_id", "is not a registered organisation");
+            None
+        }
+        (Ok(_), Some(kind)) => Some(Role::of_kind(kind)),
+    }
+}
+
 /// The principal id of a client.
 pub fn principal_id(client_id: Uuid) -> String {
     format!("client:{client_id}")
@@ -94,17 +114,7 @@ pub async fn issue(
     if !(1..=100).contains(&client.name.trim().chars().count()) {
         violations.add("name", "must be 1 to 100 characters");
     }
-    let role = match (FacilityId::parse(&client.organisation_id), kind) {
-        (Err(reason), _) => {
-            violations.add("organisation_id", reason.to_string());
-            None
-        }
-        (Ok(_), None) => {
-            violations.add("organisation_id", "is not a registered organisation");
-            None
-        }
-        (Ok(_), Some(kind)) => Some(Role::of_kind(kind)),
-    };
+    let role = organisation_role(&client.organisation_id, kind, &mut violations);
     let mut scopes = Vec::new();
     for (index, scope) in client.scopes.iter().enumerate() {
         match Scope::parse(scope) {

@@ -19,6 +19,7 @@ mod secrets;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 pub use error::IdentityError;
 

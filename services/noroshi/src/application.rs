@@ -63,6 +63,8 @@ pub struct Config {
     pub timers: TimerSettings,
     /// How often the alert scheduler (part of the timers) looks at the read models.
     pub scheduler: SchedulerSettings,
+    /// How the webhook sender (part of the timers) delivers alerts.
+    pub webhooks: noroshi_api::webhooks::WebhookSettings,
     /// How long components may take to finish their work once told to stop.
     pub shutdown_timeout: Duration,
     /// The source of "now" for every decision.
@@ -112,6 +114,8 @@ pub struct ApiConfig {
     pub dev_tokens: Option<Tokens>,
     /// TLS on both listeners.
     pub tls: Option<TlsFiles>,
+    /// Webhook endpoints may be plain `http` (development and tests only).
+    pub allow_http_webhooks: bool,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -177,6 +181,7 @@ impl Config {
                 identity: IdentitySettings::default(),
                 dev_tokens: None,
                 tls: None,
+                allow_http_webhooks: false,
             },
             relay: RelayTuning {
                 batch_size: 500,
@@ -191,6 +196,7 @@ impl Config {
             },
             timers: TimerSettings::default(),
             scheduler: SchedulerSettings::default(),
+            webhooks: noroshi_api::webhooks::WebhookSettings::default(),
             shutdown_timeout: Duration::from_secs(30),
             clock: system_clock(),
         }
@@ -322,6 +328,7 @@ impl Application {
                 metrics: metrics.clone(),
                 handler: handler.clone(),
                 max_body_bytes: api.max_request_bytes,
+                allow_http_webhooks: api.allow_http_webhooks,
             },
             grpc_context: GrpcContext {
                 handler: handler.clone(),
@@ -436,6 +443,12 @@ impl Application {
             let (handler, token) = (handler.clone(), shutdown.clone());
             components.spawn(async move {
                 scheduler::run(handler, watch, system, settings, token).await;
+                Ok(())
+            });
+            let (pool, clock, token) = (pool.clone(), config.clock.clone(), shutdown.clone());
+            let settings = config.webhooks;
+            components.spawn(async move {
+                noroshi_api::webhooks::run(pool, settings, move || clock(), token).await;
                 Ok(())
             });
         }

@@ -422,6 +422,10 @@ pub struct ApiArgs {
     /// tokens are plain text in a file and are never audited or revoked.
     #[arg(long, env = "NOROSHI_ALLOW_TOKEN_FILE")]
     pub allow_token_file: bool,
+    /// Accept webhook endpoints over plain `http` (development only: alerts would cross
+    /// the network unencrypted).
+    #[arg(long, env = "NOROSHI_ALLOW_HTTP_WEBHOOKS")]
+    pub allow_http_webhooks: bool,
     /// A web session unused for this long ends.
     #[arg(long, env = "NOROSHI_SESSION_IDLE", value_parser = humantime::parse_duration, default_value = "30m")]
     pub session_idle: Duration,

@@ -84,6 +84,7 @@ pub async fn run(args: DevArgs) -> Result<(), ServeError> {
         "--tokens-file",
         &demo_path,
         "--allow-token-file",
+        "--allow-http-webhooks",
     ])
     .map_err(|e| dev_error(e.to_string()))?;
     let Command::Serve(serve) = cli.command else {

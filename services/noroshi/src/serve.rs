@@ -96,6 +96,7 @@ impl ServeArgs {
             },
             dev_tokens,
             tls: tls_files(api),
+            allow_http_webhooks: api.allow_http_webhooks,
         };
         config.relay = RelayTuning {
             batch_size: self.relay.relay_batch_size,

@@ -582,3 +582,229 @@ async fn offers_transport_waiting_consults_and_stale_capacity_each_raise_their_a
         .alert_of(HQ, "CAPACITY_STALE", |r| r["subject_id"] == "ube-medical")
         .await;
 }
+
+/// What a webhook receiver got: each request's headers of interest and body.
+#[derive(Debug, Clone)]
+struct Received {
+    timestamp: String,
+    signature: String,
+    idempotency_key: String,
+    body: Vec<u8>,
+}
+
+/// A webhook receiver on a free port that answers 503 while `down`, 200 otherwise, and
+/// keeps every request.
+async fn receiver() -> (
+    String,
+    Arc<std::sync::Mutex<Vec<Received>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (kept, failing) = (got.clone(), down.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (kept, failing) = (kept.clone(), failing.clone());
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    kept.lock().unwrap().push(Received {
+                        timestamp: header("noroshi-timestamp"),
+                        signature: header("noroshi-signature"),
+                        idempotency_key: header("idempotency-key"),
+                        body: body.to_vec(),
+                    });
+                    if failing.load(Ordering::SeqCst) {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got, down)
+}
+
+#[tokio::test]
+async fn a_webhook_that_is_down_for_a_while_receives_every_alert_signed_once_it_is_back() {
+    let world = World::start().await;
+    let api = &world.api;
+    let (url, got, down) = receiver().await;
+    let register = |actor: Actor, body: Value| async move {
+        api.http_post(Some(actor), "/api/v1/webhooks", body.to_string())
+            .await
+    };
+    let (status, _) = register(HC, json!({"organisation_id": "hofu-hc", "url": url})).await;
+    assert_eq!(status, 403, "a health center does not register endpoints");
+    for (bad, field) in [
+        (
+            json!({"organisation_id": "hofu-hc", "url": "not a url"}),
+            "url",
+        ),
+        (
+            json!({"organisation_id": "hofu-hc", "url": "ftp://x.invalid/"}),
+            "url",
+        ),
+        (
+            json!({"organisation_id": "nowhere-hc", "url": url}),
+            "organisation_id",
+        ),
+        (
+            json!({"organisation_id": "hofu-hc", "url": url, "kinds": ["NOISE"]}),
+            "kinds[0]",
+        ),
+    ] {
+        let (status, answer) = register(HQ, bad).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["violations"][0]["field"], field, "{answer}");
+    }
+    let (status, registered) =
+        register(HQ, json!({"organisation_id": "hofu-hc", "url": url})).await;
+    assert_eq!(status, 201, "{registered}");
+    let secret = registered["secret"].as_str().unwrap().to_owned();
+    let webhook_id = registered["webhook"]["webhook_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Listed for its organisation, never with its secret; not for another.
+    let (status, listed) = api.http_get(Some(HC), "/api/v1/webhooks").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["webhooks"][0]["webhook_id"], webhook_id.as_str());
+    assert!(
+        !listed.to_string().contains(&secret),
+        "the secret is shown once"
+    );
+    let (_, other) = api.http_get(Some(HC_OTHER), "/api/v1/webhooks").await;
+    assert_eq!(other["webhooks"], json!([]));
+    let audit: String = sqlx::query_scalar("SELECT string_agg(detail::text, ' ') FROM audit_log")
+        .fetch_one(api.db.pool())
+        .await
+        .unwrap_or_default();
+    assert!(!audit.contains(&secret), "the secret is not audited");
+
+    // Two patients of hofu-hc deteriorate: two alerts of its audience.
+    for spo2 in [92, 90] {
+        let case_id = api.report_case(pb::Severity::Mild).await;
+        let observed = api
+            .cases()
+            .record_observation(noroshi_tests::api::authed(
+                HC,
+                pb::RecordObservationRequest {
+                    command_id: cid(),
+                    case_id,
+                    spo2_percent: spo2,
+                    ..pb::RecordObservationRequest::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        world.fresh(&[&observed]).await;
+    }
+    world.round().await;
+    let mut alerts = Vec::new();
+    for _ in 0..200 {
+        let (_, rows) = world.alerts(HC).await;
+        alerts = rows
+            .iter()
+            .filter_map(|r| r["alert_id"].as_str().map(str::to_owned))
+            .collect();
+        if alerts.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(alerts.len(), 2);
+    let sender = noroshi_api::webhooks::Sender::new(Default::default()).unwrap();
+    let now =
+        || OffsetDateTime::now_utc() + time::Duration::seconds(world.offset.load(Ordering::SeqCst));
+    // Down: three rounds, each after the backoff, each failing; the endpoint shows as
+    // failing and its log says why.
+    for _ in 0..3 {
+        sender.round(api.db.pool(), now()).await.unwrap();
+        world.later(time::Duration::minutes(1));
+    }
+    let (_, listed) = api.http_get(Some(HC), "/api/v1/webhooks").await;
+    assert_eq!(listed["webhooks"][0]["failing"], true, "{listed}");
+    assert_eq!(listed["webhooks"][0]["pending"], 2, "{listed}");
+    let (status, log) = api
+        .http_get(
+            Some(HC),
+            &format!("/api/v1/webhooks/{webhook_id}/deliveries"),
+        )
+        .await;
+    assert_eq!(status, 200, "{log}");
+    for delivery in log["deliveries"].as_array().unwrap() {
+        assert_eq!(delivery["status"], "PENDING", "{delivery}");
+        assert_eq!(delivery["attempts"], 3, "{delivery}");
+        assert_eq!(delivery["last_status_code"], 503, "{delivery}");
+    }
+    let (status, _) = api
+        .http_get(
+            Some(HC_OTHER),
+            &format!("/api/v1/webhooks/{webhook_id}/deliveries"),
+        )
+        .await;
+    assert_eq!(status, 404, "another organisation learns nothing of it");
+
+    // Back up: both alerts arrive; nothing is sent again once delivered.
+    down.store(false, Ordering::SeqCst);
+    sender.round(api.db.pool(), now()).await.unwrap();
+    world.later(time::Duration::hours(2));
+    sender.round(api.db.pool(), now()).await.unwrap();
+    let received = got.lock().unwrap().clone();
+    assert_eq!(
+        received.len(),
+        8,
+        "3 failed attempts and 1 delivery per alert"
+    );
+    for alert in &alerts {
+        let attempts: Vec<&Received> = received
+            .iter()
+            .filter(|r| r.idempotency_key == *alert)
+            .collect();
+        assert_eq!(
+            attempts.len(),
+            4,
+            "every attempt carries the alert id as its key"
+        );
+        let last = attempts.last().unwrap();
+        let body: Value = serde_json::from_slice(&last.body).unwrap();
+        assert_eq!(body["alert_id"], alert.as_str());
+        assert_eq!(body["kind"], "ALERT_KIND_DETERIORATION");
+        // The receiver's check: HMAC-SHA256 over "<timestamp>.<body>" with its secret.
+        let timestamp: i64 = last.timestamp.parse().unwrap();
+        assert_eq!(
+            noroshi_api::webhooks::signature(&secret, timestamp, &last.body),
+            last.signature
+        );
+        assert_ne!(
+            noroshi_api::webhooks::signature("whsec_wrong", timestamp, &last.body),
+            last.signature,
+            "a wrong secret fails verification"
+        );
+    }
+    let (_, log) = api
+        .http_get(
+            Some(HC),
+            &format!("/api/v1/webhooks/{webhook_id}/deliveries"),
+        )
+        .await;
+    for delivery in log["deliveries"].as_array().unwrap() {
+        assert_eq!(delivery["status"], "DELIVERED", "{delivery}");
+        assert_eq!(delivery["last_status_code"], 200, "{delivery}");
+    }
+    let (_, listed) = api.http_get(Some(HC), "/api/v1/webhooks").await;
+    assert_eq!(listed["webhooks"][0]["failing"], false, "{listed}");
+}

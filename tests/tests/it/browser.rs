@@ -1320,6 +1320,26 @@ async fn hq_adds_a_user_on_the_admin_page_who_can_then_log_in() {
     wait_text(&hq, "#users tbody", |t| t.contains("ube.clerk")).await;
     // The audit log shows who created it.
     wait_text(&hq, "#audit tbody", |t| t.contains("USER_CREATED")).await;
+    // A webhook for the health center: its secret shows once, the endpoint is listed.
+    fill(
+        &hq,
+        "#webhook-form input[name='organisation_id']",
+        "hofu-hc",
+    )
+    .await;
+    fill(
+        &hq,
+        "#webhook-form input[name='url']",
+        "https://pager.example.invalid/noroshi",
+    )
+    .await;
+    fill(&hq, "#webhook-form input[name='kinds']", "DETERIORATION").await;
+    click(&hq, "#webhook-form button[type=submit]").await;
+    wait_text(&hq, "#webhook-secret", |t| t.contains("whsec_")).await;
+    wait_text(&hq, "#webhooks", |t| {
+        t.contains("pager.example.invalid") && t.contains("DETERIORATION")
+    })
+    .await;
     accessible(&hq, "admin").await;
     screenshot(&hq, "admin").await;
 

@@ -1067,9 +1067,33 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     for from in ["store", "stream"] {
         rebuild_all(&api.db, &nats, from).await;
         let rebuilt = every_view(&api.db).await;
+        // Which view differs, and where, when one does (each view is a line).
+        let first_difference = live_views
+            .lines()
+            .zip(rebuilt.lines())
+            .enumerate()
+            .find(|(_, (live, rebuilt))| live != rebuilt)
+            .map(|(view, (live, rebuilt))| {
+                let at = live
+                    .chars()
+                    .zip(rebuilt.chars())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                let around = |text: &str| {
+                    text.chars()
+                        .skip(at.saturating_sub(200))
+                        .take(400)
+                        .collect::<String>()
+                };
+                format!(
+                    "view {view}: live …{}… rebuilt …{}…",
+                    around(live),
+                    around(rebuilt)
+                )
+            });
         assert!(
             rebuilt == live_views,
-            "a view rebuilt from the {from} equals the live one"
+            "a view rebuilt from the {from} equals the live one: {first_difference:?}"
         );
         assert_eq!(
             checkpoints(&api.db).await,

@@ -37,7 +37,7 @@ pub(crate) struct AuditRecords {
 }
 
 /// The kind of a registered organisation, for checking the role of a user or client.
-async fn organisation_kind(
+pub(super) async fn organisation_kind(
     context: &HttpContext,
     organisation_id: &str,
 ) -> Result<Option<FacilityKind>, ApiError> {

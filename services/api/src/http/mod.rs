@@ -7,6 +7,7 @@ pub(crate) mod commands;
 pub(crate) mod operations;
 pub(crate) mod sessions;
 mod tls;
+pub(crate) mod webhooks;
 
 pub use crate::state::HttpContext;
 pub use commands::COMMANDS;
@@ -14,7 +15,7 @@ pub use commands::COMMANDS;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::serve::ListenerExt;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -86,6 +87,15 @@ pub fn router(context: HttpContext) -> axum::Router {
             post(admin::revoke_client),
         )
         .route("/api/v1/audit", get(admin::audit_log))
+        .route(
+            "/api/v1/webhooks",
+            get(webhooks::list).post(webhooks::register),
+        )
+        .route("/api/v1/webhooks/{webhook_id}", delete(webhooks::delete))
+        .route(
+            "/api/v1/webhooks/{webhook_id}/deliveries",
+            get(webhooks::deliveries),
+        )
         .route(
             "/api/v1/placements/{placement_id}/candidates",
             get(web::placement_candidates),

@@ -49,7 +49,10 @@ impl Route {
             .parameters
             .iter()
             .map(|name| {
-                let schema = if matches!(*name, "placement_id" | "case_id" | "client_id") {
+                let schema = if matches!(
+                    *name,
+                    "placement_id" | "case_id" | "client_id" | "webhook_id"
+                ) {
                     json!({"type": "string", "format": "uuid"})
                 } else {
                     json!({"type": "string"})
@@ -83,9 +86,11 @@ impl Route {
 fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
     use crate::http::admin::{AuditRecords, ClientBody, Clients, PasswordBody, UserBody, Users};
     use crate::http::sessions::{Login, SessionAnswer};
+    use crate::http::webhooks::{Deliveries, WebhookBody, Webhooks};
     use crate::web::{Areas, Candidates, Facilities, Observations};
     use noroshi_identity::clients::{ClientRecord, Issued};
     use noroshi_identity::users::{UserChange, UserRecord};
+    use noroshi_identity::webhooks::Registered;
     let json = |schema: Value| Some(("application/json", schema));
     let session = json(generator.subschema_for::<SessionAnswer>().to_value());
     let route = |method, path, operation, tag, summary| Route {
@@ -239,6 +244,49 @@ fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
                 "get_audit_log",
                 "admin",
                 "the audit log, newest first, as JSON or CSV (HQ, ADMIN); the read is recorded too",
+            )
+        },
+        Route {
+            answer: ("200", json(generator.subschema_for::<Webhooks>().to_value())),
+            ..route(
+                "get",
+                "/api/v1/webhooks",
+                "list_webhooks",
+                "alerts",
+                "webhook endpoints, never their secrets (HQ and ADMIN every one, others their organisation's)",
+            )
+        },
+        Route {
+            body: Some(generator.subschema_for::<WebhookBody>().to_value()),
+            answer: ("201", json(generator.subschema_for::<Registered>().to_value())),
+            ..route(
+                "post",
+                "/api/v1/webhooks",
+                "register_webhook",
+                "alerts",
+                "registers an endpoint for an organisation's alerts; the answer holds its signing secret, the only time it is shown (HQ, ADMIN)",
+            )
+        },
+        Route {
+            parameters: &["webhook_id"],
+            answer: ("204", None),
+            ..route(
+                "delete",
+                "/api/v1/webhooks/{webhook_id}",
+                "delete_webhook",
+                "alerts",
+                "removes an endpoint; its pending deliveries stop (HQ, ADMIN)",
+            )
+        },
+        Route {
+            parameters: &["webhook_id"],
+            answer: ("200", json(generator.subschema_for::<Deliveries>().to_value())),
+            ..route(
+                "get",
+                "/api/v1/webhooks/{webhook_id}/deliveries",
+                "list_webhook_deliveries",
+                "alerts",
+                "an endpoint's deliveries, newest first, with each attempt's outcome (its organisation, HQ, ADMIN)",
             )
         },
         Route {
