@@ -393,24 +393,47 @@ async fn projected_inbox(db: &TestDatabase) -> BTreeMap<Uuid, InboxEntry> {
 /// position → (stream, case) of every case and placement event.
 async fn recomputed_timeline(db: &TestDatabase) -> BTreeMap<i64, (String, Option<Uuid>)> {
     let (placements, _) = folded(db).await;
+    // The case each alert is about, if any: only those are in a case's timeline.
+    let store = EventStore::new(db.pool().clone(), StoreLimits::default());
+    let mut alert_cases = BTreeMap::new();
+    let alert_streams: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT stream_id FROM events WHERE stream_id LIKE 'alert-%'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    for stream in alert_streams {
+        let stream_id = StreamId::parse(&stream).unwrap();
+        let mut alert = noroshi_domain::alert::Alert::default();
+        for recorded in store.read_stream(&stream_id, 1, 100_000).await.unwrap() {
+            if let DomainEvent::Alert(event) = decode(&recorded).unwrap() {
+                alert.evolve(&event);
+            }
+        }
+        if let Some(case) = alert.record.and_then(|r| r.alert.case_id) {
+            alert_cases.insert(Uuid::parse_str(stream_id.aggregate_id()).unwrap(), case);
+        }
+    }
     let events: Vec<(i64, String)> = sqlx::query_as(
         "SELECT position, stream_id FROM events \
-         WHERE stream_id LIKE 'placement-%' OR stream_id LIKE 'case-%'",
+         WHERE stream_id LIKE 'placement-%' OR stream_id LIKE 'case-%' \
+           OR stream_id LIKE 'alert-%'",
     )
     .fetch_all(db.pool())
     .await
     .unwrap();
     events
         .into_iter()
-        .map(|(position, stream)| {
+        .filter_map(|(position, stream)| {
             let id = StreamId::parse(&stream).unwrap().aggregate_id().to_owned();
             let id = Uuid::parse_str(&id).unwrap();
             let case = if stream.starts_with("case-") {
                 Some(id)
+            } else if stream.starts_with("alert-") {
+                Some(*alert_cases.get(&id)?)
             } else {
                 placements.get(&id).map(|p| p.case_id)
             };
-            (position, (stream, case))
+            Some((position, (stream, case)))
         })
         .collect()
 }
@@ -468,6 +491,57 @@ async fn views_equal_their_recomputation(db: &TestDatabase) {
     assert_eq!(projected_inbox(db).await, recomputed_inbox(db).await);
     assert_eq!(projected_timeline(db).await, recomputed_timeline(db).await);
     assert_eq!(projected_consults(db).await, recomputed_consults(db).await);
+    assert_eq!(projected_alerts(db).await, recomputed_alerts(db).await);
+}
+
+/// alert id → (kind, severity, status, escalated, acknowledged by, resolved) of every alert.
+type AlertEntry = (String, String, String, bool, Option<String>, bool);
+
+/// Every alert recomputed from the store with `Alert::evolve`.
+async fn recomputed_alerts(db: &TestDatabase) -> BTreeMap<Uuid, AlertEntry> {
+    let store = EventStore::new(db.pool().clone(), StoreLimits::default());
+    let streams: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT stream_id FROM events WHERE stream_id LIKE 'alert-%'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let mut alerts = BTreeMap::new();
+    for stream in streams {
+        let stream_id = StreamId::parse(&stream).unwrap();
+        let mut alert = noroshi_domain::alert::Alert::default();
+        for recorded in store.read_stream(&stream_id, 1, 100_000).await.unwrap() {
+            if let DomainEvent::Alert(event) = decode(&recorded).unwrap() {
+                alert.evolve(&event);
+            }
+        }
+        let record = alert.record.unwrap();
+        alerts.insert(
+            Uuid::parse_str(stream_id.aggregate_id()).unwrap(),
+            (
+                record.alert.kind.to_string(),
+                record.alert.severity.to_string(),
+                record.status.to_string(),
+                record.escalated_at.is_some(),
+                record.acknowledged.map(|a| a.by.to_string()),
+                record.resolved_at.is_some(),
+            ),
+        );
+    }
+    alerts
+}
+
+async fn projected_alerts(db: &TestDatabase) -> BTreeMap<Uuid, AlertEntry> {
+    sqlx::query_as::<_, (Uuid, String, String, String, bool, Option<String>, bool)>(
+        "SELECT alert_id, kind, severity, status, escalated_at IS NOT NULL, acknowledged_by,            resolved_at IS NOT NULL FROM alerts",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(id, kind, severity, status, escalated, by, resolved)| {
+        (id, (kind, severity, status, escalated, by, resolved))
+    })
+    .collect()
 }
 
 /// consult id → (case, status, center, recommendation, escalation) of every consult.
@@ -534,7 +608,7 @@ async fn projected_consults(db: &TestDatabase) -> BTreeMap<Uuid, ConsultEntry> {
 /// Every read model as comparable values, to check a rebuild against the live views.
 async fn every_view(db: &TestDatabase) -> String {
     format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         projected(db).await,
         projected_queue(db).await,
         case_board::all(db.pool()).await.unwrap(),
@@ -555,6 +629,7 @@ async fn every_view(db: &TestDatabase) -> String {
         .fetch_all(db.pool())
         .await
         .unwrap(),
+        projected_alerts(db).await,
     )
 }
 
@@ -1043,6 +1118,61 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     for projection in ["case_board", "facility_inbox", "timeline", "public_stats"] {
         caught_up(&api.db, projection).await;
     }
+
+    // Alerts over the finished scenario: a patient at home deteriorates, a scheduler round
+    // raises what holds, the health center acknowledges one; the alerts view equals the
+    // alerts folded from their streams (and, below, its rebuild).
+    let deteriorating = api.report_case(pb::Severity::Mild).await;
+    api.cases()
+        .record_observation(noroshi_tests::api::authed(
+            noroshi_tests::api::HC,
+            pb::RecordObservationRequest {
+                command_id: noroshi_tests::api::cid(),
+                case_id: deteriorating,
+                spo2_percent: 90,
+                ..pb::RecordObservationRequest::default()
+            },
+        ))
+        .await
+        .unwrap();
+    for projection in [
+        "placement_queue",
+        "case_board",
+        "bed_board",
+        "consult_queue",
+    ] {
+        caught_up(&api.db, projection).await;
+    }
+    let raised = noroshi_app::scheduler::round(
+        &api.handler,
+        &noroshi::read_models::ReadModels {
+            pool: api.db.pool().clone(),
+        },
+        &noroshi_app::timers::system_principal().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(raised.raised >= 1, "{raised:?}");
+    caught_up(&api.db, "alerts").await;
+    let deterioration: Uuid =
+        sqlx::query_scalar("SELECT alert_id FROM alerts WHERE kind = 'DETERIORATION' LIMIT 1")
+            .fetch_one(api.db.pool())
+            .await
+            .unwrap();
+    let (status, answer) = api
+        .http_post(
+            Some(noroshi_tests::api::HC),
+            "/api/v1/commands/AcknowledgeAlert",
+            serde_json::json!({"command_id": noroshi_tests::api::cid(),
+                "alert_id": deterioration, "note": "救急要請"})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    caught_up(&api.db, "alerts").await;
+    let alerts = recomputed_alerts(&api.db).await;
+    assert!(alerts.values().any(|a| a.2 == "ACKNOWLEDGED"), "{alerts:?}");
+    assert_eq!(projected_alerts(&api.db).await, alerts);
     assert_eq!(
         projected_case_board(&api.db).await,
         recomputed_case_board(&api.db).await
@@ -1193,7 +1323,8 @@ async fn bed_board_equals_the_store_also_after_a_kill_mid_scenario() {
     assert_eq!(status, 200, "{body}");
     caught_up(&api.db, "public_stats").await;
     let statuses = recomputed_case_status(&api.db).await;
-    assert_eq!(statuses.len(), 220);
+    // The scenario's 220 cases and the one that deteriorated for the alerts.
+    assert_eq!(statuses.len(), 221);
     let events = api.db.event_count().await;
     assert!(
         events > 2_000,
