@@ -1485,6 +1485,10 @@ async fn a_remote_consult_from_a_hotel_ends_in_hq_s_queue() {
         t.contains("依頼はありません")
     })
     .await;
+    // The doctor allows notifications: a new request rings.
+    doctor.execute(FAKE_NOTIFICATIONS, vec![]).await.unwrap();
+    click(&doctor, "#notify").await;
+    wait_text(&doctor, "#notify", |t| t.starts_with("通知: オン")).await;
 
     let nurse = browser.session().await;
     log_in(&nurse, &world.base, "yuda.nurse", PASSWORD).await;
@@ -1516,6 +1520,16 @@ async fn a_remote_consult_from_a_hotel_ends_in_hq_s_queue() {
     .await;
     let listed = wait_text(&doctor, request, |t| !t.is_empty()).await;
     assert!(!listed.contains("試験"), "{listed}");
+    let told = shown(&doctor).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].starts_with("新しい遠隔診療の依頼 | 至急"),
+        "{told:?}"
+    );
+    assert!(
+        !told[0].contains("試験"),
+        "a notification names no patient: {told:?}"
+    );
     click(&doctor, &format!("{request} button.open-consult")).await;
     wait_text(&doctor, "#consult-title", |t| t.contains("特定されません")).await;
     let soon = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9))
