@@ -32,7 +32,9 @@ const I18N = {
     'login.error.wrong': 'ユーザー名またはパスワードが違います。',
     'login.error.locked': 'ログインの失敗が続いたため、アカウントをロックしました。しばらく待つか、管理者にパスワードの再設定を依頼してください。',
     'login.error.throttled': 'この端末からのログインの試行が多すぎます。1分ほど待ってから試してください。',
-    'hq.alerts': 'アラート', 'al.none': 'アラートはありません', 'al.ack': '確認', 'al.ack_note': '対応メモ',
+    'hq.alerts': 'アラート', 'hq.rules': 'アラートの基準', 'hq.rule_occupancy': '病床使用率（確保病床に対する入院中）',
+    'hq.rule_warning': '注意（%）', 'hq.rule_critical': '重大（%）', 'hq.rule_waiting': '入院調整待ちの上限',
+    'hq.rule_minutes': '分', 'hq.rule_escalation': '未確認の重大アラートを本部へ上げるまで', 'hq.every_area': '全域（個別の設定のない医療圏）', 'al.none': 'アラートはありません', 'al.ack': '確認', 'al.ack_note': '対応メモ',
     'al.acked': '確認済み', 'al.resolved': '解消', 'al.escalated': '本部へ通知済み', 'al.by': '確認者',
     'akind.OFFER_DEADLINE_NEAR': '回答期限が近い打診', 'akind.OFFER_EXPIRED': '期限切れの打診', 'akind.HOLD_OVERDUE': '確保期限を過ぎた病床',
     'akind.TRANSPORT_LATE': '迎車時刻を過ぎても未出発', 'akind.WAITING_TOO_LONG': '入院調整待ちが長い', 'akind.CAPACITY_STALE': '病床報告が古い',
@@ -147,7 +149,9 @@ const I18N = {
     'login.error.wrong': 'Wrong username or password.',
     'login.error.locked': 'Too many failed logins: the account is locked for a while, or until an administrator resets its password.',
     'login.error.throttled': 'Too many login attempts from this device. Wait a minute and try again.',
-    'hq.alerts': 'Alerts', 'al.none': 'No alerts', 'al.ack': 'Acknowledge', 'al.ack_note': 'What was done',
+    'hq.alerts': 'Alerts', 'hq.rules': 'Alert thresholds', 'hq.rule_occupancy': 'Occupancy (occupied of secured beds)',
+    'hq.rule_warning': 'Warning (%)', 'hq.rule_critical': 'Critical (%)', 'hq.rule_waiting': 'Longest wait for a bed',
+    'hq.rule_minutes': 'Minutes', 'hq.rule_escalation': 'Unacknowledged critical alerts reach HQ after', 'hq.every_area': 'Every area without its own rule', 'al.none': 'No alerts', 'al.ack': 'Acknowledge', 'al.ack_note': 'What was done',
     'al.acked': 'Acknowledged', 'al.resolved': 'Resolved', 'al.escalated': 'Escalated to HQ', 'al.by': 'by',
     'akind.OFFER_DEADLINE_NEAR': 'Offer deadline near', 'akind.OFFER_EXPIRED': 'Offer expired', 'akind.HOLD_OVERDUE': 'Bed held past its deadline',
     'akind.TRANSPORT_LATE': 'Pickup time passed, no departure', 'akind.WAITING_TOO_LONG': 'Waiting too long for a bed', 'akind.CAPACITY_STALE': 'Capacity report stale',
@@ -1051,7 +1055,20 @@ PAGES.hq = () => {
   };
   proxy.querySelector('[name="facility_id"]').addEventListener('change', prefill);
   proxy.querySelector('[name="categories[0].category"]').addEventListener('change', prefill);
-  rerenders.push(renderBeds, renderQueue);
+  // HQ's alert rules: the area choices follow the names once they are known.
+  const areaChoices = () => {
+    for (const select of document.querySelectorAll('select.area-choice')) {
+      const chosen = select.value;
+      select.replaceChildren(h('option', { value: '' }, t('hq.every_area')),
+        ...[...areaNames.keys()].sort().map((code) => h('option', { value: code }, areaLabel(code))));
+      select.value = chosen;
+    }
+  };
+  areaChoices();
+  for (const id of ['occupancy-rule-form', 'waiting-rule-form', 'escalation-rule-form']) {
+    bindForm(document.getElementById(id), 'SetAlertRule', {});
+  }
+  rerenders.push(renderBeds, renderQueue, areaChoices);
   setInterval(() => {
     for (const node of document.querySelectorAll('.countdown[data-deadline]')) node.textContent = ' ' + fmtCountdown(node.dataset.deadline);
   }, 1000);

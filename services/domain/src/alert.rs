@@ -369,27 +369,30 @@ impl AlertRule {
                 ..
             } => {
                 if !(1..=100).contains(warning_percent) {
-                    v.add("warning_percent", "must be 1 to 100");
+                    v.add("rule.occupancy.warning_percent", "must be 1 to 100");
                 }
                 if !(1..=100).contains(critical_percent) {
-                    v.add("critical_percent", "must be 1 to 100");
+                    v.add("rule.occupancy.critical_percent", "must be 1 to 100");
                 } else if critical_percent <= warning_percent {
-                    v.add("critical_percent", "must be above warning_percent");
+                    v.add(
+                        "rule.occupancy.critical_percent",
+                        "must be above warning_percent",
+                    );
                 }
             }
             Self::WaitingLimit { minutes, .. } => {
                 if !(1..=10_080).contains(minutes) {
-                    v.add("minutes", "must be 1 to 10080 (a week)");
+                    v.add("rule.waiting_limit.minutes", "must be 1 to 10080 (a week)");
                 }
             }
             Self::StaleLimit { hours } => {
                 if !(1..=720).contains(hours) {
-                    v.add("hours", "must be 1 to 720 (30 days)");
+                    v.add("rule.stale_limit.hours", "must be 1 to 720 (30 days)");
                 }
             }
             Self::EscalationDelay { minutes } => {
                 if !(1..=1_440).contains(minutes) {
-                    v.add("minutes", "must be 1 to 1440 (a day)");
+                    v.add("rule.escalation_delay.minutes", "must be 1 to 1440 (a day)");
                 }
             }
         }
@@ -664,7 +667,8 @@ mod tests {
         };
         assert!(matches!(
             rules.set(upside_down, &hq.id, NOW),
-            Err(DomainError::Invalid(v)) if v.iter().any(|v| v.field == "critical_percent")
+            Err(DomainError::Invalid(v))
+                if v.iter().any(|v| v.field == "rule.occupancy.critical_percent")
         ));
         assert!(
             rules

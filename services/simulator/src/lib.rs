@@ -145,6 +145,9 @@ struct SimPlacement {
     adopted: bool,
     /// The patient is to move on from this stay (a consult or a placement under way).
     moving: bool,
+    /// The facility a move on leaves: it arranges the transport when the simulation
+    /// does not know the case's health center (a patient adopted from an earlier run).
+    origin: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -516,6 +519,11 @@ impl Simulation {
     /// A command as `organisation`; a failure is counted.
     async fn command(&mut self, organisation: &str, name: &str, body: Value) -> Option<Value> {
         let Some(token) = self.token_of.get(organisation) else {
+            tracing::warn!(
+                command = name,
+                organisation,
+                "command not sent: the file has no token of the organisation"
+            );
             self.summary.errors += 1;
             return None;
         };
@@ -839,6 +847,12 @@ impl Simulation {
                 p.category,
             );
             let hc = self.cases[p.case].health_center.clone();
+            // The case's health center arranges transport; for a transfer of a patient
+            // whose health center the simulation does not know, the facility it leaves.
+            let hc = match &p.origin {
+                Some(origin) if !self.token_of.contains_key(&hc) => origin.clone(),
+                _ => hc,
+            };
             let due = |at: Option<f64>| at.is_some_and(|at| now >= at);
             let id = json!({"placement_id": placement_id});
             let (next, at): (Option<Step>, Option<f64>) = match state {

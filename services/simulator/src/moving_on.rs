@@ -146,9 +146,10 @@ impl Simulation {
         if category != "HOTEL_ROOM" {
             self.summary.escalations += 1;
         }
-        if let Some(p) = self.placements.get_mut(stay) {
+        let origin = self.placements.get_mut(stay).and_then(|p| {
             p.state = Step::Done;
-        }
+            p.offered_to.clone()
+        });
         self.cases[case].placement = Some(placement.clone());
         self.placements.insert(
             placement,
@@ -156,6 +157,7 @@ impl Simulation {
                 case,
                 requested_at: now,
                 category,
+                origin,
                 ..SimPlacement::default()
             },
         );

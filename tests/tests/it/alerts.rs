@@ -314,14 +314,17 @@ async fn hq_s_rules_set_the_thresholds_and_a_critical_alert_nobody_acknowledges_
         (
             json!({"occupancy": {"medical_area": "3504", "category": "BED_CATEGORY_MODERATE",
                 "warning_percent": 70, "critical_percent": 50}}),
-            "critical_percent",
+            "rule.occupancy.critical_percent",
         ),
         (
             json!({"occupancy": {"medical_area": "nowhere", "category": "BED_CATEGORY_MODERATE",
                 "warning_percent": 50, "critical_percent": 70}}),
             "rule.occupancy.medical_area",
         ),
-        (json!({"escalation_delay": {"minutes": 0}}), "minutes"),
+        (
+            json!({"escalation_delay": {"minutes": 0}}),
+            "rule.escalation_delay.minutes",
+        ),
         (json!({}), "rule"),
     ] {
         let (status, answer) = set_rule(api, HQ, bad).await;

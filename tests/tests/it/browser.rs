@@ -1826,3 +1826,63 @@ async fn new_offers_notify_until_muted_and_alerts_are_acknowledged_from_the_pane
     screenshot(&nurse, "health-center-alerts").await;
     nurse.close().await.unwrap();
 }
+
+/// HQ sets an area's occupancy thresholds on its page: a bad pair is named at its field,
+/// a good one is recorded as a rule.
+#[tokio::test]
+async fn hq_sets_an_area_s_occupancy_thresholds_on_its_page() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let hq = browser.session().await;
+    log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
+    let form = "#occupancy-rule-form";
+    wait_text(
+        &hq,
+        &format!("{form} select[name='rule.occupancy.medical_area']"),
+        |t| t.contains("山口・防府"),
+    )
+    .await;
+    pick(
+        &hq,
+        &format!("{form} select[name='rule.occupancy.medical_area']"),
+        "3504",
+    )
+    .await;
+    fill(
+        &hq,
+        &format!("{form} input[name='rule.occupancy.warning_percent']"),
+        "60",
+    )
+    .await;
+    fill(
+        &hq,
+        &format!("{form} input[name='rule.occupancy.critical_percent']"),
+        "40",
+    )
+    .await;
+    click(&hq, &format!("{form} button[type=submit]")).await;
+    wait_text(&hq, &format!("{form} .field-error"), |t| {
+        t.contains("warning_percent")
+    })
+    .await;
+    fill(
+        &hq,
+        &format!("{form} input[name='rule.occupancy.critical_percent']"),
+        "80",
+    )
+    .await;
+    click(&hq, &format!("{form} button[type=submit]")).await;
+    wait_text(&hq, &format!("{form} .form-status"), |t| {
+        t == "登録しました"
+    })
+    .await;
+    let rules: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE event_type = 'noroshi.v1.AlertRuleSet'",
+    )
+    .fetch_all(world.api.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(rules.len(), 1, "one rule, the good one");
+    accessible(&hq, "hq with alert rules").await;
+    hq.close().await.unwrap();
+}
