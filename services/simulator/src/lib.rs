@@ -595,11 +595,17 @@ impl Simulation {
                 continue;
             };
             for row in inbox["placed"].as_array().into_iter().flatten() {
-                let discharge_at = Some(self.rng.random_range(1.0..8.0) * DAY);
+                // A patient moving on (a transfer under way) leaves this bed when they
+                // arrive there: the transfer is carried on from HQ's queue below, and the
+                // server ends this stay; it is followed, but neither discharged nor
+                // observed here, which would race that.
+                let moving = row["moving_on_placement_id"].is_string();
+                let discharge_at = (!moving).then(|| self.rng.random_range(1.0..8.0) * DAY);
                 let placement = SimPlacement {
                     offered_to: Some(facility.clone()),
                     discharge_at,
                     state: Step::Admitted,
+                    moving,
                     ..SimPlacement::default()
                 };
                 self.take_over(row, String::new(), placement);

@@ -1771,6 +1771,9 @@ async fn new_offers_notify_until_muted_and_alerts_are_acknowledged_from_the_pane
     let nurse = browser.session().await;
     log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
     wait_text(&nurse, "#alerts", |t| t.contains("アラートはありません")).await;
+    nurse.execute(FAKE_NOTIFICATIONS, vec![]).await.unwrap();
+    click(&nurse, "#notify").await;
+    wait_text(&nurse, "#notify", |t| t.starts_with("通知: オン")).await;
     let case_id = api.report_case(pb::Severity::Mild).await;
     api.cases()
         .record_observation(authed(
@@ -1799,6 +1802,10 @@ async fn new_offers_notify_until_muted_and_alerts_are_acknowledged_from_the_pane
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     wait_text(&nurse, alert, |t| t.contains("重大 · 容体悪化")).await;
+    // A new critical alert rings too.
+    let told = shown(&nurse).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].starts_with("重大なアラート | 容体悪化"), "{told:?}");
     let title = nurse.title().await.unwrap();
     assert!(title.starts_with("(1) "), "{title}");
     accessible(&nurse, "health center with an alert").await;
