@@ -34,7 +34,7 @@ const I18N = {
     'login.error.throttled': 'この端末からのログインの試行が多すぎます。1分ほど待ってから試してください。',
     'hq.alerts': 'アラート', 'hq.rules': 'アラートの基準', 'hq.rule_occupancy': '病床使用率（確保病床に対する入院中）',
     'hq.rule_warning': '注意（%）', 'hq.rule_critical': '重大（%）', 'hq.rule_waiting': '入院調整待ちの上限',
-    'hq.rule_minutes': '分', 'hq.rule_escalation': '未確認の重大アラートを本部へ上げるまで', 'hq.every_area': '全域（個別の設定のない医療圏）', 'al.none': 'アラートはありません', 'al.ack': '確認', 'al.ack_note': '対応メモ',
+    'hq.rule_minutes': '分', 'hq.rule_stale': '病床数の報告が途絶えたとみなすまで', 'hq.rule_hours': '時間', 'hq.rule_escalation': '未確認の重大アラートを本部へ上げるまで', 'hq.every_area': '全域（個別の設定のない医療圏）', 'al.none': 'アラートはありません', 'al.ack': '確認', 'al.ack_note': '対応メモ',
     'al.acked': '確認済み', 'al.resolved': '解消', 'al.escalated': '本部へ通知済み', 'al.by': '確認者',
     'akind.OFFER_DEADLINE_NEAR': '回答期限が近い打診', 'akind.OFFER_EXPIRED': '期限切れの打診', 'akind.HOLD_OVERDUE': '確保期限を過ぎた病床',
     'akind.TRANSPORT_LATE': '迎車時刻を過ぎても未出発', 'akind.WAITING_TOO_LONG': '入院調整待ちが長い', 'akind.CAPACITY_STALE': '病床報告が古い',
@@ -151,7 +151,7 @@ const I18N = {
     'login.error.throttled': 'Too many login attempts from this device. Wait a minute and try again.',
     'hq.alerts': 'Alerts', 'hq.rules': 'Alert thresholds', 'hq.rule_occupancy': 'Occupancy (occupied of secured beds)',
     'hq.rule_warning': 'Warning (%)', 'hq.rule_critical': 'Critical (%)', 'hq.rule_waiting': 'Longest wait for a bed',
-    'hq.rule_minutes': 'Minutes', 'hq.rule_escalation': 'Unacknowledged critical alerts reach HQ after', 'hq.every_area': 'Every area without its own rule', 'al.none': 'No alerts', 'al.ack': 'Acknowledge', 'al.ack_note': 'What was done',
+    'hq.rule_minutes': 'Minutes', 'hq.rule_stale': 'A facility without a capacity report is stale after', 'hq.rule_hours': 'Hours', 'hq.rule_escalation': 'Unacknowledged critical alerts reach HQ after', 'hq.every_area': 'Every area without its own rule', 'al.none': 'No alerts', 'al.ack': 'Acknowledge', 'al.ack_note': 'What was done',
     'al.acked': 'Acknowledged', 'al.resolved': 'Resolved', 'al.escalated': 'Escalated to HQ', 'al.by': 'by',
     'akind.OFFER_DEADLINE_NEAR': 'Offer deadline near', 'akind.OFFER_EXPIRED': 'Offer expired', 'akind.HOLD_OVERDUE': 'Bed held past its deadline',
     'akind.TRANSPORT_LATE': 'Pickup time passed, no departure', 'akind.WAITING_TOO_LONG': 'Waiting too long for a bed', 'akind.CAPACITY_STALE': 'Capacity report stale',
@@ -1064,10 +1064,45 @@ PAGES.hq = () => {
       select.value = chosen;
     }
   };
+  // Each form shows the rule in force for what it names (the area's own, else every
+  // area's), so that HQ changes a figure it can see.
+  let inForce = [];
+  const field = (form, name) => form.querySelector(`[name="rule.${name}"]`);
+  const ruleOf = (kind, matches) => inForce.map((r) => r[kind]).filter(Boolean).find(matches);
+  const showRules = () => {
+    const occupancy = document.getElementById('occupancy-rule-form');
+    const area = field(occupancy, 'occupancy.medical_area').value;
+    const category = field(occupancy, 'occupancy.category').value;
+    const occ = ruleOf('occupancy', (r) => r.medical_area === area && r.category === category)
+      || ruleOf('occupancy', (r) => r.medical_area === '' && r.category === category);
+    if (occ) {
+      field(occupancy, 'occupancy.warning_percent').value = occ.warning_percent;
+      field(occupancy, 'occupancy.critical_percent').value = occ.critical_percent;
+    }
+    const waiting = document.getElementById('waiting-rule-form');
+    const waitingArea = field(waiting, 'waiting_limit.medical_area').value;
+    const limit = ruleOf('waiting_limit', (r) => r.medical_area === waitingArea)
+      || ruleOf('waiting_limit', (r) => r.medical_area === '');
+    if (limit) field(waiting, 'waiting_limit.minutes').value = limit.minutes;
+    const stale = ruleOf('stale_limit', () => true);
+    if (stale) field(document.getElementById('stale-rule-form'), 'stale_limit.hours').value = stale.hours;
+    const escalation = ruleOf('escalation_delay', () => true);
+    if (escalation) field(document.getElementById('escalation-rule-form'), 'escalation_delay.minutes').value = escalation.minutes;
+  };
+  const loadRules = async () => {
+    try {
+      inForce = (await api('/api/v1/alert-rules')).rules;
+      showRules();
+    } catch (failure) {
+      document.querySelector('#rules-panel .form-status').textContent = failure.message;
+    }
+  };
+  for (const select of document.querySelectorAll('#rules-panel select')) select.addEventListener('change', showRules);
   areaChoices();
-  for (const id of ['occupancy-rule-form', 'waiting-rule-form', 'escalation-rule-form']) {
-    bindForm(document.getElementById(id), 'SetAlertRule', {});
+  for (const id of ['occupancy-rule-form', 'waiting-rule-form', 'stale-rule-form', 'escalation-rule-form']) {
+    bindForm(document.getElementById(id), 'SetAlertRule', {}, loadRules);
   }
+  loadRules();
   rerenders.push(renderBeds, renderQueue, areaChoices);
   setInterval(() => {
     for (const node of document.querySelectorAll('.countdown[data-deadline]')) node.textContent = ' ' + fmtCountdown(node.dataset.deadline);

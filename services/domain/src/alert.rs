@@ -211,30 +211,21 @@ impl Alert {
         by: By<'_>,
         now: OffsetDateTime,
     ) -> Result<Vec<AlertEvent>, DomainError> {
-        if let AlertCommand::Raise(alert) = command {
-            if self.record.is_some() {
-                return Err(DomainError::AlreadyExists("alert".into()));
-            }
-            if alert.episode == 0 || alert.cause.is_empty() {
-                return Err(DomainError::invalid("cause", "an alert names its cause"));
-            }
-            return Ok(vec![AlertEvent::Raised {
-                alert,
-                raised_at: now,
-            }]);
-        }
-        let record = self
-            .record
-            .as_ref()
-            .ok_or_else(|| DomainError::NotFound("alert".into()))?;
-        if record.status == AlertStatus::Resolved {
-            return Err(DomainError::precondition(
-                "the alert is RESOLVED: its cause went away",
-            ));
-        }
         match command {
-            AlertCommand::Raise(_) => unreachable_raise(),
+            AlertCommand::Raise(alert) => {
+                if self.record.is_some() {
+                    return Err(DomainError::AlreadyExists("alert".into()));
+                }
+                if alert.episode == 0 || alert.cause.is_empty() {
+                    return Err(DomainError::invalid("cause", "an alert names its cause"));
+                }
+                Ok(vec![AlertEvent::Raised {
+                    alert,
+                    raised_at: now,
+                }])
+            }
             AlertCommand::Escalate => {
+                let record = self.unresolved()?;
                 if record.alert.severity != AlertSeverity::Critical {
                     return Err(DomainError::precondition("only a CRITICAL alert escalates"));
                 }
@@ -251,7 +242,7 @@ impl Alert {
                 }
                 Ok(vec![AlertEvent::Escalated { escalated_at: now }])
             }
-            AlertCommand::Acknowledge { note } => match &record.acknowledged {
+            AlertCommand::Acknowledge { note } => match &self.unresolved()?.acknowledged {
                 Some(done) => Err(DomainError::precondition(format!(
                     "the alert was acknowledged already by {} of {}",
                     done.by, done.organisation
@@ -263,11 +254,28 @@ impl Alert {
                     acknowledged_at: now,
                 }]),
             },
-            AlertCommand::Resolve { reason } => Ok(vec![AlertEvent::Resolved {
-                resolved_at: now,
-                reason,
-            }]),
+            AlertCommand::Resolve { reason } => {
+                self.unresolved()?;
+                Ok(vec![AlertEvent::Resolved {
+                    resolved_at: now,
+                    reason,
+                }])
+            }
         }
+    }
+
+    /// The record of a raised alert whose cause has not gone away.
+    fn unresolved(&self) -> Result<&AlertRecord, DomainError> {
+        let record = self
+            .record
+            .as_ref()
+            .ok_or_else(|| DomainError::NotFound("alert".into()))?;
+        if record.status == AlertStatus::Resolved {
+            return Err(DomainError::precondition(
+                "the alert is RESOLVED: its cause went away",
+            ));
+        }
+        Ok(record)
     }
 
     pub fn evolve(&mut self, event: &AlertEvent) {
@@ -311,11 +319,6 @@ impl Alert {
             }
         }
     }
-}
-
-/// `Raise` is decided before the match on an existing record.
-fn unreachable_raise() -> Result<Vec<AlertEvent>, DomainError> {
-    Err(DomainError::AlreadyExists("alert".into()))
 }
 
 /// A rule HQ sets (`SetAlertRule`). An area of `None` is every area without a rule of
@@ -493,6 +496,37 @@ impl AlertRules {
             _ => DEFAULT_STALE_HOURS,
         };
         time::Duration::hours(i64::from(hours))
+    }
+
+    /// Every rule in force: those HQ set, and the defaults for what it did not (the
+    /// occupancy thresholds of every area for each category, the prefecture's waiting limit,
+    /// the stale limit and the escalation delay).
+    pub fn in_force(&self) -> Vec<AlertRule> {
+        let defaults = BedCategory::ALL
+            .iter()
+            .map(|&category| AlertRule::Occupancy {
+                area: None,
+                category,
+                warning_percent: DEFAULT_WARNING_PERCENT,
+                critical_percent: DEFAULT_CRITICAL_PERCENT,
+            })
+            .chain([
+                AlertRule::WaitingLimit {
+                    area: None,
+                    minutes: DEFAULT_WAITING_MINUTES,
+                },
+                AlertRule::StaleLimit {
+                    hours: DEFAULT_STALE_HOURS,
+                },
+                AlertRule::EscalationDelay {
+                    minutes: DEFAULT_ESCALATION_MINUTES,
+                },
+            ]);
+        let mut rules = self.rules.clone();
+        for rule in defaults {
+            rules.entry(rule.key()).or_insert(rule);
+        }
+        rules.into_values().collect()
     }
 
     pub fn escalation_delay(&self) -> time::Duration {
@@ -676,5 +710,20 @@ mod tests {
                 .is_err()
         );
         assert_eq!(rules.escalation_delay(), time::Duration::minutes(15));
+        let in_force = rules.in_force();
+        assert!(in_force.contains(&AlertRule::Occupancy {
+            area: Some(area.clone()),
+            category: BedCategory::Moderate,
+            warning_percent: 40,
+            critical_percent: 60,
+        }));
+        assert!(in_force.contains(&AlertRule::Occupancy {
+            area: None,
+            category: BedCategory::Moderate,
+            warning_percent: 50,
+            critical_percent: 70,
+        }));
+        assert!(in_force.contains(&AlertRule::EscalationDelay { minutes: 15 }));
+        assert_eq!(in_force.len(), BedCategory::ALL.len() + 1 + 3);
     }
 }

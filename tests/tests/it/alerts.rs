@@ -334,8 +334,26 @@ async fn hq_s_rules_set_the_thresholds_and_a_critical_alert_nobody_acknowledges_
     assert_eq!(api.db.event_count().await, before);
     let (status, set) = set_rule(api, HQ, occupancy.clone()).await;
     assert_eq!(status, 200, "{set}");
-    let (status, again) = set_rule(api, HQ, occupancy).await;
+    let (status, again) = set_rule(api, HQ, occupancy.clone()).await;
     assert_eq!(status, 412, "the same rule again: {again}");
+    // The rules in force: HQ's own and the defaults of the rest; HQ's alone to read.
+    let (status, in_force) = api.http_get(Some(HQ), "/api/v1/alert-rules").await;
+    assert_eq!(status, 200, "{in_force}");
+    let rules = in_force["rules"].as_array().unwrap();
+    assert!(rules.contains(&occupancy), "{in_force}");
+    assert!(
+        rules.contains(
+            &json!({"occupancy": {"medical_area": "", "category": "BED_CATEGORY_MODERATE",
+        "warning_percent": 50, "critical_percent": 70}})
+        ),
+        "{in_force}"
+    );
+    assert!(
+        rules.contains(&json!({"escalation_delay": {"minutes": 15}})),
+        "{in_force}"
+    );
+    let (status, _) = api.http_get(Some(HC), "/api/v1/alert-rules").await;
+    assert_eq!(status, 403);
 
     // hofu-central (area 3504) fills 3 of its 10 moderate beds: 30 %, over HQ's 20 %
     // warning, under its 40 % critical; ube-medical (3505, default 50/70) stays empty.

@@ -1890,6 +1890,16 @@ async fn hq_sets_an_area_s_occupancy_thresholds_on_its_page() {
     .await
     .unwrap();
     assert_eq!(rules.len(), 1, "one rule, the good one");
+    // Each area shows the rule in force for it: 宇部・小野田 the defaults, 山口・防府 its own.
+    let area = format!("{form} select[name='rule.occupancy.medical_area']");
+    let warning = format!("{form} input[name='rule.occupancy.warning_percent']");
+    let critical = format!("{form} input[name='rule.occupancy.critical_percent']");
+    pick(&hq, &area, "3505").await;
+    wait_value(&hq, &warning, "50").await;
+    wait_value(&hq, &critical, "70").await;
+    pick(&hq, &area, "3504").await;
+    wait_value(&hq, &warning, "60").await;
+    wait_value(&hq, &critical, "80").await;
     accessible(&hq, "hq with alert rules").await;
     hq.close().await.unwrap();
 }

@@ -3,6 +3,7 @@
 //! `/metrics`. Errors follow the one table, as `{"code", "message", "violations"}`.
 
 pub(crate) mod admin;
+pub(crate) mod alerts;
 pub(crate) mod commands;
 pub(crate) mod operations;
 pub(crate) mod sessions;
@@ -92,6 +93,7 @@ pub fn router(context: HttpContext) -> axum::Router {
             get(webhooks::list).post(webhooks::register),
         )
         .route("/api/v1/webhooks/{webhook_id}", delete(webhooks::delete))
+        .route("/api/v1/alert-rules", get(alerts::rules))
         .route(
             "/api/v1/webhooks/{webhook_id}/deliveries",
             get(webhooks::deliveries),

@@ -247,6 +247,16 @@ fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
             )
         },
         Route {
+            answer: ("200", json(json!({"$ref": "#/components/schemas/noroshi.v1.AlertRulesInForce"}))),
+            ..route(
+                "get",
+                "/api/v1/alert-rules",
+                "get_alert_rules",
+                "alerts",
+                "every alert rule in force, the defaults included where HQ set none (HQ)",
+            )
+        },
+        Route {
             answer: ("200", json(generator.subschema_for::<Webhooks>().to_value())),
             ..route(
                 "get",
@@ -517,8 +527,11 @@ pub(crate) fn document() -> Result<Value, ApiError> {
             }}),
         );
     }
-    if let Some(result) = schema.get_message_by_name("noroshi.v1.CommandResult") {
-        messages.insert(result.full_name().to_owned(), result);
+    // Proto messages answered by routes other than the commands'.
+    for name in ["noroshi.v1.CommandResult", "noroshi.v1.AlertRulesInForce"] {
+        if let Some(message) = schema.get_message_by_name(name) {
+            messages.insert(message.full_name().to_owned(), message);
+        }
     }
     // The routes besides views and commands, their bodies and answers typed from the
     // Rust types they are (de)serialized with.
