@@ -98,6 +98,15 @@ impl TestDatabase {
             .await
             .expect("count events")
     }
+
+    /// How many events of `event_type` (e.g. `noroshi.v1.CaseReported`) are stored.
+    pub async fn event_count_of(&self, event_type: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
+            .bind(event_type)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count events")
+    }
 }
 
 impl Drop for TestDatabase {

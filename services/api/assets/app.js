@@ -45,7 +45,7 @@ const I18N = {
     'notify.critical': '重大なアラート', 'hq.bedboard': '病床状況（医療圏別）', 'hq.queue': '入院調整待ち（優先度・待ち時間順）',
     'hq.offer': '受入打診', 'hq.proxy': '代行入力（病床数）', 'hq.choose': '打診先を選ぶ', 'hq.offer_to': '打診する',
     'hq.no_candidates': '条件に合う空床がありません', 'hq.offer_for': '打診対象',
-    'hc.cases': '担当患者', 'hc.report': '新規患者の報告', 'hc.observe': '観察記録', 'hc.request': '入院調整の依頼',
+    'hc.cases': '担当患者', 'imp.title': 'ファイルから取り込む', 'imp.help': 'HER-SYS の出力や表計算の CSV（UTF-8 または Shift_JIS、和暦も可）。まず内容を確認し、問題のない行だけを登録します。同じファイルを再度取り込んでも重複しません。', 'imp.file': 'CSV ファイル', 'imp.encoding': '文字コード', 'imp.auto': '自動判定', 'imp.check': '内容を確認（まだ登録しません）', 'imp.run': '問題のない {n} 件を登録する', 'imp.reading': '{n} 行を確認済み…', 'imp.no_file': 'ファイルを選んでください', 'imp.checked': '確認しました（まだ登録していません）: 全 {rows} 行、新規 {created}、登録済み {present}、取り込めない行 {refused}', 'imp.done': '登録しました: 全 {rows} 行、新規 {created}、登録済み {present}、取り込めない行 {refused}', 'imp.stopped': 'ファイルの途中で止まりました: {why}', 'imp.line': '行', 'imp.column': '列', 'imp.field': '項目', 'imp.problem': '内容', 'imp.more': '他 {n} 件', 'hc.report': '新規患者の報告', 'hc.observe': '観察記録', 'hc.request': '入院調整の依頼',
     'hc.transport': '搬送手配', 'hc.close': '終了', 'hc.open': '開く', 'hc.departure': '出発',
     'hc.search': '氏名・ふりがな・HER-SYS ID で検索', 'hc.scope': '表示', 'hc.scope_open': '対応中の患者',
     'hc.scope_all': '終了した患者も含む', 'hc.count': '$1 / $2 件', external_ref: 'HER-SYS ID',
@@ -162,7 +162,7 @@ const I18N = {
     'notify.critical': 'Critical alert', 'hq.bedboard': 'Beds by medical area', 'hq.queue': 'Waiting for a bed (by priority and waiting time)',
     'hq.offer': 'Offer', 'hq.proxy': 'Proxy capacity entry', 'hq.choose': 'Choose where to offer', 'hq.offer_to': 'Offer',
     'hq.no_candidates': 'No facility with a free bed fits', 'hq.offer_for': 'Offer for',
-    'hc.cases': 'Our cases', 'hc.report': 'Report a case', 'hc.observe': 'Observation', 'hc.request': 'Request a placement',
+    'hc.cases': 'Our cases', 'imp.title': 'Import from a file', 'imp.help': 'A CSV from HER-SYS or a spreadsheet (UTF-8 or Shift_JIS, Japanese era dates too). Check it first; only rows without problems are recorded. Importing the same file again adds nothing.', 'imp.file': 'CSV file', 'imp.encoding': 'Encoding', 'imp.auto': 'Detect', 'imp.check': 'Check the file (nothing is recorded yet)', 'imp.run': 'Record the {n} rows without problems', 'imp.reading': '{n} rows checked…', 'imp.no_file': 'Choose a file', 'imp.checked': 'Checked, nothing recorded yet: {rows} rows, {created} new, {present} already recorded, {refused} with problems', 'imp.done': 'Recorded: {rows} rows, {created} new, {present} already recorded, {refused} with problems', 'imp.stopped': 'The file stopped part-way: {why}', 'imp.line': 'Line', 'imp.column': 'Column', 'imp.field': 'Field', 'imp.problem': 'Problem', 'imp.more': '{n} more', 'hc.report': 'Report a case', 'hc.observe': 'Observation', 'hc.request': 'Request a placement',
     'hc.transport': 'Arrange transport', 'hc.close': 'Close', 'hc.open': 'Open', 'hc.departure': 'Departure',
     'hc.search': 'Search by name, kana or HER-SYS ID', 'hc.scope': 'Show', 'hc.scope_open': 'Open cases',
     'hc.scope_all': 'Closed cases too', 'hc.count': '$1 of $2', external_ref: 'HER-SYS ID',
@@ -1110,6 +1110,103 @@ PAGES.hq = () => {
   setInterval(renderQueue, 30000);
 };
 
+/** `text` of `key` with its `{name}` placeholders filled from `values`. */
+const say = (key, values) => t(key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ''));
+
+/**
+ * Sends a case file to the import (docs/import.md), reading its NDJSON answer as it comes:
+ * `onProgress(rows)` as rows are decided; resolves with the summary and every error.
+ */
+async function importCases(file, encoding, dryRun, onProgress) {
+  const response = await fetch(`/api/v1/import/cases?dry_run=${dryRun}&encoding=${encodeURIComponent(encoding)}`, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'X-CSRF-Token': csrf(), Accept: 'application/x-ndjson', 'Content-Type': 'text/csv' },
+    body: file,
+  });
+  if (response.status === 401) window.location.assign('/login');
+  if (!response.ok) throw new ApiFailure(response.status, await response.json().catch(() => ({})));
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const errors = [];
+  let buffer = '', summary = null;
+  const take = (line) => {
+    if (!line.trim()) return;
+    const value = JSON.parse(line);
+    if (value.error) errors.push(value.error);
+    else if (value.progress) onProgress(value.progress.rows);
+    else if (value.summary) summary = value.summary;
+  };
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    const lines = buffer.split('\n');
+    buffer = lines.pop();
+    lines.forEach(take);
+  }
+  take(buffer);
+  if (!summary) throw new ApiFailure(0, { message: 'the import ended without a summary' });
+  return { summary, errors };
+}
+
+/** The health center's import: a dry run first, its report, then the real import. */
+function bindImport(form) {
+  const status = form.querySelector('#import-status');
+  const progress = form.querySelector('#import-progress');
+  const report = form.querySelector('#import-report');
+  const run = form.querySelector('#import-run');
+  const input = form.querySelector('input[type=file]');
+  let checked = null;
+  const start = async (dryRun) => {
+    const file = input.files[0];
+    clearErrors(form);
+    report.replaceChildren();
+    run.hidden = true;
+    if (!file) {
+      status.className = 'form-status bad';
+      status.textContent = t('imp.no_file');
+      return;
+    }
+    for (const button of form.querySelectorAll('button')) button.disabled = true;
+    progress.hidden = false;
+    status.className = 'form-status';
+    status.textContent = say('imp.reading', { n: 0 });
+    try {
+      const encoding = form.querySelector('[name=encoding]').value;
+      const { summary, errors } = await importCases(file, encoding, dryRun,
+        (rows) => { status.textContent = say('imp.reading', { n: rows }); });
+      status.className = 'form-status ok';
+      status.textContent = say(dryRun ? 'imp.checked' : 'imp.done', summary);
+      if (summary.stopped) report.append(h('p', { class: 'field-error', role: 'alert' }, say('imp.stopped', { why: summary.stopped })));
+      if (errors.length) {
+        const shown = errors.slice(0, 200);
+        report.append(h('table', { class: 'rows', id: 'import-errors' },
+          h('thead', {}, h('tr', {}, ...['imp.line', 'imp.column', 'imp.field', 'imp.problem'].map((k) => h('th', {}, t(k))))),
+          h('tbody', {}, ...shown.map((e) => h('tr', {},
+            h('td', {}, String(e.line)), h('td', {}, e.column ? `${e.column}（${e.header}）` : '—'),
+            h('td', {}, e.field), h('td', {}, e.message))))));
+        if (errors.length > shown.length) report.append(h('p', { class: 'muted' }, say('imp.more', { n: errors.length - shown.length })));
+      }
+      checked = dryRun ? file : null;
+      if (dryRun && summary.created > 0) {
+        run.textContent = say('imp.run', { n: summary.created });
+        run.hidden = false;
+      }
+    } catch (failure) {
+      status.className = 'form-status bad';
+      const reason = (failure.body.violations || [])[0];
+      status.textContent = `${t('error.failed')}: ${reason ? reason.description : failure.message}`;
+    } finally {
+      progress.hidden = true;
+      for (const button of form.querySelectorAll('button')) button.disabled = false;
+    }
+  };
+  form.addEventListener('submit', (event) => { event.preventDefault(); start(true); });
+  run.addEventListener('click', () => { if (checked === input.files[0]) start(false); });
+  input.addEventListener('change', () => { run.hidden = true; report.replaceChildren(); status.textContent = ''; });
+}
+
 /** A case's SpO₂ trend as a small chart in `holder` (an audited read of its observations). */
 async function drawTrend(holder, caseId) {
   holder.replaceChildren();
@@ -1290,6 +1387,7 @@ PAGES.hc = () => {
   document.getElementById('case-search').addEventListener('input', render);
   connect();
   bindForm(document.getElementById('report-form'), 'ReportCase', {}, (_, form) => form.reset());
+  bindImport(document.getElementById('import-form'));
   // A birth date 65 or more years ago ticks the age risk factor (and a later one unticks it).
   const birthDate = document.querySelector('#report-form input[name="patient.birth_date"]');
   birthDate.addEventListener('change', () => {

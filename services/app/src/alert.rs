@@ -103,6 +103,7 @@ async fn system_step(
         command_id: step_command_id(alert_id, step),
         expected_version: None,
         request_digest: None,
+        dry_run: false,
     };
     let needs = Needs {
         alert: Some(alert_id),

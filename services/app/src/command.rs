@@ -127,6 +127,9 @@ pub struct Envelope {
     /// same command id with another request is refused ([`Refusal::CommandIdReused`])
     /// rather than answered with the first request's result.
     pub request_digest: Option<[u8; 32]>,
+    /// Decide, but append nothing: the result names the streams and versions the
+    /// command would write (an import's dry run).
+    pub dry_run: bool,
 }
 
 /// A recorded command: the streams it wrote, the addressed one first.

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::cache::{Aggregate, Loaded, StateCache};
-use crate::command::{CommandError, Envelope, Outcome, Recorded, Refusal};
+use crate::command::{CommandError, Envelope, Outcome, Recorded, Refusal, StreamVersion};
 
 /// Events read per round trip when catching a state up with its stream.
 const READ_PAGE: u32 = 500;
@@ -628,6 +628,23 @@ impl CommandHandler {
                     stream_id: first.clone(),
                     expected,
                     actual,
+                }));
+            }
+            if envelope.dry_run {
+                let streams = changes
+                    .writes
+                    .iter()
+                    .map(|(stream, events)| StreamVersion {
+                        stream_id: stream.clone(),
+                        version: session.versions.get(stream).copied().unwrap_or(0)
+                            + events.len() as u64,
+                        position: 0,
+                    })
+                    .collect();
+                return Ok(Ok(Recorded {
+                    command_id: envelope.command_id,
+                    streams,
+                    replayed: false,
                 }));
             }
             let request = self.append_request(&session, &envelope, &changes);

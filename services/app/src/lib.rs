@@ -14,6 +14,7 @@ mod consult;
 mod decide;
 mod facility;
 mod handler;
+pub mod import;
 pub mod placement;
 pub mod scheduler;
 pub mod timers;

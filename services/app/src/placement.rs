@@ -268,6 +268,7 @@ pub async fn expire_offer(
         command_id: offer_expiry_command_id(placement_id, deadline),
         expected_version: None,
         request_digest: None,
+        dry_run: false,
     };
     let needs = Needs {
         placement: Some(placement_id),

@@ -319,6 +319,7 @@ pub async fn apply(
                         command_id: registration_command_id(id),
                         expected_version: None,
                         request_digest: None,
+                        dry_run: false,
                     };
                     let command = FacilityCommand::Register(profile.clone());
                     run(handler, admin, envelope, id, command)
@@ -330,6 +331,7 @@ pub async fn apply(
                         command_id: Uuid::now_v7(),
                         expected_version: Some(version),
                         request_digest: None,
+                        dry_run: false,
                     };
                     let command = FacilityCommand::Update(profile.changes());
                     run(handler, admin, envelope, id, command)

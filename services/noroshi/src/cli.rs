@@ -32,6 +32,8 @@ pub enum Command {
     Rebuild(RebuildArgs),
     /// Drive a synthetic surge through the HTTP API (demo organisations' tokens).
     Simulate(SimulateArgs),
+    /// Import a file through the HTTP API (docs/import.md).
+    Import(crate::import::ImportArgs),
     /// The whole system with the demo set and one login per role, in one command.
     Dev(DevArgs),
 }

@@ -46,6 +46,8 @@ pub enum ServeError {
     Duration(Duration),
     #[error("cannot set up the offer timer")]
     Timers(#[source] noroshi_app::CommandError),
+    #[error("import failed")]
+    Import(#[source] crate::import::ImportError),
     #[error("rebuild failed")]
     Rebuild(#[source] noroshi_projections::runner::ProjectionError),
     #[error("http api failed")]

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod cli;
 pub mod dev;
 pub mod error;
+pub mod import;
 pub mod read_models;
 pub mod rebuild;
 pub mod serve;

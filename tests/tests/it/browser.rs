@@ -1903,3 +1903,59 @@ async fn hq_sets_an_area_s_occupancy_thresholds_on_its_page() {
     accessible(&hq, "hq with alert rules").await;
     hq.close().await.unwrap();
 }
+
+/// A health-center nurse checks a Shift_JIS case file on the page (a bad row named by line
+/// and column, nothing recorded), records the good rows, and sees them on the board.
+#[tokio::test]
+async fn a_nurse_checks_a_case_file_then_imports_it_and_sees_the_cases() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("患者一覧.csv");
+    let text = "HER-SYS ID,氏名,フリガナ,生年月日,性別,住所,市町村コード,重症度\n\
+                IMP-001,取込 一子,トリコミ イチコ,昭和30年5月6日,女,防府市八王子1,352063,軽症\n\
+                IMP-002,取込 二郎,トリコミ ジロウ,H2.3.4,男,防府市八王子2,352063,中等症Ⅱ\n\
+                IMP-003,取込 三子,トリコミ ミツコ,1990/01/02,不明,防府市八王子3,352063,軽症\n";
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(text);
+    std::fs::write(&path, &sjis).unwrap();
+    let nurse = browser.session().await;
+    log_in(&nurse, &world.base, "hofu.nurse", PASSWORD).await;
+    wait_for(&nurse, "#import-form input[type=file]")
+        .await
+        .send_keys(path.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&nurse, "#import-form button[type=submit]").await;
+    wait_text(&nurse, "#import-status", |t| {
+        t.contains("確認しました")
+            && t.contains("全 3 行、新規 2")
+            && t.contains("取り込めない行 1")
+    })
+    .await;
+    let error = wait_text(&nurse, "#import-errors tbody tr", |t| !t.is_empty()).await;
+    assert!(
+        error.contains('4') && error.contains("性別") && error.contains("sex"),
+        "{error}"
+    );
+    assert_eq!(
+        world.api.db.event_count_of("noroshi.v1.CaseReported").await,
+        0
+    );
+    accessible(&nurse, "health center import report").await;
+    wait_text(&nurse, "#import-run", |t| t.contains("2 件を登録する")).await;
+    click(&nurse, "#import-run").await;
+    wait_text(&nurse, "#import-status", |t| {
+        t.contains("登録しました") && t.contains("新規 2")
+    })
+    .await;
+    wait_text(&nurse, "#cases tbody", |t| {
+        t.contains("取込 一子") && t.contains("取込 二郎")
+    })
+    .await;
+    assert_eq!(
+        world.api.db.event_count_of("noroshi.v1.CaseReported").await,
+        2
+    );
+    screenshot(&nurse, "health-center-import").await;
+    nurse.close().await.unwrap();
+}

@@ -18,6 +18,7 @@ mod consults;
 mod event_store;
 mod http_commands;
 mod identity;
+mod imports;
 mod outage;
 mod projections;
 mod relay;

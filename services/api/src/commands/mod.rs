@@ -27,6 +27,7 @@ pub(crate) fn envelope(command_id: Uuid, expected_version: Option<u64>) -> Envel
         command_id,
         expected_version,
         request_digest: None,
+        dry_run: false,
     }
 }
 

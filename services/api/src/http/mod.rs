@@ -5,6 +5,7 @@
 pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod commands;
+pub(crate) mod import;
 pub(crate) mod operations;
 pub(crate) mod sessions;
 mod tls;
@@ -94,6 +95,7 @@ pub fn router(context: HttpContext) -> axum::Router {
         )
         .route("/api/v1/webhooks/{webhook_id}", delete(webhooks::delete))
         .route("/api/v1/alert-rules", get(alerts::rules))
+        .route("/api/v1/import/cases", post(import::cases))
         .route(
             "/api/v1/webhooks/{webhook_id}/deliveries",
             get(webhooks::deliveries),

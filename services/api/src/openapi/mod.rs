@@ -32,6 +32,8 @@ struct Route {
     /// The query parameters, documented in the summary.
     query: &'static [(&'static str, &'static str)],
     body: Option<Value>,
+    /// The media type of `body` (JSON unless said).
+    body_media: &'static str,
     /// The success status, and its content (`None`: no content).
     answer: (&'static str, Option<(&'static str, Value)>),
 }
@@ -76,7 +78,7 @@ impl Route {
         }
         if let Some(body) = &self.body {
             operation["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": body}}});
+                json!({"required": true, "content": {self.body_media: {"schema": body}}});
         }
         operation
     }
@@ -85,6 +87,7 @@ impl Route {
 /// Every route other than the views and the commands, typed by `generator`.
 fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
     use crate::http::admin::{AuditRecords, ClientBody, Clients, PasswordBody, UserBody, Users};
+    use crate::http::import::ImportAnswer;
     use crate::http::sessions::{Login, SessionAnswer};
     use crate::http::webhooks::{Deliveries, WebhookBody, Webhooks};
     use crate::web::{Areas, Candidates, Facilities, Observations};
@@ -103,6 +106,7 @@ fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
         parameters: &[],
         query: &[],
         body: None,
+        body_media: "application/json",
         answer: ("200", None),
     };
     vec![
@@ -244,6 +248,23 @@ fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
                 "get_audit_log",
                 "admin",
                 "the audit log, newest first, as JSON or CSV (HQ, ADMIN); the read is recorded too",
+            )
+        },
+        Route {
+            query: &[
+                ("dry_run", "true: decide every row, write nothing"),
+                ("encoding", "auto (default), utf-8 or shift_jis"),
+                ("mapping", "JSON object of the file's headers to case fields, for other layouts (docs/import.md)"),
+            ],
+            body: Some(json!({"type": "string", "description": "the case file: CSV in UTF-8 (with or without BOM) or Shift_JIS"})),
+            body_media: "text/csv",
+            answer: ("200", json(generator.subschema_for::<ImportAnswer>().to_value())),
+            ..route(
+                "post",
+                "/api/v1/import/cases",
+                "import_cases",
+                "import",
+                "imports a health center's case file, row by row as ReportCase; with Accept: application/x-ndjson, progress, every error and the summary come line by line (health centers)",
             )
         },
         Route {
@@ -430,6 +451,7 @@ fn pages() -> Vec<Route> {
         parameters: &[],
         query: &[],
         body: None,
+        body_media: "application/json",
         answer: ("200", html()),
     };
     vec![
