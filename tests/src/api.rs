@@ -167,6 +167,8 @@ pub struct HttpAnswer {
     pub status: u16,
     pub headers: ::http::HeaderMap,
     pub json: serde_json::Value,
+    /// The body as sent.
+    pub body: bytes::Bytes,
 }
 
 /// A running gRPC API; stopped on drop.
@@ -392,6 +394,7 @@ impl TestApi {
             status,
             headers,
             json,
+            body,
         }
     }
 

@@ -472,6 +472,11 @@ impl CommandHandler {
         (self.clock)()
     }
 
+    /// The prefecture this deployment serves.
+    pub fn prefecture(&self) -> noroshi_event_store::Prefecture {
+        self.settings.prefecture
+    }
+
     /// A facility's state and the version of its stream, read up to the store's tail.
     pub async fn facility(&self, id: &FacilityId) -> Result<(Facility, u64), CommandError> {
         let loaded = self.current(&self.facilities, id.as_str()).await?;

@@ -398,16 +398,14 @@ fn place(
 }
 
 /// The check digit of a 5-digit JIS X 0402 code (the 6-digit codes noroshi keeps).
-fn check_digit(code: &str) -> String {
+pub(crate) fn check_digit(code: &str) -> String {
     let sum: u32 = code
         .bytes()
         .zip([6, 5, 4, 3, 2])
         .map(|(b, weight)| u32::from(b - b'0') * weight)
         .sum();
-    match sum % 11 {
-        0 => "0".into(),
-        r => ((11 - r) % 10).to_string(),
-    }
+    // 11 minus the remainder, its last digit (a remainder of 0 gives 1, of 1 gives 0).
+    ((11 - sum % 11) % 10).to_string()
 }
 
 /// A case file's rows, read in constant memory from decoded text.

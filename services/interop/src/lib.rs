@@ -4,4 +4,5 @@
 
 pub mod cases;
 pub mod dates;
+pub mod export;
 pub mod text;

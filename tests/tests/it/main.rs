@@ -16,6 +16,7 @@ mod case_views;
 mod commands;
 mod consults;
 mod event_store;
+mod exports;
 mod http_commands;
 mod identity;
 mod imports;

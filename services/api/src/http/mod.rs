@@ -5,6 +5,7 @@
 pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod commands;
+pub(crate) mod exports;
 pub(crate) mod import;
 pub(crate) mod operations;
 pub(crate) mod sessions;
@@ -96,6 +97,9 @@ pub fn router(context: HttpContext) -> axum::Router {
         .route("/api/v1/webhooks/{webhook_id}", delete(webhooks::delete))
         .route("/api/v1/alert-rules", get(alerts::rules))
         .route("/api/v1/import/cases", post(import::cases))
+        .route("/api/v1/exports/bed_board.csv", get(exports::bed_board))
+        .route("/api/v1/exports/cases.csv", get(exports::cases))
+        .route("/api/v1/exports/open_data.csv", get(exports::open_data))
         .route(
             "/api/v1/webhooks/{webhook_id}/deliveries",
             get(webhooks::deliveries),

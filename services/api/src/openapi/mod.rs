@@ -251,6 +251,39 @@ fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
             )
         },
         Route {
+            query: &[("encoding", "utf-8 (default, with a BOM) or shift_jis")],
+            answer: ("200", Some(("text/csv", json!({"type": "string", "description": "CSV, UTF-8 with a BOM or Shift_JIS"})))),
+            ..route(
+                "get",
+                "/api/v1/exports/bed_board.csv",
+                "export_bed_board",
+                "exports",
+                "the bed board as the caller's view shows it, a row per facility and category (the daily report)",
+            )
+        },
+        Route {
+            query: &[("encoding", "utf-8 (default, with a BOM) or shift_jis")],
+            answer: ("200", Some(("text/csv", json!({"type": "string", "description": "CSV, UTF-8 with a BOM or Shift_JIS"})))),
+            ..route(
+                "get",
+                "/api/v1/exports/cases.csv",
+                "export_cases",
+                "exports",
+                "a health center's cases with the patients' identities (HQ: every health center's); each case is an audited read",
+            )
+        },
+        Route {
+            query: &[("encoding", "utf-8 (default, with a BOM) or shift_jis")],
+            answer: ("200", Some(("text/csv", json!({"type": "string", "description": "CSV, UTF-8 with a BOM or Shift_JIS"})))),
+            ..route(
+                "get",
+                "/api/v1/exports/open_data.csv",
+                "export_open_data",
+                "exports",
+                "the public figures by area and bed category, in the manner of the national COVID-19 open-data item definitions (anyone who reads views)",
+            )
+        },
+        Route {
             query: &[
                 ("dry_run", "true: decide every row, write nothing"),
                 ("encoding", "auto (default), utf-8 or shift_jis"),
