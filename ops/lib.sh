@@ -53,6 +53,26 @@ ensure_axe() {
   export NOROSHI_AXE_JS="$script"
 }
 
+# fhir.resources 6.1.0 (the FHIR R4 4.0.1 models, with pydantic 1): an implementation of
+# FHIR R4 independent of noroshi, in a virtualenv under $DATA, that the FHIR tests validate
+# noroshi's resources with. NOROSHI_FHIR_PYTHON names its interpreter.
+FHIR_RESOURCES_VERSION="6.1.0"
+ensure_fhir_validator() {
+  local venv="$DATA/fhir-venv"
+  if ! "$venv/bin/python" -c "import fhir.resources as f, sys; sys.exit(f.__version__ != '$FHIR_RESOURCES_VERSION')" 2>/dev/null; then
+    local missing=()
+    command -v python3 >/dev/null || missing+=(python3)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+    log "installing fhir.resources $FHIR_RESOURCES_VERSION into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check \
+      "fhir.resources==$FHIR_RESOURCES_VERSION" "pydantic>=1.10,<2" >/dev/null
+  fi
+  export NOROSHI_FHIR_PYTHON="$venv/bin/python"
+}
+
 # Exports NOROSHI_ADMIN_DATABASE_URL: a superuser connection to database `postgres`.
 # Uses $NOROSHI_ADMIN_DATABASE_URL when set, else PostgreSQL on 127.0.0.1:5432 when it
 # answers, else a private cluster under $DATA/pg.

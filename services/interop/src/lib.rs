@@ -5,4 +5,5 @@
 pub mod cases;
 pub mod dates;
 pub mod export;
+pub mod fhir;
 pub mod text;

@@ -17,6 +17,7 @@ mod commands;
 mod consults;
 mod event_store;
 mod exports;
+mod fhir;
 mod http_commands;
 mod identity;
 mod imports;

@@ -6,6 +6,7 @@ pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod commands;
 pub(crate) mod exports;
+pub(crate) mod fhir;
 pub(crate) mod import;
 pub(crate) mod operations;
 pub(crate) mod sessions;
@@ -100,6 +101,10 @@ pub fn router(context: HttpContext) -> axum::Router {
         .route("/api/v1/exports/bed_board.csv", get(exports::bed_board))
         .route("/api/v1/exports/cases.csv", get(exports::cases))
         .route("/api/v1/exports/open_data.csv", get(exports::open_data))
+        .route("/fhir/r4/metadata", get(fhir::metadata))
+        .route("/fhir/r4/MeasureReport", get(fhir::search))
+        .route("/fhir/r4/MeasureReport/{id}", get(fhir::read))
+        .route("/fhir/r4/Bundle/prefecture", get(fhir::prefecture))
         .route(
             "/api/v1/webhooks/{webhook_id}/deliveries",
             get(webhooks::deliveries),
