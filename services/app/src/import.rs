@@ -3,8 +3,10 @@
 //! nothing and a dry run decides every row without appending.
 
 use noroshi_domain::DomainError;
-use noroshi_domain::authz::Principal;
+use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::case::CaseReport;
+use noroshi_domain::facility::{CategoryFigures, FacilityCommand, ProxyEntry};
+use noroshi_domain::values::{FacilityId, Reason};
 use uuid::Uuid;
 
 use crate::command::{Command, CommandError, Envelope, Refusal};
@@ -48,24 +50,76 @@ pub async fn report_case(
         request_digest: None,
         dry_run,
     };
-    Ok(
-        match handler
+    outcome(
+        handler
             .execute(principal, envelope, Command::ReportCase(report))
-            .await?
-        {
-            Ok(recorded) if recorded.replayed => RowOutcome::Present,
-            Ok(_) => RowOutcome::Created,
-            Err(Refusal::Rule(DomainError::AlreadyExists(_))) => RowOutcome::Present,
-            Err(Refusal::Rule(DomainError::Invalid(violations))) => RowOutcome::Refused(
-                violations
-                    .iter()
-                    .map(|v| (v.field.clone(), v.description.clone()))
-                    .collect(),
-            ),
-            Err(refusal) => RowOutcome::Refused(vec![(
-                refusal.code().as_str().to_owned(),
-                refusal.to_string(),
-            )]),
-        },
+            .await?,
     )
+}
+
+/// What a row's command came to.
+fn outcome(decided: Result<crate::command::Recorded, Refusal>) -> Result<RowOutcome, CommandError> {
+    Ok(match decided {
+        Ok(recorded) if recorded.replayed => RowOutcome::Present,
+        Ok(_) => RowOutcome::Created,
+        Err(Refusal::Rule(DomainError::AlreadyExists(_))) => RowOutcome::Present,
+        Err(Refusal::Rule(DomainError::Invalid(violations))) => RowOutcome::Refused(
+            violations
+                .iter()
+                .map(|v| (v.field.clone(), v.description.clone()))
+                .collect(),
+        ),
+        Err(refusal) => RowOutcome::Refused(vec![(
+            refusal.code().as_str().to_owned(),
+            refusal.to_string(),
+        )]),
+    })
+}
+
+/// Why HQ's imported figures were entered on a facility's behalf.
+const PROXY_REASON: &str = "ファイルからの取り込み (file import)";
+
+/// `DeclareCapacity` for a row of a capacity file: by the facility itself, or by HQ on
+/// its behalf. A row whose figures are those in force already is `Present` (importing a
+/// file again adds nothing); anyone but HQ naming another facility is refused before its
+/// figures are looked at.
+pub async fn declare_capacity(
+    handler: &CommandHandler,
+    principal: &Principal,
+    facility_id: FacilityId,
+    figures: CategoryFigures,
+    dry_run: bool,
+) -> Result<RowOutcome, CommandError> {
+    let proxy = match principal.role {
+        Role::Hq => Some(ProxyEntry {
+            entered_by: principal.organisation_id.clone(),
+            reason: Reason::parse(PROXY_REASON).map_err(CommandError::internal)?,
+        }),
+        _ if principal.organisation_id != facility_id => {
+            return outcome(Err(Refusal::Denied));
+        }
+        _ => None,
+    };
+    let (facility, _) = handler.facility(&facility_id).await?;
+    if let Some(beds) = facility.beds.get(&figures.category)
+        && beds.declared_at.is_some()
+        && (beds.secured, beds.ready, beds.occupied)
+            == (figures.secured, figures.ready, figures.occupied)
+    {
+        return Ok(RowOutcome::Present);
+    }
+    let envelope = Envelope {
+        command_id: Uuid::now_v7(),
+        expected_version: None,
+        request_digest: None,
+        dry_run,
+    };
+    let command = Command::Facility {
+        facility_id,
+        command: FacilityCommand::DeclareCapacity {
+            categories: vec![figures],
+            proxy,
+        },
+    };
+    outcome(handler.execute(principal, envelope, command).await?)
 }

@@ -16,6 +16,7 @@ mod facility;
 mod handler;
 pub mod import;
 pub mod placement;
+pub mod placement_log;
 pub mod scheduler;
 pub mod timers;
 mod visibility;

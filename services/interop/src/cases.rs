@@ -1,8 +1,7 @@
 //! Case files (docs/import.md): one row per patient, Japanese headers (or a mapping of
 //! other headers to fields), read row by row into what `ReportCase` takes.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
+use std::collections::BTreeSet;
 
 use noroshi_domain::case::{CaseReport, Patient};
 use noroshi_domain::values::{
@@ -10,6 +9,8 @@ use noroshi_domain::values::{
 };
 
 use crate::dates;
+use crate::table::{self, Cells, RowField, normal};
+pub use crate::table::{CellError, HeaderError};
 
 /// A field of a case row, by the name the API and the mapping files use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,8 +27,8 @@ pub enum Field {
     RiskFactors,
 }
 
-impl Field {
-    pub const ALL: &'static [Self] = &[
+impl RowField for Field {
+    const ALL: &'static [Self] = &[
         Self::ExternalRef,
         Self::Name,
         Self::NameKana,
@@ -40,7 +41,7 @@ impl Field {
         Self::RiskFactors,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Self::ExternalRef => "external_ref",
             Self::Name => "name",
@@ -55,16 +56,10 @@ impl Field {
         }
     }
 
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|f| f.as_str() == name)
-    }
-
     fn required(self) -> bool {
         !matches!(self, Self::NameKana | Self::Phone | Self::RiskFactors)
     }
 
-    /// The headers read as this field without a mapping (compared without spaces and
-    /// with half-width brackets).
     fn headers(self) -> &'static [&'static str] {
         match self {
             Self::ExternalRef => &["HER-SYSID", "HER-SYS", "受付番号", "管理番号", "患者番号"],
@@ -81,106 +76,10 @@ impl Field {
     }
 }
 
-/// Headers of another layout, each the field it holds (a mapping file's `[columns]`).
-pub type Mapping = BTreeMap<String, Field>;
-
-/// A header compared as people type it: no spaces, half-width brackets and letters.
-fn normal(header: &str) -> String {
-    header
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| match c {
-            '（' => '(',
-            '）' => ')',
-            'Ａ'..='Ｚ' | 'ａ'..='ｚ' | '０'..='９' => {
-                char::from_u32(c as u32 - 0xFEE0).unwrap_or(c)
-            }
-            c => c.to_ascii_uppercase(),
-        })
-        .collect()
-}
-
-/// Why the header row cannot be read.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum HeaderError {
-    #[error("the header has no column for {missing} (found: {found})")]
-    Missing { missing: String, found: String },
-    #[error("columns {first} and {second} both hold {field}")]
-    Twice {
-        field: &'static str,
-        first: usize,
-        second: usize,
-    },
-}
-
-/// Which column holds which field.
-#[derive(Debug, Clone)]
-pub struct Columns {
-    by_field: BTreeMap<Field, usize>,
-    headers: Vec<String>,
-    /// Columns that hold no field, by header: reported, not read.
-    pub ignored: Vec<String>,
-}
-
-impl Columns {
-    /// The columns of `header`, by `mapping` first, then by the documented headers (and the
-    /// field names themselves).
-    pub fn of(header: &csv::StringRecord, mapping: &Mapping) -> Result<Self, HeaderError> {
-        let mapping: BTreeMap<String, Field> =
-            mapping.iter().map(|(h, f)| (normal(h), *f)).collect();
-        let mut by_field = BTreeMap::new();
-        let mut ignored = Vec::new();
-        for (index, cell) in header.iter().enumerate() {
-            let key = normal(cell);
-            let field = mapping.get(&key).copied().or_else(|| {
-                Field::ALL.iter().copied().find(|f| {
-                    key == f.as_str().to_ascii_uppercase()
-                        || f.headers().iter().any(|h| normal(h) == key)
-                })
-            });
-            match field {
-                Some(field) => {
-                    if let Some(&first) = by_field.get(&field) {
-                        return Err(HeaderError::Twice {
-                            field: field.as_str(),
-                            first: first + 1,
-                            second: index + 1,
-                        });
-                    }
-                    by_field.insert(field, index);
-                }
-                None if !cell.trim().is_empty() => ignored.push(cell.trim().to_owned()),
-                None => {}
-            }
-        }
-        let missing: Vec<&str> = Field::ALL
-            .iter()
-            .filter(|f| f.required() && !by_field.contains_key(f))
-            .map(|f| f.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(HeaderError::Missing {
-                missing: missing.join(", "),
-                found: header.iter().map(str::trim).collect::<Vec<_>>().join(", "),
-            });
-        }
-        Ok(Self {
-            by_field,
-            headers: header.iter().map(|h| h.trim().to_owned()).collect(),
-            ignored,
-        })
-    }
-}
-
-/// An error in one cell: its line (1 = the header), column (1 = the first) and field.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CellError {
-    pub line: u64,
-    pub column: usize,
-    pub header: String,
-    pub field: &'static str,
-    pub message: String,
-}
+/// Headers of another layout, each the case field it holds.
+pub type Mapping = table::Mapping<Field>;
+/// Which column holds which case field.
+pub type Columns = table::Columns<Field>;
 
 /// A case row read: what `ReportCase` takes, but the health center, which is the
 /// importer's.
@@ -208,6 +107,10 @@ impl CaseRow {
     }
 }
 
+fn invalid(error: noroshi_domain::values::InvalidValue) -> String {
+    error.0.to_owned()
+}
+
 /// Reads a row's cells; `municipality` finds a municipality's code by its name.
 pub fn row(
     columns: &Columns,
@@ -215,120 +118,59 @@ pub fn row(
     line: u64,
     municipality: &dyn Fn(&str) -> Option<MunicipalityCode>,
 ) -> Result<CaseRow, Vec<CellError>> {
-    let mut errors = Vec::new();
-    let mut cell = |field: Field| -> Option<(usize, &str)> {
-        let &index = columns.by_field.get(&field)?;
-        let error = |message: String| CellError {
-            line,
-            column: index + 1,
-            header: columns.headers[index].clone(),
-            field: field.as_str(),
-            message,
+    let mut cells = Cells::read(columns, record, line);
+    let optional =
+        |v: &str, parse: fn(&str) -> Result<Name, noroshi_domain::values::InvalidValue>| {
+            if v.is_empty() {
+                Ok(None)
+            } else {
+                parse(v).map(Some).map_err(invalid)
+            }
         };
-        match record.get(index).map(str::trim) {
-            None => {
-                errors.push(error(format!(
-                    "missing: the row has {} of {} columns",
-                    record.len(),
-                    columns.headers.len()
-                )));
-                None
-            }
-            Some(value) if value.contains('\u{FFFD}') => {
-                errors.push(error(
-                    "holds bytes that are not text in the file's encoding".into(),
-                ));
-                None
-            }
-            Some("") if field.required() => {
-                errors.push(error("is required".into()));
-                None
-            }
-            Some(value) => Some((index, value)),
-        }
-    };
-    let cells: BTreeMap<Field, (usize, &str)> = Field::ALL
-        .iter()
-        .filter_map(|&f| cell(f).map(|c| (f, c)))
-        .collect();
-    let mut check = |field: Field, parse: &dyn Fn(&str) -> Result<(), String>| {
-        if let Some(&(index, value)) = cells.get(&field)
-            && let Err(message) = parse(value)
-        {
-            errors.push(CellError {
-                line,
-                column: index + 1,
-                header: columns.headers[index].clone(),
-                field: field.as_str(),
-                message,
-            });
-        }
-    };
-    let text = |field: Field| cells.get(&field).map(|&(_, v)| v);
-    let invalid = |e: noroshi_domain::values::InvalidValue| e.0.to_owned();
-    check(Field::ExternalRef, &|v| {
-        ExternalRef::parse(v).map(drop).map_err(invalid)
+    let external_ref = cells.parse(Field::ExternalRef, |v| {
+        ExternalRef::parse(v).map_err(invalid)
     });
-    check(Field::Name, &|v| Name::parse(v).map(drop).map_err(invalid));
-    check(Field::NameKana, &|v| {
+    let name = cells.parse(Field::Name, |v| Name::parse(v).map_err(invalid));
+    let name_kana = cells.parse(Field::NameKana, |v| optional(v, Name::parse));
+    let birth_date = cells.parse(Field::BirthDate, dates::parse);
+    let sex = cells.parse(Field::Sex, sex);
+    let phone = cells.parse(Field::Phone, |v| {
         if v.is_empty() {
-            Ok(())
+            Ok(None)
         } else {
-            Name::parse(v).map(drop).map_err(invalid)
+            Phone::parse(v).map(Some).map_err(invalid)
         }
     });
-    check(Field::BirthDate, &|v| dates::parse(v).map(drop));
-    check(Field::Sex, &|v| sex(v).map(drop));
-    check(Field::Phone, &|v| {
-        if v.is_empty() {
-            Ok(())
-        } else {
-            Phone::parse(v).map(drop).map_err(invalid)
-        }
-    });
-    check(Field::Address, &|v| {
-        Text::parse(v).map(drop).map_err(invalid)
-    });
-    check(Field::Municipality, &|v| place(v, municipality).map(drop));
-    check(Field::Severity, &|v| severity(v).map(drop));
-    check(Field::RiskFactors, &|v| risk_factors(v).map(drop));
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| e.column);
-        return Err(errors);
-    }
-    // Every cell was checked above; the parses below cannot fail.
-    let read = || -> Result<CaseRow, String> {
-        let optional_name = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(Name::parse);
-        Ok(CaseRow {
+    let address = cells.parse(Field::Address, |v| Text::parse(v).map_err(invalid));
+    let place = cells.parse(Field::Municipality, |v| place(v, municipality));
+    let severity = cells.parse(Field::Severity, severity);
+    let risk_factors = cells.parse(Field::RiskFactors, risk_factors);
+    cells.finish()?;
+    let read = || {
+        Some(CaseRow {
             line,
-            external_ref: ExternalRef::parse(text(Field::ExternalRef).unwrap_or_default())
-                .map_err(invalid)?,
+            external_ref: external_ref?,
             patient: Patient {
-                name: Name::parse(text(Field::Name).unwrap_or_default()).map_err(invalid)?,
-                name_kana: optional_name(text(Field::NameKana))
-                    .transpose()
-                    .map_err(invalid)?,
-                birth_date: dates::parse(text(Field::BirthDate).unwrap_or_default())?,
-                sex: sex(text(Field::Sex).unwrap_or_default())?,
-                phone: text(Field::Phone)
-                    .filter(|v| !v.is_empty())
-                    .map(Phone::parse)
-                    .transpose()
-                    .map_err(invalid)?,
-                address: Text::parse(text(Field::Address).unwrap_or_default()).map_err(invalid)?,
+                name: name?,
+                name_kana: name_kana.flatten(),
+                birth_date: birth_date?,
+                sex: sex?,
+                phone: phone.flatten(),
+                address: address?,
             },
-            municipality: place(text(Field::Municipality).unwrap_or_default(), municipality)?,
-            risk_factors: risk_factors(text(Field::RiskFactors).unwrap_or_default())?,
-            severity: severity(text(Field::Severity).unwrap_or_default())?,
+            municipality: place?,
+            risk_factors: risk_factors.unwrap_or_default(),
+            severity: severity?,
         })
     };
-    read().map_err(|message| {
+    // Every required cell was present and parsed, or `finish` said which was not.
+    read().ok_or_else(|| {
         vec![CellError {
             line,
             column: 0,
             header: String::new(),
             field: "row",
-            message,
+            message: "a required cell could not be read".into(),
         }]
     })
 }
@@ -409,11 +251,8 @@ pub(crate) fn check_digit(code: &str) -> String {
 }
 
 /// A case file's rows, read in constant memory from decoded text.
-pub fn reader<R: Read>(text: R) -> csv::Reader<R> {
-    csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(text)
+pub fn reader<R: std::io::Read>(text: R) -> csv::Reader<R> {
+    table::reader(text)
 }
 
 #[cfg(test)]

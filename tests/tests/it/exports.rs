@@ -5,7 +5,7 @@
 
 use encoding_rs::SHIFT_JIS;
 use noroshi_proto::v1 as pb;
-use noroshi_tests::api::{Actor, HC, HC_OTHER, HOSPITAL, HQ, PUBLIC, TestApi, UBE};
+use noroshi_tests::api::{Actor, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HQ, PUBLIC, TestApi, UBE};
 use noroshi_tests::pipeline::live_world;
 
 /// `GET path` as `actor`: status, content type and body bytes.
@@ -206,4 +206,79 @@ async fn each_export_has_its_columns_and_figures_and_follows_the_access_rules() 
         .unwrap();
     assert_eq!(moderate[..2], ["350001", "山口県"]);
     assert_eq!(moderate[5], "10");
+}
+
+#[tokio::test]
+async fn hq_s_placement_log_has_every_placement_with_the_time_of_each_step() {
+    let api = TestApi::start().await;
+    api.seed().await;
+    api.declare(
+        HOSPITAL,
+        "hofu-central",
+        pb::BedCategory::Moderate,
+        10,
+        10,
+        0,
+    )
+    .await;
+    api.declare(
+        HOSPITAL_OTHER,
+        "ube-medical",
+        pb::BedCategory::Moderate,
+        10,
+        10,
+        0,
+    )
+    .await;
+    // One placement declined once, then accepted and arrived; another cancelled.
+    let case = api.report_case(pb::Severity::ModerateI).await;
+    let placed = api
+        .request_placement(&case, pb::BedCategory::Moderate)
+        .await;
+    api.offer(&placed, "ube-medical").await;
+    api.decline(HOSPITAL_OTHER, &placed).await;
+    api.offer(&placed, "hofu-central").await;
+    api.accept(HOSPITAL, &placed).await.unwrap();
+    api.transport(&placed).await;
+    api.arrive(HOSPITAL, &placed).await;
+    let other = api.report_case(pb::Severity::Mild).await;
+    let cancelled = api
+        .request_placement(&other, pb::BedCategory::Moderate)
+        .await;
+    api.cancel(&cancelled).await;
+
+    let (status, _, body) = download(&api, HQ, "/api/v1/exports/placements.csv").await;
+    assert_eq!(status, 200);
+    let log = rows(&body);
+    assert_eq!(log.len(), 3, "the header and two placements: {log:?}");
+    let header = &log[0];
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let row = |id: &str| log.iter().find(|r| r[0] == id).unwrap();
+    let done = row(&placed);
+    assert_eq!(done[column("症例ID")], case);
+    assert_eq!(done[column("打診回数")], "2");
+    assert_eq!(done[column("辞退回数")], "1");
+    assert!(done[column("辞退理由")].starts_with("ube-medical: "));
+    assert_eq!(done[column("受入先")], "hofu-central");
+    for step in [
+        "依頼日時",
+        "最初の打診日時",
+        "受入日時",
+        "搬送手配日時",
+        "出発日時",
+        "到着日時",
+    ] {
+        assert!(!done[column(step)].is_empty(), "{step}: {done:?}");
+    }
+    assert!(done[column("取消日時")].is_empty());
+    let minutes: f64 = done[column("依頼から到着まで(分)")].parse().unwrap();
+    assert!((0.0..5.0).contains(&minutes), "{minutes}");
+    let gone = row(&cancelled);
+    assert!(!gone[column("取消日時")].is_empty());
+    assert!(gone[column("受入先")].is_empty());
+    // HQ's alone.
+    for actor in [HC, HOSPITAL, PUBLIC] {
+        let (status, _, _) = download(&api, actor, "/api/v1/exports/placements.csv").await;
+        assert_eq!(status, 403);
+    }
 }

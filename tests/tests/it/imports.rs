@@ -8,37 +8,8 @@
 use encoding_rs::SHIFT_JIS;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{HC, HOFU, HOSPITAL, HQ, TestApi, UBE};
+use noroshi_tests::fixtures::case_file;
 use serde_json::Value;
-
-/// A fictional patient per row: `rows` rows, dates in 和暦 or 西暦.
-fn case_file(rows: usize, japanese_era: bool) -> String {
-    let mut text = String::from(
-        "HER-SYS ID,氏名,フリガナ,生年月日,性別,電話番号,住所,市町村コード,重症度,基礎疾患,備考\n",
-    );
-    for n in 1..=rows {
-        let (year, month, day) = (1940 + (n % 60), 1 + n % 12, 1 + n % 28);
-        let born = if japanese_era {
-            match year {
-                ..=1988 => format!("昭和{}年{month}月{day}日", year - 1925),
-                _ => format!("平成{}年{month}月{day}日", year - 1988),
-            }
-        } else {
-            format!("{year}/{month:02}/{day:02}")
-        };
-        let sex = if n % 2 == 0 { "女" } else { "男" };
-        let severity = ["軽症", "中等症Ⅰ", "中等症Ⅱ", "無症状"][n % 4];
-        let risks = if n % 3 == 0 {
-            "糖尿病・65歳以上"
-        } else {
-            ""
-        };
-        text.push_str(&format!(
-            "T-{n:05},試験 患者{n},シケン カンジャ,{born},{sex},0835-00-{:04},防府市試験町{n},{HOFU},{severity},{risks},\n",
-            n % 10_000
-        ));
-    }
-    text
-}
 
 fn shift_jis(text: &str) -> Vec<u8> {
     let (bytes, _, unmappable) = SHIFT_JIS.encode(text);
@@ -418,4 +389,94 @@ async fn the_cli_imports_a_file_with_a_mapping_and_says_what_it_refused() {
         "{out}"
     );
     assert_eq!(reported(&api).await, 30);
+}
+
+/// `POST /api/v1/import/capacity` as `actor`.
+async fn import_capacity(
+    api: &TestApi,
+    actor: noroshi_tests::api::Actor,
+    query: &str,
+    file: &str,
+) -> (u16, Value) {
+    let answer = api
+        .http_request(
+            http::Method::POST,
+            &format!("/api/v1/import/capacity{query}"),
+            &[("authorization", format!("Bearer {}", actor.token))],
+            file.as_bytes().to_vec(),
+        )
+        .await;
+    (answer.status, answer.json)
+}
+
+#[tokio::test]
+async fn capacity_files_declare_each_facility_s_figures_once_and_only_where_allowed() {
+    let api = seeded().await;
+    let declared = || api.db.event_count_of("noroshi.v1.CapacityDeclared");
+    let before = declared().await;
+    // The bed board export's layout: its extra columns are ignored.
+    let file = "集計日時,二次医療圏,医療機関等コード,医療機関等名,病床区分,確保病床数,即応病床数,入院・入所者数\n\
+                ,3504,hofu-central,防府中央,中等症,12,10,４\n\
+                ,3504,hofu-central,防府中央,重症,4床,4,1\n\
+                ,3505,ube-medical,宇部医療,中等症,8,8,2\n";
+    // A hospital imports its own rows; another facility's row is refused, alone.
+    let (status, dry) = import_capacity(&api, HOSPITAL, "?dry_run=true", file).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(
+        (
+            dry["summary"]["created"].as_u64(),
+            dry["summary"]["refused"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{dry}"
+    );
+    assert_eq!(dry["errors"][0]["line"], 4);
+    assert_eq!(dry["errors"][0]["field"], "PERMISSION_DENIED");
+    assert_eq!(declared().await, before, "a dry run writes nothing");
+    let (status, real) = import_capacity(&api, HOSPITAL, "", file).await;
+    assert_eq!(status, 200);
+    assert_eq!(real["summary"]["created"], 2, "{real}");
+    assert_eq!(declared().await, before + 2);
+    // Again: the figures are in force already; nothing is declared.
+    let (_, again) = import_capacity(&api, HOSPITAL, "", file).await;
+    assert_eq!(
+        (
+            again["summary"]["present"].as_u64(),
+            again["summary"]["created"].as_u64()
+        ),
+        (Some(2), Some(0)),
+        "{again}"
+    );
+    assert_eq!(declared().await, before + 2);
+    // HQ imports every facility's on its behalf: only the row not yet in force is new.
+    let (status, hq) = import_capacity(&api, HQ, "", file).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            hq["summary"]["created"].as_u64(),
+            hq["summary"]["present"].as_u64()
+        ),
+        (Some(1), Some(2)),
+        "{hq}"
+    );
+    let proxy: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'noroshi.v1.CapacityDeclared' AND stream_id = 'facility-ube-medical'",
+    )
+    .fetch_one(api.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(proxy, 1);
+    // Health centers do not declare capacity; bad figures are named where they are.
+    let (status, _) = import_capacity(&api, HC, "", file).await;
+    assert_eq!(status, 403);
+    let bad = "医療機関等コード,病床区分,確保病床数,即応病床数,入院・入所者数\nhofu-central,ICU,10,-1,3\n";
+    let (status, answer) = import_capacity(&api, HOSPITAL, "?dry_run=true", bad).await;
+    assert_eq!(status, 200);
+    let named: Vec<(u64, u64)> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_u64().unwrap(), e["column"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(named, vec![(2, 2), (2, 4)], "{answer}");
 }

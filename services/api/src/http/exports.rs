@@ -312,3 +312,80 @@ pub(super) async fn open_data(
     }
     Ok(file("open-data", table, encoding))
 }
+
+/// Minutes from `from` to `to`, when both happened.
+fn minutes(from: OffsetDateTime, to: Option<OffsetDateTime>) -> Cell {
+    to.map_or(Cell::Empty, |to| {
+        Cell::Number((to - from).as_seconds_f64() / 60.0)
+    })
+}
+
+fn at(time: Option<OffsetDateTime>) -> Cell {
+    time.map_or(Cell::Empty, |t| Cell::Text(jst(t, MINUTE)))
+}
+
+/// `GET /api/v1/exports/placements.csv`: HQ's placement log, every placement ever
+/// requested with the time of each step (no patient's identity: the case by its id).
+pub(super) async fn placements(
+    State(context): State<HttpContext>,
+    Authed(caller): Authed,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = caller.scoped(Scope::Views)?;
+    if principal.role != Role::Hq {
+        return Err(ApiError::PermissionDenied);
+    }
+    let encoding = encoding(&params)?;
+    let log = noroshi_app::placement_log::placement_log(&context.handler).await?;
+    let mut table = Table::new(&[
+        "調整ID",
+        "症例ID",
+        "依頼元",
+        "出発地",
+        "病床区分",
+        "優先度",
+        "依頼日時",
+        "最初の打診日時",
+        "打診回数",
+        "辞退回数",
+        "期限切れ回数",
+        "辞退理由",
+        "受入先",
+        "受入日時",
+        "搬送手配日時",
+        "出発日時",
+        "到着日時",
+        "取消日時",
+        "取消理由",
+        "依頼から最初の打診まで(分)",
+        "依頼から受入まで(分)",
+        "依頼から到着まで(分)",
+    ]);
+    for steps in &log {
+        table.row([
+            Cell::from(steps.placement_id.to_string()),
+            Cell::from(steps.case_id.to_string()),
+            Cell::from(steps.requested_by.as_str()),
+            Cell::from(steps.origin.as_str()),
+            Cell::from(category(noroshi_codec::WireEnum::to_wire(steps.category))),
+            Cell::from(u32::from(steps.priority.get())),
+            at(Some(steps.requested_at)),
+            at(steps.first_offered_at),
+            Cell::from(steps.offers),
+            Cell::from(steps.declines),
+            Cell::from(steps.expired_offers),
+            Cell::from(steps.decline_reasons.join(" / ")),
+            Cell::from(steps.accepted_by.as_ref().map(|f| f.to_string())),
+            at(steps.accepted_at),
+            at(steps.transport_at),
+            at(steps.departed_at),
+            at(steps.arrived_at),
+            at(steps.cancelled_at),
+            Cell::from(steps.cancel_reason.clone()),
+            minutes(steps.requested_at, steps.first_offered_at),
+            minutes(steps.requested_at, steps.accepted_at),
+            minutes(steps.requested_at, steps.arrived_at),
+        ]);
+    }
+    Ok(file("placements", table, encoding))
+}

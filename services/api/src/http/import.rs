@@ -1,7 +1,8 @@
-//! `POST /api/v1/import/cases` (docs/import.md): a health center's case file, streamed
-//! through in constant memory; every row is decided as `ReportCase` (appended, or only
-//! decided in a dry run), and what became of each comes back as JSON, or line by line as
-//! NDJSON (`Accept: application/x-ndjson`) for a progress display.
+//! `POST /api/v1/import/cases` and `/capacity` (docs/import.md): a health center's case
+//! file, a facility's (or HQ's) capacity file, streamed through in constant memory; every
+//! row is decided as the command it stands for (`ReportCase`, `DeclareCapacity`; appended,
+//! or only decided in a dry run), and what became of each comes back as JSON, or line by
+//! line as NDJSON (`Accept: application/x-ndjson`) for a progress display.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -18,7 +19,9 @@ use noroshi_app::import::{self, RowOutcome};
 use noroshi_domain::authz::Principal;
 use noroshi_domain::values::{MunicipalityCode, Role};
 use noroshi_identity::Scope;
-use noroshi_interop::cases::{self, CaseRow, CellError, Columns, Field, Mapping};
+use noroshi_interop::capacity::{self, CapacityRow};
+use noroshi_interop::cases::{self, CaseRow};
+use noroshi_interop::table::{self, CellError, Columns, Mapping, RowField};
 use noroshi_interop::text::{self, Encoding, TextError};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -32,7 +35,7 @@ use crate::state::HttpContext;
 
 /// Rows decided at once: enough to share the store's commits, few enough to keep
 /// memory flat.
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = 64;
 /// Errors an answer in one JSON document lists; NDJSON lists every one.
 const MAX_LISTED_ERRORS: usize = 10_000;
 /// A progress line every this many rows.
@@ -93,13 +96,13 @@ impl From<CellError> for RowError {
 }
 
 /// The request's options, from its query.
-struct Options {
+struct Options<F> {
     dry_run: bool,
     encoding: Encoding,
-    mapping: Mapping,
+    mapping: Mapping<F>,
 }
 
-impl Options {
+impl<F: RowField> Options<F> {
     fn from_query(params: &[(String, String)]) -> Result<Self, ApiError> {
         let mut options = Self {
             dry_run: false,
@@ -129,10 +132,12 @@ impl Options {
                             )
                         })?;
                     for (header, field) in names {
-                        let field = Field::parse(&field).ok_or_else(|| {
+                        let field = F::parse(&field).ok_or_else(|| {
                             ApiError::invalid(
                                 "mapping",
-                                format!("{field:?} is not a field of a case row (docs/import.md)"),
+                                format!(
+                                    "{field:?} is not a field of this kind of row (docs/import.md)"
+                                ),
                             )
                         })?;
                         options.mapping.insert(header, field);
@@ -151,9 +156,86 @@ impl Options {
 }
 
 /// What the reading thread hands on.
-enum ReadRow {
-    Row(u64, Result<CaseRow, Vec<CellError>>),
+enum ReadRow<R> {
+    Row(u64, Result<R, Vec<CellError>>),
     Stopped(String),
+}
+
+/// One kind of file: how a row is read (on the reading thread) and decided.
+trait Importer: Send + Sync + 'static {
+    type Field: RowField + Send + Sync;
+    type Row: Send + 'static;
+
+    fn row(
+        &self,
+        columns: &Columns<Self::Field>,
+        record: &csv::StringRecord,
+        line: u64,
+    ) -> Result<Self::Row, Vec<CellError>>;
+
+    fn decide(
+        handler: &noroshi_app::CommandHandler,
+        principal: &Principal,
+        row: Self::Row,
+        dry_run: bool,
+    ) -> impl std::future::Future<Output = Result<RowOutcome, noroshi_app::CommandError>> + Send;
+}
+
+/// Case files: the health center's own cases, municipalities also by name.
+struct CaseFile {
+    by_name: HashMap<String, MunicipalityCode>,
+}
+
+impl Importer for CaseFile {
+    type Field = cases::Field;
+    type Row = CaseRow;
+
+    fn row(
+        &self,
+        columns: &cases::Columns,
+        record: &csv::StringRecord,
+        line: u64,
+    ) -> Result<CaseRow, Vec<CellError>> {
+        cases::row(columns, record, line, &|name| {
+            self.by_name.get(name).cloned()
+        })
+    }
+
+    async fn decide(
+        handler: &noroshi_app::CommandHandler,
+        principal: &Principal,
+        row: CaseRow,
+        dry_run: bool,
+    ) -> Result<RowOutcome, noroshi_app::CommandError> {
+        let report = row.report(principal.organisation_id.clone());
+        import::report_case(handler, principal, report, dry_run).await
+    }
+}
+
+/// Capacity files: a facility's own figures, or any facility's by HQ.
+struct CapacityFile;
+
+impl Importer for CapacityFile {
+    type Field = capacity::Field;
+    type Row = CapacityRow;
+
+    fn row(
+        &self,
+        columns: &capacity::Columns,
+        record: &csv::StringRecord,
+        line: u64,
+    ) -> Result<CapacityRow, Vec<CellError>> {
+        capacity::row(columns, record, line)
+    }
+
+    async fn decide(
+        handler: &noroshi_app::CommandHandler,
+        principal: &Principal,
+        row: CapacityRow,
+        dry_run: bool,
+    ) -> Result<RowOutcome, noroshi_app::CommandError> {
+        import::declare_capacity(handler, principal, row.facility_id, row.figures, dry_run).await
+    }
 }
 
 /// The header as read, or why the file cannot be read at all.
@@ -173,10 +255,51 @@ pub(super) async fn cases(
     }
     let options = Options::from_query(&params)?;
     let (_, municipalities) = noroshi_identity::areas::list(context.views.pool()).await?;
-    let by_name: HashMap<String, MunicipalityCode> = municipalities
+    let by_name = municipalities
         .into_iter()
         .filter_map(|m| Some((m.name, MunicipalityCode::parse(&m.code).ok()?)))
         .collect();
+    run(
+        &context,
+        principal,
+        options,
+        &headers,
+        body,
+        CaseFile { by_name },
+    )
+    .await
+}
+
+/// `POST /api/v1/import/capacity` (hospitals, hotels and other facilities their own
+/// figures; HQ any facility's, on its behalf; scope `facilities`).
+pub(super) async fn capacity(
+    State(context): State<HttpContext>,
+    Authed(caller): Authed,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let principal = caller.scoped(Scope::Facilities)?.clone();
+    if matches!(
+        principal.role,
+        Role::HealthCenter | Role::Public | Role::Admin
+    ) {
+        return Err(ApiError::PermissionDenied);
+    }
+    let options = Options::from_query(&params)?;
+    run(&context, principal, options, &headers, body, CapacityFile).await
+}
+
+/// Streams `body` through `importer`: answers 400 when its header cannot be read, then
+/// decides each row, answering as JSON or NDJSON.
+async fn run<I: Importer>(
+    context: &HttpContext,
+    principal: Principal,
+    options: Options<I::Field>,
+    headers: &HeaderMap,
+    body: Body,
+    importer: I,
+) -> Result<Response, ApiError> {
     let input = StreamReader::new(
         body.into_data_stream()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e)),
@@ -186,7 +309,7 @@ pub(super) async fn cases(
     let (rows_tx, rows_rx) = mpsc::channel(256);
     let (encoding, mapping) = (options.encoding, options.mapping.clone());
     tokio::task::spawn_blocking(move || {
-        read_rows(input, encoding, &mapping, &by_name, header_tx, &rows_tx)
+        read_rows(input, encoding, &mapping, &importer, header_tx, &rows_tx)
     });
     let (encoding, ignored) = header_rx
         .await
@@ -203,7 +326,7 @@ pub(super) async fn cases(
         .map(move |read| {
             let handler = handler.clone();
             let principal = principal.clone();
-            async move { decide(&handler, &principal, read, options.dry_run).await }
+            async move { decide::<I>(&handler, &principal, read, options.dry_run).await }
         })
         .buffered(IN_FLIGHT);
     let ndjson = headers
@@ -269,30 +392,27 @@ enum Decided {
     Stopped(String),
 }
 
-async fn decide(
+async fn decide<I: Importer>(
     handler: &noroshi_app::CommandHandler,
     principal: &Principal,
-    read: ReadRow,
+    read: ReadRow<I::Row>,
     dry_run: bool,
 ) -> Decided {
     match read {
         ReadRow::Stopped(why) => Decided::Stopped(why),
         ReadRow::Row(_, Err(cells)) => Decided::Cells(cells),
-        ReadRow::Row(line, Ok(row)) => {
-            let report = row.report(principal.organisation_id.clone());
-            Decided::Row(
-                line,
-                import::report_case(handler, principal, report, dry_run)
-                    .await
-                    .map_err(|error| {
-                        tracing::warn!(line, error = %error, "an imported row was not decided");
-                        format!(
-                            "not decided ({}); import the file again",
-                            ApiError::from(error)
-                        )
-                    }),
-            )
-        }
+        ReadRow::Row(line, Ok(row)) => Decided::Row(
+            line,
+            I::decide(handler, principal, row, dry_run)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(line, error = %error, "an imported row was not decided");
+                    format!(
+                        "not decided ({}); import the file again",
+                        ApiError::from(error)
+                    )
+                }),
+        ),
     }
 }
 
@@ -368,13 +488,13 @@ where
 
 /// Reads the file on a blocking thread: the header first (answered on `header`), then
 /// each row onto `rows`, until the end, an unreadable line, or nobody listening.
-fn read_rows(
+fn read_rows<I: Importer>(
     input: impl Read + Send + 'static,
     encoding: Encoding,
-    mapping: &Mapping,
-    by_name: &HashMap<String, MunicipalityCode>,
+    mapping: &Mapping<I::Field>,
+    importer: &I,
     header: oneshot::Sender<Header>,
-    rows: &mpsc::Sender<ReadRow>,
+    rows: &mpsc::Sender<ReadRow<I::Row>>,
 ) {
     let (decoded, encoding) = match text::decode(input, encoding) {
         Ok(decoded) => decoded,
@@ -383,7 +503,7 @@ fn read_rows(
             return;
         }
     };
-    let mut reader = cases::reader(decoded);
+    let mut reader = table::reader(decoded);
     let mut records = reader.records();
     let columns = match records.next() {
         None => Err("the file is empty: it has no header row".to_owned()),
@@ -400,12 +520,11 @@ fn read_rows(
             return;
         }
     };
-    let municipality = |name: &str| by_name.get(name).cloned();
     for record in records {
         let read = match record {
             Ok(record) => {
                 let line = record.position().map_or(0, |p| p.line());
-                ReadRow::Row(line, cases::row(&columns, &record, line, &municipality))
+                ReadRow::Row(line, importer.row(&columns, &record, line))
             }
             Err(error) => ReadRow::Stopped(csv_error(&error)),
         };

@@ -284,6 +284,17 @@ fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
             )
         },
         Route {
+            query: &[("encoding", "utf-8 (default, with a BOM) or shift_jis")],
+            answer: ("200", Some(("text/csv", json!({"type": "string", "description": "CSV, UTF-8 with a BOM or Shift_JIS"})))),
+            ..route(
+                "get",
+                "/api/v1/exports/placements.csv",
+                "export_placements",
+                "exports",
+                "HQ's placement log: every placement with the time of each step, the waits in minutes (HQ)",
+            )
+        },
+        Route {
             query: &[
                 ("dry_run", "true: decide every row, write nothing"),
                 ("encoding", "auto (default), utf-8 or shift_jis"),
@@ -298,6 +309,23 @@ fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
                 "import_cases",
                 "import",
                 "imports a health center's case file, row by row as ReportCase; with Accept: application/x-ndjson, progress, every error and the summary come line by line (health centers)",
+            )
+        },
+        Route {
+            query: &[
+                ("dry_run", "true: decide every row, write nothing"),
+                ("encoding", "auto (default), utf-8 or shift_jis"),
+                ("mapping", "JSON object of the file's headers to case fields, for other layouts (docs/import.md)"),
+            ],
+            body: Some(json!({"type": "string", "description": "the capacity file: CSV in UTF-8 (with or without BOM) or Shift_JIS"})),
+            body_media: "text/csv",
+            answer: ("200", json(generator.subschema_for::<ImportAnswer>().to_value())),
+            ..route(
+                "post",
+                "/api/v1/import/capacity",
+                "import_capacity",
+                "import",
+                "imports a capacity file, row by row as DeclareCapacity (a row whose figures are in force already is present); facilities their own rows, HQ any facility's on its behalf",
             )
         },
         Route {
