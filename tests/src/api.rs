@@ -227,6 +227,16 @@ pub fn authed<T>(actor: Actor, message: T) -> tonic::Request<T> {
     request
 }
 
+/// `stream:version,…` of command results, for `min_versions` (read your writes).
+pub fn min_versions(results: &[&pb::CommandResult]) -> String {
+    results
+        .iter()
+        .flat_map(|result| &result.streams)
+        .map(|s| format!("{}:{}", s.stream_id, s.version))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A fresh command id.
 pub fn cid() -> String {
     Uuid::new_v4().to_string()

@@ -45,7 +45,7 @@ const I18N = {
     'notify.critical': '重大なアラート', 'hq.bedboard': '病床状況（医療圏別）', 'hq.queue': '入院調整待ち（優先度・待ち時間順）',
     'hq.offer': '受入打診', 'hq.proxy': '代行入力（病床数）', 'hq.choose': '打診先を選ぶ', 'hq.offer_to': '打診する',
     'hq.no_candidates': '条件に合う空床がありません', 'hq.offer_for': '打診対象',
-    'hc.cases': '担当患者', 'dl.beds': '病床状況（CSV）', 'dl.sjis': 'Shift_JIS 版', 'dl.cases': '患者一覧（CSV・閲覧記録が残ります）', 'dl.open': 'オープンデータ（CSV）', 'dl.placements': '入院調整の記録（CSV）', 'imp.title': 'ファイルから取り込む', 'imp.help': 'HER-SYS の出力や表計算の CSV（UTF-8 または Shift_JIS、和暦も可）。まず内容を確認し、問題のない行だけを登録します。同じファイルを再度取り込んでも重複しません。', 'imp.file': 'CSV ファイル', 'imp.encoding': '文字コード', 'imp.auto': '自動判定', 'imp.check': '内容を確認（まだ登録しません）', 'imp.run': '問題のない {n} 件を登録する', 'imp.reading': '{n} 行を確認済み…', 'imp.no_file': 'ファイルを選んでください', 'imp.checked': '確認しました（まだ登録していません）: 全 {rows} 行、新規 {created}、登録済み {present}、取り込めない行 {refused}', 'imp.done': '登録しました: 全 {rows} 行、新規 {created}、登録済み {present}、取り込めない行 {refused}', 'imp.stopped': 'ファイルの途中で止まりました: {why}', 'imp.line': '行', 'imp.column': '列', 'imp.field': '項目', 'imp.problem': '内容', 'imp.more': '他 {n} 件', 'hc.report': '新規患者の報告', 'hc.observe': '観察記録', 'hc.request': '入院調整の依頼',
+    'hc.cases': '担当患者', 'dl.beds': '病床状況（CSV）', 'dl.sjis': 'Shift_JIS 版', 'dl.cases': '患者一覧（CSV・閲覧記録が残ります）', 'dl.open': 'オープンデータ（CSV）', 'dl.placements': '入院調整の記録（CSV）', 'imp.title': 'ファイルから取り込む', 'imp.capacity_title': '病床数をファイルから取り込む', 'imp.capacity_help': '病床区分ごとの確保病床数・即応病床数・入院（入所）者数の CSV（病床状況の CSV のままでも可、UTF-8 または Shift_JIS）。まず内容を確認し、問題のない行だけを登録します。', 'imp.capacity_title_hq': '病床数をファイルから取り込む（代行入力）', 'imp.capacity_help_hq': '各医療機関の病床数の CSV（病床状況の CSV のままでも可）。医療機関に代わって登録され、代行入力として記録されます。まず内容を確認し、問題のない行だけを登録します。', 'imp.help': 'HER-SYS の出力や表計算の CSV（UTF-8 または Shift_JIS、和暦も可）。まず内容を確認し、問題のない行だけを登録します。同じファイルを再度取り込んでも重複しません。', 'imp.file': 'CSV ファイル', 'imp.encoding': '文字コード', 'imp.auto': '自動判定', 'imp.check': '内容を確認（まだ登録しません）', 'imp.run': '問題のない {n} 件を登録する', 'imp.reading': '{n} 行を確認済み…', 'imp.no_file': 'ファイルを選んでください', 'imp.checked': '確認しました（まだ登録していません）: 全 {rows} 行、新規 {created}、登録済み {present}、取り込めない行 {refused}', 'imp.done': '登録しました: 全 {rows} 行、新規 {created}、登録済み {present}、取り込めない行 {refused}', 'imp.stopped': 'ファイルの途中で止まりました: {why}', 'imp.line': '行', 'imp.column': '列', 'imp.field': '項目', 'imp.problem': '内容', 'imp.more': '他 {n} 件', 'hc.report': '新規患者の報告', 'hc.observe': '観察記録', 'hc.request': '入院調整の依頼',
     'hc.transport': '搬送手配', 'hc.close': '終了', 'hc.open': '開く', 'hc.departure': '出発',
     'hc.search': '氏名・ふりがな・HER-SYS ID で検索', 'hc.scope': '表示', 'hc.scope_open': '対応中の患者',
     'hc.scope_all': '終了した患者も含む', 'hc.count': '$1 / $2 件', external_ref: 'HER-SYS ID',
@@ -162,7 +162,7 @@ const I18N = {
     'notify.critical': 'Critical alert', 'hq.bedboard': 'Beds by medical area', 'hq.queue': 'Waiting for a bed (by priority and waiting time)',
     'hq.offer': 'Offer', 'hq.proxy': 'Proxy capacity entry', 'hq.choose': 'Choose where to offer', 'hq.offer_to': 'Offer',
     'hq.no_candidates': 'No facility with a free bed fits', 'hq.offer_for': 'Offer for',
-    'hc.cases': 'Our cases', 'dl.beds': 'Bed board (CSV)', 'dl.sjis': 'Shift_JIS', 'dl.cases': 'Cases (CSV; the download is audited)', 'dl.open': 'Open data (CSV)', 'dl.placements': 'Placement log (CSV)', 'imp.title': 'Import from a file', 'imp.help': 'A CSV from HER-SYS or a spreadsheet (UTF-8 or Shift_JIS, Japanese era dates too). Check it first; only rows without problems are recorded. Importing the same file again adds nothing.', 'imp.file': 'CSV file', 'imp.encoding': 'Encoding', 'imp.auto': 'Detect', 'imp.check': 'Check the file (nothing is recorded yet)', 'imp.run': 'Record the {n} rows without problems', 'imp.reading': '{n} rows checked…', 'imp.no_file': 'Choose a file', 'imp.checked': 'Checked, nothing recorded yet: {rows} rows, {created} new, {present} already recorded, {refused} with problems', 'imp.done': 'Recorded: {rows} rows, {created} new, {present} already recorded, {refused} with problems', 'imp.stopped': 'The file stopped part-way: {why}', 'imp.line': 'Line', 'imp.column': 'Column', 'imp.field': 'Field', 'imp.problem': 'Problem', 'imp.more': '{n} more', 'hc.report': 'Report a case', 'hc.observe': 'Observation', 'hc.request': 'Request a placement',
+    'hc.cases': 'Our cases', 'dl.beds': 'Bed board (CSV)', 'dl.sjis': 'Shift_JIS', 'dl.cases': 'Cases (CSV; the download is audited)', 'dl.open': 'Open data (CSV)', 'dl.placements': 'Placement log (CSV)', 'imp.title': 'Import from a file', 'imp.capacity_title': 'Import bed figures from a file', 'imp.capacity_help': 'A CSV of secured, ready and occupied beds by category (the bed board CSV as it is will do; UTF-8 or Shift_JIS). Check it first; only rows without problems are recorded.', 'imp.capacity_title_hq': 'Import bed figures from a file (on behalf of facilities)', 'imp.capacity_help_hq': 'A CSV of every facility\'s beds (the bed board CSV as it is will do), recorded on the facilities\' behalf as proxy entries. Check it first; only rows without problems are recorded.', 'imp.help': 'A CSV from HER-SYS or a spreadsheet (UTF-8 or Shift_JIS, Japanese era dates too). Check it first; only rows without problems are recorded. Importing the same file again adds nothing.', 'imp.file': 'CSV file', 'imp.encoding': 'Encoding', 'imp.auto': 'Detect', 'imp.check': 'Check the file (nothing is recorded yet)', 'imp.run': 'Record the {n} rows without problems', 'imp.reading': '{n} rows checked…', 'imp.no_file': 'Choose a file', 'imp.checked': 'Checked, nothing recorded yet: {rows} rows, {created} new, {present} already recorded, {refused} with problems', 'imp.done': 'Recorded: {rows} rows, {created} new, {present} already recorded, {refused} with problems', 'imp.stopped': 'The file stopped part-way: {why}', 'imp.line': 'Line', 'imp.column': 'Column', 'imp.field': 'Field', 'imp.problem': 'Problem', 'imp.more': '{n} more', 'hc.report': 'Report a case', 'hc.observe': 'Observation', 'hc.request': 'Request a placement',
     'hc.transport': 'Arrange transport', 'hc.close': 'Close', 'hc.open': 'Open', 'hc.departure': 'Departure',
     'hc.search': 'Search by name, kana or HER-SYS ID', 'hc.scope': 'Show', 'hc.scope_open': 'Open cases',
     'hc.scope_all': 'Closed cases too', 'hc.count': '$1 of $2', external_ref: 'HER-SYS ID',
@@ -1103,6 +1103,7 @@ PAGES.hq = () => {
     bindForm(document.getElementById(id), 'SetAlertRule', {}, loadRules);
   }
   loadRules();
+  bindImport(document.getElementById('import-form'));
   rerenders.push(renderBeds, renderQueue, areaChoices);
   setInterval(() => {
     for (const node of document.querySelectorAll('.countdown[data-deadline]')) node.textContent = ' ' + fmtCountdown(node.dataset.deadline);
@@ -1114,11 +1115,11 @@ PAGES.hq = () => {
 const say = (key, values) => t(key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ''));
 
 /**
- * Sends a case file to the import (docs/import.md), reading its NDJSON answer as it comes:
+ * Sends a file to the import of `kind` (`cases`, `capacity`; docs/import.md), reading its NDJSON answer as it comes:
  * `onProgress(rows)` as rows are decided; resolves with the summary and every error.
  */
-async function importCases(file, encoding, dryRun, onProgress) {
-  const response = await fetch(`/api/v1/import/cases?dry_run=${dryRun}&encoding=${encodeURIComponent(encoding)}`, {
+async function importFile(kind, file, encoding, dryRun, onProgress) {
+  const response = await fetch(`/api/v1/import/${kind}?dry_run=${dryRun}&encoding=${encodeURIComponent(encoding)}`, {
     method: 'POST',
     credentials: 'same-origin',
     headers: { 'X-CSRF-Token': csrf(), Accept: 'application/x-ndjson', 'Content-Type': 'text/csv' },
@@ -1150,8 +1151,10 @@ async function importCases(file, encoding, dryRun, onProgress) {
   return { summary, errors };
 }
 
-/** The health center's import: a dry run first, its report, then the real import. */
+/** An import form (`data-import` names the kind of file): a dry run first, its report,
+ *  then the real import. */
 function bindImport(form) {
+  if (!form) return;
   const status = form.querySelector('#import-status');
   const progress = form.querySelector('#import-progress');
   const report = form.querySelector('#import-report');
@@ -1174,7 +1177,7 @@ function bindImport(form) {
     status.textContent = say('imp.reading', { n: 0 });
     try {
       const encoding = form.querySelector('[name=encoding]').value;
-      const { summary, errors } = await importCases(file, encoding, dryRun,
+      const { summary, errors } = await importFile(form.dataset.import, file, encoding, dryRun,
         (rows) => { status.textContent = say('imp.reading', { n: rows }); });
       status.className = 'form-status ok';
       status.textContent = say(dryRun ? 'imp.checked' : 'imp.done', summary);
@@ -1610,6 +1613,7 @@ PAGES.facility = () => {
       (delta) => { cared.apply(delta.rows, delta.removed); render(); });
   }
   bindForm(declare, 'DeclareCapacity', { facility_id: facility }, () => { declareEdited = false; });
+  bindImport(document.getElementById('import-form'));
   rerenders.push(render);
   setInterval(() => {
     for (const node of document.querySelectorAll('.countdown[data-deadline]')) {

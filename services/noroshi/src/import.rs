@@ -1,4 +1,4 @@
-//! `noroshi import cases`: a client of `POST /api/v1/import/cases` (docs/import.md). The
+//! `noroshi import cases|capacity`: a client of `POST /api/v1/import/…` (docs/import.md). The
 //! file streams to the server, which reads it only as fast as it decides rows, so the
 //! bytes sent are the progress; errors and the summary come back line by line.
 
@@ -22,6 +22,9 @@ pub struct ImportArgs {
 pub enum ImportCommand {
     /// A health center's case file (CSV, UTF-8 or Shift_JIS; docs/import.md).
     Cases(ImportFile),
+    /// A capacity file: a facility's own figures, or HQ's table of every facility's
+    /// (entered on their behalf).
+    Capacity(ImportFile),
 }
 
 #[derive(Debug, Args)]
@@ -31,7 +34,8 @@ pub struct ImportFile {
     /// The noroshi HTTP API.
     #[arg(long, env = "NOROSHI_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// A health center's bearer token (an API client with the `cases` scope).
+    /// A bearer token: a health center's (scope `cases`) for cases, a facility's or HQ's
+    /// (scope `facilities`) for capacity.
     #[arg(long, env = "NOROSHI_TOKEN", hide_env_values = true)]
     pub token: String,
     /// Decide every row, write nothing.
@@ -80,7 +84,10 @@ struct MappingFile {
 
 /// Imports the file; `Incomplete` when a row was refused or the file stopped.
 pub async fn run(args: ImportArgs) -> Result<(), ImportError> {
-    let ImportCommand::Cases(args) = args.what;
+    let (kind, args) = match args.what {
+        ImportCommand::Cases(file) => ("cases", file),
+        ImportCommand::Capacity(file) => ("capacity", file),
+    };
     let mut query = vec![("encoding", args.encoding.clone())];
     if args.dry_run {
         query.push(("dry_run", "true".into()));
@@ -116,7 +123,7 @@ pub async fn run(args: ImportArgs) -> Result<(), ImportError> {
         }),
     ));
     let request = http::Request::post(format!(
-        "{}/api/v1/import/cases?{query}",
+        "{}/api/v1/import/{kind}?{query}",
         args.url.trim_end_matches('/')
     ))
     .header(

@@ -1959,3 +1959,40 @@ async fn a_nurse_checks_a_case_file_then_imports_it_and_sees_the_cases() {
     screenshot(&nurse, "health-center-import").await;
     nurse.close().await.unwrap();
 }
+
+/// A hospital's bed manager imports its figures from a spreadsheet on its page: a row of
+/// another hospital is refused alone, its own rows show in its capacity at once.
+#[tokio::test]
+async fn a_bed_manager_imports_the_hospital_s_figures_from_a_file() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("病床.csv");
+    let text = "医療機関等コード,病床区分,確保病床数,即応病床数,入院・入所者数\n\
+                hofu-central,中等症,16,12,5\n\
+                ube-medical,中等症,9,9,1\n";
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(text);
+    std::fs::write(&path, &sjis).unwrap();
+    let beds = browser.session().await;
+    log_in(&beds, &world.base, "hofu.beds", PASSWORD).await;
+    wait_for(&beds, "#import-form input[type=file]")
+        .await
+        .send_keys(path.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&beds, "#import-form button[type=submit]").await;
+    wait_text(&beds, "#import-status", |t| {
+        t.contains("全 2 行、新規 1") && t.contains("取り込めない行 1")
+    })
+    .await;
+    let refused = wait_text(&beds, "#import-errors tbody tr", |t| !t.is_empty()).await;
+    assert!(refused.contains("PERMISSION_DENIED"), "{refused}");
+    click(&beds, "#import-run").await;
+    wait_text(&beds, "#import-status", |t| t.contains("登録しました")).await;
+    wait_text(&beds, "#capacity tr[data-category='MODERATE']", |t| {
+        t.contains("即応病床 12") && t.contains("入院中 5")
+    })
+    .await;
+    accessible(&beds, "hospital capacity import").await;
+    beds.close().await.unwrap();
+}

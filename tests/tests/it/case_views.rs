@@ -11,7 +11,7 @@ use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
 use noroshi_tests::api::{
     ADMIN, Actor, HC, HC_OTHER, HOFU, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, PUBLIC, TestApi, authed,
-    cid,
+    cid, min_versions,
 };
 use noroshi_tests::pipeline::{Pipeline, live_world};
 use noroshi_tests::sse::Events;
@@ -26,12 +26,7 @@ async fn world() -> (TestApi, (Pipeline, NatsServer)) {
 
 /// `stream:version,…` of a command's result, for `min_versions`.
 fn versions(result: &pb::CommandResult) -> String {
-    result
-        .streams
-        .iter()
-        .map(|s| format!("{}:{}", s.stream_id, s.version))
-        .collect::<Vec<_>>()
-        .join(",")
+    min_versions(&[result])
 }
 
 /// The world with 10 ready MODERATE beds at Hofu Central, once both hospitals' inboxes

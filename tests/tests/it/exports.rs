@@ -5,7 +5,9 @@
 
 use encoding_rs::SHIFT_JIS;
 use noroshi_proto::v1 as pb;
-use noroshi_tests::api::{Actor, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HQ, PUBLIC, TestApi, UBE};
+use noroshi_tests::api::{
+    Actor, HC, HC_OTHER, HOSPITAL, HOSPITAL_OTHER, HQ, PUBLIC, TestApi, UBE, min_versions,
+};
 use noroshi_tests::pipeline::live_world;
 
 /// `GET path` as `actor`: status, content type and body bytes.
@@ -79,12 +81,7 @@ async fn each_export_has_its_columns_and_figures_and_follows_the_access_rules() 
     )
     .await;
     // The views have caught up once a read naming the writes answers.
-    let fresh = declared
-        .streams
-        .iter()
-        .map(|s| format!("{}:{}", s.stream_id, s.version))
-        .collect::<Vec<_>>()
-        .join(",");
+    let fresh = min_versions(&[&declared]);
     let (status, _) = api
         .http_get(
             Some(HQ),

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use noroshi_proto::v1 as pb;
-use noroshi_tests::api::{Actor, HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi};
+use noroshi_tests::api::{Actor, HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, min_versions};
 use noroshi_tests::pipeline::live_world;
 use serde_json::Value;
 
@@ -93,12 +93,7 @@ async fn bed_capacity_is_valid_fhir_r4_and_equals_the_bed_board() {
             4,
         )
         .await;
-    let fresh = declared
-        .streams
-        .iter()
-        .map(|s| format!("{}:{}", s.stream_id, s.version))
-        .collect::<Vec<_>>()
-        .join(",");
+    let fresh = min_versions(&[&declared]);
     let (status, board) = api
         .http_get(
             Some(HQ),

@@ -389,6 +389,31 @@ async fn the_cli_imports_a_file_with_a_mapping_and_says_what_it_refused() {
         "{out}"
     );
     assert_eq!(reported(&api).await, 30);
+    // A hospital's capacity file, the same way.
+    let beds = dir.path().join("beds.csv");
+    std::fs::write(
+        &beds,
+        "医療機関等コード,病床区分,確保病床数,即応病床数,入院・入所者数\nhofu-central,重症,6,5,2\n",
+    )
+    .unwrap();
+    let capacity = tokio::process::Command::new(noroshi_tests::noroshi_bin())
+        .args(["import", "capacity"])
+        .arg(&beds)
+        .args([
+            "--url",
+            &format!("http://{}", api.http_addr),
+            "--token",
+            HOSPITAL.token,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&capacity.stdout);
+    assert_eq!(capacity.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("1 rows: created 1, present 0, refused 0"),
+        "{out}"
+    );
 }
 
 /// `POST /api/v1/import/capacity` as `actor`.

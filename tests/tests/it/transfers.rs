@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use noroshi_proto::v1 as pb;
 use noroshi_tests::NatsServer;
-use noroshi_tests::api::{Actor, HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi, authed, cid};
+use noroshi_tests::api::{
+    Actor, HC, HOSPITAL, HOSPITAL_OTHER, HOTEL, HQ, TestApi, authed, cid, min_versions,
+};
 use noroshi_tests::pipeline::{Pipeline, live_world};
 use noroshi_tests::sse::Events;
 use serde_json::Value;
@@ -21,16 +23,6 @@ async fn world() -> (TestApi, (Pipeline, NatsServer)) {
         (HOTEL, "yuda-hotel", pb::BedCategory::HotelRoom, 20),
     ])
     .await
-}
-
-/// `stream:version,…` of command results, for `min_versions`.
-fn versions(results: &[&pb::CommandResult]) -> String {
-    results
-        .iter()
-        .flat_map(|result| &result.streams)
-        .map(|s| format!("{}:{}", s.stream_id, s.version))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// What the views say once they reflect `fresh`: a facility's occupied beds of a
@@ -209,7 +201,7 @@ async fn a_hotel_escalation_keeps_the_room_until_the_hospital_records_arrival() 
         "yuda-hotel",
     )
     .await;
-    let seen = Seen::at(&api, &case_id, &versions(&[&arrived])).await;
+    let seen = Seen::at(&api, &case_id, &min_versions(&[&arrived])).await;
     assert_eq!(seen.status(), "CASE_STATUS_IN_HOTEL");
     assert_eq!(seen.occupied("yuda-hotel", ROOM), 1);
 
@@ -248,7 +240,7 @@ async fn a_hotel_escalation_keeps_the_room_until_the_hospital_records_arrival() 
         events_after(&api, &format!("case-{case_id}"), observed.version).await[0].0,
         "TransferRequested"
     );
-    let seen = Seen::at(&api, &case_id, &versions(&[&requested])).await;
+    let seen = Seen::at(&api, &case_id, &min_versions(&[&requested])).await;
     assert_eq!(seen.status(), "CASE_STATUS_IN_HOTEL");
     assert_eq!(seen.occupied("yuda-hotel", ROOM), 1);
     let row = loop {
@@ -275,7 +267,7 @@ async fn a_hotel_escalation_keeps_the_room_until_the_hospital_records_arrival() 
     // Offered, accepted, on the way: the room stays occupied at every step, and the
     // hotel cannot free it by discharging while the escalation is live.
     let accepted = accepted_and_on_the_way(&api, &escalation, HOSPITAL, "hofu-central").await;
-    let seen = Seen::at(&api, &case_id, &versions(&[&accepted])).await;
+    let seen = Seen::at(&api, &case_id, &min_versions(&[&accepted])).await;
     assert_eq!(seen.status(), "CASE_STATUS_IN_HOTEL");
     assert_eq!(seen.occupied("yuda-hotel", ROOM), 1);
     // The hotel's inbox shows its resident with the observation it recorded, and where
@@ -362,7 +354,7 @@ async fn a_hotel_escalation_keeps_the_room_until_the_hospital_records_arrival() 
     assert_eq!(kind, "PatientArrived");
     assert_eq!(vacated, [("BedVacated".to_owned(), command)]);
     assert_eq!(discharged, [("PatientDischarged".to_owned(), command)]);
-    let seen = Seen::at(&api, &case_id, &versions(&[&arrival])).await;
+    let seen = Seen::at(&api, &case_id, &min_versions(&[&arrival])).await;
     assert_eq!(seen.status(), "CASE_STATUS_HOSPITALIZED");
     assert_eq!(seen.occupied("yuda-hotel", ROOM), 0);
     assert_eq!(seen.occupied("hofu-central", MODERATE), 1);
@@ -415,7 +407,7 @@ async fn a_step_down_and_a_hospital_transfer_keep_the_bed_until_arrival() {
     )
     .await;
     assert_eq!(
-        Seen::at(&api, &case_id, &versions(&[&arrived]))
+        Seen::at(&api, &case_id, &min_versions(&[&arrived]))
             .await
             .occupied("hofu-central", MODERATE),
         1
@@ -424,11 +416,11 @@ async fn a_step_down_and_a_hospital_transfer_keep_the_bed_until_arrival() {
         .await
         .expect("the hospital requests a step-down");
     let accepted = accepted_and_on_the_way(&api, &step_down, HOTEL, "yuda-hotel").await;
-    let seen = Seen::at(&api, &case_id, &versions(&[&accepted])).await;
+    let seen = Seen::at(&api, &case_id, &min_versions(&[&accepted])).await;
     assert_eq!(seen.status(), "CASE_STATUS_HOSPITALIZED");
     assert_eq!(seen.occupied("hofu-central", MODERATE), 1);
     let arrival = api.arrive(HOTEL, &step_down).await;
-    let seen = Seen::at(&api, &case_id, &versions(&[&arrival])).await;
+    let seen = Seen::at(&api, &case_id, &min_versions(&[&arrival])).await;
     assert_eq!(seen.status(), "CASE_STATUS_IN_HOTEL");
     assert_eq!(seen.occupied("hofu-central", MODERATE), 0);
     assert_eq!(seen.occupied("yuda-hotel", ROOM), 1);
@@ -446,12 +438,12 @@ async fn a_step_down_and_a_hospital_transfer_keep_the_bed_until_arrival() {
         .await
         .unwrap();
     let accepted = accepted_and_on_the_way(&api, &transfer, HOSPITAL_OTHER, "ube-medical").await;
-    let seen = Seen::at(&api, &other, &versions(&[&arrived, &accepted])).await;
+    let seen = Seen::at(&api, &other, &min_versions(&[&arrived, &accepted])).await;
     assert_eq!(seen.status(), "CASE_STATUS_HOSPITALIZED");
     assert_eq!(seen.occupied("hofu-central", MODERATE), 1);
     assert_eq!(seen.occupied("ube-medical", MODERATE), 0);
     let arrival = api.arrive(HOSPITAL_OTHER, &transfer).await;
-    let seen = Seen::at(&api, &other, &versions(&[&arrival])).await;
+    let seen = Seen::at(&api, &other, &min_versions(&[&arrival])).await;
     assert_eq!(seen.status(), "CASE_STATUS_HOSPITALIZED");
     assert_eq!(seen.occupied("hofu-central", MODERATE), 0);
     assert_eq!(seen.occupied("ube-medical", MODERATE), 1);
@@ -484,7 +476,7 @@ async fn a_cancelled_transfer_leaves_the_patient_in_their_bed() {
         .unwrap_err();
     assert_eq!(second.code(), Code::FailedPrecondition, "{second:?}");
     let accepted = accepted_and_on_the_way(&api, &transfer, HOSPITAL_OTHER, "ube-medical").await;
-    let seen = Seen::at(&api, &case_id, &versions(&[&accepted])).await;
+    let seen = Seen::at(&api, &case_id, &min_versions(&[&accepted])).await;
     assert_eq!(seen.occupied("ube-medical", MODERATE), 0);
     let cancelled = api.cancel(&transfer).await;
     assert_eq!(
@@ -495,7 +487,7 @@ async fn a_cancelled_transfer_leaves_the_patient_in_their_bed() {
             .0,
         "TransferCancelled"
     );
-    let seen = Seen::at(&api, &case_id, &versions(&[&cancelled])).await;
+    let seen = Seen::at(&api, &case_id, &min_versions(&[&cancelled])).await;
     assert_eq!(seen.status(), "CASE_STATUS_HOSPITALIZED");
     assert_eq!(seen.occupied("hofu-central", MODERATE), 1);
     assert_eq!(seen.occupied("ube-medical", MODERATE), 0);
