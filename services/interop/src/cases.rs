@@ -185,12 +185,15 @@ fn sex(value: &str) -> Result<Sex, String> {
 }
 
 fn severity(value: &str) -> Result<Severity, String> {
-    let key = normal(value).replace(['Ⅰ', '1'], "I").replace("Ⅱ", "II");
+    // 中等症Ⅰ/Ⅱ are written with Roman numerals, Latin letters or digits.
+    let key = normal(value)
+        .replace(['Ⅰ', '1'], "I")
+        .replace(['Ⅱ', '2'], "II");
     match key.as_str() {
         "無症状" | "無症候" | "ASYMPTOMATIC" => Ok(Severity::Asymptomatic),
         "軽症" | "MILD" => Ok(Severity::Mild),
         "中等症I" | "MODERATE_I" => Ok(Severity::ModerateI),
-        "中等症II" | "中等症I2" | "MODERATE_II" => Ok(Severity::ModerateII),
+        "中等症II" | "MODERATE_II" => Ok(Severity::ModerateII),
         "重症" | "SEVERE" => Ok(Severity::Severe),
         _ => Err(format!(
             "{value:?} is not 無症状, 軽症, 中等症I, 中等症II or 重症"
@@ -320,6 +323,23 @@ mod tests {
             row.risk_factors,
             BTreeSet::from([RiskFactor::Diabetes, RiskFactor::Age65Plus])
         );
+    }
+
+    #[test]
+    fn severities_in_every_usual_spelling() {
+        for (cell, expected) in [
+            ("中等症Ⅰ", Severity::ModerateI),
+            ("中等症1", Severity::ModerateI),
+            ("中等症Ｉ", Severity::ModerateI),
+            ("中等症Ⅱ", Severity::ModerateII),
+            ("中等症２", Severity::ModerateII),
+            ("中等症 II", Severity::ModerateII),
+            ("moderate_ii", Severity::ModerateII),
+            ("無症状", Severity::Asymptomatic),
+        ] {
+            assert_eq!(severity(cell), Ok(expected), "{cell}");
+        }
+        assert!(severity("中等症3").is_err());
     }
 
     #[test]
