@@ -1155,6 +1155,19 @@ async function importFile(kind, file, encoding, dryRun, onProgress) {
  *  then the real import. */
 function bindImport(form) {
   if (!form) return;
+  // The same controls on every page that imports a file.
+  const said = (key) => ({ 'data-i18n': key, text: t(key) });
+  form.append(
+    h('label', {}, h('span', said('imp.file')), h('input', { type: 'file', name: 'file', accept: '.csv,text/csv' })),
+    h('label', {}, h('span', said('imp.encoding')), h('select', { name: 'encoding' },
+      h('option', { value: 'auto', ...said('imp.auto') }),
+      h('option', { value: 'utf-8' }, 'UTF-8'),
+      h('option', { value: 'shift_jis' }, 'Shift_JIS'))),
+    h('button', { type: 'submit', ...said('imp.check') }),
+    h('progress', { id: 'import-progress', hidden: true }),
+    h('p', { class: 'form-status', role: 'status', id: 'import-status' }),
+    h('div', { id: 'import-report' }),
+    h('button', { type: 'button', id: 'import-run', hidden: true }));
   const status = form.querySelector('#import-status');
   const progress = form.querySelector('#import-progress');
   const report = form.querySelector('#import-report');

@@ -58,7 +58,6 @@ pub type Columns = table::Columns<Field>;
 /// A capacity row read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapacityRow {
-    pub line: u64,
     pub facility_id: FacilityId,
     pub figures: CategoryFigures,
 }
@@ -81,7 +80,6 @@ pub fn row(
     match (facility_id, category, secured, ready, occupied) {
         (Some(facility_id), Some(category), Some(secured), Some(ready), Some(occupied)) => {
             Ok(CapacityRow {
-                line,
                 facility_id,
                 figures: CategoryFigures {
                     category,

@@ -85,7 +85,6 @@ pub type Columns = table::Columns<Field>;
 /// importer's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseRow {
-    pub line: u64,
     pub external_ref: ExternalRef,
     pub patient: Patient,
     pub municipality: MunicipalityCode,
@@ -148,7 +147,6 @@ pub fn row(
     cells.finish()?;
     let read = || {
         Some(CaseRow {
-            line,
             external_ref: external_ref?,
             patient: Patient {
                 name: name?,

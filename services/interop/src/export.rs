@@ -4,6 +4,8 @@
 
 use encoding_rs::SHIFT_JIS;
 
+use crate::text::Encoding;
+
 /// The encoding of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutEncoding {
@@ -13,12 +15,14 @@ pub enum OutEncoding {
 }
 
 impl OutEncoding {
-    /// `utf-8` (the default) or `shift_jis` (`sjis`, `cp932`).
+    /// `utf-8` (the default) or `shift_jis`, by the names imports take
+    /// ([`Encoding::parse`]); `auto` names no encoding to write in.
     pub fn parse(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().replace('-', "_").as_str() {
-            "" | "utf_8" | "utf8" => Some(Self::Utf8Bom),
-            "shift_jis" | "sjis" | "cp932" | "windows_31j" => Some(Self::ShiftJis),
-            _ => None,
+        match Encoding::parse(name)? {
+            Encoding::Utf8 => Some(Self::Utf8Bom),
+            Encoding::ShiftJis => Some(Self::ShiftJis),
+            Encoding::Auto if name.is_empty() => Some(Self::Utf8Bom),
+            Encoding::Auto => None,
         }
     }
 
@@ -213,6 +217,20 @@ mod tests {
         let (decoded, _, bad) = SHIFT_JIS.decode(&sjis);
         assert!(!bad);
         assert_eq!(decoded, "氏名\r\n防府 花子\r\n");
+    }
+
+    #[test]
+    fn exports_are_written_in_utf8_unless_shift_jis_is_asked_for() {
+        for (name, expected) in [
+            ("", Some(OutEncoding::Utf8Bom)),
+            ("utf-8", Some(OutEncoding::Utf8Bom)),
+            ("Shift_JIS", Some(OutEncoding::ShiftJis)),
+            ("cp932", Some(OutEncoding::ShiftJis)),
+            ("auto", None),
+            ("latin1", None),
+        ] {
+            assert_eq!(OutEncoding::parse(name), expected, "{name:?}");
+        }
     }
 
     #[test]

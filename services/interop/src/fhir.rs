@@ -19,7 +19,7 @@ pub const NOROSHI_FIGURES: &str = "urn:noroshi:fhir:CodeSystem:bed-figure";
 pub const MEASURE: &str = "urn:noroshi:fhir:Measure:bed-capacity";
 
 /// One category of a facility's beds, as the bed board shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Figures {
     pub secured: u64,
     pub ready: u64,
@@ -69,14 +69,7 @@ fn population(system: &str, code: &str, display: &str, count: u64) -> Value {
 /// The `MeasureReport` of `subject` at `now`, for the day (JST) up to `now`.
 pub fn measure_report(subject: &Subject, now: OffsetDateTime) -> Value {
     let hospital = ["SEVERE", "MODERATE", "MILD"];
-    let mut beds = Figures {
-        secured: 0,
-        ready: 0,
-        occupied: 0,
-        held: 0,
-        available: 0,
-    };
-    let mut icu = beds;
+    let (mut beds, mut icu) = (Figures::default(), Figures::default());
     for (category, figures) in &subject.categories {
         if hospital.contains(&category.as_str()) {
             beds += *figures;

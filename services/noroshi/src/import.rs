@@ -58,6 +58,8 @@ pub enum ImportError {
     },
     #[error("invalid mapping file {path}: {reason}")]
     Mapping { path: PathBuf, reason: String },
+    #[error("cannot set up TLS")]
+    Tls(#[source] std::io::Error),
     #[error("invalid --url")]
     Url(#[source] http::Error),
     #[error("cannot reach the server")]
@@ -136,10 +138,7 @@ pub async fn run(args: ImportArgs) -> Result<(), ImportError> {
     .map_err(ImportError::Url)?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .map_err(|e| ImportError::Read {
-            path: args.file.clone(),
-            source: std::io::Error::other(e),
-        })?
+        .map_err(|e| ImportError::Tls(std::io::Error::other(e)))?
         .https_or_http()
         .enable_http1()
         .build();

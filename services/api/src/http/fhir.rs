@@ -103,13 +103,7 @@ async fn subjects(
             });
         subject.categories.push((category.clone(), figures));
         subject.declared_at = subject.declared_at.max(declared);
-        *totals.entry(category).or_insert(Figures {
-            secured: 0,
-            ready: 0,
-            occupied: 0,
-            held: 0,
-            available: 0,
-        }) += figures;
+        *totals.entry(category).or_default() += figures;
     }
     let prefecture = context.handler.prefecture().code();
     let total = Subject {

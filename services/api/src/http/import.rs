@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -362,25 +361,23 @@ async fn run<I: Importer>(
         )
             .into_response());
     }
-    let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let truncated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut errors = Vec::new();
+    let mut errors_truncated = false;
     let summary = tally(decided, summary, |event| {
         if let Event::Error(error) = event {
-            let mut errors = errors.lock().unwrap_or_else(|e| e.into_inner());
             if errors.len() < MAX_LISTED_ERRORS {
                 errors.push(error);
             } else {
-                truncated.store(true, std::sync::atomic::Ordering::Relaxed);
+                errors_truncated = true;
             }
         }
         async {}
     })
     .await;
-    let errors = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(Json(ImportAnswer {
         summary,
         errors,
-        errors_truncated: truncated.load(std::sync::atomic::Ordering::Relaxed),
+        errors_truncated,
     })
     .into_response())
 }
