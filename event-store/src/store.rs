@@ -9,6 +9,7 @@ use std::time::Duration;
 use sqlx::Connection as _;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -124,6 +125,26 @@ const READ_SNAPSHOT: &str = concat!(
     event_columns!(),
     " FROM events e WHERE split_part(e.stream_id, '-', 1) = ANY($1) ORDER BY e.position"
 );
+
+/// Events of streams of some aggregate types in a range of positions, in position order.
+const READ_RANGE: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events e WHERE e.position > $1 AND e.position <= $2 \
+        AND split_part(e.stream_id, '-', 1) = ANY($3) ORDER BY e.position LIMIT $4"
+);
+
+/// The position and time of the last event recorded at or before a time.
+const POSITION_AT: &str = "SELECT position, recorded_at FROM events WHERE recorded_at <= $1 \
+     ORDER BY recorded_at DESC, position DESC LIMIT 1";
+
+/// The highest position whose event was recorded before `now() - $1` and before every
+/// transaction of this database still running began: see [`EventStore::settled`].
+const SETTLED: &str = "SELECT coalesce(max(position), 0) FROM events WHERE recorded_at < least( \
+       now() - $1::interval, \
+       coalesce((SELECT min(xact_start) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND backend_xid IS NOT NULL \
+                   AND pid <> pg_backend_pid()), now()))";
 
 /// How many events [`read_snapshot`] will return, and the highest position in the log.
 const SNAPSHOT_EXTENT: &str = "SELECT \
@@ -508,6 +529,63 @@ impl EventStore {
             events.push(event);
         }
         Ok(ReadAllPage { events, next })
+    }
+
+    /// Up to `limit` events of streams of `aggregate_types` with a position after `after`
+    /// and at most `until`, in position order: a stretch of the past to replay.
+    pub async fn read_range(
+        &self,
+        after: u64,
+        until: u64,
+        aggregate_types: &[&str],
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(READ_RANGE)
+            .bind(to_i64(after))
+            .bind(to_i64(until))
+            .bind(aggregate_types)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(recorded_event).collect()
+    }
+
+    /// The position and recording time of the last event recorded at or before `time`;
+    /// `None` when the log holds nothing that old.
+    pub async fn position_at(
+        &self,
+        time: OffsetDateTime,
+    ) -> Result<Option<(u64, OffsetDateTime)>, StoreError> {
+        let found: Option<(i64, OffsetDateTime)> = sqlx::query_as(POSITION_AT)
+            .bind(time)
+            .fetch_optional(&self.pool)
+            .await?;
+        found
+            .map(|(position, recorded_at)| Ok((to_u64(position)?, recorded_at)))
+            .transpose()
+    }
+
+    /// The recording time of the event at `position`, `None` when there is none.
+    pub async fn recorded_at(&self, position: u64) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT recorded_at FROM events WHERE position = $1")
+                .bind(to_i64(position))
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// A position below which the log no longer changes: the highest position of an event
+    /// recorded more than `settle` ago and before every transaction of this database
+    /// still running began. An append is one short statement, so an event that commits
+    /// late with a lower position is one whose transaction is still running, and events
+    /// recorded before it began are left out.
+    pub async fn settled(&self, settle: Duration) -> Result<u64, StoreError> {
+        let settled: i64 = sqlx::query_scalar(SETTLED)
+            .bind(format!("{} milliseconds", settle.as_millis()))
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(settled)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod bed_board;
 pub mod case_board;
 pub mod consult_queue;
 pub mod facility_inbox;
+pub mod history;
 pub mod placement_queue;
 pub mod public_stats;
 pub mod rebuild;
@@ -157,6 +158,36 @@ impl View {
             Self::PublicStats => public_stats::PublicStats::SOURCES,
             Self::ConsultQueue => consult_queue::ConsultQueue::SOURCES,
             Self::Alerts => alerts::Alerts::SOURCES,
+        }
+    }
+
+    /// The tables of its read model ([`runner::Projection::TABLES`]).
+    pub fn tables(self) -> &'static [&'static str] {
+        use runner::Projection;
+        match self {
+            Self::BedBoard => bed_board::BedBoard::TABLES,
+            Self::PlacementQueue => placement_queue::PlacementQueue::TABLES,
+            Self::CaseBoard => case_board::CaseBoard::TABLES,
+            Self::FacilityInbox => facility_inbox::FacilityInbox::TABLES,
+            Self::Timeline => timeline::Timeline::TABLES,
+            Self::PublicStats => public_stats::PublicStats::TABLES,
+            Self::ConsultQueue => consult_queue::ConsultQueue::TABLES,
+            Self::Alerts => alerts::Alerts::TABLES,
+        }
+    }
+
+    /// The views whose read models its answers are read from: its own, and the bed
+    /// board's facilities for the inbox (origin areas) and the public statistics.
+    pub fn reads(self) -> &'static [Self] {
+        match self {
+            Self::FacilityInbox => &[Self::FacilityInbox, Self::BedBoard],
+            Self::PublicStats => &[Self::PublicStats, Self::BedBoard],
+            Self::BedBoard => &[Self::BedBoard],
+            Self::PlacementQueue => &[Self::PlacementQueue],
+            Self::CaseBoard => &[Self::CaseBoard],
+            Self::Timeline => &[Self::Timeline],
+            Self::ConsultQueue => &[Self::ConsultQueue],
+            Self::Alerts => &[Self::Alerts],
         }
     }
 

@@ -593,6 +593,12 @@ async fn apply<P: Projection>(
         .bind(P::NAME)
         .execute(&mut *tx)
         .await?;
+    // A view is rebuilt because what its projection makes of the events changed: its
+    // snapshots are of the old making. The snapshotter takes them again from the start.
+    sqlx::query("DELETE FROM view_snapshots WHERE view = $1")
+        .bind(P::NAME)
+        .execute(&mut *tx)
+        .await?;
     progress(0, total);
     let mut seen = Seen::rebuilding();
     while let Some(next) = feed.recv().await {

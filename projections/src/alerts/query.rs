@@ -80,7 +80,7 @@ impl Views {
         }
         self.ready(principal, &[View::Alerts], min_versions).await?;
         let stream_sequence = self.checkpoint(View::Alerts.name()).await?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let stored = super::rows_for(
             &self.pool,
             principal.role.as_str(),
@@ -110,6 +110,10 @@ impl ViewQuery for Alerts {
     type Request = pb::GetAlertsRequest;
     type Response = pb::Alerts;
     type Update = pb::AlertsUpdate;
+
+    fn as_of(request: &pb::GetAlertsRequest) -> Option<&pb::AsOf> {
+        request.as_of.as_ref()
+    }
 
     fn violations(request: &pb::GetAlertsRequest) -> Violations {
         crate::views::violations(parse(request))

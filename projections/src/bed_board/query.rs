@@ -188,7 +188,7 @@ impl Views {
             }
             (ViewScope::None, _) => return Ok(Vec::new()),
         };
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         Ok(super::board(&self.pool, facilities)
             .await?
             .into_iter()
@@ -220,7 +220,7 @@ impl Views {
             stream_sequence,
             stale_after_seconds: u64::try_from(self.settings.stale_after.whole_seconds())
                 .unwrap_or_default(),
-            generated_at: at(OffsetDateTime::now_utc()),
+            generated_at: at(self.now()),
         })
     }
 }
@@ -230,6 +230,10 @@ impl ViewQuery for BedBoard {
     type Request = pb::GetBedBoardRequest;
     type Response = pb::BedBoard;
     type Update = pb::BedBoardUpdate;
+
+    fn as_of(request: &pb::GetBedBoardRequest) -> Option<&pb::AsOf> {
+        request.as_of.as_ref()
+    }
 
     fn violations(request: &pb::GetBedBoardRequest) -> Violations {
         crate::views::violations(BedBoardFilter::parse(request))

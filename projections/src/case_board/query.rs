@@ -18,7 +18,7 @@ use super::{CaseBoard, CaseQuery, CaseRow};
 use crate::View;
 use crate::runner::Projection;
 use crate::views::live::{Changed, Listed, audited, diff, follow, merged};
-use crate::views::page::{encode_token, today};
+use crate::views::page::encode_token;
 use crate::views::{
     MinVersions, Page, QueryError, Updates, ViewQuery, Views, age_on, at, at_opt, min_versions,
     wire, wires,
@@ -135,8 +135,7 @@ fn row(row: CaseRow, today: time::Date) -> pb::CaseBoardRow {
     }
 }
 
-fn rows(stored: Vec<CaseRow>) -> Vec<pb::CaseBoardRow> {
-    let today = today();
+fn rows(stored: Vec<CaseRow>, today: time::Date) -> Vec<pb::CaseBoardRow> {
     stored.into_iter().map(|r| row(r, today)).collect()
 }
 
@@ -168,11 +167,11 @@ impl Views {
         let (stored, total) = super::rows(&self.pool, &query).await?;
         let next = offset.saturating_add(i64::try_from(stored.len()).unwrap_or_default());
         Ok(pb::CaseBoard {
-            rows: rows(stored),
+            rows: rows(stored, self.today()),
             total: u64::try_from(total).unwrap_or_default(),
             next_page_token: (next < total).then(|| encode_token(next)),
             stream_sequence,
-            generated_at: at(OffsetDateTime::now_utc()),
+            generated_at: at(self.now()),
         })
     }
 
@@ -197,7 +196,7 @@ impl Views {
             return Ok((cases, Vec::new(), stream_sequence));
         }
         let stored = super::rows_of(&self.pool, &sight.query(filter), &cases).await?;
-        Ok((cases, rows(stored), stream_sequence))
+        Ok((cases, rows(stored, self.today()), stream_sequence))
     }
 }
 
@@ -206,6 +205,10 @@ impl ViewQuery for CaseBoard {
     type Request = pb::GetCaseBoardRequest;
     type Response = pb::CaseBoard;
     type Update = pb::CaseBoardUpdate;
+
+    fn as_of(request: &pb::GetCaseBoardRequest) -> Option<&pb::AsOf> {
+        request.as_of.as_ref()
+    }
 
     fn violations(request: &pb::GetCaseBoardRequest) -> Violations {
         crate::views::violations(parse(request))

@@ -18,7 +18,6 @@ use super::{CaseFacts, ConsultQueue, ConsultRow};
 use crate::View;
 use crate::runner::Projection;
 use crate::views::live::{audited, whole_list};
-use crate::views::page::today;
 use crate::views::{
     MinVersions, QueryError, Updates, ViewQuery, Views, age_band, age_on, at, at_opt, min_versions,
     wire,
@@ -150,14 +149,14 @@ impl Views {
         self.ready(principal, &[View::ConsultQueue], min_versions)
             .await?;
         let stream_sequence = self.checkpoint(View::ConsultQueue.name()).await?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let stored = super::rows(&self.pool, now).await?;
         let areas: BTreeMap<String, String> = crate::bed_board::facility_names(&self.pool)
             .await?
             .into_iter()
             .filter_map(|f| Some((f.facility_id, f.medical_area?)))
             .collect();
-        let today = today();
+        let today = self.today();
         let rows = stored
             .iter()
             .filter(|(consult, _)| {
@@ -182,6 +181,10 @@ impl ViewQuery for ConsultQueue {
     type Request = pb::GetConsultQueueRequest;
     type Response = pb::ConsultQueue;
     type Update = pb::ConsultQueueUpdate;
+
+    fn as_of(request: &pb::GetConsultQueueRequest) -> Option<&pb::AsOf> {
+        request.as_of.as_ref()
+    }
 
     fn violations(request: &pb::GetConsultQueueRequest) -> Violations {
         crate::views::violations(parse(request))

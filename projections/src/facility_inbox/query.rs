@@ -20,7 +20,6 @@ use crate::View;
 use crate::bed_board::query::BedBoardFilter;
 use crate::runner::Projection;
 use crate::views::live::{Changed, Listed, audited, follow, locked};
-use crate::views::page::today;
 use crate::views::{
     MinVersions, QueryError, Updates, ViewQuery, Views, age_band, age_on, at, at_opt, min_versions,
     wire, wires,
@@ -141,7 +140,7 @@ impl Views {
                 None,
             )
             .await?;
-        let (now, today) = (OffsetDateTime::now_utc(), today());
+        let (now, today) = (self.now(), self.today());
         let mut inbox = pb::FacilityInbox {
             facility_id: facility.to_string(),
             capacity,
@@ -172,6 +171,10 @@ impl ViewQuery for FacilityInbox {
     type Request = pb::GetFacilityInboxRequest;
     type Response = pb::FacilityInbox;
     type Update = pb::FacilityInboxUpdate;
+
+    fn as_of(request: &pb::GetFacilityInboxRequest) -> Option<&pb::AsOf> {
+        request.as_of.as_ref()
+    }
 
     fn violations(request: &pb::GetFacilityInboxRequest) -> Violations {
         crate::views::violations(parse(request))

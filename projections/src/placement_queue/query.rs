@@ -56,8 +56,7 @@ fn row(row: QueueRow, now: OffsetDateTime) -> pb::PlacementQueueRow {
     }
 }
 
-fn rows(stored: Vec<QueueRow>) -> Vec<pb::PlacementQueueRow> {
-    let now = OffsetDateTime::now_utc();
+fn rows(stored: Vec<QueueRow>, now: OffsetDateTime) -> Vec<pb::PlacementQueueRow> {
     stored.into_iter().map(|r| row(r, now)).collect()
 }
 
@@ -73,9 +72,9 @@ impl Views {
         let stream_sequence = self.checkpoint(View::PlacementQueue.name()).await?;
         let stored = super::rows(&self.pool, owner.as_ref().map(|o| o.as_str())).await?;
         Ok(pb::PlacementQueue {
-            rows: rows(stored),
+            rows: rows(stored, self.now()),
             stream_sequence,
-            generated_at: at(OffsetDateTime::now_utc()),
+            generated_at: at(self.now()),
         })
     }
 
@@ -101,9 +100,9 @@ impl Views {
             .await?
         };
         Ok(pb::PlacementQueue {
-            rows: rows(stored),
+            rows: rows(stored, self.now()),
             stream_sequence,
-            generated_at: at(OffsetDateTime::now_utc()),
+            generated_at: at(self.now()),
         })
     }
 }
@@ -119,6 +118,10 @@ impl ViewQuery for PlacementQueue {
     type Request = pb::GetPlacementQueueRequest;
     type Response = pb::PlacementQueue;
     type Update = pb::PlacementQueueUpdate;
+
+    fn as_of(request: &pb::GetPlacementQueueRequest) -> Option<&pb::AsOf> {
+        request.as_of.as_ref()
+    }
 
     fn violations(request: &pb::GetPlacementQueueRequest) -> Violations {
         crate::views::violations(request_min_versions(request))

@@ -11,7 +11,6 @@ use noroshi_domain::Violations;
 use noroshi_domain::authz::Principal;
 use noroshi_domain::values::{BedCategory, CaseStatus};
 use noroshi_proto::v1 as pb;
-use time::OffsetDateTime;
 
 use super::PublicStats;
 use crate::View;
@@ -345,7 +344,7 @@ impl Views {
             occupancy_definition: OCCUPANCY_DEFINITION.into(),
             suppress_below,
             stream_sequence,
-            generated_at: at(OffsetDateTime::now_utc()),
+            generated_at: at(self.now()),
         })
     }
 }
@@ -362,6 +361,10 @@ impl ViewQuery for PublicStats {
     type Response = pb::PublicStats;
     /// The whole (small) statistics, each time a published figure changed.
     type Update = pb::PublicStats;
+
+    fn as_of(request: &pb::GetPublicStatsRequest) -> Option<&pb::AsOf> {
+        request.as_of.as_ref()
+    }
 
     fn violations(request: &pb::GetPublicStatsRequest) -> Violations {
         crate::views::violations(request_min_versions(request))

@@ -10,7 +10,6 @@ use noroshi_domain::authz::{Principal, may_read_timeline, may_read_timeline_reas
 use noroshi_domain::values::FacilityId;
 use noroshi_event_store::StreamId;
 use noroshi_proto::v1 as pb;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Timeline, TimelineEntry};
@@ -191,7 +190,7 @@ impl Views {
             }),
             entries,
             stream_sequence,
-            generated_at: at(OffsetDateTime::now_utc()),
+            generated_at: at(self.now()),
         })
     }
 
@@ -222,7 +221,7 @@ impl Views {
             entries,
             next_page_token: None,
             stream_sequence,
-            generated_at: at(OffsetDateTime::now_utc()),
+            generated_at: at(self.now()),
         })
     }
 }
@@ -232,6 +231,10 @@ impl ViewQuery for Timeline {
     type Request = pb::GetTimelineRequest;
     type Response = pb::Timeline;
     type Update = pb::TimelineUpdate;
+
+    fn as_of(request: &pb::GetTimelineRequest) -> Option<&pb::AsOf> {
+        request.as_of.as_ref()
+    }
 
     fn violations(request: &pb::GetTimelineRequest) -> Violations {
         crate::views::violations(parse(request))

@@ -10,9 +10,11 @@
 mod error;
 pub(crate) mod live;
 pub(crate) mod page;
+mod past;
 
 pub use error::QueryError;
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, age_band, age_on};
+pub use past::Moment;
 
 use std::fmt;
 use std::future::Future;
@@ -47,6 +49,10 @@ pub trait ViewQuery: Send + Sync + 'static {
 
     /// Every invalid field of `request`, whoever asks (`get` and `watch` refuse them).
     fn violations(request: &Self::Request) -> Violations;
+
+    /// The past moment `request` asks for (its `as_of`), if any: then the API answers
+    /// with [`Views::get_as_of`], and a live stream is refused.
+    fn as_of(request: &Self::Request) -> Option<&pb::AsOf>;
 
     /// The view as `principal` may see it.
     fn get(
@@ -126,6 +132,9 @@ pub struct Views {
     pub(crate) settings: ViewSettings,
     visibility: Arc<dyn Visibility>,
     audit: Arc<dyn PiiAudit>,
+    /// The moment these views stand at when they are a past session's (see
+    /// [`Views::get_as_of`]); `None` for the live views.
+    past: Option<Moment>,
     /// Names of projections that committed a batch, from `LISTEN noroshi_views`; started
     /// by the first live stream.
     changes: Arc<
@@ -159,7 +168,20 @@ impl Views {
             visibility,
             audit,
             changes: Arc::default(),
+            past: None,
         }
+    }
+
+    /// The present, or for a past session the moment it stands at: what ages, waiting
+    /// times and staleness are reckoned from.
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        self.past
+            .map_or_else(time::OffsetDateTime::now_utc, |moment| moment.time)
+    }
+
+    /// Today in Japan, as of [`Views::now`].
+    pub(crate) fn today(&self) -> time::Date {
+        page::today_at(self.now())
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -200,6 +222,12 @@ impl Views {
     ) -> Result<(), QueryError> {
         if min_versions.is_empty() {
             return Ok(());
+        }
+        if self.past.is_some() {
+            return Err(QueryError::invalid(
+                "min_versions",
+                "waits for writes to come; a read as_of the past takes none",
+            ));
         }
         let mut violations = Violations::new();
         for (stream, _) in min_versions {
@@ -386,6 +414,11 @@ pub(crate) fn wires<T: noroshi_codec::WireEnum>(
 }
 
 /// A time as a protobuf timestamp.
+/// A protobuf timestamp as a time, `None` when it is out of range.
+pub(crate) fn timestamp(value: &prost_types::Timestamp) -> Option<time::OffsetDateTime> {
+    noroshi_codec::timestamps::from_timestamp(value)
+}
+
 pub(crate) fn at(time: time::OffsetDateTime) -> Option<prost_types::Timestamp> {
     Some(noroshi_codec::timestamps::to_timestamp(time))
 }

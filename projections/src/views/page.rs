@@ -81,9 +81,9 @@ pub fn age_band(age: u32) -> String {
     }
 }
 
-/// Today in Japan, where ages and dates are reckoned.
-pub(crate) fn today() -> Date {
-    OffsetDateTime::now_utc().to_offset(JST).date()
+/// The date in Japan, where ages and dates are reckoned, at `now`.
+pub(crate) fn today_at(now: OffsetDateTime) -> Date {
+    now.to_offset(JST).date()
 }
 
 #[cfg(test)]

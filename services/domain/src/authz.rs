@@ -299,6 +299,31 @@ pub fn may_take(principal: &Principal, consult: &ConsultRecord) -> bool {
             .is_none_or(|center| center == &principal.organisation_id)
 }
 
+/// Whether `principal` may read views as of a past moment (DESIGN.md §7): HQ, health
+/// centers and the organisations that keep or look after patients, each within what the
+/// view shows it now (own cases, own facility); not the public, nor the operator.
+pub fn may_read_as_of(principal: &Principal) -> bool {
+    !matches!(principal.role, Role::Public | Role::Admin)
+}
+
+#[cfg(test)]
+mod as_of_tests {
+    use super::*;
+
+    #[test]
+    fn the_past_is_read_by_those_who_work_with_the_views() {
+        let principal = |role| Principal {
+            principal_id: crate::values::PrincipalId::parse("p").unwrap(),
+            organisation_id: FacilityId::parse("hofu-hc").unwrap(),
+            role,
+        };
+        for role in Role::ALL {
+            let expected = !matches!(role, Role::Public | Role::Admin);
+            assert_eq!(may_read_as_of(&principal(*role)), expected, "{role:?}");
+        }
+    }
+}
+
 /// How a reader sees a consult in `consult_queue` (DESIGN.md §5.5, §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsultSight {

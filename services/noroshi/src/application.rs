@@ -149,6 +149,8 @@ pub struct ProjectionTuning {
     pub batch_size: usize,
     /// Source-stream versions each runner keeps in memory.
     pub known_versions: usize,
+    /// When the views' snapshots for reads of the past are taken.
+    pub snapshots: noroshi_projections::history::SnapshotConfig,
 }
 
 impl Config {
@@ -193,6 +195,7 @@ impl Config {
             projections: ProjectionTuning {
                 batch_size: 500,
                 known_versions: runner::KNOWN_VERSIONS,
+                snapshots: noroshi_projections::history::SnapshotConfig::default(),
             },
             timers: TimerSettings::default(),
             scheduler: SchedulerSettings::default(),
@@ -463,6 +466,22 @@ impl Application {
                 max_backoff: config.relay.max_backoff,
                 known_versions: config.projections.known_versions,
             };
+            let (snapshot_database, store, settings, token) = (
+                database.clone(),
+                handler.store().clone(),
+                config.projections.snapshots,
+                shutdown.clone(),
+            );
+            components.spawn(async move {
+                noroshi_projections::history::run_snapshotter(
+                    snapshot_database,
+                    store,
+                    settings,
+                    token,
+                )
+                .await;
+                Ok(())
+            });
             for view in View::ALL {
                 view.visit(SpawnProjection {
                     components: &mut components,

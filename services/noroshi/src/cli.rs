@@ -397,6 +397,20 @@ pub struct RelayArgs {
     /// Most events a projection applies in one transaction.
     #[arg(long, env = "NOROSHI_PROJECTION_BATCH_SIZE", default_value_t = 500)]
     pub projection_batch_size: usize,
+    /// Positions of the event log between two snapshots of a view, which bounds the
+    /// replay a read of the past needs (`as_of`, DESIGN.md §6).
+    #[arg(long, env = "NOROSHI_SNAPSHOT_EVERY", default_value_t = 20_000)]
+    pub snapshot_every: u64,
+    /// How often the snapshotter looks whether a view is due a snapshot.
+    #[arg(long, env = "NOROSHI_SNAPSHOT_INTERVAL", value_parser = humantime::parse_duration, default_value = "1m")]
+    pub snapshot_interval: Duration,
+    /// Events recorded more recently than this are left to the next snapshot.
+    #[arg(long, env = "NOROSHI_SNAPSHOT_SETTLE", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub snapshot_settle: Duration,
+    /// A view with fewer new events than `--snapshot-every` gets a snapshot once its last
+    /// one is this old.
+    #[arg(long, env = "NOROSHI_SNAPSHOT_MAX_AGE", value_parser = humantime::parse_duration, default_value = "1h")]
+    pub snapshot_max_age: Duration,
 }
 
 #[derive(Debug, Args)]

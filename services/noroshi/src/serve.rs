@@ -108,6 +108,12 @@ impl ServeArgs {
         config.projections = ProjectionTuning {
             batch_size: self.relay.projection_batch_size,
             known_versions: KNOWN_VERSIONS,
+            snapshots: noroshi_projections::history::SnapshotConfig {
+                every: self.relay.snapshot_every.max(1),
+                interval: self.relay.snapshot_interval,
+                settle: self.relay.snapshot_settle,
+                max_age: self.relay.snapshot_max_age,
+            },
         };
         config.timers = TimerSettings {
             poll_interval: api.timer_poll_interval,

@@ -278,7 +278,18 @@ async fn the_openapi_document_describes_every_command_and_view() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["medical_area", "categories", "min_versions"]);
+    assert_eq!(
+        names,
+        ["medical_area", "categories", "min_versions", "as_of"]
+    );
+    // Reads of the past are for unary reads only.
+    let stream: Vec<&str> = paths["/api/v1/views/bed_board/stream"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stream, ["medical_area", "categories", "min_versions"]);
     for path in [
         "/api/v1/areas",
         "/api/v1/facilities",

@@ -18,6 +18,7 @@ mod consults;
 mod event_store;
 mod exports;
 mod fhir;
+mod history;
 mod http_commands;
 mod identity;
 mod imports;

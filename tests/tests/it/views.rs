@@ -375,6 +375,7 @@ async fn placement_queue_shows_hq_everything_and_a_health_center_its_own_cases()
                 HC,
                 pb::GetPlacementQueueRequest {
                     min_versions: Some(min_versions),
+                    as_of: None,
                 },
             ))
             .await
@@ -571,6 +572,7 @@ async fn public_stats_counts_by_area_and_suppresses_small_counts_of_people() {
             PUBLIC,
             pb::GetPublicStatsRequest {
                 min_versions: Some(grpc_after),
+                as_of: None,
             },
         ))
         .await

@@ -21,6 +21,26 @@ impl Views {
         request: Request<V::Request>,
     ) -> Result<Response<V::Response>, Status> {
         let principal = crate::auth::principal(&request, Scope::Views)?;
+        if let Some(as_of) = V::as_of(request.get_ref()) {
+            let (view, moment) = self
+                .0
+                .views
+                .get_as_of::<V>(&principal, request.get_ref(), as_of)
+                .await
+                .map_err(ApiError::from)?;
+            let mut response = Response::new(view);
+            let metadata = response.metadata_mut();
+            metadata.insert(super::http::AS_OF_POSITION, moment.position.into());
+            if let Ok(time) = moment
+                .time
+                .format(&time::format_description::well_known::Rfc3339)
+                .map(|t| t.parse())
+                && let Ok(time) = time
+            {
+                metadata.insert(super::http::AS_OF_TIME, time);
+            }
+            return Ok(response);
+        }
         let view = V::get(&self.0.views, &principal, request.get_ref())
             .await
             .map_err(ApiError::from)?;
@@ -32,6 +52,13 @@ impl Views {
         request: Request<V::Request>,
     ) -> Result<Response<Updates<V::Update>>, Status> {
         let principal = crate::auth::principal(&request, Scope::Views)?;
+        if V::as_of(request.get_ref()).is_some() {
+            return Err(ApiError::Invalid(noroshi_domain::Violations::one(
+                "as_of",
+                "a live stream follows the present; read the past with the unary read",
+            ))
+            .into());
+        }
         let updates = V::watch(&self.0.views, &principal, request.get_ref())
             .await
             .map_err(ApiError::from)?;

@@ -30,6 +30,14 @@ use crate::state::HttpContext;
 /// The message type of `min_versions`, written `stream:version,…` in a query string.
 const MIN_VERSIONS: &str = "noroshi.v1.MinVersions";
 
+/// The message type of `as_of`, written as an RFC 3339 time or a position.
+const AS_OF: &str = "noroshi.v1.AsOf";
+
+/// Headers of an answer read as of the past: the position of the log it reflects and the
+/// time it stands at.
+pub(crate) const AS_OF_POSITION: &str = "noroshi-as-of-position";
+pub(crate) const AS_OF_TIME: &str = "noroshi-as-of-time";
+
 pub(crate) fn routes<V: ViewQuery>(router: axum::Router<HttpContext>) -> axum::Router<HttpContext> {
     router
         .route(&format!("/api/v1/views/{}", V::NAME), get(get_view::<V>))
@@ -46,6 +54,24 @@ async fn get_view<V: ViewQuery>(
 ) -> Result<Response, ApiError> {
     let principal = caller.scoped(Scope::Views)?.clone();
     let request = request::<V>(&params, false)?;
+    if let Some(as_of) = V::as_of(&request) {
+        let (view, moment) = context
+            .views
+            .get_as_of::<V>(&principal, &request, as_of)
+            .await?;
+        let time = moment
+            .time
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(ApiError::internal)?;
+        return Ok((
+            [
+                (AS_OF_POSITION, moment.position.to_string()),
+                (AS_OF_TIME, time),
+            ],
+            Json(to_json(&view)?),
+        )
+            .into_response());
+    }
     let view = V::get(&context.views, &principal, &request).await?;
     Ok(Json(to_json(&view)?).into_response())
 }
@@ -147,8 +173,9 @@ pub(crate) fn request<V: ViewQuery>(
     let mut fields_of: HashMap<String, usize> = HashMap::new();
     let mut oneofs: HashMap<String, String> = HashMap::new();
     for (index, (key, value)) in params.iter().enumerate() {
-        let field = field_named(&descriptor, key)
-            .filter(|field| !(stream && matches!(field.name(), "page_size" | "page_token")));
+        let field = field_named(&descriptor, key).filter(|field| {
+            !(stream && matches!(field.name(), "page_size" | "page_token" | "as_of"))
+        });
         let Some(field) = field else {
             found.push((index, key.clone(), "is not a parameter of this view".into()));
             continue;
@@ -239,6 +266,7 @@ fn parse(field: &FieldDescriptor, value: &str) -> Result<Vec<Value>, String> {
         Kind::Message(m) if m.full_name() == MIN_VERSIONS => {
             return min_versions(&m, value).map(|versions| vec![versions]);
         }
+        Kind::Message(m) if m.full_name() == AS_OF => return as_of(&m, value).map(|v| vec![v]),
         _ => return Err("cannot be given in a query string".into()),
     }])
 }
@@ -260,6 +288,31 @@ fn min_versions(message: &MessageDescriptor, value: &str) -> Result<Value, Strin
         });
     }
     DynamicMessage::decode(message.clone(), versions.encode_to_vec().as_slice())
+        .map(Value::Message)
+        .map_err(|e| e.to_string())
+}
+
+/// A time (RFC 3339, with its offset: `2026-12-07T03:00:00+09:00`) or a position of the
+/// log (digits), as an `AsOf` message.
+fn as_of(message: &MessageDescriptor, value: &str) -> Result<Value, String> {
+    use noroshi_proto::v1::{AsOf, as_of::Point};
+    let point = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        Point::Position(
+            value
+                .parse()
+                .map_err(|_| format!("{value:?} is not a position of the log"))?,
+        )
+    } else {
+        let time = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| {
+                format!(
+                    "{value:?} is neither a time with its offset (2026-12-07T03:00:00+09:00) nor a position"
+                )
+            })?;
+        Point::Time(noroshi_codec::timestamps::to_timestamp(time))
+    };
+    let as_of = AsOf { point: Some(point) };
+    DynamicMessage::decode(message.clone(), as_of.encode_to_vec().as_slice())
         .map(Value::Message)
         .map_err(|e| e.to_string())
 }
@@ -300,7 +353,9 @@ pub(crate) fn describe<V: ViewQuery>(document: &mut Document) -> Result<(), ApiE
     let parameters = |stream: bool| -> Vec<serde_json::Value> {
         request
             .fields()
-            .filter(|field| !(stream && matches!(field.name(), "page_size" | "page_token")))
+            .filter(|field| {
+                !(stream && matches!(field.name(), "page_size" | "page_token" | "as_of"))
+            })
             .map(|field| document_parameter(&field))
             .collect()
     };
@@ -338,6 +393,13 @@ fn document_parameter(field: &FieldDescriptor) -> serde_json::Value {
             return json!({
                 "name": field.name(), "in": "query", "required": false,
                 "description": "stream:version pairs, comma-separated, as commands return them: wait (bounded) until the view has applied them",
+                "schema": {"type": "string"},
+            });
+        }
+        Kind::Message(m) if m.full_name() == AS_OF => {
+            return json!({
+                "name": field.name(), "in": "query", "required": false,
+                "description": "read the view as of a past moment: an RFC 3339 time with its offset (2026-12-07T03:00:00+09:00) or a position of the event log; the answer's headers noroshi-as-of-position and noroshi-as-of-time say which (HQ; health centers and facilities for their own data; not for streams)",
                 "schema": {"type": "string"},
             });
         }
