@@ -565,14 +565,15 @@ impl EventStore {
             .transpose()
     }
 
-    /// The recording time of the event at `position`, `None` when there is none.
+    /// The recording time of the last event at or before `position`, `None` when there
+    /// is none.
     pub async fn recorded_at(&self, position: u64) -> Result<Option<OffsetDateTime>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT recorded_at FROM events WHERE position = $1")
-                .bind(to_i64(position))
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT recorded_at FROM events WHERE position <= $1 ORDER BY position DESC LIMIT 1",
         )
+        .bind(to_i64(position))
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// A position below which the log no longer changes: the highest position of an event

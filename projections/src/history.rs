@@ -404,38 +404,54 @@ pub async fn snapshot(
     let settled = store.settled(config.settle).await?;
     let mut round = SnapshotRound::default();
     for view in views {
-        let mut past = Past::open(database, &[*view]).await?;
-        let last: Option<(i64, bool)> = sqlx::query_as(
-            "SELECT position, taken_at < now() - $3::interval FROM public.view_snapshots \
+        let mut conn = store.pool().acquire().await?;
+        let schema = fingerprint(&mut conn, view.tables()).await?;
+        let last: Option<(i64, i64, bool)> = sqlx::query_as(
+            "SELECT position, row_count, taken_at < now() - $3::interval FROM view_snapshots \
              WHERE view = $1 AND schema = $2 ORDER BY position DESC LIMIT 1",
         )
         .bind(view.name())
-        .bind(&past.schemas[view])
+        .bind(&schema)
         .bind(format!("{} milliseconds", config.max_age.as_millis()))
-        .fetch_optional(past.pool())
+        .fetch_optional(&mut *conn)
         .await?;
-        let (from, old) = last.map_or((0, true), |(position, old)| {
-            (u64::try_from(position).unwrap_or_default(), old)
+        drop(conn);
+        let (from, mut rows, old) = last.map_or((0, 0, true), |(position, rows, old)| {
+            (
+                u64::try_from(position).unwrap_or_default(),
+                u64::try_from(rows).unwrap_or_default(),
+                old,
+            )
         });
-        let due = settled > from && (settled - from >= config.every || old);
+        let due = settled > from && (settled - from >= stride(config.every, rows) || old);
         if !due {
-            past.close().await;
             continue;
         }
+        let mut past = Past::open(database, &[*view]).await?;
         past.restore(from).await?;
         let mut at = from;
         while at < settled && !shutdown.is_cancelled() {
-            let next = at.saturating_add(config.every).min(settled);
+            let next = at.saturating_add(stride(config.every, rows)).min(settled);
             round.events_replayed += past.replay(store, next).await?;
             at = next;
             let recorded_until = store.recorded_at(next).await?;
-            if past.save(*view, recorded_until).await?.is_some() {
+            if let Some(saved) = past.save(*view, recorded_until).await? {
                 round.taken.push((*view, next));
+                rows = saved;
             }
         }
         past.close().await;
     }
     Ok(round)
+}
+
+/// Positions between two snapshots of a view whose last snapshot held `rows` rows: at
+/// least `every`, and at least a quarter of the rows, so that a large view is not saved
+/// whole again and again for a few events (its snapshots together stay within about four
+/// times the log's length in rows) and a read replays at most about as many events as it
+/// restores rows.
+fn stride(every: u64, rows: u64) -> u64 {
+    every.max(rows / 4).max(1)
 }
 
 /// Runs the snapshotter until `shutdown`, one copy leading.

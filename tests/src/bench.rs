@@ -128,3 +128,157 @@ pub async fn raw_insert_rate(db: &TestDatabase, concurrency: u64, duration: Dura
         &histogram,
     )
 }
+
+/// Copies of the template's case and placement streams, per statement.
+const COPIES_PER_STATEMENT: i64 = 20;
+
+/// Fills the log of the seeded `api` up to `target` events with a surge: `episodes` real
+/// episodes through the command API (reports, triage, requests, offers, declines,
+/// acceptances, transport, arrivals, discharges, with outbox rows), whose case and
+/// placement streams are then copied under new ids until the log holds `target` events.
+/// With `declarations`, one copy per statement and, between copies, both hospitals
+/// declare their figures anew, so that facility events run through the whole log as in
+/// a real surge. Returns the events in the log.
+pub async fn surge_log(
+    api: &crate::api::TestApi,
+    target: u64,
+    episodes: u64,
+    declarations: bool,
+) -> u64 {
+    use crate::api::{HOSPITAL, HOSPITAL_OTHER};
+    use noroshi_proto::v1 as pb;
+    let started = Instant::now();
+    for (hospital, facility) in [(HOSPITAL, "hofu-central"), (HOSPITAL_OTHER, "ube-medical")] {
+        api.declare(
+            hospital,
+            facility,
+            pb::BedCategory::Moderate,
+            100_000,
+            100_000,
+            0,
+        )
+        .await;
+    }
+    for n in 0..episodes {
+        let (hospital, facility, other) = if n % 2 == 0 {
+            (HOSPITAL, "hofu-central", HOSPITAL_OTHER)
+        } else {
+            (HOSPITAL_OTHER, "ube-medical", HOSPITAL)
+        };
+        let case_id = api.report_case(pb::Severity::ModerateI).await;
+        let placement_id = api
+            .request_placement(&case_id, pb::BedCategory::Moderate)
+            .await;
+        if n % 3 == 0 {
+            let other_facility = if n % 2 == 0 {
+                "ube-medical"
+            } else {
+                "hofu-central"
+            };
+            api.offer(&placement_id, other_facility).await;
+            api.decline(other, &placement_id).await;
+        }
+        api.offer(&placement_id, facility).await;
+        api.accept(hospital, &placement_id).await.unwrap();
+        if n % 5 == 0 {
+            api.cancel(&placement_id).await;
+            continue;
+        }
+        api.transport(&placement_id).await;
+        api.arrive(hospital, &placement_id).await;
+        if n % 2 == 1 {
+            api.discharge(hospital, &placement_id, pb::DischargeOutcome::Recovered)
+                .await;
+        }
+    }
+    let template: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE stream_id LIKE 'case-%' OR stream_id LIKE 'placement-%'",
+    )
+    .fetch_one(api.db.pool())
+    .await
+    .unwrap();
+    println!(
+        "template: {episodes} episodes, {} events ({template} in case and placement streams) in {:.1} s",
+        api.db.event_count().await,
+        started.elapsed().as_secs_f64()
+    );
+
+    // Copies under new stream and command ids, with their outbox rows; only the
+    // template is copied, never a copy.
+    let template_end: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(api.db.pool())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut copy = 0_i64;
+    let per_statement = if declarations {
+        1
+    } else {
+        COPIES_PER_STATEMENT
+    };
+    while (api.db.event_count().await as u64) < target {
+        let missing = target - api.db.event_count().await as u64;
+        let copies = (i64::try_from(missing).unwrap() / template).clamp(1, per_statement);
+        sqlx::query(
+            "WITH inserted AS ( \
+               INSERT INTO events (event_id, stream_id, version, event_type, schema_version, \
+                 occurred_at, command_id, command_seq, correlation_id, causation_id, actor, \
+                 prefecture, payload) \
+               SELECT gen_random_uuid(), \
+                 regexp_replace(e.stream_id, '[0-9a-f-]{36}$', md5(e.stream_id || c)::uuid::text), \
+                 e.version, e.event_type, e.schema_version, e.occurred_at, \
+                 md5(e.command_id::text || c)::uuid, e.command_seq, e.correlation_id, \
+                 e.causation_id, e.actor, e.prefecture, e.payload \
+               FROM events e, generate_series($1::bigint, $2::bigint) AS c \
+               WHERE (e.stream_id LIKE 'case-%' OR e.stream_id LIKE 'placement-%') \
+                 AND e.position <= $3 \
+               ORDER BY c, e.position \
+               RETURNING position) \
+             INSERT INTO event_outbox (position) SELECT position FROM inserted",
+        )
+        .bind(copy + 1)
+        .bind(copy + copies)
+        .bind(template_end)
+        .execute(api.db.pool())
+        .await
+        .unwrap();
+        copy += copies;
+        if declarations {
+            let ready = 50_000 + (copy % 1_000);
+            api.declare(
+                HOSPITAL,
+                "hofu-central",
+                pb::BedCategory::Moderate,
+                100_000,
+                ready,
+                copy % 997,
+            )
+            .await;
+            api.declare(
+                HOSPITAL_OTHER,
+                "ube-medical",
+                pb::BedCategory::Moderate,
+                100_000,
+                ready,
+                copy % 991,
+            )
+            .await;
+        }
+    }
+    let events = api.db.event_count().await as u64;
+    println!(
+        "preloaded {events} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    events
+}
+
+/// Writes out what the preload (or a phase before) left dirty, so that the phase timed
+/// next does not pay for a checkpoint the one before brought on: the preload writes
+/// gigabytes of WAL, and a checkpoint running through a timed phase took its I/O, and the
+/// full-page images after it, out of that phase alone. Needs a role that may `CHECKPOINT`.
+pub async fn settle(pool: &sqlx::PgPool) {
+    if let Err(error) = sqlx::query("CHECKPOINT").execute(pool).await {
+        println!("no checkpoint before timing ({error}): figures may vary more");
+    }
+}
