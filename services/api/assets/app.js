@@ -55,6 +55,7 @@ const I18N = {
     'hc.cared_by': '担当', 'fac.cared': '在宅で担当する患者', 'fac.no_cared': '担当する患者はいません', 'last_observed': '最終観察',
     'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
     'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
+    'rv.title': '振り返り（過去の状況を再生）', 'rv.help': '期間を選び、時刻のスライダーを動かすと、その時点の入院調整待ちと病床状況を表示します（操作はできません）。', 'rv.from': '開始', 'rv.to': '終了', 'rv.moment': '時刻', 'rv.start': '振り返る', 'rv.play': '再生', 'rv.pause': '一時停止', 'rv.live': '最新の状況に戻る', 'rv.at': '{t} 時点の状況（振り返り表示中・操作はできません）', 'rv.order': '開始は終了より前にしてください', 'rv.future': '終了は現在より前にしてください',
     'hq.priority': '優先度の変更', 'hq.priority_button': '優先度', 'hq.priority_save': '優先度を変更する',
     'hq.priority_note': '保健所が再トリアージすると、計算による優先度に戻ります。',
     reason: '理由', 'timeline.case': '患者', 'timeline.placement': '入院調整',
@@ -172,6 +173,7 @@ const I18N = {
     'hc.cared_by': 'cared for by', 'fac.cared': 'Patients at home in our care', 'fac.no_cared': 'No patient in our care', 'last_observed': 'Last observed',
     'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
     'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
+    'rv.title': 'Review (replay a past period)', 'rv.help': 'Choose a period and move the time slider to see the queue and the beds as they were then (nothing can be changed).', 'rv.from': 'From', 'rv.to': 'To', 'rv.moment': 'Moment', 'rv.start': 'Review', 'rv.play': 'Play', 'rv.pause': 'Pause', 'rv.live': 'Back to the present', 'rv.at': 'As of {t} (review; nothing can be changed)', 'rv.order': 'The start must come before the end', 'rv.future': 'The end must not be in the future',
     'hq.priority': 'Change the priority', 'hq.priority_button': 'Priority', 'hq.priority_save': 'Change the priority',
     'hq.priority_note': 'A new triage by the health center sets the computed priority again.',
     reason: 'Reason', 'timeline.case': 'Case', 'timeline.placement': 'Placement',
@@ -901,6 +903,10 @@ PAGES.hq = () => {
   const queue = new Rows((r) => r.placement_id);
   let choosing = null;
   let bedSource = null;
+  let queueSource = null;
+  // The moment shown while HQ reviews the past (a Date), or null for the present.
+  let reviewAt = null;
+  const nowMs = () => (reviewAt ? reviewAt.getTime() : Date.now());
 
   function totalsText(x) {
     const rate = x.occupancy_rate === null || x.occupancy_rate === undefined ? '—' : `${Math.round(x.occupancy_rate * 100)}%`;
@@ -945,8 +951,8 @@ PAGES.hq = () => {
     const body = document.querySelector('#queue tbody');
     const rows = queue.values().sort((a, b) => a.priority - b.priority || a.requested_at.localeCompare(b.requested_at));
     body.replaceChildren(...rows.map((r) => {
-      const waiting = (Date.now() - new Date(r.requested_at)) / 1000;
-      const canOffer = r.status === 'REQUESTED';
+      const waiting = (nowMs() - new Date(r.requested_at)) / 1000;
+      const canOffer = r.status === 'REQUESTED' && !reviewAt;
       return h('tr', { 'data-placement': r.placement_id, class: choosing === r.placement_id ? 'selected' : '' },
         h('td', { class: 'num priority' }, r.priority, r.priority_overridden ? tag('overridden') : null,
           r.deteriorated ? tag('deteriorated') : null,
@@ -960,8 +966,8 @@ PAGES.hq = () => {
           r.hold_overdue ? tag('overdue') : null,
           r.offer_deadline && r.status === 'OFFERED' ? h('span', { class: 'countdown', 'data-deadline': r.offer_deadline }, ' ', fmtCountdown(r.offer_deadline)) : null),
         h('td', {}, canOffer ? h('button', { class: 'secondary choose', type: 'button', onclick: () => choose(r) }, t('hq.choose')) : null,
-          ' ', h('button', { class: 'secondary reprioritise', type: 'button', onclick: () => askPriority(r) }, t('hq.priority_button')),
-          ' ', h('button', { class: 'secondary cancel', type: 'button', onclick: () => askCancel(r) }, t('hq.cancel_button')),
+          reviewAt ? null : [' ', h('button', { class: 'secondary reprioritise', type: 'button', onclick: () => askPriority(r) }, t('hq.priority_button')),
+            ' ', h('button', { class: 'secondary cancel', type: 'button', onclick: () => askCancel(r) }, t('hq.cancel_button'))],
           ' ', h('a', { href: `/timeline?placement_id=${r.placement_id}` }, t('timeline'))));
     }));
   }
@@ -1028,6 +1034,8 @@ PAGES.hq = () => {
 
   function connectBeds() {
     if (bedSource) bedSource.close();
+    bedSource = null;
+    if (reviewAt) { showMoment(reviewAt); return; }
     const category = document.getElementById('bb-category').value;
     bedSource = live('bed_board', category ? { category } : {}, (view) => {
       beds.replace(view.rows); areas = view.areas; prefecture = view.prefecture; renderBeds();
@@ -1038,8 +1046,97 @@ PAGES.hq = () => {
   }
   document.getElementById('bb-category').addEventListener('change', connectBeds);
   connectBeds();
-  live('placement_queue', {}, (view) => { queue.replace(view.rows); renderQueue(); },
-    (delta) => { queue.apply(delta.rows, delta.removed); renderQueue(); });
+  function connectQueue() {
+    queueSource = live('placement_queue', {}, (view) => { queue.replace(view.rows); renderQueue(); },
+      (delta) => { queue.apply(delta.rows, delta.removed); renderQueue(); });
+  }
+  connectQueue();
+
+  // Review: the queue and the beds as they were at a moment of a chosen period, read
+  // with `as_of`; the live streams pause meanwhile and resume on the way back.
+  const review = document.getElementById('review-form');
+  const slider = document.getElementById('review-slider');
+  const STEPS = Number(slider.max);
+  let period = null;
+  let shown = 0;
+  let playing = null;
+  // `datetime-local` values are read as times in Japan, wherever the browser is.
+  const jstInput = (date) => new Date(date.getTime() + 9 * 3600e3).toISOString().slice(0, 19);
+  const fromInput = (value) => new Date(`${value.length === 16 ? value + ':00' : value}+09:00`);
+  review.elements.to.value = jstInput(new Date());
+  review.elements.from.value = jstInput(new Date(Date.now() - 24 * 3600e3));
+  const momentAt = (step) => new Date(period.from.getTime() + (period.to.getTime() - period.from.getTime()) * step / STEPS);
+  async function showMoment(at) {
+    const ask = ++shown;
+    const asOf = encodeURIComponent(at.toISOString());
+    const category = document.getElementById('bb-category').value;
+    try {
+      const [board, waiting] = await Promise.all([
+        api(`/api/v1/views/bed_board?as_of=${asOf}${category ? `&category=${category}` : ''}`),
+        api(`/api/v1/views/placement_queue?as_of=${asOf}`),
+      ]);
+      if (ask !== shown || !reviewAt) return;
+      const b = plainEnums(board);
+      const q = plainEnums(waiting);
+      beds.replace(b.rows); areas = b.areas; prefecture = b.prefecture;
+      queue.replace(q.rows);
+      const note = t('rv.at').replace('{t}', fmtTime(at.toISOString()));
+      document.getElementById('review-at').textContent = note;
+      for (const p of document.querySelectorAll('.review-note')) { p.textContent = note; p.hidden = false; }
+      renderBeds(); renderQueue();
+    } catch (failure) {
+      document.getElementById('review-error').textContent = `${t('error.failed')}: ${failure.message}`;
+    }
+  }
+  function enterReview(step) {
+    if (bedSource) bedSource.close();
+    if (queueSource) queueSource.close();
+    bedSource = null; queueSource = null;
+    document.body.classList.add('reviewing');
+    reviewAt = momentAt(step);
+    showMoment(reviewAt);
+  }
+  function leaveReview() {
+    if (playing) { clearInterval(playing); playing = null; }
+    reviewAt = null; period = null;
+    document.getElementById('review-controls').hidden = true;
+    document.body.classList.remove('reviewing');
+    for (const p of document.querySelectorAll('.review-note')) p.hidden = true;
+    connectBeds(); connectQueue();
+  }
+  review.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const error = document.getElementById('review-error');
+    error.textContent = '';
+    const from = fromInput(review.elements.from.value);
+    let to = fromInput(review.elements.to.value);
+    if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime()) || from >= to) { error.textContent = t('rv.order'); return; }
+    if (to.getTime() > Date.now() + 60e3) { error.textContent = t('rv.future'); return; }
+    if (to.getTime() > Date.now()) to = new Date(Date.now() - 1000);
+    period = { from, to };
+    document.getElementById('review-controls').hidden = false;
+    slider.value = String(STEPS);
+    enterReview(STEPS);
+  });
+  let sliding = null;
+  slider.addEventListener('input', () => {
+    if (!period) return;
+    clearTimeout(sliding);
+    sliding = setTimeout(() => enterReview(Number(slider.value)), 150);
+  });
+  document.getElementById('review-play').addEventListener('click', (e) => {
+    if (playing) { clearInterval(playing); playing = null; e.target.textContent = t('rv.play'); return; }
+    if (Number(slider.value) >= STEPS) slider.value = '0';
+    e.target.textContent = t('rv.pause');
+    enterReview(Number(slider.value));
+    playing = setInterval(() => {
+      const next = Number(slider.value) + 1;
+      if (next > STEPS) { clearInterval(playing); playing = null; e.target.textContent = t('rv.play'); return; }
+      slider.value = String(next);
+      enterReview(next);
+    }, 1500);
+  });
+  document.getElementById('review-live').addEventListener('click', leaveReview);
   const proxy = document.getElementById('proxy-form');
   bindForm(proxy, 'DeclareCapacity', {});
   // A proxy entry starts from the figures the board shows for that facility and category,

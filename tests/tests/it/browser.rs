@@ -1996,3 +1996,74 @@ async fn a_bed_manager_imports_the_hospital_s_figures_from_a_file() {
     accessible(&beds, "hospital capacity import").await;
     beds.close().await.unwrap();
 }
+
+/// A time as a `datetime-local` value in Japan, to the second.
+fn jst_input(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::macros::offset!(+9))
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]"
+        ))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hq_replays_the_beds_as_they_were_with_the_review_slider() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let hq = browser.session().await;
+    log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
+    let occupied =
+        "#bed-board tr[data-facility='hofu-central'][data-category='MODERATE'] td:nth-child(5)";
+    wait_text(&hq, occupied, |t| t == "1").await;
+    let before = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    world
+        .api
+        .declare(HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 6, 5, 4)
+        .await;
+    wait_text(&hq, occupied, |t| t == "4").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let after = time::OffsetDateTime::now_utc();
+
+    // HQ reviews the period: at its end the figure of now, at its start the one before.
+    hq.execute(
+        "const f = document.getElementById('review-form'); \
+         f.elements.from.value = arguments[0]; f.elements.to.value = arguments[1];",
+        vec![jst_input(before).into(), jst_input(after).into()],
+    )
+    .await
+    .unwrap();
+    click(&hq, "#review-form button[type=submit]").await;
+    wait_for(&hq, "#review-controls:not([hidden])").await;
+    wait_text(&hq, "#review-at", |t| t.contains("振り返り表示中")).await;
+    wait_text(&hq, occupied, |t| t == "4").await;
+    hq.execute(
+        "const s = document.getElementById('review-slider'); s.value = '0'; \
+         s.dispatchEvent(new Event('input'));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    wait_text(&hq, occupied, |t| t == "1").await;
+    wait_text(&hq, "#bed-board", |_| true).await;
+    let note = wait_text(&hq, ".review-note", |t| t.contains("時点の状況")).await;
+    assert!(note.contains("操作はできません"), "{note}");
+    // Nothing said in the meantime reaches the past.
+    world
+        .api
+        .declare(HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 6, 5, 3)
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(wait_text(&hq, occupied, |_| true).await, "1");
+    accessible(&hq, "hq-review").await;
+
+    // Back to the present, live again.
+    click(&hq, "#review-live").await;
+    wait_text(&hq, occupied, |t| t == "3").await;
+    world
+        .api
+        .declare(HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 6, 5, 2)
+        .await;
+    wait_text(&hq, occupied, |t| t == "2").await;
+    hq.close().await.unwrap();
+}
