@@ -3,7 +3,7 @@
 //!
 //! The runner ([`runner`]), bulk rebuilds ([`rebuild`]) and one module per view:
 //! [`bed_board`], [`placement_queue`], [`case_board`], [`facility_inbox`], [`timeline`],
-//! [`public_stats`] and [`consult_queue`], each with its projection and, in its `query` module, the query
+//! [`public_stats`], [`consult_queue`], [`alerts`] and [`placement_sla`], each with its projection and, in its `query` module, the query
 //! that answers with the view's protobuf message ([`views`] holds what they share).
 
 pub mod alerts;
@@ -13,6 +13,7 @@ pub mod consult_queue;
 pub mod facility_inbox;
 pub mod history;
 pub mod placement_queue;
+pub mod placement_sla;
 pub mod public_stats;
 pub mod rebuild;
 pub mod runner;
@@ -110,6 +111,7 @@ pub enum View {
     PublicStats,
     ConsultQueue,
     Alerts,
+    PlacementSla,
 }
 
 /// Something to do with one projection, whatever its type (see [`View::visit`]).
@@ -129,6 +131,7 @@ impl View {
         Self::PublicStats,
         Self::ConsultQueue,
         Self::Alerts,
+        Self::PlacementSla,
     ];
 
     pub fn name(self) -> &'static str {
@@ -142,6 +145,7 @@ impl View {
             Self::PublicStats => public_stats::PublicStats::NAME,
             Self::ConsultQueue => consult_queue::ConsultQueue::NAME,
             Self::Alerts => alerts::Alerts::NAME,
+            Self::PlacementSla => placement_sla::PlacementSla::NAME,
         }
     }
 
@@ -158,6 +162,7 @@ impl View {
             Self::PublicStats => public_stats::PublicStats::SOURCES,
             Self::ConsultQueue => consult_queue::ConsultQueue::SOURCES,
             Self::Alerts => alerts::Alerts::SOURCES,
+            Self::PlacementSla => placement_sla::PlacementSla::SOURCES,
         }
     }
 
@@ -173,6 +178,7 @@ impl View {
             Self::PublicStats => public_stats::PublicStats::TABLES,
             Self::ConsultQueue => consult_queue::ConsultQueue::TABLES,
             Self::Alerts => alerts::Alerts::TABLES,
+            Self::PlacementSla => placement_sla::PlacementSla::TABLES,
         }
     }
 
@@ -182,6 +188,7 @@ impl View {
         match self {
             Self::FacilityInbox => &[Self::FacilityInbox, Self::BedBoard],
             Self::PublicStats => &[Self::PublicStats, Self::BedBoard],
+            Self::PlacementSla => &[Self::PlacementSla, Self::BedBoard],
             Self::BedBoard => &[Self::BedBoard],
             Self::PlacementQueue => &[Self::PlacementQueue],
             Self::CaseBoard => &[Self::CaseBoard],
@@ -206,6 +213,7 @@ impl View {
             Self::PublicStats => visitor.visit(public_stats::PublicStats),
             Self::ConsultQueue => visitor.visit(consult_queue::ConsultQueue),
             Self::Alerts => visitor.visit(alerts::Alerts),
+            Self::PlacementSla => visitor.visit(placement_sla::PlacementSla),
         }
     }
 }

@@ -55,6 +55,7 @@ const I18N = {
     'hc.cared_by': '担当', 'fac.cared': '在宅で担当する患者', 'fac.no_cared': '担当する患者はいません', 'last_observed': '最終観察',
     'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
     'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
+    'sla.title': '入院までの時間（直近2週間）', 'sla.help': '依頼から初回の打診、受入決定、到着までの時間（中央値と90パーセンタイル）。', 'sla.day': '依頼日', 'sla.requested': '依頼', 'sla.to_offer': '打診まで', 'sla.to_accept': '受入決定まで', 'sla.to_arrive': '到着まで', 'sla.cancelled': '取消', 'sla.by_reason': '辞退の理由', 'sla.by_facility': '辞退した医療機関', 'sla.none': 'まだありません', 'sla.expired': '回答なしで期限切れ', 'sla.p50': '中央値', 'sla.p90': '90%', 'sla.chart': '依頼からの時間（分）', 'severity': '重症度',
     'rv.title': '振り返り（過去の状況を再生）', 'rv.help': '期間を選び、時刻のスライダーを動かすと、その時点の入院調整待ちと病床状況を表示します（操作はできません）。', 'rv.from': '開始', 'rv.to': '終了', 'rv.moment': '時刻', 'rv.start': '振り返る', 'rv.play': '再生', 'rv.pause': '一時停止', 'rv.live': '最新の状況に戻る', 'rv.at': '{t} 時点の状況（振り返り表示中・操作はできません）', 'rv.order': '開始は終了より前にしてください', 'rv.future': '終了は現在より前にしてください',
     'hq.priority': '優先度の変更', 'hq.priority_button': '優先度', 'hq.priority_save': '優先度を変更する',
     'hq.priority_note': '保健所が再トリアージすると、計算による優先度に戻ります。',
@@ -173,6 +174,7 @@ const I18N = {
     'hc.cared_by': 'cared for by', 'fac.cared': 'Patients at home in our care', 'fac.no_cared': 'No patient in our care', 'last_observed': 'Last observed',
     'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
     'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
+    'sla.title': 'Time to a bed (last two weeks)', 'sla.help': 'From the request to the first offer, to the acceptance and to the arrival (median and 90th percentile).', 'sla.day': 'Requested on', 'sla.requested': 'Requests', 'sla.to_offer': 'To offer', 'sla.to_accept': 'To acceptance', 'sla.to_arrive': 'To arrival', 'sla.cancelled': 'Cancelled', 'sla.by_reason': 'Declines by reason', 'sla.by_facility': 'Declines by facility', 'sla.none': 'None yet', 'sla.expired': 'Expired without an answer', 'sla.p50': 'Median', 'sla.p90': '90%', 'sla.chart': 'Minutes since the request', 'severity': 'Severity',
     'rv.title': 'Review (replay a past period)', 'rv.help': 'Choose a period and move the time slider to see the queue and the beds as they were then (nothing can be changed).', 'rv.from': 'From', 'rv.to': 'To', 'rv.moment': 'Moment', 'rv.start': 'Review', 'rv.play': 'Play', 'rv.pause': 'Pause', 'rv.live': 'Back to the present', 'rv.at': 'As of {t} (review; nothing can be changed)', 'rv.order': 'The start must come before the end', 'rv.future': 'The end must not be in the future',
     'hq.priority': 'Change the priority', 'hq.priority_button': 'Priority', 'hq.priority_save': 'Change the priority',
     'hq.priority_note': 'A new triage by the health center sets the computed priority again.',
@@ -896,6 +898,57 @@ function mountAlerts() {
 
 const PAGES = {};
 
+/** An SVG element (`h` makes HTML ones). */
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const minutes = (seconds) => (seconds === undefined || seconds === null ? null : Math.round(seconds / 60));
+const stepText = (step) => {
+  if (!step || !step.count) return '—';
+  return `${minutes(step.p50_seconds)} / ${minutes(step.p90_seconds)}${t('minutes')} (${step.count})`;
+};
+
+/** `placement_sla` on HQ's page: bars for the prefecture's steps, a row per day, area and
+ * severity, and the declines. */
+function renderSla(view) {
+  const steps = [['sla.to_offer', 'to_first_offer'], ['sla.to_accept', 'to_acceptance'], ['sla.to_arrive', 'to_arrival']];
+  const pref = view.prefecture || {};
+  const longest = Math.max(1, ...steps.map(([, key]) => minutes((pref[key] || {}).p90_seconds) || 0));
+  const width = 360; const left = 110; const bar = 12;
+  const chart = svg('svg', { viewBox: `0 0 ${left + width + 90} ${steps.length * 40 + 24}`, role: 'img', 'aria-label': t('sla.chart'), class: 'sla-chart' },
+    svg('title', {}, t('sla.chart')),
+    steps.map(([label, key], i) => {
+      const step = pref[key] || {};
+      const y = 10 + i * 40;
+      const p50 = minutes(step.p50_seconds); const p90 = minutes(step.p90_seconds);
+      return svg('g', { 'data-step': key },
+        svg('text', { x: 0, y: y + 14, class: 'label' }, t(label)),
+        p90 === null ? svg('text', { x: left, y: y + 14, class: 'label' }, '—') : [
+          svg('rect', { x: left, y, width: Math.max(1, width * p90 / longest), height: bar, class: 'p90' }),
+          svg('rect', { x: left, y: y + bar + 2, width: Math.max(1, width * p50 / longest), height: bar, class: 'p50' }),
+          svg('text', { x: left + width + 6, y: y + 11, class: 'value' }, `${t('sla.p90')} ${p90}${t('minutes')}`),
+          svg('text', { x: left + width + 6, y: y + bar + 13, class: 'value' }, `${t('sla.p50')} ${p50}${t('minutes')}`)]);
+    }));
+  document.getElementById('sla-chart').replaceChildren(chart);
+  const body = document.querySelector('#sla-rows tbody');
+  body.replaceChildren(...(view.rows || []).slice().reverse().map((r) => h('tr', {},
+    h('td', {}, r.day), h('td', {}, r.medical_area ? areaLabel(r.medical_area) : '—'),
+    h('td', {}, r.severity ? enumLabel('sev', r.severity) : '—'),
+    h('td', { class: 'num' }, r.requested || 0),
+    h('td', {}, stepText(r.to_first_offer)), h('td', {}, stepText(r.to_acceptance)), h('td', {}, stepText(r.to_arrival)),
+    h('td', { class: 'num' }, r.cancelled || 0))));
+  const list = (id, items, label) => document.getElementById(id).replaceChildren(...(items && items.length
+    ? items.map((d) => h('li', {}, `${label(d.key)}: ${d.count}`)) : [h('li', { class: 'muted' }, t('sla.none'))]));
+  list('sla-reasons', view.declines_by_reason, (key) => (key === 'OFFER_EXPIRED' ? t('sla.expired') : key));
+  list('sla-facilities', view.declines_by_facility, facilityLabel);
+}
+
 PAGES.hq = () => {
   const beds = new Rows((r) => `${r.facility_id}|${r.category}`);
   let areas = [];
@@ -1137,6 +1190,9 @@ PAGES.hq = () => {
     }, 1500);
   });
   document.getElementById('review-live').addEventListener('click', leaveReview);
+
+  // How long patients waited at each step, live.
+  live('placement_sla', {}, renderSla);
   const proxy = document.getElementById('proxy-form');
   bindForm(proxy, 'DeclareCapacity', {});
   // A proxy entry starts from the figures the board shows for that facility and category,

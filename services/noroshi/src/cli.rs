@@ -61,22 +61,6 @@ pub struct DevArgs {
     pub speed: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum View {
-    #[value(name = "bed_board")]
-    BedBoard,
-    #[value(name = "placement_queue")]
-    PlacementQueue,
-    #[value(name = "case_board")]
-    CaseBoard,
-    #[value(name = "facility_inbox")]
-    FacilityInbox,
-    #[value(name = "timeline")]
-    Timeline,
-    #[value(name = "public_stats")]
-    PublicStats,
-}
-
 /// Where `noroshi rebuild` reads the events from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RebuildSource {
@@ -96,18 +80,15 @@ impl RebuildSource {
     }
 }
 
-impl View {
-    pub fn projection(self) -> noroshi_projections::View {
-        use noroshi_projections::View as P;
-        match self {
-            Self::BedBoard => P::BedBoard,
-            Self::PlacementQueue => P::PlacementQueue,
-            Self::CaseBoard => P::CaseBoard,
-            Self::FacilityInbox => P::FacilityInbox,
-            Self::Timeline => P::Timeline,
-            Self::PublicStats => P::PublicStats,
-        }
-    }
+/// A view by its name.
+fn view_name(name: &str) -> Result<noroshi_projections::View, String> {
+    noroshi_projections::View::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = noroshi_projections::View::ALL
+            .iter()
+            .map(|view| view.name())
+            .collect();
+        format!("no view {name:?}; the views are {}", names.join(", "))
+    })
 }
 
 #[derive(Debug, Args)]
@@ -116,9 +97,10 @@ pub struct RebuildArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub nats: NatsArgs,
-    /// Views to rebuild.
-    #[arg(value_enum, required_unless_present = "all")]
-    pub views: Vec<View>,
+    /// Views to rebuild (`bed_board`, `placement_queue`, `case_board`, `facility_inbox`,
+    /// `timeline`, `public_stats`, `consult_queue`, `alerts`, `placement_sla`).
+    #[arg(value_parser = view_name, required_unless_present = "all")]
+    pub views: Vec<noroshi_projections::View>,
     /// Rebuild every view.
     #[arg(long, conflicts_with = "views")]
     pub all: bool,

@@ -17,7 +17,7 @@ pub async fn run(args: RebuildArgs) -> Result<(), ServeError> {
     let views: Vec<View> = if args.all {
         View::ALL.to_vec()
     } else {
-        args.views.iter().map(|view| view.projection()).collect()
+        args.views.clone()
     };
     let database =
         PgConnectOptions::from_str(&args.database.database_url).map_err(ServeError::DatabaseUrl)?;

@@ -1051,6 +1051,12 @@ async fn hq_moves_a_waiting_patient_up_the_queue_until_a_new_triage() {
     let first = "#queue tbody tr:first-child";
     let mild_row = format!("#queue tbody tr[data-placement='{mild_placement}']");
     wait_for(&hq, &mild_row).await;
+    // The time to a bed counts both requests, by severity, live.
+    wait_text(&hq, "#sla-rows tbody", |t| {
+        t.contains("軽症") && t.contains("中等症I")
+    })
+    .await;
+    wait_for(&hq, "#sla-chart svg g[data-step='to_first_offer']").await;
     wait_text(
         &hq,
         &format!("{first}[data-placement='{moderate_placement}'] td.priority"),

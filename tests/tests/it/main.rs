@@ -28,6 +28,7 @@ mod relay;
 mod request_spans;
 mod secrets;
 mod simulate;
+mod sla;
 mod timers;
 mod tls;
 mod transfers;

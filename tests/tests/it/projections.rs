@@ -608,7 +608,7 @@ async fn projected_consults(db: &TestDatabase) -> BTreeMap<Uuid, ConsultEntry> {
 /// Every read model as comparable values, to check a rebuild against the live views.
 async fn every_view(db: &TestDatabase) -> String {
     format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         projected(db).await,
         projected_queue(db).await,
         case_board::all(db.pool()).await.unwrap(),
@@ -630,6 +630,21 @@ async fn every_view(db: &TestDatabase) -> String {
         .await
         .unwrap(),
         projected_alerts(db).await,
+        sqlx::query_as::<_, (Uuid, Option<String>, String, bool, bool, bool, bool)>(
+            "SELECT placement_id, severity, requested_by, first_offered_at IS NOT NULL, \
+             accepted_at IS NOT NULL, arrived_at IS NOT NULL, cancelled_at IS NOT NULL \
+             FROM placement_sla ORDER BY placement_id"
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap(),
+        sqlx::query_as::<_, (Uuid, String, String)>(
+            "SELECT placement_id, facility_id, reason FROM placement_sla_declines \
+             ORDER BY placement_id, declined_at, facility_id"
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap(),
     )
 }
 

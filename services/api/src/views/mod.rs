@@ -15,6 +15,7 @@ use noroshi_projections::case_board::CaseBoard;
 use noroshi_projections::consult_queue::ConsultQueue;
 use noroshi_projections::facility_inbox::FacilityInbox;
 use noroshi_projections::placement_queue::PlacementQueue;
+use noroshi_projections::placement_sla::PlacementSla;
 use noroshi_projections::public_stats::PublicStats;
 use noroshi_projections::timeline::Timeline;
 use noroshi_projections::views::ViewQuery;
@@ -75,4 +76,5 @@ views! {
     PublicStats => get_public_stats, watch_public_stats, WatchPublicStatsStream;
     ConsultQueue => get_consult_queue, watch_consult_queue, WatchConsultQueueStream;
     Alerts => get_alerts, watch_alerts, WatchAlertsStream;
+    PlacementSla => get_placement_sla, watch_placement_sla, WatchPlacementSlaStream;
 }
