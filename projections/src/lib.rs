@@ -3,11 +3,12 @@
 //!
 //! The runner ([`runner`]), bulk rebuilds ([`rebuild`]) and one module per view:
 //! [`bed_board`], [`placement_queue`], [`case_board`], [`facility_inbox`], [`timeline`],
-//! [`public_stats`], [`consult_queue`], [`alerts`] and [`placement_sla`], each with its projection and, in its `query` module, the query
+//! [`public_stats`], [`consult_queue`], [`alerts`], [`placement_sla`] and [`bed_reconciliation`], each with its projection and, in its `query` module, the query
 //! that answers with the view's protobuf message ([`views`] holds what they share).
 
 pub mod alerts;
 pub mod bed_board;
+pub mod bed_reconciliation;
 pub mod case_board;
 pub mod consult_queue;
 pub mod facility_inbox;
@@ -112,6 +113,7 @@ pub enum View {
     ConsultQueue,
     Alerts,
     PlacementSla,
+    BedReconciliation,
 }
 
 /// Something to do with one projection, whatever its type (see [`View::visit`]).
@@ -132,6 +134,7 @@ impl View {
         Self::ConsultQueue,
         Self::Alerts,
         Self::PlacementSla,
+        Self::BedReconciliation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -146,6 +149,7 @@ impl View {
             Self::ConsultQueue => consult_queue::ConsultQueue::NAME,
             Self::Alerts => alerts::Alerts::NAME,
             Self::PlacementSla => placement_sla::PlacementSla::NAME,
+            Self::BedReconciliation => bed_reconciliation::BedReconciliation::NAME,
         }
     }
 
@@ -163,6 +167,7 @@ impl View {
             Self::ConsultQueue => consult_queue::ConsultQueue::SOURCES,
             Self::Alerts => alerts::Alerts::SOURCES,
             Self::PlacementSla => placement_sla::PlacementSla::SOURCES,
+            Self::BedReconciliation => bed_reconciliation::BedReconciliation::SOURCES,
         }
     }
 
@@ -179,6 +184,7 @@ impl View {
             Self::ConsultQueue => consult_queue::ConsultQueue::TABLES,
             Self::Alerts => alerts::Alerts::TABLES,
             Self::PlacementSla => placement_sla::PlacementSla::TABLES,
+            Self::BedReconciliation => bed_reconciliation::BedReconciliation::TABLES,
         }
     }
 
@@ -195,6 +201,7 @@ impl View {
             Self::Timeline => &[Self::Timeline],
             Self::ConsultQueue => &[Self::ConsultQueue],
             Self::Alerts => &[Self::Alerts],
+            Self::BedReconciliation => &[Self::BedReconciliation],
         }
     }
 
@@ -214,6 +221,7 @@ impl View {
             Self::ConsultQueue => visitor.visit(consult_queue::ConsultQueue),
             Self::Alerts => visitor.visit(alerts::Alerts),
             Self::PlacementSla => visitor.visit(placement_sla::PlacementSla),
+            Self::BedReconciliation => visitor.visit(bed_reconciliation::BedReconciliation),
         }
     }
 }

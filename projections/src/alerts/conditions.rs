@@ -19,6 +19,9 @@ pub const OFFER_DEADLINE_NEAR: time::Duration = time::Duration::minutes(10);
 /// How long an URGENT consult request may wait to be taken, and an EMERGENCY one.
 pub const URGENT_CONSULT_WAIT: time::Duration = time::Duration::minutes(30);
 pub const EMERGENCY_CONSULT_WAIT: time::Duration = time::Duration::minutes(10);
+/// How long a facility's figures may disagree with what noroshi knows before
+/// `BED_MISMATCH`: long enough for a declaration made just before an arrival to catch up.
+pub const BED_MISMATCH_AFTER: time::Duration = time::Duration::minutes(30);
 
 fn organisations(ids: &[Option<&str>]) -> BTreeSet<FacilityId> {
     ids.iter()
@@ -365,6 +368,37 @@ async fn consults(pool: &PgPool, now: OffsetDateTime) -> Result<Vec<Condition>, 
     Ok(conditions)
 }
 
+/// Facilities whose figures have disagreed with the patients and holds noroshi knows
+/// of (`bed_reconciliation`) for at least [`BED_MISMATCH_AFTER`]: ghost beds.
+async fn mismatches(pool: &PgPool, now: OffsetDateTime) -> Result<Vec<Condition>, sqlx::Error> {
+    let rows: Vec<(String, String, i32, i32, i32, i32, OffsetDateTime)> = sqlx::query_as(
+        "SELECT facility_id, category, occupied, patients, held, holds, mismatch_since \
+         FROM bed_reconciliation WHERE mismatch_since <= $1 ORDER BY facility_id, category",
+    )
+    .bind(now - BED_MISMATCH_AFTER)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(facility, category, occupied, patients, held, holds, since)| Condition {
+            kind: AlertKind::BedMismatch,
+            severity: AlertSeverity::Warning,
+            subject: AlertSubject {
+                kind: AlertSubjectKind::Facility,
+                id: facility.clone(),
+            },
+            audience: audience(&[Role::Hq], &[Some(facility.as_str())]),
+            cause: format!("facility-{facility}/{category}/mismatch-{}", stamp(since)),
+            message: text(format!(
+                "{category}: {occupied} declared occupied for {patients} patients placed and present, \
+                 {held} held for {holds} accepted placements, since {}",
+                stamp(since)
+            )),
+            case_id: None,
+        })
+        .collect())
+}
+
 /// Every cause that holds at `now` under `rules`.
 pub async fn conditions(
     pool: &PgPool,
@@ -376,6 +410,7 @@ pub async fn conditions(
     all.extend(occupancy(pool, rules).await?);
     all.extend(deteriorations(pool).await?);
     all.extend(consults(pool, now).await?);
+    all.extend(mismatches(pool, now).await?);
     Ok(all)
 }
 

@@ -135,6 +135,8 @@ pub struct Views {
     /// The moment these views stand at when they are a past session's (see
     /// [`Views::get_as_of`]); `None` for the live views.
     past: Option<Moment>,
+    /// Idle sessions for reads of the past (see [`Views::get_as_of`]).
+    sessions: Arc<std::sync::Mutex<Vec<PgPool>>>,
     /// Names of projections that committed a batch, from `LISTEN noroshi_views`; started
     /// by the first live stream.
     changes: Arc<
@@ -169,6 +171,7 @@ impl Views {
             audit,
             changes: Arc::default(),
             past: None,
+            sessions: Arc::default(),
         }
     }
 

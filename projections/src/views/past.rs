@@ -15,6 +15,10 @@ use crate::View;
 use crate::history::Past;
 use crate::runner::ProjectionError;
 
+/// Past sessions kept open between reads: opening one (a connection, often with TLS) cost
+/// more than the rest of a small view's read.
+const IDLE_SESSIONS: usize = 4;
+
 /// The moment a past answer reflects: every event up to and including `position`, which
 /// was recorded at or before `time`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +50,19 @@ impl Views {
             )))
         })?;
         let moment = self.moment(as_of).await?;
-        let mut past = Past::open(&self.pool.connect_options(), view.reads()).await?;
+        let session = self
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.pop())
+            .unwrap_or_else(|| crate::history::session(&self.pool.connect_options()));
+        let mut past = match Past::on(session.clone(), view.reads()).await {
+            Ok(past) => past,
+            Err(error) => {
+                session.close().await;
+                return Err(error.into());
+            }
+        };
         let answer = async {
             let replayed = past
                 .reach(&self.store, moment.position)
@@ -71,11 +87,17 @@ impl Views {
                 }),
                 changes: Arc::default(),
                 past: Some(moment),
+                sessions: Arc::default(),
             };
             V::get(&views, principal, request).await
         }
         .await;
-        past.close().await;
+        if let Some(session) = past.finish().await
+            && let Ok(mut idle) = self.sessions.lock()
+            && idle.len() < IDLE_SESSIONS
+        {
+            idle.push(session);
+        }
         Ok((answer?, moment))
     }
 

@@ -81,6 +81,7 @@ impl World {
             "case_board",
             "consult_queue",
             "alerts",
+            "bed_reconciliation",
         ] {
             let (status, answer) = self
                 .api
@@ -828,4 +829,175 @@ async fn a_webhook_that_is_down_for_a_while_receives_every_alert_signed_once_it_
     }
     let (_, listed) = api.http_get(Some(HC), "/api/v1/webhooks").await;
     assert_eq!(listed["webhooks"][0]["failing"], false, "{listed}");
+}
+
+/// The row of `facility`'s MODERATE beds in `bed_reconciliation` as `actor` reads it.
+async fn reconciled(world: &World, actor: Actor, query: &str) -> (u16, Value) {
+    let (status, view) = world
+        .api
+        .http_get(
+            Some(actor),
+            &format!("/api/v1/views/bed_reconciliation?{query}"),
+        )
+        .await;
+    let row = view["rows"]
+        .as_array()
+        .and_then(|rows| {
+            rows.iter()
+                .find(|r| {
+                    r["facility_id"] == "hofu-central" && r["category"] == "BED_CATEGORY_MODERATE"
+                })
+                .cloned()
+        })
+        .unwrap_or(view);
+    (status, row)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_facility_declaring_fewer_occupied_beds_than_patients_placed_raises_bed_mismatch() {
+    let world = World::start().await;
+    let api = &world.api;
+    let declared = api
+        .declare(
+            HOSPITAL,
+            "hofu-central",
+            pb::BedCategory::Moderate,
+            20,
+            20,
+            0,
+        )
+        .await;
+    // Twelve patients placed at Hofu Central through noroshi.
+    let mut last = declared;
+    for _ in 0..12 {
+        let case = api.report_case(pb::Severity::ModerateI).await;
+        let placement = api
+            .request_placement(&case, pb::BedCategory::Moderate)
+            .await;
+        api.offer(&placement, "hofu-central").await;
+        api.accept(HOSPITAL, &placement).await.unwrap();
+        api.transport(&placement).await;
+        last = api.arrive(HOSPITAL, &placement).await;
+    }
+    world.fresh(&[&last]).await;
+    let (status, row) = reconciled(&world, HQ, "").await;
+    assert_eq!(status, 200, "{row}");
+    assert_eq!(
+        (row["occupied"].as_u64(), row["patients"].as_u64()),
+        (Some(12), Some(12))
+    );
+    assert_eq!(row["mismatched"], false, "{row}");
+
+    // The bed manager declares 10 occupied: two placed patients are not counted.
+    let wrong = api
+        .declare(
+            HOSPITAL,
+            "hofu-central",
+            pb::BedCategory::Moderate,
+            20,
+            20,
+            10,
+        )
+        .await;
+    world.fresh(&[&wrong]).await;
+    let (head, _) = noroshi_event_store::EventStore::new(api.db.pool().clone(), Default::default())
+        .head()
+        .await
+        .unwrap();
+    for actor in [HQ, HOSPITAL] {
+        let (status, row) = reconciled(&world, actor, "").await;
+        assert_eq!(status, 200, "{row}");
+        assert_eq!(row["occupied"], 10, "{row}");
+        assert_eq!(row["patients"], 12, "{row}");
+        assert_eq!(row["unplaced"], -2, "{row}");
+        assert_eq!(row["mismatched"], true, "{row}");
+        assert!(row["mismatch_since"].is_string(), "{row}");
+    }
+    let (_, only) = world
+        .api
+        .http_get(
+            Some(HQ),
+            "/api/v1/views/bed_reconciliation?mismatched_only=true",
+        )
+        .await;
+    assert_eq!(only["mismatches"], 1, "{only}");
+    assert_eq!(only["rows"].as_array().map(Vec::len), Some(1), "{only}");
+    // Another hospital, a health center and the public do not read it.
+    for (actor, query) in [
+        (HOSPITAL_OTHER, "facility_id=hofu-central"),
+        (HC, ""),
+        (PUBLIC, ""),
+    ] {
+        let (status, _) = reconciled(&world, actor, query).await;
+        assert_eq!(status, 403, "{actor:?}");
+    }
+
+    // Not yet an alert; once it has lasted 30 minutes, HQ and the hospital hear of it.
+    world.round().await;
+    assert!(!world.kinds(HQ).await.contains(&"BED_MISMATCH".to_owned()));
+    world.later(time::Duration::minutes(31));
+    world.round().await;
+    for actor in [HQ, HOSPITAL] {
+        let alert = world.alert_of(actor, "BED_MISMATCH", |_| true).await;
+        assert_eq!(alert["subject_id"], "hofu-central", "{alert}");
+        assert!(
+            alert["message"]
+                .as_str()
+                .unwrap()
+                .contains("10 declared occupied for 12 patients"),
+            "{alert}"
+        );
+    }
+    assert!(
+        !world
+            .kinds(HOSPITAL_OTHER)
+            .await
+            .contains(&"BED_MISMATCH".to_owned())
+    );
+
+    // The figures agree again: the disagreement clears and so does the alert.
+    let fixed = api
+        .declare(
+            HOSPITAL,
+            "hofu-central",
+            pb::BedCategory::Moderate,
+            20,
+            20,
+            12,
+        )
+        .await;
+    world.fresh(&[&fixed]).await;
+    let (_, row) = reconciled(&world, HQ, "").await;
+    assert_eq!(row["mismatched"], false, "{row}");
+    assert!(row.get("mismatch_since").is_none(), "{row}");
+    world.round().await;
+    world
+        .alert_of(HQ, "BED_MISMATCH", |r| {
+            r["status"] == "ALERT_STATUS_RESOLVED"
+        })
+        .await;
+    // More occupied beds than placed patients is not a disagreement.
+    let more = api
+        .declare(
+            HOSPITAL,
+            "hofu-central",
+            pb::BedCategory::Moderate,
+            20,
+            20,
+            14,
+        )
+        .await;
+    world.fresh(&[&more]).await;
+    let (_, row) = reconciled(&world, HQ, "").await;
+    assert_eq!(
+        (row["unplaced"].as_i64(), row["mismatched"].as_bool()),
+        (Some(2), Some(false))
+    );
+    // ...and the past still shows the disagreement as it was.
+    let (status, row) = reconciled(&world, HQ, &format!("as_of={head}")).await;
+    assert_eq!(status, 200, "{row}");
+    assert_eq!(
+        (row["occupied"].as_u64(), row["mismatched"].as_bool()),
+        (Some(10), Some(true))
+    );
 }

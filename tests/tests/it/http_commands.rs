@@ -245,7 +245,7 @@ async fn the_openapi_document_describes_every_command_and_view() {
         );
     }
     assert_eq!(noroshi_api::http::COMMANDS.len(), 29);
-    assert_eq!(noroshi_api::views::NAMES.len(), 9);
+    assert_eq!(noroshi_api::views::NAMES.len(), 10);
     for view in noroshi_api::views::NAMES {
         // Every view answers its protobuf message, typed.
         let answer = &paths[&format!("/api/v1/views/{view}")]["get"]["responses"]["200"];

@@ -608,7 +608,7 @@ async fn projected_consults(db: &TestDatabase) -> BTreeMap<Uuid, ConsultEntry> {
 /// Every read model as comparable values, to check a rebuild against the live views.
 async fn every_view(db: &TestDatabase) -> String {
     format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         projected(db).await,
         projected_queue(db).await,
         case_board::all(db.pool()).await.unwrap(),
@@ -645,6 +645,9 @@ async fn every_view(db: &TestDatabase) -> String {
         .fetch_all(db.pool())
         .await
         .unwrap(),
+        noroshi_projections::bed_reconciliation::rows(db.pool(), None)
+            .await
+            .unwrap(),
     )
 }
 

@@ -11,6 +11,7 @@ pub use gate::Gate;
 
 use noroshi_projections::alerts::Alerts;
 use noroshi_projections::bed_board::BedBoard;
+use noroshi_projections::bed_reconciliation::BedReconciliation;
 use noroshi_projections::case_board::CaseBoard;
 use noroshi_projections::consult_queue::ConsultQueue;
 use noroshi_projections::facility_inbox::FacilityInbox;
@@ -77,4 +78,5 @@ views! {
     ConsultQueue => get_consult_queue, watch_consult_queue, WatchConsultQueueStream;
     Alerts => get_alerts, watch_alerts, WatchAlertsStream;
     PlacementSla => get_placement_sla, watch_placement_sla, WatchPlacementSlaStream;
+    BedReconciliation => get_bed_reconciliation, watch_bed_reconciliation, WatchBedReconciliationStream;
 }
