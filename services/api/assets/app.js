@@ -55,6 +55,7 @@ const I18N = {
     'hc.cared_by': '担当', 'fac.cared': '在宅で担当する患者', 'fac.no_cared': '担当する患者はいません', 'last_observed': '最終観察',
     'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
     'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
+    'rc.title': '病床数の突合（報告と noroshi が把握している患者）', 'rc.help': '報告された入院中の数が、noroshi で受け入れて入院中の患者より少ない医療機関（空いているように見えて実際は埋まっている病床）。30分続くとアラートになります。', 'rc.occupied': '報告上の入院中', 'rc.patients': '把握している入院患者', 'rc.held': '確保中', 'rc.since': 'いつから', 'rc.none': '食い違いはありません', 'rc.own_title': '病床数の報告を確認してください', 'rc.own': '{cat}: 報告上の入院中は {occupied} 床ですが、noroshi で受け入れて入院中の患者は {patients} 人です（{since} から）。病床数を更新してください。',
     'sla.title': '入院までの時間（直近2週間）', 'sla.help': '依頼から初回の打診、受入決定、到着までの時間（中央値と90パーセンタイル）。', 'sla.day': '依頼日', 'sla.requested': '依頼', 'sla.to_offer': '打診まで', 'sla.to_accept': '受入決定まで', 'sla.to_arrive': '到着まで', 'sla.cancelled': '取消', 'sla.by_reason': '辞退の理由', 'sla.by_facility': '辞退した医療機関', 'sla.none': 'まだありません', 'sla.expired': '回答なしで期限切れ', 'sla.p50': '中央値', 'sla.p90': '90%', 'sla.chart': '依頼からの時間（分）', 'severity': '重症度',
     'rv.title': '振り返り（過去の状況を再生）', 'rv.help': '期間を選び、時刻のスライダーを動かすと、その時点の入院調整待ちと病床状況を表示します（操作はできません）。', 'rv.from': '開始', 'rv.to': '終了', 'rv.moment': '時刻', 'rv.start': '振り返る', 'rv.play': '再生', 'rv.pause': '一時停止', 'rv.live': '最新の状況に戻る', 'rv.at': '{t} 時点の状況（振り返り表示中・操作はできません）', 'rv.order': '開始は終了より前にしてください', 'rv.future': '終了は現在より前にしてください',
     'hq.priority': '優先度の変更', 'hq.priority_button': '優先度', 'hq.priority_save': '優先度を変更する',
@@ -174,6 +175,7 @@ const I18N = {
     'hc.cared_by': 'cared for by', 'fac.cared': 'Patients at home in our care', 'fac.no_cared': 'No patient in our care', 'last_observed': 'Last observed',
     'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
     'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
+    'rc.title': 'Bed figures against the patients noroshi knows of', 'rc.help': 'Facilities that report fewer occupied beds than patients placed there through noroshi and present (beds that look free but are not). After 30 minutes this becomes an alert.', 'rc.occupied': 'Reported occupied', 'rc.patients': 'Patients placed and present', 'rc.held': 'Held', 'rc.since': 'Since', 'rc.none': 'No disagreements', 'rc.own_title': 'Please check your bed figures', 'rc.own': '{cat}: you report {occupied} occupied beds, but {patients} patients placed here through noroshi are present (since {since}). Please update your figures.',
     'sla.title': 'Time to a bed (last two weeks)', 'sla.help': 'From the request to the first offer, to the acceptance and to the arrival (median and 90th percentile).', 'sla.day': 'Requested on', 'sla.requested': 'Requests', 'sla.to_offer': 'To offer', 'sla.to_accept': 'To acceptance', 'sla.to_arrive': 'To arrival', 'sla.cancelled': 'Cancelled', 'sla.by_reason': 'Declines by reason', 'sla.by_facility': 'Declines by facility', 'sla.none': 'None yet', 'sla.expired': 'Expired without an answer', 'sla.p50': 'Median', 'sla.p90': '90%', 'sla.chart': 'Minutes since the request', 'severity': 'Severity',
     'rv.title': 'Review (replay a past period)', 'rv.help': 'Choose a period and move the time slider to see the queue and the beds as they were then (nothing can be changed).', 'rv.from': 'From', 'rv.to': 'To', 'rv.moment': 'Moment', 'rv.start': 'Review', 'rv.play': 'Play', 'rv.pause': 'Pause', 'rv.live': 'Back to the present', 'rv.at': 'As of {t} (review; nothing can be changed)', 'rv.order': 'The start must come before the end', 'rv.future': 'The end must not be in the future',
     'hq.priority': 'Change the priority', 'hq.priority_button': 'Priority', 'hq.priority_save': 'Change the priority',
@@ -1193,6 +1195,16 @@ PAGES.hq = () => {
 
   // How long patients waited at each step, live.
   live('placement_sla', {}, renderSla);
+  // Facilities whose figures disagree with the patients placed there, live.
+  live('bed_reconciliation', { mismatched_only: 'true' }, (view) => {
+    const rows = view.rows || [];
+    document.querySelector('#reconcile tbody').replaceChildren(...(rows.length ? rows.map((r) => h('tr', { 'data-facility': r.facility_id, 'data-category': r.category },
+      h('td', {}, facilityLabel(r.facility_id)), h('td', {}, enumLabel('cat', r.category)),
+      h('td', { class: 'num' }, r.occupied || 0), h('td', { class: 'num' }, r.patients || 0),
+      h('td', { class: 'num' }, `${r.held || 0} / ${r.holds || 0}`),
+      h('td', {}, r.mismatch_since ? fmtTime(r.mismatch_since) : '—')))
+      : [h('tr', {}, h('td', { colspan: 6, class: 'muted' }, t('rc.none')))]));
+  });
   const proxy = document.getElementById('proxy-form');
   bindForm(proxy, 'DeclareCapacity', {});
   // A proxy entry starts from the figures the board shows for that facility and category,
@@ -1766,6 +1778,14 @@ PAGES.facility = () => {
   bindForm(document.getElementById('escalate-form'), 'RequestPlacement', () => ({ case_id: selected }), (_, form) => said(form));
 
   const offerArrivals = newcomers();
+  // The facility's own figures that disagree with the patients placed here.
+  live('bed_reconciliation', { mismatched_only: 'true' }, (view) => {
+    const rows = view.rows || [];
+    document.getElementById('reconcile-notice').hidden = rows.length === 0;
+    document.getElementById('reconcile-own').replaceChildren(...rows.map((r) => h('li', { 'data-category': r.category },
+      t('rc.own').replace('{cat}', enumLabel('cat', r.category)).replace('{occupied}', r.occupied || 0)
+        .replace('{patients}', r.patients || 0).replace('{since}', r.mismatch_since ? fmtTime(r.mismatch_since) : '—'))));
+  });
   live('facility_inbox', { facility_id: facility }, (view) => {
     inbox = view;
     offerArrivals(inbox.offers.map((o) => o.placement_id), (id) => {

@@ -2073,3 +2073,62 @@ async fn hq_replays_the_beds_as_they_were_with_the_review_slider() {
     wait_text(&hq, occupied, |t| t == "2").await;
     hq.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hq_and_the_hospital_see_figures_that_disagree_with_the_patients_placed() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let api = &world.api;
+    // Two patients placed at Hofu Central (6 secured, 4 ready, 1 occupied before).
+    for _ in 0..2 {
+        let case = api.report_case(pb::Severity::ModerateI).await;
+        let placement = api
+            .request_placement(&case, pb::BedCategory::Moderate)
+            .await;
+        api.offer(&placement, "hofu-central").await;
+        api.accept(HOSPITAL, &placement).await.unwrap();
+        api.transport(&placement).await;
+        api.arrive(HOSPITAL, &placement).await;
+    }
+    let hq = browser.session().await;
+    log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
+    let beds = browser.session().await;
+    log_in(&beds, &world.base, "hofu.beds", PASSWORD).await;
+    wait_text(&hq, "#reconcile tbody", |t| {
+        t.contains("食い違いはありません")
+    })
+    .await;
+    wait_for(&beds, "#offers").await;
+    assert!(
+        beds.find(Locator::Css("#reconcile-notice[hidden]"))
+            .await
+            .is_ok(),
+        "no notice while the figures agree"
+    );
+
+    // The bed manager declares one occupied bed while two placed patients are there.
+    api.declare(HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 6, 4, 1)
+        .await;
+    let row = "#reconcile tbody tr[data-facility='hofu-central'][data-category='MODERATE']";
+    let shown = wait_text(&hq, row, |t| !t.is_empty()).await;
+    assert!(shown.contains('1') && shown.contains('2'), "{shown}");
+    let notice = wait_text(
+        &beds,
+        "#reconcile-notice:not([hidden]) #reconcile-own",
+        |t| t.contains("報告上の入院中は 1 床") && t.contains("入院中の患者は 2 人"),
+    )
+    .await;
+    assert!(notice.contains("中等症"), "{notice}");
+    accessible(&beds, "facility-reconcile").await;
+
+    // Figures that agree clear both, live.
+    api.declare(HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 6, 4, 2)
+        .await;
+    wait_text(&hq, "#reconcile tbody", |t| {
+        t.contains("食い違いはありません")
+    })
+    .await;
+    wait_for(&beds, "#reconcile-notice[hidden]").await;
+    hq.close().await.unwrap();
+    beds.close().await.unwrap();
+}
