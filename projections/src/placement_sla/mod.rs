@@ -145,15 +145,16 @@ impl Projection for PlacementSla {
                 _ => {}
             }
         }
-        if !moved_cases.is_empty() {
-            let (ids, values): (Vec<Uuid>, Vec<String>) = moved_cases.into_iter().unzip();
+        let (case_ids, case_severities): (Vec<Uuid>, Vec<String>) = moved_cases.into_iter().unzip();
+        if !case_ids.is_empty() {
+            let (ids, values) = (&case_ids, &case_severities);
             sqlx::query(
                 "INSERT INTO placement_sla_cases (case_id, severity) \
                  SELECT * FROM unnest($1::uuid[], $2::text[]) \
                  ON CONFLICT (case_id) DO UPDATE SET severity = EXCLUDED.severity",
             )
-            .bind(&ids)
-            .bind(&values)
+            .bind(ids)
+            .bind(values)
             .execute(&mut *tx)
             .await?;
         }
@@ -190,6 +191,19 @@ impl Projection for PlacementSla {
             .bind(&new.2)
             .bind(&new.3)
             .bind(&new.4)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !case_ids.is_empty() {
+            // A placement whose case's severity was not known when it was requested takes
+            // the first one known, whatever order the streams' events came in.
+            sqlx::query(
+                "UPDATE placement_sla p SET severity = c.severity \
+                 FROM unnest($1::uuid[], $2::text[]) AS c(case_id, severity) \
+                 WHERE p.case_id = c.case_id AND p.severity IS NULL",
+            )
+            .bind(&case_ids)
+            .bind(&case_severities)
             .execute(&mut *tx)
             .await?;
         }

@@ -55,6 +55,7 @@ const I18N = {
     'hc.cared_by': '担当', 'fac.cared': '在宅で担当する患者', 'fac.no_cared': '担当する患者はいません', 'last_observed': '最終観察',
     'hc.cancel_placement': '入院調整を取り消す', cancel_reason: '取消の理由',
     'hq.cancel': '入院調整の取消', 'hq.cancel_button': '取消',
+    'map.title': '医療圏の地図（模式図）', 'map.note': '模式図：8つの二次医療圏をおおよその位置に並べ、病床使用率で色分けしています。医療圏を押すとその行へ移ります。', 'map.free': '空床', 'map.rate': '使用率', 'map.low': '50%未満', 'map.mid': '50%以上70%未満', 'map.high': '70%以上', 'map.none': '確保病床なし', 'map.category': '病床区分', 'map.secured': '確保', 'map.occupied': '入院中',
     'rc.title': '病床数の突合（報告と noroshi が把握している患者）', 'rc.help': '報告された入院中の数が、noroshi で受け入れて入院中の患者より少ない医療機関（空いているように見えて実際は埋まっている病床）。30分続くとアラートになります。', 'rc.occupied': '報告上の入院中', 'rc.patients': '把握している入院患者', 'rc.held': '確保中', 'rc.since': 'いつから', 'rc.none': '食い違いはありません', 'rc.own_title': '病床数の報告を確認してください', 'rc.own': '{cat}: 報告上の入院中は {occupied} 床ですが、noroshi で受け入れて入院中の患者は {patients} 人です（{since} から）。病床数を更新してください。',
     'sla.title': '入院までの時間（直近2週間）', 'sla.help': '依頼から初回の打診、受入決定、到着までの時間（中央値と90パーセンタイル）。', 'sla.day': '依頼日', 'sla.requested': '依頼', 'sla.to_offer': '打診まで', 'sla.to_accept': '受入決定まで', 'sla.to_arrive': '到着まで', 'sla.cancelled': '取消', 'sla.by_reason': '辞退の理由', 'sla.by_facility': '辞退した医療機関', 'sla.none': 'まだありません', 'sla.expired': '回答なしで期限切れ', 'sla.p50': '中央値', 'sla.p90': '90%', 'sla.chart': '依頼からの時間（分）', 'severity': '重症度',
     'rv.title': '振り返り（過去の状況を再生）', 'rv.help': '期間を選び、時刻のスライダーを動かすと、その時点の入院調整待ちと病床状況を表示します（操作はできません）。', 'rv.from': '開始', 'rv.to': '終了', 'rv.moment': '時刻', 'rv.start': '振り返る', 'rv.play': '再生', 'rv.pause': '一時停止', 'rv.live': '最新の状況に戻る', 'rv.at': '{t} 時点の状況（振り返り表示中・操作はできません）', 'rv.order': '開始は終了より前にしてください', 'rv.future': '終了は現在より前にしてください',
@@ -175,6 +176,7 @@ const I18N = {
     'hc.cared_by': 'cared for by', 'fac.cared': 'Patients at home in our care', 'fac.no_cared': 'No patient in our care', 'last_observed': 'Last observed',
     'hc.cancel_placement': 'Cancel the placement', cancel_reason: 'Reason for cancelling',
     'hq.cancel': 'Cancel the placement', 'hq.cancel_button': 'Cancel',
+    'map.title': 'Map of the medical areas (schematic)', 'map.note': 'Schematic: the eight secondary medical areas in their rough places, coloured by occupancy. Choose an area to go to its rows.', 'map.free': 'Free', 'map.rate': 'Occupancy', 'map.low': 'Under 50%', 'map.mid': '50% to 70%', 'map.high': '70% or more', 'map.none': 'No secured beds', 'map.category': 'Bed category', 'map.secured': 'Secured', 'map.occupied': 'Occupied',
     'rc.title': 'Bed figures against the patients noroshi knows of', 'rc.help': 'Facilities that report fewer occupied beds than patients placed there through noroshi and present (beds that look free but are not). After 30 minutes this becomes an alert.', 'rc.occupied': 'Reported occupied', 'rc.patients': 'Patients placed and present', 'rc.held': 'Held', 'rc.since': 'Since', 'rc.none': 'No disagreements', 'rc.own_title': 'Please check your bed figures', 'rc.own': '{cat}: you report {occupied} occupied beds, but {patients} patients placed here through noroshi are present (since {since}). Please update your figures.',
     'sla.title': 'Time to a bed (last two weeks)', 'sla.help': 'From the request to the first offer, to the acceptance and to the arrival (median and 90th percentile).', 'sla.day': 'Requested on', 'sla.requested': 'Requests', 'sla.to_offer': 'To offer', 'sla.to_accept': 'To acceptance', 'sla.to_arrive': 'To arrival', 'sla.cancelled': 'Cancelled', 'sla.by_reason': 'Declines by reason', 'sla.by_facility': 'Declines by facility', 'sla.none': 'None yet', 'sla.expired': 'Expired without an answer', 'sla.p50': 'Median', 'sla.p90': '90%', 'sla.chart': 'Minutes since the request', 'severity': 'Severity',
     'rv.title': 'Review (replay a past period)', 'rv.help': 'Choose a period and move the time slider to see the queue and the beds as they were then (nothing can be changed).', 'rv.from': 'From', 'rv.to': 'To', 'rv.moment': 'Moment', 'rv.start': 'Review', 'rv.play': 'Play', 'rv.pause': 'Pause', 'rv.live': 'Back to the present', 'rv.at': 'As of {t} (review; nothing can be changed)', 'rv.order': 'The start must come before the end', 'rv.future': 'The end must not be in the future',
@@ -900,6 +902,67 @@ function mountAlerts() {
 
 const PAGES = {};
 
+/** A view read again (unary) whenever `poke()` is called, at most once a second, and
+ * every minute: for panels that change with a live stream the page already follows, so
+ * that a page does not open more streams than the browser allows connections per host. */
+function refreshing(view, params, render) {
+  const query = new URLSearchParams(params || {}).toString();
+  let timer = null;
+  const load = async () => {
+    timer = null;
+    try {
+      render(plainEnums(await api(`/api/v1/views/${view}${query ? '?' + query : ''}`)));
+    } catch (failure) {
+      // The next poke or the minute's refresh tries again.
+    }
+  };
+  load();
+  setInterval(load, 60e3);
+  return () => { if (!timer) timer = setTimeout(load, 1000); };
+}
+
+/** Yamaguchi's eight secondary medical areas on a schematic grid (column, row), roughly
+ * where they lie: Shimonoseki in the west, Iwakuni in the east, Hagi and Nagato on the
+ * Sea of Japan, Yanai on the Seto Inland Sea. */
+const AREA_TILES = {
+  3507: [1, 0], 3508: [2, 0],
+  3506: [0, 1], 3505: [1, 1], 3504: [2, 1], 3503: [3, 1], 3501: [4, 1],
+  3502: [3.5, 2],
+};
+
+/** An area's occupancy band: under 50 %, up to 70 %, 70 % or more, or no secured beds. */
+function occupancyLevel(rate) {
+  if (rate === null || rate === undefined || Number.isNaN(rate)) return 'none';
+  return rate >= 0.7 ? 'high' : rate >= 0.5 ? 'mid' : 'low';
+}
+
+/** The area map: `figures` maps an area's code to `{ available, secured, occupied, rate }`
+ * (any may be null, as public statistics withhold small counts); each tile links to
+ * `#area-<code>` and says its figures on hover. */
+function renderAreaMap(root, figures) {
+  const [w, hgt, gap] = [124, 66, 8];
+  const tiles = Object.entries(AREA_TILES).map(([code, [col, row]]) => {
+    const f = figures.get(code) || {};
+    const level = occupancyLevel(f.rate);
+    const rate = f.rate === null || f.rate === undefined ? '—' : `${Math.round(f.rate * 100)}%`;
+    const free = f.available === null || f.available === undefined ? '—' : f.available;
+    const area = areaNames.get(code);
+    const name = area ? localName(area) : code;
+    const x = col * (w + gap); const y = row * (hgt + gap);
+    const detail = `${code} ${name}: ${t('map.free')} ${free} · ${t('map.secured')} ${f.secured ?? '—'} · ${t('map.occupied')} ${f.occupied ?? '—'} · ${t('map.rate')} ${rate}`;
+    return svg('a', { href: `#area-${code}` },
+      svg('g', { 'data-area': code, 'data-level': level, class: `tile ${level}` },
+        svg('title', {}, detail),
+        svg('rect', { x, y, width: w, height: hgt, rx: 8 }),
+        svg('text', { x: x + 8, y: y + 20, class: 'name' }, name),
+        svg('text', { x: x + 8, y: y + 40, class: 'figure' }, `${t('map.free')} ${free}`),
+        svg('text', { x: x + 8, y: y + 57, class: 'figure' }, `${t('map.rate')} ${rate}`)));
+  });
+  const legend = h('ul', { class: 'map-legend' }, ['low', 'mid', 'high', 'none'].map((level) =>
+    h('li', { class: `swatch ${level}` }, t(`map.${level}`))));
+  root.replaceChildren(svg('svg', { viewBox: `0 0 ${5 * (w + gap)} ${3 * (hgt + gap)}`, class: 'area-map', role: 'group', 'aria-label': t('map.title') }, tiles), legend);
+}
+
 /** An SVG element (`h` makes HTML ones). */
 function svg(tag, attrs, ...children) {
   const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
@@ -959,6 +1022,8 @@ PAGES.hq = () => {
   let choosing = null;
   let bedSource = null;
   let queueSource = null;
+  let pokeSla = () => {};
+  let pokeReconcile = () => {};
   // The moment shown while HQ reviews the past (a Date), or null for the present.
   let reviewAt = null;
   const nowMs = () => (reviewAt ? reviewAt.getTime() : Date.now());
@@ -982,7 +1047,7 @@ PAGES.hq = () => {
     const blocks = [...byArea.keys()].sort().map((area) => {
       const totals = areas.find((a) => (a.medical_area || '—') === area);
       const rows = byArea.get(area).sort((a, b) => a.facility_id.localeCompare(b.facility_id) || byCategory(a, b));
-      return h('div', { class: 'area', 'data-area': area },
+      return h('div', { class: 'area', 'data-area': area, id: `area-${area}` },
         h('h3', {}, `${t('area')} ${areaLabel(area)}`, totals ? h('span', { class: 'totals' }, totalsText(totals)) : null),
         h('table', { class: 'rows' },
           h('thead', {}, h('tr', {},
@@ -1000,6 +1065,11 @@ PAGES.hq = () => {
               r.overflow ? tag('overflow') : null))))));
     });
     root.replaceChildren(...blocks);
+    // The map follows the same figures: live, or as of the moment reviewed.
+    renderAreaMap(document.getElementById('area-map'), new Map(areas.filter((a) => a.medical_area).map((a) => [a.medical_area, {
+      available: a.available, secured: a.secured, occupied: a.occupied,
+      rate: a.occupancy_rate ?? null,
+    }])));
   }
 
   function renderQueue() {
@@ -1097,13 +1167,14 @@ PAGES.hq = () => {
     }, (delta) => {
       beds.apply(delta.rows, delta.removed, (k) => `${k.facility_id}|${k.category}`);
       areas = delta.areas; prefecture = delta.prefecture; renderBeds();
+      pokeReconcile();
     });
   }
   document.getElementById('bb-category').addEventListener('change', connectBeds);
   connectBeds();
   function connectQueue() {
     queueSource = live('placement_queue', {}, (view) => { queue.replace(view.rows); renderQueue(); },
-      (delta) => { queue.apply(delta.rows, delta.removed); renderQueue(); });
+      (delta) => { queue.apply(delta.rows, delta.removed); renderQueue(); pokeSla(); pokeReconcile(); });
   }
   connectQueue();
 
@@ -1193,10 +1264,10 @@ PAGES.hq = () => {
   });
   document.getElementById('review-live').addEventListener('click', leaveReview);
 
-  // How long patients waited at each step, live.
-  live('placement_sla', {}, renderSla);
-  // Facilities whose figures disagree with the patients placed there, live.
-  live('bed_reconciliation', { mismatched_only: 'true' }, (view) => {
+  // How long patients waited at each step, and the facilities whose figures disagree with
+  // the patients placed there: read again as the queue and the beds move.
+  pokeSla = refreshing('placement_sla', {}, renderSla);
+  pokeReconcile = refreshing('bed_reconciliation', { mismatched_only: 'true' }, (view) => {
     const rows = view.rows || [];
     document.querySelector('#reconcile tbody').replaceChildren(...(rows.length ? rows.map((r) => h('tr', { 'data-facility': r.facility_id, 'data-category': r.category },
       h('td', {}, facilityLabel(r.facility_id)), h('td', {}, enumLabel('cat', r.category)),
@@ -1778,8 +1849,9 @@ PAGES.facility = () => {
   bindForm(document.getElementById('escalate-form'), 'RequestPlacement', () => ({ case_id: selected }), (_, form) => said(form));
 
   const offerArrivals = newcomers();
-  // The facility's own figures that disagree with the patients placed here.
-  live('bed_reconciliation', { mismatched_only: 'true' }, (view) => {
+  // The facility's own figures that disagree with the patients placed here, read again as
+  // its inbox (its patients and its capacity) moves.
+  const pokeReconcile = refreshing('bed_reconciliation', { mismatched_only: 'true' }, (view) => {
     const rows = view.rows || [];
     document.getElementById('reconcile-notice').hidden = rows.length === 0;
     document.getElementById('reconcile-own').replaceChildren(...rows.map((r) => h('li', { 'data-category': r.category },
@@ -1793,6 +1865,7 @@ PAGES.facility = () => {
       notify(t('notify.offer'), `${enumLabel('cat', o.category)} · ${o.age_band} · ${enumLabel('sev', o.severity)}`, id);
     });
     render();
+    pokeReconcile();
   });
   if (CARE_SITE_ROLES.includes(role)) {
     live('case_board', {}, (view) => { cared.replace(view.rows); render(); },
@@ -2116,7 +2189,7 @@ PAGES.public = () => {
   let stats = null;
   function render() {
     if (!stats) return;
-    const block = (a) => h('div', { class: 'area' },
+    const block = (a) => h('div', { class: 'area', id: a.medical_area ? `area-${a.medical_area}` : 'area-prefecture' },
       h('h3', {}, a.medical_area ? `${t('area')} ${areaLabel(a.medical_area)}` : t('prefecture'),
         h('span', { class: 'totals' }, a.occupancy_rate === null || a.occupancy_rate === undefined ? '' : `${t('occupancy')} ${Math.round(a.occupancy_rate * 100)}%`)),
       h('table', { class: 'rows' }, h('tbody', {}, [...a.beds].sort(byCategory).map((b) => h('tr', { 'data-category': b.category },
@@ -2124,7 +2197,16 @@ PAGES.public = () => {
         h('td', { class: 'num' }, `${t('secured')} ${b.secured}`),
         h('td', { class: 'num' }, `${t('available')} ${b.available === null || b.available === undefined ? '—' : b.available}`))))));
     document.getElementById('public-stats').replaceChildren(block(stats.prefecture), ...stats.areas.map(block));
+    const category = document.getElementById('map-category').value;
+    renderAreaMap(document.getElementById('area-map'), new Map(stats.areas.filter((a) => a.medical_area).map((a) => {
+      if (!category) return [a.medical_area, { rate: a.occupancy_rate, secured: a.beds.reduce((n, b) => n + (b.secured || 0), 0) }];
+      const b = a.beds.find((x) => x.category === category) || {};
+      const known = b.occupied !== null && b.occupied !== undefined;
+      return [a.medical_area, { available: b.available, secured: b.secured || 0, occupied: known ? b.occupied : null,
+        rate: b.secured && known ? b.occupied / b.secured : null }];
+    })));
   }
+  document.getElementById('map-category').addEventListener('change', render);
   live('public_stats', {}, (view) => { stats = view; render(); });
   rerenders.push(render);
 };

@@ -2043,6 +2043,9 @@ async fn hq_replays_the_beds_as_they_were_with_the_review_slider() {
     wait_for(&hq, "#review-controls:not([hidden])").await;
     wait_text(&hq, "#review-at", |t| t.contains("振り返り表示中")).await;
     wait_text(&hq, occupied, |t| t == "4").await;
+    // The map: 4 of 6 beds occupied in 山口・防府 (67 %).
+    let tile = "#area-map g[data-area='3504']";
+    wait_for(&hq, &format!("{tile}[data-level='mid']")).await;
     hq.execute(
         "const s = document.getElementById('review-slider'); s.value = '0'; \
          s.dispatchEvent(new Event('input'));",
@@ -2051,7 +2054,8 @@ async fn hq_replays_the_beds_as_they_were_with_the_review_slider() {
     .await
     .unwrap();
     wait_text(&hq, occupied, |t| t == "1").await;
-    wait_text(&hq, "#bed-board", |_| true).await;
+    // ...and in the past, 1 of 6 (17 %).
+    wait_for(&hq, &format!("{tile}[data-level='low']")).await;
     let note = wait_text(&hq, ".review-note", |t| t.contains("時点の状況")).await;
     assert!(note.contains("操作はできません"), "{note}");
     // Nothing said in the meantime reaches the past.
@@ -2131,4 +2135,63 @@ async fn hq_and_the_hospital_see_figures_that_disagree_with_the_patients_placed(
     wait_for(&beds, "#reconcile-notice[hidden]").await;
     hq.close().await.unwrap();
     beds.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_area_map_follows_the_bed_board_live() {
+    let browser = Browser::start().await;
+    let world = world().await;
+    let hq = browser.session().await;
+    log_in(&hq, &world.base, "hq.duty", PASSWORD).await;
+    // 山口・防府: Hofu Central, 1 of 6 moderate beds occupied; 宇部・小野田: none of 5.
+    let tile =
+        |area: &str, level: &str| format!("#area-map g[data-area='{area}'][data-level='{level}']");
+    wait_for(&hq, &tile("3504", "low")).await;
+    wait_for(&hq, &tile("3505", "low")).await;
+    let title = wait_text(&hq, "#area-map g[data-area='3504'] text.figure", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert!(title.contains("空床"), "{title}");
+    let hover: String = hq
+        .execute(
+            "return document.querySelector(\"#area-map g[data-area='3504'] title\").textContent;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        hover.contains("3504") && hover.contains("入院中 1"),
+        "{hover}"
+    );
+    // A declaration turns the area's colour, without a reload.
+    world
+        .api
+        .declare(HOSPITAL, "hofu-central", pb::BedCategory::Moderate, 6, 4, 5)
+        .await;
+    wait_for(&hq, &tile("3504", "high")).await;
+    wait_for(&hq, &tile("3505", "low")).await;
+    // A tile leads to its area's rows.
+    assert!(
+        hq.find(Locator::Css("#area-map a[href='#area-3504']"))
+            .await
+            .is_ok()
+    );
+    wait_for(&hq, "#bed-board #area-3504").await;
+    accessible(&hq, "hq-map").await;
+    hq.close().await.unwrap();
+
+    // The public page draws the same areas from the public statistics.
+    let public = browser.session().await;
+    log_in(&public, &world.base, "hq.duty", PASSWORD).await;
+    public
+        .goto(&format!("{}/public", world.base))
+        .await
+        .unwrap();
+    wait_for(&public, "#area-map g[data-area='3504']").await;
+    accessible(&public, "public-map").await;
+    public.close().await.unwrap();
 }
