@@ -33,6 +33,8 @@ ensure_browser() {
   local missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  # The after-action report's PDF is checked page by page (pdfinfo, pdftoppm).
+  command -v pdftoppm >/dev/null || missing+=(poppler-utils)
   fc-list 2>/dev/null | grep -qi 'ipagothic\|noto sans cjk' || missing+=(fonts-ipafont-gothic)
   command -v npm >/dev/null || missing+=(npm)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"

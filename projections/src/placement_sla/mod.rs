@@ -1,7 +1,10 @@
 //! `placement_sla` (DESIGN.md §6, §12): every placement's steps (requested, first offered,
-//! accepted, arrived, cancelled) with the severity its case had when it was requested,
-//! and every decline, an expired offer among them. The query sums them up by area,
-//! severity and day.
+//! accepted, arrived, cancelled), every decline (an expired offer among them) and each
+//! case's current severity. The query sums them up by area, severity and day.
+//!
+//! The severity is the case's as it stands, joined when the view is read: one copied onto
+//! the placement when it was requested would depend on the order in which the case's and
+//! the placement's streams reached the projection, which live and a rebuild need not share.
 
 pub mod query;
 
@@ -26,7 +29,7 @@ pub struct PlacementSla;
 /// What a batch does to one placement.
 #[derive(Debug, Default)]
 struct Steps {
-    requested: Option<(Uuid, String, Option<String>, OffsetDateTime)>,
+    requested: Option<(Uuid, String, OffsetDateTime)>,
     offered: Option<OffsetDateTime>,
     accepted: Option<OffsetDateTime>,
     arrived: Option<OffsetDateTime>,
@@ -50,38 +53,15 @@ impl Projection for PlacementSla {
         batch: &[(RecordedEvent, DomainEvent)],
         _seen: &mut Seen,
     ) -> Result<(), sqlx::Error> {
-        // The severities of the cases whose placements are requested in this batch, as
-        // they stood before it.
-        let mut requested_cases = Vec::new();
-        for (_, decoded) in batch {
-            if let DomainEvent::Placement(PlacementEvent::Requested { case_id, .. }) = decoded {
-                requested_cases.push(*case_id);
-            }
-        }
-        let mut severities: HashMap<Uuid, String> = if requested_cases.is_empty() {
-            HashMap::default()
-        } else {
-            sqlx::query_as::<_, (Uuid, String)>(
-                "SELECT case_id, severity FROM placement_sla_cases WHERE case_id = ANY($1)",
-            )
-            .bind(&requested_cases)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect()
-        };
         let mut moved_cases: HashMap<Uuid, String> = HashMap::default();
         let mut placements: HashMap<Uuid, Steps> = HashMap::default();
         let mut declines: Vec<(Uuid, String, String, OffsetDateTime)> = Vec::new();
         for (event, decoded) in batch {
             match decoded {
                 DomainEvent::Case(CaseEvent::Reported { report, .. }) => {
-                    let severity = report.severity.to_string();
-                    severities.insert(aggregate_uuid(event)?, severity.clone());
-                    moved_cases.insert(aggregate_uuid(event)?, severity);
+                    moved_cases.insert(aggregate_uuid(event)?, report.severity.to_string());
                 }
                 DomainEvent::Case(CaseEvent::Triaged { severity, .. }) => {
-                    severities.insert(aggregate_uuid(event)?, severity.to_string());
                     moved_cases.insert(aggregate_uuid(event)?, severity.to_string());
                 }
                 DomainEvent::Placement(placement) => {
@@ -99,12 +79,8 @@ impl Projection for PlacementSla {
                             requested_at,
                             ..
                         } => {
-                            steps.requested = Some((
-                                *case_id,
-                                requested_by.to_string(),
-                                severities.get(case_id).cloned(),
-                                *requested_at,
-                            ));
+                            steps.requested =
+                                Some((*case_id, requested_by.to_string(), *requested_at));
                         }
                         PlacementEvent::Offered { offered_at, .. } => {
                             first(&mut steps.offered, *offered_at);
@@ -158,15 +134,14 @@ impl Projection for PlacementSla {
             .execute(&mut *tx)
             .await?;
         }
-        let mut new = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut new = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut moved = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (id, steps) in &placements {
-            if let Some((case_id, requested_by, severity, requested_at)) = &steps.requested {
+            if let Some((case_id, requested_by, requested_at)) = &steps.requested {
                 new.0.push(*id);
                 new.1.push(*case_id);
                 new.2.push(requested_by.clone());
-                new.3.push(severity.clone());
-                new.4.push(*requested_at);
+                new.3.push(*requested_at);
             }
             if steps.offered.is_some()
                 || steps.accepted.is_some()
@@ -182,28 +157,14 @@ impl Projection for PlacementSla {
         }
         if !new.0.is_empty() {
             sqlx::query(
-                "INSERT INTO placement_sla (placement_id, case_id, requested_by, severity, requested_at) \
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) \
+                "INSERT INTO placement_sla (placement_id, case_id, requested_by, requested_at) \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) \
                  ON CONFLICT (placement_id) DO NOTHING",
             )
             .bind(&new.0)
             .bind(&new.1)
             .bind(&new.2)
             .bind(&new.3)
-            .bind(&new.4)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !case_ids.is_empty() {
-            // A placement whose case's severity was not known when it was requested takes
-            // the first one known, whatever order the streams' events came in.
-            sqlx::query(
-                "UPDATE placement_sla p SET severity = c.severity \
-                 FROM unnest($1::uuid[], $2::text[]) AS c(case_id, severity) \
-                 WHERE p.case_id = c.case_id AND p.severity IS NULL",
-            )
-            .bind(&case_ids)
-            .bind(&case_severities)
             .execute(&mut *tx)
             .await?;
         }

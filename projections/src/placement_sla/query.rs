@@ -155,9 +155,10 @@ impl Views {
         let (from, to) = period.days(self.today());
         let (start, end) = (midnight(from), midnight(to + time::Duration::days(1)));
         let grouped: Vec<Summed> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT f.medical_area, s.severity, \
+            "SELECT f.medical_area, c.severity, \
                     to_char(s.requested_at AT TIME ZONE 'Asia/Tokyo', 'YYYY-MM-DD') AS day, {FIGURES} \
              FROM placement_sla s LEFT JOIN bed_board_facilities f ON f.facility_id = s.requested_by \
+             LEFT JOIN placement_sla_cases c ON c.case_id = s.case_id \
              WHERE s.requested_at >= $1 AND s.requested_at < $2 \
              GROUP BY 1, 2, 3 ORDER BY 3, 1, 2"
         )))

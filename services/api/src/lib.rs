@@ -13,6 +13,7 @@ pub mod http;
 pub mod json;
 pub mod metrics;
 mod openapi;
+pub mod reports;
 pub mod state;
 pub mod views;
 pub mod web;

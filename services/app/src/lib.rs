@@ -17,6 +17,7 @@ mod handler;
 pub mod import;
 pub mod placement;
 pub mod placement_log;
+pub mod report;
 pub mod scheduler;
 pub mod timers;
 mod visibility;

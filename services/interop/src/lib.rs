@@ -7,5 +7,6 @@ pub mod cases;
 pub mod dates;
 pub mod export;
 pub mod fhir;
+pub mod report;
 pub mod table;
 pub mod text;

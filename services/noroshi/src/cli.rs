@@ -34,6 +34,9 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Import a file through the HTTP API (docs/import.md).
     Import(crate::import::ImportArgs),
+    /// Write the after-action report of a period (振り返り報告書) as HTML or PDF, from the
+    /// event log.
+    Report(crate::report::ReportArgs),
     /// The whole system with the demo set and one login per role, in one command.
     Dev(DevArgs),
 }

@@ -48,6 +48,8 @@ pub enum ServeError {
     Timers(#[source] noroshi_app::CommandError),
     #[error("import failed")]
     Import(#[source] crate::import::ImportError),
+    #[error("report failed")]
+    Report(#[source] crate::report::ReportError),
     #[error("rebuild failed")]
     Rebuild(#[source] noroshi_projections::runner::ProjectionError),
     #[error("http api failed")]

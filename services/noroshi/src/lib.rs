@@ -11,6 +11,7 @@ pub mod error;
 pub mod import;
 pub mod read_models;
 pub mod rebuild;
+pub mod report;
 pub mod serve;
 pub mod telemetry;
 

@@ -25,6 +25,7 @@ mod imports;
 mod outage;
 mod projections;
 mod relay;
+mod reports;
 mod request_spans;
 mod secrets;
 mod simulate;

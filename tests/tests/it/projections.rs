@@ -631,9 +631,10 @@ async fn every_view(db: &TestDatabase) -> String {
         .unwrap(),
         projected_alerts(db).await,
         sqlx::query_as::<_, (Uuid, Option<String>, String, bool, bool, bool, bool)>(
-            "SELECT placement_id, severity, requested_by, first_offered_at IS NOT NULL, \
+            "SELECT placement_id, (SELECT severity FROM placement_sla_cases c \
+               WHERE c.case_id = p.case_id), requested_by, first_offered_at IS NOT NULL, \
              accepted_at IS NOT NULL, arrived_at IS NOT NULL, cancelled_at IS NOT NULL \
-             FROM placement_sla ORDER BY placement_id"
+             FROM placement_sla p ORDER BY placement_id"
         )
         .fetch_all(db.pool())
         .await

@@ -61,7 +61,7 @@ async fn computed(
     // placement → (area key parts, requested, offered, accepted, arrived, cancelled)
     struct Steps {
         requested_by: String,
-        severity: String,
+        case_id: Uuid,
         requested: OffsetDateTime,
         times: [Option<OffsetDateTime>; 4],
     }
@@ -96,7 +96,7 @@ async fn computed(
                             id,
                             Steps {
                                 requested_by: requested_by.to_string(),
-                                severity: severity[&case_id].clone(),
+                                case_id,
                                 requested: requested_at,
                                 times: [None; 4],
                             },
@@ -130,7 +130,7 @@ async fn computed(
         groups
             .entry((
                 area(&steps.requested_by),
-                steps.severity.clone(),
+                severity[&steps.case_id].clone(),
                 jst_day(steps.requested),
             ))
             .or_default()
@@ -302,7 +302,7 @@ async fn placement_times_equal_an_independent_computation_and_follow_live() {
     api.cancel(&p3).await;
 
     let fourth = api.report_case(pb::Severity::ModerateI).await;
-    // Re-triaged before the request: the severity at the request is what counts.
+    // Re-triaged: the case's current severity is what counts.
     api.triage(&fourth, pb::Severity::ModerateIi).await;
     let p4 = api
         .request_placement(&fourth, pb::BedCategory::Moderate)

@@ -389,3 +389,26 @@ pub(super) async fn placements(
     }
     Ok(file("placements", table, encoding))
 }
+
+/// `GET /api/v1/reports/after_action`: the after-action report of a period as one HTML
+/// page (HQ). Computed from the event log, so any period can be written up, also after
+/// the fact.
+pub(super) async fn after_action(
+    State(context): State<HttpContext>,
+    Authed(caller): Authed,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let principal = caller.scoped(Scope::Views)?;
+    if principal.role != Role::Hq {
+        return Err(ApiError::PermissionDenied);
+    }
+    let today = OffsetDateTime::now_utc().to_offset(offset!(+9)).date();
+    let (from, to) = crate::reports::period(&params, today)?;
+    let figures =
+        crate::reports::after_action(&context.handler, context.views.pool(), from, to).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        noroshi_interop::report::html(&figures),
+    )
+        .into_response())
+}

@@ -103,6 +103,7 @@ pub fn router(context: HttpContext) -> axum::Router {
         .route("/api/v1/exports/cases.csv", get(exports::cases))
         .route("/api/v1/exports/open_data.csv", get(exports::open_data))
         .route("/api/v1/exports/placements.csv", get(exports::placements))
+        .route("/api/v1/reports/after_action", get(exports::after_action))
         .route("/fhir/r4/metadata", get(fhir::metadata))
         .route("/fhir/r4/MeasureReport", get(fhir::search))
         .route("/fhir/r4/MeasureReport/{id}", get(fhir::read))

@@ -296,6 +296,20 @@ fn routes(generator: &mut SchemaGenerator) -> Vec<Route> {
         },
         Route {
             query: &[
+                ("from", "the first day, YYYY-MM-DD in Japan (default: 13 days before `to`)"),
+                ("to", "the last day, YYYY-MM-DD in Japan (default: today)"),
+            ],
+            answer: ("200", Some(("text/html", json!({"type": "string", "description": "the report as one HTML page, in Japanese, with SVG charts"})))),
+            ..route(
+                "get",
+                "/api/v1/reports/after_action",
+                "report_after_action",
+                "exports",
+                "the after-action report of a period (振り返り報告書): the surge's curve, beds against demand by area, times to a bed, declines, alerts and how fast they were acknowledged, computed from the event log (HQ)",
+            )
+        },
+        Route {
+            query: &[
                 ("dry_run", "true: decide every row, write nothing"),
                 ("encoding", "auto (default), utf-8 or shift_jis"),
                 ("mapping", "JSON object of the file's headers to case fields, for other layouts (docs/import.md)"),
