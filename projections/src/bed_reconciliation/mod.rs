@@ -59,6 +59,16 @@ impl Reconciled {
         self.occupied < self.patients || self.held != self.holds
     }
 
+    /// Moves the beds held and the patients present by what an event of `at` did to
+    /// them: the facility's figures and what noroshi knows move together.
+    fn move_by(&mut self, at: OffsetDateTime, holds: i32, patients: i32) {
+        self.held = (self.held + holds).max(0);
+        self.holds = (self.holds + holds).max(0);
+        self.occupied = (self.occupied.saturating_add(patients)).max(0);
+        self.patients = (self.patients + patients).max(0);
+        self.settle(at);
+    }
+
     /// Notes, at `at`, whether the figures now disagree.
     fn settle(&mut self, at: OffsetDateTime) {
         if !self.disagrees() {
@@ -66,6 +76,34 @@ impl Reconciled {
         } else if self.mismatch_since.is_none() {
             self.mismatch_since = Some(at);
         }
+    }
+}
+
+/// The placements behind a batch's rows: where each one's bed is (`None` once gone), and
+/// which of them the batch moved.
+struct Beds {
+    placements: HashMap<Uuid, Option<(String, String, State)>>,
+    moved: HashSet<Uuid>,
+}
+
+impl Beds {
+    /// Notes `placement`'s bed in `row` as `state`.
+    fn put(&mut self, placement: Uuid, row: &Reconciled, state: State) {
+        self.placements.insert(
+            placement,
+            Some((row.facility_id.clone(), row.category.clone(), state)),
+        );
+        self.moved.insert(placement);
+    }
+
+    /// Takes `placement` out when its bed is in `state`; whether it was.
+    fn take(&mut self, placement: &Uuid, state: State) -> bool {
+        let there = matches!(self.placements.get(placement), Some(Some((_, _, s))) if *s == state);
+        if there {
+            self.placements.insert(*placement, None);
+            self.moved.insert(*placement);
+        }
+        there
     }
 }
 
@@ -129,9 +167,8 @@ impl Projection for BedReconciliation {
         .into_iter()
         .map(|row| ((row.facility_id.clone(), row.category.clone()), row))
         .collect();
-        // Placement → (facility, category, state), as stored; `None` once gone.
-        let mut placements: HashMap<Uuid, Option<(String, String, State)>> =
-            sqlx::query_as::<_, (Uuid, String, String, String)>(
+        let mut beds = Beds {
+            placements: sqlx::query_as::<_, (Uuid, String, String, String)>(
                 "SELECT placement_id, facility_id, category, state \
                  FROM bed_reconciliation_placements WHERE placement_id = ANY($1)",
             )
@@ -147,9 +184,10 @@ impl Projection for BedReconciliation {
                 };
                 (id, Some((facility, category, state)))
             })
-            .collect();
+            .collect(),
+            moved: HashSet::default(),
+        };
         let mut changed: HashSet<(String, String)> = HashSet::default();
-        let mut moved: HashSet<Uuid> = HashSet::default();
         for (event, decoded) in batch {
             let DomainEvent::Facility(facility_event) = decoded else {
                 continue;
@@ -175,72 +213,35 @@ impl Projection for BedReconciliation {
                     ..
                 } => {
                     let row = entry(&mut rows, &mut changed, facility, category.to_string());
-                    row.held += 1;
-                    row.holds += 1;
-                    row.settle(at);
-                    placements.insert(
-                        *placement_id,
-                        Some((facility.to_owned(), category.to_string(), State::Held)),
-                    );
-                    moved.insert(*placement_id);
+                    row.move_by(at, 1, 0);
+                    beds.put(*placement_id, row, State::Held);
                 }
                 FacilityEvent::BedHoldReleased {
                     category,
                     placement_id,
                     ..
                 } => {
-                    let was_held = matches!(
-                        placements.get(placement_id),
-                        Some(Some((_, _, State::Held)))
-                    );
                     let row = entry(&mut rows, &mut changed, facility, category.to_string());
-                    if was_held {
-                        row.held = (row.held - 1).max(0);
-                        row.holds = (row.holds - 1).max(0);
-                        placements.insert(*placement_id, None);
-                        moved.insert(*placement_id);
-                    }
-                    row.settle(at);
+                    let released = beds.take(placement_id, State::Held);
+                    row.move_by(at, -i32::from(released), 0);
                 }
                 FacilityEvent::BedOccupied {
                     category,
                     placement_id,
                 } => {
-                    let was_held = matches!(
-                        placements.get(placement_id),
-                        Some(Some((_, _, State::Held)))
-                    );
                     let row = entry(&mut rows, &mut changed, facility, category.to_string());
-                    if was_held {
-                        row.held = (row.held - 1).max(0);
-                        row.holds = (row.holds - 1).max(0);
-                    }
-                    row.occupied = row.occupied.saturating_add(1);
-                    row.patients += 1;
-                    row.settle(at);
-                    placements.insert(
-                        *placement_id,
-                        Some((facility.to_owned(), category.to_string(), State::Present)),
-                    );
-                    moved.insert(*placement_id);
+                    let was_held = beds.take(placement_id, State::Held);
+                    row.move_by(at, -i32::from(was_held), 1);
+                    beds.put(*placement_id, row, State::Present);
                 }
                 FacilityEvent::BedVacated {
                     category,
                     placement_id,
                     ..
                 } => {
-                    let was_present = matches!(
-                        placements.get(placement_id),
-                        Some(Some((_, _, State::Present)))
-                    );
                     let row = entry(&mut rows, &mut changed, facility, category.to_string());
-                    if was_present {
-                        row.occupied = (row.occupied - 1).max(0);
-                        row.patients = (row.patients - 1).max(0);
-                        placements.insert(*placement_id, None);
-                        moved.insert(*placement_id);
-                    }
-                    row.settle(at);
+                    let left = beds.take(placement_id, State::Present);
+                    row.move_by(at, 0, -i32::from(left));
                 }
                 FacilityEvent::Registered(_)
                 | FacilityEvent::Updated(_)
@@ -249,8 +250,8 @@ impl Projection for BedReconciliation {
         }
         write_rows(tx, changed.iter().filter_map(|key| rows.get(key))).await?;
         let (mut gone, mut kept) = (Vec::new(), (Vec::new(), Vec::new(), Vec::new(), Vec::new()));
-        for id in moved {
-            match placements.get(&id) {
+        for id in beds.moved {
+            match beds.placements.get(&id) {
                 Some(Some((facility, category, state))) => {
                     kept.0.push(id);
                     kept.1.push(facility.clone());

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
                 .map_err(ServeError::Simulate),
             Command::Dev(args) => dev::run(args).await,
             Command::Import(args) => import::run(args).await.map_err(ServeError::Import),
-            Command::Report(args) => report::run(args).await,
+            Command::Report(args) => report::run(args).await.map_err(ServeError::Report),
         }
     });
     match outcome {

@@ -8,9 +8,6 @@ use clap::{Args, ValueEnum};
 use noroshi_event_store::{EventStore, Prefecture, StoreLimits};
 use time::OffsetDateTime;
 
-use crate::cli::DatabaseArgs;
-use crate::error::ServeError;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Html,
@@ -19,8 +16,9 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
+    /// PostgreSQL URL of this prefecture's event store.
+    #[arg(long, env = "NOROSHI_DATABASE_URL")]
+    pub database_url: String,
     /// The first day, YYYY-MM-DD in Japan (default: 13 days before `--to`).
     #[arg(long)]
     pub from: Option<String>,
@@ -68,11 +66,7 @@ pub enum ReportError {
     Printing(String),
 }
 
-pub async fn run(args: ReportArgs) -> Result<(), ServeError> {
-    report(args).await.map_err(ServeError::Report)
-}
-
-async fn report(args: ReportArgs) -> Result<(), ReportError> {
+pub async fn run(args: ReportArgs) -> Result<(), ReportError> {
     let today = OffsetDateTime::now_utc()
         .to_offset(time::macros::offset!(+9))
         .date();
@@ -82,8 +76,8 @@ async fn report(args: ReportArgs) -> Result<(), ReportError> {
         .collect();
     let (from, to) = noroshi_api::reports::period(&params, today).map_err(ReportError::Period)?;
     let prefecture = Prefecture::parse(&args.prefecture).map_err(ReportError::Prefecture)?;
-    let options = noroshi_event_store::connect_options(&args.database.database_url)
-        .map_err(ReportError::Database)?;
+    let options =
+        noroshi_event_store::connect_options(&args.database_url).map_err(ReportError::Database)?;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .connect_with(options)
