@@ -219,7 +219,8 @@ fn area_chart(areas: &[AreaFigures]) -> String {
                 .margin(12)
                 .x_label_area_size(40)
                 .y_label_area_size(44)
-                .build_cartesian_2d((0u32..n).into_segmented(), 0u64..top + top / 10 + 1)?;
+                // A segmented range holds its end: n areas are 0..=n-1.
+                .build_cartesian_2d((0u32..n - 1).into_segmented(), 0u64..top + top / 10 + 1)?;
             chart
                 .configure_mesh()
                 .disable_x_mesh()
@@ -306,7 +307,7 @@ fn histogram(values: &[f64], color: RGBColor) -> String {
                 .margin(12)
                 .x_label_area_size(34)
                 .y_label_area_size(44)
-                .build_cartesian_2d((0u32..BUCKETS).into_segmented(), 0u64..top + 1)?;
+                .build_cartesian_2d((0u32..BUCKETS - 1).into_segmented(), 0u64..top + 1)?;
             chart
                 .configure_mesh()
                 .disable_x_mesh()
@@ -336,7 +337,7 @@ fn histogram(values: &[f64], color: RGBColor) -> String {
     })
 }
 
-const STYLE: &str = "body{font-family:'IPAGothic','Noto Sans CJK JP',sans-serif;color:#1f2a30;margin:2rem auto;max-width:52rem;line-height:1.6}\
+const STYLE: &str = "*{box-sizing:border-box}body{font-family:'IPAGothic','Noto Sans CJK JP',sans-serif;color:#1f2a30;margin:2rem auto;max-width:52rem;line-height:1.6}\
 h1{font-size:1.6rem;margin-bottom:0}h2{font-size:1.2rem;border-bottom:2px solid #1f5f87;margin-top:2rem;break-after:avoid}\
 table{border-collapse:collapse;margin:.5rem 0;width:100%}th,td{border:1px solid #c9d1d6;padding:.25rem .5rem;text-align:left}\
 td.num,th.num{text-align:right}.muted{color:#5d6b73}.figure{break-inside:avoid}.lead{font-size:1.05rem}\
