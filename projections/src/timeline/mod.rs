@@ -168,7 +168,15 @@ impl Subjects {
         .await?;
         Ok(Self {
             stored: rows.iter().map(|row| row.subject_id).collect(),
-            rows: rows.into_iter().map(|row| (row.subject_id, row)).collect(),
+            rows: rows
+                .into_iter()
+                .map(|mut row| {
+                    // Rows written before the facilities were kept in order.
+                    row.facilities.sort_unstable();
+                    row.facilities.dedup();
+                    (row.subject_id, row)
+                })
+                .collect(),
             changed: HashSet::default(),
         })
     }
@@ -189,13 +197,17 @@ impl Subjects {
         self.rows.get(&placement_id).map(|row| row.case_id)
     }
 
-    /// Adds `facility` to those involved in `subject`.
+    /// Adds `facility` to those involved in `subject`, kept in order: a set, the same
+    /// whichever of the case's, placements' and consults' streams came first (live, commit
+    /// order; a rebuild, position order).
     fn involve(&mut self, subject_id: Uuid, facility: &str) {
         if let Some(row) = self.rows.get(&subject_id)
-            && !row.facilities.iter().any(|f| f == facility)
+            && let Err(at) = row
+                .facilities
+                .binary_search_by(|f| f.as_str().cmp(facility))
             && let Some(row) = self.get_mut(subject_id)
         {
-            row.facilities.push(facility.to_owned());
+            row.facilities.insert(at, facility.to_owned());
         }
     }
 
