@@ -119,7 +119,7 @@ impl Past {
             )
             .bind(view.name())
             .bind(schema)
-            .bind(to_i64(position))
+            .bind(runner::count(position))
             .fetch_optional(&mut *conn)
             .await?;
             let Some((id, snapshot_position)) = found else {
@@ -243,7 +243,7 @@ impl Past {
                  VALUES ($1, 0, $2)",
             )
             .bind(view.name())
-            .bind(to_i64(*at))
+            .bind(runner::count(*at))
             .execute(&mut *conn)
             .await?;
         }
@@ -268,7 +268,7 @@ impl Past {
              RETURNING id",
         )
         .bind(view.name())
-        .bind(to_i64(*at))
+        .bind(runner::count(*at))
         .bind(recorded_until)
         .bind(&self.schemas[&view])
         .fetch_optional(&mut *tx)
@@ -294,7 +294,7 @@ impl Past {
         }
         sqlx::query("UPDATE public.view_snapshots SET row_count = $2 WHERE id = $1")
             .bind(id)
-            .bind(to_i64(rows))
+            .bind(runner::count(rows))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -376,10 +376,6 @@ async fn fingerprint(conn: &mut PgConnection, tables: &[&str]) -> Result<String,
     .bind(tables)
     .fetch_one(&mut *conn)
     .await
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// When the snapshotter takes snapshots.

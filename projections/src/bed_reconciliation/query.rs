@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{BedReconciliation, Reconciled};
 use crate::View;
 use crate::runner::Projection;
-use crate::views::live::{Changed, follow};
+use crate::views::live::whole;
 use crate::views::{
     MinVersions, QueryError, Updates, ViewQuery, Views, at, at_opt, min_versions, wire,
 };
@@ -135,34 +135,26 @@ impl ViewQuery for BedReconciliation {
         let first = views
             .bed_reconciliation(principal, &filter, &min_versions)
             .await?;
-        // What changes it, leaving out the seconds that pass.
-        let figures = |v: &pb::BedReconciliation| {
-            v.rows
-                .iter()
-                .map(|r| pb::ReconciliationRow {
-                    mismatch_seconds: None,
-                    ..r.clone()
-                })
-                .collect::<Vec<_>>()
-        };
-        let mut before = figures(&first);
         let (views, principal) = (views.clone(), principal.clone());
-        let read = move |_: Changed| {
+        let read = move || {
             let (views, principal, filter) = (views.clone(), principal.clone(), filter.clone());
             async move { views.bed_reconciliation(&principal, &filter, &[]).await }
         };
-        let next = move |view: pb::BedReconciliation| {
-            let after = figures(&view);
-            let changed = after != before;
-            before = after;
-            changed.then_some(view)
-        };
-        Ok(Box::pin(follow(
+        Ok(Box::pin(whole(
             changes,
             &[<BedReconciliation as Projection>::NAME],
             first,
             read,
-            next,
+            // What changes it, leaving out the seconds that pass.
+            |v: &pb::BedReconciliation| {
+                v.rows
+                    .iter()
+                    .map(|r| pb::ReconciliationRow {
+                        mismatch_seconds: None,
+                        ..r.clone()
+                    })
+                    .collect::<Vec<_>>()
+            },
         )))
     }
 }

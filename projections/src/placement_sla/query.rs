@@ -12,7 +12,7 @@ use time::{Date, OffsetDateTime};
 use super::PlacementSla;
 use crate::View;
 use crate::runner::Projection;
-use crate::views::live::{Changed, follow};
+use crate::views::live::whole;
 use crate::views::{MinVersions, QueryError, Updates, ViewQuery, Views, at, min_versions, wire};
 
 /// Days in a period unless the request says otherwise: two weeks, today included.
@@ -247,28 +247,13 @@ impl ViewQuery for PlacementSla {
         let first = views
             .placement_sla(principal, period, &min_versions)
             .await?;
-        let figures = |v: &pb::PlacementSla| {
-            (
-                v.rows.clone(),
-                v.prefecture.clone(),
-                v.declines_by_reason.clone(),
-                v.declines_by_facility.clone(),
-            )
-        };
-        let mut before = figures(&first);
         let (views, principal) = (views.clone(), principal.clone());
-        let read = move |_: Changed| {
+        let read = move || {
             let (views, principal) = (views.clone(), principal.clone());
             async move { views.placement_sla(&principal, period, &[]).await }
         };
-        let next = move |sla: pb::PlacementSla| {
-            let after = figures(&sla);
-            let changed = after != before;
-            before = after;
-            changed.then_some(sla)
-        };
         // Areas come from the bed board's facilities; the steps from this projection.
-        Ok(Box::pin(follow(
+        Ok(Box::pin(whole(
             changes,
             &[
                 <crate::bed_board::BedBoard as Projection>::NAME,
@@ -276,7 +261,14 @@ impl ViewQuery for PlacementSla {
             ],
             first,
             read,
-            next,
+            |v: &pb::PlacementSla| {
+                (
+                    v.rows.clone(),
+                    v.prefecture.clone(),
+                    v.declines_by_reason.clone(),
+                    v.declines_by_facility.clone(),
+                )
+            },
         )))
     }
 }

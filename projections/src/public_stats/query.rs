@@ -16,7 +16,7 @@ use super::PublicStats;
 use crate::View;
 use crate::bed_board::{OCCUPANCY_DEFINITION, Totals};
 use crate::runner::Projection;
-use crate::views::live::{Changed, follow};
+use crate::views::live::whole;
 use crate::views::{MinVersions, QueryError, Updates, ViewQuery, Views, at, min_versions, wire};
 
 /// Beds of one category in one area. Counts of people (occupied, and what reveals it)
@@ -388,21 +388,13 @@ impl ViewQuery for PublicStats {
         let min_versions = request_min_versions(request)?;
         let changes = views.subscribe().await;
         let first = views.public_stats(principal, &min_versions).await?;
-        let figures = |v: &pb::PublicStats| (v.areas.clone(), v.prefecture.clone());
-        let mut before = figures(&first);
         let (views, principal) = (views.clone(), principal.clone());
-        let read = move |_: Changed| {
+        let read = move || {
             let (views, principal) = (views.clone(), principal.clone());
             async move { views.public_stats(&principal, &[]).await }
         };
-        let next = move |stats: pb::PublicStats| {
-            let after = figures(&stats);
-            let changed = after != before;
-            before = after;
-            changed.then_some(stats)
-        };
         // Beds come from bed_board, cases from public_stats: either may change them.
-        Ok(Box::pin(follow(
+        Ok(Box::pin(whole(
             changes,
             &[
                 <crate::bed_board::BedBoard as Projection>::NAME,
@@ -410,7 +402,7 @@ impl ViewQuery for PublicStats {
             ],
             first,
             read,
-            next,
+            |v: &pb::PublicStats| (v.areas.clone(), v.prefecture.clone()),
         )))
     }
 }

@@ -236,6 +236,37 @@ where
     )
 }
 
+/// A live view sent whole each time (`public_stats`, `placement_sla`,
+/// `bed_reconciliation`): `first`, then after each batch of `projections` a fresh `read`,
+/// sent when what `figures` picks out of it (leaving out what changes by itself, such as
+/// an age or the time of the answer) differs from the last one sent.
+pub(crate) fn whole<U, K, F>(
+    changes: broadcast::Receiver<String>,
+    projections: &'static [&'static str],
+    first: U,
+    mut read: impl FnMut() -> F + Send + 'static,
+    figures: impl Fn(&U) -> K + Send + 'static,
+) -> impl Stream<Item = Result<U, QueryError>> + Send + 'static
+where
+    U: Send + 'static,
+    K: PartialEq + Send + 'static,
+    F: Future<Output = Result<U, QueryError>> + Send,
+{
+    let mut before = figures(&first);
+    follow(
+        changes,
+        projections,
+        first,
+        move |_| read(),
+        move |view: U| {
+            let after = figures(&view);
+            let changed = after != before;
+            before = after;
+            changed.then_some(view)
+        },
+    )
+}
+
 /// What a live stream shares between its reads and its updates. A panic while it was
 /// held leaves nothing half-changed in it (each holder sets or extends it whole), so a
 /// poisoned lock is taken as it is.

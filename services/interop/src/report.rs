@@ -94,7 +94,8 @@ fn minutes(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_owned(), |m| format!("{m:.0} 分"))
 }
 
-fn escape(text: &str) -> String {
+/// Escapes text for HTML content and attribute values (the report's, and the web pages').
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

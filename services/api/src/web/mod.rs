@@ -72,20 +72,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 /// Escapes text for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
+pub use noroshi_interop::report::escape;
 
 /// The page `body` (one of the embedded fragments) in the shell, for `caller`.
 fn render(page: &str, body: &str, caller: &Caller) -> Response {
