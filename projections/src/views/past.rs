@@ -28,6 +28,14 @@ pub struct Moment {
     pub time: OffsetDateTime,
 }
 
+impl Moment {
+    /// Its time in RFC 3339, as answers name it (headers, gRPC metadata).
+    pub fn time_text(&self) -> Result<String, time::error::Format> {
+        self.time
+            .format(&time::format_description::well_known::Rfc3339)
+    }
+}
+
 impl Views {
     /// Reads `V` as `principal` may see it as of the moment `as_of` names.
     ///
@@ -106,7 +114,9 @@ impl Views {
         let now = OffsetDateTime::now_utc();
         match as_of.point {
             Some(pb::as_of::Point::Time(time)) => {
+                // Before the year 1 no answer could name it (RFC 3339), nor any log hold it.
                 let time = crate::views::timestamp(&time)
+                    .filter(|time| time.year() >= 1)
                     .ok_or_else(|| QueryError::invalid("as_of.time", "not a valid timestamp"))?;
                 if time > now {
                     return Err(QueryError::invalid(

@@ -509,4 +509,21 @@ async fn reads_of_the_past_keep_the_access_rules_and_audit_identities() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    // A time no answer could name (before the year 1) is refused, not an internal error.
+    let ancient = pb::GetBedBoardRequest {
+        as_of: Some(pb::AsOf {
+            point: Some(pb::as_of::Point::Time(
+                noroshi_codec::timestamps::to_timestamp(
+                    time::macros::datetime!(-0001-06-01 0:00 UTC),
+                ),
+            )),
+        }),
+        ..Default::default()
+    };
+    let refused = api
+        .views()
+        .get_bed_board(authed(HQ, ancient))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
 }

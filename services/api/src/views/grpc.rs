@@ -31,12 +31,7 @@ impl Views {
             let mut response = Response::new(view);
             let metadata = response.metadata_mut();
             metadata.insert(super::http::AS_OF_POSITION, moment.position.into());
-            if let Ok(time) = moment
-                .time
-                .format(&time::format_description::well_known::Rfc3339)
-                .map(|t| t.parse())
-                && let Ok(time) = time
-            {
+            if let Ok(time) = moment.time_text().map_err(ApiError::internal)?.parse() {
                 metadata.insert(super::http::AS_OF_TIME, time);
             }
             return Ok(response);

@@ -59,10 +59,7 @@ async fn get_view<V: ViewQuery>(
             .views
             .get_as_of::<V>(&principal, &request, as_of)
             .await?;
-        let time = moment
-            .time
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(ApiError::internal)?;
+        let time = moment.time_text().map_err(ApiError::internal)?;
         return Ok((
             [
                 (AS_OF_POSITION, moment.position.to_string()),
