@@ -14,6 +14,7 @@ pub mod areas;
 pub mod audit;
 pub mod certificates;
 pub mod clients;
+pub mod drill;
 mod error;
 mod secrets;
 pub mod sessions;

@@ -19,6 +19,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 mod moving_on;
+mod scenario;
+
+pub use scenario::{Organisation, Scenario};
+use scenario::Script;
 
 /// How to drive the surge.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,6 +68,8 @@ pub enum SimulateError {
     File { path: String, reason: String },
     #[error("{0}")]
     World(&'static str),
+    #[error("the scenario has {} problem(s):\n  {}", .0.len(), .0.join("\n  "))]
+    Scenario(Vec<String>),
     #[error("cannot write the report")]
     Output(#[source] std::io::Error),
 }
@@ -82,6 +88,8 @@ struct World {
 struct FacilityEntry {
     facility_id: String,
     kind: String,
+    #[serde(default)]
+    medical_area: String,
     #[serde(default)]
     jurisdiction: Vec<String>,
 }
@@ -104,6 +112,37 @@ impl World {
             path: shown,
             reason: e.message().to_owned(),
         })
+    }
+
+    /// The organisations of the file that have a token (the first token of each), as
+    /// the simulation acts as them; an HQ token's organisation even without an entry.
+    fn organisations(&self) -> Vec<Organisation> {
+        let mut organisations: Vec<Organisation> = Vec::new();
+        for token in &self.token {
+            if organisations
+                .iter()
+                .any(|o| o.facility_id == token.organisation_id)
+            {
+                continue;
+            }
+            let entry = self
+                .facility
+                .iter()
+                .find(|f| f.facility_id == token.organisation_id);
+            let kind = match (entry, token.role.as_str()) {
+                (_, "HQ") => "HQ".to_owned(),
+                (Some(entry), _) => entry.kind.clone(),
+                (None, _) => continue,
+            };
+            organisations.push(Organisation {
+                facility_id: token.organisation_id.clone(),
+                kind,
+                medical_area: entry.map(|e| e.medical_area.clone()).unwrap_or_default(),
+                jurisdiction: entry.map(|e| e.jurisdiction.clone()).unwrap_or_default(),
+                token: token.token.clone(),
+            });
+        }
+        organisations
     }
 }
 
@@ -180,6 +219,8 @@ struct Summary {
     step_downs: u64,
     discharges: u64,
     errors: u64,
+    /// A scenario's incidents played (a hospital closing to admissions, …).
+    incidents: u64,
     /// Requests refused for what they were or who sent them.
     refused: u64,
     /// Requests not sent while their organisation was backing off after a refusal.
@@ -366,14 +407,6 @@ impl Api {
     }
 }
 
-/// Cases a day at simulated time `day` of `days`: a surge that rises to `peak` halfway
-/// and falls again.
-fn daily_rate(peak: f64, day: f64, days: f64) -> f64 {
-    peak * (std::f64::consts::PI * (day / days).clamp(0.0, 1.0))
-        .sin()
-        .max(0.05)
-}
-
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
@@ -392,8 +425,8 @@ struct Simulation {
     /// Bearer token of each organisation.
     token_of: HashMap<String, String>,
     hq: String,
-    /// Health centers and their municipalities.
-    health_centers: Vec<(String, Vec<String>)>,
+    /// Facilities that keep beds, and their kinds.
+    facilities: Vec<(String, String)>,
     cases: Vec<SimCase>,
     placements: BTreeMap<String, SimPlacement>,
     /// The consult center that sees residents remotely, if the file has one with a token.
@@ -401,121 +434,160 @@ struct Simulation {
     consults: Vec<moving_on::SimConsult>,
     /// Clinics and mobile clinics with tokens, which care for patients at home.
     care_sites: Vec<String>,
+    /// What happens, when, and who offers beds.
+    script: Script,
+    /// The next incident of the script to play.
+    next_incident: usize,
+    /// Facilities closed to admissions by an incident, with what they say.
+    closed: HashMap<String, String>,
     summary: Summary,
     /// The last simulated day logged.
     logged_day: u64,
 }
 
 pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
-    let file = World::load(&args.file)?;
-    let token_of: HashMap<String, String> = file
-        .token
+    let organisations = World::load(&args.file)?.organisations();
+    let health_centers = organisations
         .iter()
-        .rev()
-        .map(|t| (t.organisation_id.clone(), t.token.clone()))
+        .filter(|o| o.kind == "HEALTH_CENTER" && !o.jurisdiction.is_empty())
+        .map(|o| (o.facility_id.clone(), o.jurisdiction.clone()))
         .collect();
-    let hq = file
-        .token
-        .iter()
-        .find(|t| t.role == "HQ")
-        .map(|t| t.token.clone())
-        .ok_or(SimulateError::World("the file has no HQ token"))?;
-    let health_centers: Vec<(String, Vec<String>)> = file
-        .facility
-        .iter()
-        .filter(|f| f.kind == "HEALTH_CENTER" && token_of.contains_key(&f.facility_id))
-        .map(|f| (f.facility_id.clone(), f.jurisdiction.clone()))
-        .filter(|(_, j)| !j.is_empty())
-        .collect();
-    let facilities: Vec<(String, String)> = file
-        .facility
-        .iter()
-        .filter(|f| {
-            matches!(f.kind.as_str(), "HOSPITAL" | "HOTEL" | "TEMPORARY")
-                && token_of.contains_key(&f.facility_id)
-        })
-        .map(|f| (f.facility_id.clone(), f.kind.clone()))
-        .collect();
-    if health_centers.is_empty() || facilities.is_empty() {
-        return Err(SimulateError::World(
-            "the file needs health centers and facilities with tokens",
-        ));
-    }
-    let consult_center = file
-        .facility
-        .iter()
-        .find(|f| f.kind == "CONSULT_CENTER" && token_of.contains_key(&f.facility_id))
-        .map(|f| f.facility_id.clone());
-    let care_sites = file
-        .facility
-        .iter()
-        .filter(|f| {
-            matches!(f.kind.as_str(), "CLINIC" | "MOBILE_CLINIC")
-                && token_of.contains_key(&f.facility_id)
-        })
-        .map(|f| f.facility_id.clone())
-        .collect();
-    let mut sim = Simulation {
-        api: Api {
-            base: args.url.trim_end_matches('/').to_owned(),
-            client: hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .build_http(),
-            backoff: std::sync::Mutex::default(),
-        },
-        rng: match args.seed {
-            Some(seed) => StdRng::seed_from_u64(seed),
-            None => StdRng::from_rng(&mut rand::rng()),
-        },
-        token_of,
-        hq,
-        health_centers,
-        cases: Vec::new(),
-        placements: BTreeMap::new(),
-        consult_center,
-        consults: Vec::new(),
-        care_sites,
-        summary: Summary::default(),
-        logged_day: 0,
-    };
-    sim.declare_capacity(&facilities).await;
-    sim.adopt(&facilities).await;
-
-    let total = args.days * DAY;
-    let bar = progress_bar(args.days);
-    let started = Instant::now();
-    let mut due_cases = 0.0_f64;
-    let mut last = 0.0_f64;
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = started.elapsed().as_secs_f64() * args.speed;
-        if now >= total {
-            break;
-        }
-        let dt = now - last;
-        last = now;
-        due_cases += daily_rate(args.peak_per_day, now / DAY, args.days) * dt / DAY;
-        while due_cases >= 1.0 {
-            due_cases -= 1.0;
-            sim.new_case(now).await;
-        }
-        sim.deteriorate(now, dt).await;
-        sim.residents_deteriorate(now, dt).await;
-        sim.cared_at_home(now, dt).await;
-        sim.advance_consults(now).await;
-        sim.offer_waiting(now).await;
-        sim.advance(now).await;
-        sim.take_back_expired().await;
-        sim.progress(now, args.days, &bar);
-    }
-    bar.finish_and_clear();
-    let report = sim.summary.report(args.days, args.speed);
+    let script = Script::surge(args.peak_per_day, args.days, health_centers);
+    let sim = Simulation::new(&args.url, &organisations, script, args.seed)?;
+    let report = sim.drive(args.speed).await;
     use std::io::Write;
     writeln!(std::io::stdout().lock(), "{report}").map_err(SimulateError::Output)
 }
 
+/// Plays `scenario` through the HTTP API at `url` as `organisations` (a drill's), at
+/// `speed` simulated seconds per real second; the summary of what happened. Every
+/// problem of the scenario against the organisations comes back at once, before the
+/// first request.
+pub async fn play(
+    url: &str,
+    organisations: &[Organisation],
+    scenario: &Scenario,
+    speed: f64,
+) -> Result<String, SimulateError> {
+    let script = scenario
+        .script(organisations)
+        .map_err(SimulateError::Scenario)?;
+    let sim = Simulation::new(url, organisations, script, scenario.seed)?;
+    Ok(sim.drive(speed).await)
+}
+
 impl Simulation {
+    fn new(
+        url: &str,
+        organisations: &[Organisation],
+        script: Script,
+        seed: Option<u64>,
+    ) -> Result<Self, SimulateError> {
+        let token_of: HashMap<String, String> = organisations
+            .iter()
+            .map(|o| (o.facility_id.clone(), o.token.clone()))
+            .collect();
+        let of_kind = |kinds: &[&str]| -> Vec<&Organisation> {
+            organisations
+                .iter()
+                .filter(|o| kinds.contains(&o.kind.as_str()))
+                .collect()
+        };
+        let hq = of_kind(&["HQ"])
+            .first()
+            .map(|o| o.token.clone())
+            .ok_or(SimulateError::World("the file has no HQ token"))?;
+        let facilities: Vec<(String, String)> = of_kind(&["HOSPITAL", "HOTEL", "TEMPORARY"])
+            .into_iter()
+            .map(|o| (o.facility_id.clone(), o.kind.clone()))
+            .collect();
+        if script.flows.iter().all(|f| f.health_centers.is_empty()) || facilities.is_empty() {
+            return Err(SimulateError::World(
+                "the file needs health centers and facilities with tokens",
+            ));
+        }
+        let consult_center = of_kind(&["CONSULT_CENTER"])
+            .first()
+            .map(|o| o.facility_id.clone());
+        let care_sites = of_kind(&["CLINIC", "MOBILE_CLINIC"])
+            .into_iter()
+            .map(|o| o.facility_id.clone())
+            .collect();
+        Ok(Self {
+            api: Api {
+                base: url.trim_end_matches('/').to_owned(),
+                client: hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http(),
+                backoff: std::sync::Mutex::default(),
+            },
+            rng: match seed {
+                Some(seed) => StdRng::seed_from_u64(seed),
+                None => StdRng::from_rng(&mut rand::rng()),
+            },
+            token_of,
+            hq,
+            facilities,
+            cases: Vec::new(),
+            placements: BTreeMap::new(),
+            consult_center,
+            consults: Vec::new(),
+            care_sites,
+            script,
+            next_incident: 0,
+            closed: HashMap::new(),
+            summary: Summary::default(),
+            logged_day: 0,
+        })
+    }
+
+    /// Runs the script to its end at `speed`; the summary.
+    async fn drive(mut self, speed: f64) -> String {
+        let facilities = self.facilities.clone();
+        self.declare_capacity(&facilities).await;
+        self.adopt(&facilities).await;
+        let total = self.script.duration;
+        let days = total / DAY;
+        let bar = progress_bar(days);
+        let started = Instant::now();
+        let mut due_cases = vec![0.0_f64; self.script.flows.len()];
+        let mut last = 0.0_f64;
+        let mut looked_at_offers = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = started.elapsed().as_secs_f64() * speed;
+            if now >= total {
+                break;
+            }
+            let dt = now - last;
+            last = now;
+            for flow in 0..due_cases.len() {
+                due_cases[flow] += self.script.flows[flow].rate(now) * dt / DAY;
+                while due_cases[flow] >= 1.0 {
+                    due_cases[flow] -= 1.0;
+                    self.new_case(now, flow).await;
+                }
+            }
+            self.play_incidents(now).await;
+            self.deteriorate(now, dt).await;
+            self.residents_deteriorate(now, dt).await;
+            self.cared_at_home(now, dt).await;
+            self.advance_consults(now).await;
+            if self.script.hq_offers {
+                self.offer_waiting(now).await;
+            } else if looked_at_offers.elapsed() >= Duration::from_secs(1) {
+                looked_at_offers = Instant::now();
+                self.notice_offers(now).await;
+            }
+            self.advance(now).await;
+            self.take_back_expired().await;
+            self.progress(now, days, &bar);
+        }
+        bar.finish_and_clear();
+        self.summary.report(days, speed)
+    }
+
     /// A command as `organisation`; a failure is counted.
     async fn command(&mut self, organisation: &str, name: &str, body: Value) -> Option<Value> {
         let Some(token) = self.token_of.get(organisation) else {
@@ -539,9 +611,21 @@ impl Simulation {
         }
     }
 
-    /// Every facility declares its capacity first.
+    /// Every facility declares its capacity first: as the script says, or drawn.
     async fn declare_capacity(&mut self, facilities: &[(String, String)]) {
+        for (facility, categories) in self.script.declarations.clone() {
+            self.command(
+                &facility,
+                "DeclareCapacity",
+                json!({"facility_id": facility, "categories": categories}),
+            )
+            .await;
+        }
         for (facility, kind) in facilities {
+            let declared = self.script.declarations.iter().any(|(f, _)| f == facility);
+            if declared || !self.script.random_others {
+                continue;
+            }
             let kinds: &[&str] = if kind == "TEMPORARY" {
                 &["MODERATE", "MILD"]
             } else {
@@ -671,17 +755,16 @@ impl Simulation {
         self.summary.adopted += 1;
     }
 
-    /// A health center reports a new case, then asks for a bed or starts home care.
-    async fn new_case(&mut self, now: f64) {
+    /// A health center of `flow` reports a new case, then asks for a bed or starts home
+    /// care.
+    async fn new_case(&mut self, now: f64, flow: usize) {
+        let flow = &self.script.flows[flow];
+        if flow.health_centers.is_empty() {
+            return;
+        }
         let (hc, jurisdiction) =
-            self.health_centers[self.rng.random_range(0..self.health_centers.len())].clone();
-        let severity = match self.rng.random_range(0..100) {
-            0..10 => "ASYMPTOMATIC",
-            10..62 => "MILD",
-            62..84 => "MODERATE_I",
-            84..95 => "MODERATE_II",
-            _ => "SEVERE",
-        };
+            flow.health_centers[self.rng.random_range(0..flow.health_centers.len())].clone();
+        let severity = flow.severity(self.rng.random_range(0..flow.total()));
         let rng = &mut self.rng;
         let age: i32 = if rng.random_bool(0.55) {
             rng.random_range(65..98)
@@ -830,12 +913,7 @@ impl Simulation {
             let offered = self.api.command(&self.hq, "OfferPlacement", body).await;
             self.summary.count_refusal(&offered);
             if offered.is_ok() {
-                let answer_at = now + self.rng.random_range(300.0..2400.0);
-                if let Some(p) = self.placements.get_mut(&placement_id) {
-                    p.state = Step::Offered;
-                    p.offered_to = Some(top);
-                    p.answer_at = Some(answer_at);
-                }
+                self.offered(&placement_id, top, now);
             }
         }
     }
@@ -913,12 +991,125 @@ impl Simulation {
         }
     }
 
-    /// A facility answers an offer: 75 % accept (a refusal for want of a bed becomes a
-    /// decline), 20 % decline, 5 % leave it to the server's offer timer.
+    /// Follows an offer of `placement_id` to `facility`, made at `now` (by the
+    /// simulation as HQ, or by people at HQ's page): the facility answers in the
+    /// script's time.
+    fn offered(&mut self, placement_id: &str, facility: String, now: f64) {
+        let (shortest, longest) = self.script.answers_of(&facility).minutes;
+        let answer_at = now + self.rng.random_range(shortest..longest) * 60.0;
+        if let Some(p) = self.placements.get_mut(placement_id) {
+            p.state = Step::Offered;
+            p.offered_to = Some(facility);
+            p.answer_at = Some(answer_at);
+        }
+    }
+
+    /// The offers people made at HQ's page to placements the simulation follows.
+    async fn notice_offers(&mut self, now: f64) {
+        if !self.placements.values().any(|p| p.state == Step::Waiting) {
+            return;
+        }
+        let Some(queue) = self.queue().await else {
+            return;
+        };
+        for row in queue["rows"].as_array().into_iter().flatten() {
+            let (Some(id), Some("PLACEMENT_STATUS_OFFERED"), Some(target)) = (
+                row["placement_id"].as_str(),
+                row["status"].as_str(),
+                row["target"].as_str(),
+            ) else {
+                continue;
+            };
+            if self
+                .placements
+                .get(id)
+                .is_some_and(|p| p.state == Step::Waiting)
+            {
+                self.offered(id, target.to_owned(), now);
+            }
+        }
+    }
+
+    /// The script's incidents due by `now`, in order.
+    async fn play_incidents(&mut self, now: f64) {
+        while let Some(incident) = self
+            .script
+            .incidents
+            .get(self.next_incident)
+            .filter(|i| i.at <= now)
+            .cloned()
+        {
+            self.next_incident += 1;
+            let facility = incident.facility.as_str();
+            let kind = self
+                .facilities
+                .iter()
+                .find(|(f, _)| f == facility)
+                .map_or("HOSPITAL", |(_, kind)| kind.as_str());
+            let categories: &[&str] = match kind {
+                "HOTEL" => &["HOTEL_ROOM"],
+                "TEMPORARY" => &["MODERATE", "MILD"],
+                _ => &["SEVERE", "MODERATE", "MILD"],
+            };
+            let acceptance = match incident.action {
+                scenario::Action::CloseAdmissions => Some("ACCEPTANCE_NOT_ACCEPTING"),
+                scenario::Action::Reopen => Some("ACCEPTANCE_ACCEPTING"),
+                scenario::Action::Declare => None,
+            };
+            let mut done = true;
+            match (acceptance, &incident.figures) {
+                (Some(acceptance), _) => {
+                    for category in categories {
+                        let body = json!({"facility_id": facility,
+                                          "category": format!("BED_CATEGORY_{category}"),
+                                          "acceptance": acceptance});
+                        done &= self.command(facility, "SetAcceptance", body).await.is_some();
+                    }
+                }
+                (None, Some(figures)) => {
+                    let body = json!({"facility_id": facility, "categories": [figures]});
+                    done = self.command(facility, "DeclareCapacity", body).await.is_some();
+                }
+                (None, None) => {}
+            }
+            match incident.action {
+                scenario::Action::CloseAdmissions => {
+                    let note = match incident.note.trim() {
+                        "" => "受入停止".to_owned(),
+                        note => note.to_owned(),
+                    };
+                    self.closed.insert(incident.facility.clone(), note);
+                }
+                scenario::Action::Reopen => {
+                    self.closed.remove(facility);
+                }
+                scenario::Action::Declare => {}
+            }
+            if done {
+                self.summary.incidents += 1;
+            }
+            tracing::info!(
+                facility,
+                action = ?incident.action,
+                note = incident.note,
+                done,
+                "incident of the scenario"
+            );
+        }
+    }
+
+    /// A facility answers an offer as the script says (by default 75 % accept, a
+    /// refusal for want of a bed becoming a decline, 20 % decline, the rest left to the
+    /// server's offer timer); a facility closed to admissions declines every offer.
     async fn answer(&mut self, placement_id: &str, facility: &str, now: f64) {
-        let roll = self.rng.random_range(0..100);
+        let rule = self.script.answers_of(facility);
+        let closed = self.closed.get(facility).cloned();
+        let roll = match closed {
+            Some(_) => rule.accept,
+            None => self.rng.random_range(0..100),
+        };
         let id = json!({"placement_id": placement_id});
-        let accepted = if roll < 75 {
+        let accepted = if roll < rule.accept {
             match self.token_of.get(facility) {
                 Some(token) => {
                     let accepted = self.api.command(token, "AcceptPlacement", id).await;
@@ -941,8 +1132,12 @@ impl Simulation {
             if !p.adopted {
                 self.summary.waits.push((now - p.requested_at) / 60.0);
             }
-        } else if roll < 95 {
-            let reason = if roll < 75 { "満床" } else { "人員不足" };
+        } else if closed.is_some() || roll < rule.accept + rule.decline {
+            let reason = match &closed {
+                Some(note) => note.clone(),
+                None if roll < rule.accept => "満床".to_owned(),
+                None => "人員不足".to_owned(),
+            };
             let body = json!({"placement_id": placement_id, "reason": reason});
             if self
                 .command(facility, "DeclinePlacement", body)
@@ -1052,7 +1247,7 @@ impl Summary {
              {} cases ({} deteriorated, {} cared for at home by a clinic), {} remote consults, \
              {} escalations and {} step-downs \
              from a bed, {} placements requested, {} placed, \
-             time to placement median {} p90 {}, {} declines, {} offers left to expire, {} discharges, {} failed commands \
+             time to placement median {} p90 {}, {} declines, {} offers left to expire, {} discharges, {} incidents of the scenario, {} failed commands \
              ({} refused), {} not sent while their organisation backed off after a refusal",
             self.adopted,
             self.cases,
@@ -1068,6 +1263,7 @@ impl Summary {
             self.declines,
             self.expiries,
             self.discharges,
+            self.incidents,
             self.errors,
             self.refused,
             self.skipped,
