@@ -372,40 +372,7 @@ impl TestApi {
         headers: &[(&str, String)],
         body: impl Into<Vec<u8>>,
     ) -> HttpAnswer {
-        use http_body_util::BodyExt;
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Full<bytes::Bytes>>();
-        let mut request = ::http::Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.http_addr));
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let response = client
-            .request(
-                request
-                    .body(http_body_util::Full::new(bytes::Bytes::from(body.into())))
-                    .expect("request"),
-            )
-            .await
-            .expect("http request");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("http body")
-            .to_bytes();
-        let json = serde_json::from_slice(&body)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
-        HttpAnswer {
-            status,
-            headers,
-            json,
-            body,
-        }
+        http_request(&self.http_addr.to_string(), method, path, headers, body).await
     }
 
     pub fn facilities(&self) -> FacilityServiceClient<Channel> {
@@ -835,5 +802,48 @@ pub fn report_request(severity: pb::Severity) -> pb::ReportCaseRequest {
         severity: severity as i32,
         needs: vec![],
         expected_version: None,
+    }
+}
+
+/// An HTTP request to the server at `addr` (`host:port`), its answer read whole.
+pub async fn http_request(
+    addr: &str,
+    method: ::http::Method,
+    path: &str,
+    headers: &[(&str, String)],
+    body: impl Into<Vec<u8>>,
+) -> HttpAnswer {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let mut request = ::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = client
+        .request(
+            request
+                .body(http_body_util::Full::new(bytes::Bytes::from(body.into())))
+                .expect("request"),
+        )
+        .await
+        .expect("http request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("http body")
+        .to_bytes();
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
+    HttpAnswer {
+        status,
+        headers,
+        json,
+        body,
     }
 }

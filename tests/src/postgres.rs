@@ -125,6 +125,22 @@ impl Drop for TestDatabase {
                     .connect()
                     .await
                     .ok()?;
+                // A drill started beside the test's database lives in its own
+                // (`<name>_drill_<drill>`): it goes too.
+                let drills: Vec<String> = sqlx::query_scalar(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+                )
+                .bind(format!("{name}_drill_"))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_default();
+                for drill in drills {
+                    let _ = conn
+                        .execute(AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {drill} WITH (FORCE)"
+                        )))
+                        .await;
+                }
                 conn.execute(AssertSqlSafe(format!(
                     "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                 )))

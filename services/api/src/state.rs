@@ -21,6 +21,8 @@ pub struct HttpContext {
     pub max_body_bytes: usize,
     /// Webhook endpoints may be plain `http` (development only).
     pub allow_http_webhooks: bool,
+    /// The drill this server serves (DESIGN.md §12): every page shows its banner.
+    pub drill: Option<Arc<crate::web::DrillMark>>,
 }
 
 /// What every gRPC service shares.

@@ -8,6 +8,9 @@
 //! the medical areas and municipalities, and the users with their password hashes, so
 //! that everyone logs in to the drill as they do every day.
 
+/// The first token of every drill's subject prefix: production's never starts with it.
+pub const SUBJECT_PREFIX: &str = "drill";
+
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
@@ -48,8 +51,16 @@ pub struct NewDrill<'a> {
     pub grpc_addr: &'a str,
 }
 
-/// The drill the database of `pool` holds, if it is a drill tenant.
+/// The drill the database of `pool` holds, if it is a drill tenant (a database whose
+/// schema was never created is none).
 pub async fn read(pool: &PgPool) -> Result<Option<Drill>, IdentityError> {
+    let schema: bool = sqlx::query_scalar("SELECT to_regclass('drill') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .map_err(store_failure)?;
+    if !schema {
+        return Ok(None);
+    }
     sqlx::query_as(
         "SELECT name, title, title_en, scenario, production_database, nats_subject_prefix, \
                 nats_stream, http_addr, grpc_addr, started_at, stop_requested_at, stopped_at \
@@ -81,7 +92,10 @@ pub async fn mark(pool: &PgPool, drill: &NewDrill<'_>) -> Result<(), IdentityErr
     .await
     .map_err(store_failure)?;
     if inserted.rows_affected() == 0 {
-        return Err(IdentityError::AlreadyExists(format!("drill {}", drill.name)));
+        return Err(IdentityError::AlreadyExists(format!(
+            "drill {}",
+            drill.name
+        )));
     }
     Ok(())
 }

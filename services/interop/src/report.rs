@@ -27,6 +27,9 @@ pub struct AfterAction {
     pub declines_by_reason: Vec<(String, u64)>,
     pub declines_by_facility: Vec<(String, u64)>,
     pub alerts: Vec<AlertFigures>,
+    /// The drill's title when the log is a drill's (DESIGN.md §12): the report is then
+    /// the drill's report, and says so.
+    pub drill: Option<String>,
 }
 
 /// One day of the surge.
@@ -350,10 +353,20 @@ dl.totals dt{font-size:.85rem;color:#5d6b73}dl.totals dd{margin:0;font-size:1.4r
 pub fn html(report: &AfterAction) -> String {
     let mut page = String::new();
     let period = format!("{}〜{}", day(report.from), day(report.to));
+    let (kind, drill) = match &report.drill {
+        Some(title) => (
+            "訓練報告書",
+            format!(
+                "<p class=\"lead drill\">訓練「{}」の記録です。実際の患者・病床の記録ではありません。</p>",
+                escape(title)
+            ),
+        ),
+        None => ("振り返り報告書", String::new()),
+    };
     let _ = write!(
         page,
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>振り返り報告書 {period}</title><style>{STYLE}</style></head><body>\
-         <header><h1>{pref} 入院調整 振り返り報告書</h1><p class=\"lead\">期間：{period}（日本時間）</p>\
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>{kind} {period}</title><style>{STYLE}</style></head><body>\
+         <header><h1>{pref} 入院調整 {kind}</h1>{drill}<p class=\"lead\">期間：{period}（日本時間）</p>\
          <p class=\"muted\">noroshi のイベントログから作成（作成：{generated}）。患者を特定できる情報は含みません。</p></header>",
         pref = escape(&report.prefecture),
         generated = report

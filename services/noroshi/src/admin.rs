@@ -53,7 +53,11 @@ fn admin_principal(actor: &str) -> Result<Principal, ServeError> {
 }
 
 /// A command handler over `pool`, for reading and registering facilities.
-fn handler(pool: &PgPool, prefecture: &str, cache: usize) -> Result<CommandHandler, ServeError> {
+pub(crate) fn handler(
+    pool: &PgPool,
+    prefecture: &str,
+    cache: usize,
+) -> Result<CommandHandler, ServeError> {
     let settings = CommandSettings {
         prefecture: Prefecture::parse(prefecture).map_err(ServeError::Prefecture)?,
         policy: PlacementPolicy::default(),

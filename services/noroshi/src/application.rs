@@ -13,6 +13,7 @@ use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
 use noroshi_api::metrics::Metrics;
 use noroshi_api::views::Gate;
+use noroshi_api::web::DrillMark;
 use noroshi_app::scheduler::{self, SchedulerSettings};
 use noroshi_app::timers::{self, TimerSettings};
 use noroshi_app::{Clock, CommandHandler, CommandSettings, system_clock};
@@ -21,6 +22,7 @@ use noroshi_event_store::relay::{self, RelayConfig, StreamSettings};
 use noroshi_event_store::wire::SubjectPrefix;
 use noroshi_event_store::{EventStore, Prefecture, StoreLimits};
 use noroshi_identity::certificates::{self, TlsFiles};
+use noroshi_identity::drill::Drill;
 use noroshi_identity::tokens::Tokens;
 use noroshi_identity::{Authenticator, IdentitySettings};
 use noroshi_projections::runner::{self, Projection, ProjectionStatus, RunnerConfig};
@@ -235,6 +237,59 @@ pub async fn migrate(pool: &PgPool) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// How long a starting process waits for its database to say whether it is a drill's.
+const DRILL_READ_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The drill whose tenant the database is, if it is one (DESIGN.md §12). A drill's
+/// events must never reach production's subjects, nor production's a drill's: a drill
+/// tenant is served only under the subject prefix and stream it recorded when it
+/// started, and production never under a drill's prefix. A process that cannot read
+/// its database at start waits for it a while, then gives up rather than guess.
+async fn drill_of(pool: &PgPool, nats: &NatsConfig) -> Result<Option<Drill>, ServeError> {
+    let deadline = tokio::time::Instant::now() + DRILL_READ_PATIENCE;
+    let drill = loop {
+        match noroshi_identity::drill::read(pool).await {
+            Ok(drill) => break drill,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %error, "cannot read whether the database is a drill's; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => {
+                return Err(ServeError::Drill(format!(
+                    "cannot read whether the database is a drill's: {error}"
+                )));
+            }
+        }
+    };
+    let drill_prefix = nats
+        .subject_prefix
+        .split('.')
+        .next()
+        .is_some_and(|first| first == noroshi_identity::drill::SUBJECT_PREFIX);
+    match &drill {
+        Some(drill)
+            if drill.nats_subject_prefix != nats.subject_prefix
+                || drill.nats_stream != nats.stream.name =>
+        {
+            Err(ServeError::Drill(format!(
+                "the database is drill {:?}'s, whose events go to subject prefix {:?} and stream \
+                 {:?}, not {:?} and {:?}: run it with `noroshi drill start`, or set \
+                 NOROSHI_NATS_SUBJECT_PREFIX and NOROSHI_NATS_STREAM to the drill's",
+                drill.name,
+                drill.nats_subject_prefix,
+                drill.nats_stream,
+                nats.subject_prefix,
+                nats.stream.name
+            )))
+        }
+        None if drill_prefix => Err(ServeError::Drill(format!(
+            "subject prefix {:?} is a drill's, and this database is no drill's",
+            nats.subject_prefix
+        ))),
+        _ => Ok(drill),
+    }
+}
+
 /// The listeners and what they serve.
 struct Api {
     grpc: TcpListener,
@@ -284,8 +339,9 @@ impl Application {
         } else {
             None
         };
+        let drill = drill_of(&pool, &config.nats).await?;
         let api = if config.runs(Component::Api) {
-            Some(Self::api(&config, &pool, &handler).await?)
+            Some(Self::api(&config, &pool, &handler, drill.as_ref()).await?)
         } else {
             None
         };
@@ -303,6 +359,7 @@ impl Application {
         config: &Config,
         pool: &PgPool,
         handler: &Arc<CommandHandler>,
+        drill: Option<&Drill>,
     ) -> Result<Api, ServeError> {
         let api = &config.api;
         let mut identity = api.identity.clone();
@@ -332,6 +389,13 @@ impl Application {
                 handler: handler.clone(),
                 max_body_bytes: api.max_request_bytes,
                 allow_http_webhooks: api.allow_http_webhooks,
+                drill: drill.map(|drill| {
+                    Arc::new(DrillMark {
+                        name: drill.name.clone(),
+                        title: drill.title.clone(),
+                        title_en: drill.title_en.clone(),
+                    })
+                }),
             },
             grpc_context: GrpcContext {
                 handler: handler.clone(),

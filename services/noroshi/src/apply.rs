@@ -199,6 +199,15 @@ impl Plan {
         }
     }
 
+    /// A plan of registered profiles as they are (a drill copies production's), without
+    /// tokens.
+    pub fn of_facilities(facilities: Vec<FacilityProfile>) -> Self {
+        Self {
+            facilities,
+            tokens: Vec::new(),
+        }
+    }
+
     pub fn facilities(&self) -> &[FacilityProfile] {
         &self.facilities
     }

@@ -39,6 +39,8 @@ pub enum Command {
     Report(crate::report::ReportArgs),
     /// The whole system with the demo set and one login per role, in one command.
     Dev(DevArgs),
+    /// Drills beside production, each in a tenant of its own (docs/drills.md).
+    Drill(crate::drill::DrillArgs),
 }
 
 #[derive(Debug, Args)]

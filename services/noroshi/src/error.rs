@@ -60,6 +60,8 @@ pub enum ServeError {
     ShutdownTimeout(Duration),
     #[error("a component panicked")]
     Panicked(#[source] tokio::task::JoinError),
+    #[error("{0}")]
+    Drill(String),
     #[error("admin")]
     Admin(#[source] crate::apply::AdminError),
     #[error("the simulation failed")]

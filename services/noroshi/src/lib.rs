@@ -7,6 +7,7 @@ pub mod application;
 pub mod apply;
 pub mod cli;
 pub mod dev;
+pub mod drill;
 pub mod error;
 pub mod import;
 pub mod read_models;

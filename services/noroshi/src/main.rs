@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use noroshi::cli::{Cli, Command};
-use noroshi::{ServeError, admin, dev, import, rebuild, report, serve, telemetry};
+use noroshi::{ServeError, admin, dev, drill, import, rebuild, report, serve, telemetry};
 
 /// mimalloc rather than the system allocator: decoding JetStream messages, protobuf and
 /// SQL rows allocates many small short-lived buffers, and with it the same machine
@@ -37,6 +37,7 @@ fn main() -> ExitCode {
                 .await
                 .map_err(ServeError::Simulate),
             Command::Dev(args) => dev::run(args).await,
+            Command::Drill(args) => drill::run(args).await,
             Command::Import(args) => import::run(args).await.map_err(ServeError::Import),
             Command::Report(args) => report::run(args).await.map_err(ServeError::Report),
         }

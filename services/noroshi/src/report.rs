@@ -83,12 +83,37 @@ pub async fn run(args: ReportArgs) -> Result<(), ReportError> {
         .connect_with(options)
         .await
         .map_err(ReportError::Database)?;
-    let (areas, _) = noroshi_identity::areas::list(&pool)
+    let written = write_report(
+        &pool,
+        (from, to),
+        prefecture,
+        None,
+        args.format,
+        &args.output,
+        &args.chromium,
+    )
+    .await;
+    pool.close().await;
+    written
+}
+
+/// Writes the report of the days `period` (first and last, in Japan) from the event log
+/// of `pool` to `output`; a drill's report when `drill` names the drill.
+pub async fn write_report(
+    pool: &sqlx::PgPool,
+    (from, to): (time::Date, time::Date),
+    prefecture: Prefecture,
+    drill: Option<String>,
+    format: Format,
+    output: &Path,
+    chromium: &Path,
+) -> Result<(), ReportError> {
+    let (areas, _) = noroshi_identity::areas::list(pool)
         .await
         .map_err(ReportError::Areas)?;
     let names = areas.into_iter().map(|a| (a.code, a.name)).collect();
     let store = EventStore::new(pool.clone(), StoreLimits::default());
-    let figures = noroshi_app::report::after_action(
+    let mut figures = noroshi_app::report::after_action(
         &store,
         OffsetDateTime::now_utc(),
         from,
@@ -98,11 +123,11 @@ pub async fn run(args: ReportArgs) -> Result<(), ReportError> {
     )
     .await
     .map_err(ReportError::Log)?;
-    pool.close().await;
+    figures.drill = drill;
     let html = noroshi_interop::report::html(&figures);
-    match args.format {
-        Format::Html => write(&args.output, html.as_bytes()),
-        Format::Pdf => print_pdf(&args.chromium, &html, &args.output).await,
+    match format {
+        Format::Html => write(output, html.as_bytes()),
+        Format::Pdf => print_pdf(chromium, &html, output).await,
     }
 }
 

@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 mod moving_on;
 mod scenario;
 
-pub use scenario::{Organisation, Scenario};
 use scenario::Script;
+pub use scenario::{Hq, Organisation, Scenario};
 
 /// How to drive the surge.
 #[derive(Debug, Clone, clap::Args)]
@@ -562,10 +562,10 @@ impl Simulation {
             }
             let dt = now - last;
             last = now;
-            for flow in 0..due_cases.len() {
-                due_cases[flow] += self.script.flows[flow].rate(now) * dt / DAY;
-                while due_cases[flow] >= 1.0 {
-                    due_cases[flow] -= 1.0;
+            for (flow, due) in due_cases.iter_mut().enumerate() {
+                *due += self.script.flows[flow].rate(now) * dt / DAY;
+                while *due >= 1.0 {
+                    *due -= 1.0;
                     self.new_case(now, flow).await;
                 }
             }
@@ -1063,12 +1063,18 @@ impl Simulation {
                         let body = json!({"facility_id": facility,
                                           "category": format!("BED_CATEGORY_{category}"),
                                           "acceptance": acceptance});
-                        done &= self.command(facility, "SetAcceptance", body).await.is_some();
+                        done &= self
+                            .command(facility, "SetAcceptance", body)
+                            .await
+                            .is_some();
                     }
                 }
                 (None, Some(figures)) => {
                     let body = json!({"facility_id": facility, "categories": [figures]});
-                    done = self.command(facility, "DeclareCapacity", body).await.is_some();
+                    done = self
+                        .command(facility, "DeclareCapacity", body)
+                        .await
+                        .is_some();
                 }
                 (None, None) => {}
             }

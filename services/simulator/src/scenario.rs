@@ -302,11 +302,7 @@ pub(crate) struct Script {
 impl Script {
     /// The surge simulator's: every health center, a surge over `days` up to `peak` a
     /// day, random capacity, HQ offering, 75 % accepted and 20 % declined.
-    pub(crate) fn surge(
-        peak: f64,
-        days: f64,
-        health_centers: Vec<(String, Vec<String>)>,
-    ) -> Self {
+    pub(crate) fn surge(peak: f64, days: f64, health_centers: Vec<(String, Vec<String>)>) -> Self {
         let duration = days * crate::DAY;
         Self {
             duration,
@@ -415,11 +411,13 @@ impl Scenario {
             let health_centers: Vec<(String, Vec<String>)> = organisations
                 .iter()
                 .filter(|o| o.kind == "HEALTH_CENTER" && !o.jurisdiction.is_empty())
-                .filter(|o| match (&arrivals.medical_area, &arrivals.health_center) {
-                    (_, Some(hc)) => &o.facility_id == hc,
-                    (Some(area), None) => &o.medical_area == area,
-                    (None, None) => true,
-                })
+                .filter(
+                    |o| match (&arrivals.medical_area, &arrivals.health_center) {
+                        (_, Some(hc)) => &o.facility_id == hc,
+                        (Some(area), None) => &o.medical_area == area,
+                        (None, None) => true,
+                    },
+                )
                 .map(|o| (o.facility_id.clone(), o.jurisdiction.clone()))
                 .collect();
             if known && health_centers.is_empty() {
@@ -439,10 +437,9 @@ impl Scenario {
                 .from
                 .as_deref()
                 .map_or(0.0, |t| seconds(&format!("{field}.from"), t, problems));
-            let until = arrivals
-                .until
-                .as_deref()
-                .map_or(duration, |t| seconds(&format!("{field}.until"), t, problems));
+            let until = arrivals.until.as_deref().map_or(duration, |t| {
+                seconds(&format!("{field}.until"), t, problems)
+            });
             // (A duration that did not parse is named once, above.)
             if until <= from && duration > 0.0 {
                 problems.push(format!("{field}.until: must come after from"));
@@ -484,7 +481,10 @@ impl Scenario {
                 declare.occupied,
                 problems,
             );
-            match declarations.iter_mut().find(|(f, _)| f == &declare.facility) {
+            match declarations
+                .iter_mut()
+                .find(|(f, _)| f == &declare.facility)
+            {
                 Some((_, categories)) => categories.push(figures),
                 None => declarations.push((declare.facility.clone(), vec![figures])),
             }
@@ -502,7 +502,10 @@ impl Scenario {
                 ));
             }
             let [shortest, longest] = rule.minutes;
-            if !(shortest.is_finite() && longest.is_finite() && 0.0 < shortest && shortest < longest)
+            if !(shortest.is_finite()
+                && longest.is_finite()
+                && 0.0 < shortest
+                && shortest < longest)
             {
                 problems.push(format!(
                     "{field}.minutes: must be [shortest, longest] with 0 < shortest < longest"
@@ -583,7 +586,9 @@ fn figures(
         ));
     }
     if ready > secured {
-        problems.push(format!("{field}.ready: must be at most secured ({secured})"));
+        problems.push(format!(
+            "{field}.ready: must be at most secured ({secured})"
+        ));
     }
     json!({"category": format!("BED_CATEGORY_{category}"),
            "secured": secured, "ready": ready, "occupied": occupied})
@@ -602,7 +607,12 @@ mod tests {
             token: format!("token-{id}"),
         };
         vec![
-            org("yamaguchi-hc", "HEALTH_CENTER", "3504", &["352039", "352063"]),
+            org(
+                "yamaguchi-hc",
+                "HEALTH_CENTER",
+                "3504",
+                &["352039", "352063"],
+            ),
             org("ube-hc", "HEALTH_CENTER", "3505", &["352021"]),
             org("hofu-sakuragi-general", "HOSPITAL", "3504", &[]),
         ]

@@ -15,6 +15,7 @@ mod care_sites;
 mod case_views;
 mod commands;
 mod consults;
+mod drills;
 mod event_store;
 mod exports;
 mod fhir;

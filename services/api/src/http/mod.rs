@@ -54,7 +54,7 @@ impl IntoResponse for ApiError {
 }
 
 pub fn router(context: HttpContext) -> axum::Router {
-    crate::views::routes(axum::Router::new())
+    let router = crate::views::routes(axum::Router::new())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(operations::readyz))
         .route("/metrics", get(operations::metrics))
@@ -135,8 +135,12 @@ pub fn router(context: HttpContext) -> axum::Router {
             context.clone(),
             crate::auth::authenticate,
         ))
-        .layer(MetricsLayer(context.metrics.clone()))
-        .with_state(context)
+        .layer(MetricsLayer(context.metrics.clone()));
+    let router = match context.drill.clone() {
+        Some(drill) => router.layer(axum::middleware::from_fn_with_state(drill, web::mark_drill)),
+        None => router,
+    };
+    router.with_state(context)
 }
 
 /// Serves HTTP on `listener` until `shutdown`, then finishes requests in flight.

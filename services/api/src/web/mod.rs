@@ -4,10 +4,13 @@
 //! binary; there is no front-end build.
 
 mod candidates;
+mod drill;
 mod login;
 mod trend;
 
 pub use candidates::{Candidate, candidates};
+pub use drill::DrillMark;
+pub(crate) use drill::mark as mark_drill;
 pub(crate) use login::{login_form, login_submit, logout_submit};
 pub use trend::{ObservationPoint, observations};
 
