@@ -507,12 +507,23 @@ function plainEnums(value, key) {
   return typeof value === 'string' && ENUM_FIELDS.has(key) ? value.replace(ENUM_PREFIX, '') : value;
 }
 
+/** The page's live streams. Leaving the page closes them at once: the browser holds few
+ *  connections per server, and streams left to linger would hold up the next page's
+ *  requests. A page brought back from the back-forward cache reloads, live again. */
+const LIVE_SOURCES = new Set();
+window.addEventListener('pagehide', () => {
+  for (const source of LIVE_SOURCES) source.close();
+  LIVE_SOURCES.clear();
+});
+window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
+
 /** A live view: `onSnapshot` with the view, then `onDelta` with each change. */
 function live(view, params, onSnapshot, onDelta) {
   // A list is a repeated parameter (`status=A&status=B`).
   const query = new URLSearchParams(Object.entries(params || {})
     .flatMap(([key, value]) => (Array.isArray(value) ? value : [value]).map((v) => [key, v]))).toString();
   const source = new EventSource(`/api/v1/views/${view}/stream${query ? '?' + query : ''}`);
+  LIVE_SOURCES.add(source);
   source.addEventListener('open', () => setLive('live'));
   source.addEventListener('error', () => setLive('reconnecting'));
   const data = (e) => plainEnums(JSON.parse(e.data));

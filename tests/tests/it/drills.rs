@@ -458,7 +458,6 @@ async fn a_drill_runs_beside_production_and_neither_sees_the_other() {
     let stdout = String::from_utf8_lossy(&listed.stdout);
     assert!(stdout.contains("t1\tstopped\t"), "{stdout}");
     drill_pool.close().await;
-
     // `drill stop` again removes the kept database and stream; production runs on with
     // its own two cases.
     let removed = noroshi(
