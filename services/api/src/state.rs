@@ -22,7 +22,7 @@ pub struct HttpContext {
     /// Webhook endpoints may be plain `http` (development only).
     pub allow_http_webhooks: bool,
     /// The drill this server serves (DESIGN.md §12): every page shows its banner.
-    pub drill: Option<Arc<crate::web::DrillMark>>,
+    pub drill: Option<Arc<DrillMark>>,
 }
 
 /// What every gRPC service shares.
@@ -32,4 +32,12 @@ pub struct GrpcContext {
     pub auth: Arc<Authenticator>,
     pub views: Arc<Views>,
     pub metrics: Arc<Metrics>,
+}
+
+/// Which drill a server serves.
+#[derive(Debug, Clone)]
+pub struct DrillMark {
+    pub name: String,
+    pub title: String,
+    pub title_en: String,
 }

@@ -40,7 +40,7 @@ pub enum Command {
     /// The whole system with the demo set and one login per role, in one command.
     Dev(DevArgs),
     /// Drills beside production, each in a tenant of its own (docs/drills.md).
-    Drill(crate::drill::DrillArgs),
+    Drill(DrillArgs),
 }
 
 #[derive(Debug, Args)]
@@ -495,4 +495,110 @@ pub enum ClientCertificates {
     Optional,
     /// Every connection must present one from the CA.
     Required,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[command(subcommand)]
+    pub command: DrillCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Start a drill beside production and run it until `noroshi drill stop` or Ctrl-C.
+    Start(StartArgs),
+    /// End a drill: wait for it to stop, write its report, remove its stream and database.
+    Stop(StopArgs),
+    /// The drills beside the production database, running or kept.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The drill's name: lowercase letters, digits and `-`, starting with a letter.
+    #[arg(value_parser = drill_name)]
+    pub name: String,
+    /// The scenario file (docs/drills.md; `ops/drills/` ships two).
+    #[arg(long)]
+    pub scenario: std::path::PathBuf,
+    /// Simulated seconds per real second, instead of the scenario's.
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// Production's database: the drill copies its organisations and logins and lives
+    /// beside it on the same server.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Production's NATS: the drill publishes there under its own prefix and stream.
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Where the drill's HTTP API and web UI listen.
+    #[arg(
+        long,
+        env = "NOROSHI_DRILL_HTTP_ADDR",
+        default_value = "127.0.0.1:8180"
+    )]
+    pub http_addr: String,
+    /// Where the drill's gRPC API listens.
+    #[arg(
+        long,
+        env = "NOROSHI_DRILL_GRPC_ADDR",
+        default_value = "127.0.0.1:50151"
+    )]
+    pub grpc_addr: String,
+    /// JIS X 0401 code of the deployment's prefecture.
+    #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
+    pub prefecture: String,
+    /// Largest event payload the drill's store accepts, in bytes (as production's).
+    #[arg(long, env = "NOROSHI_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_event_bytes: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[arg(value_parser = drill_name)]
+    pub name: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Where to write the drill's report (default `drill-<name>.html` or `.pdf`).
+    #[arg(long, short)]
+    pub output: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value = "html")]
+    pub format: crate::report::Format,
+    /// The Chromium that prints a PDF report.
+    #[arg(long, env = "NOROSHI_CHROMIUM", default_value = "chromium")]
+    pub chromium: std::path::PathBuf,
+    /// Keep the drill's database and stream (to look at them again); `stop` again
+    /// removes them.
+    #[arg(long)]
+    pub keep: bool,
+    /// How long to wait for the running drill to shut down.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub wait: Duration,
+    #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
+    pub prefecture: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// A drill's name as the command line gives it.
+pub fn drill_name(name: &str) -> Result<String, String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.len() <= 32
+        && !name.ends_with('-');
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(
+            "a drill's name is 1 to 32 lowercase letters, digits and '-', starting with a letter"
+                .into(),
+        )
+    }
 }

@@ -21,7 +21,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
 use noroshi_domain::authz::{Principal, Role};
 use noroshi_domain::values::{FacilityId, PrincipalId};
 use noroshi_event_store::Prefecture;
@@ -33,7 +32,7 @@ use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 
 use crate::application::{self, Application, Component, Config};
-use crate::cli::{DatabaseArgs, NatsArgs};
+use crate::cli::{DrillArgs, DrillCommand, ListArgs, NatsArgs, StartArgs, StopArgs};
 use crate::error::ServeError;
 use crate::report::Format;
 
@@ -45,112 +44,6 @@ const DRILL_ACTOR: &str = "noroshi-drill";
 
 /// The longest name PostgreSQL keeps for a database.
 const MAX_DATABASE_NAME: usize = 63;
-
-#[derive(Debug, Args)]
-pub struct DrillArgs {
-    #[command(subcommand)]
-    pub command: DrillCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DrillCommand {
-    /// Start a drill beside production and run it until `noroshi drill stop` or Ctrl-C.
-    Start(StartArgs),
-    /// End a drill: wait for it to stop, write its report, remove its stream and database.
-    Stop(StopArgs),
-    /// The drills beside the production database, running or kept.
-    List(ListArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct StartArgs {
-    /// The drill's name: lowercase letters, digits and `-`, starting with a letter.
-    #[arg(value_parser = drill_name)]
-    pub name: String,
-    /// The scenario file (docs/drills.md; `ops/drills/` ships two).
-    #[arg(long)]
-    pub scenario: PathBuf,
-    /// Simulated seconds per real second, instead of the scenario's.
-    #[arg(long)]
-    pub speed: Option<f64>,
-    /// Production's database: the drill copies its organisations and logins and lives
-    /// beside it on the same server.
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    /// Production's NATS: the drill publishes there under its own prefix and stream.
-    #[command(flatten)]
-    pub nats: NatsArgs,
-    /// Where the drill's HTTP API and web UI listen.
-    #[arg(
-        long,
-        env = "NOROSHI_DRILL_HTTP_ADDR",
-        default_value = "127.0.0.1:8180"
-    )]
-    pub http_addr: String,
-    /// Where the drill's gRPC API listens.
-    #[arg(
-        long,
-        env = "NOROSHI_DRILL_GRPC_ADDR",
-        default_value = "127.0.0.1:50151"
-    )]
-    pub grpc_addr: String,
-    /// JIS X 0401 code of the deployment's prefecture.
-    #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
-    pub prefecture: String,
-    /// Largest event payload the drill's store accepts, in bytes (as production's).
-    #[arg(long, env = "NOROSHI_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
-    pub max_event_bytes: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct StopArgs {
-    #[arg(value_parser = drill_name)]
-    pub name: String,
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub nats: NatsArgs,
-    /// Where to write the drill's report (default `drill-<name>.html` or `.pdf`).
-    #[arg(long, short)]
-    pub output: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "html")]
-    pub format: Format,
-    /// The Chromium that prints a PDF report.
-    #[arg(long, env = "NOROSHI_CHROMIUM", default_value = "chromium")]
-    pub chromium: PathBuf,
-    /// Keep the drill's database and stream (to look at them again); `stop` again
-    /// removes them.
-    #[arg(long)]
-    pub keep: bool,
-    /// How long to wait for the running drill to shut down.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
-    pub wait: Duration,
-    #[arg(long, env = "NOROSHI_PREFECTURE", default_value = "35")]
-    pub prefecture: String,
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-}
-
-/// A drill's name as the command line gives it.
-fn drill_name(name: &str) -> Result<String, String> {
-    let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && name.len() <= 32
-        && !name.ends_with('-');
-    if ok {
-        Ok(name.to_owned())
-    } else {
-        Err(
-            "a drill's name is 1 to 32 lowercase letters, digits and '-', starting with a letter"
-                .into(),
-        )
-    }
-}
 
 fn fail(message: impl Into<String>) -> ServeError {
     ServeError::Drill(message.into())
@@ -765,9 +658,9 @@ mod tests {
         let error = Tenant::of(&long, "postgres://h/noroshi_test_0123456789abcdef", &nats)
             .expect_err("too long");
         assert!(error.to_string().contains("63 bytes"), "{error}");
-        assert!(drill_name("Winter").is_err());
-        assert!(drill_name("1st").is_err());
-        assert!(drill_name("winter-").is_err());
-        assert!(drill_name("winter-2026").is_ok());
+        assert!(crate::cli::drill_name("Winter").is_err());
+        assert!(crate::cli::drill_name("1st").is_err());
+        assert!(crate::cli::drill_name("winter-").is_err());
+        assert!(crate::cli::drill_name("winter-2026").is_ok());
     }
 }

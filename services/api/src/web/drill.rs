@@ -13,14 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::escape;
-
-/// Which drill a server serves.
-#[derive(Debug, Clone)]
-pub struct DrillMark {
-    pub name: String,
-    pub title: String,
-    pub title_en: String,
-}
+pub use crate::state::DrillMark;
 
 impl DrillMark {
     /// The banner, first in every page's body.
