@@ -14,6 +14,7 @@ mod append;
 pub mod batch;
 mod error;
 mod event;
+mod identity;
 pub mod leader;
 mod migrate;
 pub mod relay;
@@ -26,9 +27,10 @@ pub use event::{
     AppendRequest, AppendResult, AppendedEvent, ExpectedVersion, GlobalCursor, NewEvent,
     ReadAllPage, RecordedEvent, StreamAppended, StreamWrite,
 };
+pub use identity::store_id;
 pub use migrate::{MIGRATOR, migrate};
 pub use store::{
     EventStore, PING_IDLE_AFTER, SESSION_SETTINGS, SnapshotExtent, StoreLimits, connect_options,
-    pool_options, read_snapshot, snapshot_extent,
+    pool_options, read_snapshot, read_versions, snapshot_extent,
 };
 pub use stream_id::{InvalidPrefecture, InvalidStreamId, Prefecture, StreamId};

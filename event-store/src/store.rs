@@ -91,6 +91,12 @@ const READ_STREAM: &str = concat!(
     " FROM events e WHERE e.stream_id = $1 AND e.version >= $2 ORDER BY e.version LIMIT $3"
 );
 
+const READ_VERSIONS: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events e WHERE e.stream_id = $1 AND e.version BETWEEN $2 AND $3 ORDER BY e.version"
+);
+
 /// The events of several streams, each in a range of versions of its own, after a
 /// position.
 const READ_STREAMS: &str = concat!(
@@ -433,6 +439,12 @@ impl EventStore {
         }))
     }
 
+    /// This store's identity, made at its first migrate: the relay stamps every event
+    /// it publishes with it (`Noroshi-Store`).
+    pub async fn store_id(&self) -> Result<Uuid, StoreError> {
+        crate::identity::store_id(&self.pool).await
+    }
+
     /// The position of the newest event (0 while there is none) and the number of
     /// committed events the relay has not published yet (its backlog).
     pub async fn head(&self) -> Result<(u64, u64), StoreError> {
@@ -742,6 +754,23 @@ pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
 
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The events of `stream_id` from version `first` to `last` (both included), in order,
+/// on `conn`: what a projection reads back when JetStream lost some (DESIGN.md §13).
+pub async fn read_versions(
+    conn: &mut PgConnection,
+    stream_id: &str,
+    first: u64,
+    last: u64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query(READ_VERSIONS)
+        .bind(stream_id)
+        .bind(to_i64(first))
+        .bind(to_i64(last))
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(recorded_event).collect()
 }
 
 #[cfg(test)]

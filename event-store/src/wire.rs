@@ -25,6 +25,8 @@ pub const COMMAND_ID: &str = "Noroshi-Command-Id";
 pub const CORRELATION_ID: &str = "Noroshi-Correlation-Id";
 pub const CAUSATION_ID: &str = "Noroshi-Causation-Id";
 pub const ACTOR: &str = "Noroshi-Actor";
+/// The identity of the store that published the event (its `store_identity`).
+pub const STORE: &str = "Noroshi-Store";
 pub const PREFECTURE: &str = "Noroshi-Prefecture";
 
 /// A dot-separated NATS subject prefix such as `noroshi` or `drill.noroshi`, which lets
@@ -101,6 +103,12 @@ fn rfc3339(at: OffsetDateTime) -> String {
     // Formatting a UTC OffsetDateTime as RFC 3339 fails only for years outside 0..=9999.
     at.format(&Rfc3339)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// The store a message names as its publisher, if it names one (messages published
+/// before stores were named carry none).
+pub fn publishing_store(headers: &HeaderMap) -> Option<&str> {
+    find(headers, STORE)
 }
 
 /// A message on an event subject that is not a well-formed noroshi event.

@@ -498,6 +498,13 @@ async fn read_stream(
 ) -> Result<Option<u64>, ProjectionError> {
     let mut read = 0;
     if last_sequence > 0 {
+        let store = {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::PgConnection::connect_with(&database).await?;
+            let store = noroshi_event_store::store_id(&mut conn).await?;
+            let _ = conn.close().await;
+            store.to_string()
+        };
         let mut messages = open(&nats, &config, fanout.size).await?;
         let mut consumed = 0;
         loop {
@@ -522,8 +529,16 @@ async fn read_stream(
                     )));
                 }
                 consumed = info.consumer_sequence;
-                let (aggregate_type, position) = runner::source(message, sequence)?;
                 fanout.end.sequence = sequence;
+                if let Some(foreign) = runner::foreign(message, &store) {
+                    tracing::error!(
+                        sequence,
+                        store = foreign,
+                        "an event of another store is on the stream; refused, not applied"
+                    );
+                    continue;
+                }
+                let (aggregate_type, position) = runner::source(message, sequence)?;
                 fanout.end.store_position = fanout.end.store_position.max(position);
                 if runner::reads(&sources, aggregate_type) {
                     fanout.take(runner::recorded(message, sequence)?)?;

@@ -433,6 +433,7 @@ async fn apply_batch<P: Projection>(
     projection: &P,
     batch: &[jetstream::Message],
     position: &mut Position,
+    store: &str,
 ) -> Result<(), ProjectionError> {
     // This batch's versions; merged into `position` only once the batch has committed.
     let mut applied: HashMap<String, u64> = HashMap::new();
@@ -446,8 +447,12 @@ async fn apply_batch<P: Projection>(
             .map_err(|e| ProjectionError::Nats(e.to_string()))?;
         let sequence = info.stream_sequence;
         position.pending = info.pending;
-        let (aggregate_type, event_position) = source(message, sequence)?;
         last_sequence = sequence;
+        if let Some(foreign) = foreign(message, store) {
+            refuse::<P>(conn, sequence, foreign).await?;
+            continue;
+        }
+        let (aggregate_type, event_position) = source(message, sequence)?;
         store_position = store_position.max(event_position);
         // An event of a stream the projection does not read is passed over undecoded.
         if reads(P::SOURCES, aggregate_type) {
@@ -491,6 +496,7 @@ async fn apply_batch<P: Projection>(
         );
     }
     let mut fresh = Vec::with_capacity(events.len());
+    let mut healed: u64 = 0;
     for recorded in events {
         let stream_id = recorded.stream_id.to_string();
         let last = applied
@@ -499,6 +505,41 @@ async fn apply_batch<P: Projection>(
             .or_else(|| stored.get(&stream_id))
             .copied()
             .unwrap_or(0);
+        if recorded.version > last + 1 {
+            // A hole: the versions between never reached this projection (JetStream lost,
+            // deleted or purged them). The event store has them: they are applied first,
+            // in order, so nothing is skipped and nothing applied twice.
+            let missing = noroshi_event_store::read_versions(
+                &mut tx,
+                &stream_id,
+                last + 1,
+                recorded.version - 1,
+            )
+            .await?;
+            if missing.len() as u64 != recorded.version - 1 - last {
+                return Err(ProjectionError::Gap {
+                    stream_id,
+                    version: recorded.version,
+                    expected: last + 1,
+                });
+            }
+            tracing::warn!(
+                projection = P::NAME,
+                stream_id,
+                from = last + 1,
+                to = recorded.version - 1,
+                "versions missing from the stream; read back from the event store"
+            );
+            for event in missing {
+                let decoded = decode(&event)?;
+                written.insert(stream_id.clone(), (event.version, event.position));
+                applied.insert(stream_id.clone(), event.version);
+                store_position = store_position.max(event.position);
+                healed += 1;
+                fresh.push((event, decoded));
+            }
+        }
+        let last = applied.get(&stream_id).copied().unwrap_or(last);
         if !is_new(&stream_id, recorded.version, last)? {
             tracing::debug!(
                 projection = P::NAME,
@@ -531,10 +572,11 @@ async fn apply_batch<P: Projection>(
            ON CONFLICT (projection, stream_id) DO UPDATE \
              SET version = excluded.version, position = excluded.position), \
          checkpoint AS ( \
-           INSERT INTO projection_checkpoints (projection, stream_sequence, position) \
-           VALUES ($1, $2, $3) \
+           INSERT INTO projection_checkpoints (projection, stream_sequence, position, healed_events) \
+           VALUES ($1, $2, $3, $9) \
            ON CONFLICT (projection) DO UPDATE \
              SET stream_sequence = excluded.stream_sequence, position = excluded.position, \
+                 healed_events = projection_checkpoints.healed_events + $9, \
                  updated_at = now()) \
          SELECT pg_notify($7, $8) WHERE cardinality($4::text[]) > 0",
     )
@@ -546,10 +588,45 @@ async fn apply_batch<P: Projection>(
     .bind(&positions)
     .bind(VIEWS_CHANNEL)
     .bind(notification(P::NAME, streams.iter().copied()))
+    .bind(count(healed))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     position.committed(applied, last_sequence, store_position);
+    Ok(())
+}
+
+/// The store a message names as its publisher when that is not `store` (this one's).
+/// A message that names none was published before stores were named: it is this one's.
+pub(crate) fn foreign<'m>(message: &'m jetstream::Message, store: &str) -> Option<&'m str> {
+    let headers = message.headers.as_ref()?;
+    noroshi_event_store::wire::publishing_store(headers).filter(|s| *s != store)
+}
+
+/// Refuses the event of another store at stream sequence `sequence`: nothing of it is
+/// applied; it is counted (`/metrics`, `projection_foreign_events`) and said loudly.
+async fn refuse<P: Projection>(
+    conn: &mut PgConnection,
+    sequence: u64,
+    foreign: &str,
+) -> Result<(), ProjectionError> {
+    tracing::error!(
+        projection = P::NAME,
+        sequence,
+        store = foreign,
+        "an event of another store is on this projection's stream; refused, not applied: \
+         two deployments share one stream (give each its own NOROSHI_NATS_STREAM and \
+         NOROSHI_NATS_SUBJECT_PREFIX)"
+    );
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, stream_sequence, position, foreign_events) \
+         VALUES ($1, 0, 0, 1) \
+         ON CONFLICT (projection) DO UPDATE \
+           SET foreign_events = projection_checkpoints.foreign_events + 1",
+    )
+    .bind(P::NAME)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -668,6 +745,7 @@ async fn lead<P: Projection>(
     status: &ProjectionStatus,
     shutdown: &CancellationToken,
 ) -> Result<(), ProjectionError> {
+    let store = noroshi_event_store::store_id(&mut *conn).await?.to_string();
     let mut position = committed_position(conn, P::NAME, config.known_versions).await?;
     status
         .checkpoint
@@ -705,7 +783,7 @@ async fn lead<P: Projection>(
             }
         };
         last_message = Instant::now();
-        apply_batch(conn, projection, &batch, &mut position).await?;
+        apply_batch(conn, projection, &batch, &mut position, &store).await?;
         if marked && position.pending == 0 {
             // An interrupted rebuild left its mark; caught up, the view is whole again.
             sqlx::query(

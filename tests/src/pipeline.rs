@@ -34,9 +34,26 @@ impl Pipeline {
         nats: &NatsServer,
         known_versions: usize,
     ) -> (Self, JoinHandle<()>) {
+        Self::components(
+            db,
+            nats,
+            known_versions,
+            vec![Component::Relay, Component::Projections],
+        )
+        .await
+    }
+
+    /// Only the relay (`[Component::Relay]`) or only the projections, for a test that
+    /// does something to the stream between them.
+    pub async fn components(
+        db: &TestDatabase,
+        nats: &NatsServer,
+        known_versions: usize,
+        components: Vec<Component>,
+    ) -> (Self, JoinHandle<()>) {
         let mut config = Config::new(db.url());
         config.database.max_connections = 10;
-        config.components = vec![Component::Relay, Component::Projections];
+        config.components = components;
         config.nats.url = nats.url();
         config.relay.poll_interval = Duration::from_millis(100);
         config.relay.leader_retry = Duration::from_millis(100);

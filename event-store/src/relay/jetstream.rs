@@ -82,6 +82,24 @@ pub enum PublishFailure {
     },
     #[error("the last message on {subject} is not a noroshi event")]
     ForeignMessage { subject: String },
+    #[error(
+        "jetstream stream {stream} carries the events of another store ({owner}), not this \
+         one's ({store}): two deployments point at one stream; nothing is published until \
+         each has its own (NOROSHI_NATS_STREAM and NOROSHI_NATS_SUBJECT_PREFIX)"
+    )]
+    ForeignStream {
+        stream: String,
+        owner: String,
+        store: Uuid,
+    },
+}
+
+/// How a stream names the store whose events it carries, in its description.
+const OWNER: &str = "noroshi store ";
+
+/// The store a stream's description names as its owner.
+fn owner(description: Option<&str>) -> Option<&str> {
+    description?.strip_prefix(OWNER).map(str::trim)
 }
 
 /// Publishes events to one JetStream stream.
@@ -92,18 +110,34 @@ pub(crate) struct Publisher {
     stream: stream::Stream,
     prefix: SubjectPrefix,
     stream_name: String,
+    /// This store's identity, on every message as `Noroshi-Store`.
+    store: Uuid,
 }
 
 impl Publisher {
-    /// Creates the stream, or brings an existing one to `settings`.
+    /// Creates the stream, or brings an existing one to `settings`; refused when the
+    /// stream is another store's. The stream's description names its store (a stream
+    /// that names none, made before stores were named, is claimed).
     pub(crate) async fn provision(
         client: async_nats::Client,
         settings: &StreamSettings,
         prefix: SubjectPrefix,
         publish_timeout: Duration,
+        store: Uuid,
     ) -> Result<Self, PublishFailure> {
         let mut context = jetstream::new(client.clone());
         context.set_timeout(publish_timeout);
+        if let Ok(mut existing) = context.get_stream(&settings.name).await
+            && let Ok(info) = existing.info().await
+            && let Some(owner) = owner(info.config.description.as_deref())
+            && owner != store.to_string()
+        {
+            return Err(PublishFailure::ForeignStream {
+                stream: settings.name.clone(),
+                owner: owner.to_owned(),
+                store,
+            });
+        }
         let config = stream::Config {
             name: settings.name.clone(),
             subjects: vec![prefix.all_events_filter()],
@@ -114,6 +148,7 @@ impl Publisher {
             max_bytes: settings.max_bytes,
             duplicate_window: settings.duplicate_window,
             allow_direct: true,
+            description: Some(format!("{OWNER}{store}")),
             ..Default::default()
         };
         context
@@ -136,6 +171,7 @@ impl Publisher {
             stream,
             prefix,
             stream_name: settings.name.clone(),
+            store,
         })
     }
 
@@ -169,6 +205,18 @@ impl Publisher {
             }
             let subject = self.subject(event);
             let version = match self.stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(message)
+                    if wire::publishing_store(&message.headers)
+                        .is_some_and(|s| s != self.store.to_string()) =>
+                {
+                    return Err(PublishFailure::ForeignStream {
+                        stream: self.stream_name.clone(),
+                        owner: wire::publishing_store(&message.headers)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        store: self.store,
+                    });
+                }
                 Ok(message) => message
                     .headers
                     .get(wire::VERSION)
@@ -238,7 +286,11 @@ impl Publisher {
             .context
             .publish_with_headers(
                 self.subject(event),
-                wire::event_headers(event),
+                {
+                    let mut headers = wire::event_headers(event);
+                    headers.insert(wire::STORE, self.store.to_string().as_str());
+                    headers
+                },
                 event.payload.clone(),
             )
             .await

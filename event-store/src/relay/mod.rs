@@ -86,7 +86,10 @@ pub async fn run(
     config: RelayConfig,
     shutdown: CancellationToken,
 ) -> Result<(), RelayError> {
-    let Some(publisher) = provision(&nats, &config, &shutdown).await else {
+    let Some(store) = store_identity(&pool, &config, &shutdown).await else {
+        return Ok(());
+    };
+    let Some(publisher) = provision(&nats, &config, store, &shutdown).await else {
         return Ok(());
     };
     let needed = config.max_payload_bytes + HEADER_ALLOWANCE;
@@ -121,10 +124,30 @@ pub async fn run(
     }
 }
 
-/// Creates the JetStream stream, retrying while NATS is unreachable.
+/// This store's identity, retrying while the database is unreachable.
+async fn store_identity(
+    pool: &PgPool,
+    config: &RelayConfig,
+    shutdown: &CancellationToken,
+) -> Option<uuid::Uuid> {
+    let mut backoff = Backoff::new(config.max_backoff);
+    loop {
+        match crate::identity::store_id(pool).await {
+            Ok(store) => return Some(store),
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot read the store's identity; retrying");
+                backoff.sleep(shutdown).await.ok()?;
+            }
+        }
+    }
+}
+
+/// Creates the JetStream stream, retrying while NATS is unreachable or the stream is
+/// another store's.
 async fn provision(
     nats: &async_nats::Client,
     config: &RelayConfig,
+    store: uuid::Uuid,
     shutdown: &CancellationToken,
 ) -> Option<Publisher> {
     let mut backoff = Backoff::new(config.max_backoff);
@@ -134,10 +157,15 @@ async fn provision(
             &config.stream,
             config.subject_prefix.clone(),
             config.publish_timeout,
+            store,
         )
         .await
         {
             Ok(publisher) => return Some(publisher),
+            Err(error @ PublishFailure::ForeignStream { .. }) => {
+                tracing::error!(error = %error, "the relay refuses to publish");
+                backoff.sleep(shutdown).await.ok()?;
+            }
             Err(error) => {
                 tracing::warn!(error = %error, "jetstream not ready; retrying");
                 backoff.sleep(shutdown).await.ok()?;

@@ -371,6 +371,22 @@ pub async fn lag(pool: &PgPool, head: u64) -> Result<Vec<(String, u64)>, QueryEr
         .collect())
 }
 
+/// Each projection's counts of what its stream did not give it whole: events of another
+/// store it refused, and events it read back from the event store because its stream
+/// lacked them.
+pub async fn stream_health(pool: &PgPool) -> Result<Vec<(String, u64, u64)>, QueryError> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT projection, foreign_events, healed_events FROM projection_checkpoints ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or_default();
+    Ok(rows
+        .into_iter()
+        .map(|(name, foreign, healed)| (name, count(foreign), count(healed)))
+        .collect())
+}
+
 /// The `(stream, version)` pairs of a request, each checked.
 pub(crate) fn min_versions(
     min_versions: Option<&pb::MinVersions>,

@@ -49,6 +49,8 @@ pub struct Metrics {
     head_position: Gauge,
     relay_backlog: Gauge,
     projection_lag: Family<ProjectionLabels, Gauge>,
+    projection_foreign: Family<ProjectionLabels, Gauge>,
+    projection_healed: Family<ProjectionLabels, Gauge>,
     shared_statements: Counter,
     shared_appends: Counter,
     /// Held while the two counters above catch up with the store's.
@@ -90,6 +92,18 @@ impl Default for Metrics {
             "How far each projection is behind the event store, in event positions",
             projection_lag.clone(),
         );
+        let projection_foreign = Family::<ProjectionLabels, Gauge>::default();
+        registry.register(
+            "projection_foreign_events",
+            "Events of another store each projection met on its stream and refused (never applied)",
+            projection_foreign.clone(),
+        );
+        let projection_healed = Family::<ProjectionLabels, Gauge>::default();
+        registry.register(
+            "projection_healed_events",
+            "Events each projection read back from the event store because its stream lacked them",
+            projection_healed.clone(),
+        );
         let shared_statements = Counter::default();
         registry.register(
             "append_shared_statements",
@@ -109,6 +123,8 @@ impl Default for Metrics {
             head_position,
             relay_backlog,
             projection_lag,
+            projection_foreign,
+            projection_healed,
             shared_statements,
             shared_appends,
             sharing: std::sync::Mutex::default(),
@@ -154,6 +170,19 @@ impl Metrics {
             self.projection_lag
                 .get_or_create(&ProjectionLabels { projection })
                 .set(i64::try_from(lag).unwrap_or(i64::MAX));
+        }
+        for (projection, refused, healed) in
+            noroshi_projections::views::stream_health(views).await?
+        {
+            let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            self.projection_healed
+                .get_or_create(&ProjectionLabels {
+                    projection: projection.clone(),
+                })
+                .set(gauge(healed));
+            self.projection_foreign
+                .get_or_create(&ProjectionLabels { projection })
+                .set(gauge(refused));
         }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
