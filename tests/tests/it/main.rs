@@ -19,6 +19,7 @@ mod drills;
 mod event_store;
 mod exports;
 mod fhir;
+mod fuzz;
 mod healing;
 mod history;
 mod http_commands;
