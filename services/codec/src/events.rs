@@ -813,3 +813,149 @@ fn decode_payload(event_type: &str, payload: &Bytes) -> Decoded<DomainEvent> {
         other => return crate::consult::decode(other, payload),
     })
 }
+
+/// Generated facility events survive the wire: encoding, then decoding, gives the event
+/// back, whatever its figures, times, ids and free text (DESIGN.md §13).
+#[cfg(test)]
+mod properties {
+    use noroshi_domain::values::{Acceptance, AcceptanceConstraint, BedCategory, DischargeOutcome};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn at() -> impl Strategy<Value = OffsetDateTime> {
+        // 1970 to 2100, to the nanosecond (what a protobuf Timestamp carries).
+        (0_i64..4_102_444_800, 0_i64..1_000_000_000).prop_map(|(s, n)| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(s) * 1_000_000_000 + i128::from(n))
+                .unwrap()
+        })
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof!["\\PC{1,80}", "[ぁ-ん一-龥ー、。]{1,40}", "[ -~]{1,200}"]
+    }
+
+    fn reason() -> impl Strategy<Value = Reason> {
+        text().prop_filter_map("a valid reason", |t| Reason::parse(&t).ok())
+    }
+
+    fn note() -> impl Strategy<Value = Text> {
+        text().prop_filter_map("a valid text", |t| Text::parse(&t).ok())
+    }
+
+    fn proxy() -> impl Strategy<Value = Option<ProxyEntry>> {
+        proptest::option::of(("[a-z][a-z0-9-]{1,30}[a-z0-9]", reason()).prop_filter_map(
+            "a valid facility id",
+            |(id, reason)| {
+                FacilityId::parse(&id)
+                    .ok()
+                    .map(|entered_by| ProxyEntry { entered_by, reason })
+            },
+        ))
+    }
+
+    fn category() -> impl Strategy<Value = BedCategory> {
+        prop::sample::select(BedCategory::ALL)
+    }
+
+    fn facility_event() -> impl Strategy<Value = FacilityEvent> {
+        let figures = (category(), 0_u32..100_000, 0_u32..100_000, 0_u32..100_000).prop_map(
+            |(category, secured, ready, occupied)| CategoryFigures {
+                category,
+                secured,
+                ready,
+                occupied,
+            },
+        );
+        let placement = any::<u128>().prop_map(uuid::Uuid::from_u128);
+        prop_oneof![
+            (prop::collection::vec(figures, 1..5), at(), proxy()).prop_map(
+                |(categories, declared_at, proxy)| FacilityEvent::CapacityDeclared {
+                    categories,
+                    declared_at,
+                    proxy,
+                }
+            ),
+            (
+                category(),
+                prop::sample::select(Acceptance::ALL),
+                prop::collection::btree_set(prop::sample::select(AcceptanceConstraint::ALL), 0..4),
+                at(),
+                proxy()
+            )
+                .prop_map(|(category, acceptance, constraints, changed_at, proxy)| {
+                    FacilityEvent::AcceptanceChanged {
+                        category,
+                        acceptance,
+                        constraints,
+                        changed_at,
+                        proxy,
+                    }
+                }),
+            (
+                category(),
+                placement.clone(),
+                at(),
+                proptest::option::of(reason())
+            )
+                .prop_map(
+                    |(category, placement_id, hold_deadline, capacity_override)| {
+                        FacilityEvent::BedHeld {
+                            category,
+                            placement_id,
+                            hold_deadline,
+                            capacity_override,
+                        }
+                    }
+                ),
+            (category(), placement.clone(), note()).prop_map(|(category, placement_id, reason)| {
+                FacilityEvent::BedHoldReleased {
+                    category,
+                    placement_id,
+                    reason,
+                }
+            }),
+            (category(), placement.clone()).prop_map(|(category, placement_id)| {
+                FacilityEvent::BedOccupied {
+                    category,
+                    placement_id,
+                }
+            }),
+            (
+                category(),
+                placement,
+                prop::sample::select(DischargeOutcome::ALL)
+            )
+                .prop_map(|(category, placement_id, outcome)| {
+                    FacilityEvent::BedVacated {
+                        category,
+                        placement_id,
+                        outcome,
+                    }
+                }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_facility_event_decodes_to_itself(event in facility_event(), occurred in at()) {
+            let event = DomainEvent::Facility(event);
+            let new = encode(&event, "hofu-central", occurred);
+            let decoded = decode_payload(&new.event_type, &new.payload);
+            prop_assert_eq!(decoded.ok(), Some(event));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(
+            payload in prop::collection::vec(any::<u8>(), 0..256),
+            kind in prop::sample::select(vec![
+                "CapacityDeclared", "AcceptanceChanged", "BedHeld", "CaseReported",
+                "PlacementRequested", "ObservationRecorded", "Unknown",
+            ]),
+        ) {
+            let _ = decode_payload(&format!("noroshi.v1.{kind}"), &Bytes::from(payload));
+        }
+    }
+}
