@@ -480,3 +480,128 @@ fn check_figures(kind: FacilityKind, categories: &[CategoryFigures]) -> Result<(
     }
     violations.into_result()
 }
+
+/// Whatever the order of declarations and of the holds, arrivals and discharges the
+/// placements bring (as the orchestration emits them: a hold for a new placement, a
+/// release or an arrival of an open hold, a discharge of an occupant, and stray ones for
+/// placements the facility does not know), the beds a facility holds are exactly its open
+/// holds, category by category, and no figure wraps below zero (DESIGN.md §13).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Declare(BedCategory, u32, u32, u32),
+        Hold(BedCategory),
+        /// Of the n-th open hold (modulo), or of an unknown placement when there is none.
+        Release(usize),
+        Arrive(usize),
+        Discharge(usize),
+        Stray(u128),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let category = prop::sample::select(BedCategory::ALL);
+        prop_oneof![
+            (category.clone(), 0_u32..50, 0_u32..50, 0_u32..50)
+                .prop_map(|(c, s, r, o)| Step::Declare(c, s, r, o)),
+            category.prop_map(Step::Hold),
+            any::<usize>().prop_map(Step::Release),
+            any::<usize>().prop_map(Step::Arrive),
+            any::<usize>().prop_map(Step::Discharge),
+            any::<u128>().prop_map(Step::Stray),
+        ]
+    }
+
+    fn nth(map: &BTreeMap<Uuid, BedCategory>, n: usize) -> Option<(Uuid, BedCategory)> {
+        (!map.is_empty()).then(|| {
+            let (id, category) = map
+                .iter()
+                .nth(n % map.len())
+                .unwrap_or_else(|| unreachable!());
+            (*id, *category)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn held_beds_are_the_open_holds(steps in prop::collection::vec(step(), 0..60)) {
+            let at = datetime!(2026-12-07 03:00 UTC);
+            let mut facility = Facility::default();
+            let mut events = Vec::new();
+            for (i, step) in steps.into_iter().enumerate() {
+                let event = match step {
+                    Step::Declare(category, secured, ready, occupied) => FacilityEvent::CapacityDeclared {
+                        categories: vec![CategoryFigures { category, secured, ready, occupied }],
+                        declared_at: at,
+                        proxy: None,
+                    },
+                    Step::Hold(category) => FacilityEvent::BedHeld {
+                        category,
+                        placement_id: Uuid::from_u128(i as u128 + 1),
+                        hold_deadline: at,
+                        capacity_override: None,
+                    },
+                    Step::Release(n) => match nth(&facility.holds, n) {
+                        Some((placement_id, category)) => FacilityEvent::BedHoldReleased {
+                            category,
+                            placement_id,
+                            reason: Text::parse("cancelled").unwrap_or_else(|_| unreachable!()),
+                        },
+                        None => continue,
+                    },
+                    Step::Arrive(n) => match nth(&facility.holds, n) {
+                        Some((placement_id, category)) => FacilityEvent::BedOccupied { category, placement_id },
+                        None => continue,
+                    },
+                    Step::Discharge(n) => match nth(&facility.occupants, n) {
+                        Some((placement_id, category)) => FacilityEvent::BedVacated {
+                            category,
+                            placement_id,
+                            outcome: crate::values::DischargeOutcome::ALL[0],
+                        },
+                        None => continue,
+                    },
+                    Step::Stray(id) => {
+                        let placement_id = Uuid::from_u128(id | (1 << 127));
+                        let category = BedCategory::ALL[(id % BedCategory::ALL.len() as u128) as usize];
+                        match id % 2 {
+                            0 => FacilityEvent::BedHoldReleased {
+                                category,
+                                placement_id,
+                                reason: Text::parse("stray").unwrap_or_else(|_| unreachable!()),
+                            },
+                            _ => FacilityEvent::BedVacated {
+                                category,
+                                placement_id,
+                                outcome: crate::values::DischargeOutcome::ALL[0],
+                            },
+                        }
+                    }
+                };
+                let occupied_before = facility.beds.values().map(|b| u64::from(b.occupied)).sum::<u64>();
+                facility.evolve(&event);
+                events.push(event.clone());
+                for category in BedCategory::ALL {
+                    let open = facility.holds.values().filter(|c| *c == category).count() as u32;
+                    let held = facility.beds.get(category).map_or(0, |b| b.held);
+                    prop_assert_eq!(held, open, "{:?} after {:?}", category, event);
+                }
+                let occupied_after = facility.beds.values().map(|b| u64::from(b.occupied)).sum::<u64>();
+                // A stray release or discharge changes nothing; a discharge frees one bed.
+                if let FacilityEvent::BedVacated { .. } | FacilityEvent::BedHoldReleased { .. } = &event {
+                    prop_assert!(occupied_after <= occupied_before);
+                }
+                prop_assert!(facility.holds.keys().all(|p| !facility.occupants.contains_key(p)));
+            }
+            // The state is a fold of its events, whatever the path.
+            prop_assert_eq!(Facility::from_events(&events), facility);
+        }
+    }
+}
