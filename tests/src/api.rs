@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use noroshi::application::{Application, Component, Config};
+use noroshi_api::listener::ConnectionLimits;
 use noroshi_app::{Clock, CommandHandler, CommandSettings, system_clock};
 use noroshi_domain::placement::PlacementPolicy;
 use noroshi_identity::IdentitySettings;
@@ -144,6 +145,8 @@ pub struct ApiOptions {
     pub through_proxy: bool,
     pub views: ViewSettings,
     pub identity: IdentitySettings,
+    /// Timeouts and connection caps of both listeners.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ApiOptions {
@@ -157,6 +160,7 @@ impl Default for ApiOptions {
             through_proxy: false,
             views: ViewSettings::default(),
             identity: IdentitySettings::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -273,6 +277,7 @@ impl TestApi {
         config.api.max_request_bytes = options.max_message_bytes;
         config.api.views = options.views;
         config.api.identity = options.identity;
+        config.api.connections = options.connections;
         config.api.dev_tokens = Some(options.tokens);
         // The tests' webhook receivers listen on plain http.
         config.api.allow_http_webhooks = true;

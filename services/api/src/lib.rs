@@ -11,6 +11,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod listener;
 pub mod metrics;
 mod openapi;
 pub mod reports;

@@ -35,6 +35,67 @@ struct ProjectionLabels {
     projection: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    /// `http` or `grpc`.
+    listener: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    listener: &'static str,
+    /// `per_address` or `total`.
+    reason: &'static str,
+}
+
+/// The listeners' connection figures (`crate::listener`).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionMetrics {
+    open: Family<ListenerLabels, Gauge>,
+    refused: Family<RefusalLabels, Counter>,
+    timed_out: Family<ListenerLabels, Counter>,
+}
+
+impl ConnectionMetrics {
+    pub(crate) fn opened(&self, listener: &'static str) {
+        self.open.get_or_create(&ListenerLabels { listener }).inc();
+    }
+
+    pub(crate) fn closed(&self, listener: &'static str) {
+        self.open.get_or_create(&ListenerLabels { listener }).dec();
+    }
+
+    pub(crate) fn refused(&self, listener: &'static str, reason: &'static str) {
+        self.refused
+            .get_or_create(&RefusalLabels { listener, reason })
+            .inc();
+    }
+
+    pub(crate) fn timed_out(&self, listener: &'static str) {
+        self.timed_out
+            .get_or_create(&ListenerLabels { listener })
+            .inc();
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "connections_open",
+            "Client connections open on each listener",
+            self.open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Client connections closed at once because their address or the process held too many",
+            self.refused.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "Client connections closed because they were quiet for too long",
+            self.timed_out.clone(),
+        );
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms to about 16 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -53,6 +114,7 @@ pub struct Metrics {
     projection_healed: Family<ProjectionLabels, Gauge>,
     shared_statements: Counter,
     shared_appends: Counter,
+    connections: ConnectionMetrics,
     /// Held while the two counters above catch up with the store's.
     sharing: std::sync::Mutex<()>,
 }
@@ -116,8 +178,11 @@ impl Default for Metrics {
             "Appends that went in such shared statements; divided by the statements, the batch size",
             shared_appends.clone(),
         );
+        let connections = ConnectionMetrics::default();
+        connections.register(&mut registry);
         Self {
             registry,
+            connections,
             requests,
             latency,
             head_position,
@@ -133,6 +198,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The listeners' connection figures, shown with the others.
+    pub fn connections(&self) -> ConnectionMetrics {
+        self.connections.clone()
+    }
+
     fn observe(&self, labels: RequestLabels, started: Instant) {
         self.latency
             .get_or_create(&labels)

@@ -23,6 +23,9 @@ pub struct HttpContext {
     pub allow_http_webhooks: bool,
     /// The drill this server serves (DESIGN.md §12): every page shows its banner.
     pub drill: Option<Arc<DrillMark>>,
+    /// How often a live stream with nothing to send sends a comment, so that a quiet
+    /// view never looks like an idle connection.
+    pub heartbeat: std::time::Duration,
 }
 
 /// What every gRPC service shares.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use noroshi_api::grpc::{self, GrpcContext, GrpcSettings};
 use noroshi_api::http::{self, HttpContext};
+use noroshi_api::listener::{Admission, ConnectionLimits};
 use noroshi_api::metrics::Metrics;
 use noroshi_api::views::Gate;
 use noroshi_api::web::DrillMark;
@@ -118,6 +119,8 @@ pub struct ApiConfig {
     pub tls: Option<TlsFiles>,
     /// Webhook endpoints may be plain `http` (development and tests only).
     pub allow_http_webhooks: bool,
+    /// Timeouts and connection caps of both listeners.
+    pub connections: ConnectionLimits,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -186,6 +189,7 @@ impl Config {
                 dev_tokens: None,
                 tls: None,
                 allow_http_webhooks: false,
+                connections: ConnectionLimits::default(),
             },
             relay: RelayTuning {
                 batch_size: 500,
@@ -297,6 +301,7 @@ struct Api {
     grpc_context: GrpcContext,
     http_context: HttpContext,
     grpc_settings: GrpcSettings,
+    admission: Arc<Admission>,
 }
 
 /// One process's components, built and bound, ready to run.
@@ -371,6 +376,7 @@ impl Application {
         ));
         let views = Arc::new(Gate::new(handler.clone(), pool.clone()).views(api.views));
         let metrics = Arc::new(Metrics::default());
+        let admission = Admission::new(api.connections, metrics.connections());
         let bind = |addr: &str| {
             let addr = addr.to_owned();
             async move {
@@ -389,6 +395,7 @@ impl Application {
                 handler: handler.clone(),
                 max_body_bytes: api.max_request_bytes,
                 allow_http_webhooks: api.allow_http_webhooks,
+                heartbeat: api.connections.heartbeat(),
                 drill: drill.map(|drill| {
                     Arc::new(DrillMark {
                         name: drill.name.clone(),
@@ -406,6 +413,7 @@ impl Application {
             grpc_settings: GrpcSettings {
                 max_message_bytes: api.max_request_bytes,
             },
+            admission,
         })
     }
 
@@ -481,9 +489,9 @@ impl Application {
                 tls = http_tls.is_some(),
                 "apis listening"
             );
-            let token = shutdown.clone();
+            let (token, admission) = (shutdown.clone(), api.admission.clone());
             components.spawn(async move {
-                http::serve(api.http, api.http_context, http_tls, token)
+                http::serve(api.http, api.http_context, http_tls, admission, token)
                     .await
                     .map_err(ServeError::Http)
             });
@@ -494,6 +502,7 @@ impl Application {
                     api.grpc_context,
                     api.grpc_settings,
                     grpc_tls,
+                    api.admission,
                     token,
                 )
                 .await

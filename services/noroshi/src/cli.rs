@@ -429,6 +429,30 @@ pub struct ApiArgs {
     /// the network unencrypted).
     #[arg(long, env = "NOROSHI_ALLOW_HTTP_WEBHOOKS")]
     pub allow_http_webhooks: bool,
+    /// Longest a client may take to send a request's headers, from connecting or from
+    /// its previous answer; also the longest a new connection may stay silent.
+    #[arg(long, env = "NOROSHI_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration, default_value = "15s")]
+    pub header_read_timeout: Duration,
+    /// Longest an answered connection may go without a byte read or written while it
+    /// waits on the client (live streams send a heartbeat every 15 s).
+    #[arg(long, env = "NOROSHI_IDLE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub idle_timeout: Duration,
+    /// Longest one request may take to be answered (503, or gRPC CANCELLED, after).
+    #[arg(long, env = "NOROSHI_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub request_timeout: Duration,
+    /// Connections one client address may hold open at once over both listeners; 0: no
+    /// cap (set it to 0 behind a load balancer, which has every client's address).
+    #[arg(
+        long,
+        env = "NOROSHI_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_connections_per_address: usize,
+    /// Connections the process holds open at once over both listeners. Default: its
+    /// file-descriptor limit (raised to the hard limit at start) less 1,024 kept for the
+    /// database, NATS and files.
+    #[arg(long, env = "NOROSHI_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// A web session unused for this long ends.
     #[arg(long, env = "NOROSHI_SESSION_IDLE", value_parser = humantime::parse_duration, default_value = "30m")]
     pub session_idle: Duration,

@@ -42,6 +42,8 @@ pub enum ServeError {
     Issue(#[source] noroshi_identity::certificates::IssueError),
     #[error("invalid TLS configuration")]
     Tls(#[source] noroshi_identity::certificates::CertificateError),
+    #[error("{0}")]
+    Connections(#[source] noroshi_api::listener::LimitsError),
     #[error("invalid duration {0:?}")]
     Duration(Duration),
     #[error("cannot set up the offer timer")]

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use noroshi_api::listener::ConnectionLimits;
 use noroshi_app::CommandSettings;
 use noroshi_app::timers::TimerSettings;
 use noroshi_domain::placement::PlacementPolicy;
@@ -97,6 +98,17 @@ impl ServeArgs {
             dev_tokens,
             tls: tls_files(api),
             allow_http_webhooks: api.allow_http_webhooks,
+            connections: ConnectionLimits {
+                header_read_timeout: api.header_read_timeout,
+                idle_timeout: api.idle_timeout,
+                request_timeout: api.request_timeout,
+                per_address: api.max_connections_per_address,
+                total: api
+                    .max_connections
+                    .unwrap_or_else(connections_within_descriptor_limit),
+            }
+            .checked()
+            .map_err(ServeError::Connections)?,
         };
         config.relay = RelayTuning {
             batch_size: self.relay.relay_batch_size,
@@ -140,6 +152,18 @@ fn tls_files(args: &ApiArgs) -> Option<TlsFiles> {
             ClientCertificates::Required => certificates::ClientCertificates::Required,
         },
     })
+}
+
+/// Connections the process may hold open when `--max-connections` is not given: its
+/// file-descriptor limit, first raised to the hard limit, less a quarter of it (at most
+/// 1,024) kept for the database, NATS, files and the accept loop.
+fn connections_within_descriptor_limit() -> usize {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or_else(|error| {
+        tracing::warn!(error = %error, "cannot read or raise the file-descriptor limit");
+        1024
+    });
+    let reserved = (limit / 4).min(1024);
+    usize::try_from(limit - reserved).unwrap_or(usize::MAX)
 }
 
 pub async fn migrate(args: &DatabaseArgs) -> Result<(), ServeError> {

@@ -33,6 +33,7 @@ mod request_spans;
 mod secrets;
 mod simulate;
 mod sla;
+mod slow_clients;
 mod stores;
 mod timers;
 mod tls;

@@ -20,11 +20,12 @@ use noroshi_proto::v1::facility_service_server::FacilityServiceServer;
 use noroshi_proto::v1::placement_service_server::PlacementServiceServer;
 use noroshi_proto::v1::view_service_server::ViewServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::http;
+use tonic::transport::server::Connected;
 
 use crate::error::ApiError;
+use crate::listener::{Admission, Watched};
 use crate::metrics::MetricsLayer;
 use noroshi_identity::{Authenticator, Presented};
 
@@ -77,6 +78,7 @@ pub async fn serve(
     context: GrpcContext,
     settings: GrpcSettings,
     tls: Option<GrpcTls>,
+    admission: Arc<Admission>,
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -108,7 +110,12 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(GrpcError::Reflection)?;
     let limit = settings.max_message_bytes;
-    let mut builder = tonic::transport::Server::builder();
+    let limits = admission.limits();
+    let mut builder = tonic::transport::Server::builder()
+        .timeout(limits.request_timeout)
+        .http2_keepalive_interval(Some(limits.heartbeat()))
+        .http2_keepalive_timeout(Some(crate::http::PING_TIMEOUT))
+        .max_concurrent_streams(Some(crate::http::MAX_CONCURRENT_STREAMS));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls).map_err(GrpcError::Tls)?;
     }
@@ -142,25 +149,40 @@ pub async fn serve(
             ViewServiceServer::new(crate::views::grpc::Views(context))
                 .max_decoding_message_size(limit),
         )
-        .serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(incoming(listener, admission), shutdown.cancelled_owned())
         .await
         .map_err(GrpcError::Transport)
 }
 
-/// Accepted connections with Nagle's algorithm off: a response is a few small HTTP/2
-/// frames, and holding the last one back for the peer's delayed ACK adds tens of
-/// milliseconds to a request. (tonic sets this only for listeners it binds itself.)
+/// Accepted connections, admitted and watched (`crate::listener`), with Nagle's
+/// algorithm off: a response is a few small HTTP/2 frames, and holding the last one
+/// back for the peer's delayed ACK adds tens of milliseconds to a request. (tonic sets
+/// this only for listeners it binds itself.)
 fn incoming(
     listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(error = %error, "cannot set TCP_NODELAY");
+    admission: Arc<Admission>,
+) -> impl tokio_stream::Stream<Item = std::io::Result<Watched<tokio::net::TcpStream>>> {
+    futures_util::stream::unfold((listener, admission), |(listener, admission)| async move {
+        loop {
+            let Some((tcp, addr)) = crate::http::accept(&listener).await else {
+                continue;
+            };
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %error, "cannot set TCP_NODELAY");
+            }
+            if let Ok(permit) = admission.admit(addr.ip(), "grpc") {
+                return Some((Ok(Watched::new(tcp, permit)), (listener, admission)));
+            }
         }
-        Ok(stream)
     })
+}
+
+impl<Io: Connected> Connected for Watched<Io> {
+    type ConnectInfo = Io::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.get_ref().connect_info()
+    }
 }
 
 /// tonic answers two kinds of bad input on its own, outside the error table: a request

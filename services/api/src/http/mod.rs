@@ -5,6 +5,8 @@
 pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod commands;
+mod connections;
+pub(crate) use connections::{MAX_CONCURRENT_STREAMS, PING_TIMEOUT, accept};
 pub(crate) mod exports;
 pub(crate) mod fhir;
 pub(crate) mod import;
@@ -20,12 +22,13 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
-use axum::serve::ListenerExt;
 use serde_json::json;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
+use crate::listener::{Admission, Watched};
 use crate::metrics::MetricsLayer;
 use crate::web;
 
@@ -145,38 +148,80 @@ pub fn router(context: HttpContext) -> axum::Router {
 
 /// Serves HTTP on `listener` until `shutdown`, then finishes requests in flight.
 /// With `tls`, connections are TLS, and a client certificate the configuration asks for
-/// authenticates the connection's organisation.
+/// authenticates the connection's organisation. Connections are admitted and watched
+/// by `admission` (`crate::listener`).
 pub async fn serve(
     listener: TcpListener,
     context: HttpContext,
     tls: Option<rustls::ServerConfig>,
+    admission: Arc<Admission>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(context);
+    let limits = admission.limits();
+    let app = router(context).layer(axum::middleware::from_fn_with_state(
+        limits.request_timeout,
+        request_timeout,
+    ));
     match tls {
         None => {
-            // Live streams write small events; Nagle's algorithm would hold each one back
-            // until the client acknowledged the previous (up to 40 ms with delayed ACKs).
-            let listener = listener.tap_io(|tcp| {
-                if let Err(error) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %error, "TCP_NODELAY not set");
-                }
-            });
-            axum::serve(
+            let listener = PlainListener {
                 listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
+                admission,
+            };
+            connections::run(listener, app, limits, shutdown).await
         }
         Some(config) => {
-            let listener = tls::TlsListener::new(listener, config, shutdown.clone())?;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<crate::auth::TlsPeer>(),
-            )
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
+            let listener = tls::TlsListener::new(listener, config, admission, shutdown.clone())?;
+            connections::run(listener, app, limits, shutdown).await
         }
+    }
+}
+
+/// Answers 503 to a request that takes longer than the limit (a live stream counts
+/// until it starts); its work is cancelled.
+async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(format!(
+            "the request took longer than {} s and was stopped; a command may or may not have taken effect, so retry it with the same idempotency key",
+            limit.as_secs()
+        ))
+        .into_response(),
+    }
+}
+
+/// Plain TCP connections, admitted and watched.
+struct PlainListener {
+    listener: TcpListener,
+    admission: Arc<Admission>,
+}
+
+impl axum::serve::Listener for PlainListener {
+    type Io = Watched<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Some((tcp, addr)) = connections::accept(&self.listener).await else {
+                continue;
+            };
+            // Live streams write small events; Nagle's algorithm would hold each one
+            // back until the client acknowledged the previous (up to 40 ms with delayed
+            // ACKs).
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %error, "TCP_NODELAY not set");
+            }
+            if let Ok(permit) = self.admission.admit(addr.ip(), "http") {
+                return (Watched::new(tcp, permit), addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
     }
 }

@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::connect_info::Connected;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TlsPeer;
+use crate::listener::{Admission, Watched};
 
 impl Connected<axum::serve::IncomingStream<'_, TlsListener>> for TlsPeer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
@@ -21,7 +22,7 @@ impl Connected<axum::serve::IncomingStream<'_, TlsListener>> for TlsPeer {
 /// run concurrently, so a slow client holds up nobody else.
 #[derive(Debug)]
 pub struct TlsListener {
-    accepted: tokio::sync::mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, TlsPeer)>,
+    accepted: tokio::sync::mpsc::Receiver<(TlsStream<Watched<TcpStream>>, TlsPeer)>,
     local: SocketAddr,
 }
 
@@ -32,6 +33,7 @@ impl TlsListener {
     pub fn new(
         listener: TcpListener,
         config: rustls::ServerConfig,
+        admission: Arc<Admission>,
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
@@ -41,16 +43,17 @@ impl TlsListener {
             loop {
                 let (tcp, addr) = tokio::select! {
                     () = shutdown.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => accepted,
-                        Err(error) => {
-                            tracing::warn!(error = %error, "cannot accept a connection");
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                            continue;
-                        }
+                    accepted = super::connections::accept(&listener) => match accepted {
+                        Some(accepted) => accepted,
+                        None => continue,
                     },
                 };
+                // Admitted before the handshake, the costly part.
+                let Ok(permit) = admission.admit(addr.ip(), "http") else {
+                    continue;
+                };
                 let _ = tcp.set_nodelay(true);
+                let tcp = Watched::new(tcp, permit);
                 let acceptor = acceptor.clone();
                 let sender = sender.clone();
                 tokio::spawn(async move {
@@ -78,7 +81,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<tokio::net::TcpStream>;
+    type Io = TlsStream<Watched<TcpStream>>;
     type Addr = TlsPeer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

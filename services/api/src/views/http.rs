@@ -103,7 +103,7 @@ async fn watch_view<V: ViewQuery>(
         )
     });
     Ok(Sse::new(events)
-        .keep_alive(KeepAlive::default())
+        .keep_alive(KeepAlive::new().interval(context.heartbeat))
         .into_response())
 }
 
