@@ -22,15 +22,26 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    /// Waits until this process holds lock `key`; `None` when shut down first.
+    /// Waits until this process holds lock `key`, the lock of `role`; `None` when shut
+    /// down first.
     ///
     /// Retries every `retry` while another process leads, and on connection failures.
+    /// The lock's connection is named `<application name> leads <role>` in
+    /// `pg_stat_activity`, so that operators see which node leads what (`ops/cluster
+    /// status`); the application name is the database URL's `application_name`, or
+    /// `noroshi`.
     pub async fn acquire(
         options: &PgConnectOptions,
         key: i64,
+        role: &str,
         retry: Duration,
         shutdown: &CancellationToken,
     ) -> Option<Self> {
+        let name = format!(
+            "{} leads {role}",
+            options.get_application_name().unwrap_or("noroshi")
+        );
+        let options = options.clone().application_name(&name);
         let mut waiting_logged = false;
         let mut connection: Option<PgConnection> = None;
         loop {

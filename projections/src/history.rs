@@ -488,6 +488,7 @@ pub async fn run_snapshotter(
     let Some(leadership) = noroshi_event_store::leader::Leadership::acquire(
         &database,
         key,
+        "view_snapshots",
         Duration::from_secs(5),
         &shutdown,
     )

@@ -122,8 +122,14 @@ pub async fn rebuild(
     let mut leaderships = Vec::with_capacity(views.len());
     for (view, _) in views {
         let key = runner::lock_key(view.name());
-        let Some(leadership) =
-            Leadership::acquire(&database, key, config.leader_retry_interval, &shutdown).await
+        let Some(leadership) = Leadership::acquire(
+            &database,
+            key,
+            view.name(),
+            config.leader_retry_interval,
+            &shutdown,
+        )
+        .await
         else {
             release(leaderships).await;
             return Ok(None);

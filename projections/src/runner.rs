@@ -219,8 +219,14 @@ pub async fn run<P: Projection>(
     let key = lock_key(P::NAME);
     let mut backoff = Duration::from_millis(100);
     loop {
-        let Some(mut leadership) =
-            Leadership::acquire(&database, key, config.leader_retry_interval, &shutdown).await
+        let Some(mut leadership) = Leadership::acquire(
+            &database,
+            key,
+            P::NAME,
+            config.leader_retry_interval,
+            &shutdown,
+        )
+        .await
         else {
             return;
         };

@@ -105,6 +105,7 @@ pub async fn run(
         let Some(leadership) = Leadership::acquire(
             &options,
             RELAY_LOCK_KEY,
+            "relay",
             config.leader_retry_interval,
             &shutdown,
         )

@@ -217,6 +217,15 @@ impl Config {
 }
 
 /// The pool of a database configuration.
+/// The servers of a NATS URL list (`nats://n1:4222,nats://n2:4222`): the client connects
+/// to one of them and fails over to the others.
+pub fn nats_servers(urls: &str) -> Vec<&str> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect()
+}
+
 pub fn pool(database: &DatabaseConfig) -> Result<PgPool, ServeError> {
     let options =
         noroshi_event_store::connect_options(&database.url).map_err(ServeError::DatabaseUrl)?;
@@ -337,7 +346,7 @@ impl Application {
             let client = async_nats::ConnectOptions::new()
                 .name("noroshi")
                 .retry_on_initial_connect()
-                .connect(config.nats.url.as_str())
+                .connect(nats_servers(&config.nats.url))
                 .await
                 .map_err(ServeError::NatsUrl)?;
             Some(client)
@@ -622,5 +631,22 @@ impl Visitor for SpawnProjection<'_> {
             runner::run(database, nats, config, projection, status, token).await;
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nats_servers;
+
+    #[test]
+    fn a_nats_url_list_names_every_server() {
+        assert_eq!(
+            nats_servers("nats://n1:4222, nats://n2:4222,,nats://n3:4222"),
+            ["nats://n1:4222", "nats://n2:4222", "nats://n3:4222"]
+        );
+        assert_eq!(
+            nats_servers("nats://127.0.0.1:4222"),
+            ["nats://127.0.0.1:4222"]
+        );
     }
 }

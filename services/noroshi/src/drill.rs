@@ -560,7 +560,7 @@ async fn remove_stream(url: &str, stream: &str) {
     let client = match async_nats::ConnectOptions::new()
         .name("noroshi drill stop")
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect(crate::application::nats_servers(url))
         .await
     {
         Ok(client) => client,

@@ -25,7 +25,7 @@ pub async fn run(args: RebuildArgs) -> Result<(), ServeError> {
         SubjectPrefix::parse(&args.nats.nats_subject_prefix).map_err(ServeError::SubjectPrefix)?;
     let nats = async_nats::ConnectOptions::new()
         .name("noroshi-rebuild")
-        .connect(args.nats.nats_url.as_str())
+        .connect(crate::application::nats_servers(&args.nats.nats_url))
         .await
         .map_err(ServeError::NatsUrl)?;
     let config = RunnerConfig {

@@ -240,7 +240,8 @@ fn relay_process(db: &TestDatabase, nats: &NatsServer, name: &str) -> NoroshiPro
     )
 }
 
-/// The `application_name` of the session holding the relay's advisory lock.
+/// The `application_name` of the session holding the relay's advisory lock: the
+/// process's own, then ` leads relay`.
 async fn leader(db: &TestDatabase) -> Option<String> {
     sqlx::query_scalar(
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
@@ -312,7 +313,7 @@ async fn a_standby_relay_takes_over_when_the_leader_dies() {
     let store = db.store();
     let mut a = relay_process(&db, &nats, "relay_a");
     eventually("relay a to lead", DRAIN, || async {
-        leader(&db).await.as_deref() == Some("relay_a")
+        leader(&db).await.as_deref() == Some("relay_a leads relay")
     })
     .await;
     let mut b = relay_process(&db, &nats, "relay_b");
@@ -325,13 +326,13 @@ async fn a_standby_relay_takes_over_when_the_leader_dies() {
     );
     assert_eq!(
         leader(&db).await.as_deref(),
-        Some("relay_a"),
+        Some("relay_a leads relay"),
         "one leader at a time"
     );
 
     a.kill();
     eventually("relay b to take over", DRAIN, || async {
-        leader(&db).await.as_deref() == Some("relay_b")
+        leader(&db).await.as_deref() == Some("relay_b leads relay")
     })
     .await;
     append_round_robin(&store, "facility", 3, 50).await;
