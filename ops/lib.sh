@@ -85,18 +85,30 @@ ensure_postgres() {
     export NOROSHI_ADMIN_DATABASE_URL="$local_url"; return
   fi
   local port="${NOROSHI_PRIVATE_PG_PORT:-55432}"
-  local dir="$DATA/pg"
+  start_private_postgres "$DATA/pg" "$port"
+  export NOROSHI_ADMIN_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+# pg_tool NAME ARGS…: runs PostgreSQL's NAME (initdb, pg_ctl) of the newest version
+# installed, as user postgres when root.
+pg_tool() {
   local bin; bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
-  local as=(); [ "$(id -u)" -ne 0 ] || as=(runuser -u postgres --)
+  local tool="$1"; shift
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$bin/$tool" "$@"; else "$bin/$tool" "$@"; fi
+}
+
+# start_private_postgres DIR PORT: a PostgreSQL cluster of its own in DIR (made when
+# missing), started on 127.0.0.1:PORT unless it runs.
+start_private_postgres() {
+  local dir="$1" port="$2"
   if [ ! -f "$dir/PG_VERSION" ]; then
     log "creating a private PostgreSQL cluster in $dir"
     mkdir -p "$dir"; [ "$(id -u)" -ne 0 ] || chown -R postgres "$DATA" "$dir"
-    "${as[@]}" "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
+    pg_tool initdb -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
   if ! psql "postgres://postgres@127.0.0.1:$port/postgres" -qAtc 'select 1' >/dev/null 2>&1; then
     log "starting the private PostgreSQL on 127.0.0.1:$port"
-    "${as[@]}" "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w \
+    pg_tool pg_ctl -D "$dir" -l "$dir/server.log" -w \
       -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300" start >/dev/null
   fi
-  export NOROSHI_ADMIN_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
