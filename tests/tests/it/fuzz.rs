@@ -17,6 +17,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Map, Value, json};
 
+#[path = "placement_model.rs"]
+mod placement_model;
+
 fn cases() -> u32 {
     std::env::var("NOROSHI_FUZZ_CASES")
         .ok()
