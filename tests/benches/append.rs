@@ -26,6 +26,8 @@ async fn main() {
     );
     let raw_rate = raw_insert_rate(&db, concurrency, duration).await;
 
+    // The same pool as the baseline's, open already; warmed again all the same.
+    noroshi_tests::bench::warm(db.pool(), concurrency).await;
     let store = db.store();
     let (append_ops, append_hist) = drive(concurrency, duration, move |worker, n| {
         let store = store.clone();

@@ -12,6 +12,35 @@ use uuid::Uuid;
 
 use crate::TestDatabase;
 
+/// Opens `connections` connections of `pool` at once and gives them back, so that a
+/// timed phase after it finds them open: opening a connection (a TLS handshake on a
+/// server that offers TLS) is not what a phase measures, and must not land in one side
+/// of a ratio and not the other.
+pub async fn warm(pool: &sqlx::PgPool, connections: u64) {
+    let opened = (0..connections).map(|_| pool.acquire());
+    let held: Vec<_> = futures_util::future::join_all(opened)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("open the pool's connections");
+    drop(held);
+}
+
+/// Prints whether `pool`'s connections to PostgreSQL use TLS, and the server's
+/// version: both sides of every ratio use the same server, URL and TLS.
+pub async fn describe_connection(pool: &sqlx::PgPool) {
+    let (tls, version): (Option<bool>, String) = sqlx::query_as(
+        "SELECT (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), current_setting('server_version')",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("describe the connection");
+    println!(
+        "postgres: {version}, TLS {} (both sides of each ratio alike)",
+        if tls == Some(true) { "on" } else { "off" }
+    );
+}
+
 /// Payload size of the baseline rows and of synthetic benchmark events.
 pub const PAYLOAD_BYTES: usize = 256;
 
@@ -104,6 +133,8 @@ pub async fn raw_insert_rate(db: &TestDatabase, concurrency: u64, duration: Dura
     .execute(db.pool())
     .await
     .unwrap();
+    describe_connection(db.pool()).await;
+    warm(db.pool(), concurrency).await;
     let pool = db.pool().clone();
     let (ops, histogram) = drive(concurrency, duration, move |worker, n| {
         let pool = pool.clone();

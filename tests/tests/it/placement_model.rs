@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use noroshi_codec::decode;
 use noroshi_domain::DomainEvent;
-use noroshi_domain::facility::{Facility, FacilityEvent};
-use noroshi_domain::placement::{Placement, PlacementEvent};
+use noroshi_domain::facility::Facility;
+use noroshi_domain::placement::Placement;
 use noroshi_domain::values::PlacementStatus;
 use noroshi_proto::v1 as pb;
 use noroshi_tests::api::{Actor, HC, HOSPITAL, HOSPITAL_OTHER, HQ, TestApi, authed, cid};
@@ -352,31 +352,50 @@ async fn play(api: &TestApi, steps: &[Step], tally: &mut Tally) {
     }
 }
 
+/// The facility and placement streams of the whole store, folded with the domain's
+/// code as far as `position` (each check folds only the events after the last).
+#[derive(Default)]
+struct Folded {
+    position: u64,
+    facilities: BTreeMap<String, Facility>,
+    placements: BTreeMap<Uuid, Placement>,
+}
+
+impl Folded {
+    async fn catch_up(&mut self, api: &TestApi) {
+        let store = api.db.store();
+        let (head, _) = store.head().await.unwrap();
+        let events = store
+            .read_range(self.position, head, &["facility", "placement"], 1_000_000)
+            .await
+            .unwrap();
+        for recorded in &events {
+            let aggregate = recorded.stream_id.aggregate_id().to_owned();
+            match decode(recorded).unwrap() {
+                DomainEvent::Facility(event) => {
+                    self.facilities.entry(aggregate).or_default().evolve(&event);
+                }
+                DomainEvent::Placement(event) => {
+                    self.placements
+                        .entry(aggregate.parse().unwrap())
+                        .or_default()
+                        .evolve(&event);
+                }
+                _ => {}
+            }
+        }
+        self.position = head;
+    }
+}
+
 /// The invariants over the whole store, folded with the domain's code; the first
 /// broken one, if any.
-async fn broken_invariant(api: &TestApi) -> Option<String> {
-    let store = api.db.store();
-    let (head, _) = store.head().await.unwrap();
-    let events = store
-        .read_range(0, head, &["facility", "placement"], 1_000_000)
-        .await
-        .unwrap();
-    let mut facilities: BTreeMap<String, Vec<FacilityEvent>> = BTreeMap::new();
-    let mut placements: BTreeMap<Uuid, Vec<PlacementEvent>> = BTreeMap::new();
-    for recorded in &events {
-        let aggregate = recorded.stream_id.aggregate_id().to_owned();
-        match decode(recorded).unwrap() {
-            DomainEvent::Facility(event) => facilities.entry(aggregate).or_default().push(event),
-            DomainEvent::Placement(event) => placements
-                .entry(aggregate.parse().unwrap())
-                .or_default()
-                .push(event),
-            _ => {}
-        }
-    }
-    let placements: BTreeMap<Uuid, _> = placements
+async fn broken_invariant(api: &TestApi, folded: &mut Folded) -> Option<String> {
+    folded.catch_up(api).await;
+    let placements: BTreeMap<Uuid, _> = folded
+        .placements
         .iter()
-        .filter_map(|(id, events)| Some((*id, Placement::from_events(events).record?)))
+        .filter_map(|(id, placement)| Some((*id, placement.record.clone()?)))
         .collect();
     let mut live_by_case: BTreeMap<Uuid, usize> = BTreeMap::new();
     for record in placements.values() {
@@ -387,8 +406,7 @@ async fn broken_invariant(api: &TestApi) -> Option<String> {
     if let Some((case, live)) = live_by_case.iter().find(|(_, live)| **live > 1) {
         return Some(format!("case {case} has {live} live placements"));
     }
-    for (facility, events) in &facilities {
-        let state = Facility::from_events(events);
+    for (facility, state) in &folded.facilities {
         let at_facility = |wanted: &dyn Fn(PlacementStatus, bool) -> bool| -> BTreeSet<Uuid> {
             placements
                 .iter()
@@ -438,6 +456,7 @@ async fn no_sequence_of_placement_commands_breaks_the_invariants() {
     api.seed().await;
     let runtime = tokio::runtime::Handle::current();
     let tally = std::sync::Mutex::new(Tally::new());
+    let folded = tokio::sync::Mutex::new(Folded::default());
     let mut runner = TestRunner::new(Config {
         cases: super::cases(),
         failure_persistence: None,
@@ -457,7 +476,7 @@ async fn no_sequence_of_placement_commands_breaks_the_invariants() {
                             counts.1 += refused;
                         }
                     }
-                    broken_invariant(&api).await
+                    broken_invariant(&api, &mut *folded.lock().await).await
                 })
             });
             prop_assert!(broken.is_none(), "{}", broken.unwrap_or_default());
