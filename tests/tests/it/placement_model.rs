@@ -156,8 +156,15 @@ async fn play(api: &TestApi, steps: &[Step], tally: &mut Tally) {
     let mut sequence = Sequence::default();
     // Room again, whatever earlier sequences hold; `Declare` steps make it scarce.
     for (facility, actor) in HOSPITALS {
-        api.declare(actor, facility, pb::BedCategory::Moderate, 100, 100, 0)
-            .await;
+        api.declare(
+            actor,
+            facility,
+            pb::BedCategory::Moderate,
+            100_000,
+            100_000,
+            0,
+        )
+        .await;
     }
     for _ in 0..3 {
         sequence
@@ -318,7 +325,7 @@ async fn play(api: &TestApi, steps: &[Step], tally: &mut Tally) {
                 let request = noroshi_tests::api::declare_request(
                     facility,
                     pb::BedCategory::Moderate,
-                    100,
+                    100_000,
                     ready,
                     0,
                 );
