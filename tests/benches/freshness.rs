@@ -66,7 +66,7 @@ async fn main() {
             .fetch_one(api.db.pool())
             .await
             .unwrap();
-        if behind == 0 && running == 6 {
+        if behind == 0 && running == noroshi_projections::View::ALL.len() as i64 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
