@@ -114,10 +114,20 @@ async fn world() -> World {
     }
 }
 
+/// Types `text` into the field `css` matches, in place of what it held. WebDriver's
+/// clear fires no `input` event, so a live update landing between the clear and the
+/// first key may fill the field again (a form that follows live figures until someone
+/// types): then it is cleared and typed again.
 async fn fill(client: &Client, css: &str, text: &str) {
-    let field = wait_for(client, css).await;
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
+    for _ in 0..5 {
+        let field = wait_for(client, css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+        if field.prop("value").await.unwrap().as_deref() == Some(text) {
+            return;
+        }
+    }
+    panic!("{css} does not keep {text:?}");
 }
 
 /// Clicks the element `css` matches; again if a live update redrew it between finding it
