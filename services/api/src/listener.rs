@@ -8,13 +8,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 
 use crate::metrics::ConnectionMetrics;
@@ -40,6 +41,14 @@ pub struct ConnectionLimits {
     /// Connections the process holds open at once, over both listeners.
     pub total: usize,
 }
+
+/// How long an HTTP/2 connection's answer to a ping may take (pings are sent every
+/// [`ConnectionLimits::heartbeat`], so that a connection with quiet streams never looks
+/// idle).
+pub const PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Most requests one HTTP/2 connection may have in flight at once.
+pub const MAX_CONCURRENT_STREAMS: u32 = 256;
 
 /// Bytes a client sends first on any connection: an HTTP/2 preface's length, and less
 /// than any HTTP/1.1 request.
@@ -148,6 +157,37 @@ impl Admission {
         self.limits
     }
 
+    /// The next connection on `listener` (named `name` in metrics) that is admitted,
+    /// with Nagle's algorithm off (responses and live events are small writes, and
+    /// holding one back for the peer's delayed ACK adds tens of milliseconds), under
+    /// watch. Connections refused are closed; errors accepting are logged and, when
+    /// they are not the peer's (such as running out of descriptors), waited out a
+    /// moment rather than spun on.
+    pub async fn accept(
+        self: &Arc<Self>,
+        listener: &TcpListener,
+        name: &'static str,
+    ) -> (Watched<TcpStream>, SocketAddr) {
+        loop {
+            let (tcp, addr) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) if peer_error(&error) => continue,
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.admit(addr.ip(), name) else {
+                continue;
+            };
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %error, "TCP_NODELAY not set");
+            }
+            return (Watched::new(tcp, permit), addr);
+        }
+    }
+
     /// A permit for a connection from `address` on `listener`, held as long as the
     /// connection is open; or why there is none.
     pub fn admit(
@@ -183,6 +223,16 @@ impl Admission {
             listener,
         })
     }
+}
+
+/// Errors of one connection (the peer gave up before it was accepted), not of the
+/// listener.
+fn peer_error(error: &io::Error) -> bool {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        error.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
 }
 
 /// One admitted connection; dropping it frees its place.

@@ -216,7 +216,6 @@ impl Config {
     }
 }
 
-/// The pool of a database configuration.
 /// The servers of a NATS URL list (`nats://n1:4222,nats://n2:4222`): the client connects
 /// to one of them and fails over to the others.
 pub fn nats_servers(urls: &str) -> Vec<&str> {
@@ -226,6 +225,7 @@ pub fn nats_servers(urls: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The pool of a database configuration.
 pub fn pool(database: &DatabaseConfig) -> Result<PgPool, ServeError> {
     let options =
         noroshi_event_store::connect_options(&database.url).map_err(ServeError::DatabaseUrl)?;

@@ -114,8 +114,8 @@ pub async fn serve(
     let mut builder = tonic::transport::Server::builder()
         .timeout(limits.request_timeout)
         .http2_keepalive_interval(Some(limits.heartbeat()))
-        .http2_keepalive_timeout(Some(crate::http::PING_TIMEOUT))
-        .max_concurrent_streams(Some(crate::http::MAX_CONCURRENT_STREAMS));
+        .http2_keepalive_timeout(Some(crate::listener::PING_TIMEOUT))
+        .max_concurrent_streams(Some(crate::listener::MAX_CONCURRENT_STREAMS));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls).map_err(GrpcError::Tls)?;
     }
@@ -154,26 +154,15 @@ pub async fn serve(
         .map_err(GrpcError::Transport)
 }
 
-/// Accepted connections, admitted and watched (`crate::listener`), with Nagle's
-/// algorithm off: a response is a few small HTTP/2 frames, and holding the last one
-/// back for the peer's delayed ACK adds tens of milliseconds to a request. (tonic sets
-/// this only for listeners it binds itself.)
+/// Accepted connections, admitted and watched ([`Admission::accept`], which also turns
+/// Nagle's algorithm off: tonic does so only for listeners it binds itself).
 fn incoming(
     listener: TcpListener,
     admission: Arc<Admission>,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<Watched<tokio::net::TcpStream>>> {
     futures_util::stream::unfold((listener, admission), |(listener, admission)| async move {
-        loop {
-            let Some((tcp, addr)) = crate::http::accept(&listener).await else {
-                continue;
-            };
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %error, "cannot set TCP_NODELAY");
-            }
-            if let Ok(permit) = admission.admit(addr.ip(), "grpc") {
-                return Some((Ok(Watched::new(tcp, permit)), (listener, admission)));
-            }
-        }
+        let (connection, _) = admission.accept(&listener, "grpc").await;
+        Some((Ok(connection), (listener, admission)))
     })
 }
 

@@ -3,8 +3,6 @@
 //! `axum::serve` does not set, and a graceful shutdown that lets requests in flight
 //! finish.
 
-use std::net::SocketAddr;
-
 use axum::extract::connect_info::ConnectInfo;
 use axum::serve::Listener;
 use hyper::body::Incoming;
@@ -12,18 +10,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::listener::ConnectionLimits;
-
-/// How long an HTTP/2 connection's answer to a ping may take (they are sent every
-/// `ConnectionLimits::heartbeat`, so that a connection with quiet streams never looks
-/// idle).
-pub(crate) const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Most requests one HTTP/2 connection may have in flight at once.
-pub(crate) const MAX_CONCURRENT_STREAMS: u32 = 256;
+use crate::listener::{ConnectionLimits, MAX_CONCURRENT_STREAMS, PING_TIMEOUT};
 
 /// Serves `app` on every connection `listener` hands out until `shutdown`; then stops
 /// accepting, asks each connection to finish, and waits for them.
@@ -74,29 +63,4 @@ where
     drop(listener);
     graceful.shutdown().await;
     Ok(())
-}
-
-/// The next connection, or `None` after an error accepting one (logged; after an error
-/// that is not the peer's, such as running out of descriptors, it first waits a moment
-/// rather than spin).
-pub(crate) async fn accept(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
-    match listener.accept().await {
-        Ok(accepted) => Some(accepted),
-        Err(error) if peer_error(&error) => None,
-        Err(error) => {
-            tracing::warn!(error = %error, "cannot accept a connection");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            None
-        }
-    }
-}
-
-/// Errors of one connection (the peer gave up before it was accepted), not of the
-/// listener.
-fn peer_error(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    matches!(
-        error.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    )
 }

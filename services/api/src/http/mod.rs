@@ -6,7 +6,6 @@ pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod commands;
 mod connections;
-pub(crate) use connections::{MAX_CONCURRENT_STREAMS, PING_TIMEOUT, accept};
 pub(crate) mod exports;
 pub(crate) mod fhir;
 pub(crate) mod import;
@@ -205,20 +204,7 @@ impl axum::serve::Listener for PlainListener {
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Some((tcp, addr)) = connections::accept(&self.listener).await else {
-                continue;
-            };
-            // Live streams write small events; Nagle's algorithm would hold each one
-            // back until the client acknowledged the previous (up to 40 ms with delayed
-            // ACKs).
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %error, "TCP_NODELAY not set");
-            }
-            if let Ok(permit) = self.admission.admit(addr.ip(), "http") {
-                return (Watched::new(tcp, permit), addr);
-            }
-        }
+        self.admission.accept(&self.listener, "http").await
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {

@@ -41,19 +41,11 @@ impl TlsListener {
         let (sender, accepted) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             loop {
+                // Admitted before the handshake, the costly part.
                 let (tcp, addr) = tokio::select! {
                     () = shutdown.cancelled() => return,
-                    accepted = super::connections::accept(&listener) => match accepted {
-                        Some(accepted) => accepted,
-                        None => continue,
-                    },
+                    accepted = admission.accept(&listener, "http") => accepted,
                 };
-                // Admitted before the handshake, the costly part.
-                let Ok(permit) = admission.admit(addr.ip(), "http") else {
-                    continue;
-                };
-                let _ = tcp.set_nodelay(true);
-                let tcp = Watched::new(tcp, permit);
                 let acceptor = acceptor.clone();
                 let sender = sender.clone();
                 tokio::spawn(async move {
