@@ -752,6 +752,17 @@ impl TestApi {
             .into_inner()
     }
 
+    /// `facility`'s moderate `(secured, ready)` as the bed board's table holds it now.
+    pub async fn moderate_beds(&self, facility: &str) -> Option<(i32, i32)> {
+        sqlx::query_as(
+            "SELECT secured, ready FROM bed_board_beds WHERE facility_id = $1 AND category = 'MODERATE'",
+        )
+        .bind(facility)
+        .fetch_optional(self.db.pool())
+        .await
+        .expect("read bed_board_beds")
+    }
+
     /// Event types of a stream, in order.
     pub async fn event_types(&self, stream: &str) -> Vec<String> {
         let events = self

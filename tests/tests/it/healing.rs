@@ -15,17 +15,6 @@ use noroshi_tests::api::{HOSPITAL, HOSPITAL_OTHER, TestApi};
 use noroshi_tests::pipeline::{Pipeline, TEST_KNOWN_VERSIONS};
 use noroshi_tests::{NatsServer, eventually, read_all_events};
 
-/// A facility's moderate `(secured, ready)` on the bed board.
-async fn moderate(api: &TestApi, facility: &str) -> Option<(i32, i32)> {
-    sqlx::query_as(
-        "SELECT secured, ready FROM bed_board_beds WHERE facility_id = $1 AND category = 'MODERATE'",
-    )
-    .bind(facility)
-    .fetch_optional(api.db.pool())
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn projections_heal_from_the_store_what_jetstream_lost() {
     let nats = NatsServer::start().await;
@@ -111,8 +100,8 @@ async fn projections_heal_from_the_store_what_jetstream_lost() {
     )
     .await;
     eventually("the views whole again", Duration::from_secs(30), || async {
-        moderate(&api, "hofu-central").await == Some((16, 11))
-            && moderate(&api, "ube-medical").await == Some((6, 4))
+        api.moderate_beds("hofu-central").await == Some((16, 11))
+            && api.moderate_beds("ube-medical").await == Some((6, 4))
     })
     .await;
     // The bed board read back hofu-central's two declarations and ube-medical's

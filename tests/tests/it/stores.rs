@@ -15,13 +15,7 @@ use noroshi_tests::{NatsServer, eventually, read_all_events};
 
 /// `hofu-central`'s moderate `(secured, ready)` on a deployment's bed board.
 async fn moderate(api: &TestApi) -> Option<(i32, i32)> {
-    sqlx::query_as(
-        "SELECT secured, ready FROM bed_board_beds \
-         WHERE facility_id = 'hofu-central' AND category = 'MODERATE'",
-    )
-    .fetch_optional(api.db.pool())
-    .await
-    .unwrap()
+    api.moderate_beds("hofu-central").await
 }
 
 async fn foreign_events(api: &TestApi) -> i64 {
